@@ -1,0 +1,15 @@
+"""The Celery app (``celery -A acw_site worker --beat``).
+
+The periodic schedule lives in django-celery-beat's tables (editable in admin); its defaults
+are installed by a data migration of the ``reporting`` app.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "acw_site.settings")
+
+app = Celery("acw_site")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,14 @@
+"""URL routes: pages, the API, the OpenAPI schema, admin and login."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("api/v1/", include("agents.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("kpis/", include("reporting.urls")),
+    path("", include("agents.page_urls")),
+]

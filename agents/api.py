@@ -1,0 +1,222 @@
+"""The HTTP API (contract §3–4): ingestion, provisioning, live state and KPIs.
+
+Views parse, authorise, call one service or selector, and render.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from reporting.queries import kpi_rows, site_day_bounds, site_today
+
+from . import access, selectors, services
+from .api_auth import BearerTokenAuthentication
+
+MAX_BATCH = 1000
+MAX_BODY_BYTES = 1024 * 1024
+STATUS_CODES = {
+    "accepted": status.HTTP_201_CREATED,
+    "duplicate": status.HTTP_200_OK,
+    "conflict": status.HTTP_409_CONFLICT,
+    "rejected": status.HTTP_400_BAD_REQUEST,
+}
+
+
+class IsIntegration(permissions.BasePermission):
+    message = "only integration tokens may post events"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return access.is_integration(request.user)
+
+
+class CanWatch(permissions.BasePermission):
+    message = "your role may not read agent states or KPIs"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return access.can_watch(request.user)
+
+
+class CanProvision(permissions.BasePermission):
+    message = "only integration tokens and admins may create or update agents"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return access.can_provision(request.user)
+
+
+def _error(message: str, code: int) -> Response:
+    return Response({"error": message}, status=code)
+
+
+EventResult = inline_serializer(
+    "EventResult",
+    {
+        "event_id": serializers.CharField(allow_null=True),
+        "status": serializers.ChoiceField(["accepted", "duplicate", "rejected"]),
+        "error": serializers.CharField(required=False),
+    },
+)
+
+
+class EventsView(APIView):
+    """``POST /api/v1/events``: one event, or ``{"events": [...]}`` with 1 to 1000 events."""
+
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [IsIntegration]
+
+    @extend_schema(
+        request=inline_serializer("EventOrBatch", {"events": serializers.ListField(child=serializers.DictField())}),
+        responses={
+            201: EventResult,
+            200: inline_serializer(
+                "BatchResult",
+                {
+                    "accepted": serializers.IntegerField(),
+                    "duplicates": serializers.IntegerField(),
+                    "rejected": serializers.IntegerField(),
+                    "results": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
+            400: None,
+            401: None,
+            409: None,
+            413: None,
+            503: None,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _error("body: larger than 1 MiB", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        try:
+            raw = request.body
+        except RequestDataTooBig:
+            return _error("body: larger than 1 MiB", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        if len(raw) > MAX_BODY_BYTES:
+            return _error("body: larger than 1 MiB", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return _error("body: not valid JSON", status.HTTP_400_BAD_REQUEST)
+        if not isinstance(body, dict):
+            return _error('body: expected an event object or {"events": [...]}', status.HTTP_400_BAD_REQUEST)
+        if "events" not in body:
+            return self._single(body)
+        batch = body["events"]
+        if not isinstance(batch, list) or not batch:
+            return _error("events: expected a list of 1 to 1000 events", status.HTTP_400_BAD_REQUEST)
+        if len(batch) > MAX_BATCH:
+            return _error("events: more than 1000 events", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        results = services.ingest_events(batch)
+        counts = {"accepted": 0, "duplicates": 0, "rejected": 0}
+        rendered = []
+        for result in results:
+            shown = "rejected" if result.status == "conflict" else result.status
+            counts["duplicates" if shown == "duplicate" else shown] += 1
+            item: dict[str, Any] = {"event_id": result.event_id, "status": shown}
+            if result.error:
+                item["error"] = result.error
+            rendered.append(item)
+        return Response({**counts, "results": rendered}, status=status.HTTP_200_OK)
+
+    def _single(self, body: dict[str, Any]) -> Response:
+        result = services.ingest_event(body)
+        payload: dict[str, Any] = {"event_id": result.event_id, "status": result.status}
+        if result.error:
+            payload["error"] = result.error
+        return Response(payload, status=STATUS_CODES[result.status])
+
+
+class AgentProvisionSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, min_length=1)
+    team = serializers.CharField(max_length=100, min_length=1)
+
+
+class AgentProvisionView(APIView):
+    """``PUT /api/v1/agents/<external_id>``: create or update an agent (tokens and admins)."""
+
+    permission_classes = [CanProvision]
+
+    @extend_schema(request=AgentProvisionSerializer, responses={200: None, 201: None})
+    def put(self, request: Request, external_id: str) -> Response:
+        if not 1 <= len(external_id) <= 100:
+            return _error("external_id: must be 1 to 100 characters", status.HTTP_400_BAD_REQUEST)
+        form = AgentProvisionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        agent, created = services.provision_agent(
+            external_id, name=form.validated_data["name"], team_name=form.validated_data["team"]
+        )
+        return Response(
+            {"agent": agent.external_id, "name": agent.name, "team": agent.team.name},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class AgentStatesView(APIView):
+    """``GET /api/v1/agents/state``: the live state of every agent the caller may see."""
+
+    permission_classes = [CanWatch]
+
+    @extend_schema(responses={200: None})
+    def get(self, request: Request) -> Response:
+        return Response({"agents": selectors.agent_state_rows(request.user)})
+
+
+class KpiQuerySerializer(serializers.Serializer):
+    group_by = serializers.ChoiceField(choices=["agent", "team"], default="agent")
+    to = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+    team = serializers.CharField(required=False, max_length=100)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # "from" is a Python keyword, so the field is added by name.
+        fields["from"] = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        today = site_today()
+        attrs.setdefault("from", today)
+        attrs.setdefault("to", today)
+        if attrs["from"] > attrs["to"]:
+            raise serializers.ValidationError({"from": "must not be after 'to'"})
+        return attrs
+
+
+class KpisView(APIView):
+    """``GET /api/v1/kpis``: ACW KPIs per agent or team for a range of days (contract §4)."""
+
+    permission_classes = [CanWatch]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("group_by", str, enum=["agent", "team"]),
+            OpenApiParameter("from", str, description="YYYY-MM-DD, inclusive (default today)"),
+            OpenApiParameter("to", str, description="YYYY-MM-DD, inclusive (default today)"),
+            OpenApiParameter("team", str, description="only this team"),
+        ],
+        responses={200: None},
+    )
+    def get(self, request: Request) -> Response:
+        query = KpiQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        teams = access.visible_teams(request.user)
+        if "team" in params:
+            teams = teams.filter(name=params["team"])
+            if not teams.exists():
+                return _error("team: no such team among those you may see", status.HTTP_400_BAD_REQUEST)
+        start, end = site_day_bounds(params["from"], params["to"])
+        rows = kpi_rows(
+            team_ids=teams.values_list("pk", flat=True),
+            group_by=params["group_by"],
+            start=start,
+            end=end,
+        )
+        return Response({"rows": [row.as_dict() for row in rows]})

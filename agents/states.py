@@ -1,0 +1,572 @@
+"""The agent state machine as a pure function of an agent's ordered events.
+
+No ORM here. ``project()`` takes where an agent stood (an ``AgentProjection``), the agent's
+next events in ``occurred_at`` order and a way to look up ACW policies, and returns where the
+agent stands after each event plus every interaction, hold and ACW row those events imply —
+system timeouts included. ``agents.services`` feeds it from the event log and writes its output;
+the same function rebuilds everything on replay.
+
+Timeouts are lazy and provisional: ``advance(projection, t)`` closes an open ACW whose deadline
+has passed *at its deadline*. It runs before every event (contract §3: an event at time t first
+times out every ACW whose deadline is before t) and, for the live state, up to "now". The stored
+per-event projection never contains a timeout that happened after the event, so an event that
+arrives late but occurred before a deadline is applied to the ACW still open, and the timeout is
+recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+OFFLINE, AVAILABLE, ON_INTERACTION, ACW, NOT_READY = (
+    "offline",
+    "available",
+    "on_interaction",
+    "acw",
+    "not_ready",
+)
+STATES = (OFFLINE, AVAILABLE, ON_INTERACTION, ACW, NOT_READY)
+
+EVENT_TYPES = (
+    "agent.logged_in",
+    "agent.logged_out",
+    "agent.available",
+    "agent.not_ready",
+    "interaction.started",
+    "interaction.held",
+    "interaction.resumed",
+    "interaction.ended",
+    "acw.extended",
+    "acw.ended",
+)
+
+# What an event does in each state. Missing pairs mean "accepted, stored, changes nothing"
+# (contract §3: e.g. acw.ended with no open ACW, agent.available while on an interaction).
+# Guards that depend on more than the state (matching interaction id, being on hold, the ACW
+# policy) are checked by the action itself.
+IGNORE = "ignore"
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "agent.logged_in": {
+        OFFLINE: "become_available",
+        AVAILABLE: "become_available",
+        NOT_READY: "become_available",
+        ACW: "become_available",
+    },
+    "agent.available": {
+        OFFLINE: "become_available",
+        AVAILABLE: "become_available",
+        NOT_READY: "become_available",
+        ACW: "become_available",
+    },
+    "agent.not_ready": {
+        OFFLINE: "become_not_ready",
+        AVAILABLE: "become_not_ready",
+        NOT_READY: "become_not_ready",
+        ACW: "become_not_ready",
+    },
+    "agent.logged_out": {state: "log_out" for state in STATES},
+    "interaction.started": {state: "start_interaction" for state in STATES},
+    "interaction.held": {ON_INTERACTION: "hold"},
+    "interaction.resumed": {ON_INTERACTION: "resume"},
+    "interaction.ended": {ON_INTERACTION: "end_interaction"},
+    "acw.extended": {ACW: "extend_acw"},
+    "acw.ended": {ACW: "end_acw"},
+}
+
+
+def next_action(state: str, event_type: str) -> str:
+    """The action the table names for this event in this state (``IGNORE`` if none)."""
+    return TRANSITIONS.get(event_type, {}).get(state, IGNORE)
+
+
+# --- Inputs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """The ACW policy values the state machine needs (a snapshot of an ``AcwPolicy``)."""
+
+    mode: str = "timed"
+    seconds: int = 30
+    allow_extension: bool = True
+    extension_step_seconds: int = 30
+    max_seconds: int = 300
+    min_seconds: int = 0
+    timeout_action: str = "available"
+    timeout_reason: str = "acw_timeout"
+    wrap_up_required: bool = False
+
+    @property
+    def has_acw(self) -> bool:
+        return self.mode != "none"
+
+    @property
+    def is_timed(self) -> bool:
+        return self.mode in ("timed", "timed_strict")
+
+
+SITE_DEFAULT_POLICY = PolicySpec()
+
+PolicyLookup = Callable[[int, str], PolicySpec]
+"""(team id, channel) → the policy that applies."""
+
+
+@dataclass(frozen=True)
+class EventIn:
+    """One stored event, as the state machine sees it. ``key`` is the event's row id."""
+
+    key: int
+    type: str
+    occurred_at: datetime
+    team_id: int
+    data: dict[str, Any] = field(default_factory=dict)
+    actor_id: int | None = None
+
+
+# --- The projection -------------------------------------------------------------------------
+
+
+@dataclass
+class OpenInteraction:
+    key: int
+    interaction_id: str
+    channel: str
+    direction: str
+    queue: str
+    started_at: datetime
+    hold_seconds: float = 0.0
+    hold_key: int | None = None
+    hold_started_at: datetime | None = None
+
+
+@dataclass
+class OpenAcw:
+    key: int
+    interaction_key: int | None
+    team_id: int
+    channel: str
+    started_at: datetime
+    deadline: datetime | None
+    policy: PolicySpec
+    extensions: int = 0
+    extended_seconds: float = 0.0
+
+
+@dataclass
+class AgentProjection:
+    state: str = OFFLINE
+    reason: str = ""
+    since: datetime | None = None
+    interaction: OpenInteraction | None = None
+    acw: OpenAcw | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any] | None) -> AgentProjection:
+        if not raw:
+            return cls()
+        interaction = raw.get("interaction")
+        acw = raw.get("acw")
+        return cls(
+            state=raw["state"],
+            reason=raw.get("reason", ""),
+            since=_dt(raw.get("since")),
+            interaction=OpenInteraction(
+                **{
+                    **interaction,
+                    "started_at": _dt(interaction["started_at"]),
+                    "hold_started_at": _dt(interaction.get("hold_started_at")),
+                }
+            )
+            if interaction
+            else None,
+            acw=OpenAcw(
+                **{
+                    **acw,
+                    "started_at": _dt(acw["started_at"]),
+                    "deadline": _dt(acw.get("deadline")),
+                    "policy": PolicySpec(**acw["policy"]),
+                }
+            )
+            if acw
+            else None,
+        )
+
+
+# --- Outputs: rows keyed by the event that opened them --------------------------------------
+
+
+@dataclass
+class InteractionRow:
+    key: int
+    team_id: int | None
+    interaction_id: str
+    channel: str
+    direction: str
+    queue: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    end_reason: str = ""
+    hold_seconds: float = 0.0
+
+    @property
+    def talk_seconds(self) -> float:
+        """Talk = start to end minus hold (contract §4); 0 while still open."""
+        if self.ended_at is None:
+            return 0.0
+        return max(0.0, (self.ended_at - self.started_at).total_seconds() - self.hold_seconds)
+
+
+@dataclass
+class HoldRow:
+    key: int
+    interaction_key: int
+    started_at: datetime
+    ended_at: datetime | None = None
+
+
+@dataclass
+class AcwRow:
+    key: int
+    interaction_key: int | None
+    team_id: int
+    channel: str
+    mode: str
+    started_at: datetime
+    deadline: datetime | None
+    ended_at: datetime | None = None
+    end_reason: str = ""
+    extensions: int = 0
+    extended_seconds: float = 0.0
+    wrap_up_code: str = ""
+    note: str = ""
+    checklist: list[int] = field(default_factory=list)
+    ended_by_id: int | None = None
+    too_short: bool = False
+    overrun: bool = False
+    policy_violation: str = ""
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass
+class Rows:
+    """Every row a replay touched, latest version, keyed by the event that opened it."""
+
+    interactions: dict[int, InteractionRow] = field(default_factory=dict)
+    holds: dict[int, HoldRow] = field(default_factory=dict)
+    acws: dict[int, AcwRow] = field(default_factory=dict)
+
+    def merge(self, other: Rows) -> None:
+        self.interactions.update(other.interactions)
+        self.holds.update(other.holds)
+        self.acws.update(other.acws)
+
+
+@dataclass
+class ProjectionResult:
+    final: AgentProjection
+    after_each: list[tuple[int, AgentProjection]]
+    rows: Rows
+
+
+# --- The machine ----------------------------------------------------------------------------
+
+
+class _Machine:
+    """Applies events to one agent's projection, recording the rows it touches."""
+
+    def __init__(self, start: AgentProjection, policy_for: PolicyLookup) -> None:
+        self.p = _copy(start)
+        self.policy_for = policy_for
+        self.rows = Rows()
+        # Rows open at the start are re-emitted whatever happens: a late replay may leave open
+        # a row that an earlier, now superseded, replay had closed.
+        if self.p.interaction:
+            self._touch_interaction(self.p.interaction)
+        if self.p.acw:
+            self._touch_acw(self.p.acw)
+
+    # Row bookkeeping ---------------------------------------------------------------------
+
+    def _touch_interaction(self, it: OpenInteraction) -> InteractionRow:
+        row = self.rows.interactions.get(it.key)
+        if row is None:
+            row = InteractionRow(
+                key=it.key,
+                team_id=None,
+                interaction_id=it.interaction_id,
+                channel=it.channel,
+                direction=it.direction,
+                queue=it.queue,
+                started_at=it.started_at,
+                hold_seconds=it.hold_seconds,
+            )
+            self.rows.interactions[it.key] = row
+        if it.hold_key is not None and it.hold_key not in self.rows.holds:
+            assert it.hold_started_at is not None
+            self.rows.holds[it.hold_key] = HoldRow(it.hold_key, it.key, it.hold_started_at)
+        return row
+
+    def _touch_acw(self, acw: OpenAcw) -> AcwRow:
+        row = self.rows.acws.get(acw.key)
+        if row is None:
+            row = AcwRow(
+                key=acw.key,
+                interaction_key=acw.interaction_key,
+                team_id=acw.team_id,
+                channel=acw.channel,
+                mode=acw.policy.mode,
+                started_at=acw.started_at,
+                deadline=acw.deadline,
+            )
+            self.rows.acws[acw.key] = row
+        row.deadline = acw.deadline
+        row.extensions = acw.extensions
+        row.extended_seconds = acw.extended_seconds
+        return row
+
+    def _set_state(self, state: str, at: datetime, reason: str = "") -> None:
+        if state != self.p.state or reason != self.p.reason or self.p.since is None:
+            self.p.since = at
+        self.p.state = state
+        self.p.reason = reason
+
+    # Closing things ----------------------------------------------------------------------
+
+    def _end_hold(self, at: datetime) -> None:
+        it = self.p.interaction
+        if it is None or it.hold_key is None:
+            return
+        assert it.hold_started_at is not None
+        self._touch_interaction(it)
+        it.hold_seconds += max(0.0, (at - it.hold_started_at).total_seconds())
+        self.rows.holds[it.hold_key].ended_at = at
+        it.hold_key = None
+        it.hold_started_at = None
+
+    def _end_interaction(self, at: datetime, reason: str, team_id: int) -> OpenInteraction:
+        it = self.p.interaction
+        assert it is not None
+        self._end_hold(at)
+        row = self._touch_interaction(it)
+        row.ended_at = at
+        row.end_reason = reason
+        row.hold_seconds = it.hold_seconds
+        row.team_id = team_id
+        self.p.interaction = None
+        return it
+
+    def _close_acw(
+        self,
+        at: datetime,
+        reason: str,
+        *,
+        event: EventIn | None = None,
+    ) -> None:
+        acw = self.p.acw
+        assert acw is not None
+        row = self._touch_acw(acw)
+        row.ended_at = at
+        row.end_reason = reason
+        duration = (at - acw.started_at).total_seconds()
+        policy = acw.policy
+        row.too_short = policy.min_seconds > 0 and duration < policy.min_seconds
+        row.overrun = duration > policy.seconds if policy.seconds else False
+        violations = []
+        if event is not None and event.type == "acw.ended":
+            row.wrap_up_code = str(event.data.get("wrap_up_code") or "")
+            row.note = str(event.data.get("note") or "")
+            row.checklist = list(event.data.get("checklist") or [])
+            row.ended_by_id = event.actor_id
+            early = acw.deadline is not None and at < acw.deadline
+            if policy.mode == "timed_strict" and reason == "agent_ready" and early:
+                violations.append("early_exit")
+            if policy.wrap_up_required and not row.wrap_up_code:
+                violations.append("missing_wrap_up")
+        row.policy_violation = ",".join(violations)
+        self.p.acw = None
+
+    # Time ---------------------------------------------------------------------------------
+
+    def advance(self, until: datetime, *, inclusive: bool) -> None:
+        """Time out the open ACW if its deadline is before ``until`` (or at it, if inclusive)."""
+        acw = self.p.acw
+        if acw is None or acw.deadline is None:
+            return
+        due = acw.deadline <= until if inclusive else acw.deadline < until
+        if not due:
+            return
+        deadline = acw.deadline
+        policy = acw.policy
+        self._close_acw(deadline, "timeout")
+        if policy.timeout_action == "not_ready":
+            self._set_state(NOT_READY, deadline, policy.timeout_reason or "acw_timeout")
+        else:
+            self._set_state(AVAILABLE, deadline)
+
+    # Events -------------------------------------------------------------------------------
+
+    def apply(self, event: EventIn) -> None:
+        self.advance(event.occurred_at, inclusive=False)
+        action = next_action(self.p.state, event.type)
+        if action != IGNORE:
+            getattr(self, action)(event)
+
+    def become_available(self, event: EventIn) -> None:
+        if self.p.acw:
+            self._close_acw(event.occurred_at, "agent_ready")
+        self._set_state(AVAILABLE, event.occurred_at)
+
+    def become_not_ready(self, event: EventIn) -> None:
+        if self.p.acw:
+            self._close_acw(event.occurred_at, "not_ready")
+        self._set_state(NOT_READY, event.occurred_at, str(event.data.get("reason") or ""))
+
+    def log_out(self, event: EventIn) -> None:
+        if self.p.acw:
+            self._close_acw(event.occurred_at, "logout")
+        if self.p.interaction:
+            self._end_interaction(event.occurred_at, "logout", event.team_id)
+        self._set_state(OFFLINE, event.occurred_at)
+
+    def start_interaction(self, event: EventIn) -> None:
+        at = event.occurred_at
+        if self.p.acw:
+            self._close_acw(at, "interaction")
+        if self.p.interaction:
+            # One interaction at a time: the one still open ends here, with no ACW.
+            self._end_interaction(at, "replaced", event.team_id)
+        it = OpenInteraction(
+            key=event.key,
+            interaction_id=str(event.data["interaction_id"]),
+            channel=str(event.data.get("channel") or "other"),
+            direction=str(event.data.get("direction") or ""),
+            queue=str(event.data.get("queue") or ""),
+            started_at=at,
+        )
+        self.p.interaction = it
+        self._touch_interaction(it)
+        # A new interaction is a new state even when the agent was already on one.
+        self.p.state = ""
+        self._set_state(ON_INTERACTION, at)
+
+    def _is_open_interaction(self, event: EventIn) -> bool:
+        it = self.p.interaction
+        return it is not None and it.interaction_id == str(event.data.get("interaction_id"))
+
+    def hold(self, event: EventIn) -> None:
+        it = self.p.interaction
+        if it is None or not self._is_open_interaction(event) or it.hold_key is not None:
+            return
+        it.hold_key = event.key
+        it.hold_started_at = event.occurred_at
+        self._touch_interaction(it)
+
+    def resume(self, event: EventIn) -> None:
+        it = self.p.interaction
+        if it is None or not self._is_open_interaction(event) or it.hold_key is None:
+            return
+        self._end_hold(event.occurred_at)
+
+    def end_interaction(self, event: EventIn) -> None:
+        if not self._is_open_interaction(event):
+            return
+        at = event.occurred_at
+        it = self._end_interaction(at, "ended", event.team_id)
+        policy = self.policy_for(event.team_id, it.channel)
+        if not policy.has_acw:
+            self._set_state(AVAILABLE, at)
+            return
+        deadline = at + timedelta(seconds=policy.seconds) if policy.is_timed else None
+        self.p.acw = OpenAcw(
+            key=event.key,
+            interaction_key=it.key,
+            team_id=event.team_id,
+            channel=it.channel,
+            started_at=at,
+            deadline=deadline,
+            policy=policy,
+        )
+        self._touch_acw(self.p.acw)
+        self._set_state(ACW, at)
+
+    def extend_acw(self, event: EventIn) -> None:
+        acw = self.p.acw
+        assert acw is not None
+        policy = acw.policy
+        if not policy.allow_extension or acw.deadline is None:
+            return
+        seconds = event.data.get("seconds") or policy.extension_step_seconds
+        latest = acw.started_at + timedelta(seconds=max(policy.max_seconds, policy.seconds))
+        new_deadline = min(acw.deadline + timedelta(seconds=float(seconds)), latest)
+        if new_deadline <= acw.deadline:
+            return
+        acw.extended_seconds += (new_deadline - acw.deadline).total_seconds()
+        acw.deadline = new_deadline
+        acw.extensions += 1
+        self._touch_acw(acw)
+
+    def end_acw(self, event: EventIn) -> None:
+        reason = str(event.data.get("reason") or "agent_ready")
+        self._close_acw(event.occurred_at, reason, event=event)
+        self._set_state(AVAILABLE, event.occurred_at)
+
+
+def project(
+    start: AgentProjection, events: Iterable[EventIn], policy_for: PolicyLookup
+) -> ProjectionResult:
+    """Apply ``events`` (already in ``occurred_at``/arrival order) to ``start``.
+
+    Returns the projection after each event (without later timeouts), the final one, and every
+    row touched — the rows open in ``start`` included.
+    """
+    machine = _Machine(start, policy_for)
+    after_each: list[tuple[int, AgentProjection]] = []
+    for event in events:
+        machine.apply(event)
+        after_each.append((event.key, _copy(machine.p)))
+    return ProjectionResult(final=machine.p, after_each=after_each, rows=machine.rows)
+
+
+def advance(projection: AgentProjection, now: datetime) -> tuple[AgentProjection, Rows]:
+    """The projection at ``now``: an ACW whose deadline has passed is closed at its deadline."""
+    machine = _Machine(projection, lambda team_id, channel: SITE_DEFAULT_POLICY)
+    machine.rows = Rows()  # only what the timeout itself changes
+    machine.advance(now, inclusive=True)
+    return machine.p, machine.rows
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _copy(p: AgentProjection) -> AgentProjection:
+    return replace(
+        p,
+        interaction=replace(p.interaction) if p.interaction else None,
+        acw=replace(p.acw) if p.acw else None,
+    )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_json(v) for v in value]
+    return value

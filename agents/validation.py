@@ -1,0 +1,166 @@
+"""Validation of incoming telephony events (contract §3), with DRF serializers.
+
+``parse_event()`` turns one raw event into a ``ParsedEvent`` or raises ``EventRejected`` whose
+message names the offending field. Validation is the first step of ``services.ingest_event``,
+so the API, the simulator, the agent page and the tests all get the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from .states import EVENT_TYPES
+
+MAX_FUTURE = timedelta(minutes=5)
+
+
+class EventRejected(Exception):
+    """An event that cannot be stored; ``str()`` names the field."""
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    event_id: str
+    type: str
+    agent: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+    def same_content(self, type: str, agent: str, occurred_at: datetime, data: dict) -> bool:
+        """Contract §3: type, agent, occurred_at as an instant and the type's own fields."""
+        return (
+            self.type == type
+            and self.agent == agent
+            and self.occurred_at == occurred_at
+            and self.data == data
+        )
+
+
+class OffsetDateTimeField(serializers.Field):
+    """An ISO 8601 timestamp that must carry its UTC offset."""
+
+    default_error_messages = {
+        "invalid": "must be an ISO 8601 timestamp with a UTC offset, e.g. 2026-11-25T09:30:00+01:00",
+        "naive": "must include a UTC offset (e.g. Z or +01:00)",
+    }
+
+    def to_internal_value(self, data: Any) -> datetime:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            value = datetime.fromisoformat(data.replace("z", "Z"))
+        except ValueError:
+            self.fail("invalid")
+        if value.tzinfo is None or value.utcoffset() is None:
+            self.fail("naive")
+        return value
+
+    def to_representation(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+def _text(max_length: int, **kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(max_length=max_length, trim_whitespace=False, **kwargs)
+
+
+class EnvelopeSerializer(serializers.Serializer):
+    event_id = _text(100, min_length=1)
+    type = serializers.ChoiceField(choices=EVENT_TYPES)
+    agent = _text(100, min_length=1)
+    occurred_at = OffsetDateTimeField()
+
+    def validate_occurred_at(self, value: datetime) -> datetime:
+        if value - timezone.now() > MAX_FUTURE:
+            raise serializers.ValidationError("is more than 5 minutes in the future")
+        return value
+
+
+class NoFields(serializers.Serializer):
+    pass
+
+
+class NotReadyFields(serializers.Serializer):
+    reason = _text(100, min_length=1)
+
+
+class InteractionFields(serializers.Serializer):
+    interaction_id = _text(100, min_length=1)
+
+
+class InteractionStartedFields(InteractionFields):
+    channel = serializers.ChoiceField(choices=["phone", "chat", "email", "other"])
+    direction = serializers.ChoiceField(choices=["inbound", "outbound"], required=False)
+    queue = _text(100, required=False, allow_blank=True)
+
+
+class AcwExtendedFields(serializers.Serializer):
+    seconds = serializers.FloatField(required=False, max_value=86400)
+
+    def validate_seconds(self, value: float) -> float:
+        if value <= 0:
+            raise serializers.ValidationError("must be greater than 0")
+        return value
+
+
+class AcwEndedFields(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=["agent_ready", "supervisor"], default="agent_ready")
+    wrap_up_code = _text(100, required=False, allow_blank=True)
+    note = _text(4000, required=False, allow_blank=True)
+    checklist = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+
+
+TYPE_FIELDS: dict[str, type[serializers.Serializer]] = {
+    "agent.logged_in": NoFields,
+    "agent.logged_out": NoFields,
+    "agent.available": NoFields,
+    "agent.not_ready": NotReadyFields,
+    "interaction.started": InteractionStartedFields,
+    "interaction.held": InteractionFields,
+    "interaction.resumed": InteractionFields,
+    "interaction.ended": InteractionFields,
+    "acw.extended": AcwExtendedFields,
+    "acw.ended": AcwEndedFields,
+}
+
+
+def _first_error(errors: Any, prefix: str = "") -> str:
+    """Flatten DRF's error structure to one "field: message" line."""
+    if isinstance(errors, dict):
+        field_name, value = next(iter(errors.items()))
+        name = f"{prefix}.{field_name}" if prefix else str(field_name)
+        if field_name == "non_field_errors":
+            name = prefix or "event"
+        return _first_error(value, name)
+    if isinstance(errors, list) and errors:
+        return _first_error(errors[0], prefix)
+    message = str(errors)
+    if message == "This field is required.":
+        message = "is required"
+    elif message.startswith('"') and "is not a valid choice" in message:
+        message = f"{message} (expected one of the documented values)"
+    return f"{prefix}: {message}" if prefix else message
+
+
+def parse_event(raw: Any) -> ParsedEvent:
+    """Validate one raw event; raise ``EventRejected`` naming the first bad field."""
+    if not isinstance(raw, dict):
+        raise EventRejected("event: must be a JSON object")
+    envelope = EnvelopeSerializer(data=raw)
+    if not envelope.is_valid():
+        raise EventRejected(_first_error(envelope.errors))
+    fields = TYPE_FIELDS[envelope.validated_data["type"]](data=raw)
+    if not fields.is_valid():
+        raise EventRejected(_first_error(fields.errors))
+    data = {key: value for key, value in fields.validated_data.items() if value is not None}
+    return ParsedEvent(
+        event_id=envelope.validated_data["event_id"],
+        type=envelope.validated_data["type"],
+        agent=envelope.validated_data["agent"],
+        occurred_at=envelope.validated_data["occurred_at"],
+        data=data,
+    )

@@ -1,0 +1,125 @@
+"""Test-suite set-up shared by every app: services and named personas.
+
+Without REDIS_URL the suite starts its own embedded Redis (the same default ``make run`` uses)
+on a private socket, so ``make test`` works on a bare machine; CI sets REDIS_URL and
+DATABASE_URL to the real services.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+
+if not os.environ.get("REDIS_URL"):
+    from acw_site.embedded_redis import start_embedded_redis
+
+    _socket = ROOT / ".run" / "test-redis.sock"
+    _embedded_redis = start_embedded_redis(_socket)
+    os.environ["REDIS_URL"] = f"unix://{_socket}"
+os.environ.setdefault("DEBUG", "1")
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings: Any) -> None:
+    # Tasks scheduled by the ingestion service run inline unless a test starts a real worker.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
+    from acw_site.celery import app
+
+    app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def north(db: None) -> Any:
+    from agents.models import Team
+
+    return Team.objects.create(name="North")
+
+
+@pytest.fixture
+def south(db: None) -> Any:
+    from agents.models import Team
+
+    return Team.objects.create(name="South")
+
+
+def _agent(external_id: str, name: str, team: Any) -> Any:
+    from agents.models import Agent, AgentState
+
+    agent = Agent.objects.create(external_id=external_id, name=name, team=team)
+    AgentState.objects.create(agent=agent)
+    return agent
+
+
+@pytest.fixture
+def alice(north: Any) -> Any:
+    return _agent("alice", "Alice Martin", north)
+
+
+@pytest.fixture
+def bob(north: Any) -> Any:
+    return _agent("bob", "Bob Jansen", north)
+
+
+@pytest.fixture
+def carol(south: Any) -> Any:
+    return _agent("carol", "Carol Dubois", south)
+
+
+def _user(username: str, group: str | None = None, **extra: Any) -> Any:
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def supervisor_sam(north: Any) -> Any:
+    """Supervises North (alice, bob) — never sees South (carol)."""
+    sam = _user("sam", "Supervisors")
+    north.supervisors.add(sam)
+    return sam
+
+
+@pytest.fixture
+def manager_maria(db: None) -> Any:
+    return _user("maria", "Managers")
+
+
+@pytest.fixture
+def admin_ada(db: None) -> Any:
+    return _user("ada", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def agent_user_alice(alice: Any) -> Any:
+    user = _user("alice-login")
+    alice.user = user
+    alice.save(update_fields=["user"])
+    return user
+
+
+@pytest.fixture
+def api_token(db: None) -> str:
+    from agents.models import ApiToken
+
+    _, token = ApiToken.issue("tests")
+    return token
+
+
+@pytest.fixture
+def api(api_token: str) -> Iterator[Any]:
+    """A DRF client authenticated with an integration token."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token}")
+    yield client

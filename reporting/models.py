@@ -1,0 +1,1 @@
+"""Reporting models (KPI rollups and alerts)."""
