@@ -114,6 +114,9 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # redis-py 8 defaults socket_timeout to 5 s, which kills idle wall sockets.
             "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            # Pub/sub channels are not scoped by Redis database: deployments (or test runs)
+            # sharing one Redis server need their own prefix.
+            "prefix": env_str("CHANNEL_LAYER_PREFIX", "acw"),
         },
     }
 }
