@@ -109,7 +109,9 @@ class AgentState(models.Model):
     ``projection`` without reading history.
     """
 
-    agent = models.OneToOneField(Agent, primary_key=True, on_delete=models.CASCADE, related_name="live")
+    agent = models.OneToOneField(
+        Agent, primary_key=True, on_delete=models.CASCADE, related_name="live"
+    )
     state = models.CharField(max_length=20, choices=State.choices, default=State.OFFLINE)
     reason = models.CharField(max_length=100, blank=True, default="")
     since = models.DateTimeField(null=True, blank=True)
@@ -126,7 +128,9 @@ class AgentState(models.Model):
     class Meta:
         indexes = [
             models.Index(
-                fields=["acw_deadline"], name="agentstate_open_acw_deadline", condition=Q(state="acw")
+                fields=["acw_deadline"],
+                name="agentstate_open_acw_deadline",
+                condition=Q(state="acw"),
             ),
         ]
 
@@ -148,7 +152,9 @@ class Event(models.Model):
     type = models.CharField(max_length=40)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
-    data = models.JSONField(default=dict, blank=True, help_text="The type's own fields, normalised.")
+    data = models.JSONField(
+        default=dict, blank=True, help_text="The type's own fields, normalised."
+    )
     source = models.CharField(max_length=20, default="api")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -206,6 +212,9 @@ class HoldPeriod(models.Model):
     class Meta:
         ordering = ["started_at"]
 
+    def __str__(self) -> str:
+        return f"hold {self.started_at:%H:%M:%S}"
+
 
 class AcwSession(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="acw_sessions")
@@ -221,12 +230,16 @@ class AcwSession(models.Model):
     started_at = models.DateTimeField()
     deadline = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
-    end_reason = models.CharField(max_length=20, choices=AcwEndReason.choices, blank=True, default="")
+    end_reason = models.CharField(
+        max_length=20, choices=AcwEndReason.choices, blank=True, default=""
+    )
     extensions = models.PositiveIntegerField(default=0)
     extended_seconds = models.FloatField(default=0)
     wrap_up_code = models.CharField(max_length=100, blank=True, default="")
     note = models.TextField(blank=True, default="")
-    checklist = models.JSONField(default=list, blank=True, help_text="Ids of ticked checklist items.")
+    checklist = models.JSONField(
+        default=list, blank=True, help_text="Ids of ticked checklist items."
+    )
     ended_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -263,7 +276,11 @@ class AcwPolicy(models.Model):
         help_text="Empty: the site default.",
     )
     channel = models.CharField(
-        max_length=10, choices=Channel.choices, blank=True, default="", help_text="Empty: every channel."
+        max_length=10,
+        choices=Channel.choices,
+        blank=True,
+        default="",
+        help_text="Empty: every channel.",
     )
     mode = models.CharField(max_length=20, choices=AcwMode.choices, default=AcwMode.TIMED)
     seconds = models.PositiveIntegerField(default=30, help_text="The ACW timer.")
@@ -279,7 +296,10 @@ class AcwPolicy(models.Model):
         max_length=20, choices=TimeoutAction.choices, default=TimeoutAction.AVAILABLE
     )
     timeout_reason = models.CharField(
-        max_length=100, blank=True, default="acw_timeout", help_text="Not-ready reason after a timeout."
+        max_length=100,
+        blank=True,
+        default="acw_timeout",
+        help_text="Not-ready reason after a timeout.",
     )
     wrap_up_required = models.BooleanField(default=False)
     target_avg_seconds = models.PositiveIntegerField(default=45, help_text="Target average ACW.")

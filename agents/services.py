@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from . import events
 from .models import (
+    UNASSIGNED_TEAM,
     AcwPolicy,
     AcwSession,
     Agent,
@@ -31,7 +32,6 @@ from .models import (
     HoldPeriod,
     Interaction,
     Team,
-    UNASSIGNED_TEAM,
 )
 from .states import (
     SITE_DEFAULT_POLICY,
@@ -135,8 +135,7 @@ def ingest_events(
     """Ingest several events in input order; each is accepted or refused on its own."""
     policies = policy_lookup()
     return [
-        ingest_event(raw, source=source, actor_id=actor_id, policies=policies)
-        for raw in raw_events
+        ingest_event(raw, source=source, actor_id=actor_id, policies=policies) for raw in raw_events
     ]
 
 
@@ -293,7 +292,9 @@ def _write_rows(agent_id: int, rows: Rows, new_keys: set[int]) -> None:
     }
     if needed:
         interaction_pks.update(
-            Interaction.objects.filter(start_event_id__in=needed).values_list("start_event_id", "pk")
+            Interaction.objects.filter(start_event_id__in=needed).values_list(
+                "start_event_id", "pk"
+            )
         )
     for hold in rows.holds.values():
         fields = {

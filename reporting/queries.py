@@ -117,10 +117,12 @@ def kpi_rows(
         )
         .order_by()
     }
-    open_key = "interaction__agent__external_id" if group_by == "agent" else "interaction__team__name"
-    still_open = AcwSession.objects.filter(interaction__in=ended, ended_at__isnull=True).values_list(
-        open_key, "started_at", "deadline"
+    open_key = (
+        "interaction__agent__external_id" if group_by == "agent" else "interaction__team__name"
     )
+    still_open = AcwSession.objects.filter(
+        interaction__in=ended, ended_at__isnull=True
+    ).values_list(open_key, "started_at", "deadline")
     for key, started_at, deadline in still_open:
         rows[key].acw_seconds += open_acw_elapsed(started_at, deadline, now)
     return sorted(rows.values(), key=lambda row: row.key)
