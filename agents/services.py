@@ -241,24 +241,50 @@ def _apply(live: AgentState, event: Event, policies: PolicyLookup) -> None:
             for e in later
             if previous is None or (e.occurred_at, e.pk) > (previous.occurred_at, previous.pk)
         ]
+    _replay(live, start, replay, policies)
+
+
+def _replay(
+    live: AgentState, start: AgentProjection, replay: list[Event], policies: PolicyLookup
+) -> None:
+    """Run ``replay`` (ordered) from ``start``; rewrite the rows and projections it implies."""
     result = project(start, (_event_in(e) for e in replay), policies)
     replayed_keys = [key for key, _ in result.after_each]
     after = {key: projection.to_json() for key, projection in result.after_each}
     if len(replay) == 1:
-        Event.objects.filter(pk=event.pk).update(state_after=after[event.pk])
+        Event.objects.filter(pk=replay[0].pk).update(state_after=after[replay[0].pk])
     else:
         for e in replay:
             e.state_after = after[e.pk]
         Event.objects.bulk_update(replay, ["state_after"], batch_size=500)
         _delete_rows_opened_by(replayed_keys)
-    newest = replay[-1]
-    if live.last_event_at is None or (newest.occurred_at, newest.pk) >= (
-        live.last_event_at,
-        live.last_event_seq,
-    ):
-        live.last_event_at, live.last_event_seq = newest.occurred_at, newest.pk
+    if replay:
+        newest = replay[-1]
+        if live.last_event_at is None or (newest.occurred_at, newest.pk) >= (
+            live.last_event_at,
+            live.last_event_seq,
+        ):
+            live.last_event_at, live.last_event_seq = newest.occurred_at, newest.pk
     _write_rows(live.agent_id, result.rows, set(replayed_keys))
     _store_live(live, result.final)
+
+
+def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
+    """Rebuild one agent's rows and live state from its whole event log; returns the count.
+
+    The same state machine as live ingestion, from an empty start: after a fix to the state
+    machine, or a policy change meant to apply to history, this makes the past consistent.
+    """
+    with transaction.atomic():
+        live = AgentState.objects.select_for_update().get(agent_id=agent_id)
+        live.agent = Agent.objects.select_related("team").get(pk=agent_id)
+        events = list(Event.objects.filter(agent_id=agent_id).order_by("occurred_at", "id"))
+        AcwSession.objects.filter(agent_id=agent_id).delete()
+        HoldPeriod.objects.filter(interaction__agent_id=agent_id).delete()
+        Interaction.objects.filter(agent_id=agent_id).delete()
+        live.last_event_at, live.last_event_seq = None, 0
+        _replay(live, AgentProjection(), events, policies or policy_lookup())
+        return len(events)
 
 
 def _delete_rows_opened_by(keys: list[int]) -> None:

@@ -363,3 +363,14 @@ def test_concurrent_events_of_one_agent_give_the_in_order_history(db: None) -> N
     _in_threads([lambda chunk=chunk: services.ingest_events(chunk) for chunk in chunks])
     assert Event.objects.filter(agent__external_id="erin").count() == 40
     assert history("erin") == history("frank")
+
+
+def test_replaying_an_agent_rebuilds_the_same_history(north: Team) -> None:
+    services.provision_agent("gil", name="Gil", team_name="North")
+    services.ingest_events(a_day("gil", random.Random(11)))
+    before = history("gil")
+    Interaction.objects.filter(agent__external_id="gil").update(talk_seconds=0)
+    assert history("gil") != before
+    count = services.replay_agent(Agent.objects.get(external_id="gil").pk)
+    assert count == Event.objects.filter(agent__external_id="gil").count()
+    assert history("gil") == before
