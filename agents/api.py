@@ -72,7 +72,9 @@ class EventsView(APIView):
     permission_classes = [IsIntegration]
 
     @extend_schema(
-        request=inline_serializer("EventOrBatch", {"events": serializers.ListField(child=serializers.DictField())}),
+        request=inline_serializer(
+            "EventOrBatch", {"events": serializers.ListField(child=serializers.DictField())}
+        ),
         responses={
             201: EventResult,
             200: inline_serializer(
@@ -106,12 +108,16 @@ class EventsView(APIView):
         except (ValueError, UnicodeDecodeError):
             return _error("body: not valid JSON", status.HTTP_400_BAD_REQUEST)
         if not isinstance(body, dict):
-            return _error('body: expected an event object or {"events": [...]}', status.HTTP_400_BAD_REQUEST)
+            return _error(
+                'body: expected an event object or {"events": [...]}', status.HTTP_400_BAD_REQUEST
+            )
         if "events" not in body:
             return self._single(body)
         batch = body["events"]
         if not isinstance(batch, list) or not batch:
-            return _error("events: expected a list of 1 to 1000 events", status.HTTP_400_BAD_REQUEST)
+            return _error(
+                "events: expected a list of 1 to 1000 events", status.HTTP_400_BAD_REQUEST
+            )
         if len(batch) > MAX_BATCH:
             return _error("events: more than 1000 events", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         results = services.ingest_events(batch)
@@ -211,7 +217,9 @@ class KpisView(APIView):
         if "team" in params:
             teams = teams.filter(name=params["team"])
             if not teams.exists():
-                return _error("team: no such team among those you may see", status.HTTP_400_BAD_REQUEST)
+                return _error(
+                    "team: no such team among those you may see", status.HTTP_400_BAD_REQUEST
+                )
         start, end = site_day_bounds(params["from"], params["to"])
         rows = kpi_rows(
             team_ids=teams.values_list("pk", flat=True),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -15,7 +15,11 @@ RETRY_AFTER_SECONDS = 5
 def _flatten(detail: Any, prefix: str = "") -> str:
     if isinstance(detail, dict) and detail:
         key, value = next(iter(detail.items()))
-        name = prefix if key in ("non_field_errors", "detail") else (f"{prefix}.{key}" if prefix else key)
+        name = (
+            prefix
+            if key in ("non_field_errors", "detail")
+            else (f"{prefix}.{key}" if prefix else key)
+        )
         return _flatten(value, name)
     if isinstance(detail, list) and detail:
         return _flatten(detail[0], prefix)
@@ -26,14 +30,20 @@ def _flatten(detail: Any, prefix: str = "") -> str:
 
 
 def error_envelope_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Every API error is ``{"error": "<field>: <message>"}``; a database outage is 503."""
-    if isinstance(exc, DatabaseError):
+    """Every API error is ``{"error": "<field>: <message>"}``; a database outage is 503.
+
+    Only connection-level errors mean "unavailable, retry": an IntegrityError or DataError is a
+    bug or a bad value, and a client told to retry it would retry forever.
+    """
+    if isinstance(exc, OperationalError | InterfaceError):
         response = Response(
-            {"error": "database unavailable, retry later"}, status=status.HTTP_503_SERVICE_UNAVAILABLE
+            {"error": "database unavailable, retry later"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     response = exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.APIException):
-        response.data = {"error": _flatten(exc.detail)}
+        detail = {"body": exc.detail} if isinstance(exc, exceptions.ParseError) else exc.detail
+        response.data = {"error": _flatten(detail)}
     return response

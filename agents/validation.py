@@ -8,7 +8,7 @@ so the API, the simulator, the agent page and the tests all get the same rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -17,6 +17,9 @@ from rest_framework import serializers
 from .states import EVENT_TYPES
 
 MAX_FUTURE = timedelta(minutes=5)
+# No telephony event predates this; older instants are clock errors (an epoch-0 default, a
+# year 1 that PostgreSQL stores but Python cannot read back once converted to UTC).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class EventRejected(Exception):
@@ -64,8 +67,30 @@ class OffsetDateTimeField(serializers.Field):
         return value.isoformat()
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string and nothing else: DRF's CharField would turn ``42`` into ``"42"``."""
+
+    default_error_messages = {"not_a_string": "must be a string"}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictNumberField(serializers.FloatField):
+    """A JSON number and nothing else: DRF's FloatField accepts ``"30"`` and ``true``."""
+
+    default_error_messages = {"not_a_number": "must be a number"}
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("not_a_number")
+        return super().to_internal_value(data)
+
+
 def _text(max_length: int, **kwargs: Any) -> serializers.CharField:
-    return serializers.CharField(max_length=max_length, trim_whitespace=False, **kwargs)
+    return StrictCharField(max_length=max_length, trim_whitespace=False, **kwargs)
 
 
 class EnvelopeSerializer(serializers.Serializer):
@@ -77,6 +102,8 @@ class EnvelopeSerializer(serializers.Serializer):
     def validate_occurred_at(self, value: datetime) -> datetime:
         if value - timezone.now() > MAX_FUTURE:
             raise serializers.ValidationError("is more than 5 minutes in the future")
+        if value < EARLIEST:
+            raise serializers.ValidationError("is before the year 2000")
         return value
 
 
@@ -99,7 +126,7 @@ class InteractionStartedFields(InteractionFields):
 
 
 class AcwExtendedFields(serializers.Serializer):
-    seconds = serializers.FloatField(required=False, max_value=86400)
+    seconds = StrictNumberField(required=False, max_value=86400)
 
     def validate_seconds(self, value: float) -> float:
         if value <= 0:

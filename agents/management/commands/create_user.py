@@ -65,7 +65,11 @@ class Command(BaseCommand):
                 agent.user = user
                 agent.save(update_fields=["user"])
         verb = "Created" if created else "Updated"
-        detail = f" for teams {', '.join(teams)}" if teams else (f" linked to agent {agent.external_id}" if agent else "")
+        detail = (
+            f" for teams {', '.join(teams)}"
+            if teams
+            else (f" linked to agent {agent.external_id}" if agent else "")
+        )
         self.stdout.write(self.style.SUCCESS(f"{verb} {role} {user.username}{detail}."))
 
     def _ask_password(self) -> str:
