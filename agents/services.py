@@ -157,35 +157,52 @@ def ingest_event(
         parsed = parse_event(raw)
     except EventRejected as exc:
         return IngestResult(event_id if isinstance(event_id, str) else None, "rejected", str(exc))
-    agent = get_or_create_agent(parsed.agent)
     lookup = policies or policy_lookup()
+    try:
+        return _store_and_apply(parsed, source, actor_id, lookup)
+    except IntegrityError:
+        # The same event_id was stored at the same moment for another agent (so under another
+        # row lock): the unique index refused ours. Same-agent races never get here: the lock
+        # makes the second one see the first one's event.
+        existing = _existing_event(parsed.event_id)
+        if existing is None:
+            raise
+        return _duplicate_or_conflict(parsed, existing)
+
+
+def _store_and_apply(
+    parsed: ParsedEvent, source: str, actor_id: int | None, policies: PolicyLookup
+) -> IngestResult:
     with transaction.atomic():
-        # The row lock serialises every write for this agent: events, timeouts, replays.
-        live = AgentState.objects.select_for_update().get(agent_id=agent.pk)
+        live = _locked_live_state(parsed.agent)
         existing = _existing_event(parsed.event_id)
         if existing is not None:
             return _duplicate_or_conflict(parsed, existing)
-        try:
-            with transaction.atomic():
-                event = Event.objects.create(
-                    event_id=parsed.event_id,
-                    agent_id=agent.pk,
-                    team_id=agent.team_id,
-                    type=parsed.type,
-                    occurred_at=parsed.occurred_at,
-                    data=parsed.data,
-                    source=source,
-                    actor_id=actor_id,
-                )
-        except IntegrityError:
-            # The same event_id was stored concurrently under another agent's lock.
-            existing = _existing_event(parsed.event_id)
-            if existing is None:
-                raise
-            return _duplicate_or_conflict(parsed, existing)
-        live.agent = agent
-        _apply(live, event, lookup)
+        event = Event.objects.create(
+            event_id=parsed.event_id,
+            agent_id=live.agent_id,
+            team_id=live.agent.team_id,
+            type=parsed.type,
+            occurred_at=parsed.occurred_at,
+            data=parsed.data,
+            source=source,
+            actor_id=actor_id,
+        )
+        _apply(live, event, policies)
     return IngestResult(parsed.event_id, "accepted")
+
+
+def _locked_live_state(external_id: str) -> AgentState:
+    """The agent's live-state row, locked for this transaction (agent and team loaded).
+
+    The row lock serialises every write for one agent: events, timeouts, replays.
+    """
+    query = AgentState.objects.select_for_update(of=("self",)).select_related("agent__team")
+    live = query.filter(agent__external_id=external_id).first()
+    if live is None:
+        agent = get_or_create_agent(external_id)
+        live = query.get(agent_id=agent.pk)
+    return live
 
 
 def _existing_event(event_id: str) -> tuple[str, str, datetime, dict] | None:
@@ -296,7 +313,7 @@ def _delete_rows_opened_by(keys: list[int]) -> None:
 
 def _write_rows(agent_id: int, rows: Rows, new_keys: set[int]) -> None:
     """Upsert the rows a projection touched, keyed by the event that opened them."""
-    interaction_pks: dict[int, int] = {}
+    interaction_pks: dict[int, int] = {}  # filled for rows created here; others looked up
     for row in rows.interactions.values():
         fields = {
             "team_id": row.team_id,
@@ -310,7 +327,9 @@ def _write_rows(agent_id: int, rows: Rows, new_keys: set[int]) -> None:
             "talk_seconds": row.talk_seconds,
             "hold_seconds": row.hold_seconds,
         }
-        interaction_pks[row.key] = _upsert(Interaction, agent_id, row.key, fields, new_keys)
+        created_pk = _upsert(Interaction, agent_id, row.key, fields, new_keys)
+        if created_pk is not None:
+            interaction_pks[row.key] = created_pk
     needed = {
         r.interaction_key
         for r in [*rows.holds.values(), *rows.acws.values()]
@@ -365,12 +384,11 @@ def _upsert(
     key: int,
     fields: Mapping[str, Any],
     new_keys: set[int],
-) -> int:
+) -> int | None:
+    """Update the row opened by event ``key``, or create it; returns the pk if created."""
     owner = {"agent_id": agent_id} if agent_id is not None else {}
-    if key not in new_keys:
-        rows = model.objects.filter(start_event_id=key)
-        if rows.update(**fields):
-            return rows.values_list("pk", flat=True).get()
+    if key not in new_keys and model.objects.filter(start_event_id=key).update(**fields):
+        return None
     return model.objects.create(start_event_id=key, **owner, **fields).pk
 
 
