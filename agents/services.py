@@ -392,33 +392,39 @@ def _upsert(
     return model.objects.create(start_event_id=key, **owner, **fields).pk
 
 
+LIVE_FIELDS = (
+    "state",
+    "reason",
+    "since",
+    "interaction_id",
+    "channel",
+    "acw_started_at",
+    "acw_deadline",
+    "acw_extensions",
+)
+
+
 def _store_live(live: AgentState, projection: AgentProjection, now: datetime | None = None) -> None:
-    """Store the projection after the newest event, and the live state it implies now."""
+    """Store the projection after the newest event, and the live state it implies now.
+
+    Walls are told only when what they show changed, and a timeout task is scheduled only
+    when the deadline moved (an ignored event during ACW neither pushes nor re-schedules).
+    """
+    before = tuple(getattr(live, name) for name in LIVE_FIELDS)
     live.projection = projection.to_json()
     current, timeout_rows = advance(projection, now or timezone.now())
     if timeout_rows.acws:
         _write_rows(live.agent_id, timeout_rows, set())
     _set_live_fields(live, current)
     live.save(
-        update_fields=[
-            "state",
-            "reason",
-            "since",
-            "interaction_id",
-            "channel",
-            "acw_started_at",
-            "acw_deadline",
-            "acw_extensions",
-            "last_event_at",
-            "last_event_seq",
-            "projection",
-            "updated_at",
-        ]
+        update_fields=[*LIVE_FIELDS, "last_event_at", "last_event_seq", "projection", "updated_at"]
     )
-    if live.agent is not None:
-        events.broadcast_on_commit([events.agent_changed(_with_team(live))])
-    if current.acw is not None and current.acw.deadline is not None:
-        _schedule_timeout_on_commit(live.agent_id, current.acw.deadline)
+    after = tuple(getattr(live, name) for name in LIVE_FIELDS)
+    if after == before:
+        return
+    events.broadcast_on_commit([events.agent_changed(_with_team(live))])
+    if live.state == "acw" and live.acw_deadline is not None:
+        _schedule_timeout_on_commit(live.agent_id, live.acw_deadline)
 
 
 def _with_team(live: AgentState) -> AgentState:
