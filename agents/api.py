@@ -19,6 +19,7 @@ from reporting.queries import kpi_rows, site_day_bounds, site_today
 
 from . import access, selectors, services
 from .api_auth import BearerTokenAuthentication
+from .validation import StrictCharField
 
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 1024 * 1024
@@ -141,8 +142,8 @@ class EventsView(APIView):
 
 
 class AgentProvisionSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, min_length=1)
-    team = serializers.CharField(max_length=100, min_length=1)
+    name = StrictCharField(max_length=200)
+    team = StrictCharField(max_length=100)
 
 
 class AgentProvisionView(APIView):
@@ -154,6 +155,8 @@ class AgentProvisionView(APIView):
     def put(self, request: Request, external_id: str) -> Response:
         if not 1 <= len(external_id) <= 100:
             return _error("external_id: must be 1 to 100 characters", status.HTTP_400_BAD_REQUEST)
+        if not isinstance(request.data, dict):
+            return _error('body: expected {"name": ..., "team": ...}', status.HTTP_400_BAD_REQUEST)
         form = AgentProvisionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         agent, created = services.provision_agent(

@@ -1,0 +1,447 @@
+"""The read APIs (contract §4): ``GET /api/v1/agents/state`` and ``GET /api/v1/kpis``."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+import time_machine
+from rest_framework.test import APIClient
+
+from agents import services
+from agents.models import AcwPolicy, Agent
+
+STATE_URL = "/api/v1/agents/state"
+KPI_URL = "/api/v1/kpis"
+DAY = "2026-11-02"
+# "Now" for every test here: the afternoon of DAY, so the morning's events are in the past.
+NOW = datetime.fromisoformat(f"{DAY}T15:00:00+00:00")
+_ids = itertools.count(1)
+
+pytestmark = pytest.mark.django_db
+
+AGENT_FIELDS = {
+    "agent",
+    "name",
+    "team",
+    "state",
+    "reason",
+    "since",
+    "interaction_id",
+    "acw_deadline",
+}
+KPI_FIELDS = {
+    "key",
+    "name",
+    "interactions",
+    "talk_seconds",
+    "hold_seconds",
+    "acw_seconds",
+    "avg_acw_seconds",
+    "aht_seconds",
+    "acw_share",
+}
+
+
+@pytest.fixture(autouse=True)
+def frozen_now() -> Iterator[time_machine.Traveller]:
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def at(clock: str, day: str = DAY) -> str:
+    """An ISO timestamp (UTC) on ``day`` at ``clock`` (HH:MM:SS)."""
+    return f"{day}T{clock}+00:00"
+
+
+def send(agent: str, type_: str, clock: str, day: str = DAY, **fields: Any) -> None:
+    """Ingest one event through the one ingestion function; it must be accepted."""
+    raw = {
+        "event_id": f"r-{next(_ids)}",
+        "type": type_,
+        "agent": agent,
+        "occurred_at": at(clock, day),
+        **fields,
+    }
+    result = services.ingest_event(raw)
+    assert result.status == "accepted", result
+
+
+def call(agent: str, cid: str, start: str, end: str, day: str = DAY, **fields: Any) -> None:
+    send(agent, "interaction.started", start, day, interaction_id=cid, channel="phone", **fields)
+    send(agent, "interaction.ended", end, day, interaction_id=cid)
+
+
+def client_for(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def by_key(response: Any) -> dict[str, dict[str, Any]]:
+    assert response.status_code == 200, response.json()
+    return {row["key"]: row for row in response.json()["rows"]}
+
+
+# --- GET /api/v1/agents/state ---------------------------------------------------------------
+
+
+@pytest.fixture
+def live_floor(alice: Agent, bob: Agent, carol: Agent) -> None:
+    """alice on a call, bob in ACW, carol on lunch, dora auto-created and available."""
+    send("alice", "agent.logged_in", "14:00:00")
+    send("alice", "interaction.started", "14:50:00", interaction_id="c-7", channel="chat")
+    send("bob", "interaction.started", "14:55:00", interaction_id="c-8", channel="phone")
+    send("bob", "interaction.ended", "14:59:50", interaction_id="c-8")
+    send("carol", "agent.not_ready", "14:30:00", reason="lunch")
+    send("dora", "agent.logged_in", "14:45:00")
+
+
+def test_agent_states_have_exactly_the_contract_fields(api: APIClient, live_floor: None) -> None:
+    response = api.get(STATE_URL)
+    assert response.status_code == 200
+    agents = {row["agent"]: row for row in response.json()["agents"]}
+    assert set(agents) == {"alice", "bob", "carol", "dora"}
+    for row in agents.values():
+        assert set(row) >= AGENT_FIELDS
+    assert {k: agents["alice"][k] for k in AGENT_FIELDS} == {
+        "agent": "alice",
+        "name": "Alice Martin",
+        "team": "North",
+        "state": "on_interaction",
+        "reason": None,
+        "since": agents["alice"]["since"],
+        "interaction_id": "c-7",
+        "acw_deadline": None,
+    }
+    assert datetime.fromisoformat(agents["alice"]["since"]) == datetime.fromisoformat(
+        at("14:50:00")
+    )
+    bob = agents["bob"]
+    assert (bob["state"], bob["reason"], bob["interaction_id"]) == ("acw", None, None)
+    assert datetime.fromisoformat(bob["since"]) == datetime.fromisoformat(at("14:59:50"))
+    # Site default policy: a timed ACW of 30 s.
+    assert datetime.fromisoformat(bob["acw_deadline"]) == datetime.fromisoformat(at("15:00:20"))
+    carol = agents["carol"]
+    assert (carol["state"], carol["reason"], carol["team"]) == ("not_ready", "lunch", "South")
+    assert (carol["interaction_id"], carol["acw_deadline"]) == (None, None)
+    dora = agents["dora"]
+    assert (dora["name"], dora["team"], dora["state"]) == ("dora", "Unassigned", "available")
+
+
+def test_an_agent_never_seen_is_offline_with_no_since(api: APIClient, alice: Agent) -> None:
+    row = api.get(STATE_URL).json()["agents"][0]
+    assert (row["agent"], row["state"], row["reason"]) == ("alice", "offline", None)
+    assert (row["interaction_id"], row["acw_deadline"]) == (None, None)
+
+
+def test_an_untimed_acw_has_a_null_deadline(api: APIClient, alice: Agent, north: Any) -> None:
+    AcwPolicy.objects.create(team=north, mode="manual")
+    call("alice", "c-1", "14:00:00", "14:10:00")
+    row = api.get(STATE_URL).json()["agents"][0]
+    assert (row["state"], row["acw_deadline"]) == ("acw", None)
+
+
+def test_a_supervisor_sees_only_their_teams(supervisor_sam: Any, live_floor: None) -> None:
+    response = client_for(supervisor_sam).get(STATE_URL)
+    assert response.status_code == 200
+    assert sorted(row["agent"] for row in response.json()["agents"]) == ["alice", "bob"]
+
+
+@pytest.mark.parametrize("who", ["manager_maria", "admin_ada"])
+def test_managers_and_admins_see_every_agent(
+    request: pytest.FixtureRequest, who: str, live_floor: None
+) -> None:
+    response = client_for(request.getfixturevalue(who)).get(STATE_URL)
+    assert response.status_code == 200
+    agents = sorted(row["agent"] for row in response.json()["agents"])
+    assert agents == ["alice", "bob", "carol", "dora"]
+
+
+def test_an_agent_user_gets_403_on_the_read_apis(agent_user_alice: Any) -> None:
+    client = client_for(agent_user_alice)
+    assert client.get(STATE_URL).status_code == 403
+    response = client.get(KPI_URL)
+    assert response.status_code == 403
+    assert "error" in response.json()
+
+
+def test_anonymous_gets_401_on_the_read_apis(db: None) -> None:
+    for url in (STATE_URL, KPI_URL):
+        response = APIClient().get(url)
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_user_without_a_role_gets_403(django_user_model: Any) -> None:
+    nobody = django_user_model.objects.create_user("nobody", password="x")
+    assert client_for(nobody).get(STATE_URL).status_code == 403
+
+
+def test_a_supervisor_of_no_team_sees_no_agent(django_user_model: Any, live_floor: None) -> None:
+    from django.contrib.auth.models import Group
+
+    lonely = django_user_model.objects.create_user("lonely", password="x")
+    lonely.groups.add(Group.objects.get(name="Supervisors"))
+    response = client_for(lonely).get(STATE_URL)
+    assert response.status_code == 200
+    assert response.json() == {"agents": []}
+
+
+# --- GET /api/v1/kpis: a scenario computed by hand --------------------------------------------
+
+
+@pytest.fixture
+def kpi_day(alice: Agent, bob: Agent, carol: Agent) -> None:
+    """One morning of calls on DAY (site default ACW policy: timed, 30 s).
+
+    alice, call a1: started 09:01:00, held 09:01:30, resumed 09:01:50, ended 09:02:40
+        → 100 s on the call, hold 20 s, talk 80 s; ACW ended by the agent at 09:03:10 → 30 s.
+    alice, call a2: 09:05:00 → 09:06:00 → talk 60 s; no acw.ended, so the ACW times out at its
+        30 s deadline → 30 s.
+    bob, call b1: started 10:00:00, held 10:00:30 and never resumed, ended 10:01:00
+        → hold 30 s (to the end), talk 30 s; ACW extended by 30 s at 10:01:20, ended at
+        10:01:50 → 50 s.
+    carol (South), call c1: 09:00:00 → 09:04:00 → talk 240 s; ACW ended at 09:04:10 → 10 s.
+    """
+    send("alice", "agent.logged_in", "09:00:00")
+    send("alice", "interaction.started", "09:01:00", interaction_id="a1", channel="phone")
+    send("alice", "interaction.held", "09:01:30", interaction_id="a1")
+    send("alice", "interaction.resumed", "09:01:50", interaction_id="a1")
+    send("alice", "interaction.ended", "09:02:40", interaction_id="a1")
+    send("alice", "acw.ended", "09:03:10")
+    call("alice", "a2", "09:05:00", "09:06:00")
+    send("alice", "agent.available", "09:10:00")
+    send("bob", "interaction.started", "10:00:00", interaction_id="b1", channel="phone")
+    send("bob", "interaction.held", "10:00:30", interaction_id="b1")
+    send("bob", "interaction.ended", "10:01:00", interaction_id="b1")
+    send("bob", "acw.extended", "10:01:20", seconds=30)
+    send("bob", "acw.ended", "10:01:50")
+    call("carol", "c1", "09:00:00", "09:04:00")
+    send("carol", "acw.ended", "09:04:10")
+
+
+EXPECTED_AGENTS = {
+    "alice": {
+        "key": "alice",
+        "name": "Alice Martin",
+        "interactions": 2,
+        "talk_seconds": 140.0,
+        "hold_seconds": 20.0,
+        "acw_seconds": 60.0,
+        "avg_acw_seconds": 30.0,
+        "aht_seconds": 110.0,  # (140 + 20 + 60) / 2
+        "acw_share": 0.2727,  # 60 / 220
+    },
+    "bob": {
+        "key": "bob",
+        "name": "Bob Jansen",
+        "interactions": 1,
+        "talk_seconds": 30.0,
+        "hold_seconds": 30.0,
+        "acw_seconds": 50.0,
+        "avg_acw_seconds": 50.0,
+        "aht_seconds": 110.0,  # 30 + 30 + 50
+        "acw_share": 0.4545,  # 50 / 110
+    },
+    "carol": {
+        "key": "carol",
+        "name": "Carol Dubois",
+        "interactions": 1,
+        "talk_seconds": 240.0,
+        "hold_seconds": 0.0,
+        "acw_seconds": 10.0,
+        "avg_acw_seconds": 10.0,
+        "aht_seconds": 250.0,
+        "acw_share": 0.04,  # 10 / 250
+    },
+}
+EXPECTED_TEAMS = {
+    "North": {
+        "key": "North",
+        "name": "North",
+        "interactions": 3,
+        "talk_seconds": 170.0,
+        "hold_seconds": 50.0,
+        "acw_seconds": 110.0,
+        "avg_acw_seconds": 36.667,  # 110 / 3
+        "aht_seconds": 110.0,  # 330 / 3
+        "acw_share": 0.3333,  # 110 / 330
+    },
+    "South": {**EXPECTED_AGENTS["carol"], "key": "South", "name": "South"},
+}
+
+
+def _close(actual: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert set(actual) >= KPI_FIELDS
+    for field, value in expected.items():
+        if isinstance(value, float):
+            assert actual[field] == pytest.approx(value, abs=1e-3), field
+        else:
+            assert actual[field] == value, field
+
+
+def test_kpis_per_agent_match_the_hand_computed_day(api: APIClient, kpi_day: None) -> None:
+    rows = by_key(api.get(KPI_URL, {"group_by": "agent", "from": DAY, "to": DAY}))
+    assert set(rows) == set(EXPECTED_AGENTS)
+    for key, expected in EXPECTED_AGENTS.items():
+        _close(rows[key], expected)
+
+
+def test_kpis_per_team_match_the_hand_computed_day(api: APIClient, kpi_day: None) -> None:
+    rows = by_key(api.get(KPI_URL, {"group_by": "team", "from": DAY, "to": DAY}))
+    assert set(rows) == set(EXPECTED_TEAMS)
+    for key, expected in EXPECTED_TEAMS.items():
+        _close(rows[key], expected)
+
+
+def test_kpis_default_to_agents_today(api: APIClient, kpi_day: None) -> None:
+    rows = by_key(api.get(KPI_URL))
+    assert set(rows) == set(EXPECTED_AGENTS)
+    _close(rows["alice"], EXPECTED_AGENTS["alice"])
+
+
+def test_kpis_of_another_day_are_empty(api: APIClient, kpi_day: None) -> None:
+    response = api.get(KPI_URL, {"from": "2026-11-01", "to": "2026-11-01"})
+    assert response.json() == {"rows": []}
+
+
+def test_kpis_filter_by_team(api: APIClient, kpi_day: None) -> None:
+    rows = by_key(api.get(KPI_URL, {"from": DAY, "to": DAY, "team": "South"}))
+    assert set(rows) == {"carol"}
+    rows = by_key(api.get(KPI_URL, {"group_by": "team", "from": DAY, "to": DAY, "team": "North"}))
+    assert set(rows) == {"North"}
+    _close(rows["North"], EXPECTED_TEAMS["North"])
+
+
+def test_an_unknown_team_filter_is_400_naming_the_field(api: APIClient, kpi_day: None) -> None:
+    response = api.get(KPI_URL, {"team": "Nowhere"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("team:")
+
+
+def test_a_supervisor_gets_kpis_of_their_teams_only(supervisor_sam: Any, kpi_day: None) -> None:
+    client = client_for(supervisor_sam)
+    assert set(by_key(client.get(KPI_URL, {"from": DAY, "to": DAY}))) == {"alice", "bob"}
+    teams = by_key(client.get(KPI_URL, {"group_by": "team", "from": DAY, "to": DAY}))
+    assert set(teams) == {"North"}
+    response = client.get(KPI_URL, {"from": DAY, "to": DAY, "team": "South"})
+    assert response.status_code == 400
+    assert "carol" not in response.content.decode()
+
+
+def test_a_manager_gets_kpis_of_every_team(manager_maria: Any, kpi_day: None) -> None:
+    teams = by_key(client_for(manager_maria).get(KPI_URL, {"group_by": "team", "from": DAY}))
+    assert set(teams) == {"North", "South"}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"group_by": "queue"}, "group_by"),
+        ({"from": "02/11/2026"}, "from"),
+        ({"from": "2026-11-31"}, "from"),
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2026-13-01"}, "to"),
+        ({"to": "2026-11-02T00:00:00"}, "to"),
+        ({"from": "2026-11-03", "to": "2026-11-02"}, "from"),
+    ],
+    ids=["group_by", "from", "impossible from", "word", "to", "to", "from > to"],
+)
+def test_invalid_kpi_parameters_are_400_naming_the_field(
+    api: APIClient, params: dict[str, str], field: str
+) -> None:
+    response = api.get(KPI_URL, params)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(f"{field}:"), response.json()
+
+
+def test_empty_parameters_mean_their_defaults(api: APIClient, kpi_day: None) -> None:
+    # As an HTML form sends them: an empty value is the same as no value.
+    rows = by_key(api.get(KPI_URL, {"group_by": "", "from": "", "to": "", "team": ""}))
+    assert set(rows) == set(EXPECTED_AGENTS)
+
+
+def test_day_boundaries_are_inclusive_in_utc(api: APIClient, alice: Agent) -> None:
+    call("alice", "late", "23:58:00", "23:59:59", day="2026-11-01")
+    call("alice", "early", "00:00:00", "00:00:30", day=DAY)
+    first = by_key(api.get(KPI_URL, {"from": "2026-11-01", "to": "2026-11-01"}))
+    assert first["alice"]["interactions"] == 1
+    assert first["alice"]["talk_seconds"] == pytest.approx(119)
+    second = by_key(api.get(KPI_URL, {"from": DAY, "to": DAY}))
+    assert second["alice"]["talk_seconds"] == pytest.approx(30)
+    both = by_key(api.get(KPI_URL, {"from": "2026-11-01", "to": DAY}))
+    assert both["alice"]["interactions"] == 2
+
+
+def test_days_are_counted_in_the_site_time_zone(
+    api: APIClient, alice: Agent, settings: Any, frozen_now: time_machine.Traveller
+) -> None:
+    settings.TIME_ZONE = "Europe/Paris"
+    frozen_now.move_to(datetime.fromisoformat("2026-11-03T12:00:00+00:00"))
+    # 23:30 UTC on Nov 1 is 00:30 on Nov 2 in Paris (UTC+1 in November).
+    call("alice", "night", "23:00:00", "23:30:00", day="2026-11-01")
+    # 22:30 UTC on Nov 2 is 23:30 on Nov 2 in Paris: still Nov 2 there.
+    call("alice", "evening", "22:00:00", "22:30:00", day=DAY)
+    assert api.get(KPI_URL, {"from": "2026-11-01", "to": "2026-11-01"}).json() == {"rows": []}
+    rows = by_key(api.get(KPI_URL, {"from": DAY, "to": DAY}))
+    assert rows["alice"]["interactions"] == 2
+    assert rows["alice"]["talk_seconds"] == pytest.approx(3600)
+
+
+def test_today_is_the_site_time_zone_day(
+    api: APIClient, alice: Agent, settings: Any, frozen_now: time_machine.Traveller
+) -> None:
+    settings.TIME_ZONE = "Europe/Paris"
+    frozen_now.move_to(datetime.fromisoformat("2026-11-02T23:40:00+00:00"))
+    call("alice", "night", "23:00:00", "23:30:00", day=DAY)
+    # It is already Nov 3 in Paris, and the interaction ended at 00:30 Paris time.
+    rows = by_key(api.get(KPI_URL))
+    assert rows["alice"]["interactions"] == 1
+
+
+def test_an_open_acw_counts_the_time_elapsed_so_far(
+    api: APIClient, alice: Agent, frozen_now: time_machine.Traveller
+) -> None:
+    call("alice", "c1", "14:58:00", "14:59:50")
+    rows = by_key(api.get(KPI_URL, {"from": DAY, "to": DAY}))
+    assert rows["alice"]["acw_seconds"] == pytest.approx(10)
+    assert rows["alice"]["aht_seconds"] == pytest.approx(110 + 10)
+    frozen_now.shift(15)
+    rows = by_key(api.get(KPI_URL, {"from": DAY, "to": DAY}))
+    assert rows["alice"]["acw_seconds"] == pytest.approx(25)
+
+
+def test_an_open_untimed_acw_keeps_counting(
+    api: APIClient, alice: Agent, north: Any, frozen_now: time_machine.Traveller
+) -> None:
+    AcwPolicy.objects.create(team=north, mode="manual")
+    call("alice", "c1", "14:50:00", "14:55:00")
+    frozen_now.shift(600)
+    rows = by_key(api.get(KPI_URL, {"from": DAY, "to": DAY}))
+    assert rows["alice"]["acw_seconds"] == pytest.approx(900)
+
+
+def test_an_interaction_counts_for_the_team_of_its_agent_when_it_ended(
+    api: APIClient, alice: Agent, bob: Agent, carol: Agent
+) -> None:
+    call("alice", "in-north", "09:00:00", "09:01:00")
+    send("alice", "acw.ended", "09:01:10")
+    send("alice", "interaction.started", "09:05:00", interaction_id="moved", channel="phone")
+    moved = api.put("/api/v1/agents/alice", {"name": "Alice Martin", "team": "South"})
+    assert moved.status_code == 200
+    send("alice", "interaction.ended", "09:07:00", interaction_id="moved")
+    send("alice", "acw.ended", "09:07:20")
+    call("alice", "in-south", "09:10:00", "09:10:30")
+    teams = by_key(api.get(KPI_URL, {"group_by": "team", "from": DAY, "to": DAY}))
+    assert teams["North"]["interactions"] == 1
+    assert teams["North"]["talk_seconds"] == pytest.approx(60)
+    assert teams["North"]["acw_seconds"] == pytest.approx(10)
+    assert teams["South"]["interactions"] == 2
+    assert teams["South"]["talk_seconds"] == pytest.approx(120 + 30)
+    assert teams["South"]["acw_seconds"] == pytest.approx(20 + 30)
+    agents = by_key(api.get(KPI_URL, {"from": DAY, "to": DAY}))
+    assert agents["alice"]["interactions"] == 3
