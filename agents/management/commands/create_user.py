@@ -1,22 +1,29 @@
 """``manage.py create_user USERNAME --role supervisor|manager|agent`` (contract §2)."""
 
+from __future__ import annotations
+
 import getpass
 import os
+import sys
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from agents.access import MANAGERS, SUPERVISORS
 from agents.models import Agent, Team
 
+TEAM_NAME_MAX = Team._meta.get_field("name").max_length or 100
+
 
 class Command(BaseCommand):
     help = (
         "Create or update a user in a role. The password comes from ACW_PASSWORD or the prompt. "
-        "Supervisors are linked to --teams (created if new); agents to --agent (must exist)."
+        "Supervisors are linked to --teams (created if new); agents to --agent (must exist). "
+        "Re-running with another role replaces the old one."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -26,33 +33,23 @@ class Command(BaseCommand):
         parser.add_argument("--agent", default="", help="The agent's external id (role agent).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        role = options["role"]
+        role: str = options["role"]
+        username: str = options["username"]
         teams = [name.strip() for name in options["teams"].split(",") if name.strip()]
-        if role == "supervisor" and not teams:
-            raise CommandError("--teams is required for a supervisor")
-        if role != "supervisor" and teams:
-            raise CommandError("--teams only applies to supervisors")
-        if role == "agent" and not options["agent"]:
-            raise CommandError("--agent is required for an agent user")
-        if role != "agent" and options["agent"]:
-            raise CommandError("--agent only applies to agent users")
-        agent = None
-        if role == "agent":
-            agent = Agent.objects.filter(external_id=options["agent"]).first()
-            if agent is None:
-                raise CommandError(f"no agent with external id {options['agent']!r}")
+        agent = self._check(role, username, teams, options["agent"])
         password = os.environ.get("ACW_PASSWORD") or self._ask_password()
 
-        User = get_user_model()
         with transaction.atomic():
-            user, created = User.objects.get_or_create(username=options["username"])
+            user, created = get_user_model().objects.get_or_create(username=username)
             user.set_password(password)
             user.is_active = True
             user.save()
+            # A re-run states the whole role: whatever the user was before is cleared first.
             supervisors, _ = Group.objects.get_or_create(name=SUPERVISORS)
             managers, _ = Group.objects.get_or_create(name=MANAGERS)
             user.groups.remove(supervisors, managers)
             user.supervised_teams.clear()
+            Agent.objects.filter(user=user).exclude(pk=getattr(agent, "pk", None)).update(user=None)
             if role == "supervisor":
                 user.groups.add(supervisors)
                 for name in teams:
@@ -61,19 +58,46 @@ class Command(BaseCommand):
             elif role == "manager":
                 user.groups.add(managers)
             elif agent is not None:
-                Agent.objects.filter(user=user).exclude(pk=agent.pk).update(user=None)
                 agent.user = user
                 agent.save(update_fields=["user"])
+
         verb = "Created" if created else "Updated"
-        detail = (
-            f" for teams {', '.join(teams)}"
-            if teams
-            else (f" linked to agent {agent.external_id}" if agent else "")
-        )
+        if teams:
+            detail = f" for teams {', '.join(teams)}"
+        elif agent is not None:
+            detail = f" linked to agent {agent.external_id}"
+        else:
+            detail = ""
         self.stdout.write(self.style.SUCCESS(f"{verb} {role} {user.username}{detail}."))
 
+    def _check(self, role: str, username: str, teams: list[str], external_id: str) -> Agent | None:
+        """Refuse inconsistent options before anything is written; return the agent to link."""
+        try:
+            get_user_model().username_validator(username)
+        except ValidationError as exc:
+            raise CommandError(f"username: {' '.join(exc.messages)}") from exc
+        if role == "supervisor" and not teams:
+            raise CommandError("--teams is required for a supervisor")
+        if role != "supervisor" and teams:
+            raise CommandError("--teams only applies to supervisors")
+        too_long = [name for name in teams if len(name) > TEAM_NAME_MAX]
+        if too_long:
+            raise CommandError(
+                f"--teams: {too_long[0]!r} is longer than {TEAM_NAME_MAX} characters"
+            )
+        if role == "agent" and not external_id:
+            raise CommandError("--agent is required for an agent user")
+        if role != "agent" and external_id:
+            raise CommandError("--agent only applies to agent users")
+        if role != "agent":
+            return None
+        agent = Agent.objects.filter(external_id=external_id).first()
+        if agent is None:
+            raise CommandError(f"no agent with external id {external_id!r}")
+        return agent
+
     def _ask_password(self) -> str:
-        if not os.isatty(0):
+        if not sys.stdin.isatty():
             raise CommandError("set ACW_PASSWORD or run interactively to enter a password")
         first = getpass.getpass("Password: ")
         if not first:
