@@ -119,26 +119,39 @@ class InteractionFields(serializers.Serializer):
     interaction_id = _text(100, min_length=1)
 
 
+# Optional fields accept null as "not given": many integrations serialise absent values as null.
+
+
 class InteractionStartedFields(InteractionFields):
     channel = serializers.ChoiceField(choices=["phone", "chat", "email", "other"])
-    direction = serializers.ChoiceField(choices=["inbound", "outbound"], required=False)
-    queue = _text(100, required=False, allow_blank=True)
+    direction = serializers.ChoiceField(
+        choices=["inbound", "outbound"], required=False, allow_null=True
+    )
+    queue = _text(100, required=False, allow_blank=True, allow_null=True)
 
 
 class AcwExtendedFields(serializers.Serializer):
-    seconds = StrictNumberField(required=False, max_value=86400)
+    seconds = StrictNumberField(required=False, allow_null=True, max_value=86400)
 
-    def validate_seconds(self, value: float) -> float:
-        if value <= 0:
+    def validate_seconds(self, value: float | None) -> float | None:
+        if value is not None and value <= 0:
             raise serializers.ValidationError("must be greater than 0")
         return value
 
 
 class AcwEndedFields(serializers.Serializer):
-    reason = serializers.ChoiceField(choices=["agent_ready", "supervisor"], default="agent_ready")
-    wrap_up_code = _text(100, required=False, allow_blank=True)
-    note = _text(4000, required=False, allow_blank=True)
-    checklist = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    reason = serializers.ChoiceField(
+        choices=["agent_ready", "supervisor"], default="agent_ready", allow_null=True
+    )
+    wrap_up_code = _text(100, required=False, allow_blank=True, allow_null=True)
+    note = _text(4000, required=False, allow_blank=True, allow_null=True)
+    checklist = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, allow_null=True
+    )
+
+    def validate_reason(self, value: str | None) -> str:
+        # Normalised, so that an explicit default and an omitted reason are the same content.
+        return value or "agent_ready"
 
 
 TYPE_FIELDS: dict[str, type[serializers.Serializer]] = {
