@@ -9,7 +9,12 @@ import json
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,6 +24,7 @@ from reporting.queries import kpi_rows, site_day_bounds, site_today
 
 from . import access, selectors, services
 from .api_auth import BearerTokenAuthentication
+from .states import EVENT_TYPES
 from .validation import StrictCharField
 
 MAX_BATCH = 1000
@@ -56,14 +62,92 @@ def _error(message: str, code: int) -> Response:
     return Response({"error": message}, status=code)
 
 
-EventResult = inline_serializer(
-    "EventResult",
-    {
-        "event_id": serializers.CharField(allow_null=True),
-        "status": serializers.ChoiceField(["accepted", "duplicate", "rejected"]),
-        "error": serializers.CharField(required=False),
-    },
-)
+# --- Schema-only serializers: they document the shapes; validation lives in validation.py ----
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text='"<field>: <message>"')
+
+
+class EventSerializer(serializers.Serializer):
+    event_id = serializers.CharField(max_length=100, help_text="Idempotency key.")
+    type = serializers.ChoiceField(choices=EVENT_TYPES)
+    agent = serializers.CharField(max_length=100, help_text="The agent's external id.")
+    occurred_at = serializers.DateTimeField(
+        help_text="ISO 8601 with offset; at most 5 minutes in the future."
+    )
+    reason = serializers.CharField(
+        required=False,
+        help_text="agent.not_ready: required (break, lunch...); "
+        "acw.ended: agent_ready (default) or supervisor.",
+    )
+    interaction_id = serializers.CharField(required=False, help_text="interaction.* events.")
+    channel = serializers.ChoiceField(
+        choices=["phone", "chat", "email", "other"], required=False, help_text="interaction.started"
+    )
+    direction = serializers.ChoiceField(choices=["inbound", "outbound"], required=False)
+    queue = serializers.CharField(required=False)
+    seconds = serializers.FloatField(
+        required=False, min_value=0, help_text="acw.extended: > 0, default the policy's step."
+    )
+    wrap_up_code = serializers.CharField(required=False, help_text="acw.ended")
+    note = serializers.CharField(required=False, help_text="acw.ended")
+
+
+class BatchSerializer(serializers.Serializer):
+    events = EventSerializer(many=True, help_text="1 to 1000 events.")
+
+
+class EventResultSerializer(serializers.Serializer):
+    event_id = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(["accepted", "duplicate", "conflict", "rejected"])
+    error = serializers.CharField(required=False)
+
+
+class BatchResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = EventResultSerializer(many=True, help_text="In input order.")
+
+
+class AgentStateSerializer(serializers.Serializer):
+    agent = serializers.CharField(help_text="External id.")
+    name = serializers.CharField()
+    team = serializers.CharField()
+    state = serializers.ChoiceField(
+        choices=["offline", "available", "on_interaction", "acw", "not_ready"]
+    )
+    reason = serializers.CharField(allow_null=True, help_text="Only for not_ready.")
+    since = serializers.DateTimeField(allow_null=True, help_text="When the state began.")
+    interaction_id = serializers.CharField(allow_null=True, help_text="Only while on_interaction.")
+    acw_deadline = serializers.DateTimeField(
+        allow_null=True, help_text="Only in acw; null for an untimed ACW."
+    )
+
+
+class AgentStatesSerializer(serializers.Serializer):
+    agents = AgentStateSerializer(many=True)
+
+
+class KpiRowSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="Agent external id or team name.")
+    name = serializers.CharField()
+    interactions = serializers.IntegerField()
+    talk_seconds = serializers.FloatField()
+    hold_seconds = serializers.FloatField()
+    acw_seconds = serializers.FloatField()
+    avg_acw_seconds = serializers.FloatField()
+    aht_seconds = serializers.FloatField()
+    acw_share = serializers.FloatField()
+
+
+class KpisSerializer(serializers.Serializer):
+    rows = KpiRowSerializer(many=True)
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorSerializer) for code in codes}
 
 
 class EventsView(APIView):
@@ -73,25 +157,19 @@ class EventsView(APIView):
     permission_classes = [IsIntegration]
 
     @extend_schema(
-        request=inline_serializer(
-            "EventOrBatch", {"events": serializers.ListField(child=serializers.DictField())}
+        request=PolymorphicProxySerializer(
+            "EventOrBatch", [EventSerializer, BatchSerializer], resource_type_field_name=None
         ),
         responses={
-            201: EventResult,
-            200: inline_serializer(
-                "BatchResult",
-                {
-                    "accepted": serializers.IntegerField(),
-                    "duplicates": serializers.IntegerField(),
-                    "rejected": serializers.IntegerField(),
-                    "results": serializers.ListField(child=serializers.DictField()),
-                },
+            201: OpenApiResponse(EventResultSerializer, "accepted"),
+            200: PolymorphicProxySerializer(
+                "DuplicateOrBatchResult",
+                [EventResultSerializer, BatchResultSerializer],
+                resource_type_field_name=None,
             ),
-            400: None,
-            401: None,
-            409: None,
-            413: None,
-            503: None,
+            400: OpenApiResponse(EventResultSerializer, "rejected, or a malformed body"),
+            409: OpenApiResponse(EventResultSerializer, "event_id reused with other content"),
+            **_errors(401, 413, 503),
         },
     )
     def post(self, request: Request) -> Response:
@@ -146,12 +224,22 @@ class AgentProvisionSerializer(serializers.Serializer):
     team = StrictCharField(max_length=100)
 
 
+class AgentProvisionResultSerializer(serializers.Serializer):
+    agent = serializers.CharField()
+    name = serializers.CharField()
+    team = serializers.CharField()
+
+
 class AgentProvisionView(APIView):
     """``PUT /api/v1/agents/<external_id>``: create or update an agent (tokens and admins)."""
 
     permission_classes = [CanProvision]
 
-    @extend_schema(request=AgentProvisionSerializer, responses={200: None, 201: None})
+    @extend_schema(
+        request=AgentProvisionSerializer,
+        responses={200: AgentProvisionResultSerializer, 201: AgentProvisionResultSerializer}
+        | _errors(400, 401, 403, 503),
+    )
     def put(self, request: Request, external_id: str) -> Response:
         if not 1 <= len(external_id) <= 100:
             return _error("external_id: must be 1 to 100 characters", status.HTTP_400_BAD_REQUEST)
@@ -173,7 +261,7 @@ class AgentStatesView(APIView):
 
     permission_classes = [CanWatch]
 
-    @extend_schema(responses={200: None})
+    @extend_schema(responses={200: AgentStatesSerializer, **_errors(401, 403, 503)})
     def get(self, request: Request) -> Response:
         return Response({"agents": selectors.agent_state_rows(request.user)})
 
@@ -210,7 +298,7 @@ class KpisView(APIView):
             OpenApiParameter("to", str, description="YYYY-MM-DD, inclusive (default today)"),
             OpenApiParameter("team", str, description="only this team"),
         ],
-        responses={200: None},
+        responses={200: KpisSerializer, **_errors(400, 401, 403, 503)},
     )
     def get(self, request: Request) -> Response:
         query = KpiQuerySerializer(data=request.query_params)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from agents import services
@@ -175,3 +177,22 @@ def test_the_openapi_schema_lists_the_four_endpoints(db: None) -> None:
     assert "get" in paths["/api/v1/kpis"]
     kpi_params = {p["name"] for p in paths["/api/v1/kpis"]["get"]["parameters"]}
     assert {"group_by", "from", "to", "team"} <= kpi_params
+    state = schema["components"]["schemas"]["AgentState"]["properties"]
+    assert set(state) == {
+        "agent",
+        "name",
+        "team",
+        "state",
+        "reason",
+        "since",
+        "interaction_id",
+        "acw_deadline",
+    }
+    assert "bearerToken" in schema["components"]["securitySchemes"]
+
+
+def test_the_openapi_schema_is_valid_and_generated_without_warnings(tmp_path: Path) -> None:
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml")
+    )
+    assert (tmp_path / "schema.yml").stat().st_size > 1000
