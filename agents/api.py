@@ -29,6 +29,7 @@ from .validation import StrictCharField
 
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 1024 * 1024
+KPI_YEARS = (1900, 9998)
 STATUS_CODES = {
     "accepted": status.HTTP_201_CREATED,
     "duplicate": status.HTTP_200_OK,
@@ -278,6 +279,12 @@ class KpiQuerySerializer(serializers.Serializer):
         return fields
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for name in ("from", "to"):
+            # Outside these years a day boundary in some time zone is not a valid datetime.
+            if name in attrs and not KPI_YEARS[0] <= attrs[name].year <= KPI_YEARS[1]:
+                raise serializers.ValidationError(
+                    {name: f"must be in the years {KPI_YEARS[0]} to {KPI_YEARS[1]}"}
+                )
         today = site_today()
         attrs.setdefault("from", today)
         attrs.setdefault("to", today)

@@ -348,8 +348,22 @@ def test_a_manager_gets_kpis_of_every_team(manager_maria: Any, kpi_day: None) ->
         ({"to": "2026-13-01"}, "to"),
         ({"to": "2026-11-02T00:00:00"}, "to"),
         ({"from": "2026-11-03", "to": "2026-11-02"}, "from"),
+        ({"to": "9999-12-31"}, "to"),
+        ({"from": "0001-01-01"}, "from"),
+        ({"team": "t" * 101}, "team"),
     ],
-    ids=["group_by", "from", "impossible from", "word", "to", "to", "from > to"],
+    ids=[
+        "group_by",
+        "from",
+        "impossible from",
+        "word",
+        "to",
+        "to",
+        "from > to",
+        "last day",
+        "first day",
+        "long team",
+    ],
 )
 def test_invalid_kpi_parameters_are_400_naming_the_field(
     api: APIClient, params: dict[str, str], field: str
