@@ -381,6 +381,23 @@ def test_a_rejected_event_does_not_create_its_agent(api: APIClient) -> None:
     assert not Agent.objects.filter(external_id="ghost").exists()
 
 
+def test_a_conflicting_event_does_not_create_its_agent(api: APIClient, alice: Agent) -> None:
+    # A conflict is not stored, so its unknown agent must not appear on the walls either.
+    body = event("agent.logged_in")
+    assert post(api, body).status_code == 201
+    response = post(api, {**body, "agent": "phantom"})
+    assert response.status_code == 409
+    assert not Agent.objects.filter(external_id="phantom").exists()
+
+
+def test_the_token_records_when_it_was_last_used(api: APIClient, api_token: str) -> None:
+    row = ApiToken.objects.get(token_hash=ApiToken.hash(api_token))
+    assert row.last_used_at is None
+    post(api, event())
+    row.refresh_from_db()
+    assert row.last_used_at is not None
+
+
 def test_a_valid_event_that_does_not_fit_the_state_is_accepted_and_changes_nothing(
     api: APIClient, alice: Agent
 ) -> None:
