@@ -17,6 +17,7 @@ from .models import (
     Event,
     HoldPeriod,
     Interaction,
+    StateThreshold,
     Team,
     WrapUpCode,
 )
@@ -230,3 +231,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # A token is shown only once, at creation: use `manage.py create_api_token NAME`.
         return False
+
+
+@admin.register(StateThreshold)
+class StateThresholdAdmin(admin.ModelAdmin):
+    """The wall's colour tiers by time in state; the wall picks changes up within 30 s."""
+
+    list_display = ["state", "notice_after_seconds", "amber_after_seconds", "red_after_seconds"]
+    list_editable = ["notice_after_seconds", "amber_after_seconds", "red_after_seconds"]

@@ -403,3 +403,36 @@ class ApiToken(models.Model):
         token = "acw_" + secrets.token_urlsafe(32)
         row = cls.objects.create(name=name, token_hash=cls.hash(token), prefix=token[:8])
         return row, token
+
+
+class StateThreshold(models.Model):
+    """When a wall tile changes colour with time in state (VICIdial-style tiers).
+
+    A tile in ``state`` is shaded after ``notice_after_seconds``, amber after
+    ``amber_after_seconds`` and red after ``red_after_seconds``. A timed ACW is coloured by its
+    countdown and ACW policy instead; this row applies to ACW without a deadline.
+    """
+
+    state = models.CharField(max_length=20, choices=State.choices, unique=True)
+    notice_after_seconds = models.PositiveIntegerField(
+        default=10, help_text="The tile is shaded once the agent has been in the state this long."
+    )
+    amber_after_seconds = models.PositiveIntegerField(default=60)
+    red_after_seconds = models.PositiveIntegerField(default=300)
+
+    class Meta:
+        ordering = ["state"]
+        verbose_name = "wall colour threshold"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_state_display()}: {self.notice_after_seconds} s / "
+            f"{self.amber_after_seconds} s / {self.red_after_seconds} s"
+        )
+
+    def clean(self) -> None:
+        if not (self.notice_after_seconds <= self.amber_after_seconds <= self.red_after_seconds):
+            raise ValidationError("Thresholds must grow: notice ≤ amber ≤ red.")
+
+    def as_tiers(self) -> list[int]:
+        return [self.notice_after_seconds, self.amber_after_seconds, self.red_after_seconds]

@@ -1,4 +1,4 @@
-"""Page routes of the agents app: the wall and the agent's wrap-up page."""
+"""Page routes of the agents app: the wall, its actions, and the agent's wrap-up page."""
 
 from django.urls import path
 
@@ -6,5 +6,10 @@ from . import views
 
 urlpatterns = [
     path("", views.wall, name="wall"),
+    path("wall/summary", views.wall_summary, name="wall-summary"),
+    path("wall/end-acw/<path:external_id>", views.end_acw, name="wall-end-acw"),
     path("me/", views.my_acw, name="my-acw"),
+    path("me/state", views.my_state, name="my-state"),
+    path("me/ready", views.my_ready, name="my-ready"),
+    path("me/extend", views.my_extend, name="my-extend"),
 ]

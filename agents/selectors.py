@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from . import access
+from django.db.models import Q
+from django.utils import timezone
+
+from reporting.queries import kpi_rows, site_day_bounds, site_today
+
+from . import access, events
 from .events import agent_payload
-from .models import AgentState
+from .models import AcwPolicy, AgentState, StateThreshold, Team
 
 
 def agent_states(user: Any, team_ids: set[int] | None = None):  # type: ignore[no-untyped-def]
@@ -24,3 +30,118 @@ def agent_states(user: Any, team_ids: set[int] | None = None):  # type: ignore[n
 def agent_state_rows(user: Any) -> list[dict[str, Any]]:
     """``GET /api/v1/agents/state``: every visible agent, as the wall sees it."""
     return [agent_payload(live) for live in agent_states(user)]
+
+
+# --- The wall -------------------------------------------------------------------------------
+
+# Used when no StateThreshold row exists for a state (VICIdial's defaults; migration 0003).
+DEFAULT_STATE_TIERS: dict[str, list[int]] = {
+    "available": [30, 60, 300],
+    "on_interaction": [10, 60, 300],
+    "acw": [10, 60, 300],
+    "not_ready": [10, 60, 300],
+}
+
+
+def open_alerts(team_ids: set[int]) -> list[dict[str, Any]]:
+    """Open alerts of these teams, as the wall shows them (``reporting`` defines them)."""
+    try:
+        from reporting.selectors import open_alert_payloads
+    except ModuleNotFoundError:
+        return []
+    return open_alert_payloads(team_ids)
+
+
+def wall_snapshot(team_ids: set[int]) -> dict[str, Any]:
+    """What a wall needs to (re)start: agents, open alerts and where each team's numbering is.
+
+    ``team_seqs`` is read *before* the agents: every message numbered up to it was committed
+    before the rows are read, so a wall may drop those messages (the rows already contain
+    them) and treats a hole after them as a lost message. ``agent_teams`` lets the consumer
+    tell a move between two teams it shows from an agent leaving its view.
+    """
+    seqs = events.team_seqs(team_ids)
+    rows = (
+        AgentState.objects.filter(agent__team_id__in=team_ids)
+        .select_related("agent__team")
+        .order_by("agent__name", "agent__external_id")
+    )
+    agents, agent_teams = [], {}
+    for live in rows:
+        agents.append(agent_payload(live))
+        agent_teams[live.agent.external_id] = live.agent.team_id
+    return {
+        "team_seqs": seqs,
+        "agents": agents,
+        "agent_teams": agent_teams,
+        "alerts": open_alerts(team_ids),
+    }
+
+
+def _policy_json(policy: AcwPolicy) -> dict[str, Any]:
+    return {
+        "mode": policy.mode,
+        "seconds": policy.seconds,
+        "allow_extension": policy.allow_extension,
+        "max_seconds": policy.max_seconds,
+        "target_avg_seconds": policy.target_avg_seconds,
+        "alert_acw_seconds": policy.alert_acw_seconds,
+    }
+
+
+def wall_config(team_ids: set[int]) -> dict[str, Any]:
+    """The wall's colour rules: time-in-state tiers per state and the ACW policies by team.
+
+    ``policies`` maps team name → channel ("" for the team default) → policy; ``site`` holds
+    the site defaults by channel. The page resolves an ACW the way the services do: team ×
+    channel, team default, site channel, site default.
+    """
+    tiers = dict(DEFAULT_STATE_TIERS)
+    tiers.update({row.state: row.as_tiers() for row in StateThreshold.objects.all()})
+    policies: dict[str, dict[str, Any]] = {}
+    site: dict[str, Any] = {}
+    rows = AcwPolicy.objects.filter(Q(team_id__in=team_ids) | Q(team__isnull=True)).select_related(
+        "team"
+    )
+    for policy in rows:
+        target = policies.setdefault(policy.team.name, {}) if policy.team else site
+        target[policy.channel] = _policy_json(policy)
+    return {"tiers": tiers, "policies": policies, "site": site}
+
+
+def _team_targets(team_ids: set[int]) -> dict[int, int]:
+    """Target average ACW per team: the team's default policy, else the site default."""
+    defaults = dict(
+        AcwPolicy.objects.filter(channel="")
+        .filter(Q(team_id__in=team_ids) | Q(team__isnull=True))
+        .values_list("team_id", "target_avg_seconds")
+    )
+    site = defaults.get(None, AcwPolicy._meta.get_field("target_avg_seconds").default)
+    return {team_id: defaults.get(team_id, site) for team_id in team_ids}
+
+
+def wall_kpis(team_ids: set[int], now: datetime | None = None) -> dict[str, Any]:
+    """Today's average ACW per interaction over ``team_ids`` against the target (wall header).
+
+    Average ACW = ACW seconds / handled interactions (contract §4), from ``kpi_rows``. The
+    target is the teams' target averages weighted by today's interactions (plain mean before
+    the first interaction of the day).
+    """
+    now = now or timezone.now()
+    start, end = site_day_bounds(site_today(), site_today())
+    rows = kpi_rows(team_ids=team_ids, group_by="team", start=start, end=end, now=now)
+    interactions = sum(row.interactions for row in rows)
+    acw_seconds = sum(row.acw_seconds for row in rows)
+    targets = _team_targets(team_ids)
+    names = dict(Team.objects.filter(pk__in=team_ids).values_list("name", "pk"))
+    if interactions:
+        weighted = sum(targets[names[row.key]] * row.interactions for row in rows)
+        target = weighted / interactions
+    else:
+        target = sum(targets.values()) / len(targets) if targets else 0
+    return {
+        "interactions": interactions,
+        "avg_acw_seconds": round(acw_seconds / interactions, 1) if interactions else None,
+        "target_avg_seconds": round(target, 1),
+        "computed_at": now.isoformat(),
+    }

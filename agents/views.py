@@ -1,22 +1,228 @@
-"""Pages of the agents app."""
+"""Pages of the agents app: the supervisor wall and the agent's wrap-up page.
+
+Views parse, authorise, call one service or selector and render. Every state change made here
+(a supervisor ending an ACW, an agent's Ready or Extend) is a contract-shaped event that goes
+through ``services.ingest_event``, so the wall hears of it exactly as of a telephony event.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
-from . import access
+from . import access, selectors, services
+from .events import agent_payload
+from .models import Agent, AgentState, ChecklistItem, WrapUpCode
+
+# --- The wall -------------------------------------------------------------------------------
 
 
-@login_required
-def wall(request: HttpRequest) -> HttpResponse:
-    """The supervisor wall: live tiles per agent, fed by /ws/wall/."""
+def _watcher(request: HttpRequest) -> set[int]:
+    """The teams the user may watch; refuses users the wall is not for."""
     if not access.can_watch(request.user):
         raise PermissionDenied
-    return render(request, "agents/wall.html", {})
+    return access.visible_team_ids(request.user)
+
+
+def _wall_summary(team_ids: set[int]) -> dict[str, Any]:
+    return {"kpis": selectors.wall_kpis(team_ids), "config": selectors.wall_config(team_ids)}
 
 
 @login_required
+@require_GET
+def wall(request: HttpRequest) -> HttpResponse:
+    """The supervisor wall: live tiles per agent, fed by /ws/wall/."""
+    if not access.can_watch(request.user) and _linked_agent(request) is not None:
+        # Agents sign in through the same form; their page is the wrap-up page.
+        return redirect("my-acw")
+    team_ids = _watcher(request)
+    teams = access.visible_teams(request.user).order_by("name").values_list("name", flat=True)
+    return render(
+        request,
+        "agents/wall.html",
+        {"teams": list(teams), "summary": _wall_summary(team_ids)},
+    )
+
+
+@login_required
+@require_GET
+def wall_summary(request: HttpRequest) -> JsonResponse:
+    """Today's ACW average against target and the colour rules; the wall re-reads it every 30 s."""
+    return JsonResponse(_wall_summary(_watcher(request)))
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+    return {key: request.POST.get(key) for key in request.POST}
+
+
+def _ingest(event: dict[str, Any], source: str, request: HttpRequest) -> JsonResponse:
+    result = services.ingest_event(event, source=source, actor_id=request.user.pk)
+    if result.status != "accepted":
+        return JsonResponse({"error": result.error or result.status}, status=400)
+    live = AgentState.objects.select_related("agent__team").get(agent__external_id=event["agent"])
+    return JsonResponse({"status": "accepted", "agent": agent_payload(live)})
+
+
+def _event(agent: Agent, event_type: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"{event_type}-{uuid.uuid4()}",
+        "type": event_type,
+        "agent": agent.external_id,
+        "occurred_at": timezone.now().isoformat(),
+        **fields,
+    }
+
+
+@login_required
+@require_POST
+def end_acw(request: HttpRequest, external_id: str) -> JsonResponse:
+    """A supervisor ends an agent's ACW: ``acw.ended`` with reason ``supervisor``, by them."""
+    team_ids = _watcher(request)
+    agent = Agent.objects.filter(external_id=external_id, team_id__in=team_ids).first()
+    if agent is None:
+        # Not "forbidden": an agent outside the user's teams does not exist for them.
+        raise Http404("no such agent among your teams")
+    if not AgentState.objects.filter(agent=agent, state="acw").exists():
+        return JsonResponse({"error": "agent: not in ACW"}, status=409)
+    event = _event(agent, "acw.ended", reason="supervisor")
+    return _ingest(event, "wall", request)
+
+
+# --- The agent's wrap-up page ---------------------------------------------------------------
+
+
+def _linked_agent(request: HttpRequest) -> Agent | None:
+    return Agent.objects.select_related("team").filter(user_id=request.user.pk).first()
+
+
+def _my_state(agent: Agent) -> dict[str, Any]:
+    """The agent's live state with the ACW policy that applies to it right now."""
+    live = AgentState.objects.select_related("agent__team").get(agent=agent)
+    policy = services.policy_lookup()(agent.team_id, live.channel or "")
+    return {
+        "agent": agent_payload(live),
+        "policy": {
+            "mode": policy.mode,
+            "seconds": policy.seconds,
+            "allow_extension": policy.allow_extension and policy.is_timed,
+            "extension_step_seconds": policy.extension_step_seconds,
+            "max_seconds": policy.max_seconds,
+            "wrap_up_required": policy.wrap_up_required,
+        },
+    }
+
+
+def _checklist(agent: Agent) -> list[ChecklistItem]:
+    return list(
+        ChecklistItem.objects.filter(Q(team=agent.team) | Q(team__isnull=True), active=True)
+    )
+
+
+@login_required
+@require_GET
 def my_acw(request: HttpRequest) -> HttpResponse:
-    """The agent's wrap-up page."""
-    return render(request, "agents/me.html", {})
+    """The agent's wrap-up page: state, ACW countdown, checklist, wrap-up code, Ready/Extend."""
+    agent = _linked_agent(request)
+    if agent is None:
+        return render(
+            request, "agents/me_no_agent.html", {"can_watch": access.can_watch(request.user)}
+        )
+    return render(
+        request,
+        "agents/me.html",
+        {
+            "agent": agent,
+            "state": _my_state(agent),
+            "checklist": _checklist(agent),
+            "wrap_up_codes": WrapUpCode.objects.filter(active=True),
+        },
+    )
+
+
+def _agent_or_403(request: HttpRequest) -> Agent:
+    agent = _linked_agent(request)
+    if agent is None:
+        raise PermissionDenied("no agent is linked to this login")
+    return agent
+
+
+@login_required
+@require_GET
+def my_state(request: HttpRequest) -> JsonResponse:
+    """The agent's live state, polled by the wrap-up page."""
+    return JsonResponse(_my_state(_agent_or_403(request)))
+
+
+@login_required
+@require_POST
+def my_ready(request: HttpRequest) -> JsonResponse:
+    """ "Ready": ends the agent's ACW with the wrap-up code, note and ticked checklist items."""
+    agent = _agent_or_403(request)
+    body = _json_body(request)
+    state = _my_state(agent)
+    if state["agent"]["state"] != "acw":
+        return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
+    code = str(body.get("wrap_up_code") or "").strip()
+    if state["policy"]["wrap_up_required"] and not code:
+        return JsonResponse({"error": "wrap_up_code: is required by your ACW policy"}, status=400)
+    if code and not WrapUpCode.objects.filter(code=code, active=True).exists():
+        return JsonResponse({"error": "wrap_up_code: unknown code"}, status=400)
+    allowed = {item.pk for item in _checklist(agent)}
+    raw_ids = body.get("checklist") or []
+    if not isinstance(raw_ids, list):
+        raw_ids = [raw_ids]
+    try:
+        ticked = sorted({int(value) for value in raw_ids})
+    except (TypeError, ValueError):
+        return JsonResponse({"error": "checklist: expected item ids"}, status=400)
+    if not set(ticked) <= allowed:
+        return JsonResponse({"error": "checklist: unknown item"}, status=400)
+    fields: dict[str, Any] = {"reason": "agent_ready", "checklist": ticked}
+    if code:
+        fields["wrap_up_code"] = code
+    note = str(body.get("note") or "").strip()
+    if note:
+        fields["note"] = note[:4000]
+    return _ingest(_event(agent, "acw.ended", **fields), "agent_page", request)
+
+
+@login_required
+@require_POST
+def my_extend(request: HttpRequest) -> JsonResponse:
+    """ "Extend +N s": adds the policy's extension step to the open ACW, when allowed."""
+    agent = _agent_or_403(request)
+    state = _my_state(agent)
+    if state["agent"]["state"] != "acw":
+        return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
+    if not state["policy"]["allow_extension"]:
+        return JsonResponse(
+            {"error": "seconds: your ACW policy does not allow extension"}, status=400
+        )
+    live = AgentState.objects.only("acw_started_at", "acw_deadline").get(agent=agent)
+    longest = max(state["policy"]["max_seconds"], state["policy"]["seconds"])
+    length = (
+        (live.acw_deadline - live.acw_started_at).total_seconds()
+        if live.acw_deadline and live.acw_started_at
+        else 0
+    )
+    if length >= longest:
+        return JsonResponse(
+            {"error": f"seconds: ACW already at its maximum of {longest} s"}, status=409
+        )
+    event = _event(agent, "acw.extended", seconds=state["policy"]["extension_step_seconds"])
+    return _ingest(event, "agent_page", request)

@@ -1,0 +1,162 @@
+// The agent's wrap-up page: state, ACW countdown, checklist, wrap-up code, Ready and Extend.
+// It polls /me/state every 2 s (agent users do not use the wall's socket); Ready and Extend
+// post events through the same ingestion path as the telephony, so the wall sees them at once.
+"use strict";
+
+(() => {
+  const POLL_MS = 2000;
+  const $ = (sel) => document.querySelector(sel);
+  const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const WORDS = {
+    available: "Available",
+    on_interaction: "On an interaction",
+    acw: "After-call work",
+    not_ready: "Not ready",
+    offline: "Offline",
+  };
+  const CHANNELS = { phone: "phone call", chat: "chat", email: "e-mail", other: "interaction" };
+
+  let current = JSON.parse($("#me-initial").textContent);
+  let acwKey = null; // resets the form when a new ACW starts
+
+  const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const m = Math.floor(s / 60);
+    return `${m}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  function message(text, kind) {
+    const node = $("#me-msg");
+    node.textContent = text;
+    node.dataset.kind = kind || "";
+  }
+
+  function render() {
+    const { agent, policy } = current;
+    const box = $("#me-state");
+    box.dataset.state = agent.state;
+    $("#me-word").textContent = agent.state === "not_ready" && agent.reason
+      ? `Not ready · ${agent.reason}` : WORDS[agent.state] || agent.state;
+    let sub = "";
+    if (agent.state === "on_interaction") sub = `On a ${CHANNELS[agent.channel] || "interaction"} (${agent.interaction_id})`;
+    if (agent.state === "acw") {
+      sub = agent.acw_deadline
+        ? `Wrap up your ${CHANNELS[agent.channel] || "interaction"}; you become available automatically at the deadline.`
+        : "Wrap up, then press Ready.";
+      if (agent.acw_extensions) sub += ` Extended ${agent.acw_extensions}×.`;
+    }
+    $("#me-sub").textContent = sub;
+
+    const inAcw = agent.state === "acw";
+    $("#me-form").hidden = !inAcw;
+    $("#me-idle").hidden = inAcw;
+    $("#code-required").hidden = !policy.wrap_up_required;
+    const extend = $("#extend");
+    extend.hidden = !(inAcw && policy.allow_extension && agent.acw_deadline);
+    extend.textContent = `Extend +${policy.extension_step_seconds} s`;
+    const key = inAcw ? agent.acw_started_at : null;
+    if (key !== acwKey) {
+      acwKey = key;
+      if (inAcw) {
+        $("#me-form").reset();
+        message("");
+      }
+    }
+    tick();
+  }
+
+  function tick() {
+    const { agent, policy } = current;
+    const t = Date.now();
+    const value = $("#me-clock-value");
+    const label = $("#me-clock-label");
+    const clockBox = $("#me-clock");
+    const progress = $("#me-progress");
+    let level = "";
+    if (agent.state === "acw" && agent.acw_deadline) {
+      const deadline = ms(agent.acw_deadline);
+      const started = ms(agent.acw_started_at);
+      const remaining = (deadline - t) / 1000;
+      value.textContent = remaining >= 0 ? clock(Math.ceil(remaining)) : `+${clock(-remaining)}`;
+      label.textContent = remaining >= 0 ? "left in after-call work" : "past the deadline";
+      const elapsed = (t - started) / 1000;
+      if (remaining < 0 || agent.acw_extensions > 0 || elapsed > policy.seconds) level = "red";
+      else if (remaining <= Math.max(5, policy.seconds * 0.25)) level = "amber";
+      progress.hidden = false;
+      progress.dataset.level = level;
+      progress.firstElementChild.style.width = `${Math.min(100, Math.max(0, ((t - started) / (deadline - started)) * 100))}%`;
+    } else {
+      progress.hidden = true;
+      value.textContent = agent.since ? clock((t - ms(agent.since)) / 1000) : "–";
+      label.textContent = "in this state";
+    }
+    clockBox.dataset.level = level;
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch("/me/state", { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (response.ok) {
+        current = await response.json();
+        render();
+      }
+    } catch {
+      // Try again at the next poll.
+    }
+  }
+
+  async function post(url, body) {
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken, Accept: "application/json" },
+      body: JSON.stringify(body),
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+    return data;
+  }
+
+  $("#me-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const code = $("#wrap-up-code").value;
+    if (current.policy.wrap_up_required && !code) {
+      message("Pick a wrap-up code first: your team requires one.", "error");
+      $("#wrap-up-code").focus();
+      return;
+    }
+    const checklist = [...form.querySelectorAll("input[name=checklist]:checked")].map((box) => Number(box.value));
+    $("#ready").disabled = true;
+    try {
+      const data = await post("/me/ready", { wrap_up_code: code, note: $("#note").value, checklist });
+      current = { ...current, agent: data.agent };
+      render();
+      message("Done — you are available.", "ok");
+    } catch (error) {
+      message(`Could not finish: ${error.message}`, "error");
+    } finally {
+      $("#ready").disabled = false;
+    }
+  });
+
+  $("#extend").addEventListener("click", async () => {
+    const button = $("#extend");
+    button.disabled = true;
+    try {
+      const data = await post("/me/extend", {});
+      current = { ...current, agent: data.agent };
+      render();
+      message("Extended.", "ok");
+    } catch (error) {
+      message(`Could not extend: ${error.message}`, "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  render();
+  setInterval(tick, 1000);
+  setInterval(poll, POLL_MS);
+})();

@@ -1,0 +1,658 @@
+// The supervisor wall: one tile per agent, live over /ws/wall/ (contract §5).
+//
+// The server sends a snapshot, then numbered deltas. The page keeps the agents in a Map keyed by
+// external id, renders tiles once and patches them, and ticks every tile's clock once a second.
+// After a drop it reconnects with backoff; every (re)connect starts from a fresh snapshot, so
+// the page never has to merge two histories.
+"use strict";
+
+(() => {
+  const STATES = ["available", "on_interaction", "acw", "not_ready", "offline"];
+  const CHANNEL_WORD = { phone: "Phone", chat: "Chat", email: "E-mail", other: "Interaction" };
+  const SHORT = { available: "Avail", acw: "ACW", offline: "Off" };
+  const SUMMARY_EVERY_MS = 30_000;
+  const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+  const STORE_KEY = "acw-wall-view";
+
+  const $ = (sel) => document.querySelector(sel);
+  const grid = $("#grid");
+  const emptyNote = $("#grid-empty");
+  const conn = $("#conn");
+  const dialog = $("#agent-dialog");
+  const csrfToken = document.querySelector("#csrf input[name=csrfmiddlewaretoken]").value;
+
+  const agents = new Map(); // external id → agent payload
+  const tiles = new Map(); // external id → { el, parts, last }
+  const alerts = new Map(); // alert id → alert payload
+  let summary = JSON.parse($("#wall-summary").textContent);
+  let clockOffset = 0; // server time − browser time, in ms
+  let orderDirty = true;
+
+  const saved = JSON.parse(localStorage.getItem(STORE_KEY) || "{}");
+  const view = {
+    team: saved.team || "",
+    sort: saved.sort || "longest",
+    density: saved.density || "comfortable",
+    states: new Set(saved.states || []),
+    search: "",
+    alertsOpen: saved.alertsOpen !== false,
+  };
+
+  // --- Time ------------------------------------------------------------------------------
+
+  const now = () => Date.now() + clockOffset;
+  const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const sec = String(s % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+  }
+
+  function syncClock(serverIso) {
+    const server = ms(serverIso);
+    if (!Number.isNaN(server)) clockOffset = server - Date.now();
+  }
+
+  // --- Colour rules ----------------------------------------------------------------------
+
+  function policyFor(agent) {
+    const { policies, site } = summary.config;
+    const team = policies[agent.team] || {};
+    const channel = agent.channel || "";
+    return team[channel] || team[""] || site[channel] || site[""] || { seconds: 30, alert_acw_seconds: 120 };
+  }
+
+  // The ACW countdown: amber in the last quarter of the policy's timer (at least 5 s), red on
+  // overrun (past the deadline, or past the policy's timer after an extension) and once
+  // extended. Other states (and untimed ACW) use the time-in-state tiers.
+  function acwLevel(agent, t) {
+    const deadline = ms(agent.acw_deadline);
+    const started = ms(agent.acw_started_at || agent.since);
+    const policy = policyFor(agent);
+    const elapsed = (t - started) / 1000;
+    if (Number.isNaN(deadline)) {
+      if (policy.alert_acw_seconds && elapsed >= policy.alert_acw_seconds) return "red";
+      return tierLevel("acw", elapsed);
+    }
+    const remaining = (deadline - t) / 1000;
+    if (remaining < 0 || agent.acw_extensions > 0 || elapsed > policy.seconds) return "red";
+    if (remaining <= Math.max(5, policy.seconds * 0.25)) return "amber";
+    return "";
+  }
+
+  function tierLevel(state, elapsed) {
+    const tiers = summary.config.tiers[state];
+    if (!tiers) return "";
+    if (elapsed >= tiers[2]) return "red";
+    if (elapsed >= tiers[1]) return "amber";
+    if (elapsed >= tiers[0]) return "notice";
+    return "";
+  }
+
+  function levelOf(agent, t) {
+    if (agent.state === "acw") return acwLevel(agent, t);
+    return tierLevel(agent.state, (t - ms(agent.since)) / 1000);
+  }
+
+  // --- Words -------------------------------------------------------------------------------
+
+  function stateWord(agent) {
+    switch (agent.state) {
+      case "available": return "Available";
+      case "on_interaction": return `On ${(CHANNEL_WORD[agent.channel] || "interaction").toLowerCase()}`;
+      case "acw": return agent.acw_extensions ? `ACW +${agent.acw_extensions}` : "ACW";
+      case "not_ready": return agent.reason ? `Not ready · ${agent.reason}` : "Not ready";
+      default: return "Offline";
+    }
+  }
+
+  function shortWord(agent) {
+    if (agent.state === "on_interaction") return { phone: "Call", chat: "Chat", email: "Mail" }[agent.channel] || "Busy";
+    if (agent.state === "not_ready") return (agent.reason || "NR").slice(0, 6);
+    return SHORT[agent.state] || agent.state;
+  }
+
+  // --- Tiles -------------------------------------------------------------------------------
+
+  function makeTile(id) {
+    const el = document.createElement("article");
+    el.className = "tile";
+    el.tabIndex = 0;
+    el.dataset.agent = id;
+    el.innerHTML =
+      '<span class="t-name"></span>' +
+      '<svg class="t-icon" aria-hidden="true"><use href="#i-other"/></svg>' +
+      '<span class="t-team"></span><span class="t-state"></span><span class="t-time">0:00</span>' +
+      '<div class="t-bar"><span></span></div>';
+    const parts = {
+      name: el.querySelector(".t-name"),
+      icon: el.querySelector(".t-icon"),
+      use: el.querySelector(".t-icon use"),
+      team: el.querySelector(".t-team"),
+      state: el.querySelector(".t-state"),
+      time: el.querySelector(".t-time"),
+      bar: el.querySelector(".t-bar > span"),
+    };
+    const tile = { el, parts, last: {} };
+    tiles.set(id, tile);
+    return tile;
+  }
+
+  function setText(tile, key, node, value) {
+    if (tile.last[key] !== value) {
+      node.textContent = value;
+      tile.last[key] = value;
+    }
+  }
+
+  function paintTile(agent, flash) {
+    const tile = tiles.get(agent.agent) || makeTile(agent.agent);
+    const { el, parts } = tile;
+    el.dataset.state = agent.state;
+    setText(tile, "name", parts.name, agent.name);
+    el.title = `${agent.name} (${agent.agent}) — ${agent.team}`;
+    setText(tile, "team", parts.team, agent.team);
+    const compact = view.density === "compact";
+    setText(tile, "state", parts.state, compact ? shortWord(agent) : stateWord(agent));
+    const channel = agent.state === "on_interaction" || agent.state === "acw" ? agent.channel || "other" : "";
+    parts.icon.style.visibility = channel ? "visible" : "hidden";
+    if (channel) parts.use.setAttribute("href", `#i-${channel}`);
+    tickTile(tile, agent, now());
+    if (flash) {
+      el.classList.remove("flash");
+      void el.offsetWidth; // restart the animation
+      el.classList.add("flash");
+    }
+  }
+
+  function tickTile(tile, agent, t) {
+    const { el, parts } = tile;
+    let text;
+    if (agent.state === "acw" && agent.acw_deadline) {
+      const remaining = (ms(agent.acw_deadline) - t) / 1000;
+      text = remaining >= 0 ? `−${clock(Math.ceil(remaining))}` : `+${clock(-remaining)}`;
+      const started = ms(agent.acw_started_at || agent.since);
+      const span = ms(agent.acw_deadline) - started;
+      const done = span > 0 ? Math.min(1, (t - started) / span) : 1;
+      const width = `${Math.round(done * 100)}%`;
+      if (tile.last.bar !== width) {
+        parts.bar.style.width = width;
+        tile.last.bar = width;
+      }
+    } else {
+      text = agent.since ? clock((t - ms(agent.since)) / 1000) : "–";
+    }
+    setText(tile, "time", parts.time, text);
+    const level = levelOf(agent, t);
+    if (tile.last.level !== level) {
+      el.dataset.level = level;
+      tile.last.level = level;
+    }
+  }
+
+  function removeTile(id) {
+    const tile = tiles.get(id);
+    if (tile) tile.el.remove();
+    tiles.delete(id);
+  }
+
+  // --- Filter, sort, counts ----------------------------------------------------------------
+
+  function matches(agent) {
+    if (view.team && agent.team !== view.team) return false;
+    if (view.states.size && !view.states.has(agent.state)) return false;
+    if (view.search) {
+      const q = view.search;
+      if (!agent.name.toLowerCase().includes(q) && !agent.agent.toLowerCase().includes(q)) return false;
+    }
+    return true;
+  }
+
+  const byName = (a, b) => a.name.localeCompare(b.name) || a.agent.localeCompare(b.agent);
+  const SORTS = {
+    name: byName,
+    team: (a, b) => a.team.localeCompare(b.team) || byName(a, b),
+    // Longest in state first; offline agents last, whatever their time.
+    longest: (a, b) =>
+      (a.state === "offline") - (b.state === "offline") ||
+      (ms(a.since) || Infinity) - (ms(b.since) || Infinity) ||
+      byName(a, b),
+  };
+
+  function relayout() {
+    orderDirty = false;
+    const shown = [...agents.values()].filter(matches).sort(SORTS[view.sort] || SORTS.longest);
+    const fragment = document.createDocumentFragment();
+    const keep = new Set();
+    for (const agent of shown) {
+      const tile = tiles.get(agent.agent) || (paintTile(agent, false), tiles.get(agent.agent));
+      keep.add(agent.agent);
+      fragment.appendChild(tile.el);
+    }
+    for (const [id, tile] of tiles) if (!keep.has(id)) tile.el.remove();
+    grid.appendChild(fragment);
+    emptyNote.hidden = shown.length > 0 || agents.size === 0;
+    $("#shown-count").textContent = `${shown.length} of ${agents.size} agents`;
+  }
+
+  function refreshCounts(t) {
+    const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
+    let longestAcw = -1;
+    let longestAgent = null;
+    for (const agent of agents.values()) {
+      if (view.team && agent.team !== view.team) continue;
+      counts[agent.state] = (counts[agent.state] || 0) + 1;
+      if (agent.state === "acw") {
+        const elapsed = (t - ms(agent.acw_started_at || agent.since)) / 1000;
+        if (elapsed > longestAcw) {
+          longestAcw = elapsed;
+          longestAgent = agent;
+        }
+      }
+    }
+    for (const state of STATES) {
+      const node = document.querySelector(`[data-count="${state}"]`);
+      const value = String(counts[state]);
+      if (node.textContent !== value) node.textContent = value;
+    }
+    $("#acw-now").textContent = String(counts.acw);
+    const longest = $("#acw-longest");
+    longest.textContent = longestAgent ? clock(longestAcw) : "–";
+    longest.dataset.level = longestAgent ? levelOf(longestAgent, t) : "";
+    longest.parentElement.title = longestAgent ? `${longestAgent.name} (${longestAgent.team})` : "";
+  }
+
+  function refreshKpis() {
+    const k = summary.kpis;
+    syncClock(k.computed_at);
+    $("#kpi-n").textContent = String(k.interactions);
+    $("#kpi-target").textContent = `${Math.round(k.target_avg_seconds)} s`;
+    const box = $("#kpi");
+    if (k.avg_acw_seconds == null) {
+      $("#kpi-avg").textContent = "–";
+      box.dataset.level = "none";
+      return;
+    }
+    $("#kpi-avg").textContent = `${Math.round(k.avg_acw_seconds)} s`;
+    const ratio = k.avg_acw_seconds / (k.target_avg_seconds || 1);
+    box.dataset.level = ratio <= 1 ? "ok" : ratio <= 1.2 ? "amber" : "red";
+  }
+
+  function tick() {
+    const t = now();
+    for (const agent of agents.values()) {
+      const tile = tiles.get(agent.agent);
+      if (tile && tile.el.isConnected) tickTile(tile, agent, t);
+    }
+    refreshCounts(t);
+    if (dialog.open) fillDialog();
+  }
+
+  let frame = 0;
+  function schedule() {
+    if (!frame) frame = requestAnimationFrame(() => {
+      frame = 0;
+      if (orderDirty) relayout();
+      refreshCounts(now());
+    });
+  }
+
+  // --- Applying frames ---------------------------------------------------------------------
+
+  function upsert(agent, flash) {
+    const before = agents.get(agent.agent);
+    agents.set(agent.agent, agent);
+    paintTile(agent, flash && before && before.state !== agent.state);
+    if (!before || before.state !== agent.state || before.since !== agent.since ||
+        before.team !== agent.team || before.name !== agent.name) {
+      orderDirty = true;
+    }
+  }
+
+  function applySnapshot(frame) {
+    const incoming = new Set(frame.agents.map((a) => a.agent));
+    for (const id of [...agents.keys()]) {
+      if (!incoming.has(id)) {
+        agents.delete(id);
+        removeTile(id);
+      }
+    }
+    for (const agent of frame.agents) upsert(agent, false);
+    alerts.clear();
+    for (const alert of frame.alerts || []) alerts.set(alertKey(alert), alert);
+    renderAlerts();
+    orderDirty = true;
+  }
+
+  function handle(frame) {
+    switch (frame.type) {
+      case "snapshot": applySnapshot(frame); break;
+      case "agent": upsert(frame.agent, true); break;
+      case "agents": for (const agent of frame.agents) upsert(agent, true); break;
+      case "agent_removed":
+        agents.delete(frame.agent);
+        removeTile(frame.agent);
+        orderDirty = true;
+        break;
+      case "alert": applyAlert(frame.alert); break;
+      default: return;
+    }
+    if (dialog.open) fillDialog();
+    schedule();
+  }
+
+  // --- Connection --------------------------------------------------------------------------
+
+  let socket = null;
+  let attempt = 0;
+  let expectedSeq = 1;
+  let retryTimer = 0;
+
+  function setStatus(status, text) {
+    conn.dataset.status = status;
+    conn.querySelector(".conn-text").textContent = text;
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    setStatus("connecting", attempt ? "Reconnecting…" : "Connecting…");
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/wall/`);
+    socket = ws;
+    expectedSeq = 1;
+    ws.onmessage = (event) => {
+      if (ws !== socket) return;
+      const frame = JSON.parse(event.data);
+      if (frame.seq !== expectedSeq) {
+        // A frame went missing between server and page: start over from a snapshot.
+        setStatus("resyncing", "Resyncing…");
+        ws.close(4000, "seq gap");
+        return;
+      }
+      expectedSeq = frame.seq + 1;
+      if (frame.type === "snapshot") {
+        attempt = 0;
+        setStatus("live", "Live");
+        document.body.dataset.wsSnapshots = String(Number(document.body.dataset.wsSnapshots || 0) + 1);
+      }
+      handle(frame);
+    };
+    ws.onclose = () => {
+      if (ws !== socket) return;
+      socket = null;
+      const wait = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] * (0.8 + Math.random() * 0.4);
+      attempt += 1;
+      let left = Math.ceil(wait / 1000);
+      setStatus("offline", `Offline — retrying in ${left} s`);
+      const countdown = setInterval(() => {
+        left -= 1;
+        if (left > 0 && !socket) setStatus("offline", `Offline — retrying in ${left} s`);
+        else clearInterval(countdown);
+      }, 1000);
+      retryTimer = setTimeout(() => {
+        clearInterval(countdown);
+        connect();
+      }, wait);
+    };
+  }
+
+  // Come back at once when the machine wakes up or the network returns.
+  window.addEventListener("online", () => { if (!socket) { attempt = 0; connect(); } });
+
+  async function refreshSummary() {
+    try {
+      const response = await fetch("/wall/summary", { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (response.redirected && new URL(response.url).pathname.startsWith("/accounts/login")) {
+        location.href = `/accounts/login/?next=${encodeURIComponent(location.pathname)}`;
+        return;
+      }
+      if (!response.ok) return;
+      summary = await response.json();
+      refreshKpis();
+      tick();
+    } catch {
+      // The socket's indicator already tells the user the server is unreachable.
+    }
+  }
+
+  // --- Alerts ------------------------------------------------------------------------------
+
+  const alertKey = (alert) => String(alert.id ?? `${alert.kind || alert.type}:${alert.agent || alert.team}`);
+  const isClosed = (alert) =>
+    Boolean(alert.closed || alert.resolved || alert.resolved_at || alert.closed_at) ||
+    ["closed", "resolved", "cleared"].includes(alert.status || alert.state);
+
+  function applyAlert(alert) {
+    if (isClosed(alert)) alerts.delete(alertKey(alert));
+    else alerts.set(alertKey(alert), alert);
+    renderAlerts();
+  }
+
+  function renderAlerts() {
+    const list = $("#alerts-list");
+    const items = [...alerts.values()].sort(
+      (a, b) => Boolean(a.acknowledged || a.acknowledged_at) - Boolean(b.acknowledged || b.acknowledged_at) ||
+        (ms(b.opened_at || b.created_at) || 0) - (ms(a.opened_at || a.created_at) || 0),
+    );
+    list.replaceChildren(...items.map(alertItem));
+    const open = items.filter((a) => !(a.acknowledged || a.acknowledged_at)).length;
+    $("#alerts-count").textContent = String(items.length);
+    $("#alerts-count").classList.toggle("hot", open > 0);
+    $("#alerts-empty").hidden = items.length > 0;
+    $("#alerts-sub").textContent = items.length ? `${open} unacknowledged` : "none open";
+  }
+
+  function alertItem(alert) {
+    const li = document.createElement("li");
+    li.className = "alert";
+    li.dataset.alert = alertKey(alert);
+    li.dataset.severity = alert.severity || alert.level || "warning";
+    const acknowledged = Boolean(alert.acknowledged || alert.acknowledged_at);
+    li.dataset.acknowledged = String(acknowledged);
+    const title = document.createElement("div");
+    title.className = "alert-title";
+    title.textContent = alert.title || alert.label || alert.kind_label || (alert.kind || alert.type || "Alert").replaceAll("_", " ");
+    const meta = document.createElement("div");
+    meta.className = "alert-meta";
+    const who = [alert.agent_name || alert.agent, alert.team_name || alert.team].filter(Boolean).join(" · ");
+    const since = ms(alert.opened_at || alert.created_at);
+    meta.textContent = [who, Number.isNaN(since) ? "" : `since ${new Date(since).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`]
+      .filter(Boolean).join(" — ");
+    li.append(title, meta);
+    if (alert.message || alert.detail) {
+      const text = document.createElement("div");
+      text.className = "alert-text";
+      text.textContent = alert.message || alert.detail;
+      li.append(text);
+    }
+    const foot = document.createElement("div");
+    foot.className = "alert-foot";
+    const state = document.createElement("span");
+    state.className = "muted";
+    state.textContent = acknowledged ? `Acknowledged${alert.acknowledged_by ? ` by ${alert.acknowledged_by}` : ""}` : "";
+    foot.append(state);
+    if (!acknowledged && alert.id != null) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "btn btn-sm";
+      button.textContent = "Acknowledge";
+      button.addEventListener("click", () => acknowledge(alert, button));
+      foot.append(button);
+    }
+    li.append(foot);
+    return li;
+  }
+
+  async function acknowledge(alert, button) {
+    button.disabled = true;
+    try {
+      const response = await post(`/kpis/alerts/${encodeURIComponent(alert.id)}/ack`, {});
+      if (!response.ok) throw new Error(String(response.status));
+      const body = await response.json().catch(() => ({}));
+      applyAlert(body.alert || { ...alert, acknowledged: true });
+    } catch {
+      button.disabled = false;
+      button.textContent = "Retry acknowledge";
+    }
+  }
+
+  // --- Agent dialog and supervisor actions -------------------------------------------------
+
+  let dialogAgent = null;
+
+  function fact(label, value) {
+    const dt = document.createElement("dt");
+    dt.textContent = label;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    return [dt, dd];
+  }
+
+  function fillDialog() {
+    const agent = agents.get(dialogAgent);
+    if (!agent) {
+      $("#dlg-sub").textContent = "This agent has left your teams.";
+      $("#dlg-end-acw").disabled = true;
+      return;
+    }
+    const t = now();
+    $("#dlg-name").textContent = agent.name;
+    $("#dlg-sub").textContent = `${agent.agent} · ${agent.team}`;
+    const facts = [
+      ...fact("State", stateWord(agent)),
+      ...fact("In state for", agent.since ? clock((t - ms(agent.since)) / 1000) : "–"),
+    ];
+    if (agent.channel) facts.push(...fact("Channel", CHANNEL_WORD[agent.channel] || agent.channel));
+    if (agent.interaction_id) facts.push(...fact("Interaction", agent.interaction_id));
+    if (agent.state === "acw") {
+      facts.push(...fact("ACW deadline", agent.acw_deadline
+        ? new Date(ms(agent.acw_deadline)).toLocaleTimeString() : "none (until the agent ends it)"));
+      facts.push(...fact("Extensions", String(agent.acw_extensions || 0)));
+    }
+    $("#dlg-facts").replaceChildren(...facts);
+    $("#dlg-end-acw").disabled = agent.state !== "acw";
+  }
+
+  function openDialog(id) {
+    dialogAgent = id;
+    const msg = $("#dlg-msg");
+    msg.textContent = "";
+    msg.dataset.kind = "";
+    fillDialog();
+    if (!dialog.open) dialog.showModal();
+  }
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken, Accept: "application/json" },
+      body: JSON.stringify(body),
+    });
+  }
+
+  $("#dlg-end-acw").addEventListener("click", async () => {
+    const button = $("#dlg-end-acw");
+    const msg = $("#dlg-msg");
+    button.disabled = true;
+    msg.dataset.kind = "";
+    msg.textContent = "Ending ACW…";
+    try {
+      const response = await post(`/wall/end-acw/${encodeURIComponent(dialogAgent)}`, {});
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+      msg.dataset.kind = "ok";
+      msg.textContent = "ACW ended by you; the agent is available.";
+    } catch (error) {
+      msg.dataset.kind = "error";
+      msg.textContent = `Could not end ACW: ${error.message}`;
+      fillDialog();
+    }
+  });
+
+  grid.addEventListener("click", (event) => {
+    const tile = event.target.closest(".tile");
+    if (tile) openDialog(tile.dataset.agent);
+  });
+  grid.addEventListener("keydown", (event) => {
+    const tile = event.target.closest(".tile");
+    if (tile && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      openDialog(tile.dataset.agent);
+    }
+  });
+
+  // --- Controls ----------------------------------------------------------------------------
+
+  function save() {
+    localStorage.setItem(STORE_KEY, JSON.stringify({
+      team: view.team, sort: view.sort, density: view.density, states: [...view.states], alertsOpen: view.alertsOpen,
+    }));
+  }
+
+  function applyView() {
+    const teamSelect = $("#f-team");
+    if (![...teamSelect.options].some((o) => o.value === view.team)) view.team = "";
+    teamSelect.value = view.team;
+    $("#f-sort").value = view.sort;
+    grid.dataset.density = view.density;
+    for (const button of document.querySelectorAll(".segmented button")) {
+      button.setAttribute("aria-pressed", String(button.dataset.density === view.density));
+    }
+    for (const button of document.querySelectorAll(".stat-state")) {
+      button.setAttribute("aria-pressed", String(view.states.has(button.dataset.state)));
+    }
+    document.querySelector(".stats").classList.toggle("filtering", view.states.size > 0);
+    $("#f-states-summary").textContent = view.states.size
+      ? [...view.states].map((s) => s.replace("_", " ")).join(", ") : "all (click a counter to filter)";
+    $("#f-states-clear").hidden = view.states.size === 0;
+    $("#alerts").classList.toggle("collapsed", !view.alertsOpen);
+    $("#alerts-toggle").setAttribute("aria-expanded", String(view.alertsOpen));
+    orderDirty = true;
+    schedule();
+  }
+
+  $("#f-team").addEventListener("change", (e) => { view.team = e.target.value; save(); applyView(); });
+  $("#f-sort").addEventListener("change", (e) => { view.sort = e.target.value; save(); applyView(); });
+  $("#f-search").addEventListener("input", (e) => {
+    view.search = e.target.value.trim().toLowerCase();
+    applyView();
+  });
+  $("#f-states-clear").addEventListener("click", () => { view.states.clear(); save(); applyView(); });
+  for (const button of document.querySelectorAll(".stat-state")) {
+    button.addEventListener("click", () => {
+      const state = button.dataset.state;
+      if (view.states.has(state)) view.states.delete(state);
+      else view.states.add(state);
+      save();
+      applyView();
+    });
+  }
+  for (const button of document.querySelectorAll(".segmented button")) {
+    button.addEventListener("click", () => {
+      view.density = button.dataset.density;
+      save();
+      for (const [id, tile] of tiles) {
+        const agent = agents.get(id);
+        if (agent) setText(tile, "state", tile.parts.state, view.density === "compact" ? shortWord(agent) : stateWord(agent));
+      }
+      applyView();
+    });
+  }
+  $("#alerts-toggle").addEventListener("click", () => { view.alertsOpen = !view.alertsOpen; save(); applyView(); });
+
+  // --- Start -------------------------------------------------------------------------------
+
+  const params = new URLSearchParams(location.search);
+  if (params.get("density")) view.density = params.get("density");
+  if (params.has("alerts")) view.alertsOpen = params.get("alerts") !== "0";
+  applyView();
+  refreshKpis();
+  renderAlerts();
+  connect();
+  setInterval(tick, 1000);
+  setInterval(refreshSummary, SUMMARY_EVERY_MS);
+})();
