@@ -531,7 +531,10 @@ def test_an_accepted_event_is_committed_before_the_response(api: APIClient) -> N
 
 @pytest.fixture
 def redis_down(settings: Any) -> Iterator[None]:
-    """Point every Redis client at a closed port, as when Redis is down."""
+    """Point every Redis client at a closed port, as when Redis is down: the wall publisher,
+    the channel layer and Celery's broker (tasks are sent, not run inline)."""
+    from acw_site.celery import app
+
     closed = "redis://127.0.0.1:1/0"
     settings.REDIS_URL = closed
     settings.CHANNEL_LAYERS = {
@@ -541,15 +544,24 @@ def redis_down(settings: Any) -> Iterator[None]:
         }
     }
     wall_events._redis.cache_clear()
-    yield
-    wall_events._redis.cache_clear()
+    saved = app.conf.broker_url, app.conf.task_always_eager
+    app.close()  # drop pooled broker connections, so the next send connects to `closed`
+    app.conf.broker_url, app.conf.task_always_eager = closed, False
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = saved
+        app.close()
+        wall_events._redis.cache_clear()
 
 
 def test_redis_down_does_not_fail_a_stored_event(
     api: APIClient, alice: Agent, redis_down: None, django_capture_on_commit_callbacks: Any
 ) -> None:
     failures = wall_events.publish_failures()
+    recently = timezone.now() - timedelta(seconds=20)
     body = event("interaction.started", interaction_id="c1", channel="phone")
+    body["occurred_at"] = recently.isoformat()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = post(api, body)
     assert response.status_code == 201
@@ -557,9 +569,14 @@ def test_redis_down_does_not_fail_a_stored_event(
     assert wall_events.publish_failures() > failures
     assert Event.objects.filter(event_id=body["event_id"]).exists()
     assert AgentState.objects.get(agent=alice).state == "on_interaction"
+    # interaction.ended also schedules the ACW timeout through the (unreachable) broker.
+    ended = event("interaction.ended", interaction_id="c1")
+    ended["occurred_at"] = (recently + timedelta(seconds=15)).isoformat()
     with django_capture_on_commit_callbacks(execute=True):
-        batch = post(api, {"events": [event("interaction.ended", 30, interaction_id="c1")]})
+        batch = post(api, {"events": [ended]})
+    assert batch.status_code == 200
     assert batch.json()["accepted"] == 1
+    assert AgentState.objects.get(agent=alice).state == "acw"
 
 
 @pytest.fixture(params=["direct", "pooled"])
