@@ -175,6 +175,15 @@ def _store_and_apply(
 ) -> IngestResult:
     with transaction.atomic():
         live = _locked_live_state(parsed.agent)
+        if live is None:
+            # An unknown agent is created only for an event that will be stored: a duplicate
+            # or a conflict must not make a phantom agent appear on the walls.
+            existing = _existing_event(parsed.event_id)
+            if existing is not None:
+                return _duplicate_or_conflict(parsed, existing)
+            get_or_create_agent(parsed.agent)
+            live = _locked_live_state(parsed.agent)
+            assert live is not None
         existing = _existing_event(parsed.event_id)
         if existing is not None:
             return _duplicate_or_conflict(parsed, existing)
@@ -192,17 +201,17 @@ def _store_and_apply(
     return IngestResult(parsed.event_id, "accepted")
 
 
-def _locked_live_state(external_id: str) -> AgentState:
+def _locked_live_state(external_id: str) -> AgentState | None:
     """The agent's live-state row, locked for this transaction (agent and team loaded).
 
     The row lock serialises every write for one agent: events, timeouts, replays.
     """
-    query = AgentState.objects.select_for_update(of=("self",)).select_related("agent__team")
-    live = query.filter(agent__external_id=external_id).first()
-    if live is None:
-        agent = get_or_create_agent(external_id)
-        live = query.get(agent_id=agent.pk)
-    return live
+    return (
+        AgentState.objects.select_for_update(of=("self",))
+        .select_related("agent__team")
+        .filter(agent__external_id=external_id)
+        .first()
+    )
 
 
 def _existing_event(event_id: str) -> tuple[str, str, datetime, dict] | None:
