@@ -169,7 +169,7 @@ def test_without_acw_password_and_no_terminal_it_is_a_command_error(
 
 
 @needs_shared_database
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_create_user_runs_from_the_shell_with_acw_password(password: str) -> None:
     """The documented command line, in a real process against the test database."""
     env = _test_env()
@@ -239,7 +239,7 @@ def test_each_run_issues_a_different_token(db: None) -> None:
 
 
 @needs_shared_database
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_create_api_token_from_the_shell_prints_the_token_last() -> None:
     done = subprocess.run(
         [sys.executable, "manage.py", "create_api_token", "ci"],
