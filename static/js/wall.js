@@ -10,6 +10,7 @@
   const STATES = ["available", "on_interaction", "acw", "not_ready", "offline"];
   const CHANNEL_WORD = { phone: "Phone", chat: "Chat", email: "E-mail", other: "Interaction" };
   const SHORT = { available: "Avail", acw: "ACW", offline: "Off" };
+  const REASON_SHORT = { break: "Brk", lunch: "Lnch", meeting: "Meet", training: "Trng" };
   const SUMMARY_EVERY_MS = 30_000;
   const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
   const STORE_KEY = "acw-wall-view";
@@ -111,7 +112,7 @@
 
   function shortWord(agent) {
     if (agent.state === "on_interaction") return { phone: "Call", chat: "Chat", email: "Mail" }[agent.channel] || "Busy";
-    if (agent.state === "not_ready") return (agent.reason || "NR").slice(0, 6);
+    if (agent.state === "not_ready") return REASON_SHORT[agent.reason] || (agent.reason || "NR").slice(0, 4);
     return SHORT[agent.state] || agent.state;
   }
 
@@ -124,15 +125,16 @@
     el.dataset.agent = id;
     el.innerHTML =
       '<span class="t-name"></span>' +
-      '<svg class="t-icon" aria-hidden="true"><use href="#i-other"/></svg>' +
-      '<span class="t-team"></span><span class="t-state"></span><span class="t-time">0:00</span>' +
+      '<span class="t-state"><svg class="t-icon" aria-hidden="true"><use href="#i-other"/></svg>' +
+      '<span class="t-word"></span></span>' +
+      '<span class="t-team"></span><span class="t-time">0:00</span>' +
       '<div class="t-bar"><span></span></div>';
     const parts = {
       name: el.querySelector(".t-name"),
       icon: el.querySelector(".t-icon"),
       use: el.querySelector(".t-icon use"),
       team: el.querySelector(".t-team"),
-      state: el.querySelector(".t-state"),
+      state: el.querySelector(".t-word"),
       time: el.querySelector(".t-time"),
       bar: el.querySelector(".t-bar > span"),
     };
@@ -158,7 +160,7 @@
     const compact = view.density === "compact";
     setText(tile, "state", parts.state, compact ? shortWord(agent) : stateWord(agent));
     const channel = agent.state === "on_interaction" || agent.state === "acw" ? agent.channel || "other" : "";
-    parts.icon.style.visibility = channel ? "visible" : "hidden";
+    parts.icon.style.display = channel ? "" : "none";
     if (channel) parts.use.setAttribute("href", `#i-${channel}`);
     tickTile(tile, agent, now());
     if (flash) {
@@ -420,6 +422,15 @@
 
   // --- Alerts ------------------------------------------------------------------------------
 
+  const ALERT_TITLES = {
+    long_acw: "Long ACW",
+    acw_share: "High ACW share today",
+    team_avg_acw: "Team average ACW above target",
+    too_short_streak: "ACWs repeatedly too short",
+    long_not_ready: "Long not ready",
+    concurrent_acw: "Many agents in ACW at once",
+  };
+  const RED_ALERTS = new Set(["long_acw", "concurrent_acw"]);
   const alertKey = (alert) => String(alert.id ?? `${alert.kind || alert.type}:${alert.agent || alert.team}`);
   const isClosed = (alert) =>
     Boolean(alert.closed || alert.resolved || alert.resolved_at || alert.closed_at) ||
@@ -449,15 +460,16 @@
     const li = document.createElement("li");
     li.className = "alert";
     li.dataset.alert = alertKey(alert);
-    li.dataset.severity = alert.severity || alert.level || "warning";
+    li.dataset.severity = alert.severity || (RED_ALERTS.has(alert.kind) ? "red" : "warning");
     const acknowledged = Boolean(alert.acknowledged || alert.acknowledged_at);
     li.dataset.acknowledged = String(acknowledged);
     const title = document.createElement("div");
     title.className = "alert-title";
-    title.textContent = alert.title || alert.label || alert.kind_label || (alert.kind || alert.type || "Alert").replaceAll("_", " ");
+    title.textContent = ALERT_TITLES[alert.kind] || (alert.kind || "Alert").replaceAll("_", " ");
     const meta = document.createElement("div");
     meta.className = "alert-meta";
-    const who = [alert.agent_name || alert.agent, alert.team_name || alert.team].filter(Boolean).join(" · ");
+    const person = alert.agent ? (agents.get(alert.agent) || {}).name || alert.agent : "";
+    const who = [person, alert.team].filter(Boolean).join(" · ");
     const since = ms(alert.opened_at || alert.created_at);
     meta.textContent = [who, Number.isNaN(since) ? "" : `since ${new Date(since).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`]
       .filter(Boolean).join(" — ");

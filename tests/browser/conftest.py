@@ -1,0 +1,107 @@
+"""Browser tests: a real daphne server on the test database and the system chromium.
+
+Playwright's sync API is used directly (no pytest-playwright) with the system chromium
+(STACK.md trap 7: never ``playwright install``). One server process serves every browser
+test; the restart test stops and starts it on the same port.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .support import Server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not Path(CHROMIUM).exists():
+        skip = pytest.mark.skip(reason=f"{CHROMIUM} is not installed")
+        for item in items:
+            if "browser" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _migration_data(transactional_db: None) -> None:
+    """The rows migrations create (groups, site-default policy, colour tiers).
+
+    A transactional test's flush deletes them; serialized rollback does not restore them here
+    because the session's server fixture sets up the test database before the serialization is
+    requested, so the data functions of the migrations are run again instead.
+    """
+    from django.apps import apps
+
+    for module, function in [
+        ("agents.migrations.0002_roles_and_site_default_policy", "create"),
+        ("agents.migrations.0003_wall_state_thresholds", "create_defaults"),
+    ]:
+        getattr(importlib.import_module(module), function)(apps, None)
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("server") / "daphne.log")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def live_server_up(server: Server) -> Server:
+    """The server, started again if a previous test stopped it."""
+    if server.proc is None or server.proc.poll() is not None:
+        server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread for as long as it is
+    # open, which trips Django's async-safety check on every ORM call the tests make (the
+    # setting Playwright and pytest-django document for this). Scoped to the browser modules.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def new_page(chromium: Any) -> Iterator[Any]:
+    """Pages in fresh browser contexts (separate cookies), closed after the test."""
+    contexts = []
+
+    def make(width: int = 1600, height: int = 1000) -> Any:
+        context = chromium.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.js_errors = errors
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -1,0 +1,155 @@
+"""The wall and the wrap-up page in a real browser, against a real server process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from agents import services
+from agents.models import AcwSession, ChecklistItem, WrapUpCode
+
+from .support import Server, event, log_in, wait_live
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def tile(page: Any, agent: str, state: str | None = None) -> str:
+    selector = f'.tile[data-agent="{agent}"]'
+    return f'{selector}[data-state="{state}"]' if state else selector
+
+
+def test_an_event_posted_to_the_api_changes_the_tile_without_reload_within_a_second(
+    live_server_up: Server,
+    new_page: Any,
+    supervisor_sam: Any,
+    alice: Any,
+    bob: Any,
+    api_token: str,
+) -> None:
+    server = live_server_up
+    server.post_events(api_token, event("alice", "agent.logged_in", 60))
+    page = new_page()
+    log_in(page, server, "sam", "pw-sam")
+    wait_live(page)
+    page.wait_for_selector(tile(page, "alice", "available"))
+    page.evaluate("window.__marker = 'same page'")
+    start = time.monotonic()
+    server.post_events(api_token, event("alice", "agent.not_ready", reason="lunch"))
+    page.wait_for_selector(tile(page, "alice", "not_ready"), timeout=1000)
+    latency = time.monotonic() - start
+    print(f"\nevent → wall tile: {latency * 1000:.0f} ms")
+    assert latency < 1.0
+    assert page.evaluate("window.__marker") == "same page"  # no reload
+    assert "lunch" in page.inner_text(tile(page, "alice"))
+    assert page.inner_text('[data-count="not_ready"]') == "1"
+    assert page.js_errors == []
+
+
+def test_a_south_agent_never_appears_on_a_north_supervisors_wall(
+    live_server_up: Server,
+    new_page: Any,
+    supervisor_sam: Any,
+    alice: Any,
+    carol: Any,
+    api_token: str,
+) -> None:
+    server = live_server_up
+    page = new_page()
+    log_in(page, server, "sam", "pw-sam")
+    wait_live(page)
+    server.post_events(api_token, event("carol", "agent.logged_in"))
+    server.post_events(api_token, event("alice", "agent.logged_in"))
+    page.wait_for_selector(tile(page, "alice", "available"))
+    page.wait_for_timeout(300)
+    assert page.locator(tile(page, "carol")).count() == 0
+    assert "Carol" not in page.content()
+    assert page.inner_text("#shown-count") == "1 of 1 agents"
+
+
+def test_after_a_server_restart_the_wall_reconnects_and_shows_the_current_state(
+    live_server_up: Server, new_page: Any, supervisor_sam: Any, alice: Any, api_token: str
+) -> None:
+    server = live_server_up
+    page = new_page()
+    log_in(page, server, "sam", "pw-sam")
+    wait_live(page)
+    server.stop()
+    page.wait_for_selector('#conn[data-status="offline"]')
+    # While the server is down the agent's state changes (stored directly, as another web
+    # process or the worker would): nobody pushes it to this page.
+    result = services.ingest_event(event("alice", "agent.not_ready", reason="meeting"))
+    assert result.status == "accepted"
+    server.start()
+    page.wait_for_selector(tile(page, "alice", "not_ready"), timeout=20_000)
+    wait_live(page)
+    assert "meeting" in page.inner_text(tile(page, "alice"))
+
+
+def test_the_agent_pages_ready_button_ends_acw_and_the_wall_shows_it(
+    live_server_up: Server,
+    new_page: Any,
+    supervisor_sam: Any,
+    agent_user_alice: Any,
+    alice: Any,
+    north: Any,
+    api_token: str,
+) -> None:
+    server = live_server_up
+    step = ChecklistItem.objects.create(team=north, label="Update the CRM record")
+    WrapUpCode.objects.create(code="resolved", label="Resolved")
+    server.post_events(
+        api_token,
+        event("alice", "agent.logged_in", 90),
+        event("alice", "interaction.started", 80, interaction_id="c1", channel="phone"),
+        event("alice", "interaction.ended", 2, interaction_id="c1"),
+    )
+    wall = new_page()
+    log_in(wall, server, "sam", "pw-sam")
+    wait_live(wall)
+    wall.wait_for_selector(tile(wall, "alice", "acw"))
+
+    me = new_page(1100, 900)
+    log_in(me, server, "alice-login", "pw-alice-login", then="/me/")
+    me.wait_for_selector("#me-form:not([hidden])")
+    me.check(f'input[name=checklist][value="{step.pk}"]')
+    me.select_option("#wrap-up-code", "resolved")
+    me.fill("#note", "Customer called back")
+    me.click("#ready")
+    me.wait_for_selector('#me-state[data-state="available"]')
+    wall.wait_for_selector(tile(wall, "alice", "available"), timeout=2000)
+    acw = AcwSession.objects.get(agent=alice)
+    assert (acw.end_reason, acw.wrap_up_code, acw.checklist) == (
+        "agent_ready",
+        "resolved",
+        [step.pk],
+    )
+    assert acw.note == "Customer called back"
+    assert wall.js_errors == [] and me.js_errors == []
+
+
+def test_a_supervisor_ends_an_acw_from_the_tile(
+    live_server_up: Server, new_page: Any, supervisor_sam: Any, alice: Any, api_token: str
+) -> None:
+    server = live_server_up
+    server.post_events(
+        api_token,
+        event("alice", "agent.logged_in", 90),
+        event("alice", "interaction.started", 80, interaction_id="c1", channel="chat"),
+        event("alice", "interaction.ended", 1, interaction_id="c1"),
+    )
+    page = new_page()
+    log_in(page, server, "sam", "pw-sam")
+    wait_live(page)
+    page.click(tile(page, "alice", "acw"))
+    page.click("#dlg-end-acw")
+    page.wait_for_selector('#dlg-msg[data-kind="ok"]')
+    page.wait_for_selector(tile(page, "alice", "available"), timeout=2000)
+    acw = AcwSession.objects.get(agent=alice)
+    assert acw.end_reason == "supervisor"
+    assert acw.ended_by == supervisor_sam
