@@ -157,11 +157,12 @@ class Command(BaseCommand):
             return
         started = time.monotonic()
         roster = simulation.roster(options["agents"])
-        with transaction.atomic():
-            self._create_setup(roster)
-        token = self._create_token()
         shift = timedelta(hours=options["shift_hours"])
-        events = self._write_history(roster, options["days"], shift, options["seed"])
+        with _quiet_publishing(self.stdout):
+            with transaction.atomic():
+                self._create_setup(roster)
+            token = self._create_token()
+            events = self._write_history(roster, options["days"], shift, options["seed"])
         self._summary(roster, events, token, time.monotonic() - started)
 
     # --- Set-up ------------------------------------------------------------------------------
@@ -247,7 +248,7 @@ class Command(BaseCommand):
         bar = tqdm(total=len(events), unit="event", desc="History", disable=not interactive)
         rejected: list[services.IngestResult] = []
         reported = 0  # fifths of the history reported so far
-        with _quiet_publishing(self.stdout), bar:
+        with bar:
             for index in range(0, len(events), BATCH_SIZE):
                 batch = events[index : index + BATCH_SIZE]
                 with transaction.atomic():
