@@ -15,7 +15,7 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
 )
-from rest_framework import permissions, serializers, status
+from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -57,10 +57,6 @@ class CanProvision(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return access.can_provision(request.user)
-
-
-def _error(message: str, code: int) -> Response:
-    return Response({"error": message}, status=code)
 
 
 # --- Schema-only serializers: they document the shapes; validation lives in validation.py ----
@@ -174,50 +170,60 @@ class EventsView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        declared = request.META.get("CONTENT_LENGTH") or "0"
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _error("body: larger than 1 MiB", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        try:
-            raw = request.body
-        except RequestDataTooBig:
-            return _error("body: larger than 1 MiB", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        if len(raw) > MAX_BODY_BYTES:
-            return _error("body: larger than 1 MiB", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _error("body: not valid JSON", status.HTTP_400_BAD_REQUEST)
+        body = _json_body(request)
         if not isinstance(body, dict):
-            return _error(
-                'body: expected an event object or {"events": [...]}', status.HTTP_400_BAD_REQUEST
-            )
+            raise exceptions.ValidationError({"body": 'expected an event or {"events": [...]}'})
         if "events" not in body:
-            return self._single(body)
+            result = services.ingest_event(body)
+            return Response(_result(result, result.status), status=STATUS_CODES[result.status])
         batch = body["events"]
         if not isinstance(batch, list) or not batch:
-            return _error(
-                "events: expected a list of 1 to 1000 events", status.HTTP_400_BAD_REQUEST
-            )
+            raise exceptions.ValidationError({"events": "expected a list of 1 to 1000 events"})
         if len(batch) > MAX_BATCH:
-            return _error("events: more than 1000 events", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        results = services.ingest_events(batch)
-        counts = {"accepted": 0, "duplicates": 0, "rejected": 0}
-        rendered = []
-        for result in results:
-            shown = "rejected" if result.status == "conflict" else result.status
-            counts["duplicates" if shown == "duplicate" else shown] += 1
-            item: dict[str, Any] = {"event_id": result.event_id, "status": shown}
-            if result.error:
-                item["error"] = result.error
-            rendered.append(item)
-        return Response({**counts, "results": rendered}, status=status.HTTP_200_OK)
+            raise PayloadTooLarge({"events": f"more than {MAX_BATCH} events"})
+        return Response(_batch_summary(services.ingest_events(batch)))
 
-    def _single(self, body: dict[str, Any]) -> Response:
-        result = services.ingest_event(body)
-        payload: dict[str, Any] = {"event_id": result.event_id, "status": result.status}
-        if result.error:
-            payload["error"] = result.error
-        return Response(payload, status=STATUS_CODES[result.status])
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "request too large"
+
+
+def _json_body(request: Request) -> Any:
+    """The request body parsed as JSON, refused above 1 MiB (contract §3)."""
+    too_large = PayloadTooLarge({"body": "larger than 1 MiB"})
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    try:
+        raw = request.body
+    except RequestDataTooBig as exc:
+        raise too_large from exc
+    # A body sent without Content-Length (chunked) is only measured once read.
+    if len(raw) > MAX_BODY_BYTES:
+        raise too_large
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise exceptions.ParseError("not valid JSON") from exc
+
+
+def _result(result: services.IngestResult, shown: str) -> dict[str, Any]:
+    item: dict[str, Any] = {"event_id": result.event_id, "status": shown}
+    if result.error:
+        item["error"] = result.error
+    return item
+
+
+def _batch_summary(results: list[services.IngestResult]) -> dict[str, Any]:
+    """Counts and per-event results in input order; a conflict shows as ``rejected``."""
+    counts = {"accepted": 0, "duplicates": 0, "rejected": 0}
+    rendered = []
+    for result in results:
+        shown = "rejected" if result.status == "conflict" else result.status
+        counts["duplicates" if shown == "duplicate" else shown] += 1
+        rendered.append(_result(result, shown))
+    return {**counts, "results": rendered}
 
 
 class AgentProvisionSerializer(serializers.Serializer):
@@ -243,9 +249,9 @@ class AgentProvisionView(APIView):
     )
     def put(self, request: Request, external_id: str) -> Response:
         if not 1 <= len(external_id) <= 100:
-            return _error("external_id: must be 1 to 100 characters", status.HTTP_400_BAD_REQUEST)
+            raise exceptions.ValidationError({"external_id": "must be 1 to 100 characters"})
         if not isinstance(request.data, dict):
-            return _error('body: expected {"name": ..., "team": ...}', status.HTTP_400_BAD_REQUEST)
+            raise exceptions.ValidationError({"body": 'expected {"name": ..., "team": ...}'})
         form = AgentProvisionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         agent, created = services.provision_agent(
@@ -315,9 +321,7 @@ class KpisView(APIView):
         if "team" in params:
             teams = teams.filter(name=params["team"])
             if not teams.exists():
-                return _error(
-                    "team: no such team among those you may see", status.HTTP_400_BAD_REQUEST
-                )
+                raise exceptions.ValidationError({"team": "no such team among those you may see"})
         start, end = site_day_bounds(params["from"], params["to"])
         rows = kpi_rows(
             team_ids=teams.values_list("pk", flat=True),
