@@ -49,7 +49,10 @@ class Command(BaseCommand):
             managers, _ = Group.objects.get_or_create(name=MANAGERS)
             user.groups.remove(supervisors, managers)
             user.supervised_teams.clear()
-            Agent.objects.filter(user=user).exclude(pk=getattr(agent, "pk", None)).update(user=None)
+            others = Agent.objects.filter(user=user)
+            if agent is not None:
+                others = others.exclude(pk=agent.pk)
+            others.update(user=None)
             if role == "supervisor":
                 user.groups.add(supervisors)
                 for name in teams:
