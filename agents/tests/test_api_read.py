@@ -406,6 +406,24 @@ def test_days_are_counted_in_the_site_time_zone(
     assert rows["alice"]["talk_seconds"] == pytest.approx(3600)
 
 
+def test_a_daylight_saving_day_has_its_25_hours_in_the_site_time_zone(
+    api: APIClient, alice: Agent, settings: Any, frozen_now: time_machine.Traveller
+) -> None:
+    settings.TIME_ZONE = "Europe/Paris"
+    frozen_now.move_to(datetime.fromisoformat("2026-10-27T12:00:00+00:00"))
+    # Paris leaves summer time on Oct 25, 2026: that day runs from 22:00 UTC on Oct 24
+    # (00:00 CEST) to 23:00 UTC on Oct 25 (00:00 CET).
+    call("alice", "before", "21:50:00", "21:59:00", day="2026-10-24")
+    call("alice", "first", "22:00:00", "22:01:00", day="2026-10-24")
+    call("alice", "last", "22:58:00", "22:59:59", day="2026-10-25")
+    call("alice", "after", "23:00:00", "23:01:00", day="2026-10-25")
+    day = by_key(api.get(KPI_URL, {"from": "2026-10-25", "to": "2026-10-25"}))
+    assert day["alice"]["interactions"] == 2
+    assert day["alice"]["talk_seconds"] == pytest.approx(60 + 119)
+    both_sides = by_key(api.get(KPI_URL, {"from": "2026-10-24", "to": "2026-10-26"}))
+    assert both_sides["alice"]["interactions"] == 4
+
+
 def test_today_is_the_site_time_zone_day(
     api: APIClient, alice: Agent, settings: Any, frozen_now: time_machine.Traveller
 ) -> None:
