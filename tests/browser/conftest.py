@@ -7,7 +7,6 @@ test; the restart test stops and starts it on the same port.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,23 +36,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(skip)
 
 
-@pytest.fixture(autouse=True)
-def _migration_data(transactional_db: None) -> None:
-    """The rows migrations create (groups, site-default policy, colour tiers).
-
-    A transactional test's flush deletes them; serialized rollback does not restore them here
-    because the session's server fixture sets up the test database before the serialization is
-    requested, so the data functions of the migrations are run again instead.
-    """
-    from django.apps import apps
-
-    for module, function in [
-        ("agents.migrations.0002_roles_and_site_default_policy", "create"),
-        ("agents.migrations.0003_wall_state_thresholds", "create_defaults"),
-    ]:
-        getattr(importlib.import_module(module), function)(apps, None)
-
-
 @pytest.fixture(scope="session")
 def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(tmp_path_factory.mktemp("server") / "daphne.log")
@@ -71,18 +53,29 @@ def live_server_up(server: Server) -> Server:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
+def chromium(django_db_setup: None) -> Iterator[Any]:
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop running in this thread for as long as it is
-    # open, which trips Django's async-safety check on every ORM call the tests make (the
-    # setting Playwright and pytest-django document for this). Scoped to the browser modules.
+    # Playwright's sync API keeps an event loop running in this thread while it is open. Two
+    # consequences for Django: its async-safety check trips on every ORM call (the setting
+    # Playwright and pytest-django document for this), and asgiref then hands out
+    # connections from a separate context-local store, which lacks the serialized database
+    # contents that ``serialized_rollback`` restores: they are copied over.
+    serialized = {
+        alias: getattr(connections[alias], "_test_serialized_contents", None)
+        for alias in connections
+    }
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
+            for alias, contents in serialized.items():
+                if contents is not None:
+                    connections[alias]._test_serialized_contents = contents
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             yield browser
             browser.close()
+            connections.close_all()
     finally:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 

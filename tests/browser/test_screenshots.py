@@ -20,7 +20,7 @@ from .support import ROOT, Server, event, log_in, seed_floor, wait_live
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
 FULL_HD = (1920, 1080)

@@ -15,7 +15,7 @@ from .support import Server, event, log_in, wait_live
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
 
