@@ -341,7 +341,7 @@ postgres_only = pytest.mark.skipif(
 
 
 @postgres_only
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_concurrent_posts_of_one_event_give_one_accepted_one_duplicate(db: None) -> None:
     services.provision_agent("dana", name="Dana", team_name="North")
     for attempt in range(5):
@@ -352,7 +352,7 @@ def test_two_concurrent_posts_of_one_event_give_one_accepted_one_duplicate(db: N
 
 
 @postgres_only
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_events_of_one_agent_give_the_in_order_history(db: None) -> None:
     services.provision_agent("erin", name="Erin", team_name="North")
     services.provision_agent("frank", name="Frank", team_name="North")

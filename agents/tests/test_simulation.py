@@ -279,7 +279,7 @@ def _test_database_url() -> str:
 
 
 @pytest.mark.integration
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_simulate_exits_cleanly_on_sigterm(alice: Agent, carol: Agent) -> None:
     if connection.vendor != "postgresql" or not os.environ.get("DATABASE_URL"):
         pytest.skip("a second process needs a shared database (PostgreSQL)")
