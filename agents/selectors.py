@@ -109,14 +109,18 @@ def wall_config(team_ids: set[int]) -> dict[str, Any]:
     return {"tiers": tiers, "policies": policies, "site": site}
 
 
+# The model's default, for a database without the site-default policy row.
+SITE_TARGET_AVG_SECONDS = 45
+
+
 def _team_targets(team_ids: set[int]) -> dict[int, int]:
     """Target average ACW per team: the team's default policy, else the site default."""
-    defaults = dict(
+    defaults: dict[int | None, int] = dict(
         AcwPolicy.objects.filter(channel="")
         .filter(Q(team_id__in=team_ids) | Q(team__isnull=True))
         .values_list("team_id", "target_avg_seconds")
     )
-    site = defaults.get(None, AcwPolicy._meta.get_field("target_avg_seconds").default)
+    site = defaults.get(None, SITE_TARGET_AVG_SECONDS)
     return {team_id: defaults.get(team_id, site) for team_id in team_ids}
 
 

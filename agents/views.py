@@ -107,6 +107,8 @@ def end_acw(request: HttpRequest, external_id: str) -> JsonResponse:
 
 
 def _linked_agent(request: HttpRequest) -> Agent | None:
+    if request.user.pk is None:
+        return None
     return Agent.objects.select_related("team").filter(user_id=request.user.pk).first()
 
 
