@@ -232,6 +232,7 @@ async def test_a_burst_of_changes_is_coalesced_into_agents_frames(
     changed = [a for f in frames for a in ([f["agent"]] if f["type"] == "agent" else f["agents"])]
     assert {a["agent"] for a in changed} == {f"a{n}" for n in range(30)}
     assert all(a["state"] == "available" for a in changed)
+    print(f"\n30 changes in a burst → {len(frames)} frames: {[f['type'] for f in frames]}")
     assert len(frames) < 30
     assert any(f["type"] == "agents" and len(f["agents"]) > 1 for f in frames)
     assert [f["seq"] for f in frames] == list(range(2, 2 + len(frames)))
@@ -310,6 +311,22 @@ async def test_alert_changes_are_forwarded_to_the_teams_walls(
     await database_sync_to_async(publish)()
     frames = await frames_until_quiet(wall)
     assert frames == [{"type": "alert", "seq": 2, "alert": alert}]
+    await wall.disconnect()
+
+
+@DB
+async def test_the_snapshot_carries_the_open_alerts_of_the_users_teams_only(
+    memory_layer: None, supervisor_sam: Any, alice: Any, carol: Any
+) -> None:
+    from reporting.services import evaluate_alerts
+
+    await ingest(
+        event("alice", "agent.not_ready", 1200, reason="break"),
+        event("carol", "agent.not_ready", 1200, reason="break"),
+    )
+    await database_sync_to_async(evaluate_alerts)()
+    wall, snapshot = await connected_wall(supervisor_sam)
+    assert [(a["kind"], a["agent"]) for a in snapshot["alerts"]] == [("long_not_ready", "alice")]
     await wall.disconnect()
 
 
@@ -437,6 +454,7 @@ async def test_an_event_posted_to_one_process_reaches_a_wall_on_another(
         assert status == 201
         frame = json.loads(await asyncio.wait_for(ws.recv(), 3))
         latency = time.monotonic() - start
+        print(f"\nAPI on one process → wall on another: {latency * 1000:.0f} ms")
         assert frame["type"] == "agent"
         assert frame["agent"]["reason"] == "training"
         assert latency < 1.0

@@ -153,3 +153,28 @@ def test_a_supervisor_ends_an_acw_from_the_tile(
     acw = AcwSession.objects.get(agent=alice)
     assert acw.end_reason == "supervisor"
     assert acw.ended_by == supervisor_sam
+
+
+def test_a_new_alert_appears_live_and_the_supervisor_acknowledges_it(
+    live_server_up: Server, new_page: Any, supervisor_sam: Any, alice: Any, api_token: str
+) -> None:
+    from reporting.models import Alert
+    from reporting.services import evaluate_alerts
+
+    server = live_server_up
+    server.post_events(
+        api_token,
+        event("alice", "agent.logged_in", 1300),
+        event("alice", "agent.not_ready", 1200, reason="break"),
+    )
+    page = new_page()
+    log_in(page, server, "sam", "pw-sam")
+    wait_live(page)
+    assert page.locator(".alert").count() == 0
+    evaluate_alerts()  # what the periodic task does: the alert is pushed to the open wall
+    page.wait_for_selector('.alert[data-acknowledged="false"]', timeout=2000)
+    assert "Alice Martin" in page.inner_text(".alert")
+    page.click('.alert button:has-text("Acknowledge")')
+    page.wait_for_selector('.alert[data-acknowledged="true"]')
+    assert "by sam" in page.inner_text(".alert")
+    assert Alert.objects.get().acknowledged_by == supervisor_sam
