@@ -137,11 +137,17 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         while True:
             await asyncio.sleep(COALESCE_SECONDS)
             async with self.lock:
-                if self._lost_something():
-                    await self._send_snapshot()
-                elif self.pending:
-                    await self._flush()
-                elif not self.missing:
+                try:
+                    if self._lost_something():
+                        await self._send_snapshot()
+                    elif self.pending:
+                        await self._flush()
+                    elif not self.missing:
+                        self.window = None
+                        return
+                except Exception:
+                    # The database is down mid-resync: the next change or check tries again.
+                    logger.warning("wall resync failed", exc_info=True)
                     self.window = None
                     return
 
@@ -153,17 +159,18 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.sleep(self.seq_check_seconds)
             try:
                 current = await read(self.team_ids)
+                async with self.lock:
+                    stale = any(
+                        previous.get(team_id, 0) > self.team_seq.get(team_id, 0)
+                        or seq < self.team_seq.get(team_id, 0)
+                        for team_id, seq in current.items()
+                    )
+                    if stale:
+                        await self._send_snapshot()
             except Exception:
-                logger.warning("could not read team counters", exc_info=True)
+                # Redis or the database is down: the next round tries again.
+                logger.warning("lost-message check failed", exc_info=True)
                 continue
-            async with self.lock:
-                stale = any(
-                    previous.get(team_id, 0) > self.team_seq.get(team_id, 0)
-                    or seq < self.team_seq.get(team_id, 0)
-                    for team_id, seq in current.items()
-                )
-                if stale:
-                    await self._send_snapshot()
             previous = current
 
     # --- Layer messages (``events`` names them wall.*) ----------------------------------------
