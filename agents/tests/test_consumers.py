@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
@@ -254,6 +255,41 @@ async def test_a_lost_message_makes_the_server_send_a_fresh_snapshot(
     # After the resync the numbering continues normally: no second snapshot.
     await ingest(event("alice", "agent.not_ready", reason="lunch"))
     assert [f["type"] for f in await frames_until_quiet(wall)] == ["agent"]
+    await wall.disconnect()
+
+
+@DB
+async def test_numbers_arriving_slightly_out_of_order_do_not_force_a_resync(
+    memory_layer: None, supervisor_sam: Any, north: Team, alice: Any, bob: Any
+) -> None:
+    # Two web processes may take consecutive numbers and publish them in the other order.
+    wall, snapshot = await connected_wall(supervisor_sam)
+    shown = by_agent(snapshot["agents"])
+    base = events._redis().incrby(events.TEAM_SEQ_KEY.format(team_id=north.pk), 0)
+    layer = get_channel_layer()
+    group = events.team_group(north.pk)
+    for name, seq in [("alice", base + 2), ("bob", base + 1)]:
+        agent = {**shown[name], "state": "available"}
+        message = {"type": "wall.agent", "agent": agent, "team_id": north.pk, "team_seq": seq}
+        await layer.group_send(group, message)
+        await asyncio.sleep(consumers.COALESCE_SECONDS * 2)  # later than one window
+    frames = await frames_until_quiet(wall, quiet=0.6)
+    assert "snapshot" not in [f["type"] for f in frames]
+    changed = [a for f in frames for a in ([f["agent"]] if f["type"] == "agent" else f["agents"])]
+    assert sorted(a["agent"] for a in changed) == ["alice", "bob"]
+    await wall.disconnect()
+
+
+@DB
+async def test_a_message_already_in_the_snapshot_is_not_sent_again(
+    memory_layer: None, supervisor_sam: Any, north: Team, alice: Any
+) -> None:
+    wall, snapshot = await connected_wall(supervisor_sam)
+    base = events._redis().incrby(events.TEAM_SEQ_KEY.format(team_id=north.pk), 0)
+    stale = {**by_agent(snapshot["agents"])["alice"], "state": "not_ready"}
+    message = {"type": "wall.agent", "agent": stale, "team_id": north.pk, "team_seq": base}
+    await get_channel_layer().group_send(events.team_group(north.pk), message)
+    assert await wall.receive_nothing(timeout=0.4)
     await wall.disconnect()
 
 
