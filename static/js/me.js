@@ -1,10 +1,13 @@
 // The agent's wrap-up page: state, ACW countdown, checklist, wrap-up code, Ready and Extend.
-// It polls /me/state every 2 s (agent users do not use the wall's socket); Ready and Extend
-// post events through the same ingestion path as the telephony, so the wall sees them at once.
+// It polls /me/state (agent users do not use the wall's socket): every 2 s while the page is
+// visible, every 15 s while it is hidden behind the agent's CRM, and at once when it comes back
+// into view. Ready and Extend post events through the same ingestion path as the telephony, so
+// the wall sees them at once.
 "use strict";
 
 (() => {
-  const POLL_MS = 2000;
+  const POLL_VISIBLE_MS = 2000;
+  const POLL_HIDDEN_MS = 15000;
   const $ = (sel) => document.querySelector(sel);
   const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const WORDS = {
@@ -94,6 +97,12 @@
     clockBox.dataset.level = level;
   }
 
+  let pollTimer = 0;
+  function schedulePoll() {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, document.hidden ? POLL_HIDDEN_MS : POLL_VISIBLE_MS);
+  }
+
   async function poll() {
     try {
       const response = await fetch("/me/state", { headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -104,6 +113,7 @@
     } catch {
       // Try again at the next poll.
     }
+    schedulePoll();
   }
 
   async function post(url, body) {
@@ -156,7 +166,8 @@
     }
   });
 
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) poll(); });
   render();
   setInterval(tick, 1000);
-  setInterval(poll, POLL_MS);
+  schedulePoll();
 })();
