@@ -107,16 +107,19 @@ def test_the_agent_pages_ready_button_ends_acw_and_the_wall_shows_it(
         api_token,
         event("alice", "agent.logged_in", 90),
         event("alice", "interaction.started", 80, interaction_id="c1", channel="phone"),
-        event("alice", "interaction.ended", 2, interaction_id="c1"),
     )
     wall = new_page()
     log_in(wall, server, "sam", "pw-sam")
     wait_live(wall)
-    wall.wait_for_selector(tile(wall, "alice", "acw"))
-
     me = new_page(1100, 900)
     log_in(me, server, "alice-login", "pw-alice-login", then="/me/")
-    me.wait_for_selector("#me-form:not([hidden])")
+    me.wait_for_selector('#me-state[data-state="on_interaction"]')
+    assert me.locator("#me-form").is_hidden()
+
+    # The call ends: the wall and the open wrap-up page both switch to ACW without a reload.
+    server.post_events(api_token, event("alice", "interaction.ended", interaction_id="c1"))
+    wall.wait_for_selector(tile(wall, "alice", "acw"), timeout=1000)
+    me.wait_for_selector("#me-form:not([hidden])", timeout=3000)
     me.check(f'input[name=checklist][value="{step.pk}"]')
     me.select_option("#wrap-up-code", "resolved")
     me.fill("#note", "Customer called back")
