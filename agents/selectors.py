@@ -45,10 +45,9 @@ DEFAULT_STATE_TIERS: dict[str, list[int]] = {
 
 def open_alerts(team_ids: set[int]) -> list[dict[str, Any]]:
     """Open alerts of these teams, as the wall shows them (``reporting`` defines them)."""
-    try:
-        from reporting.selectors import open_alert_payloads
-    except ModuleNotFoundError:
-        return []
+    # Imported lazily: reporting builds on agents, so agents stays importable without it.
+    from reporting.selectors import open_alert_payloads
+
     return open_alert_payloads(team_ids)
 
 
