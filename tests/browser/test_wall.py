@@ -181,3 +181,47 @@ def test_a_new_alert_appears_live_and_the_supervisor_acknowledges_it(
     page.wait_for_selector('.alert[data-acknowledged="true"]')
     assert "by sam" in page.inner_text(".alert")
     assert Alert.objects.get().acknowledged_by == supervisor_sam
+
+
+def test_filters_by_state_and_team_and_sorts_by_time_in_state_or_name(
+    live_server_up: Server,
+    new_page: Any,
+    manager_maria: Any,
+    alice: Any,
+    bob: Any,
+    carol: Any,
+    api_token: str,
+) -> None:
+    server = live_server_up
+    server.post_events(
+        api_token,
+        event("alice", "agent.logged_in", 30),
+        event("bob", "agent.not_ready", 300, reason="lunch"),
+        event("carol", "agent.logged_in", 600),
+    )
+    page = new_page()
+    log_in(page, server, "maria", "pw-maria")
+    wait_live(page)
+    page.wait_for_function("document.querySelectorAll('.tile').length === 3")
+
+    def expect(order: list[str]) -> None:
+        # Tiles are reordered on the next animation frame.
+        page.wait_for_function(
+            "(order) => [...document.querySelectorAll('.tile')].map((t) => t.dataset.agent)"
+            ".join() === order",
+            arg=",".join(order),
+            timeout=2000,
+        )
+
+    expect(["carol", "bob", "alice"])  # longest in state first
+    page.select_option("#f-sort", "name")
+    expect(["alice", "bob", "carol"])
+    page.click('.stat-state[data-state="available"]')
+    expect(["alice", "carol"])
+    page.select_option("#f-team", "South")
+    expect(["carol"])
+    page.click("#f-states-clear")
+    page.select_option("#f-team", "")
+    page.click('.segmented button[data-density="compact"]')
+    assert page.get_attribute("#grid", "data-density") == "compact"
+    expect(["alice", "bob", "carol"])
