@@ -47,7 +47,9 @@ def test_an_event_posted_to_the_api_changes_the_tile_without_reload_within_a_sec
     assert latency < 1.0
     assert page.evaluate("window.__marker") == "same page"  # no reload
     assert "lunch" in page.inner_text(tile(page, "alice"))
-    assert page.inner_text('[data-count="not_ready"]') == "1"
+    page.wait_for_function(  # the counters follow on the next animation frame
+        "document.querySelector('[data-count=\"not_ready\"]').textContent === '1'", timeout=1000
+    )
     assert page.js_errors == []
 
 
@@ -69,7 +71,9 @@ def test_a_south_agent_never_appears_on_a_north_supervisors_wall(
     page.wait_for_timeout(300)
     assert page.locator(tile(page, "carol")).count() == 0
     assert "Carol" not in page.content()
-    assert page.inner_text("#shown-count") == "1 of 1 agents"
+    page.wait_for_function(
+        "document.querySelector('#shown-count').textContent === '1 of 1 agents'", timeout=1000
+    )
 
 
 def test_after_a_server_restart_the_wall_reconnects_and_shows_the_current_state(
