@@ -21,6 +21,8 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from reporting import services as rollups
+
 from . import events
 from .models import (
     UNASSIGNED_TEAM,
@@ -315,6 +317,7 @@ def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
 
 def _delete_rows_opened_by(keys: list[int]) -> None:
     """Rows opened by replayed events are recreated by the replay."""
+    rollups.mark_dirty_before_replay(keys)
     AcwSession.objects.filter(start_event_id__in=keys).delete()
     HoldPeriod.objects.filter(start_event_id__in=keys).delete()
     Interaction.objects.filter(start_event_id__in=keys).delete()
@@ -322,6 +325,7 @@ def _delete_rows_opened_by(keys: list[int]) -> None:
 
 def _write_rows(agent_id: int, rows: Rows, new_keys: set[int]) -> None:
     """Upsert the rows a projection touched, keyed by the event that opened them."""
+    rollups.mark_dirty_rows(agent_id, rows)
     interaction_pks: dict[int, int] = {}  # filled for rows created here; others looked up
     for row in rows.interactions.values():
         fields = {

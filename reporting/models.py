@@ -1,1 +1,150 @@
-"""Reporting models (KPI rollups and alerts)."""
+"""KPI rollups, the intervals waiting to be rolled up again, and alerts.
+
+Rollups are a cache of what the raw rows (``agents.models.Interaction`` / ``AcwSession``) imply,
+keyed by interval × agent × team × channel × wrap-up code, so team figures are sums of agent
+rows. Every write to the raw rows marks its 15-minute interval dirty in the same transaction
+(``reporting.services.mark_dirty*``); the next rollup run recomputes exactly those intervals, and
+the KPI queries read dirty intervals from the raw rows, so a report is exact at any moment.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from agents.models import Agent, Channel, Team
+
+
+class Grain(models.TextChoices):
+    QUARTER = "15m", "15 minutes"
+    DAY = "day", "Day (site time zone)"
+
+
+class KpiRollup(models.Model):
+    """Interactions that ended in [bucket_start, bucket_end), per agent, team, channel, code.
+
+    ``acw_*`` measures count closed ACWs only: an ACW still open is added at query time with the
+    time elapsed so far (it changes every second, so it is never stored).
+    """
+
+    grain = models.CharField(max_length=3, choices=Grain.choices)
+    bucket_start = models.DateTimeField()
+    bucket_end = models.DateTimeField()
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    wrap_up_code = models.CharField(max_length=100, blank=True, default="")
+    interactions = models.PositiveIntegerField(default=0)
+    talk_seconds = models.FloatField(default=0)
+    hold_seconds = models.FloatField(default=0)
+    acw_seconds = models.FloatField(default=0, help_text="Closed ACWs only.")
+    acw_count = models.PositiveIntegerField(default=0, help_text="Closed ACWs.")
+    extensions = models.PositiveIntegerField(default=0)
+    timeouts = models.PositiveIntegerField(default=0)
+    overruns = models.PositiveIntegerField(default=0)
+    too_short = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "KPI rollup"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "bucket_start", "agent", "team", "channel", "wrap_up_code"],
+                name="kpirollup_one_per_key",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["grain", "bucket_start", "team"], name="kpirollup_grain_start_team"
+            ),
+            models.Index(fields=["agent", "grain", "bucket_start"], name="kpirollup_agent_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} agent {self.agent_id}"
+
+
+class DirtyInterval(models.Model):
+    """A 15-minute interval of one agent whose raw rows changed since it was last rolled up."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
+    bucket_start = models.DateTimeField()
+    marked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "bucket_start"], name="dirtyinterval_one_per_agent_bucket"
+            ),
+        ]
+        indexes = [models.Index(fields=["bucket_start"], name="dirtyinterval_start")]
+
+    def __str__(self) -> str:
+        return f"agent {self.agent_id} {self.bucket_start:%Y-%m-%d %H:%M}"
+
+
+class AlertKind(models.TextChoices):
+    LONG_ACW = "long_acw", "ACW longer than the threshold"
+    ACW_SHARE = "acw_share", "ACW share of handle time today above target"
+    TEAM_AVG_ACW = "team_avg_acw", "Team average ACW (last 60 min) above target"
+    TOO_SHORT_STREAK = "too_short_streak", "ACW repeatedly shorter than the minimum"
+    LONG_NOT_READY = "long_not_ready", "Not ready longer than the threshold"
+    CONCURRENT_ACW = "concurrent_acw", "Too many agents in ACW at once"
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Alert(models.Model):
+    """One occurrence of a condition: open → acknowledged (by a person) → resolved (automatic).
+
+    At most one non-resolved alert per (kind, team, agent): the evaluation upserts against it,
+    and a condition that comes back after it resolved opens a new alert.
+    """
+
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="alerts")
+    agent = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="alerts",
+        help_text="Empty for a team-level alert.",
+    )
+    status = models.CharField(max_length=20, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    opened_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    value = models.FloatField(help_text="The measured value when last evaluated.")
+    threshold = models.FloatField()
+    message = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            # Two partial constraints instead of one: NULL agents would never collide in a plain
+            # unique index, and NULLS NOT DISTINCT is PostgreSQL-only.
+            models.UniqueConstraint(
+                fields=["kind", "team", "agent"],
+                condition=~Q(status="resolved") & Q(agent__isnull=False),
+                name="alert_one_unresolved_per_agent",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "team"],
+                condition=~Q(status="resolved") & Q(agent__isnull=True),
+                name="alert_one_unresolved_per_team",
+            ),
+        ]
+        indexes = [models.Index(fields=["team", "status"], name="alert_team_status")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.status})"

@@ -1,0 +1,634 @@
+"""The write side of reporting: KPI rollups and alerts.
+
+Rollups. ``agents.services`` calls ``mark_dirty_rows()`` / ``mark_dirty_before_replay()`` in the
+transaction that writes an agent's interactions and ACWs, under that agent's live-state row
+lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
+``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
+recomputes exactly those intervals and their days; ``rebuild_day()`` recomputes a whole day from
+the raw rows (the daily close, and ``manage.py rebuild_rollups``). Both are idempotent upserts.
+
+Alerts. ``evaluate_alerts()`` (every 10 s) computes which conditions hold now and reconciles
+them with the alerts not yet resolved: a new condition opens an alert, a vanished one resolves
+it, a changed value updates it; every change is pushed to the walls of the team after commit.
+``acknowledge_alert()`` is the supervisor's action.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, timedelta
+from functools import reduce
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Min, Q, QuerySet
+from django.utils import timezone
+
+from agents import events
+from agents.models import AcwPolicy, AcwSession, AgentState, Event, Interaction, Team
+from agents.states import Rows
+
+from .models import Alert, AlertKind, AlertStatus, DirtyInterval, Grain, KpiRollup
+from .queries import (
+    QUARTER,
+    kpi_rows,
+    open_acw_elapsed,
+    quarter_start,
+    site_day,
+    site_day_bounds,
+    site_today,
+)
+from .selectors import alert_payload
+
+logger = logging.getLogger(__name__)
+
+
+# --- Dirty intervals ------------------------------------------------------------------------
+
+
+def mark_dirty(agent_id: int, moments: Iterable[datetime | None]) -> None:
+    """Mark the agent's 15-minute intervals holding ``moments`` for the next rollup run.
+
+    Called on every raw write, so it is one ``INSERT ... ON CONFLICT DO NOTHING`` at most, and
+    no query when nothing ended.
+    """
+    buckets = {quarter_start(moment) for moment in moments if moment is not None}
+    if buckets:
+        DirtyInterval.objects.bulk_create(
+            [DirtyInterval(agent_id=agent_id, bucket_start=bucket) for bucket in buckets],
+            ignore_conflicts=True,
+        )
+
+
+def mark_dirty_rows(agent_id: int, rows: Rows) -> None:
+    """The intervals of the interactions that ended and the ACWs a projection wrote.
+
+    An interaction counts in the interval it ended in, and its ACW (which starts at that end)
+    counts there too.
+    """
+    mark_dirty(
+        agent_id,
+        [
+            *(row.ended_at for row in rows.interactions.values()),
+            *(row.started_at for row in rows.acws.values()),
+        ],
+    )
+
+
+def mark_dirty_before_replay(event_keys: Iterable[int]) -> None:
+    """Before a late event's replay deletes and rewrites rows: mark where they counted so far.
+
+    A replay from time t can only move interaction ends that are at or after t, so marking every
+    interval of the agent's interactions that ended since t covers the rows it deletes and the
+    ones whose end it moves; the rewritten rows are marked by ``mark_dirty_rows``.
+    """
+    firsts = (
+        Event.objects.filter(pk__in=list(event_keys))
+        .values("agent_id")
+        .annotate(first=Min("occurred_at"))
+        .order_by()
+    )
+    for row in firsts:
+        ended = Interaction.objects.filter(agent_id=row["agent_id"], ended_at__gte=row["first"])
+        mark_dirty(row["agent_id"], ended.values_list("ended_at", flat=True))
+
+
+# --- Rollups --------------------------------------------------------------------------------
+
+RollupKey = tuple[datetime, int, int, str, str]
+"""(bucket start, agent id, team id, channel, wrap-up code)."""
+
+_RAW_FIELDS = (
+    "agent_id",
+    "team_id",
+    "channel",
+    "ended_at",
+    "talk_seconds",
+    "hold_seconds",
+    "acw__ended_at",
+    "acw__duration_seconds",
+    "acw__wrap_up_code",
+    "acw__extensions",
+    "acw__end_reason",
+    "acw__overrun",
+    "acw__too_short",
+)
+
+
+@dataclass
+class Measures:
+    """What a rollup row adds up. ACW measures count closed ACWs only (see ``KpiRollup``)."""
+
+    interactions: int = 0
+    talk_seconds: float = 0.0
+    hold_seconds: float = 0.0
+    acw_seconds: float = 0.0
+    acw_count: int = 0
+    extensions: int = 0
+    timeouts: int = 0
+    overruns: int = 0
+    too_short: int = 0
+
+    def add_interaction(self, row: dict[str, Any]) -> None:
+        self.interactions += 1
+        self.talk_seconds += row["talk_seconds"]
+        self.hold_seconds += row["hold_seconds"]
+        if row["acw__ended_at"] is not None:
+            self.acw_seconds += row["acw__duration_seconds"] or 0.0
+            self.acw_count += 1
+            self.extensions += row["acw__extensions"] or 0
+            self.timeouts += row["acw__end_reason"] == "timeout"
+            self.overruns += bool(row["acw__overrun"])
+            self.too_short += bool(row["acw__too_short"])
+
+    def add(self, other: Measures | dict[str, Any]) -> None:
+        for name in MEASURES:
+            value = getattr(other, name) if isinstance(other, Measures) else other[name]
+            setattr(self, name, getattr(self, name) + value)
+
+
+MEASURES = tuple(f.name for f in fields(Measures))
+
+
+def _aggregate(interactions: QuerySet[Interaction]) -> dict[RollupKey, Measures]:
+    """15-minute measures of ended ``interactions``, per agent, team, channel and code."""
+    out: dict[RollupKey, Measures] = defaultdict(Measures)
+    for row in interactions.filter(ended_at__isnull=False).values(*_RAW_FIELDS).iterator():
+        key = (
+            quarter_start(row["ended_at"]),
+            row["agent_id"],
+            row["team_id"],
+            row["channel"],
+            row["acw__wrap_up_code"] or "",
+        )
+        out[key].add_interaction(row)
+    return out
+
+
+def _day_start(moment: datetime) -> datetime:
+    day = site_day(moment)
+    return site_day_bounds(day, day)[0]
+
+
+def _sum_days(quarters: Iterable[tuple[RollupKey, Measures | dict[str, Any]]]) -> dict:
+    days: dict[RollupKey, Measures] = defaultdict(Measures)
+    for (bucket, *rest), measures in quarters:
+        days[(_day_start(bucket), *rest)].add(measures)  # type: ignore[index]
+    return days
+
+
+def _bucket_end(grain: str, start: datetime) -> datetime:
+    if grain == Grain.QUARTER:
+        return start + QUARTER
+    day = site_day(start)
+    return site_day_bounds(day, day)[1]
+
+
+def _replace_rollups(grain: str, scope: Q, fresh: dict[RollupKey, Measures]) -> None:
+    """Make the ``grain`` rows inside ``scope`` exactly ``fresh``: upsert, delete the rest."""
+    existing = KpiRollup.objects.filter(scope, grain=grain).values_list(
+        "pk", "bucket_start", "agent_id", "team_id", "channel", "wrap_up_code"
+    )
+    stale = [pk for pk, *key in existing if tuple(key) not in fresh]
+    if stale:
+        KpiRollup.objects.filter(pk__in=stale).delete()
+    KpiRollup.objects.bulk_create(
+        [
+            KpiRollup(
+                grain=grain,
+                bucket_start=bucket,
+                bucket_end=_bucket_end(grain, bucket),
+                agent_id=agent_id,
+                team_id=team_id,
+                channel=channel,
+                wrap_up_code=code,
+                **{name: getattr(measures, name) for name in MEASURES},
+            )
+            for (bucket, agent_id, team_id, channel, code), measures in fresh.items()
+        ],
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["grain", "bucket_start", "agent", "team", "channel", "wrap_up_code"],
+        update_fields=[*MEASURES, "bucket_end", "computed_at"],
+    )
+
+
+def _merge(buckets: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Adjacent 15-minute intervals as ranges (fewer ORs in the raw query)."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for bucket in sorted(buckets):
+        if ranges and ranges[-1][1] == bucket:
+            ranges[-1] = (ranges[-1][0], bucket + QUARTER)
+        else:
+            ranges.append((bucket, bucket + QUARTER))
+    return ranges
+
+
+def _recompute_agent(agent_id: int, buckets: list[datetime]) -> None:
+    ranges = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in _merge(buckets)]
+    raw = Interaction.objects.filter(reduce(operator.or_, ranges), agent_id=agent_id)
+    _replace_rollups(Grain.QUARTER, Q(agent_id=agent_id, bucket_start__in=buckets), _aggregate(raw))
+    day_starts = sorted({_day_start(bucket) for bucket in buckets})
+    in_days = reduce(
+        operator.or_,
+        [Q(bucket_start__gte=s, bucket_start__lt=_bucket_end(Grain.DAY, s)) for s in day_starts],
+    )
+    quarters = KpiRollup.objects.filter(in_days, grain=Grain.QUARTER, agent_id=agent_id).values(
+        "bucket_start", "agent_id", "team_id", "channel", "wrap_up_code", *MEASURES
+    )
+    days = _sum_days(
+        ((r["bucket_start"], r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"]), r)
+        for r in quarters
+    )
+    _replace_rollups(Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), days)
+
+
+def compute_rollups() -> int:
+    """Recompute every dirty interval (and its day); returns how many intervals it recomputed.
+
+    One transaction per agent, holding the agent's live-state row lock: every raw write of that
+    agent holds the same lock and marks its intervals in its own transaction, so no change can
+    slip in between claiming the marks and reading the raw rows.
+    """
+    done = 0
+    agent_ids = list(DirtyInterval.objects.values_list("agent_id", flat=True).distinct().order_by())
+    for agent_id in agent_ids:
+        with transaction.atomic():
+            AgentState.objects.select_for_update().filter(agent_id=agent_id).exists()
+            marks = DirtyInterval.objects.filter(agent_id=agent_id)
+            buckets = sorted(set(marks.values_list("bucket_start", flat=True)))
+            if not buckets:
+                continue
+            marks.delete()
+            _recompute_agent(agent_id, buckets)
+            done += len(buckets)
+    return done
+
+
+def rebuild_day(day: date) -> int:
+    """Recompute every rollup of one site day from the raw rows; returns the 15-minute rows.
+
+    Reads without agent locks: an event ingested meanwhile leaves its dirty mark (nothing here
+    deletes marks), so the next ``compute_rollups()`` corrects whatever this wrote too early.
+    Callers keep it from overlapping ``compute_rollups()`` (the ``rollups`` lock).
+    """
+    start, end = site_day_bounds(day, day)
+    fresh = _aggregate(Interaction.objects.filter(ended_at__gte=start, ended_at__lt=end))
+    with transaction.atomic():
+        _replace_rollups(Grain.QUARTER, Q(bucket_start__gte=start, bucket_start__lt=end), fresh)
+        _replace_rollups(Grain.DAY, Q(bucket_start=start), _sum_days(fresh.items()))
+    return len(fresh)
+
+
+def close_day(day: date | None = None) -> int:
+    """The daily close: recompute yesterday (site time zone) from the raw rows, as a safety net
+    behind the dirty marks (e.g. after rows were repaired by hand)."""
+    return rebuild_day(day or site_today() - timedelta(days=1))
+
+
+def first_activity_day() -> date | None:
+    """The site day of the first ended interaction (where a full rebuild starts)."""
+    first = Interaction.objects.filter(ended_at__isnull=False).order_by("ended_at").first()
+    return site_day(first.ended_at) if first and first.ended_at else None
+
+
+# --- Alerts ---------------------------------------------------------------------------------
+
+# An ACW share over one or two interactions says nothing: alert from this many on.
+SHARE_MIN_INTERACTIONS = 3
+# One agent in ACW out of one logged in is not "too many at once".
+CONCURRENT_MIN_AGENTS = 2
+
+AlertKey = tuple[str, int, int | None]
+"""(kind, team id, agent id or None)."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    kind: str
+    team_id: int
+    agent_id: int | None
+    value: float
+    threshold: float
+    message: str
+
+    @property
+    def key(self) -> AlertKey:
+        return (self.kind, self.team_id, self.agent_id)
+
+
+@dataclass
+class AlertChanges:
+    opened: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+
+
+def _policies() -> Callable[[int, str], AcwPolicy]:
+    """Thresholds: team × channel → team default → site × channel → site default → defaults."""
+    by_scope = {(p.team_id, p.channel): p for p in AcwPolicy.objects.all()}
+    fallback = AcwPolicy()
+
+    def lookup(team_id: int, channel: str = "") -> AcwPolicy:
+        for scope in ((team_id, channel), (team_id, ""), (None, channel), (None, "")):
+            if scope in by_scope:
+                return by_scope[scope]
+        return fallback
+
+    return lookup
+
+
+def _human(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _live_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
+    """Long ACW, long not-ready and too many agents in ACW, from the live states."""
+    found = []
+    per_team: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # logged in, in ACW
+    live = AgentState.objects.values(
+        "agent_id",
+        "agent__team_id",
+        "agent__name",
+        "state",
+        "since",
+        "channel",
+        "acw_started_at",
+        "acw_deadline",
+    )
+    for a in live:
+        team_id = a["agent__team_id"]
+        if a["state"] != "offline":
+            per_team[team_id][0] += 1
+        if a["state"] == "acw" and a["acw_started_at"] is not None:
+            per_team[team_id][1] += 1
+            limit = policy(team_id, a["channel"]).alert_acw_seconds
+            elapsed = open_acw_elapsed(a["acw_started_at"], a["acw_deadline"], now)
+            if limit and elapsed > limit:
+                found.append(
+                    Condition(
+                        AlertKind.LONG_ACW,
+                        team_id,
+                        a["agent_id"],
+                        round(elapsed),
+                        limit,
+                        f"{a['agent__name']} in ACW for {_human(elapsed)} "
+                        f"(threshold {_human(limit)})",
+                    )
+                )
+        if a["state"] == "not_ready" and a["since"] is not None:
+            limit = policy(team_id, "").alert_not_ready_seconds
+            elapsed = (now - a["since"]).total_seconds()
+            if limit and elapsed > limit:
+                found.append(
+                    Condition(
+                        AlertKind.LONG_NOT_READY,
+                        team_id,
+                        a["agent_id"],
+                        round(elapsed),
+                        limit,
+                        f"{a['agent__name']} not ready for {_human(elapsed)} "
+                        f"(threshold {_human(limit)})",
+                    )
+                )
+    for team_id, (logged_in, in_acw) in per_team.items():
+        limit = policy(team_id, "").alert_concurrent_acw_share
+        share = in_acw / logged_in if logged_in else 0.0
+        if in_acw >= CONCURRENT_MIN_AGENTS and limit and share > limit:
+            found.append(
+                Condition(
+                    AlertKind.CONCURRENT_ACW,
+                    team_id,
+                    None,
+                    round(share, 3),
+                    limit,
+                    f"{in_acw} of {logged_in} logged-in agents in ACW ({share:.0%}, "
+                    f"threshold {limit:.0%})",
+                )
+            )
+    return found
+
+
+def _kpi_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
+    """ACW share today per agent and team average ACW over the last 60 minutes, from the KPIs."""
+    found = []
+    team_ids = list(Team.objects.values_list("pk", flat=True))
+    today = site_today(now)
+    start, end = site_day_bounds(today, today)
+    agents = {
+        external_id: (pk, team_id, name)
+        for pk, external_id, team_id, name in AgentState.objects.values_list(
+            "agent_id", "agent__external_id", "agent__team_id", "agent__name"
+        )
+    }
+    for row in kpi_rows(team_ids=team_ids, group_by="agent", start=start, end=end, now=now):
+        if row.key not in agents or row.interactions < SHARE_MIN_INTERACTIONS:
+            continue
+        agent_id, team_id, name = agents[row.key]
+        limit = policy(team_id, "").alert_acw_share
+        if limit and row.acw_share > limit:
+            found.append(
+                Condition(
+                    AlertKind.ACW_SHARE,
+                    team_id,
+                    agent_id,
+                    round(row.acw_share, 3),
+                    limit,
+                    f"{name}: ACW is {row.acw_share:.0%} of handle time today (target {limit:.0%})",
+                )
+            )
+    teams = dict(Team.objects.values_list("name", "pk"))
+    hour_ago = now - timedelta(minutes=60)
+    for row in kpi_rows(team_ids=team_ids, group_by="team", start=hour_ago, end=now, now=now):
+        team_id = teams[row.key]
+        target = policy(team_id, "").target_avg_seconds
+        if target and row.avg_acw_seconds > target:
+            found.append(
+                Condition(
+                    AlertKind.TEAM_AVG_ACW,
+                    team_id,
+                    None,
+                    round(row.avg_acw_seconds),
+                    target,
+                    f"Average ACW {_human(row.avg_acw_seconds)} over the last 60 min "
+                    f"(target {_human(target)})",
+                )
+            )
+    return found
+
+
+def _streak_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
+    """Agents whose last N ACWs today were all shorter than the policy's minimum."""
+    found = []
+    today = site_today(now)
+    start, _ = site_day_bounds(today, today)
+    closed_today = AcwSession.objects.filter(ended_at__gte=start)
+    candidates = set(closed_today.filter(too_short=True).values_list("agent_id", flat=True))
+    if not candidates:
+        return found
+    recent: dict[int, list[bool]] = defaultdict(list)
+    for agent_id, too_short in (
+        closed_today.filter(agent_id__in=candidates)
+        .order_by("agent_id", "-ended_at")
+        .values_list("agent_id", "too_short")
+    ):
+        recent[agent_id].append(too_short)
+    agents = AgentState.objects.filter(agent_id__in=candidates).values_list(
+        "agent_id", "agent__team_id", "agent__name"
+    )
+    for agent_id, team_id, name in agents:
+        n = policy(team_id, "").alert_too_short_count
+        streak = 0
+        for too_short in recent[agent_id]:
+            if not too_short:
+                break
+            streak += 1
+        if n and streak >= n:
+            found.append(
+                Condition(
+                    AlertKind.TOO_SHORT_STREAK,
+                    team_id,
+                    agent_id,
+                    streak,
+                    n,
+                    f"{name}: last {streak} ACWs shorter than the minimum (threshold {n} in a row)",
+                )
+            )
+    return found
+
+
+def current_conditions(now: datetime | None = None) -> dict[AlertKey, Condition]:
+    """Every alert condition that holds at ``now``, keyed by (kind, team, agent)."""
+    now = now or timezone.now()
+    policy = _policies()
+    found = [
+        *_live_conditions(now, policy),
+        *_kpi_conditions(now, policy),
+        *_streak_conditions(now, policy),
+    ]
+    return {condition.key: condition for condition in found}
+
+
+def _broadcast_alerts(alert_ids: list[int]) -> None:
+    if not alert_ids:
+        return
+    changed = Alert.objects.filter(pk__in=alert_ids).select_related(
+        "team", "agent", "acknowledged_by"
+    )
+    events.broadcast_on_commit(
+        [
+            (alert.team_id, {"type": "wall.alert", "alert": alert_payload(alert)})
+            for alert in changed
+        ]
+    )
+
+
+def _email_supervisors(alert_ids: list[int]) -> None:
+    """E-mail each newly opened alert to its team's supervisors (setting ``ALERT_EMAILS``)."""
+    opened = Alert.objects.filter(pk__in=alert_ids).select_related("team")
+    for alert in opened:
+        recipients = [
+            email for email in alert.team.supervisors.values_list("email", flat=True) if email
+        ]
+        if not recipients:
+            continue
+        try:
+            send_mail(
+                f"[ACW Watch] {alert.team.name}: {alert.get_kind_display()}",
+                f"{alert.message}\n\nOpened at {alert.opened_at:%Y-%m-%d %H:%M:%S %Z}.",
+                None,
+                recipients,
+            )
+        except Exception:
+            # The alert is on the wall already; a mail server outage must not undo it.
+            logger.warning("could not e-mail alert %s", alert.pk, exc_info=True)
+
+
+def _differs(alert: Alert, condition: Condition) -> bool:
+    return (alert.value, alert.threshold, alert.message) != (
+        condition.value,
+        condition.threshold,
+        condition.message,
+    )
+
+
+def evaluate_alerts(now: datetime | None = None) -> AlertChanges:
+    """Open, update and resolve alerts so that they match the conditions that hold now.
+
+    Safe to run concurrently with acknowledgements: every write is a conditional UPDATE on the
+    status it expects, and the unique partial constraints stop a second open alert.
+    """
+    now = now or timezone.now()
+    conditions = current_conditions(now)
+    changes = AlertChanges()
+    with transaction.atomic():
+        active = {
+            (alert.kind, alert.team_id, alert.agent_id): alert
+            for alert in Alert.objects.exclude(status=AlertStatus.RESOLVED)
+        }
+        for key, alert in active.items():
+            not_resolved = Alert.objects.filter(pk=alert.pk).exclude(status=AlertStatus.RESOLVED)
+            condition = conditions.get(key)
+            if condition is None:
+                if not_resolved.update(
+                    status=AlertStatus.RESOLVED, resolved_at=now, updated_at=now
+                ):
+                    changes.resolved.append(alert.pk)
+            elif _differs(alert, condition) and not_resolved.update(
+                value=condition.value,
+                threshold=condition.threshold,
+                message=condition.message,
+                updated_at=now,
+            ):
+                changes.updated.append(alert.pk)
+        for key, condition in conditions.items():
+            if key in active:
+                continue
+            try:
+                with transaction.atomic():
+                    alert = Alert.objects.create(
+                        kind=condition.kind,
+                        team_id=condition.team_id,
+                        agent_id=condition.agent_id,
+                        status=AlertStatus.OPEN,
+                        opened_at=now,
+                        updated_at=now,
+                        value=condition.value,
+                        threshold=condition.threshold,
+                        message=condition.message,
+                    )
+            except IntegrityError:
+                continue  # opened meanwhile by an overlapping evaluation
+            changes.opened.append(alert.pk)
+        _broadcast_alerts([*changes.opened, *changes.updated, *changes.resolved])
+        if changes.opened and getattr(settings, "ALERT_EMAILS", False):
+            opened = list(changes.opened)
+            transaction.on_commit(lambda: _email_supervisors(opened))
+    return changes
+
+
+def acknowledge_alert(alert_id: int, user: Any, now: datetime | None = None) -> Alert:
+    """A supervisor acknowledges an open alert; acknowledging twice or after it resolved
+    changes nothing. The caller checks that ``user`` may see the alert's team."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        claimed = Alert.objects.filter(pk=alert_id, status=AlertStatus.OPEN).update(
+            status=AlertStatus.ACKNOWLEDGED,
+            acknowledged_by=user,
+            acknowledged_at=now,
+            updated_at=now,
+        )
+        if claimed:
+            _broadcast_alerts([alert_id])
+    return Alert.objects.select_related("team", "agent", "acknowledged_by").get(pk=alert_id)

@@ -1,0 +1,213 @@
+"""Rollups: what they hold, how late events correct them, and KPIs read from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from agents.models import AcwPolicy, Agent, Team
+from reporting import services
+from reporting.models import DirtyInterval, Grain, KpiRollup
+from reporting.queries import kpi_rows, kpi_rows_raw, site_day_bounds
+
+from .factories import call, event, ingest
+
+pytestmark = pytest.mark.django_db
+
+DAY = datetime(2026, 11, 20, tzinfo=UTC)
+NOON = DAY + timedelta(hours=12)
+
+
+def kpis(team_ids: list[int], start: datetime, end: datetime, group_by: Any = "agent", **kw: Any):
+    rolled = kpi_rows(team_ids=team_ids, group_by=group_by, start=start, end=end, **kw)
+    raw = kpi_rows_raw(team_ids=team_ids, group_by=group_by, start=start, end=end, **kw)
+    return [r.as_dict() for r in rolled], [r.as_dict() for r in raw]
+
+
+def test_an_interaction_counts_in_the_15_minute_interval_it_ended_in(alice: Agent) -> None:
+    ingest(*call("alice", "c1", NOON + timedelta(minutes=10), talk=400, acw=20, code="sale"))
+    services.compute_rollups()
+    row = KpiRollup.objects.get(grain=Grain.QUARTER)
+    # Started 12:10, ended 12:16:40: it belongs to 12:15–12:30.
+    assert row.bucket_start == NOON + timedelta(minutes=15)
+    assert row.bucket_end == NOON + timedelta(minutes=30)
+    assert (row.team_id, row.channel, row.wrap_up_code) == (alice.team_id, "phone", "sale")
+    assert (row.interactions, row.talk_seconds, row.acw_seconds, row.acw_count) == (1, 400, 20, 1)
+    day = KpiRollup.objects.get(grain=Grain.DAY)
+    assert (day.bucket_start, day.bucket_end) == (DAY, DAY + timedelta(days=1))
+    assert (day.interactions, day.talk_seconds, day.acw_seconds) == (1, 400, 20)
+
+
+def test_it_counts_timeouts_extensions_overruns_and_too_short_acws(alice: Agent) -> None:
+    AcwPolicy.objects.create(team=alice.team, seconds=30, min_seconds=10)
+    t = NOON
+    ingest(*call("alice", "short", t, talk=60, acw=4))
+    t += timedelta(minutes=2)
+    extended = call("alice", "ext", t, talk=60, acw=None)
+    ingest(*extended, event("alice", "acw.extended", t + timedelta(seconds=70), seconds=30))
+    ingest(event("alice", "agent.not_ready", t + timedelta(seconds=200), reason="break"))
+    services.compute_rollups()
+    row = KpiRollup.objects.get(grain=Grain.QUARTER)
+    assert (row.interactions, row.acw_count, row.too_short, row.timeouts) == (2, 2, 1, 1)
+    assert (row.extensions, row.overruns) == (1, 1)
+    assert row.acw_seconds == pytest.approx(4 + 60)  # the extended one timed out at 30 + 30 s
+
+
+def test_it_keeps_channels_and_wrap_up_codes_apart(alice: Agent) -> None:
+    ingest(*call("alice", "a", NOON, talk=30, acw=5, code="sale"))
+    ingest(*call("alice", "b", NOON + timedelta(minutes=1), talk=30, acw=5, channel="chat"))
+    ingest(*call("alice", "c", NOON + timedelta(minutes=2), talk=30, acw=5, code="sale"))
+    services.compute_rollups()
+    rows = KpiRollup.objects.filter(grain=Grain.QUARTER).values_list(
+        "channel", "wrap_up_code", "interactions"
+    )
+    assert sorted(rows) == [("chat", "", 1), ("phone", "sale", 2)]
+
+
+def test_a_late_event_marks_its_interval_dirty_and_the_next_run_corrects_it(
+    alice: Agent,
+) -> None:
+    ingest(*call("alice", "c1", NOON, talk=100, acw=10))
+    services.compute_rollups()
+    assert not DirtyInterval.objects.exists()
+    # A hold that happened during the call arrives late: talk and hold change in that interval.
+    ingest(
+        event("alice", "interaction.held", NOON + timedelta(seconds=20), interaction_id="c1"),
+        event("alice", "interaction.resumed", NOON + timedelta(seconds=50), interaction_id="c1"),
+    )
+    assert DirtyInterval.objects.filter(bucket_start=NOON).exists()
+    rolled, raw = kpis([alice.team_id], DAY, DAY + timedelta(days=1))
+    assert rolled == raw and raw[0]["hold_seconds"] == 30
+    assert services.compute_rollups() == 1
+    row = KpiRollup.objects.get(grain=Grain.QUARTER)
+    assert (row.talk_seconds, row.hold_seconds) == (70, 30)
+    assert kpis([alice.team_id], DAY, DAY + timedelta(days=1)) == (raw, raw)
+
+
+def test_a_late_end_moves_an_interaction_to_another_interval_and_its_old_row_goes(
+    alice: Agent,
+) -> None:
+    cid = {"interaction_id": "c1"}
+    ingest(
+        event("alice", "interaction.started", NOON, channel="phone", **cid),
+        event("alice", "interaction.ended", NOON + timedelta(minutes=20), **cid),
+    )
+    services.compute_rollups()
+    assert KpiRollup.objects.get(grain=Grain.QUARTER).bucket_start == NOON + timedelta(minutes=15)
+    # The agent had actually logged out at 12:05, which ended the call then (no ACW).
+    ingest(event("alice", "agent.logged_out", NOON + timedelta(minutes=5)))
+    services.compute_rollups()
+    row = KpiRollup.objects.get(grain=Grain.QUARTER)
+    assert (row.bucket_start, row.interactions, row.acw_count) == (NOON, 1, 0)
+    rolled, raw = kpis([alice.team_id], DAY, DAY + timedelta(days=1))
+    assert rolled == raw
+
+
+def test_an_open_acw_counts_its_elapsed_time_until_its_deadline(alice: Agent) -> None:
+    AcwPolicy.objects.create(team=alice.team, mode="manual", seconds=0, max_seconds=0)
+    start = NOON
+    ingest(*call("alice", "c1", start, talk=60, acw=None))
+    services.compute_rollups()
+    end = start + timedelta(seconds=60)
+    rolled, raw = kpis([alice.team_id], DAY, DAY + timedelta(days=1), now=end + timedelta(seconds=25))
+    assert rolled == raw and rolled[0]["acw_seconds"] == 25
+    assert KpiRollup.objects.get(grain=Grain.QUARTER).acw_seconds == 0  # open: never stored
+
+
+def test_kpis_read_day_rows_for_whole_days_and_quarters_for_the_rest(
+    alice: Agent, carol: Agent
+) -> None:
+    for day in range(3):
+        base = DAY + timedelta(days=day, hours=9)
+        ingest(*call("alice", f"a{day}", base, talk=100 + day, acw=10))
+        ingest(*call("carol", f"c{day}", base + timedelta(hours=5), talk=50, acw=20 + day))
+    services.compute_rollups()
+    teams = [alice.team_id, carol.team_id]
+    ranges = [
+        (DAY, DAY + timedelta(days=3)),  # whole days
+        (DAY + timedelta(hours=10), DAY + timedelta(days=2, hours=14, minutes=30)),  # partial
+        (DAY + timedelta(hours=9, minutes=1), DAY + timedelta(hours=9, minutes=7)),  # < 15 min
+        (DAY + timedelta(hours=9, seconds=5), DAY + timedelta(days=2, hours=23, seconds=7)),
+    ]
+    for start, end in ranges:
+        for group_by in ("agent", "team"):
+            rolled, raw = kpis(teams, start, end, group_by)
+            assert rolled == raw, (start, end, group_by)
+    rolled, _ = kpis(teams, DAY, DAY + timedelta(days=3), "team")
+    assert [r["interactions"] for r in rolled] == [3, 3]
+
+
+def test_kpis_only_show_the_teams_asked_for(alice: Agent, carol: Agent) -> None:
+    ingest(*call("alice", "a", NOON, talk=10, acw=1), *call("carol", "c", NOON, talk=10, acw=1))
+    services.compute_rollups()
+    rolled, raw = kpis([carol.team_id], DAY, DAY + timedelta(days=1))
+    assert [r["key"] for r in rolled] == ["carol"] and rolled == raw
+
+
+def test_an_interaction_counts_for_the_team_it_ended_in(alice: Agent, south: Team) -> None:
+    ingest(*call("alice", "c1", NOON, talk=10, acw=1))
+    Agent.objects.filter(pk=alice.pk).update(team=south)
+    ingest(*call("alice", "c2", NOON + timedelta(minutes=1), talk=20, acw=2))
+    services.compute_rollups()
+    rolled, raw = kpis([alice.team_id, south.pk], DAY, DAY + timedelta(days=1), "team")
+    assert rolled == raw
+    assert {r["key"]: r["interactions"] for r in rolled} == {"North": 1, "South": 1}
+
+
+def test_day_rows_follow_the_site_time_zone(settings: Any, alice: Agent) -> None:
+    settings.TIME_ZONE = "America/New_York"
+    # 03:00 UTC on the 21st is still the 20th in New York.
+    ingest(*call("alice", "late", DAY + timedelta(days=1, hours=3), talk=10, acw=1))
+    services.compute_rollups()
+    day = KpiRollup.objects.get(grain=Grain.DAY)
+    start, end = site_day_bounds(DAY.date(), DAY.date())
+    assert (day.bucket_start, day.bucket_end) == (start, end)
+    assert start == DAY + timedelta(hours=5)
+    rolled, raw = kpis([alice.team_id], start, end)
+    assert rolled == raw and rolled[0]["interactions"] == 1
+
+
+def test_the_rollup_run_is_idempotent(alice: Agent) -> None:
+    ingest(*call("alice", "c1", NOON, talk=10, acw=1))
+    services.compute_rollups()
+    before = list(KpiRollup.objects.order_by("pk").values())
+    DirtyInterval.objects.create(agent=alice, bucket_start=NOON)
+    assert services.compute_rollups() == 1
+    assert services.compute_rollups() == 0
+    after = list(KpiRollup.objects.order_by("pk").values())
+    strip = [{k: v for k, v in r.items() if k != "computed_at"} for r in after]
+    assert strip == [{k: v for k, v in r.items() if k != "computed_at"} for r in before]
+
+
+def test_an_event_that_ends_nothing_marks_no_interval(alice: Agent) -> None:
+    ingest(
+        event("alice", "agent.logged_in", NOON),
+        event("alice", "interaction.started", NOON, interaction_id="c", channel="chat"),
+        event("alice", "interaction.held", NOON + timedelta(seconds=5), interaction_id="c"),
+    )
+    assert not DirtyInterval.objects.exists()
+
+
+def test_rebuild_rollups_recomputes_history_from_a_date(alice: Agent) -> None:
+    for day in range(3):
+        ingest(*call("alice", f"c{day}", NOON + timedelta(days=day), talk=10, acw=1))
+    services.compute_rollups()
+    KpiRollup.objects.all().update(talk_seconds=999)  # damaged by hand
+    call_command("rebuild_rollups", "--from", (DAY + timedelta(days=1)).date().isoformat())
+    talk = dict(
+        KpiRollup.objects.filter(grain=Grain.DAY).values_list("bucket_start", "talk_seconds")
+    )
+    assert talk == {DAY: 999, DAY + timedelta(days=1): 10, DAY + timedelta(days=2): 10}
+    call_command("rebuild_rollups")
+    assert set(KpiRollup.objects.values_list("talk_seconds", flat=True)) == {10}
+
+
+def test_the_daily_close_recomputes_yesterday(alice: Agent) -> None:
+    ingest(*call("alice", "c1", NOON, talk=10, acw=1))
+    services.compute_rollups()
+    KpiRollup.objects.all().delete()
+    assert services.close_day(DAY.date()) == 1
+    assert KpiRollup.objects.filter(grain=Grain.DAY, interactions=1).exists()

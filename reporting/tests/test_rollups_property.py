@@ -1,0 +1,169 @@
+"""Property: KPIs read from rollups equal the raw recomputation, whatever the arrival order.
+
+Random event streams for a few agents (valid contract events), shuffled and partly duplicated,
+go through ``ingest_event``, with rollup runs in between; before and after a final run,
+``kpi_rows`` (rollups + dirty intervals + open ACWs) must equal ``kpi_rows_raw`` to the second.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agents import services as agent_services
+from agents.models import AcwPolicy, Team
+from reporting import services
+from reporting.queries import kpi_rows, kpi_rows_raw
+
+pytestmark = pytest.mark.django_db
+
+# 23:30 in the site time zone (Asia/Kolkata, +05:30): streams cross a site midnight.
+BASE = datetime(2026, 11, 19, 18, 0, tzinfo=UTC)
+NOW = BASE + timedelta(days=2)
+AGENTS = [("p0", "North"), ("p1", "North"), ("p2", "South")]
+
+gap = st.integers(min_value=0, max_value=900)
+call = st.tuples(
+    st.just("call"),
+    gap,
+    st.integers(min_value=1, max_value=1500),  # talk
+    st.sampled_from([0, 0, 15, 200]),  # hold
+    st.sampled_from(["ended", "timeout", "extended", "not_ready", "next"]),
+    st.integers(min_value=1, max_value=240),  # ACW length (or time until the next step)
+    st.sampled_from(["phone", "chat", "email"]),
+    st.sampled_from(["", "sale", "info"]),
+)
+pause = st.tuples(
+    st.sampled_from(["break", "logout"]), gap, st.integers(min_value=1, max_value=1800)
+)
+streams = st.lists(
+    st.lists(st.one_of(call, call, pause), min_size=1, max_size=6),
+    min_size=len(AGENTS),
+    max_size=len(AGENTS),
+)
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _events(agent: str, steps: list[tuple[Any, ...]], ids: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    t = BASE
+
+    def add(type_: str, at: datetime, **fields: Any) -> None:
+        out.append(
+            {
+                "event_id": f"{agent}-{next(ids)}",
+                "type": type_,
+                "agent": agent,
+                "occurred_at": at.isoformat(),
+                **fields,
+            }
+        )
+
+    add("agent.logged_in", t)
+    for n, step in enumerate(steps):
+        kind, wait = step[0], timedelta(seconds=step[1])
+        t += wait
+        if kind == "call":
+            _, _, talk, hold, acw, acw_len, channel, code = step
+            cid = {"interaction_id": f"{agent}-c{n}"}
+            add("interaction.started", t, channel=channel, **cid)
+            if hold:
+                add("interaction.held", t + timedelta(seconds=1), **cid)
+                add("interaction.resumed", t + timedelta(seconds=1 + hold), **cid)
+            end = t + timedelta(seconds=talk + hold)
+            add("interaction.ended", end, **cid)
+            done = end + timedelta(seconds=acw_len)
+            if acw == "ended":
+                add("acw.ended", done, **({"wrap_up_code": code} if code else {}))
+            elif acw == "extended":
+                add("acw.extended", end + timedelta(seconds=acw_len / 2), seconds=25)
+            elif acw == "not_ready":
+                add("agent.not_ready", done, reason="break")
+            t = done
+        else:
+            _, _, length = step
+            if kind == "break":
+                add("agent.not_ready", t, reason="lunch")
+                add("agent.available", t + timedelta(seconds=length))
+            else:
+                add("agent.logged_out", t)
+                add("agent.logged_in", t + timedelta(seconds=length))
+            t += timedelta(seconds=length)
+    return out
+
+
+def _assert_rollups_match_raw(team_ids: list[int], ranges: list[tuple[datetime, datetime]]) -> None:
+    for start, end in ranges:
+        for group_by in ("agent", "team"):
+            args = {"team_ids": team_ids, "group_by": group_by, "start": start, "end": end}
+            rolled = kpi_rows(**args, now=NOW)
+            raw = kpi_rows_raw(**args, now=NOW)
+            assert [(r.key, r.interactions) for r in rolled] == [
+                (r.key, r.interactions) for r in raw
+            ], (start, end, group_by)
+            for a, b in zip(rolled, raw, strict=True):
+                assert a.talk_seconds == pytest.approx(b.talk_seconds, abs=1e-6)
+                assert a.hold_seconds == pytest.approx(b.hold_seconds, abs=1e-6)
+                assert a.acw_seconds == pytest.approx(b.acw_seconds, abs=1e-6)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    steps=streams,
+    data=st.data(),
+    every=st.integers(min_value=1, max_value=12),
+    window=st.tuples(st.integers(0, 40 * 3600), st.integers(1, 40 * 3600)),
+)
+def test_rollup_kpis_equal_raw_kpis_for_shuffled_duplicated_streams(
+    django_settings: Any, steps: list[list[tuple[Any, ...]]], data: Any, every: int, window: Any
+) -> None:
+    ids = itertools.count()
+    events = [e for (agent, _), s in zip(AGENTS, steps, strict=True) for e in _events(agent, s, ids)]
+    arrival = data.draw(st.permutations(events))
+    repeats = data.draw(st.lists(st.sampled_from(events), max_size=5))
+    arrival = [*arrival, *repeats]
+    start = BASE + timedelta(seconds=window[0])
+    ranges = [
+        (BASE - timedelta(days=1), BASE + timedelta(days=3)),  # whole site days
+        (start, start + timedelta(seconds=window[1])),  # anywhere, any length
+    ]
+    try:
+        with transaction.atomic():
+            for external_id, team in AGENTS:
+                agent_services.provision_agent(external_id, name=external_id, team_name=team)
+            north = Team.objects.get(name="North")
+            AcwPolicy.objects.create(team=north, seconds=60, min_seconds=20, max_seconds=120)
+            south = Team.objects.get(name="South")
+            AcwPolicy.objects.create(team=south, channel="chat", mode="manual", seconds=0)
+            team_ids = [north.pk, south.pk]
+            statuses = []
+            for n, raw in enumerate(arrival, start=1):
+                statuses.append(agent_services.ingest_event(raw).status)
+                if n % every == 0:
+                    services.compute_rollups()  # late events then correct rolled-up intervals
+            assert set(statuses) <= {"accepted", "duplicate"}
+            _assert_rollups_match_raw(team_ids, ranges)  # dirty intervals read raw
+            services.compute_rollups()
+            _assert_rollups_match_raw(team_ids, ranges)  # everything from rollups
+            raise _Rollback
+    except _Rollback:
+        pass
+
+
+@pytest.fixture
+def django_settings(settings: Any) -> Any:
+    settings.TIME_ZONE = "Asia/Kolkata"
+    return settings
