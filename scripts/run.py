@@ -34,7 +34,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # The logins seed_demo creates. The one place to update when seed_demo changes.
 DEMO_LOGINS = (
     "admin / acw-demo (admin), sam / acw-demo (supervisor: North), "
-    "maria / acw-demo (manager), alice / acw-demo (agent)"
+    "sue / acw-demo (supervisor: South, Digital), maria / acw-demo (manager), "
+    "alice / acw-demo (agent)"
 )
 
 HOST = "127.0.0.1"
