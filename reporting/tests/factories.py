@@ -40,9 +40,16 @@ def call(
     ACW ended by the agent (None: the ACW is left to its timer)."""
     events = [event(agent, "interaction.started", start, interaction_id=cid, channel=channel)]
     if hold:
-        events.append(event(agent, "interaction.held", start + timedelta(seconds=1), interaction_id=cid))
         events.append(
-            event(agent, "interaction.resumed", start + timedelta(seconds=1 + hold), interaction_id=cid)
+            event(agent, "interaction.held", start + timedelta(seconds=1), interaction_id=cid)
+        )
+        events.append(
+            event(
+                agent,
+                "interaction.resumed",
+                start + timedelta(seconds=1 + hold),
+                interaction_id=cid,
+            )
         )
     end = start + timedelta(seconds=talk + hold)
     events.append(event(agent, "interaction.ended", end, interaction_id=cid))

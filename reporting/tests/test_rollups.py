@@ -112,7 +112,9 @@ def test_an_open_acw_counts_its_elapsed_time_until_its_deadline(alice: Agent) ->
     ingest(*call("alice", "c1", start, talk=60, acw=None))
     services.compute_rollups()
     end = start + timedelta(seconds=60)
-    rolled, raw = kpis([alice.team_id], DAY, DAY + timedelta(days=1), now=end + timedelta(seconds=25))
+    rolled, raw = kpis(
+        [alice.team_id], DAY, DAY + timedelta(days=1), now=end + timedelta(seconds=25)
+    )
     assert rolled == raw and rolled[0]["acw_seconds"] == 25
     assert KpiRollup.objects.get(grain=Grain.QUARTER).acw_seconds == 0  # open: never stored
 

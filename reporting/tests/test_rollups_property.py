@@ -131,7 +131,9 @@ def test_rollup_kpis_equal_raw_kpis_for_shuffled_duplicated_streams(
     django_settings: Any, steps: list[list[tuple[Any, ...]]], data: Any, every: int, window: Any
 ) -> None:
     ids = itertools.count()
-    events = [e for (agent, _), s in zip(AGENTS, steps, strict=True) for e in _events(agent, s, ids)]
+    events = [
+        e for (agent, _), s in zip(AGENTS, steps, strict=True) for e in _events(agent, s, ids)
+    ]
     arrival = data.draw(st.permutations(events))
     repeats = data.draw(st.lists(st.sampled_from(events), max_size=5))
     arrival = [*arrival, *repeats]
