@@ -1,28 +1,30 @@
 """Test-suite set-up shared by every app: services and named personas.
 
-Without REDIS_URL the suite starts its own embedded Redis (the same default ``make run`` uses)
-on a private socket, so ``make test`` works on a bare machine; CI sets REDIS_URL and
+Without REDIS_URL the suite runs on its own embedded Redis (started by the plugin
+``acw_site.test_services``), so ``make test`` works on a bare machine; CI sets REDIS_URL and
 DATABASE_URL to the real services.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent
 
-if not os.environ.get("REDIS_URL"):
-    from acw_site.embedded_redis import start_embedded_redis
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """On the embedded default (SQLite in memory) no other process can see the test database:
+    tests that need one (server processes, browsers, a second connection) run on PostgreSQL,
+    as in CI (``.ci/run``), and are skipped here with that reason."""
+    from django.db import connection
 
-    _socket = ROOT / ".run" / "test-redis.sock"
-    _embedded_redis = start_embedded_redis(_socket)
-    os.environ["REDIS_URL"] = f"unix://{_socket}"
-os.environ.setdefault("DEBUG", "1")
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL, as .ci/run does)")
+    for item in items:
+        if "postgres" in item.keywords or "browser" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

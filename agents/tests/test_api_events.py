@@ -519,6 +519,7 @@ def _committed_event_ids() -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_accepted_event_is_committed_before_the_response(api: APIClient) -> None:
     single = event(agent="dora")
@@ -608,6 +609,7 @@ def database_down(request: Any, api_token: str) -> Iterator[None]:
         connection.settings_dict = saved_settings
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_database_outage_is_503_with_retry_after(api: APIClient, database_down: None) -> None:
     response = post(api, event(agent="dora"))
