@@ -60,13 +60,15 @@ fmt: $(VENV)/.stamp-dev ## format the code and apply ruff's safe fixes
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# pip may print harmless warnings on this machine; only its exit status counts.
+# pip may print harmless warnings about unusable local index locations on some machines; they are
+# filtered out, and pip's own exit status still decides (pipefail).
+QUIET_PIP := sed -e '/^WARNING: Location .* is ignored/d'
 $(VENV)/.stamp-run: requirements.txt | $(PY)
-	$(PIP) -r requirements.txt
+	$(PIP) -r requirements.txt 2>&1 | $(QUIET_PIP)
 	@touch $@
 
 $(VENV)/.stamp-dev: requirements-dev.txt requirements.txt | $(PY)
-	$(PIP) -r requirements-dev.txt
+	$(PIP) -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
 	@touch $@ $(VENV)/.stamp-run
 
 # The browser tests drive the system chromium (STACK.md trap 7; never `playwright install`).

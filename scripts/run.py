@@ -210,7 +210,7 @@ class Orchestrator:
                     "acw_site",
                     "worker",
                     "--beat",
-                    "--loglevel=INFO",
+                    "--loglevel=WARNING",
                     "--concurrency=2",
                     # Only used by beat's file scheduler; keeps the repo root clean.
                     "--schedule=.run/celerybeat-schedule",
