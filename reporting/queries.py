@@ -155,7 +155,7 @@ def _add(rows: dict[str, KpiRow], values: Iterable[dict[str, Any]]) -> None:
         row.interactions += r["n"] or 0
         row.talk_seconds += r["talk"] or 0.0
         row.hold_seconds += r["hold"] or 0.0
-        row.acw_seconds += r["acw"] or 0.0
+        row.acw_seconds += r["closed_acw"] or 0.0
 
 
 def _raw_sums(interactions: QuerySet[Interaction], group_by: GroupBy) -> Iterable[dict[str, Any]]:
@@ -167,7 +167,7 @@ def _raw_sums(interactions: QuerySet[Interaction], group_by: GroupBy) -> Iterabl
             talk=Sum("talk_seconds"),
             hold=Sum("hold_seconds"),
             # duration_seconds is NULL while the ACW is open: open ACWs are added separately.
-            acw=Sum("acw__duration_seconds"),
+            closed_acw=Sum("acw__duration_seconds"),
         )
         .order_by()
     )
@@ -264,7 +264,7 @@ def _rollup_sums(
             n=Sum("interactions"),
             talk=Sum("talk_seconds"),
             hold=Sum("hold_seconds"),
-            acw=Sum("acw_seconds"),
+            closed_acw=Sum("acw_seconds"),
         )
         .order_by()
     )

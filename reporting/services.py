@@ -355,7 +355,7 @@ def _human(seconds: float) -> str:
 
 def _live_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
     """Long ACW, long not-ready and too many agents in ACW, from the live states."""
-    found = []
+    found: list[Condition] = []
     per_team: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # logged in, in ACW
     live = AgentState.objects.values(
         "agent_id",
@@ -403,18 +403,18 @@ def _live_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> 
                     )
                 )
     for team_id, (logged_in, in_acw) in per_team.items():
-        limit = policy(team_id, "").alert_concurrent_acw_share
+        share_limit = policy(team_id, "").alert_concurrent_acw_share
         share = in_acw / logged_in if logged_in else 0.0
-        if in_acw >= CONCURRENT_MIN_AGENTS and limit and share > limit:
+        if in_acw >= CONCURRENT_MIN_AGENTS and share_limit and share > share_limit:
             found.append(
                 Condition(
                     AlertKind.CONCURRENT_ACW,
                     team_id,
                     None,
                     round(share, 3),
-                    limit,
+                    share_limit,
                     f"{in_acw} of {logged_in} logged-in agents in ACW ({share:.0%}, "
-                    f"threshold {limit:.0%})",
+                    f"threshold {share_limit:.0%})",
                 )
             )
     return found
@@ -422,7 +422,7 @@ def _live_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> 
 
 def _kpi_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
     """ACW share today per agent and team average ACW over the last 60 minutes, from the KPIs."""
-    found = []
+    found: list[Condition] = []
     team_ids = list(Team.objects.values_list("pk", flat=True))
     today = site_today(now)
     start, end = site_day_bounds(today, today)
@@ -470,7 +470,7 @@ def _kpi_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> l
 
 def _streak_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
     """Agents whose last N ACWs today were all shorter than the policy's minimum."""
-    found = []
+    found: list[Condition] = []
     today = site_today(now)
     start, _ = site_day_bounds(today, today)
     closed_today = AcwSession.objects.filter(ended_at__gte=start)

@@ -14,7 +14,7 @@ from agents import access
 
 from . import selectors, services
 from .models import AlertStatus
-from .queries import kpi_rows, site_day_bounds, site_today
+from .queries import GroupBy, kpi_rows, site_day_bounds, site_today
 
 MAX_DAYS = 366
 
@@ -36,7 +36,7 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
     today = site_today()
     first = _day(request.GET.get("from"), today)
     last = _day(request.GET.get("to"), first or today)
-    group_by = "team" if request.GET.get("group_by") == "team" else "agent"
+    group_by: GroupBy = "team" if request.GET.get("group_by") == "team" else "agent"
     teams = access.visible_teams(request.user)
     team_name = request.GET.get("team", "")
     error = ""

@@ -36,6 +36,15 @@ def _test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
+def _fresh_broker_connections() -> None:
+    """Drop pooled broker connections and producers another test may have left pointing at
+    a different broker (``app.close()`` alone keeps the producer pool of the old one)."""
+    from acw_site.celery import app
+
+    app.close()
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture(scope="module")
 def celery_worker(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
@@ -51,6 +60,7 @@ def celery_worker(
         "DEBUG": "1",
     }
     # Tasks left on the broker by an earlier, interrupted run must not run against this one.
+    _fresh_broker_connections()
     app.control.purge()
     with log.open("w") as out:
         worker = subprocess.Popen(
@@ -83,6 +93,7 @@ def broker_tasks(settings: Any, celery_worker: Path) -> Path:
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
+    _fresh_broker_connections()
     return celery_worker
 
 
