@@ -183,6 +183,8 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.Emai
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "acw-watch@localhost")
+# Alerts are e-mailed to the team's supervisors when they open (only if this is on).
+ALERT_EMAILS = env_bool("ALERT_EMAILS", default=False)
 
 # --- Production hardening -------------------------------------------------------------------
 if not DEBUG:

@@ -307,6 +307,9 @@ def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
         live = AgentState.objects.select_for_update().get(agent_id=agent_id)
         live.agent = Agent.objects.select_related("team").get(pk=agent_id)
         events = list(Event.objects.filter(agent_id=agent_id).order_by("occurred_at", "id"))
+        if events:
+            # The rollup intervals the old rows counted in must be recomputed too.
+            rollups.mark_dirty_before_replay([events[0].pk])
         AcwSession.objects.filter(agent_id=agent_id).delete()
         HoldPeriod.objects.filter(interaction__agent_id=agent_id).delete()
         Interaction.objects.filter(agent_id=agent_id).delete()

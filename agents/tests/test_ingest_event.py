@@ -374,3 +374,20 @@ def test_replaying_an_agent_rebuilds_the_same_history(north: Team) -> None:
     count = services.replay_agent(Agent.objects.get(external_id="gil").pk)
     assert count == Event.objects.filter(agent__external_id="gil").count()
     assert history("gil") == before
+
+
+def test_replaying_an_agent_marks_the_intervals_its_old_rows_counted_in(north: Team) -> None:
+    from reporting.models import DirtyInterval
+    from reporting.services import compute_rollups
+
+    services.provision_agent("hal", name="Hal", team_name="North")
+    services.ingest_events(a_day("hal", random.Random(5)))
+    # A row as an older, wrong projection left it: ended in another interval, already rolled up.
+    wrong = Interaction.objects.filter(agent__external_id="hal").earliest("started_at")
+    moved = wrong.ended_at + timedelta(hours=30)
+    Interaction.objects.filter(pk=wrong.pk).update(ended_at=moved)
+    compute_rollups()
+    DirtyInterval.objects.all().delete()
+    services.replay_agent(Agent.objects.get(external_id="hal").pk)
+    marked = set(DirtyInterval.objects.values_list("bucket_start", flat=True))
+    assert any(start <= moved < start + timedelta(minutes=15) for start in marked)
