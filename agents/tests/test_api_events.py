@@ -553,6 +553,8 @@ def redis_down(settings: Any) -> Iterator[None]:
     finally:
         app.conf.broker_url, app.conf.task_always_eager = saved
         app.close()
+        # app.close() keeps the producer pool, still bound to the closed broker: drop it too.
+        app.amqp._producer_pool = None
         wall_events._redis.cache_clear()
 
 
