@@ -238,7 +238,7 @@ def test_a_supervisor_cannot_acknowledge_another_teams_alert(
     assert not Alert.objects.filter(status="acknowledged").exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.asyncio
 async def test_alert_changes_are_pushed_to_the_teams_walls(alice: Agent) -> None:
     await sync_to_async(manual_acw)(alice.team, alert_not_ready_seconds=60)

@@ -18,7 +18,7 @@ from .conftest import needs_postgresql, wait_for
 pytestmark = [
     needs_postgresql,
     pytest.mark.integration,
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
 
