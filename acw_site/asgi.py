@@ -18,6 +18,8 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Same-origin only: the Origin header must match ALLOWED_HOSTS.
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
     }
 )

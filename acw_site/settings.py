@@ -88,7 +88,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
+            "NAME": str(BASE_DIR / "db.sqlite3"),
             "OPTIONS": {
                 # Web, worker and simulator write concurrently: WAL lets readers go on, and
                 # IMMEDIATE takes the write lock at BEGIN so two writers queue instead of

@@ -76,7 +76,14 @@ class TeamAdmin(admin.ModelAdmin):
 class AgentStateInline(admin.StackedInline):
     model = AgentState
     can_delete = False
-    readonly_fields = ["state", "reason", "since", "interaction_id", "acw_deadline", "last_event_at"]
+    readonly_fields = (
+        "state",
+        "reason",
+        "since",
+        "interaction_id",
+        "acw_deadline",
+        "last_event_at",
+    )
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -174,7 +181,7 @@ class HoldPeriodInline(admin.TabularInline):
     model = HoldPeriod
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["started_at", "ended_at"]
+    fields = readonly_fields = ("started_at", "ended_at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -346,11 +346,10 @@ def _write_rows(agent_id: int, rows: Rows, new_keys: set[int]) -> None:
         created_pk = _upsert(Interaction, agent_id, row.key, fields, new_keys)
         if created_pk is not None:
             interaction_pks[row.key] = created_pk
-    needed = {
-        r.interaction_key
-        for r in [*rows.holds.values(), *rows.acws.values()]
-        if r.interaction_key is not None and r.interaction_key not in interaction_pks
-    }
+    referenced = [h.interaction_key for h in rows.holds.values()] + [
+        a.interaction_key for a in rows.acws.values()
+    ]
+    needed = {key for key in referenced if key is not None and key not in interaction_pks}
     if needed:
         interaction_pks.update(
             Interaction.objects.filter(start_event_id__in=needed).values_list(
