@@ -16,9 +16,9 @@ CHROMIUM := /usr/bin/chromium
 ARGS ?=
 
 # Local plain-HTTP runs: DEBUG=1 unless the caller set DEBUG (contract §1).
-run test check bench: export DEBUG ?= 1
+run test lint check bench: export DEBUG ?= 1
 
-.PHONY: help run test check bench fmt chromium
+.PHONY: help run test lint check bench fmt chromium
 
 help: ## list the targets
 	@echo "ACW Watch -- make targets:"
@@ -35,12 +35,13 @@ test: $(VENV)/.stamp-dev chromium ## run the whole test suite (uses DATABASE_URL
 	echo "Tests on database: $$db; Redis: $$redis"
 	$(PY) -m pytest $(ARGS)
 
-check: $(VENV)/.stamp-dev chromium ## lint, format check, type check, migrations check, then the tests
+lint: $(VENV)/.stamp-dev ## lint, format check, type check and the migrations check (no tests)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest $(ARGS)
+
+check: lint test ## lint + types + migrations check, then the whole test suite
 
 bench: $(VENV)/.stamp-dev ## run every bench/bench_*.py (python -m bench.bench_x)
 	@shopt -s nullglob; files=(bench/bench_*.py); \
