@@ -304,19 +304,22 @@ class AcwPolicy(models.Model):
     wrap_up_required = models.BooleanField(default=False)
     target_avg_seconds = models.PositiveIntegerField(default=45, help_text="Target average ACW.")
     alert_acw_seconds = models.PositiveIntegerField(
-        default=120, help_text="Alert when one ACW runs longer than this."
+        default=120, help_text="Alert when one ACW runs longer than this (seconds; 0: off)."
     )
     alert_acw_share = models.FloatField(
-        default=0.30, help_text="Alert when an agent's ACW share of handle time today exceeds this."
+        default=0.30,
+        help_text="Alert when an agent's ACW share of handle time today exceeds this (0.30 = 30 %; checked from 3 interactions on; 0: off).",
     )
     alert_too_short_count = models.PositiveIntegerField(
-        default=3, help_text="Alert after this many too-short ACWs in a row."
+        default=3, help_text="Alert after this many too-short ACWs in a row today (0: off)."
     )
     alert_not_ready_seconds = models.PositiveIntegerField(
-        default=900, help_text="Alert when an agent stays not ready longer than this."
+        default=900,
+        help_text="Alert when an agent stays not ready longer than this (seconds; 0: off).",
     )
     alert_concurrent_acw_share = models.FloatField(
-        default=0.5, help_text="Alert when this share of logged-in agents is in ACW at once."
+        default=0.5,
+        help_text="Alert when this share of logged-in agents is in ACW at once (from 2 agents in ACW on; 0: off).",
     )
 
     class Meta:
