@@ -248,19 +248,24 @@ class AgentProvisionView(APIView):
         | _errors(400, 401, 403, 503),
     )
     def put(self, request: Request, external_id: str) -> Response:
-        if not 1 <= len(external_id) <= 100:
-            raise exceptions.ValidationError({"external_id": "must be 1 to 100 characters"})
-        if not isinstance(request.data, dict):
-            raise exceptions.ValidationError({"body": 'expected {"name": ..., "team": ...}'})
-        form = AgentProvisionSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        agent, created = services.provision_agent(
-            external_id, name=form.validated_data["name"], team_name=form.validated_data["team"]
-        )
-        return Response(
-            {"agent": agent.external_id, "name": agent.name, "team": agent.team.name},
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return provision(request, external_id)
+
+
+def provision(request: Request, external_id: str) -> Response:
+    """Create or update one agent from a ``{"name", "team"}`` body."""
+    if not 1 <= len(external_id) <= 100:
+        raise exceptions.ValidationError({"external_id": "must be 1 to 100 characters"})
+    if not isinstance(request.data, dict):
+        raise exceptions.ValidationError({"body": 'expected {"name": ..., "team": ...}'})
+    form = AgentProvisionSerializer(data=request.data)
+    form.is_valid(raise_exception=True)
+    agent, created = services.provision_agent(
+        external_id, name=form.validated_data["name"], team_name=form.validated_data["team"]
+    )
+    return Response(
+        {"agent": agent.external_id, "name": agent.name, "team": agent.team.name},
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
 
 
 class AgentStatesView(APIView):
@@ -268,9 +273,17 @@ class AgentStatesView(APIView):
 
     permission_classes = [CanWatch]
 
+    def get_permissions(self) -> list[permissions.BasePermission]:
+        # An agent whose external id is "state" is provisioned through this URL too.
+        return [CanProvision()] if self.request.method == "PUT" else super().get_permissions()
+
     @extend_schema(responses={200: AgentStatesSerializer, **_errors(401, 403, 503)})
     def get(self, request: Request) -> Response:
         return Response({"agents": selectors.agent_state_rows(request.user)})
+
+    @extend_schema(exclude=True)
+    def put(self, request: Request) -> Response:
+        return provision(request, "state")
 
 
 class KpiQuerySerializer(serializers.Serializer):

@@ -196,3 +196,16 @@ def test_the_openapi_schema_is_valid_and_generated_without_warnings(tmp_path: Pa
         "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml")
     )
     assert (tmp_path / "schema.yml").stat().st_size > 1000
+
+
+def test_an_agent_whose_id_is_state_can_be_provisioned(
+    api: APIClient, supervisor_sam: Any, alice: Agent
+) -> None:
+    response = put(api, "state", {"name": "Stan Tate", "team": "North"})
+    assert response.status_code == 201
+    assert Agent.objects.get(external_id="state").name == "Stan Tate"
+    assert (
+        put(client_for(supervisor_sam), "state", {"name": "X", "team": "North"}).status_code == 403
+    )
+    listed = {row["agent"] for row in api.get("/api/v1/agents/state").json()["agents"]}
+    assert {"state", "alice"} <= listed
