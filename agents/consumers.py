@@ -60,6 +60,7 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         self.missing: dict[tuple[int, int], float] = {}
         self.pending: dict[str, dict[str, Any]] = {}
         self.agent_teams: dict[str, int] = {}
+        self.versions: dict[str, int] = {}
         self.lock = asyncio.Lock()
         self.window: asyncio.Task[None] | None = None
         # Subscribe first, then read the counters and the snapshot: nothing falls in between.
@@ -88,6 +89,7 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         snapshot = await database_sync_to_async(selectors.wall_snapshot)(self.team_ids)
         self.team_seq = {team_id: int(seq) for team_id, seq in snapshot["team_seqs"].items()}
         self.agent_teams = snapshot["agent_teams"]
+        self.versions = {agent["agent"]: agent["version"] for agent in snapshot["agents"]}
         self.missing.clear()
         # The snapshot supersedes whatever was waiting to be sent.
         self.pending.clear()
@@ -180,6 +182,11 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
             if not self._is_new(message):
                 return
             payload = message["agent"]
+            version = payload.get("version", 0)
+            if version < self.versions.get(payload["agent"], 0):
+                # An older state that another web process published after a newer one.
+                return
+            self.versions[payload["agent"]] = version
             if message.get("team_id") is not None:
                 self.agent_teams[payload["agent"]] = message["team_id"]
             self.pending[payload["agent"]] = payload

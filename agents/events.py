@@ -71,6 +71,7 @@ def agent_payload(live: AgentState) -> dict[str, Any]:
         "acw_deadline": _iso(live.acw_deadline) if live.state == "acw" else None,
         "acw_started_at": _iso(live.acw_started_at) if live.state == "acw" else None,
         "acw_extensions": live.acw_extensions if live.state == "acw" else 0,
+        "version": live.version,
     }
 
 

@@ -120,6 +120,10 @@ class AgentState(models.Model):
     acw_started_at = models.DateTimeField(null=True, blank=True)
     acw_deadline = models.DateTimeField(null=True, blank=True)
     acw_extensions = models.PositiveIntegerField(default=0)
+    version = models.PositiveBigIntegerField(
+        default=0,
+        help_text="+1 on every change walls see: lets a wall drop an older state published late.",
+    )
     last_event_at = models.DateTimeField(null=True, blank=True)
     last_event_seq = models.BigIntegerField(default=0)
     projection = models.JSONField(default=dict, blank=True)

@@ -431,11 +431,22 @@ def _store_live(live: AgentState, projection: AgentProjection, now: datetime | N
     if timeout_rows.acws:
         _write_rows(live.agent_id, timeout_rows, set())
     _set_live_fields(live, current)
+    changed = tuple(getattr(live, name) for name in LIVE_FIELDS) != before
+    if changed:
+        # Under the row lock, so versions of one agent are strictly increasing: two web
+        # processes may publish in the other order than they committed.
+        live.version += 1
     live.save(
-        update_fields=[*LIVE_FIELDS, "last_event_at", "last_event_seq", "projection", "updated_at"]
+        update_fields=[
+            *LIVE_FIELDS,
+            "version",
+            "last_event_at",
+            "last_event_seq",
+            "projection",
+            "updated_at",
+        ]
     )
-    after = tuple(getattr(live, name) for name in LIVE_FIELDS)
-    if after == before:
+    if not changed:
         return
     events.broadcast_on_commit([events.agent_changed(_with_team(live))])
     if live.state == "acw" and live.acw_deadline is not None:

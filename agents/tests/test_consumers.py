@@ -281,6 +281,27 @@ async def test_numbers_arriving_slightly_out_of_order_do_not_force_a_resync(
 
 
 @DB
+async def test_an_older_state_published_after_a_newer_one_is_dropped(
+    memory_layer: None, supervisor_sam: Any, north: Team, alice: Any
+) -> None:
+    # Process A commits version v+1, process B then commits v+2, but B publishes first.
+    wall, snapshot = await connected_wall(supervisor_sam)
+    shown = by_agent(snapshot["agents"])["alice"]
+    base = events._redis().incrby(events.TEAM_SEQ_KEY.format(team_id=north.pk), 0)
+    newer = {**shown, "state": "not_ready", "reason": "break", "version": shown["version"] + 2}
+    older = {**shown, "state": "available", "version": shown["version"] + 1}
+    group, layer = events.team_group(north.pk), get_channel_layer()
+    for agent, seq in [(newer, base + 1), (older, base + 2)]:
+        message = {"type": "wall.agent", "agent": agent, "team_id": north.pk, "team_seq": seq}
+        await layer.group_send(group, message)
+        await asyncio.sleep(consumers.COALESCE_SECONDS * 2)
+    frames = await frames_until_quiet(wall, quiet=0.4)
+    shown_states = [a["state"] for f in frames for a in f.get("agents", [f.get("agent")])]
+    assert shown_states == ["not_ready"]
+    await wall.disconnect()
+
+
+@DB
 async def test_a_message_already_in_the_snapshot_is_not_sent_again(
     memory_layer: None, supervisor_sam: Any, north: Team, alice: Any
 ) -> None:

@@ -391,3 +391,12 @@ def test_replaying_an_agent_marks_the_intervals_its_old_rows_counted_in(north: T
     services.replay_agent(Agent.objects.get(external_id="hal").pk)
     marked = set(DirtyInterval.objects.values_list("bucket_start", flat=True))
     assert any(start <= moved < start + timedelta(minutes=15) for start in marked)
+
+
+def test_the_live_version_grows_only_when_what_walls_show_changes(alice: Agent) -> None:
+    ingest(event("alice", "agent.logged_in", 0))
+    first = live("alice").version
+    ingest(event("alice", "acw.ended", 1))  # fits nothing: no visible change
+    assert live("alice").version == first
+    ingest(event("alice", "agent.not_ready", 2, reason="break"))
+    assert live("alice").version == first + 1
