@@ -13,9 +13,7 @@ import random
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +23,11 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
-from django.utils import timezone
 
 from acw_site.asgi import application
 from agents import consumers, events, services
 from agents.models import Team
+from agents.tests.factories import event
 
 ROOT = Path(__file__).resolve().parents[2]
 DB = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -62,17 +60,6 @@ async def connected_wall(user: Any) -> tuple[WebsocketCommunicator, dict[str, An
     snapshot = await wall.receive_json_from(timeout=3)
     assert snapshot["type"] == "snapshot"
     return wall, snapshot
-
-
-def event(agent: str, type_: str, seconds_ago: float = 0, **fields: Any) -> dict[str, Any]:
-    at = timezone.now() - timedelta(seconds=seconds_ago)
-    return {
-        "event_id": str(uuid.uuid4()),
-        "type": type_,
-        "agent": agent,
-        "occurred_at": at.isoformat(),
-        **fields,
-    }
 
 
 async def ingest(*raw: dict[str, Any]) -> None:

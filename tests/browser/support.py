@@ -9,13 +9,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
+
+from agents.tests.factories import event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,17 +105,6 @@ def log_in(page: Any, server: Server, username: str, password: str, then: str = 
 
 def wait_live(page: Any) -> None:
     page.wait_for_selector('#conn[data-status="live"]')
-
-
-def event(agent: str, type_: str, seconds_ago: float = 0, **fields: Any) -> dict[str, Any]:
-    at = timezone.now() - timedelta(seconds=seconds_ago)
-    return {
-        "event_id": str(uuid.uuid4()),
-        "type": type_,
-        "agent": agent,
-        "occurred_at": at.isoformat(),
-        **fields,
-    }
 
 
 FIRST = [
