@@ -8,5 +8,4 @@ urlpatterns = [
     path("events", api.EventsView.as_view(), name="api-events"),
     path("agents/state", api.AgentStatesView.as_view(), name="api-agent-states"),
     path("agents/<path:external_id>", api.AgentProvisionView.as_view(), name="api-agent-provision"),
-    path("kpis", api.KpisView.as_view(), name="api-kpis"),
 ]

@@ -1,0 +1,9 @@
+"""Reporting's API routes, mounted under ``/api/v1/``."""
+
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("kpis", api.KpisView.as_view(), name="api-kpis"),
+]
