@@ -21,7 +21,7 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from reporting import services as rollups
+from reporting import rollups
 
 from . import events
 from .models import (

@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import services
+from . import alerts
 from .models import Alert, AlertStatus, DirtyInterval, KpiRollup
 
 
@@ -38,7 +38,7 @@ class AlertAdmin(ReadOnlyAdmin):
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         open_ids = list(queryset.filter(status=AlertStatus.OPEN).values_list("pk", flat=True))
         for alert_id in open_ids:
-            services.acknowledge_alert(alert_id, request.user)
+            alerts.acknowledge_alert(alert_id, request.user)
         self.message_user(request, f"{len(open_ids)} alert(s) acknowledged.", messages.SUCCESS)
 
 

@@ -3,7 +3,7 @@
 Rollups are a cache of what the raw rows (``agents.models.Interaction`` / ``AcwSession``) imply,
 keyed by interval × agent × team × channel × wrap-up code, so team figures are sums of agent
 rows. Every write to the raw rows marks its 15-minute interval dirty in the same transaction
-(``reporting.services.mark_dirty*``); the next rollup run recomputes exactly those intervals, and
+(``reporting.rollups.mark_dirty*``); the next rollup run recomputes exactly those intervals, and
 the KPI queries read dirty intervals from the raw rows, so a report is exact at any moment.
 """
 

@@ -1,4 +1,4 @@
-"""Celery tasks of reporting: thin wrappers around ``reporting.services``, run by beat.
+"""Celery tasks of reporting: thin wrappers around ``reporting.rollups`` and ``reporting.alerts``, run by beat.
 
 Each periodic body runs under a Redis lock (``reporting.locks``), so a run that takes longer
 than its interval is skipped rather than overlapped. The schedules live in django-celery-beat's
@@ -14,7 +14,7 @@ import redis
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import locks, services
+from . import alerts, locks, rollups
 
 # Transient: a database restart or failover (OperationalError, InterfaceError on a dropped
 # connection) and a Redis restart (ConnectionError, TimeoutError on the lock). Every body is
@@ -26,7 +26,7 @@ TRANSIENT = (OperationalError, InterfaceError, redis.ConnectionError, redis.Time
 def compute_rollups_task() -> int | None:
     """Every minute: recompute the dirty rollup intervals (None: the previous run still runs)."""
     with locks.exclusive("rollups", ttl=600) as held:
-        return services.compute_rollups() if held else None
+        return rollups.compute_rollups() if held else None
 
 
 @shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=10)
@@ -36,7 +36,7 @@ def close_day_task(self: Any, day: str | None = None) -> int:
         if not held:
             # A minute rollup is running: unlike it, the daily close must not be skipped.
             raise self.retry(countdown=30)
-        return services.close_day(date.fromisoformat(day) if day else None)
+        return rollups.close_day(date.fromisoformat(day) if day else None)
 
 
 @shared_task(autoretry_for=TRANSIENT, retry_backoff=True, max_retries=2)
@@ -45,5 +45,5 @@ def evaluate_alerts_task() -> int | None:
     with locks.exclusive("alerts", ttl=120) as held:
         if not held:
             return None
-        changes = services.evaluate_alerts()
+        changes = alerts.evaluate_alerts()
         return len(changes.opened) + len(changes.updated) + len(changes.resolved)

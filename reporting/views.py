@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from agents import access
 
-from . import selectors, services
+from . import alerts, selectors
 from .models import AlertStatus
 from .queries import GroupBy, kpi_rows, site_day_bounds, site_today
 
@@ -94,7 +94,7 @@ def acknowledge_alert(request: HttpRequest, alert_id: int) -> JsonResponse:
         raise Http404
     if alert.status == AlertStatus.RESOLVED:
         return JsonResponse({"error": "status: the alert is already resolved"}, status=409)
-    alert = services.acknowledge_alert(alert.pk, request.user)
+    alert = alerts.acknowledge_alert(alert.pk, request.user)
     if alert.status == AlertStatus.RESOLVED:
         return JsonResponse({"error": "status: the alert is already resolved"}, status=409)
     return JsonResponse({"alert": selectors.alert_payload(alert)})

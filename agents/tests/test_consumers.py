@@ -362,7 +362,7 @@ async def test_alert_changes_are_forwarded_to_the_teams_walls(
 async def test_the_snapshot_carries_the_open_alerts_of_the_users_teams_only(
     memory_layer: None, supervisor_sam: Any, alice: Any, carol: Any
 ) -> None:
-    from reporting.services import evaluate_alerts
+    from reporting.alerts import evaluate_alerts
 
     await ingest(
         event("alice", "agent.not_ready", 1200, reason="break"),

@@ -378,7 +378,7 @@ def test_replaying_an_agent_rebuilds_the_same_history(north: Team) -> None:
 
 def test_replaying_an_agent_marks_the_intervals_its_old_rows_counted_in(north: Team) -> None:
     from reporting.models import DirtyInterval
-    from reporting.services import compute_rollups
+    from reporting.rollups import compute_rollups
 
     services.provision_agent("hal", name="Hal", team_name="North")
     services.ingest_events(a_day("hal", random.Random(5)))

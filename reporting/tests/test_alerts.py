@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from agents.events import team_group
 from agents.models import AcwPolicy, Agent, Team
-from reporting import services
+from reporting import alerts, rollups
 from reporting.models import Alert, AlertKind, AlertStatus
 from reporting.selectors import open_alert_payloads
 
@@ -51,19 +51,19 @@ def test_a_long_acw_opens_an_alert_that_resolves_when_the_acw_ends(alice: Agent)
     manual_acw(alice.team, alert_acw_seconds=120)
     now = timezone.now()
     ingest(*call("alice", "c1", now - timedelta(seconds=400), talk=200, acw=None))
-    changes = services.evaluate_alerts(now)
+    changes = alerts.evaluate_alerts(now)
     assert kinds() == [(AlertKind.LONG_ACW, "open", "alice")]
     alert = Alert.objects.get(pk=changes.opened[0])
     assert (alert.value, alert.threshold) == (200, 120)
     assert "in ACW for 3 min 20 s" in alert.message
 
-    services.evaluate_alerts(now + timedelta(seconds=10))
+    alerts.evaluate_alerts(now + timedelta(seconds=10))
     alert.refresh_from_db()
     assert (alert.value, alert.status) == (210, "open")
     assert Alert.objects.count() == 1
 
     ingest(event("alice", "acw.ended", now + timedelta(seconds=15)))
-    changes = services.evaluate_alerts(now + timedelta(seconds=20))
+    changes = alerts.evaluate_alerts(now + timedelta(seconds=20))
     alert.refresh_from_db()
     assert changes.resolved == [alert.pk]
     assert (alert.status, alert.resolved_at) == ("resolved", now + timedelta(seconds=20))
@@ -74,11 +74,11 @@ def test_a_condition_that_returns_opens_a_new_alert(alice: Agent) -> None:
     manual_acw(alice.team, alert_not_ready_seconds=60)
     now = timezone.now()
     ingest(event("alice", "agent.not_ready", now - timedelta(seconds=100), reason="break"))
-    services.evaluate_alerts(now)
+    alerts.evaluate_alerts(now)
     ingest(event("alice", "agent.available", now))
-    services.evaluate_alerts(now)
+    alerts.evaluate_alerts(now)
     ingest(event("alice", "agent.not_ready", now + timedelta(seconds=1), reason="lunch"))
-    services.evaluate_alerts(now + timedelta(seconds=90))
+    alerts.evaluate_alerts(now + timedelta(seconds=90))
     assert kinds() == [
         (AlertKind.LONG_NOT_READY, "open", "alice"),
         (AlertKind.LONG_NOT_READY, "resolved", "alice"),
@@ -106,10 +106,10 @@ def test_too_many_agents_in_acw_at_once_is_a_team_alert(
     ingest(event("alice", "agent.logged_in", now - timedelta(minutes=5)))
     ingest(*call("alice", "a", now - timedelta(seconds=60), talk=30, acw=None))
     ingest(event("bob", "agent.logged_in", now - timedelta(minutes=5)))
-    services.evaluate_alerts(now)
+    alerts.evaluate_alerts(now)
     assert kinds() == []  # one agent in ACW out of two: 50 % is not above 50 %
     ingest(*call("bob", "b", now - timedelta(seconds=50), talk=30, acw=None))
-    services.evaluate_alerts(now)
+    alerts.evaluate_alerts(now)
     alert = Alert.objects.get(kind=AlertKind.CONCURRENT_ACW)
     assert (alert.agent, alert.team, alert.value) == (None, north, 1.0)
     assert alert.message.startswith("2 of 2 logged-in agents in ACW")
@@ -121,10 +121,10 @@ def test_repeatedly_too_short_acws_open_an_alert_until_the_streak_breaks(alice: 
     t = now - timedelta(minutes=10)
     for n in range(3):
         ingest(*call("alice", f"s{n}", t + timedelta(minutes=n), talk=20, acw=3))
-    services.evaluate_alerts(now)
+    alerts.evaluate_alerts(now)
     assert kinds() == [(AlertKind.TOO_SHORT_STREAK, "open", "alice")]
     ingest(*call("alice", "ok", t + timedelta(minutes=5), talk=20, acw=25))
-    services.evaluate_alerts(now)
+    alerts.evaluate_alerts(now)
     assert kinds() == [(AlertKind.TOO_SHORT_STREAK, "resolved", "alice")]
 
 
@@ -134,8 +134,8 @@ def test_acw_share_today_and_team_average_use_the_kpis(alice: Agent, north: Team
     start = now - timedelta(minutes=30)
     for n in range(3):
         ingest(*call("alice", f"c{n}", start + timedelta(minutes=3 * n), talk=60, acw=40))
-    services.compute_rollups()
-    services.evaluate_alerts(now)
+    rollups.compute_rollups()
+    alerts.evaluate_alerts(now)
     share = Alert.objects.get(kind=AlertKind.ACW_SHARE)
     assert (share.agent, share.value, share.threshold) == (alice, 0.4, 0.3)
     team = Alert.objects.get(kind=AlertKind.TEAM_AVG_ACW)
@@ -148,7 +148,7 @@ def test_open_alert_payloads_show_only_the_teams_asked_for(alice: Agent, carol: 
     now = timezone.now()
     for agent in ("alice", "carol"):
         ingest(event(agent, "agent.not_ready", now - timedelta(seconds=100), reason="break"))
-    services.evaluate_alerts(now)
+    alerts.evaluate_alerts(now)
     payloads = open_alert_payloads({alice.team_id})
     assert [p["agent"] for p in payloads] == ["alice"]
     assert set(payloads[0]) >= {
@@ -180,9 +180,9 @@ def test_an_opened_alert_is_emailed_to_the_team_supervisors(
     now = timezone.now()
     ingest(event("alice", "agent.not_ready", now - timedelta(seconds=100), reason="break"))
     with django_capture_on_commit_callbacks(execute=True):
-        services.evaluate_alerts(now)
+        alerts.evaluate_alerts(now)
     with django_capture_on_commit_callbacks(execute=True):
-        services.evaluate_alerts(now + timedelta(seconds=10))  # an update is not mailed again
+        alerts.evaluate_alerts(now + timedelta(seconds=10))  # an update is not mailed again
     assert [m.to for m in mailoutbox] == [["sam@example.com"]]
     assert "not ready for 1 min 40 s" in mailoutbox[0].body
 
@@ -194,7 +194,7 @@ def not_ready_alerts(alice: Agent, carol: Agent) -> dict[str, Alert]:
     now = timezone.now()
     for agent in ("alice", "carol"):
         ingest(event(agent, "agent.not_ready", now - timedelta(seconds=100), reason="break"))
-    services.evaluate_alerts(now)
+    alerts.evaluate_alerts(now)
     return {a.agent.external_id: a for a in Alert.objects.select_related("agent")}
 
 
@@ -217,10 +217,10 @@ def test_a_supervisor_acknowledges_an_alert_of_their_team(
     )
     assert client.post(url, HTTP_X_CSRFTOKEN=token).status_code == 200  # idempotent
     # Still acknowledged while the condition holds; resolved once it clears.
-    services.evaluate_alerts(timezone.now())
+    alerts.evaluate_alerts(timezone.now())
     assert Alert.objects.get(pk=body["id"]).status == "acknowledged"
     ingest(event("alice", "agent.available", timezone.now()))
-    services.evaluate_alerts(timezone.now())
+    alerts.evaluate_alerts(timezone.now())
     assert client.post(url, HTTP_X_CSRFTOKEN=token).status_code == 409
 
 
@@ -249,7 +249,7 @@ async def test_alert_changes_are_pushed_to_the_teams_walls(alice: Agent) -> None
     await sync_to_async(ingest)(
         event("alice", "agent.not_ready", now - timedelta(seconds=100), reason="break")
     )
-    await sync_to_async(services.evaluate_alerts)(now)
+    await sync_to_async(alerts.evaluate_alerts)(now)
     message = await asyncio.wait_for(layer.receive(channel), 5)
     while message["type"] != "wall.alert":
         message = await asyncio.wait_for(layer.receive(channel), 5)

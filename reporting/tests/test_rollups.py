@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from agents.models import AcwPolicy, Agent, Team
-from reporting import services
+from reporting import rollups
 from reporting.models import DirtyInterval, Grain, KpiRollup
 from reporting.queries import kpi_rows, kpi_rows_raw, site_day_bounds
 
@@ -29,7 +29,7 @@ def kpis(team_ids: list[int], start: datetime, end: datetime, group_by: Any = "a
 
 def test_an_interaction_counts_in_the_15_minute_interval_it_ended_in(alice: Agent) -> None:
     ingest(*call("alice", "c1", NOON + timedelta(minutes=10), talk=400, acw=20, code="sale"))
-    services.compute_rollups()
+    rollups.compute_rollups()
     row = KpiRollup.objects.get(grain=Grain.QUARTER)
     # Started 12:10, ended 12:16:40: it belongs to 12:15–12:30.
     assert row.bucket_start == NOON + timedelta(minutes=15)
@@ -49,7 +49,7 @@ def test_it_counts_timeouts_extensions_overruns_and_too_short_acws(alice: Agent)
     extended = call("alice", "ext", t, talk=60, acw=None)
     ingest(*extended, event("alice", "acw.extended", t + timedelta(seconds=70), seconds=30))
     ingest(event("alice", "agent.not_ready", t + timedelta(seconds=200), reason="break"))
-    services.compute_rollups()
+    rollups.compute_rollups()
     row = KpiRollup.objects.get(grain=Grain.QUARTER)
     assert (row.interactions, row.acw_count, row.too_short, row.timeouts) == (2, 2, 1, 1)
     assert (row.extensions, row.overruns) == (1, 1)
@@ -60,7 +60,7 @@ def test_it_keeps_channels_and_wrap_up_codes_apart(alice: Agent) -> None:
     ingest(*call("alice", "a", NOON, talk=30, acw=5, code="sale"))
     ingest(*call("alice", "b", NOON + timedelta(minutes=1), talk=30, acw=5, channel="chat"))
     ingest(*call("alice", "c", NOON + timedelta(minutes=2), talk=30, acw=5, code="sale"))
-    services.compute_rollups()
+    rollups.compute_rollups()
     rows = KpiRollup.objects.filter(grain=Grain.QUARTER).values_list(
         "channel", "wrap_up_code", "interactions"
     )
@@ -71,7 +71,7 @@ def test_a_late_event_marks_its_interval_dirty_and_the_next_run_corrects_it(
     alice: Agent,
 ) -> None:
     ingest(*call("alice", "c1", NOON, talk=100, acw=10))
-    services.compute_rollups()
+    rollups.compute_rollups()
     assert not DirtyInterval.objects.exists()
     # A hold that happened during the call arrives late: talk and hold change in that interval.
     ingest(
@@ -81,7 +81,7 @@ def test_a_late_event_marks_its_interval_dirty_and_the_next_run_corrects_it(
     assert DirtyInterval.objects.filter(bucket_start=NOON).exists()
     rolled, raw = kpis([alice.team_id], DAY, DAY + timedelta(days=1))
     assert rolled == raw and raw[0]["hold_seconds"] == 30
-    assert services.compute_rollups() == 1
+    assert rollups.compute_rollups() == 1
     row = KpiRollup.objects.get(grain=Grain.QUARTER)
     assert (row.talk_seconds, row.hold_seconds) == (70, 30)
     assert kpis([alice.team_id], DAY, DAY + timedelta(days=1)) == (raw, raw)
@@ -95,11 +95,11 @@ def test_a_late_end_moves_an_interaction_to_another_interval_and_its_old_row_goe
         event("alice", "interaction.started", NOON, channel="phone", **cid),
         event("alice", "interaction.ended", NOON + timedelta(minutes=20), **cid),
     )
-    services.compute_rollups()
+    rollups.compute_rollups()
     assert KpiRollup.objects.get(grain=Grain.QUARTER).bucket_start == NOON + timedelta(minutes=15)
     # The agent had actually logged out at 12:05, which ended the call then (no ACW).
     ingest(event("alice", "agent.logged_out", NOON + timedelta(minutes=5)))
-    services.compute_rollups()
+    rollups.compute_rollups()
     row = KpiRollup.objects.get(grain=Grain.QUARTER)
     assert (row.bucket_start, row.interactions, row.acw_count) == (NOON, 1, 0)
     rolled, raw = kpis([alice.team_id], DAY, DAY + timedelta(days=1))
@@ -110,7 +110,7 @@ def test_an_open_acw_counts_its_elapsed_time_until_its_deadline(alice: Agent) ->
     AcwPolicy.objects.create(team=alice.team, mode="manual", seconds=0, max_seconds=0)
     start = NOON
     ingest(*call("alice", "c1", start, talk=60, acw=None))
-    services.compute_rollups()
+    rollups.compute_rollups()
     end = start + timedelta(seconds=60)
     rolled, raw = kpis(
         [alice.team_id], DAY, DAY + timedelta(days=1), now=end + timedelta(seconds=25)
@@ -126,7 +126,7 @@ def test_kpis_read_day_rows_for_whole_days_and_quarters_for_the_rest(
         base = DAY + timedelta(days=day, hours=9)
         ingest(*call("alice", f"a{day}", base, talk=100 + day, acw=10))
         ingest(*call("carol", f"c{day}", base + timedelta(hours=5), talk=50, acw=20 + day))
-    services.compute_rollups()
+    rollups.compute_rollups()
     teams = [alice.team_id, carol.team_id]
     ranges = [
         (DAY, DAY + timedelta(days=3)),  # whole days
@@ -144,7 +144,7 @@ def test_kpis_read_day_rows_for_whole_days_and_quarters_for_the_rest(
 
 def test_kpis_only_show_the_teams_asked_for(alice: Agent, carol: Agent) -> None:
     ingest(*call("alice", "a", NOON, talk=10, acw=1), *call("carol", "c", NOON, talk=10, acw=1))
-    services.compute_rollups()
+    rollups.compute_rollups()
     rolled, raw = kpis([carol.team_id], DAY, DAY + timedelta(days=1))
     assert [r["key"] for r in rolled] == ["carol"] and rolled == raw
 
@@ -153,7 +153,7 @@ def test_an_interaction_counts_for_the_team_it_ended_in(alice: Agent, south: Tea
     ingest(*call("alice", "c1", NOON, talk=10, acw=1))
     Agent.objects.filter(pk=alice.pk).update(team=south)
     ingest(*call("alice", "c2", NOON + timedelta(minutes=1), talk=20, acw=2))
-    services.compute_rollups()
+    rollups.compute_rollups()
     rolled, raw = kpis([alice.team_id, south.pk], DAY, DAY + timedelta(days=1), "team")
     assert rolled == raw
     assert {r["key"]: r["interactions"] for r in rolled} == {"North": 1, "South": 1}
@@ -163,7 +163,7 @@ def test_day_rows_follow_the_site_time_zone(settings: Any, alice: Agent) -> None
     settings.TIME_ZONE = "America/New_York"
     # 03:00 UTC on the 21st is still the 20th in New York.
     ingest(*call("alice", "late", DAY + timedelta(days=1, hours=3), talk=10, acw=1))
-    services.compute_rollups()
+    rollups.compute_rollups()
     day = KpiRollup.objects.get(grain=Grain.DAY)
     start, end = site_day_bounds(DAY.date(), DAY.date())
     assert (day.bucket_start, day.bucket_end) == (start, end)
@@ -174,11 +174,11 @@ def test_day_rows_follow_the_site_time_zone(settings: Any, alice: Agent) -> None
 
 def test_the_rollup_run_is_idempotent(alice: Agent) -> None:
     ingest(*call("alice", "c1", NOON, talk=10, acw=1))
-    services.compute_rollups()
+    rollups.compute_rollups()
     before = list(KpiRollup.objects.order_by("pk").values())
     DirtyInterval.objects.create(agent=alice, bucket_start=NOON)
-    assert services.compute_rollups() == 1
-    assert services.compute_rollups() == 0
+    assert rollups.compute_rollups() == 1
+    assert rollups.compute_rollups() == 0
     after = list(KpiRollup.objects.order_by("pk").values())
     strip = [{k: v for k, v in r.items() if k != "computed_at"} for r in after]
     assert strip == [{k: v for k, v in r.items() if k != "computed_at"} for r in before]
@@ -196,7 +196,7 @@ def test_an_event_that_ends_nothing_marks_no_interval(alice: Agent) -> None:
 def test_rebuild_rollups_recomputes_history_from_a_date(alice: Agent) -> None:
     for day in range(3):
         ingest(*call("alice", f"c{day}", NOON + timedelta(days=day), talk=10, acw=1))
-    services.compute_rollups()
+    rollups.compute_rollups()
     KpiRollup.objects.all().update(talk_seconds=999)  # damaged by hand
     call_command("rebuild_rollups", "--from", (DAY + timedelta(days=1)).date().isoformat())
     talk = dict(
@@ -209,7 +209,7 @@ def test_rebuild_rollups_recomputes_history_from_a_date(alice: Agent) -> None:
 
 def test_the_daily_close_recomputes_yesterday(alice: Agent) -> None:
     ingest(*call("alice", "c1", NOON, talk=10, acw=1))
-    services.compute_rollups()
+    rollups.compute_rollups()
     KpiRollup.objects.all().delete()
-    assert services.close_day(DAY.date()) == 1
+    assert rollups.close_day(DAY.date()) == 1
     assert KpiRollup.objects.filter(grain=Grain.DAY, interactions=1).exists()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from agents import services as agent_services
 from agents.models import AcwPolicy, Team
-from reporting import services
+from reporting import rollups
 from reporting.queries import kpi_rows, kpi_rows_raw
 
 pytestmark = pytest.mark.django_db
@@ -155,10 +155,10 @@ def test_rollup_kpis_equal_raw_kpis_for_shuffled_duplicated_streams(
             for n, raw in enumerate(arrival, start=1):
                 statuses.append(agent_services.ingest_event(raw).status)
                 if n % every == 0:
-                    services.compute_rollups()  # late events then correct rolled-up intervals
+                    rollups.compute_rollups()  # late events then correct rolled-up intervals
             assert set(statuses) <= {"accepted", "duplicate"}
             _assert_rollups_match_raw(team_ids, ranges)  # dirty intervals read raw
-            services.compute_rollups()
+            rollups.compute_rollups()
             _assert_rollups_match_raw(team_ids, ranges)  # everything from rollups
             raise _Rollback
     except _Rollback:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agents.models import AcwPolicy, ChecklistItem, WrapUpCode
-from reporting.services import evaluate_alerts
+from reporting.alerts import evaluate_alerts
 
 from .support import ROOT, Server, event, log_in, seed_floor, wait_live
 

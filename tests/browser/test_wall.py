@@ -165,8 +165,8 @@ def test_a_supervisor_ends_an_acw_from_the_tile(
 def test_a_new_alert_appears_live_and_the_supervisor_acknowledges_it(
     live_server_up: Server, new_page: Any, supervisor_sam: Any, alice: Any, api_token: str
 ) -> None:
+    from reporting.alerts import evaluate_alerts
     from reporting.models import Alert
-    from reporting.services import evaluate_alerts
 
     server = live_server_up
     server.post_events(

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from reporting import locks, services
+from reporting import locks, rollups
 from reporting.queries import site_today
 
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, first: date | None = None, **options: Any) -> None:
-        first = first or services.first_activity_day()
+        first = first or rollups.first_activity_day()
         today = site_today()
         if first is None:
             self.stdout.write("No interactions yet: nothing to rebuild.")
@@ -43,7 +43,7 @@ class Command(BaseCommand):
             with locks.exclusive("rollups", ttl=600, wait=120) as held:
                 if not held:
                     raise CommandError("another rollup run has held the lock for 2 minutes")
-                rows += services.rebuild_day(day)
+                rows += rollups.rebuild_day(day)
         self.stdout.write(
             self.style.SUCCESS(f"Rebuilt {len(days)} day(s): {rows} 15-minute rollup rows.")
         )

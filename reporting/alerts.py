@@ -1,0 +1,368 @@
+"""Alerts: which threshold conditions hold now, and their lifecycle.
+
+``evaluate_alerts()`` (every 10 s) computes which conditions hold now and reconciles them with
+the alerts not yet resolved: a new condition opens an alert, a vanished one resolves it, a
+changed value updates it; every change is pushed to the walls of the team after commit.
+``acknowledge_alert()`` is the supervisor's action.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agents import events
+from agents.models import AcwPolicy, AcwSession, AgentState, Team
+
+from .models import Alert, AlertKind, AlertStatus
+from .queries import (
+    kpi_rows,
+    open_acw_elapsed,
+    site_day_bounds,
+    site_today,
+)
+from .selectors import alert_payload
+
+logger = logging.getLogger(__name__)
+
+# An ACW share over one or two interactions says nothing: alert from this many on.
+SHARE_MIN_INTERACTIONS = 3
+# One agent in ACW out of one logged in is not "too many at once".
+CONCURRENT_MIN_AGENTS = 2
+
+AlertKey = tuple[str, int, int | None]
+"""(kind, team id, agent id or None)."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    kind: str
+    team_id: int
+    agent_id: int | None
+    value: float
+    threshold: float
+    message: str
+
+    @property
+    def key(self) -> AlertKey:
+        return (self.kind, self.team_id, self.agent_id)
+
+
+@dataclass
+class AlertChanges:
+    opened: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+
+
+def _policies() -> Callable[[int, str], AcwPolicy]:
+    """Thresholds: team × channel → team default → site × channel → site default → defaults."""
+    by_scope = {(p.team_id, p.channel): p for p in AcwPolicy.objects.all()}
+    fallback = AcwPolicy()
+
+    def lookup(team_id: int, channel: str = "") -> AcwPolicy:
+        for scope in ((team_id, channel), (team_id, ""), (None, channel), (None, "")):
+            if scope in by_scope:
+                return by_scope[scope]
+        return fallback
+
+    return lookup
+
+
+def _human(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _live_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
+    """Long ACW, long not-ready and too many agents in ACW, from the live states."""
+    found: list[Condition] = []
+    per_team: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # logged in, in ACW
+    live = AgentState.objects.values(
+        "agent_id",
+        "agent__team_id",
+        "agent__name",
+        "state",
+        "since",
+        "channel",
+        "acw_started_at",
+        "acw_deadline",
+    )
+    for a in live:
+        team_id = a["agent__team_id"]
+        if a["state"] != "offline":
+            per_team[team_id][0] += 1
+        if a["state"] == "acw" and a["acw_started_at"] is not None:
+            per_team[team_id][1] += 1
+            limit = policy(team_id, a["channel"]).alert_acw_seconds
+            elapsed = open_acw_elapsed(a["acw_started_at"], a["acw_deadline"], now)
+            if limit and elapsed > limit:
+                found.append(
+                    Condition(
+                        AlertKind.LONG_ACW,
+                        team_id,
+                        a["agent_id"],
+                        round(elapsed),
+                        limit,
+                        f"{a['agent__name']} in ACW for {_human(elapsed)} "
+                        f"(threshold {_human(limit)})",
+                    )
+                )
+        if a["state"] == "not_ready" and a["since"] is not None:
+            limit = policy(team_id, "").alert_not_ready_seconds
+            elapsed = (now - a["since"]).total_seconds()
+            if limit and elapsed > limit:
+                found.append(
+                    Condition(
+                        AlertKind.LONG_NOT_READY,
+                        team_id,
+                        a["agent_id"],
+                        round(elapsed),
+                        limit,
+                        f"{a['agent__name']} not ready for {_human(elapsed)} "
+                        f"(threshold {_human(limit)})",
+                    )
+                )
+    for team_id, (logged_in, in_acw) in per_team.items():
+        share_limit = policy(team_id, "").alert_concurrent_acw_share
+        share = in_acw / logged_in if logged_in else 0.0
+        if in_acw >= CONCURRENT_MIN_AGENTS and share_limit and share > share_limit:
+            found.append(
+                Condition(
+                    AlertKind.CONCURRENT_ACW,
+                    team_id,
+                    None,
+                    round(share, 3),
+                    share_limit,
+                    f"{in_acw} of {logged_in} logged-in agents in ACW ({share:.0%}, "
+                    f"threshold {share_limit:.0%})",
+                )
+            )
+    return found
+
+
+def _kpi_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
+    """ACW share today per agent and team average ACW over the last 60 minutes, from the KPIs."""
+    found: list[Condition] = []
+    team_ids = list(Team.objects.values_list("pk", flat=True))
+    today = site_today(now)
+    start, end = site_day_bounds(today, today)
+    agents = {
+        external_id: (pk, team_id, name)
+        for pk, external_id, team_id, name in AgentState.objects.values_list(
+            "agent_id", "agent__external_id", "agent__team_id", "agent__name"
+        )
+    }
+    for row in kpi_rows(team_ids=team_ids, group_by="agent", start=start, end=end, now=now):
+        if row.key not in agents or row.interactions < SHARE_MIN_INTERACTIONS:
+            continue
+        agent_id, team_id, name = agents[row.key]
+        limit = policy(team_id, "").alert_acw_share
+        if limit and row.acw_share > limit:
+            found.append(
+                Condition(
+                    AlertKind.ACW_SHARE,
+                    team_id,
+                    agent_id,
+                    round(row.acw_share, 3),
+                    limit,
+                    f"{name}: ACW is {row.acw_share:.0%} of handle time today (target {limit:.0%})",
+                )
+            )
+    teams = dict(Team.objects.values_list("name", "pk"))
+    hour_ago = now - timedelta(minutes=60)
+    for row in kpi_rows(team_ids=team_ids, group_by="team", start=hour_ago, end=now, now=now):
+        team_id = teams[row.key]
+        target = policy(team_id, "").target_avg_seconds
+        if target and row.avg_acw_seconds > target:
+            found.append(
+                Condition(
+                    AlertKind.TEAM_AVG_ACW,
+                    team_id,
+                    None,
+                    round(row.avg_acw_seconds),
+                    target,
+                    f"Average ACW {_human(row.avg_acw_seconds)} over the last 60 min "
+                    f"(target {_human(target)})",
+                )
+            )
+    return found
+
+
+def _streak_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
+    """Agents whose last N ACWs today were all shorter than the policy's minimum."""
+    found: list[Condition] = []
+    today = site_today(now)
+    start, _ = site_day_bounds(today, today)
+    closed_today = AcwSession.objects.filter(ended_at__gte=start)
+    candidates = set(closed_today.filter(too_short=True).values_list("agent_id", flat=True))
+    if not candidates:
+        return found
+    recent: dict[int, list[bool]] = defaultdict(list)
+    for agent_id, too_short in (
+        closed_today.filter(agent_id__in=candidates)
+        .order_by("agent_id", "-ended_at")
+        .values_list("agent_id", "too_short")
+    ):
+        recent[agent_id].append(too_short)
+    agents = AgentState.objects.filter(agent_id__in=candidates).values_list(
+        "agent_id", "agent__team_id", "agent__name"
+    )
+    for agent_id, team_id, name in agents:
+        n = policy(team_id, "").alert_too_short_count
+        streak = 0
+        for too_short in recent[agent_id]:
+            if not too_short:
+                break
+            streak += 1
+        if n and streak >= n:
+            found.append(
+                Condition(
+                    AlertKind.TOO_SHORT_STREAK,
+                    team_id,
+                    agent_id,
+                    streak,
+                    n,
+                    f"{name}: last {streak} ACWs shorter than the minimum (threshold {n} in a row)",
+                )
+            )
+    return found
+
+
+def current_conditions(now: datetime | None = None) -> dict[AlertKey, Condition]:
+    """Every alert condition that holds at ``now``, keyed by (kind, team, agent)."""
+    now = now or timezone.now()
+    policy = _policies()
+    found = [
+        *_live_conditions(now, policy),
+        *_kpi_conditions(now, policy),
+        *_streak_conditions(now, policy),
+    ]
+    return {condition.key: condition for condition in found}
+
+
+def _broadcast_alerts(alert_ids: list[int]) -> None:
+    if not alert_ids:
+        return
+    changed = Alert.objects.filter(pk__in=alert_ids).select_related(
+        "team", "agent", "acknowledged_by"
+    )
+    events.broadcast_on_commit(
+        [
+            (alert.team_id, {"type": "wall.alert", "alert": alert_payload(alert)})
+            for alert in changed
+        ]
+    )
+
+
+def _email_supervisors(alert_ids: list[int]) -> None:
+    """E-mail each newly opened alert to its team's supervisors (setting ``ALERT_EMAILS``)."""
+    opened = Alert.objects.filter(pk__in=alert_ids).select_related("team")
+    for alert in opened:
+        recipients = [
+            email for email in alert.team.supervisors.values_list("email", flat=True) if email
+        ]
+        if not recipients:
+            continue
+        try:
+            send_mail(
+                f"[ACW Watch] {alert.team.name}: {alert.get_kind_display()}",
+                f"{alert.message}\n\nOpened at {alert.opened_at:%Y-%m-%d %H:%M:%S %Z}.",
+                None,
+                recipients,
+            )
+        except Exception:
+            # The alert is on the wall already; a mail server outage must not undo it.
+            logger.warning("could not e-mail alert %s", alert.pk, exc_info=True)
+
+
+def _differs(alert: Alert, condition: Condition) -> bool:
+    return (alert.value, alert.threshold, alert.message) != (
+        condition.value,
+        condition.threshold,
+        condition.message,
+    )
+
+
+def evaluate_alerts(now: datetime | None = None) -> AlertChanges:
+    """Open, update and resolve alerts so that they match the conditions that hold now.
+
+    Safe to run concurrently with acknowledgements: every write is a conditional UPDATE on the
+    status it expects, and the unique partial constraints stop a second open alert.
+    """
+    now = now or timezone.now()
+    conditions = current_conditions(now)
+    changes = AlertChanges()
+    with transaction.atomic():
+        active = {
+            (alert.kind, alert.team_id, alert.agent_id): alert
+            for alert in Alert.objects.exclude(status=AlertStatus.RESOLVED)
+        }
+        for key, alert in active.items():
+            not_resolved = Alert.objects.filter(pk=alert.pk).exclude(status=AlertStatus.RESOLVED)
+            condition = conditions.get(key)
+            if condition is None:
+                if not_resolved.update(
+                    status=AlertStatus.RESOLVED, resolved_at=now, updated_at=now
+                ):
+                    changes.resolved.append(alert.pk)
+            elif _differs(alert, condition) and not_resolved.update(
+                value=condition.value,
+                threshold=condition.threshold,
+                message=condition.message,
+                updated_at=now,
+            ):
+                changes.updated.append(alert.pk)
+        for key, condition in conditions.items():
+            if key in active:
+                continue
+            try:
+                with transaction.atomic():
+                    alert = Alert.objects.create(
+                        kind=condition.kind,
+                        team_id=condition.team_id,
+                        agent_id=condition.agent_id,
+                        status=AlertStatus.OPEN,
+                        opened_at=now,
+                        updated_at=now,
+                        value=condition.value,
+                        threshold=condition.threshold,
+                        message=condition.message,
+                    )
+            except IntegrityError:
+                continue  # opened meanwhile by an overlapping evaluation
+            changes.opened.append(alert.pk)
+        _broadcast_alerts([*changes.opened, *changes.updated, *changes.resolved])
+        if changes.opened and getattr(settings, "ALERT_EMAILS", False):
+            opened = list(changes.opened)
+            transaction.on_commit(lambda: _email_supervisors(opened))
+    return changes
+
+
+def acknowledge_alert(alert_id: int, user: Any, now: datetime | None = None) -> Alert:
+    """A supervisor acknowledges an open alert; acknowledging twice or after it resolved
+    changes nothing. The caller checks that ``user`` may see the alert's team."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        claimed = Alert.objects.filter(pk=alert_id, status=AlertStatus.OPEN).update(
+            status=AlertStatus.ACKNOWLEDGED,
+            acknowledged_by=user,
+            acknowledged_at=now,
+            updated_at=now,
+        )
+        if claimed:
+            _broadcast_alerts([alert_id])
+    return Alert.objects.select_related("team", "agent", "acknowledged_by").get(pk=alert_id)
