@@ -95,14 +95,15 @@ class ConnectFeed:
         return [record]
 
     def send(self, event: dict[str, Any]) -> services.FeedReport:
-        records = self.records(event)
+        request_id = str(uuid.uuid4())
         body = {
-            "requestId": str(uuid.uuid4()),
+            "requestId": request_id,
             "records": [
-                {"data": base64.b64encode(json.dumps(r).encode()).decode()} for r in records
+                {"data": base64.b64encode(json.dumps(r).encode()).decode()}
+                for r in self.records(event)
             ],
         }
-        return services.ingest_firehose(body, body["requestId"])
+        return services.ingest_firehose(body, request_id)
 
     def _fresh(self, agent: str, at: datetime) -> dict[str, Any]:
         first, _, last = self.names.get(agent, agent).partition(" ")
