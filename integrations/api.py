@@ -53,7 +53,8 @@ def amazon_connect(request: HttpRequest) -> JsonResponse:
         body = json.loads(_read_body(request))
     except _TooLarge:
         return _firehose_answer(request_id, 413, f"body: larger than {MAX_FIREHOSE_BYTES} bytes")
-    except (ValueError, UnicodeDecodeError, zlib.error):
+    except (ValueError, UnicodeDecodeError, zlib.error, RecursionError):
+        # RecursionError: JSON nested deeper than the parser goes is not JSON we can use.
         return _firehose_answer(request_id, 400, "body: not valid JSON")
     if not isinstance(body, dict) or not isinstance(body.get("records"), list):
         return _firehose_answer(request_id, 400, 'body: expected {"requestId", "records": [...]}')

@@ -200,12 +200,22 @@ def test_a_bad_access_key_is_401_with_firehose_error_shape(api_token: str) -> No
     assert Event.objects.count() == 0
 
 
-@pytest.mark.parametrize("raw", [b"{nope", b"[]", b'{"records": 5}', b"\xff"])
+@pytest.mark.parametrize(
+    "raw", [b"{nope", b"[]", b'{"records": 5}', b"\xff", b"[" * 100_000 + b"]" * 100_000]
+)
 def test_bad_json_is_400_with_firehose_error_shape(api_token: str, raw: bytes) -> None:
     response = post(Client(), raw, api_token, HTTP_X_AMZ_FIREHOSE_REQUEST_ID="req-2")
     assert response.status_code == 400
     assert response.json()["requestId"] == "req-2"
     assert response.json()["errorMessage"].startswith("body:")
+
+
+def test_a_record_nested_too_deep_is_refused_on_its_own(api: APIClient, api_token: str) -> None:
+    body = firehose([b"[" * 100_000 + b"]" * 100_000, *shift()[:1]], request_id="req-deep")
+    assert post(Client(), body, api_token).status_code == 200
+    assert states(api)[ANA]["state"] == "available"
+    refusal = RefusedRecord.objects.get()
+    assert refusal.position == "request req-deep record 0"
 
 
 def test_a_gzip_encoded_request_is_read(api: APIClient, api_token: str) -> None:

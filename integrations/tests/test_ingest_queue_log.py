@@ -169,6 +169,13 @@ def test_a_missing_file_reads_nothing(tmp_path: Path) -> None:
     assert "0 lines" in ingest(tmp_path / "absent")
 
 
+def test_an_unreadable_path_is_a_clear_command_error(tmp_path: Path) -> None:
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="Is a directory"):
+        ingest(tmp_path)
+
+
 def _wait_for(condition: Any, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
     while not condition():

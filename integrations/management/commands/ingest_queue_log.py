@@ -44,6 +44,9 @@ class Command(BaseCommand):
                 poll_seconds=options["poll"],
                 stop=self.stop,
             )
+        except OSError as exc:
+            # Unreadable (permissions, a directory): say so plainly; the position is kept.
+            raise CommandError(f"{options['path']}: {exc.strerror or exc}") from exc
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
