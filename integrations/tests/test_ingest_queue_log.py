@@ -112,6 +112,19 @@ def test_it_resumes_from_the_stored_position_and_a_reread_line_is_a_duplicate(
     assert {key: kpi_row(api)[key] for key in EXPECTED} == EXPECTED
 
 
+def test_the_later_half_of_a_shift_read_first_gives_the_same_kpis(
+    api: APIClient, tmp_path: Path
+) -> None:
+    # E.g. a collector that picked up the new file before the rotated one.
+    early, late = tmp_path / "queue_log.1", tmp_path / "queue_log"
+    early.write_text("".join(SHIFT[:9]))
+    late.write_text("".join(SHIFT[9:]))
+    ingest(late)
+    ingest(early)
+    assert {key: kpi_row(api)[key] for key in EXPECTED} == EXPECTED
+    assert state(api)["state"] == "offline"
+
+
 def test_a_half_written_line_waits_until_it_is_whole(api: APIClient, tmp_path: Path) -> None:
     log = tmp_path / "queue_log"
     whole = "".join(SHIFT[:2])
