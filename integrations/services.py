@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -87,9 +87,12 @@ def take(report: FeedReport, items: Iterable[Item]) -> None:
         owners.extend((position, excerpt) for _ in translated.events)
     if not batch:
         return
-    name_new_agents(names)
+    in_batch = {event["agent"] for event in batch}
+    created = name_new_agents({k: v for k, v in names.items() if k in in_batch})
     refused_positions: set[str] = set()
     results = agent_services.ingest_events(batch, source=report.kind)
+    if created and any(result.status != "accepted" for result in results):
+        _forget_phantoms(created)
     for result, (position, excerpt) in zip(results, owners, strict=True):
         if result.status == "accepted":
             report.accepted += 1
@@ -100,23 +103,37 @@ def take(report: FeedReport, items: Iterable[Item]) -> None:
             report.refuse(position, f"{result.event_id}: {result.error}", excerpt)
 
 
-def name_new_agents(names: Mapping[str, str]) -> None:
+def name_new_agents(names: Mapping[str, str]) -> list[str]:
     """Create the agents a platform names, and give a display name to those still unnamed.
 
-    An agent created on first sight is named after its external id; a name an admin or the
-    provisioning API set is never overwritten.
+    Created before their first event so that the first wall update already shows the name. An
+    agent created on first sight is named after its external id; a name an admin or the
+    provisioning API set is never overwritten. Returns the external ids created here.
     """
     if not names:
-        return
+        return []
     known = dict(
         Agent.objects.filter(external_id__in=list(names)).values_list("external_id", "name")
     )
+    created = []
     for external_id, name in names.items():
         if external_id not in known:
             agent_services.get_or_create_agent(external_id)
             known[external_id] = external_id
+            created.append(external_id)
         if known[external_id] == external_id and name != external_id:
             Agent.objects.filter(external_id=external_id, name=external_id).update(name=name)
+    return created
+
+
+def _forget_phantoms(external_ids: list[str]) -> None:
+    """Remove agents created for events that were all refused: no phantom on the walls."""
+    try:
+        with transaction.atomic():
+            Agent.objects.filter(external_id__in=external_ids, events__isnull=True).delete()
+    except IntegrityError:
+        # An event for one of them arrived meanwhile (PROTECT): it is no phantom, keep it.
+        pass
 
 
 def record_status(report: FeedReport) -> None:

@@ -182,6 +182,8 @@ def test_a_bad_record_is_refused_with_its_position_and_never_blocks_the_rest(
     assert (
         "occurred_at: is more than 5 minutes in the future" in refusals["request req-42 record 6"]
     )
+    # The agent of the refused future LOGIN was not left behind as a phantom.
+    assert not Agent.objects.filter(external_id=BO).exists()
     status = IntegrationStatus.objects.get(name="amazon-connect")
     # good[1] (ringing) implies no event: the LOGIN and the CONNECTED are the two accepted.
     assert (status.records, status.refused, status.events_accepted) == (9, 6, 2)
