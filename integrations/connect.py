@@ -191,7 +191,8 @@ def _status(snapshot: dict[str, Any], name: str) -> tuple[str, datetime | None]:
     status = _get(snapshot, "AgentStatus", "Name")
     start = _get(snapshot, "AgentStatus", "StartTimestamp")
     return (
-        text(status, f"{name}.AgentStatus.Name"),
+        # Connect allows longer status names than a not-ready reason: keep the first 100.
+        text(status, f"{name}.AgentStatus.Name", limit=1000)[:100],
         parse_iso(start, f"{name}.AgentStatus.StartTimestamp") if start else None,
     )
 

@@ -96,7 +96,7 @@ def _completed(params: Mapping[str, str], availability: Mapping[str, bool]) -> H
 
 
 def _activity(params: Mapping[str, str], availability: Mapping[str, bool]) -> Handled:
-    name = text(params.get("WorkerActivityName"), "WorkerActivityName")
+    name = text(params.get("WorkerActivityName"), "WorkerActivityName", limit=1000)[:100]
     if name == OFFLINE_ACTIVITY:
         return "agent.logged_out", {}
     sid = params.get("WorkerActivitySid") or ""

@@ -68,6 +68,14 @@ def test_a_status_change_maps_routable_to_available_and_others_to_not_ready() ->
     assert [e["type"] for e in translate(back).events] == ["agent.available"]
 
 
+def test_a_long_status_name_is_kept_as_a_100_character_reason() -> None:
+    name = "Coaching session with the team lead " * 4
+    rec = record(
+        "STATE_CHANGE", at(10), snapshot(USER, name, at(10)), snapshot(USER, "Available", at(0))
+    )
+    assert translate(rec).events[0]["reason"] == name[:100]
+
+
 def test_a_full_contact_from_connected_through_hold_to_ended_and_gone() -> None:
     ringing = contact("c-1", "CONNECTING", at(1), None)
     talking = contact("c-1", "CONNECTED", at(5), at(5))
