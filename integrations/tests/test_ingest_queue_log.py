@@ -249,3 +249,55 @@ async def test_the_wall_shows_queue_log_agents(
         seen.extend([frame["agent"]] if frame["type"] == "agent" else frame["agents"])
     assert (seen[-1]["agent"], seen[-1]["reason"]) == (AGENT, "Break")
     await wall.disconnect()
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_command_follows_stops_on_sigterm_and_resumes_where_it_stopped(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DEBUG": "1",
+    }
+    log = tmp_path / "queue_log"
+    log.write_text("".join(SHIFT[:4]))
+    command = [
+        sys.executable,
+        "manage.py",
+        "ingest_queue_log",
+        str(log),
+        "--follow",
+        "--poll",
+        "0.1",
+    ]
+
+    def run_until(condition: Any) -> str:
+        process = subprocess.Popen(
+            command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            _wait_for(condition, seconds=60)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            out, _ = process.communicate(timeout=30)
+        assert process.returncode == 0
+        return out
+
+    first = run_until(lambda: Event.objects.filter(type="agent.not_ready").exists())
+    assert "4 lines" in first
+    with log.open("a") as handle:
+        handle.write("".join(SHIFT[4:]))
+    second = run_until(lambda: Event.objects.filter(type="agent.logged_out").exists())
+    # Resumed after the 4 lines already taken: none of them is read again.
+    assert f"{len(SHIFT) - 4} lines" in second and " 0 duplicates" in second
