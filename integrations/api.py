@@ -46,20 +46,25 @@ def amazon_connect(request: HttpRequest) -> JsonResponse:
     a body that is not Firehose's JSON, 503 while the database is down (Firehose retries).
     """
     request_id = request.headers.get("X-Amz-Firehose-Request-Id", "")
-    key = request.headers.get("X-Amz-Firehose-Access-Key", "")
-    if not key or not _token_ok(key):
-        return _firehose_answer(request_id, 401, "X-Amz-Firehose-Access-Key: invalid or missing")
+    body: Any = None
+    problem = None
     try:
         body = json.loads(_read_body(request))
     except _TooLarge:
-        return _firehose_answer(request_id, 413, f"body: larger than {MAX_FIREHOSE_BYTES} bytes")
+        problem = (413, f"body: larger than {MAX_FIREHOSE_BYTES} bytes")
     except (ValueError, UnicodeDecodeError, zlib.error, RecursionError):
         # RecursionError: JSON nested deeper than the parser goes is not JSON we can use.
-        return _firehose_answer(request_id, 400, "body: not valid JSON")
+        problem = (400, "body: not valid JSON")
+    # Firehose sends the id in the header and the body; errors echo it too.
+    if isinstance(body, dict) and isinstance(body.get("requestId"), str):
+        request_id = body["requestId"]
+    key = request.headers.get("X-Amz-Firehose-Access-Key", "")
+    if not key or not _token_ok(key):
+        return _firehose_answer(request_id, 401, "X-Amz-Firehose-Access-Key: invalid or missing")
+    if problem is not None:
+        return _firehose_answer(request_id, *problem)
     if not isinstance(body, dict) or not isinstance(body.get("records"), list):
         return _firehose_answer(request_id, 400, 'body: expected {"requestId", "records": [...]}')
-    if isinstance(body.get("requestId"), str):
-        request_id = body["requestId"]
     try:
         services.ingest_firehose(body, request_id)
     except (OperationalError, InterfaceError):

@@ -202,6 +202,24 @@ def test_a_bad_access_key_is_401_with_firehose_error_shape(api_token: str) -> No
     assert Event.objects.count() == 0
 
 
+def test_errors_echo_the_request_id_of_the_body_without_the_header(api_token: str) -> None:
+    body = firehose(shift()[:1], request_id="req-body")
+    assert post(Client(), body, "wrong").json()["requestId"] == "req-body"
+    assert post(Client(), {"requestId": "req-x"}, api_token).json() == {
+        "requestId": "req-x",
+        "timestamp": ANY_INT,
+        "errorMessage": 'body: expected {"requestId", "records": [...]}',
+    }
+
+
+class _AnyInt:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int)
+
+
+ANY_INT = _AnyInt()
+
+
 @pytest.mark.parametrize(
     "raw", [b"{nope", b"[]", b'{"records": 5}', b"\xff", b"[" * 100_000 + b"]" * 100_000]
 )
