@@ -178,10 +178,20 @@ def ingest_firehose(body: Mapping[str, Any], request_id: str) -> FeedReport:
     for index, record in enumerate(records if isinstance(records, list) else []):
         position = f"request {request_id} record {index}"
         raw = record.get("data") if isinstance(record, dict) else None
-        items.append((position, str(raw)[:EXCERPT], _connect_translation(raw)))
+        items.append((position, _readable(raw), _connect_translation(raw)))
     take(report, items)
     record_status(report)
     return report
+
+
+def _readable(raw: Any) -> str:
+    """The start of a record as an admin wants to read it: decoded when it is base64."""
+    if isinstance(raw, str):
+        try:
+            return base64.b64decode(raw[: EXCERPT * 2]).decode("utf-8", "replace")[:EXCERPT]
+        except (binascii.Error, ValueError):
+            pass
+    return str(raw)[:EXCERPT]
 
 
 def _connect_translation(raw: Any) -> Callable[[], Translated]:

@@ -127,6 +127,7 @@ def test_a_shift_feeds_state_and_kpis_whatever_the_delivery_order(
     status = IntegrationStatus.objects.get(name="amazon-connect")
     assert status.records == sum(len(batch) for batch in requests)
     assert status.refused == 0
+    assert status.last_record.startswith('{"AWSAccountId": "123456789012"')
     if delivery != "in_order":
         assert status.events_duplicate > 0
 
