@@ -1,8 +1,8 @@
 """What every adapter shares: the output type, refusals, ids and time parsing.
 
 An adapter is a pure translation: a platform record (plus, where the platform needs it, stored
-adapter state) in, events of our ingestion API (docs/api.md) out. No ORM, so each adapter is
-unit-tested without a database; ``integrations.services`` feeds the output to
+adapter state) in, events of our ingestion API (README, "The event API") out. No ORM, so each
+adapter is unit-tested without a database; ``integrations.services`` feeds the output to
 ``agents.services.ingest_events``.
 """
 
