@@ -106,6 +106,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMBEDDED_REDIS_SOCKET = embedded_redis_socket(BASE_DIR)
 REDIS_URL = env_str("REDIS_URL") or f"unix://{EMBEDDED_REDIS_SOCKET}"
 USING_EMBEDDED_REDIS = not env_str("REDIS_URL")
+# Every Redis key and channel this deployment uses starts with this prefix and a colon: the
+# channel layer, the wall's sequence counters, the job locks and Celery's queues, unacked
+# messages and control channels. Two deployments with different prefixes can share one Redis
+# server (pub/sub channels are not scoped by Redis database number, so a database alone is not
+# enough). CHANNEL_LAYER_PREFIX is its older name, still read.
+REDIS_PREFIX = env_str("REDIS_PREFIX") or env_str("CHANNEL_LAYER_PREFIX", "acw")
+if not REDIS_PREFIX or any(c.isspace() or c in ":*?[]" for c in REDIS_PREFIX):
+    raise ImproperlyConfigured(
+        f"REDIS_PREFIX must be a non-empty word without spaces, ':' or glob characters; "
+        f"got {REDIS_PREFIX!r}"
+    )
 
 CHANNEL_LAYERS = {
     "default": {
@@ -117,12 +128,16 @@ CHANNEL_LAYERS = {
             "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
             # Pub/sub channels are not scoped by Redis database: deployments (or test runs)
             # sharing one Redis server need their own prefix.
-            "prefix": env_str("CHANNEL_LAYER_PREFIX", "acw"),
+            "prefix": REDIS_PREFIX,
         },
     }
 }
 
 CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # kombu prefixes every key, list and pub/sub channel of the broker with this.
+    "global_keyprefix": f"{REDIS_PREFIX}:",
+}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = env_str("TIME_ZONE", "UTC")

@@ -30,11 +30,14 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import transaction
 
+from acw_site.redis_keys import redis_key
+
 from .models import AgentState
 
 logger = logging.getLogger(__name__)
 
-TEAM_SEQ_KEY = "acw:team-seq:{team_id}"
+# Under the deployment's Redis prefix (a deploy-time setting, read once).
+TEAM_SEQ_KEY = redis_key("team-seq", "{team_id}")
 PUBLISH_FAILURES_KEY = "publish_failures"
 # A publish that takes longer than this is abandoned (and counted): the caller is a request or
 # a task that has already committed, and walls recover lost messages by resync.
