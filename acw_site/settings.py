@@ -11,7 +11,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import celery_broker_url, embedded_redis_socket, env_bool, env_int, env_list, env_str
+from .env import (
+    celery_broker_url,
+    embedded_redis_socket,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -80,11 +88,18 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["pool"] = {
             "min_size": 1,
             "max_size": env_int("DB_POOL_MAX_SIZE", 20),
-            "timeout": 10,
+            # How long a request waits for a pooled connection. With the database down, every
+            # request waits this long before its 503: short, so that clients are told to back
+            # off at once instead of piling up (docs/reliability.md).
+            "timeout": env_float("DB_POOL_TIMEOUT", 1.0),
         }
+        # A database host that does not answer at all (no RST): give up a connection attempt
+        # after 2 s (libpq's minimum) instead of the OS's TCP timeout.
+        options.setdefault("connect_timeout", 2)
 else:
     DATABASES = {
         "default": {

@@ -110,3 +110,32 @@ def test_the_first_wall_after_a_redis_restart_is_accepted(
         assert "Internal Server Error" not in (tmp_path / "web.log").read_text()
     finally:
         web.stop()
+
+
+def test_with_the_database_down_the_api_answers_503_fast_and_recovers(
+    api_token: str, alice: Any, tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    db_port = int(settings.DATABASES["default"].get("PORT") or 5432)
+    proxy = TcpProxy(db_port).start()
+    web = Web(tmp_path / "web.log", private_redis.url, db_port=proxy.port)
+    try:
+        assert _post_event(web, api_token, event("alice", "agent.logged_in", 60)) == 201
+        proxy.down()
+        lost = event("alice", "agent.not_ready", 30, reason="break")
+        statuses, times = [], []
+        for _ in range(3):
+            started = time.monotonic()
+            statuses.append(_post_event(web, api_token, lost))
+            times.append(time.monotonic() - started)
+        per_request = max(times)
+        assert statuses == [503] * 3
+        # Fail fast: the slowest 503 (the one that waits for a new pooled connection) within
+        # the pool timeout (1 s) plus overhead; it took the old 10 s pool timeout before. A
+        # loose bound, to be a fact about the timeout and not about this machine's speed.
+        assert per_request < 5, times
+        proxy.up()
+        assert _post_event(web, api_token, lost) == 201  # same process, no restart
+        assert _post_event(web, api_token, lost) == 200  # and it was not half-stored before
+    finally:
+        web.stop()
+        proxy.close()
