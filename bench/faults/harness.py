@@ -344,3 +344,124 @@ def percentile(values: list[float], p: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+# --- Walls -------------------------------------------------------------------------------------
+
+WALL_FIELDS = ("state", "reason", "since", "interaction_id", "acw_deadline")
+
+
+def shown(agent: dict[str, Any], now_iso: str) -> tuple[Any, ...]:
+    """What a tile shows at ``now``: an ACW past its deadline flips to ``acw_timeout``, as the
+    page does (static/js/wall.js, timedOut)."""
+    from datetime import datetime
+
+    deadline, timeout = agent.get("acw_deadline"), agent.get("acw_timeout")
+    if agent["state"] == "acw" and deadline and timeout and (
+        datetime.fromisoformat(now_iso) >= datetime.fromisoformat(deadline)
+    ):
+        agent = {**agent, "state": timeout["state"], "reason": timeout["reason"],
+                 "since": deadline, "interaction_id": None, "acw_deadline": None}  # fmt: skip
+    return tuple(
+        datetime.fromisoformat(agent[f]) if f in ("since", "acw_deadline") and agent[f] else agent[f]
+        for f in WALL_FIELDS
+    )
+
+
+class Walls:
+    """``count`` wall WebSockets (as a manager) spread over the web processes, in a thread.
+
+    Each applies the frames as the page does and reconnects (every 0.5 s) when its socket
+    closes. ``snapshots`` records when each wall received a snapshot.
+    """
+
+    def __init__(self, urls: list[str], cookie: str, count: int) -> None:
+        import asyncio
+
+        self.urls, self.cookie, self.count = urls, cookie, count
+        self.agents: list[dict[str, dict[str, Any]]] = [{} for _ in range(count)]
+        self.snapshots: list[list[float]] = [[] for _ in range(count)]
+        self.handshake_errors: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.tasks: list[Any] = []
+
+    async def _wall(self, index: int) -> None:
+        import asyncio
+
+        import websockets
+
+        url = self.urls[index % len(self.urls)]
+        ws_url = url.replace("http", "ws") + "/ws/wall/"
+        headers = {"Cookie": self.cookie, "Origin": url}
+        while True:
+            try:
+                async with websockets.connect(ws_url, additional_headers=headers,
+                                              open_timeout=10) as ws:  # fmt: skip
+                    async for raw in ws:
+                        self._apply(index, json.loads(raw))
+            except websockets.InvalidStatus as error:
+                self.handshake_errors.append(str(error))
+            except (OSError, asyncio.TimeoutError, websockets.WebSocketException):
+                pass
+            await asyncio.sleep(0.5)
+
+    def _apply(self, index: int, frame: dict[str, Any]) -> None:
+        agents = self.agents[index]
+        kind = frame["type"]
+        if kind == "snapshot":
+            agents.clear()
+            agents.update({a["agent"]: a for a in frame["agents"]})
+            self.snapshots[index].append(time.time())
+        elif kind == "agent":
+            agents[frame["agent"]["agent"]] = frame["agent"]
+        elif kind == "agents":
+            agents.update({a["agent"]: a for a in frame["agents"]})
+        elif kind == "agent_removed":
+            agents.pop(frame["agent"], None)
+
+    def start(self) -> Walls:
+        import asyncio
+
+        self.thread.start()
+        self.tasks = [asyncio.run_coroutine_threadsafe(self._wall(i), self.loop)
+                      for i in range(self.count)]  # fmt: skip
+        return self
+
+    def differences(self, api_agents: list[dict[str, Any]], now_iso: str) -> int:
+        """How many (wall, agent) pairs differ from the API's rows."""
+        expected = {a["agent"]: shown(a, now_iso) for a in api_agents}
+        wrong = 0
+        for agents in self.agents:
+            seen = {key: shown(a, now_iso) for key, a in list(agents.items())}
+            wrong += sum(1 for key in expected.keys() | seen.keys()
+                         if expected.get(key) != seen.get(key))  # fmt: skip
+        return wrong
+
+    def close(self) -> None:
+        import asyncio
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def wait_until_walls_match(walls: Walls, url: str, token: str, timeout: float) -> float | None:
+    """Seconds until every wall equals ``GET /api/v1/agents/state`` (None: not within timeout)."""
+    from django.utils import timezone
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        now_iso = timezone.now().isoformat()
+        status, body = get_json(url, "/api/v1/agents/state", token)
+        if status == 200 and walls.differences(body["agents"], now_iso) == 0:
+            return time.monotonic() - started
+        time.sleep(0.2)
+    return None
