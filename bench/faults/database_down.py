@@ -16,7 +16,7 @@ import time
 
 from .harness import Traffic, live_events, percentile, report, same_as_replay, stack
 
-COMMAND = "make faults SCENARIOS=database_down  (python -m bench.faults.database_down --down {down} --agents {agents} --rate {rate})"
+COMMAND = "make faults SCENARIOS=database_down, or: .venv/bin/python -m bench.faults.database_down --down {down} --agents {agents} --rate {rate}"
 
 
 def main(argv: list[str] | None = None) -> bool:

@@ -87,24 +87,28 @@ class Stack:
         return {**os.environ, "DATABASE_URL": self.proxied_url(), "PYTHONUNBUFFERED": "1",
                 "LOG_LEVEL": "WARNING"}  # fmt: skip
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = (LOGS / f"{self.scenario}-{name}.log").open("ab")
         return subprocess.Popen(
-            argv, cwd=ROOT, env=self.child_env(), stdout=log, stderr=subprocess.STDOUT,
+            argv, cwd=ROOT, env={**self.child_env(), **(env or {})}, stdout=log,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
 
-    def start_web(self, count: int = 1) -> list[str]:
-        for _ in range(count):
-            port = free_port()
+    def start_web(self, count: int = 1, env: dict[str, str] | None = None) -> list[str]:
+        """Start ``count`` uvicorn processes; returns the URLs of those just started."""
+        ports = [free_port() for _ in range(count)]
+        for port in ports:
             self.webs.append(self._spawn(f"web{port}", [
                 sys.executable, "-m", "uvicorn", "acw_site.asgi:application",
                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-            ]))  # fmt: skip
+            ], env))  # fmt: skip
             self.web_ports.append(port)
-        for port in self.web_ports:
+        for port in ports:
             wait_for_port(port, 60)
-        return self.urls
+        return [f"http://127.0.0.1:{port}" for port in ports]
 
     @property
     def urls(self) -> list[str]:
@@ -357,13 +361,18 @@ def shown(agent: dict[str, Any], now_iso: str) -> tuple[Any, ...]:
     from datetime import datetime
 
     deadline, timeout = agent.get("acw_deadline"), agent.get("acw_timeout")
-    if agent["state"] == "acw" and deadline and timeout and (
-        datetime.fromisoformat(now_iso) >= datetime.fromisoformat(deadline)
+    if (
+        agent["state"] == "acw"
+        and deadline
+        and timeout
+        and (datetime.fromisoformat(now_iso) >= datetime.fromisoformat(deadline))
     ):
         agent = {**agent, "state": timeout["state"], "reason": timeout["reason"],
                  "since": deadline, "interaction_id": None, "acw_deadline": None}  # fmt: skip
     return tuple(
-        datetime.fromisoformat(agent[f]) if f in ("since", "acw_deadline") and agent[f] else agent[f]
+        datetime.fromisoformat(agent[f])
+        if f in ("since", "acw_deadline") and agent[f]
+        else agent[f]
         for f in WALL_FIELDS
     )
 
@@ -402,7 +411,7 @@ class Walls:
                         self._apply(index, json.loads(raw))
             except websockets.InvalidStatus as error:
                 self.handshake_errors.append(str(error))
-            except (OSError, asyncio.TimeoutError, websockets.WebSocketException):
+            except (TimeoutError, OSError, websockets.WebSocketException):
                 pass
             await asyncio.sleep(0.5)
 
@@ -465,3 +474,14 @@ def wait_until_walls_match(walls: Walls, url: str, token: str, timeout: float) -
             return time.monotonic() - started
         time.sleep(0.2)
     return None
+
+
+def kpis_match(rolled: list[Any], raw: list[Any]) -> bool:
+    """Rolled-up and raw KPI rows are the same rows with the same seconds (to 1 µs)."""
+    if [(r.key, r.interactions) for r in rolled] != [(r.key, r.interactions) for r in raw]:
+        return False
+    return all(
+        abs(getattr(a, f) - getattr(b, f)) < 1e-6
+        for a, b in zip(rolled, raw, strict=True)
+        for f in ("talk_seconds", "hold_seconds", "acw_seconds")
+    )

@@ -15,7 +15,7 @@ import time
 
 from .harness import post, report, same_as_replay, stack
 
-COMMAND = "make faults SCENARIOS=kill_web  (python -m bench.faults.kill_web --events {n} --kill-after {k})"
+COMMAND = "make faults SCENARIOS=kill_web, or: .venv/bin/python -m bench.faults.kill_web --events {n} --kill-after {k}"
 
 
 def main(argv: list[str] | None = None) -> bool:

@@ -23,7 +23,7 @@ from .harness import (
     wait_until_walls_match,
 )
 
-COMMAND = "make faults SCENARIOS=redis_down  (python -m bench.faults.redis_down --down {down} --walls {walls} --agents {agents} --rate {rate})"
+COMMAND = "make faults SCENARIOS=redis_down, or: .venv/bin/python -m bench.faults.redis_down --down {down} --walls {walls} --agents {agents} --rate {rate}"
 
 
 def main(argv: list[str] | None = None) -> bool:
@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> bool:
         up_at = time.time()
         traffic.join(timeout=total_seconds + 120)
         settle = wait_until_walls_match(walls, s.urls[0], token, timeout=30)
-        resynced = [min((t for t in times if t >= up_at), default=None) for times in walls.snapshots]
+        resynced = [
+            min((t for t in times if t >= up_at), default=None) for times in walls.snapshots
+        ]
         during = traffic.statuses(down_at, up_at)
         server_errors = sum(n for status, n in traffic.statuses().items() if status >= 500)
         stored = set(Event.objects.values_list("event_id", flat=True))
