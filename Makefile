@@ -27,7 +27,7 @@ help: ## list the targets
 	@grep -E '^[a-z][a-z_-]*:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-7s %s\n", $$1, $$2}'
 
-run: $(VENV)/.stamp-run ## start the site on http://127.0.0.1:8000 (web, Celery worker+beat, simulator; embedded SQLite + Redis)
+run: $(VENV)/.stamp-run ## start the site on http://127.0.0.1:8000 (web, Celery worker, beat, simulator; embedded SQLite + Redis)
 	$(PY) scripts/run.py
 
 test: $(VENV)/.stamp-dev chromium ## run the whole test suite (uses DATABASE_URL / REDIS_URL when set; ARGS="..." for pytest)
