@@ -1,4 +1,4 @@
-"""KPI definitions (contract §4 and §4b), each written once and used by the API, pages, alerts and
+"""KPI definitions (docs/api.md), each written once and used by the API, pages, alerts and
 exports.
 
 An interaction counts in the period in which it ended, for the team its agent belonged to
@@ -148,7 +148,7 @@ class KpiRow:
         return out
 
     def as_dict(self, *, norm: bool = False) -> dict[str, Any]:
-        """The API's row (contract §4, §4b), in its field order; ``norm``: wrap-up code rows."""
+        """The API's row (docs/api.md), in its field order; ``norm``: wrap-up code rows."""
         out: dict[str, Any] = {
             "key": self.key,
             "name": self.name,
@@ -832,7 +832,7 @@ def acw_distribution(
     department_ids: Iterable[int] | None = None,
 ) -> dict[str, Any]:
     """The durations of the closed ACWs that followed interactions ended in [start, end)
-    (contract §4b): ``{"count", "bin_seconds", "bins": [{"from", "to", "count"}], "p50",
+    (docs/api.md): ``{"count", "bin_seconds", "bins": [{"from", "to", "count"}], "p50",
     "p90"}`` (see ``distribution_from_counts``). An ACW still open has no duration yet and is
     not counted. Read from the duration rollups like ``kpi_rows``.
     """
