@@ -4,8 +4,10 @@
 transaction that writes an agent's interactions and ACWs, under that agent's live-state row
 lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
 ``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
-recomputes exactly those intervals and their days; ``rebuild_day()`` recomputes a whole day from
-the raw rows (the daily close, and ``manage.py rebuild_rollups``). Both are idempotent upserts.
+recomputes exactly those intervals, their days and their months; ``rebuild_day()`` recomputes a
+whole day (and its month) from the raw rows (the daily close, and ``manage.py rebuild_rollups``).
+All are idempotent upserts. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums)
+and ``AcwDurationRollup`` (how many ACWs lasted each whole number of seconds).
 """
 
 from __future__ import annotations
@@ -14,23 +16,28 @@ import logging
 import operator
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import reduce
-from typing import Any
+from functools import lru_cache, reduce
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Min, Q, QuerySet, Sum
 
 from agents.models import AgentState, Event, Interaction
 from agents.states import Rows
 
-from .models import DirtyInterval, Grain, KpiRollup
+from .models import AcwDurationRollup, DirtyInterval, Grain, KpiRollup
 from .queries import (
+    MEASURES,
     QUARTER,
+    RAW_FIELDS,
+    Measures,
+    acw_whole_seconds,
     quarter_start,
     site_day,
     site_day_bounds,
+    site_month_bounds,
     site_today,
 )
 
@@ -92,98 +99,110 @@ def mark_dirty_before_replay(event_keys: Iterable[int]) -> None:
 RollupKey = tuple[datetime, int, int, str, str]
 """(bucket start, agent id, team id, channel, wrap-up code)."""
 
-_RAW_FIELDS = (
-    "agent_id",
-    "team_id",
-    "channel",
-    "ended_at",
-    "talk_seconds",
-    "hold_seconds",
-    "acw__ended_at",
-    "acw__duration_seconds",
-    "acw__wrap_up_code",
-    "acw__extensions",
-    "acw__end_reason",
-    "acw__overrun",
-    "acw__too_short",
-)
+DurationKey = tuple[datetime, int, int, str, int]
+"""(bucket start, agent id, team id, channel, whole seconds of ACW)."""
 
 
 @dataclass
-class Measures:
-    """What a rollup row adds up. ACW measures count closed ACWs only (see ``KpiRollup``)."""
+class Fresh:
+    """Rollup rows computed from raw rows, for both rollup tables."""
 
-    interactions: int = 0
-    talk_seconds: float = 0.0
-    hold_seconds: float = 0.0
-    acw_seconds: float = 0.0
-    acw_count: int = 0
-    extensions: int = 0
-    timeouts: int = 0
-    overruns: int = 0
-    too_short: int = 0
-
-    def add_interaction(self, row: dict[str, Any]) -> None:
-        self.interactions += 1
-        self.talk_seconds += row["talk_seconds"]
-        self.hold_seconds += row["hold_seconds"]
-        if row["acw__ended_at"] is not None:
-            self.acw_seconds += row["acw__duration_seconds"] or 0.0
-            self.acw_count += 1
-            self.extensions += row["acw__extensions"] or 0
-            self.timeouts += row["acw__end_reason"] == "timeout"
-            self.overruns += bool(row["acw__overrun"])
-            self.too_short += bool(row["acw__too_short"])
-
-    def add(self, other: Measures | dict[str, Any]) -> None:
-        for name in MEASURES:
-            value = getattr(other, name) if isinstance(other, Measures) else other[name]
-            setattr(self, name, getattr(self, name) + value)
+    measures: dict[RollupKey, Measures] = field(default_factory=lambda: defaultdict(Measures))
+    durations: dict[DurationKey, int] = field(default_factory=lambda: defaultdict(int))
 
 
-MEASURES = tuple(f.name for f in fields(Measures))
-
-
-def _aggregate(interactions: QuerySet[Interaction]) -> dict[RollupKey, Measures]:
-    """15-minute measures of ended ``interactions``, per agent, team, channel and code."""
-    out: dict[RollupKey, Measures] = defaultdict(Measures)
-    for row in interactions.filter(ended_at__isnull=False).values(*_RAW_FIELDS).iterator():
-        key = (
-            quarter_start(row["ended_at"]),
-            row["agent_id"],
-            row["team_id"],
-            row["channel"],
-            row["acw__wrap_up_code"] or "",
+def aggregate(interactions: QuerySet[Interaction]) -> Fresh:
+    """15-minute measures and ACW durations of ended ``interactions``."""
+    out = Fresh()
+    for row in interactions.filter(ended_at__isnull=False).values(*RAW_FIELDS).iterator():
+        bucket = quarter_start(row["ended_at"])
+        agent_team_channel = (row["agent_id"], row["team_id"], row["channel"])
+        out.measures[(bucket, *agent_team_channel, row["acw__wrap_up_code"] or "")].add_interaction(
+            row
         )
-        out[key].add_interaction(row)
+        seconds = acw_whole_seconds(row)
+        if seconds is not None:
+            out.durations[(bucket, *agent_team_channel, seconds)] += 1
     return out
 
 
 def _day_start(moment: datetime) -> datetime:
+    return _day_start_in(moment, settings.TIME_ZONE)
+
+
+@lru_cache(maxsize=4096)
+def _day_start_in(moment: datetime, time_zone: str) -> datetime:
+    # Cached: a day's worth of rollup keys asks for the same few 15-minute buckets thousands
+    # of times. The time zone is part of the key (tests change it).
     day = site_day(moment)
     return site_day_bounds(day, day)[0]
 
 
-def _sum_days(quarters: Iterable[tuple[RollupKey, Measures | dict[str, Any]]]) -> dict:
-    days: dict[RollupKey, Measures] = defaultdict(Measures)
-    for (bucket, *rest), measures in quarters:
-        days[(_day_start(bucket), *rest)].add(measures)  # type: ignore[index]
+def sum_days(quarters: Fresh) -> Fresh:
+    days = Fresh()
+    for (bucket, *rest), measures in quarters.measures.items():
+        days.measures[(_day_start(bucket), *rest)].add(measures)  # type: ignore[index]
+    for (bucket, *rest), count in quarters.durations.items():
+        days.durations[(_day_start(bucket), *rest)] += count  # type: ignore[index]
     return days
 
 
-def _bucket_end(grain: str, start: datetime) -> datetime:
+def bucket_end(grain: str, start: datetime) -> datetime:
     if grain == Grain.QUARTER:
         return start + QUARTER
+    if grain == Grain.MONTH:
+        return site_month_bounds(site_day(start))[1]
     day = site_day(start)
     return site_day_bounds(day, day)[1]
 
 
-def _replace_rollups(grain: str, scope: Q, fresh: dict[RollupKey, Measures]) -> None:
-    """Make the ``grain`` rows inside ``scope`` exactly ``fresh``: upsert, delete the rest."""
-    existing = KpiRollup.objects.filter(scope, grain=grain).values_list(
-        "pk", "bucket_start", "agent_id", "team_id", "channel", "wrap_up_code"
+def _month_rollups(month_start: datetime, scope: Q) -> Fresh:
+    """The month rows starting at ``month_start`` inside ``scope``: sums of their day rows
+    (added up by the database: a month of a whole site is tens of thousands of day rows)."""
+    in_month = Q(
+        scope,
+        grain=Grain.DAY,
+        bucket_start__gte=month_start,
+        bucket_start__lt=bucket_end(Grain.MONTH, month_start),
     )
-    stale = [pk for pk, *key in existing if tuple(key) not in fresh]
+    fresh = Fresh()
+    keys = ("agent_id", "team_id", "channel")
+    sums = {f"s_{name}": Sum(name) for name in MEASURES}  # (a field's own name is taken)
+    for r in KpiRollup.objects.filter(in_month).values(*keys, "wrap_up_code").annotate(**sums):
+        fresh.measures[
+            (month_start, r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"])
+        ].add({name: r[f"s_{name}"] for name in MEASURES})
+    durations = (
+        AcwDurationRollup.objects.filter(in_month)
+        .values(*keys, "seconds")
+        .annotate(n=Sum("count"))
+        .values_list(*keys, "seconds", "n")
+    )
+    for agent, team, channel, seconds, n in durations:
+        fresh.durations[(month_start, agent, team, channel, seconds)] = n
+    return fresh
+
+
+def rebuild_month(day: date, agent_id: int | None = None) -> None:
+    """Recompute the month rows of the site month holding ``day`` from its day rows (of one
+    agent, or of all)."""
+    month_start = site_month_bounds(day)[0]
+    scope = Q(agent_id=agent_id) if agent_id is not None else Q()
+    _replace_rollups(
+        Grain.MONTH, Q(scope, bucket_start=month_start), _month_rollups(month_start, scope)
+    )
+
+
+_KEY_FIELDS = ("bucket_start", "agent_id", "team_id", "channel")
+
+
+def _replace_rollups(grain: str, scope: Q, fresh: Fresh) -> None:
+    """Make the ``grain`` rows of both tables inside ``scope`` exactly ``fresh``: upsert, delete
+    the rest."""
+    existing = KpiRollup.objects.filter(scope, grain=grain).values_list(
+        "pk", *_KEY_FIELDS, "wrap_up_code"
+    )
+    stale = [pk for pk, *key in existing if tuple(key) not in fresh.measures]
     if stale:
         KpiRollup.objects.filter(pk__in=stale).delete()
     KpiRollup.objects.bulk_create(
@@ -191,19 +210,44 @@ def _replace_rollups(grain: str, scope: Q, fresh: dict[RollupKey, Measures]) -> 
             KpiRollup(
                 grain=grain,
                 bucket_start=bucket,
-                bucket_end=_bucket_end(grain, bucket),
+                bucket_end=bucket_end(grain, bucket),
                 agent_id=agent_id,
                 team_id=team_id,
                 channel=channel,
                 wrap_up_code=code,
                 **{name: getattr(measures, name) for name in MEASURES},
             )
-            for (bucket, agent_id, team_id, channel, code), measures in fresh.items()
+            for (bucket, agent_id, team_id, channel, code), measures in fresh.measures.items()
         ],
         batch_size=500,
         update_conflicts=True,
         unique_fields=["grain", "bucket_start", "agent", "team", "channel", "wrap_up_code"],
         update_fields=[*MEASURES, "bucket_end", "computed_at"],
+    )
+    existing_durations = AcwDurationRollup.objects.filter(scope, grain=grain).values_list(
+        "pk", *_KEY_FIELDS, "seconds"
+    )
+    stale = [pk for pk, *key in existing_durations if tuple(key) not in fresh.durations]
+    if stale:
+        AcwDurationRollup.objects.filter(pk__in=stale).delete()
+    AcwDurationRollup.objects.bulk_create(
+        [
+            AcwDurationRollup(
+                grain=grain,
+                bucket_start=bucket,
+                bucket_end=bucket_end(grain, bucket),
+                agent_id=agent_id,
+                team_id=team_id,
+                channel=channel,
+                seconds=seconds,
+                count=count,
+            )
+            for (bucket, agent_id, team_id, channel, seconds), count in fresh.durations.items()
+        ],
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["grain", "bucket_start", "agent", "team", "channel", "seconds"],
+        update_fields=["count", "bucket_end"],
     )
 
 
@@ -221,20 +265,29 @@ def _merge(buckets: list[datetime]) -> list[tuple[datetime, datetime]]:
 def _recompute_agent(agent_id: int, buckets: list[datetime]) -> None:
     ranges = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in _merge(buckets)]
     raw = Interaction.objects.filter(reduce(operator.or_, ranges), agent_id=agent_id)
-    _replace_rollups(Grain.QUARTER, Q(agent_id=agent_id, bucket_start__in=buckets), _aggregate(raw))
+    _replace_rollups(Grain.QUARTER, Q(agent_id=agent_id, bucket_start__in=buckets), aggregate(raw))
     day_starts = sorted({_day_start(bucket) for bucket in buckets})
     in_days = reduce(
         operator.or_,
-        [Q(bucket_start__gte=s, bucket_start__lt=_bucket_end(Grain.DAY, s)) for s in day_starts],
+        [Q(bucket_start__gte=s, bucket_start__lt=bucket_end(Grain.DAY, s)) for s in day_starts],
     )
-    quarters = KpiRollup.objects.filter(in_days, grain=Grain.QUARTER, agent_id=agent_id).values(
-        "bucket_start", "agent_id", "team_id", "channel", "wrap_up_code", *MEASURES
+    # The days are sums of their (just updated) 15-minute rows.
+    quarters = Fresh()
+    for r in KpiRollup.objects.filter(in_days, grain=Grain.QUARTER, agent_id=agent_id).values(
+        *_KEY_FIELDS, "wrap_up_code", *MEASURES
+    ):
+        quarters.measures[
+            (r["bucket_start"], r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"])
+        ].add(r)
+    for bucket, agent, team, channel, seconds, count in AcwDurationRollup.objects.filter(
+        in_days, grain=Grain.QUARTER, agent_id=agent_id
+    ).values_list(*_KEY_FIELDS, "seconds", "count"):
+        quarters.durations[(bucket, agent, team, channel, seconds)] += count
+    _replace_rollups(
+        Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), sum_days(quarters)
     )
-    days = _sum_days(
-        ((r["bucket_start"], r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"]), r)
-        for r in quarters
-    )
-    _replace_rollups(Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), days)
+    for month in sorted({site_month_bounds(site_day(s))[0] for s in day_starts}):
+        rebuild_month(site_day(month), agent_id)
 
 
 def compute_rollups() -> int:
@@ -259,19 +312,22 @@ def compute_rollups() -> int:
     return done
 
 
-def rebuild_day(day: date) -> int:
-    """Recompute every rollup of one site day from the raw rows; returns the 15-minute rows.
+def rebuild_day(day: date, *, month: bool = True) -> int:
+    """Recompute every rollup of one site day from the raw rows, and (``month``) its month's
+    rows; returns the 15-minute rows.
 
     Reads without agent locks: an event ingested meanwhile leaves its dirty mark (nothing here
     deletes marks), so the next ``compute_rollups()`` corrects whatever this wrote too early.
     Callers keep it from overlapping ``compute_rollups()`` (the ``rollups`` lock).
     """
     start, end = site_day_bounds(day, day)
-    fresh = _aggregate(Interaction.objects.filter(ended_at__gte=start, ended_at__lt=end))
+    fresh = aggregate(Interaction.objects.filter(ended_at__gte=start, ended_at__lt=end))
     with transaction.atomic():
         _replace_rollups(Grain.QUARTER, Q(bucket_start__gte=start, bucket_start__lt=end), fresh)
-        _replace_rollups(Grain.DAY, Q(bucket_start=start), _sum_days(fresh.items()))
-    return len(fresh)
+        _replace_rollups(Grain.DAY, Q(bucket_start=start), sum_days(fresh))
+        if month:
+            rebuild_month(day)
+    return len(fresh.measures)
 
 
 def close_day(day: date | None = None) -> int:
