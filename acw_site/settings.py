@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "agents",
     "reporting",
     "integrations",
+    # After django.contrib.auth: its admin re-registers the user admin with audit hooks.
+    "audit",
 ]
 
 MIDDLEWARE = [

@@ -1,4 +1,8 @@
-"""Django admin for teams, agents, ACW policies, wrap-up codes, checklists and the event log."""
+"""Django admin for teams, agents, ACW policies, wrap-up codes, checklists and the event log.
+
+Every admin through which a person changes something is an ``AuditedAdmin``: adds, changes and
+deletes (inlines included) go to the audit log with the fields before and after.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+
+from audit.admin import AuditedAdmin
+from audit.models import Action
 
 from .models import (
     AcwPolicy,
@@ -55,7 +62,7 @@ class ChecklistItemInline(admin.TabularInline):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AuditedAdmin):
     list_display = ["name", "agent_count", "supervisor_names"]
     search_fields = ["name"]
     filter_horizontal = ["supervisors"]
@@ -91,7 +98,7 @@ class AgentStateInline(admin.StackedInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(AuditedAdmin):
     list_display = ["name", "external_id", "team", "live_state", "user"]
     list_filter = ["team", "live__state"]
     search_fields = ["name", "external_id", "user__username"]
@@ -106,7 +113,7 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AcwPolicy)
-class AcwPolicyAdmin(admin.ModelAdmin):
+class AcwPolicyAdmin(AuditedAdmin):
     list_display = [
         "__str__",
         "mode",
@@ -153,7 +160,7 @@ class AcwPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(WrapUpCode)
-class WrapUpCodeAdmin(admin.ModelAdmin):
+class WrapUpCodeAdmin(AuditedAdmin):
     list_display = ["code", "label", "expected_acw_seconds", "active"]
     list_filter = ["active"]
     search_fields = ["code", "label"]
@@ -161,7 +168,7 @@ class WrapUpCodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChecklistItem)
-class ChecklistItemAdmin(admin.ModelAdmin):
+class ChecklistItemAdmin(AuditedAdmin):
     list_display = ["label", "team", "position", "active"]
     list_filter = ["team", "active"]
     search_fields = ["label"]
@@ -229,7 +236,7 @@ class AcwSessionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AuditedAdmin):
     list_display = ["name", "prefix", "created_at", "last_used_at", "active"]
     list_filter = ["active"]
     search_fields = ["name", "prefix"]
@@ -239,9 +246,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
         # A token is shown only once, at creation: use `manage.py create_api_token NAME`.
         return False
 
+    def audit_action(self, change: bool, changes: dict[str, list]) -> str:
+        # Unticking "active" is how a token is revoked in admin: say so in the log.
+        if changes.get("active") == [True, False]:
+            return Action.REVOKE_TOKEN
+        return super().audit_action(change, changes)
+
 
 @admin.register(StateThreshold)
-class StateThresholdAdmin(admin.ModelAdmin):
+class StateThresholdAdmin(AuditedAdmin):
     """The wall's colour tiers by time in state; the wall picks changes up within 30 s."""
 
     list_display = ["state", "notice_after_seconds", "amber_after_seconds", "red_after_seconds"]

@@ -13,6 +13,7 @@ the ACW timeout.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -21,6 +22,8 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit import log as audit
+from audit.models import Action
 from reporting import rollups
 
 from . import events
@@ -126,6 +129,32 @@ def provision_agent(external_id: str, *, name: str, team_name: str) -> tuple[Age
             messages.append(events.agent_removed(old_team_id, agent.external_id))
         events.broadcast_on_commit(messages)
     return agent, created
+
+
+# --- Supervisor actions ---------------------------------------------------------------------
+
+
+def end_acw(agent: Agent, actor: Any, *, source: str = "wall") -> IngestResult:
+    """A supervisor ends an agent's ACW: an ``acw.ended`` event with reason ``supervisor``, by
+    them, like any event; and an audit entry with the ACW before and the state after.
+
+    One transaction: the event and its audit entry are committed together or not at all.
+    """
+    live_fields = ("state", "since", "acw_started_at", "acw_deadline")
+    with transaction.atomic():
+        before = AgentState.objects.filter(agent=agent).values(*live_fields).first()
+        event = {
+            "event_id": f"acw.ended-{uuid.uuid4()}",
+            "type": "acw.ended",
+            "agent": agent.external_id,
+            "occurred_at": timezone.now().isoformat(),
+            "reason": "supervisor",
+        }
+        result = ingest_event(event, source=source, actor_id=actor.pk)
+        if result.status == "accepted":
+            after = AgentState.objects.filter(agent=agent).values(*live_fields).first()
+            audit.record(Action.END_ACW, agent, actor=actor, before=before, after=after)
+    return result
 
 
 # --- Ingestion ------------------------------------------------------------------------------
