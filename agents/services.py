@@ -26,7 +26,7 @@ from audit import log as audit
 from audit.models import Action
 from reporting import rollups
 
-from . import events
+from . import events, retention
 from .models import (
     UNASSIGNED_TEAM,
     AcwPolicy,
@@ -188,6 +188,14 @@ def ingest_event(
         parsed = parse_event(raw)
     except EventRejected as exc:
         return IngestResult(event_id if isinstance(event_id, str) else None, "rejected", str(exc))
+    oldest = retention.horizon()
+    if oldest is not None and parsed.occurred_at < oldest:
+        # The history such an event would be applied to has been purged (docs/retention.md).
+        return IngestResult(
+            parsed.event_id,
+            "rejected",
+            f"occurred_at: older than the retention period of {retention.retention_days()} days",
+        )
     lookup = policies or policy_lookup()
     try:
         return _store_and_apply(parsed, source, actor_id, lookup)
@@ -336,6 +344,21 @@ def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
         live = AgentState.objects.select_for_update().get(agent_id=agent_id)
         live.agent = Agent.objects.select_related("team").get(pk=agent_id)
         events = list(Event.objects.filter(agent_id=agent_id).order_by("occurred_at", "id"))
+        anchor = next((e for e in reversed(events) if e.history_anchor), None)
+        if anchor is not None:
+            # The log before the anchor was purged (agents.retention): start from the
+            # anchor's projection and rebuild only the rows the later events opened; the
+            # rows of the purged period stay as they are.
+            later = events[events.index(anchor) + 1 :]
+            live.last_event_at, live.last_event_seq = anchor.occurred_at, anchor.pk
+            _delete_rows_opened_by([e.pk for e in later])
+            _replay(
+                live,
+                AgentProjection.from_json(anchor.state_after),
+                later,
+                policies or policy_lookup(),
+            )
+            return len(later)
         if events:
             # The rollup intervals the old rows counted in must be recomputed too.
             rollups.mark_dirty_before_replay([events[0].pk])
