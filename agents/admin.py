@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from audit.admin import AuditedAdmin
 from audit.models import Action
 
+from . import access
 from .models import (
     AcwPolicy,
     AcwSession,
@@ -181,7 +182,20 @@ class EventAdmin(ReadOnlyAdmin):
     search_fields = ["event_id", "agent__external_id", "agent__name"]
     list_select_related = ["agent"]
     date_hierarchy = "occurred_at"
-    readonly_fields = [f.name for f in Event._meta.fields]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = [f.name for f in Event._meta.fields]
+        if obj is None or not access.can_read_notes(request.user, obj.agent):
+            # An acw.ended event carries the agent's note (access.can_read_notes).
+            fields[fields.index("data")] = "data_without_note"
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return self.get_fields(request, obj)
+
+    @admin.display(description="Data")
+    def data_without_note(self, event: Event) -> dict[str, Any]:
+        return {k: ("(hidden)" if k == "note" else v) for k, v in event.data.items()}
 
 
 class HoldPeriodInline(admin.TabularInline):
@@ -233,6 +247,17 @@ class AcwSessionAdmin(ReadOnlyAdmin):
     search_fields = ["agent__external_id", "agent__name", "wrap_up_code", "note"]
     list_select_related = ["agent", "team"]
     date_hierarchy = "started_at"
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Notes only for those who may read them (access.can_read_notes).
+        if obj is not None and access.can_read_notes(request.user, obj.agent):
+            return []
+        return ["note"]
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        # Searching notes would reveal them: only admins, who may read every note.
+        fields = list(super().get_search_fields(request))
+        return fields if access.is_admin(request.user) else [f for f in fields if f != "note"]
 
 
 @admin.register(ApiToken)
