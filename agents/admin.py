@@ -183,14 +183,14 @@ class EventAdmin(ReadOnlyAdmin):
     list_select_related = ["agent"]
     date_hierarchy = "occurred_at"
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         fields = [f.name for f in Event._meta.fields]
         if obj is None or not access.can_read_notes(request.user, obj.agent):
             # An acw.ended event carries the agent's note (access.can_read_notes).
             fields[fields.index("data")] = "data_without_note"
-        return fields
+        return tuple(fields)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return self.get_fields(request, obj)
 
     @admin.display(description="Data")
