@@ -108,12 +108,19 @@ def get_or_create_agent(external_id: str) -> Agent:
         return Agent.objects.select_related("team").get(external_id=external_id)
 
 
-def provision_agent(external_id: str, *, name: str, team_name: str) -> tuple[Agent, bool]:
-    """Create or update an agent (the team is created if new); walls of both teams are told."""
+def provision_agent(
+    external_id: str, *, name: str, team_name: str, actor: Any = None
+) -> tuple[Agent, bool]:
+    """Create or update an agent (the team is created if new); walls of both teams are told.
+
+    With an ``actor`` (the admin or integration token behind an API call), a creation or a
+    change of name or team is written to the audit log in the same transaction.
+    """
     with transaction.atomic():
         team, _ = Team.objects.get_or_create(name=team_name)
         agent = Agent.objects.select_for_update().filter(external_id=external_id).first()
         created = agent is None
+        before = audit.snapshot(agent)
         if agent is None:
             agent = Agent.objects.create(external_id=external_id, name=name, team=team)
             AgentState.objects.create(agent=agent)
@@ -123,6 +130,14 @@ def provision_agent(external_id: str, *, name: str, team_name: str) -> tuple[Age
             agent.name = name
             agent.team = team
             agent.save(update_fields=["name", "team"])
+        if actor is not None:
+            audit.record(
+                Action.CREATE if created else Action.CHANGE,
+                agent,
+                actor=actor,
+                before=before,
+                after=audit.snapshot(agent),
+            )
         live = AgentState.objects.select_related("agent__team").get(agent=agent)
         messages = [events.agent_changed(live)]
         if old_team_id is not None and old_team_id != team.pk:

@@ -423,3 +423,24 @@ def test_the_audit_log_is_read_only_in_admin_and_filterable(
     )
     assert client.get(changelist + today).context["cl"].result_count == 1
     assert client.get(changelist + "?action=delete").context["cl"].result_count == 0
+
+
+def test_an_agent_moved_through_the_provisioning_api_is_logged_with_the_token(
+    alice: Agent, south: Team, api: Any
+) -> None:
+    response = api.put(
+        "/api/v1/agents/alice", {"name": "Alice Martin", "team": "South"}, format="json"
+    )
+    assert response.status_code == 200
+    assert (
+        api.put(
+            "/api/v1/agents/alice", {"name": "Alice Martin", "team": "South"}, format="json"
+        ).status_code
+        == 200
+    )
+    entry = _only("change", object_type__model="agent")  # the repeat changed nothing
+    assert (entry.actor, entry.actor_name) == (None, "token:tests")
+    assert entry.changes == {"team": ["North", "South"]}
+    created = api.put("/api/v1/agents/dave", {"name": "Dave", "team": "North"}, format="json")
+    assert created.status_code == 201
+    assert _only("create", object_type__model="agent").changes["name"] == [None, "Dave"]
