@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from agents import retention, services
 from agents.models import AcwSession, Agent, Event, HoldPeriod, Interaction
 from agents.tasks import purge_expired_data_task
-from reporting import services as rollups
+from reporting import rollups
 from reporting.queries import kpi_rows_raw, site_day
 
 pytestmark = pytest.mark.django_db
