@@ -241,6 +241,12 @@ def _store_and_apply(
         existing = _existing_event(parsed.event_id)
         if existing is not None:
             return _duplicate_or_conflict(parsed, existing)
+        if _before_purged_history(live, parsed.occurred_at):
+            return IngestResult(
+                parsed.event_id,
+                "rejected",
+                "occurred_at: before the start of this agent's history kept after a retention purge",
+            )
         event = Event.objects.create(
             event_id=parsed.event_id,
             agent_id=live.agent_id,
@@ -253,6 +259,16 @@ def _store_and_apply(
         )
         _apply(live, event, policies)
     return IngestResult(parsed.event_id, "accepted")
+
+
+def _before_purged_history(live: AgentState, occurred_at: datetime) -> bool:
+    """A late event at or before the agent's retention anchor: the events it would be replayed
+    with are gone (e.g. after ACW_RETENTION_DAYS was raised), so it cannot be applied."""
+    if live.last_event_at is None or occurred_at >= live.last_event_at:
+        return False  # in order: the common case costs no query
+    return Event.objects.filter(
+        agent_id=live.agent_id, history_anchor=True, occurred_at__gte=occurred_at
+    ).exists()
 
 
 def _locked_live_state(external_id: str) -> AgentState | None:

@@ -214,6 +214,25 @@ def test_with_retention_on_an_event_older_than_the_period_is_refused(
     assert services.ingest_event(old).status == "accepted"
 
 
+def test_after_the_period_is_raised_an_event_before_an_anchor_is_still_refused(
+    settings: Any, history: dict[str, Any]
+) -> None:
+    settings.ACW_RETENTION_DAYS = DAYS
+    retention.purge_expired()
+    settings.ACW_RETENTION_DAYS = 60
+    result = services.ingest_event(
+        {
+            "event_id": "inside-the-purged-days",
+            "type": "agent.logged_in",
+            "agent": "alice",
+            "occurred_at": (_morning(35) + timedelta(seconds=500)).isoformat(),  # before the anchor
+        }
+    )
+    assert result.status == "rejected"
+    assert result.error and "retention purge" in result.error
+    assert not Event.objects.filter(event_id="inside-the-purged-days").exists()
+
+
 def test_retention_is_off_by_default(settings: Any, history: dict[str, Any]) -> None:
     assert settings.ACW_RETENTION_DAYS == 0
     count = Event.objects.count()
