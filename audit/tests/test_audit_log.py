@@ -444,3 +444,15 @@ def test_an_agent_moved_through_the_provisioning_api_is_logged_with_the_token(
     created = api.put("/api/v1/agents/dave", {"name": "Dave", "team": "North"}, format="json")
     assert created.status_code == 201
     assert _only("create", object_type__model="agent").changes["name"] == [None, "Dave"]
+
+
+def test_a_twilio_activitys_availability_changed_in_admin_is_logged(admin_ada: User) -> None:
+    from integrations.models import TwilioActivity
+
+    activity = TwilioActivity.objects.create(sid="WA1", name="Wrap up", available=False)
+    client = _login(admin_ada)
+    url = reverse("admin:integrations_twilioactivity_change", args=[activity.pk])
+    data = {**_form_data(client.get(url)), "available": "on"}
+    assert client.post(url, data).status_code == 302
+    entry = _only("change", object_type__model="twilioactivity")
+    assert (entry.actor, entry.changes) == (admin_ada, {"available": [False, True]})
