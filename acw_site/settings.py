@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "agents",
     "reporting",
     "integrations",
+    # After django.contrib.auth: its admin re-registers the user admin with audit hooks.
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +222,15 @@ ALERT_EMAILS = env_bool("ALERT_EMAILS", default=False)
 # --- Telephony integrations (docs/integrations.md) ------------------------------------------
 # The account's auth token: TaskRouter callbacks are refused (403) unless it is set.
 TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
+
+# --- Retention -----------------------------------------------------------------------------
+# Raw events, ACW notes and contact ids older than this many days are deleted every night
+# (agents.retention; KPI rows and rollups are kept). 0: keep everything (the default).
+ACW_RETENTION_DAYS = env_int("ACW_RETENTION_DAYS", 0)
+if ACW_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"ACW_RETENTION_DAYS must be 0 (off) or a number of days; got {ACW_RETENTION_DAYS}"
+    )
 
 # --- Production hardening -------------------------------------------------------------------
 if not DEBUG:

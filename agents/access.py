@@ -2,7 +2,8 @@
 
 Roles (contract §2): admins (superusers) and managers (group ``Managers``) see every team;
 supervisors (group ``Supervisors``) see the teams they are linked to; integration tokens see
-everything; agent users (linked to an ``Agent``) see only their own wrap-up page.
+everything; agent users (linked to an ``Agent``) see only their own wrap-up page. ACW notes are
+narrower still (``can_read_notes``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from .models import Team
+from .models import Agent, Team
 
 SUPERVISORS = "Supervisors"
 MANAGERS = "Managers"
@@ -72,6 +73,21 @@ def can_watch(user: Any) -> bool:
 def can_provision(user: Any) -> bool:
     """May create and update agents through the API: tokens and admins."""
     return is_integration(user) or is_admin(user)
+
+
+def can_read_notes(user: Any, agent: Agent) -> bool:
+    """May read the ACW notes of ``agent``: the agent's own login, the supervisors of the
+    agent's team, and admins.
+
+    Notes are free text that may name a customer or hold what they said. Managers read
+    aggregates (KPIs) and integration tokens feed or read live states: neither needs them, so
+    no KPI page, export or API answer carries a note.
+    """
+    if is_integration(user) or not (user.is_authenticated and user.is_active):
+        return False
+    if is_admin(user) or (agent.user_id is not None and agent.user_id == user.pk):
+        return True
+    return is_supervisor(user) and agent.team.supervisors.filter(pk=user.pk).exists()
 
 
 def visible_teams(user: Any) -> QuerySet[Team]:

@@ -1,4 +1,8 @@
-"""Django admin for teams, agents, ACW policies, wrap-up codes, checklists and the event log."""
+"""Django admin for teams, agents, ACW policies, wrap-up codes, checklists and the event log.
+
+Every admin through which a person changes something is an ``AuditedAdmin``: adds, changes and
+deletes (inlines included) go to the audit log with the fields before and after.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from audit.admin import AuditedAdmin
+from audit.models import Action
+
+from . import access
 from .models import (
     AcwPolicy,
     AcwSession,
@@ -72,7 +80,7 @@ class DepartmentTeamInline(admin.TabularInline):
 
 
 @admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin):
+class DepartmentAdmin(AuditedAdmin):
     list_display = ["name", "team_names"]
     search_fields = ["name"]
     inlines = [DepartmentTeamInline]
@@ -86,7 +94,7 @@ class DepartmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AuditedAdmin):
     list_display = ["name", "department", "agent_count", "supervisor_names"]
     list_filter = ["department"]
     list_select_related = ["department"]
@@ -125,7 +133,7 @@ class AgentStateInline(admin.StackedInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(AuditedAdmin):
     list_display = ["name", "external_id", "team", "live_state", "user"]
     list_filter = ["team", "live__state"]
     search_fields = ["name", "external_id", "user__username"]
@@ -140,7 +148,7 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AcwPolicy)
-class AcwPolicyAdmin(admin.ModelAdmin):
+class AcwPolicyAdmin(AuditedAdmin):
     list_display = [
         "__str__",
         "mode",
@@ -187,7 +195,7 @@ class AcwPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(WrapUpCode)
-class WrapUpCodeAdmin(admin.ModelAdmin):
+class WrapUpCodeAdmin(AuditedAdmin):
     list_display = ["code", "label", "expected_acw_seconds", "active"]
     list_filter = ["active"]
     search_fields = ["code", "label"]
@@ -195,7 +203,7 @@ class WrapUpCodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChecklistItem)
-class ChecklistItemAdmin(admin.ModelAdmin):
+class ChecklistItemAdmin(AuditedAdmin):
     list_display = ["label", "team", "position", "active"]
     list_filter = ["team", "active"]
     search_fields = ["label"]
@@ -208,7 +216,20 @@ class EventAdmin(ReadOnlyAdmin):
     search_fields = ["event_id", "agent__external_id", "agent__name"]
     list_select_related = ["agent"]
     date_hierarchy = "occurred_at"
-    readonly_fields = [f.name for f in Event._meta.fields]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields = [f.name for f in Event._meta.fields]
+        if obj is None or not access.can_read_notes(request.user, obj.agent):
+            # An acw.ended event carries the agent's note (access.can_read_notes).
+            fields[fields.index("data")] = "data_without_note"
+        return tuple(fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return self.get_fields(request, obj)
+
+    @admin.display(description="Data")
+    def data_without_note(self, event: Event) -> dict[str, Any]:
+        return {k: ("(hidden)" if k == "note" else v) for k, v in event.data.items()}
 
 
 class HoldPeriodInline(admin.TabularInline):
@@ -261,9 +282,20 @@ class AcwSessionAdmin(ReadOnlyAdmin):
     list_select_related = ["agent", "team"]
     date_hierarchy = "started_at"
 
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Notes only for those who may read them (access.can_read_notes).
+        if obj is not None and access.can_read_notes(request.user, obj.agent):
+            return []
+        return ["note"]
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        # Searching notes would reveal them: only admins, who may read every note.
+        fields = list(super().get_search_fields(request))
+        return fields if access.is_admin(request.user) else [f for f in fields if f != "note"]
+
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AuditedAdmin):
     list_display = ["name", "prefix", "created_at", "last_used_at", "active"]
     list_filter = ["active"]
     search_fields = ["name", "prefix"]
@@ -273,9 +305,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
         # A token is shown only once, at creation: use `manage.py create_api_token NAME`.
         return False
 
+    def audit_action(self, change: bool, changes: dict[str, list]) -> str:
+        # Unticking "active" is how a token is revoked in admin: say so in the log.
+        if changes.get("active") == [True, False]:
+            return Action.REVOKE_TOKEN
+        return super().audit_action(change, changes)
+
 
 @admin.register(StateThreshold)
-class StateThresholdAdmin(admin.ModelAdmin):
+class StateThresholdAdmin(AuditedAdmin):
     """The wall's colour tiers by time in state; the wall picks changes up within 30 s."""
 
     list_display = ["state", "notice_after_seconds", "amber_after_seconds", "red_after_seconds"]

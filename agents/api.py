@@ -244,7 +244,10 @@ def provision(request: Request, external_id: str) -> Response:
     form = AgentProvisionSerializer(data=request.data)
     form.is_valid(raise_exception=True)
     agent, created = services.provision_agent(
-        external_id, name=form.validated_data["name"], team_name=form.validated_data["team"]
+        external_id,
+        name=form.validated_data["name"],
+        team_name=form.validated_data["team"],
+        actor=request.user,
     )
     return Response(
         {"agent": agent.external_id, "name": agent.name, "team": agent.team.name},

@@ -223,6 +223,13 @@ class Event(models.Model):
     state_after = models.JSONField(
         default=dict, blank=True, help_text="The agent's projection right after this event."
     )
+    history_anchor = models.BooleanField(
+        default=False,
+        help_text=(
+            "The agent's newest event before the retention horizon, kept (personal fields "
+            "erased) so that a replay starts from its projection."
+        ),
+    )
 
     class Meta:
         indexes = [models.Index(fields=["agent", "occurred_at", "id"], name="event_agent_order")]
@@ -235,12 +242,23 @@ class Event(models.Model):
         return (self.occurred_at, self.pk)
 
 
+# Retention (agents.retention) deletes old events but keeps the rows they implied.
+_START_EVENT_HELP = "The event that opened this row (empty once the event log was purged)."
+
+
 class Interaction(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="interactions")
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.PROTECT, related_name="interactions"
     )
-    start_event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="+")
+    start_event = models.OneToOneField(
+        Event,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_START_EVENT_HELP,
+    )
     interaction_id = models.CharField(max_length=100)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     direction = models.CharField(max_length=10, choices=Direction.choices, blank=True, default="")
@@ -266,7 +284,14 @@ class Interaction(models.Model):
 
 class HoldPeriod(models.Model):
     interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="holds")
-    start_event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="+")
+    start_event = models.OneToOneField(
+        Event,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_START_EVENT_HELP,
+    )
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
 
@@ -285,7 +310,14 @@ class AcwSession(models.Model):
     interaction = models.OneToOneField(
         Interaction, on_delete=models.CASCADE, related_name="acw", null=True, blank=True
     )
-    start_event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="+")
+    start_event = models.OneToOneField(
+        Event,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_START_EVENT_HELP,
+    )
     channel = models.CharField(max_length=10, choices=Channel.choices)
     mode = models.CharField(max_length=20, choices=AcwMode.choices)
     started_at = models.DateTimeField()

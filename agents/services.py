@@ -13,6 +13,7 @@ the ACW timeout.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -21,9 +22,11 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit import log as audit
+from audit.models import Action
 from reporting import rollups
 
-from . import events
+from . import events, retention
 from .models import (
     UNASSIGNED_TEAM,
     AcwPolicy,
@@ -105,12 +108,19 @@ def get_or_create_agent(external_id: str) -> Agent:
         return Agent.objects.select_related("team").get(external_id=external_id)
 
 
-def provision_agent(external_id: str, *, name: str, team_name: str) -> tuple[Agent, bool]:
-    """Create or update an agent (the team is created if new); walls of both teams are told."""
+def provision_agent(
+    external_id: str, *, name: str, team_name: str, actor: Any = None
+) -> tuple[Agent, bool]:
+    """Create or update an agent (the team is created if new); walls of both teams are told.
+
+    With an ``actor`` (the admin or integration token behind an API call), a creation or a
+    change of name or team is written to the audit log in the same transaction.
+    """
     with transaction.atomic():
         team, _ = Team.objects.get_or_create(name=team_name)
         agent = Agent.objects.select_for_update().filter(external_id=external_id).first()
         created = agent is None
+        before = audit.snapshot(agent)
         if agent is None:
             agent = Agent.objects.create(external_id=external_id, name=name, team=team)
             AgentState.objects.create(agent=agent)
@@ -120,12 +130,46 @@ def provision_agent(external_id: str, *, name: str, team_name: str) -> tuple[Age
             agent.name = name
             agent.team = team
             agent.save(update_fields=["name", "team"])
+        if actor is not None:
+            audit.record(
+                Action.CREATE if created else Action.CHANGE,
+                agent,
+                actor=actor,
+                before=before,
+                after=audit.snapshot(agent),
+            )
         live = AgentState.objects.select_related("agent__team").get(agent=agent)
         messages = [events.agent_changed(live)]
         if old_team_id is not None and old_team_id != team.pk:
             messages.append(events.agent_removed(old_team_id, agent.external_id))
         events.broadcast_on_commit(messages)
     return agent, created
+
+
+# --- Supervisor actions ---------------------------------------------------------------------
+
+
+def end_acw(agent: Agent, actor: Any, *, source: str = "wall") -> IngestResult:
+    """A supervisor ends an agent's ACW: an ``acw.ended`` event with reason ``supervisor``, by
+    them, like any event; and an audit entry with the ACW before and the state after.
+
+    One transaction: the event and its audit entry are committed together or not at all.
+    """
+    live_fields = ("state", "since", "acw_started_at", "acw_deadline")
+    with transaction.atomic():
+        before = AgentState.objects.filter(agent=agent).values(*live_fields).first()
+        event = {
+            "event_id": f"acw.ended-{uuid.uuid4()}",
+            "type": "acw.ended",
+            "agent": agent.external_id,
+            "occurred_at": timezone.now().isoformat(),
+            "reason": "supervisor",
+        }
+        result = ingest_event(event, source=source, actor_id=actor.pk)
+        if result.status == "accepted":
+            after = AgentState.objects.filter(agent=agent).values(*live_fields).first()
+            audit.record(Action.END_ACW, agent, actor=actor, before=before, after=after)
+    return result
 
 
 # --- Ingestion ------------------------------------------------------------------------------
@@ -159,6 +203,14 @@ def ingest_event(
         parsed = parse_event(raw)
     except EventRejected as exc:
         return IngestResult(event_id if isinstance(event_id, str) else None, "rejected", str(exc))
+    oldest = retention.horizon()
+    if oldest is not None and parsed.occurred_at < oldest:
+        # The history such an event would be applied to has been purged (docs/retention.md).
+        return IngestResult(
+            parsed.event_id,
+            "rejected",
+            f"occurred_at: older than the retention period of {retention.retention_days()} days",
+        )
     lookup = policies or policy_lookup()
     try:
         return _store_and_apply(parsed, source, actor_id, lookup)
@@ -189,6 +241,12 @@ def _store_and_apply(
         existing = _existing_event(parsed.event_id)
         if existing is not None:
             return _duplicate_or_conflict(parsed, existing)
+        if _before_purged_history(live, parsed.occurred_at):
+            return IngestResult(
+                parsed.event_id,
+                "rejected",
+                "occurred_at: before the start of this agent's history kept after a retention purge",
+            )
         event = Event.objects.create(
             event_id=parsed.event_id,
             agent_id=live.agent_id,
@@ -201,6 +259,16 @@ def _store_and_apply(
         )
         _apply(live, event, policies)
     return IngestResult(parsed.event_id, "accepted")
+
+
+def _before_purged_history(live: AgentState, occurred_at: datetime) -> bool:
+    """A late event at or before the agent's retention anchor: the events it would be replayed
+    with are gone (e.g. after ACW_RETENTION_DAYS was raised), so it cannot be applied."""
+    if live.last_event_at is None or occurred_at >= live.last_event_at:
+        return False  # in order: the common case costs no query
+    return Event.objects.filter(
+        agent_id=live.agent_id, history_anchor=True, occurred_at__gte=occurred_at
+    ).exists()
 
 
 def _locked_live_state(external_id: str) -> AgentState | None:
@@ -307,6 +375,21 @@ def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
         live = AgentState.objects.select_for_update().get(agent_id=agent_id)
         live.agent = Agent.objects.select_related("team").get(pk=agent_id)
         events = list(Event.objects.filter(agent_id=agent_id).order_by("occurred_at", "id"))
+        anchor = next((e for e in reversed(events) if e.history_anchor), None)
+        if anchor is not None:
+            # The log before the anchor was purged (agents.retention): start from the
+            # anchor's projection and rebuild only the rows the later events opened; the
+            # rows of the purged period stay as they are.
+            later = events[events.index(anchor) + 1 :]
+            live.last_event_at, live.last_event_seq = anchor.occurred_at, anchor.pk
+            _delete_rows_opened_by([e.pk for e in later])
+            _replay(
+                live,
+                AgentProjection.from_json(anchor.state_after),
+                later,
+                policies or policy_lookup(),
+            )
+            return len(later)
         if events:
             # The rollup intervals the old rows counted in must be recomputed too.
             rollups.mark_dirty_before_replay([events[0].pk])

@@ -3,7 +3,9 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from . import services
+from reporting import locks
+
+from . import retention, services
 
 
 # Retried on OperationalError: a database restart or failover is transient; the row lock makes
@@ -18,3 +20,14 @@ def expire_acw_task(agent_id: int) -> bool:
 def expire_due_acws_task() -> int:
     """Safety-net sweep (beat): close every ACW whose deadline has passed."""
     return services.expire_due_acws()
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def purge_expired_data_task() -> int | None:
+    """Nightly (beat): apply ACW_RETENTION_DAYS; returns the events deleted (None: off, or
+    another run still holds the lock)."""
+    with locks.exclusive("retention", ttl=3600) as held:
+        if not held:
+            return None
+        report = retention.purge_expired()
+        return report.events if report is not None else None

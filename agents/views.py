@@ -72,9 +72,13 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
 
 def _ingest(event: dict[str, Any], source: str, request: HttpRequest) -> JsonResponse:
     result = services.ingest_event(event, source=source, actor_id=request.user.pk)
+    return _answer(result, event["agent"])
+
+
+def _answer(result: services.IngestResult, external_id: str) -> JsonResponse:
     if result.status != "accepted":
         return JsonResponse({"error": result.error or result.status}, status=400)
-    live = AgentState.objects.select_related("agent__team").get(agent__external_id=event["agent"])
+    live = AgentState.objects.select_related("agent__team").get(agent__external_id=external_id)
     return JsonResponse({"status": "accepted", "agent": agent_payload(live)})
 
 
@@ -99,8 +103,7 @@ def end_acw(request: HttpRequest, external_id: str) -> JsonResponse:
         raise Http404("no such agent among your teams")
     if not AgentState.objects.filter(agent=agent, state="acw").exists():
         return JsonResponse({"error": "agent: not in ACW"}, status=409)
-    event = _event(agent, "acw.ended", reason="supervisor")
-    return _ingest(event, "wall", request)
+    return _answer(services.end_acw(agent, request.user), agent.external_id)
 
 
 # --- The agent's wrap-up page ---------------------------------------------------------------

@@ -7,6 +7,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from audit.admin import AuditedAdmin
+
 from .models import IntegrationStatus, QueueLogPosition, RefusedRecord, TwilioActivity
 
 
@@ -74,7 +76,9 @@ class RefusedRecordAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TwilioActivity)
-class TwilioActivityAdmin(admin.ModelAdmin):
+class TwilioActivityAdmin(AuditedAdmin):
+    """Which Twilio activities count as available: a setting people change, so audited."""
+
     list_display = ("name", "sid", "available", "updated_at")
     search_fields = ("name", "sid")
 

@@ -22,6 +22,8 @@ from django.utils import timezone
 
 from agents import events
 from agents.models import AcwPolicy, AcwSession, AgentState, Team
+from audit import log as audit
+from audit.models import Action as AuditAction
 
 from .models import Alert, AlertKind, AlertStatus
 from .queries import (
@@ -363,6 +365,19 @@ def acknowledge_alert(alert_id: int, user: Any, now: datetime | None = None) -> 
             acknowledged_at=now,
             updated_at=now,
         )
+        alert = Alert.objects.select_related("team", "agent", "acknowledged_by").get(pk=alert_id)
         if claimed:
+            # Only the acknowledgement that claimed the alert is logged: a second click is
+            # not an action.
+            audit.record(
+                AuditAction.ACKNOWLEDGE_ALERT,
+                alert,
+                actor=user,
+                changes={
+                    "status": [AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED],
+                    "acknowledged_by": [None, audit.actor_name(user)],
+                    "acknowledged_at": [None, now],
+                },
+            )
             _broadcast_alerts([alert_id])
-    return Alert.objects.select_related("team", "agent", "acknowledged_by").get(pk=alert_id)
+    return alert

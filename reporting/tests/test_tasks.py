@@ -30,6 +30,7 @@ def test_default_schedules_are_installed_each_with_an_expiry() -> None:
         "reporting.tasks.evaluate_alerts_task": (10, False, 10),
         "reporting.tasks.compute_rollups_task": (60, False, 60),
         "reporting.tasks.close_day_task": (None, True, 3600),
+        "agents.tasks.purge_expired_data_task": (None, True, 3600),
     }
     close = PeriodicTask.objects.get(task="reporting.tasks.close_day_task").crontab
     assert (close.minute, close.hour) == ("5", "0")

@@ -15,8 +15,16 @@ from django.db import transaction
 
 from agents.access import MANAGERS, SUPERVISORS
 from agents.models import Agent, Team
+from audit import log as audit
+from audit.models import Action
 
 TEAM_NAME_MAX = Team._meta.get_field("name").max_length or 100
+
+
+def _audit_snapshot(user: Any) -> dict[str, Any]:
+    """The user's fields, roles and teams, and the agent linked to the login."""
+    agent = Agent.objects.filter(user=user).first()
+    return {**(audit.snapshot(user) or {}), "agent": str(agent) if agent is not None else None}
 
 
 class Command(BaseCommand):
@@ -41,6 +49,7 @@ class Command(BaseCommand):
 
         with transaction.atomic():
             user, created = get_user_model().objects.get_or_create(username=username)
+            before = None if created else _audit_snapshot(user)
             user.set_password(password)
             user.is_active = True
             user.save()
@@ -63,6 +72,13 @@ class Command(BaseCommand):
             elif agent is not None:
                 agent.user = user
                 agent.save(update_fields=["user"])
+            audit.record(
+                Action.CREATE if created else Action.CHANGE,
+                user,
+                actor_label=audit.command_actor("create_user"),
+                before=before,
+                after=_audit_snapshot(user),
+            )
 
         verb = "Created" if created else "Updated"
         if teams:
