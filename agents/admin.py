@@ -14,6 +14,7 @@ from .models import (
     AgentState,
     ApiToken,
     ChecklistItem,
+    Department,
     Event,
     HoldPeriod,
     Interaction,
@@ -54,10 +55,43 @@ class ChecklistItemInline(admin.TabularInline):
     fields = ["position", "label", "active"]
 
 
+class DepartmentTeamInline(admin.TabularInline):
+    """A department's teams; a team moves here by picking its department on the team's page."""
+
+    model = Team
+    fields = ["name"]
+    readonly_fields = ["name"]
+    extra = 0
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "team_names"]
+    search_fields = ["name"]
+    inlines = [DepartmentTeamInline]
+
+    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).prefetch_related("teams")
+
+    @admin.display(description="Teams")
+    def team_names(self, department: Department) -> str:
+        return ", ".join(team.name for team in department.teams.all())
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "agent_count", "supervisor_names"]
+    list_display = ["name", "department", "agent_count", "supervisor_names"]
+    list_filter = ["department"]
+    list_select_related = ["department"]
     search_fields = ["name"]
+    autocomplete_fields = ["department"]
     filter_horizontal = ["supervisors"]
     inlines = [AcwPolicyInline, ChecklistItemInline]
 

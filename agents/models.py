@@ -66,8 +66,31 @@ class InteractionEndReason(models.TextChoices):
     LOGOUT = "logout", "Agent logged out"
 
 
+class Department(models.Model):
+    """A group of teams for managers' reports (e.g. one site or line of business).
+
+    A team belongs to at most one department; department figures are sums of its teams.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Team(models.Model):
     name = models.CharField(max_length=100, unique=True)
+    department = models.ForeignKey(
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="teams",
+        help_text="The department the team reports under (at most one; empty: none).",
+    )
     supervisors = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="supervised_teams"
     )

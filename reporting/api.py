@@ -1,29 +1,42 @@
-"""The KPI read API: ``GET /api/v1/kpis``.
+"""The KPI read API: ``GET /api/v1/kpis`` and ``GET /api/v1/kpis/distribution``.
 
-The view parses and authorises the query, and renders the rows that ``queries.kpi_rows`` computes.
+The views parse and authorise the query (``reporting.params``), and render what
+``reporting.queries`` computes, as JSON or (``format=csv``) as a streamed CSV file.
 """
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, serializers
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents import access
 from agents.api import CanWatch, _errors
 
-from .queries import kpi_rows, site_day_bounds, site_today
+from .params import (
+    KPI_YEARS,
+    DistributionQuerySerializer,
+    KpiQuerySerializer,
+    parse_kpi_query,
+)
+from .queries import KpiRow, row_fields
 
-# Outside these years a day boundary in some time zone is not a valid datetime.
-KPI_YEARS = (1900, 9998)
+__all__ = ["KPI_YEARS", "DistributionView", "KpisView"]
 
 
 class KpiRowSerializer(serializers.Serializer):
-    key = serializers.CharField(help_text="Agent external id or team name.")
+    key = serializers.CharField(
+        help_text="Agent external id, team or department name, channel, wrap-up code, "
+        "YYYY-MM-DD, interval start (ISO 8601, site offset) or D-HH, per group_by."
+    )
     name = serializers.CharField()
     interactions = serializers.IntegerField()
     talk_seconds = serializers.FloatField()
@@ -32,65 +45,135 @@ class KpiRowSerializer(serializers.Serializer):
     avg_acw_seconds = serializers.FloatField()
     aht_seconds = serializers.FloatField()
     acw_share = serializers.FloatField()
+    acw_count = serializers.IntegerField(help_text="ACW sessions among those interactions.")
+    timeouts = serializers.IntegerField(help_text="ACWs the system closed at the deadline.")
+    extended = serializers.IntegerField(help_text="ACWs extended at least once.")
+    too_short = serializers.IntegerField(help_text="ACWs shorter than their policy's minimum.")
+    norm_acw_seconds = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text="group_by=wrap_up_code only: the code's expected ACW (null when unset).",
+    )
 
 
 class KpisSerializer(serializers.Serializer):
     rows = KpiRowSerializer(many=True)
 
 
-class KpiQuerySerializer(serializers.Serializer):
-    group_by = serializers.ChoiceField(choices=["agent", "team"], default="agent")
-    to = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
-    team = serializers.CharField(required=False, max_length=100)
+class DistributionBinSerializer(serializers.Serializer):
+    # "from" is a Python keyword: the field is declared under another name and renamed.
+    from_ = serializers.IntegerField()
+    to = serializers.IntegerField()
+    count = serializers.IntegerField()
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
-        # "from" is a Python keyword, so the field is added by name.
-        fields["from"] = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+        fields["from"] = fields.pop("from_")
         return fields
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        for name in ("from", "to"):
-            if name in attrs and not KPI_YEARS[0] <= attrs[name].year <= KPI_YEARS[1]:
-                raise serializers.ValidationError(
-                    {name: f"must be in the years {KPI_YEARS[0]} to {KPI_YEARS[1]}"}
-                )
-        today = site_today()
-        attrs.setdefault("from", today)
-        attrs.setdefault("to", today)
-        if attrs["from"] > attrs["to"]:
-            raise serializers.ValidationError({"from": "must not be after 'to'"})
-        return attrs
+
+class DistributionSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Closed ACWs (the sum of the bins).")
+    bin_seconds = serializers.IntegerField()
+    bins = DistributionBinSerializer(many=True)
+    p50 = serializers.IntegerField(allow_null=True, help_text="Median ACW, whole seconds.")
+    p90 = serializers.IntegerField(allow_null=True, help_text="90th percentile, whole seconds.")
+
+
+class CsvRenderer(BaseRenderer):
+    """Names ``text/csv`` for content negotiation; the KPI view streams the file itself."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None):  # type: ignore[no-untyped-def]
+        raise NotImplementedError("CSV answers are streamed by the view")
+
+
+class FormatParameterNegotiation(DefaultContentNegotiation):
+    """``format`` is one of the KPI query parameters (json or csv), validated with the others:
+    it must not make DRF look for a renderer (an unknown value would be a 404, not a 400)."""
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None):  # type: ignore[no-untyped-def]
+        return super().select_renderer(request, renderers, format_suffix="json")
+
+
+class _Line:
+    """A file-like object whose ``write`` returns the line, for ``csv.writer`` in a stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(header: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The CSV lines of ``rows`` (dicts with ``header``'s keys), one at a time."""
+    writer = csv.writer(_Line())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow(["" if row[name] is None else row[name] for name in header])
+
+
+def csv_response(filename: str, header: list[str], rows: Iterable[dict[str, Any]]) -> Any:
+    """A streamed ``text/csv`` download: nothing but the current line is held in memory."""
+    response = StreamingHttpResponse(
+        csv_lines(header, rows), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def kpi_csv_filename(group_by: str, first: Any, last: Any) -> str:
+    return f"acw-kpis-by-{group_by}-{first}-to-{last}.csv"
+
+
+def kpi_csv_response(query: Any) -> Any:
+    """The CSV of a ``params.KpiQuery``: the API's rows, field for field."""
+    norm = query.group_by == "wrap_up_code"
+    rows: Iterator[KpiRow] = query.iter_rows()
+    return csv_response(
+        kpi_csv_filename(query.group_by, query.first, query.last),
+        row_fields(query.group_by),
+        (row.as_dict(norm=norm) for row in rows),
+    )
 
 
 class KpisView(APIView):
-    """``GET /api/v1/kpis``: ACW KPIs per agent or team for a range of days (contract §4)."""
+    """``GET /api/v1/kpis``: ACW KPIs grouped by agent, team, department, channel, wrap-up
+    code, day, 15-minute interval or weekday × hour, for a range of site days (contract §4,
+    §4b); ``format=csv`` for the same rows as a CSV file."""
 
     permission_classes = [CanWatch]
+    renderer_classes = [*APIView.renderer_classes, CsvRenderer]
+    content_negotiation_class = FormatParameterNegotiation
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("group_by", str, enum=["agent", "team"]),
-            OpenApiParameter("from", str, description="YYYY-MM-DD, inclusive (default today)"),
-            OpenApiParameter("to", str, description="YYYY-MM-DD, inclusive (default today)"),
-            OpenApiParameter("team", str, description="only this team"),
-        ],
-        responses={200: KpisSerializer, **_errors(400, 401, 403, 503)},
+        parameters=[KpiQuerySerializer],
+        responses={
+            (200, "application/json"): KpisSerializer,
+            (200, "text/csv"): OpenApiResponse(description="format=csv: the rows as CSV."),
+            **_errors(400, 401, 403, 503),
+        },
+    )
+    def get(self, request: Request) -> Any:
+        query = parse_kpi_query(request.user, request.query_params)
+        if query.format == "csv":
+            return kpi_csv_response(query)
+        norm = query.group_by == "wrap_up_code"
+        return Response({"rows": [row.as_dict(norm=norm) for row in query.rows()]})
+
+
+class DistributionView(APIView):
+    """``GET /api/v1/kpis/distribution``: the histogram of ACW durations and its p50 / p90
+    for the interactions that ended in the period (contract §4b)."""
+
+    permission_classes = [CanWatch]
+    content_negotiation_class = FormatParameterNegotiation
+
+    @extend_schema(
+        parameters=[DistributionQuerySerializer],
+        responses={200: DistributionSerializer, **_errors(400, 401, 403, 503)},
     )
     def get(self, request: Request) -> Response:
-        query = KpiQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
-        teams = access.visible_teams(request.user)
-        if "team" in params:
-            teams = teams.filter(name=params["team"])
-            if not teams.exists():
-                raise exceptions.ValidationError({"team": "no such team among those you may see"})
-        start, end = site_day_bounds(params["from"], params["to"])
-        rows = kpi_rows(
-            team_ids=teams.values_list("pk", flat=True),
-            group_by=params["group_by"],
-            start=start,
-            end=end,
-        )
-        return Response({"rows": [row.as_dict() for row in rows]})
+        query = parse_kpi_query(request.user, request.query_params, DistributionQuerySerializer)
+        return Response(query.distribution())

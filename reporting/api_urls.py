@@ -6,4 +6,5 @@ from . import api
 
 urlpatterns = [
     path("kpis", api.KpisView.as_view(), name="api-kpis"),
+    path("kpis/distribution", api.DistributionView.as_view(), name="api-kpis-distribution"),
 ]

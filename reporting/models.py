@@ -40,7 +40,8 @@ class KpiRollup(models.Model):
     hold_seconds = models.FloatField(default=0)
     acw_seconds = models.FloatField(default=0, help_text="Closed ACWs only.")
     acw_count = models.PositiveIntegerField(default=0, help_text="Closed ACWs.")
-    extensions = models.PositiveIntegerField(default=0)
+    extensions = models.PositiveIntegerField(default=0, help_text="Extension events.")
+    extended = models.PositiveIntegerField(default=0, help_text="ACWs extended at least once.")
     timeouts = models.PositiveIntegerField(default=0)
     overruns = models.PositiveIntegerField(default=0)
     too_short = models.PositiveIntegerField(default=0)
@@ -63,6 +64,45 @@ class KpiRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} agent {self.agent_id}"
+
+
+class AcwDurationRollup(models.Model):
+    """How many closed ACWs lasted ``seconds`` (whole seconds, rounded down), per interval.
+
+    The ACW histogram and its percentiles for any period come from these counts. One-second
+    resolution lets any whole-second bin width be computed exactly: for an integer width b,
+    floor(floor(d) / b) == floor(d / b). Same intervals, grains and dirty rules as ``KpiRollup``
+    (no wrap-up code: nothing reads the histogram per code).
+    """
+
+    grain = models.CharField(max_length=3, choices=Grain.choices)
+    bucket_start = models.DateTimeField()
+    bucket_end = models.DateTimeField()
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    seconds = models.PositiveIntegerField(help_text="ACW duration, whole seconds (rounded down).")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "ACW duration rollup"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "bucket_start", "agent", "team", "channel", "seconds"],
+                name="acwdurationrollup_one_per_key",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["grain", "bucket_start", "team"], name="acwdurrollup_grain_start_team"
+            ),
+            models.Index(
+                fields=["agent", "grain", "bucket_start"], name="acwdurrollup_agent_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} agent {self.agent_id}: {self.seconds} s"
 
 
 class DirtyInterval(models.Model):

@@ -1,4 +1,5 @@
-"""KPI definitions (contract §4), each written once and used by the API, pages, alerts and exports.
+"""KPI definitions (contract §4 and §4b), each written once and used by the API, pages, alerts and
+exports.
 
 An interaction counts in the period in which it ended, for the team its agent belonged to
 when it ended (``Interaction.team``). ``acw_seconds`` is the time from the interaction's end to
@@ -9,30 +10,42 @@ time elapsed so far (at most to its deadline, where the system closes it).
 the range, 15-minute rows for the rest, the raw rows for whatever the rollups cannot answer
 exactly (intervals marked dirty since their last rollup, and range edges that are not on a
 15-minute boundary), plus the open ACWs. ``kpi_rows_raw()`` computes the same figures from the
-raw rows alone; it is the reference the rollups are tested against.
+raw rows alone; it is the reference the rollups are tested against. ``acw_distribution()`` and
+``acw_distribution_raw()`` do the same for the histogram of ACW durations
+(``reporting.models.AcwDurationRollup``).
+
+Rows are grouped by one of ``GROUP_BYS`` (see ``KpiRow.key``) and filtered by ``KpiFilter``;
+``reporting.params`` turns a request's query string into both, scoped to what the user may see.
 """
 
 from __future__ import annotations
 
+import math
 import operator
-from collections.abc import Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
-from agents.models import AcwSession, Interaction
+from agents.models import AcwSession, Channel, Interaction, WrapUpCode
 
-from .models import DirtyInterval, Grain, KpiRollup
+from .models import AcwDurationRollup, DirtyInterval, Grain, KpiRollup
 
-GroupBy = Literal["agent", "team"]
+GroupBy = Literal[
+    "agent", "team", "department", "channel", "wrap_up_code", "day", "interval", "weekday_hour"
+]
+GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
+TIME_GROUPS = frozenset({"day", "interval", "weekday_hour"})
+"""Groupings whose key is a time: rows of different keys never share an interaction."""
 
 QUARTER = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,12 +57,38 @@ MAX_RAW_RANGES = 200
 
 @dataclass
 class KpiRow:
+    """The KPIs of one group of interactions (those that ended in the period).
+
+    ``key`` identifies the group (``group_by``): the agent's external id, the team's name, the
+    department's name (``""``: teams without one), the channel, the wrap-up code (``""``: none
+    given), the site day ``YYYY-MM-DD``, the 15-minute interval's start (ISO 8601 with the site
+    offset), or ``"D-HH"`` (ISO weekday 1-7 and hour of the site time zone). ``name`` is what a
+    person reads (agent or team name, channel label, wrap-up code label ...).
+
+    Stored measures (sums over the group's interactions):
+
+    - ``interactions``: interactions that ended in the period.
+    - ``talk_seconds``: start to end minus hold; ``hold_seconds``: between held and resumed.
+    - ``acw_seconds``: from each interaction's end to the close of its ACW (an open ACW: the time
+      elapsed so far, up to its deadline).
+    - ``acw_count``: ACW sessions that followed those interactions (open ones included).
+    - ``timeouts``: ACWs the system closed at their deadline (reason ``timeout``).
+    - ``extended``: ACWs extended at least once (open ones included).
+    - ``too_short``: closed ACWs shorter than their policy's minimum, where it sets one.
+    - ``norm_acw_seconds``: wrap-up code rows only: the code's expected ACW (None if not set).
+    """
+
     key: str
     name: str
-    interactions: int
-    talk_seconds: float
-    hold_seconds: float
-    acw_seconds: float
+    interactions: int = 0
+    talk_seconds: float = 0.0
+    hold_seconds: float = 0.0
+    acw_seconds: float = 0.0
+    acw_count: int = 0
+    timeouts: int = 0
+    extended: int = 0
+    too_short: int = 0
+    norm_acw_seconds: float | None = None
 
     @property
     def handle_seconds(self) -> float:
@@ -70,16 +109,149 @@ class KpiRow:
         """ACW share of handle time = ACW / (talk + hold + ACW)."""
         return self.acw_seconds / self.handle_seconds if self.handle_seconds else 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **asdict(self),
+    @property
+    def avg_talk_seconds(self) -> float:
+        """Talk part of AHT = talk_seconds / interactions."""
+        return self.talk_seconds / self.interactions if self.interactions else 0.0
+
+    @property
+    def avg_hold_seconds(self) -> float:
+        """Hold part of AHT = hold_seconds / interactions."""
+        return self.hold_seconds / self.interactions if self.interactions else 0.0
+
+    @property
+    def timeout_share(self) -> float:
+        """Timeouts % = timeouts / acw_count."""
+        return self.timeouts / self.acw_count if self.acw_count else 0.0
+
+    @property
+    def extended_share(self) -> float:
+        """Extended % = extended / acw_count."""
+        return self.extended / self.acw_count if self.acw_count else 0.0
+
+    @property
+    def too_short_share(self) -> float:
+        """Too-short % = too_short / acw_count."""
+        return self.too_short / self.acw_count if self.acw_count else 0.0
+
+    def add(self, other: KpiRow) -> None:
+        """Add ``other``'s stored measures to this row (the ratios follow from them)."""
+        for name in SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @classmethod
+    def total(cls, rows: Iterable[KpiRow], key: str = "total", name: str = "Total") -> KpiRow:
+        """The row of all ``rows`` together (e.g. a page's headline figures)."""
+        out = cls(key, name)
+        for row in rows:
+            out.add(row)
+        return out
+
+    def as_dict(self, *, norm: bool = False) -> dict[str, Any]:
+        """The API's row (contract §4, §4b), in its field order; ``norm``: wrap-up code rows."""
+        out: dict[str, Any] = {
+            "key": self.key,
+            "name": self.name,
+            "interactions": self.interactions,
             "talk_seconds": round(self.talk_seconds, 3),
             "hold_seconds": round(self.hold_seconds, 3),
             "acw_seconds": round(self.acw_seconds, 3),
             "avg_acw_seconds": round(self.avg_acw_seconds, 3),
             "aht_seconds": round(self.aht_seconds, 3),
             "acw_share": round(self.acw_share, 4),
+            "acw_count": self.acw_count,
+            "timeouts": self.timeouts,
+            "extended": self.extended,
+            "too_short": self.too_short,
         }
+        if norm:
+            out["norm_acw_seconds"] = self.norm_acw_seconds
+        return out
+
+
+SUMMED = (
+    "interactions",
+    "talk_seconds",
+    "hold_seconds",
+    "acw_seconds",
+    "acw_count",
+    "timeouts",
+    "extended",
+    "too_short",
+)
+"""The stored measures of a ``KpiRow``: every other figure is computed from them."""
+
+
+def row_fields(group_by: str) -> list[str]:
+    """The field names of a row for ``group_by``, in the JSON order (the CSV header)."""
+    return list(KpiRow("", "").as_dict(norm=group_by == "wrap_up_code"))
+
+
+# --- What one interaction contributes -------------------------------------------------------
+
+RAW_FIELDS = (
+    "agent_id",
+    "team_id",
+    "channel",
+    "ended_at",
+    "talk_seconds",
+    "hold_seconds",
+    "acw__ended_at",
+    "acw__duration_seconds",
+    "acw__wrap_up_code",
+    "acw__extensions",
+    "acw__end_reason",
+    "acw__overrun",
+    "acw__too_short",
+)
+"""What the measures of one ended interaction are computed from (``Measures.add_interaction``)."""
+
+
+@dataclass
+class Measures:
+    """What a rollup row adds up. ACW measures count closed ACWs only (see ``KpiRollup``); an
+    open ACW is added at query time (``_add_open_acws``)."""
+
+    interactions: int = 0
+    talk_seconds: float = 0.0
+    hold_seconds: float = 0.0
+    acw_seconds: float = 0.0
+    acw_count: int = 0
+    extensions: int = 0
+    extended: int = 0
+    timeouts: int = 0
+    overruns: int = 0
+    too_short: int = 0
+
+    def add_interaction(self, row: dict[str, Any]) -> None:
+        """One ended interaction (``RAW_FIELDS``) and, if closed, its ACW."""
+        self.interactions += 1
+        self.talk_seconds += row["talk_seconds"]
+        self.hold_seconds += row["hold_seconds"]
+        if row["acw__ended_at"] is not None:
+            self.acw_seconds += row["acw__duration_seconds"] or 0.0
+            self.acw_count += 1
+            self.extensions += row["acw__extensions"] or 0
+            self.extended += bool(row["acw__extensions"])
+            self.timeouts += row["acw__end_reason"] == "timeout"
+            self.overruns += bool(row["acw__overrun"])
+            self.too_short += bool(row["acw__too_short"])
+
+    def add(self, other: Measures | dict[str, Any]) -> None:
+        for name in MEASURES:
+            value = getattr(other, name) if isinstance(other, Measures) else other[name]
+            setattr(self, name, getattr(self, name) + value)
+
+
+MEASURES = tuple(f.name for f in fields(Measures))
+
+
+def acw_whole_seconds(row: dict[str, Any]) -> int | None:
+    """An interaction's ACW in the histogram: whole seconds rounded down; None while the ACW is
+    open (its length is not known yet) or when there was none."""
+    if row["acw__ended_at"] is None or row["acw__duration_seconds"] is None:
+        return None
+    return max(0, math.floor(row["acw__duration_seconds"]))
 
 
 # --- Intervals ------------------------------------------------------------------------------
@@ -138,52 +310,197 @@ def open_acw_elapsed(started_at: datetime, deadline: datetime | None, now: datet
     return max(0.0, (end - started_at).total_seconds())
 
 
-# --- KPI rows -------------------------------------------------------------------------------
+# --- Filters and groups ---------------------------------------------------------------------
 
 
-def _keys(group_by: GroupBy, prefix: str = "") -> dict[str, F]:
-    if group_by == "agent":
-        return {"key": F(f"{prefix}agent__external_id"), "label": F(f"{prefix}agent__name")}
-    return {"key": F(f"{prefix}team__name"), "label": F(f"{prefix}team__name")}
+@dataclass(frozen=True)
+class KpiFilter:
+    """Which interactions a KPI query reads (all conditions together).
 
+    ``team_ids`` is always given: the teams the user may see (``agents.access``), possibly
+    narrowed by a team or department filter; an interaction counts for the team its agent
+    belonged to when it ended. The others are optional narrowing filters.
+    """
 
-def _add(rows: dict[str, KpiRow], values: Iterable[dict[str, Any]]) -> None:
-    for r in values:
-        row = rows.get(r["key"])
-        if row is None:
-            row = rows[r["key"]] = KpiRow(r["key"], r["label"], 0, 0.0, 0.0, 0.0)
-        row.interactions += r["n"] or 0
-        row.talk_seconds += r["talk"] or 0.0
-        row.hold_seconds += r["hold"] or 0.0
-        row.acw_seconds += r["closed_acw"] or 0.0
+    team_ids: tuple[int, ...]
+    agent_ids: tuple[int, ...] | None = None
+    channels: tuple[str, ...] | None = None
+    department_ids: tuple[int, ...] | None = None
 
-
-def _raw_sums(interactions: QuerySet[Interaction], group_by: GroupBy) -> Iterable[dict[str, Any]]:
-    """Interactions, talk, hold and closed-ACW seconds of ``interactions``, per key."""
-    return (
-        interactions.values(**_keys(group_by))
-        .annotate(
-            n=Count("id"),
-            talk=Sum("talk_seconds"),
-            hold=Sum("hold_seconds"),
-            # duration_seconds is NULL while the ACW is open: open ACWs are added separately.
-            closed_acw=Sum("acw__duration_seconds"),
+    @classmethod
+    def of(
+        cls,
+        team_ids: Iterable[int],
+        agent_ids: Iterable[int] | None = None,
+        channels: Iterable[str] | None = None,
+        department_ids: Iterable[int] | None = None,
+    ) -> KpiFilter:
+        return cls(
+            tuple(team_ids),
+            tuple(agent_ids) if agent_ids is not None else None,
+            tuple(channels) if channels is not None else None,
+            tuple(department_ids) if department_ids is not None else None,
         )
-        .order_by()
+
+    def q(self) -> Q:
+        """The condition on ``Interaction``, ``KpiRollup`` or ``AcwDurationRollup`` (same names)."""
+        q = Q(team_id__in=self.team_ids)
+        if self.agent_ids is not None:
+            q &= Q(agent_id__in=self.agent_ids)
+        if self.channels is not None:
+            q &= Q(channel__in=self.channels)
+        if self.department_ids is not None:
+            q &= Q(team__department_id__in=self.department_ids)
+        return q
+
+
+# The columns a group's key comes from, on the rollups and on raw interactions.
+_ROLLUP_GROUP_FIELDS: dict[str, tuple[str, ...]] = {
+    "agent": ("agent__external_id", "agent__name"),
+    "team": ("team__name",),
+    "department": ("team__department__name",),
+    "channel": ("channel",),
+    "wrap_up_code": ("wrap_up_code",),
+    "day": ("bucket_start",),
+    "interval": ("bucket_start",),
+    "weekday_hour": ("bucket_start",),
+}
+_RAW_GROUP_FIELDS: dict[str, tuple[str, ...]] = {
+    **_ROLLUP_GROUP_FIELDS,
+    "wrap_up_code": ("acw__wrap_up_code",),
+    "day": ("ended_at",),
+    "interval": ("ended_at",),
+    "weekday_hour": ("ended_at",),
+}
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+NO_DEPARTMENT = "No department"
+NO_CODE = "No wrap-up code"
+
+
+def group_key(group_by: str, values: Sequence[Any]) -> tuple[str, str]:
+    """(key, name) of the group of an interaction or rollup row, from its group columns."""
+    first = values[0]
+    if group_by == "agent":
+        return first, values[1]
+    if group_by in ("team", "channel"):
+        return first, Channel(first).label if group_by == "channel" else first
+    if group_by == "department":
+        return first or "", first or NO_DEPARTMENT
+    if group_by == "wrap_up_code":
+        return first or "", first or NO_CODE
+    # A time: the interaction's end, or the start of the rollup interval holding it.
+    local = first.astimezone(site_tz())
+    if group_by == "day":
+        return local.date().isoformat(), local.date().isoformat()
+    if group_by == "interval":
+        start = quarter_start(first).astimezone(site_tz())
+        return start.isoformat(), f"{start:%Y-%m-%d %H:%M}"
+    return (
+        f"{local.isoweekday()}-{local.hour:02d}",
+        f"{_WEEKDAYS[local.weekday()]} {local.hour:02d}:00",
     )
 
 
-def _add_open_acws(
-    rows: dict[str, KpiRow], interactions: QuerySet[Interaction], group_by: GroupBy, now: datetime
+def _sort_key(group_by: str) -> Any:
+    if group_by == "interval":
+        # By instant: in the hour a DST change repeats, "+01:00" keys follow "+02:00" ones.
+        return lambda row: datetime.fromisoformat(row.key)
+    return lambda row: row.key
+
+
+def _row(rows: dict[str, KpiRow], group_by: str, values: Sequence[Any]) -> KpiRow:
+    key, name = group_key(group_by, values)
+    row = rows.get(key)
+    if row is None:
+        row = rows[key] = KpiRow(key, name)
+    return row
+
+
+# --- KPI rows -------------------------------------------------------------------------------
+
+_ROLLUP_SUMS = {
+    "s_interactions": Sum("interactions"),
+    "s_talk": Sum("talk_seconds"),
+    "s_hold": Sum("hold_seconds"),
+    "s_acw": Sum("acw_seconds"),
+    "s_acw_count": Sum("acw_count"),
+    "s_timeouts": Sum("timeouts"),
+    "s_extended": Sum("extended"),
+    "s_too_short": Sum("too_short"),
+}
+
+
+def _add_rollup_sums(
+    rows: dict[str, KpiRow], group_by: str, sums: Iterable[dict[str, Any]]
 ) -> None:
-    key = "interaction__agent__external_id" if group_by == "agent" else "interaction__team__name"
+    group_fields = _ROLLUP_GROUP_FIELDS[group_by]
+    for r in sums:
+        row = _row(rows, group_by, [r[f] for f in group_fields])
+        row.interactions += r["s_interactions"] or 0
+        row.talk_seconds += r["s_talk"] or 0.0
+        row.hold_seconds += r["s_hold"] or 0.0
+        row.acw_seconds += r["s_acw"] or 0.0
+        row.acw_count += r["s_acw_count"] or 0
+        row.timeouts += r["s_timeouts"] or 0
+        row.extended += r["s_extended"] or 0
+        row.too_short += r["s_too_short"] or 0
+
+
+def _add_raw(rows: dict[str, KpiRow], group_by: str, interactions: QuerySet[Interaction]) -> None:
+    """Add ended ``interactions`` one by one, with ``Measures.add_interaction`` as the rollups
+    do (so both paths count exactly alike)."""
+    group_fields = _RAW_GROUP_FIELDS[group_by]
+    measures: dict[tuple[Any, ...], Measures] = defaultdict(Measures)
+    names = list(dict.fromkeys((*group_fields, *RAW_FIELDS)))
+    for r in interactions.filter(ended_at__isnull=False).values(*names).iterator():
+        measures[tuple(r[f] for f in group_fields)].add_interaction(r)
+    for group, m in measures.items():
+        row = _row(rows, group_by, group)
+        row.add(KpiRow("", "", **{name: getattr(m, name) for name in SUMMED}))
+
+
+def _add_open_acws(
+    rows: dict[str, KpiRow], group_by: str, interactions: QuerySet[Interaction], now: datetime
+) -> None:
+    """An ACW still open counts in its interaction's row with the time elapsed so far."""
+    group_fields = [
+        "wrap_up_code" if f == "acw__wrap_up_code" else f"interaction__{f}"
+        for f in _RAW_GROUP_FIELDS[group_by]
+    ]
     still_open = AcwSession.objects.filter(
         interaction__in=interactions, ended_at__isnull=True
-    ).values_list(key, "started_at", "deadline")
-    for row_key, started_at, deadline in still_open:
+    ).values_list("started_at", "deadline", "extensions", *group_fields)
+    for started_at, deadline, extensions, *group in still_open:
+        key, _ = group_key(group_by, group)
         # A row is missing only if its interaction ended after the rows were read.
-        if row_key in rows:
-            rows[row_key].acw_seconds += open_acw_elapsed(started_at, deadline, now)
+        if key in rows:
+            row = rows[key]
+            row.acw_seconds += open_acw_elapsed(started_at, deadline, now)
+            row.acw_count += 1
+            row.extended += bool(extensions)
+
+
+def _add_code_norms(rows: dict[str, KpiRow]) -> None:
+    codes = WrapUpCode.objects.filter(code__in=[key for key in rows if key])
+    for code in codes.only("code", "label", "expected_acw_seconds"):
+        row = rows[code.code]
+        row.name = code.label or code.code
+        row.norm_acw_seconds = float(code.expected_acw_seconds)
+
+
+def _finish(rows: dict[str, KpiRow], group_by: str) -> list[KpiRow]:
+    if group_by == "wrap_up_code":
+        _add_code_norms(rows)
+    return sorted(rows.values(), key=_sort_key(group_by))
+
+
+def _as_filter(
+    team_ids: Iterable[int],
+    agent_ids: Iterable[int] | None,
+    channels: Iterable[str] | None,
+    department_ids: Iterable[int] | None,
+) -> KpiFilter:
+    return KpiFilter.of(team_ids, agent_ids, channels, department_ids)
 
 
 def kpi_rows_raw(
@@ -193,16 +510,18 @@ def kpi_rows_raw(
     start: datetime,
     end: datetime,
     now: datetime | None = None,
+    agent_ids: Iterable[int] | None = None,
+    channels: Iterable[str] | None = None,
+    department_ids: Iterable[int] | None = None,
 ) -> list[KpiRow]:
-    """KPIs per agent or team for interactions that ended in [start, end), from raw rows only."""
+    """KPIs per group for interactions that ended in [start, end), from raw rows only."""
     now = now or timezone.now()
-    ended = Interaction.objects.filter(
-        ended_at__gte=start, ended_at__lt=end, team_id__in=list(team_ids)
-    )
+    where = _as_filter(team_ids, agent_ids, channels, department_ids)
+    ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
     rows: dict[str, KpiRow] = {}
-    _add(rows, _raw_sums(ended, group_by))
-    _add_open_acws(rows, ended, group_by, now)
-    return sorted(rows.values(), key=lambda row: row.key)
+    _add_raw(rows, group_by, ended)
+    _add_open_acws(rows, group_by, ended, now)
+    return _finish(rows, group_by)
 
 
 @contextmanager
@@ -230,21 +549,25 @@ class _Plan:
     raw_edges: list[tuple[datetime, datetime]]
 
 
-def _plan(start: datetime, end: datetime) -> _Plan:
+def _plan(start: datetime, end: datetime, *, days: bool = True) -> _Plan:
+    """``days=False``: 15-minute rollups only (groupings finer than a day)."""
     first, last = quarter_ceil(start), quarter_start(end)
     if first >= last:
         return _Plan(None, [], [(start, end)])
     edges = [r for r in ((start, first), (last, end)) if r[0] < r[1]]
     day_start, day_end = _first_midnight_at_or_after(first), _last_midnight_at_or_before(last)
-    if day_start >= day_end:
+    if not days or day_start >= day_end:
         return _Plan(None, [(first, last)], edges)
     quarters = [r for r in ((first, day_start), (day_end, last)) if r[0] < r[1]]
     return _Plan((day_start, day_end), quarters, edges)
 
 
-def _rollup_sums(
-    grain: str, segment: tuple[datetime, datetime], team_ids: list[int], group_by: GroupBy
-) -> Iterable[dict[str, Any]]:
+def _rollups(
+    model: type[KpiRollup] | type[AcwDurationRollup],
+    grain: str,
+    segment: tuple[datetime, datetime],
+    where: KpiFilter,
+) -> QuerySet[Any]:
     # A rollup row is used only if none of its agent's 15-minute intervals inside it is dirty.
     dirty = DirtyInterval.objects.filter(
         agent_id=OuterRef("agent_id"),
@@ -252,20 +575,10 @@ def _rollup_sums(
         bucket_start__lt=OuterRef("bucket_end"),
     )
     return (
-        KpiRollup.objects.filter(
-            grain=grain,
-            bucket_start__gte=segment[0],
-            bucket_start__lt=segment[1],
-            team_id__in=team_ids,
+        model.objects.filter(
+            where.q(), grain=grain, bucket_start__gte=segment[0], bucket_start__lt=segment[1]
         )
         .exclude(Exists(dirty))
-        .values(**_keys(group_by))
-        .annotate(
-            n=Sum("interactions"),
-            talk=Sum("talk_seconds"),
-            hold=Sum("hold_seconds"),
-            closed_acw=Sum("acw_seconds"),
-        )
         .order_by()
     )
 
@@ -288,6 +601,13 @@ def _dirty_ranges(
     return sorted(ranges)
 
 
+def _raw_ranges(plan: _Plan, dirty: list[tuple[int, datetime, datetime]]) -> Q | None:
+    raw = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in plan.raw_edges] + [
+        Q(agent_id=agent_id, ended_at__gte=s, ended_at__lt=e) for agent_id, s, e in dirty
+    ]
+    return reduce(operator.or_, raw) if raw else None
+
+
 def kpi_rows(
     *,
     team_ids: Iterable[int],
@@ -295,29 +615,193 @@ def kpi_rows(
     start: datetime,
     end: datetime,
     now: datetime | None = None,
+    agent_ids: Iterable[int] | None = None,
+    channels: Iterable[str] | None = None,
+    department_ids: Iterable[int] | None = None,
 ) -> list[KpiRow]:
-    """KPIs per agent or team for interactions that ended in [start, end), exact up to ``now``.
+    """KPIs per group (``group_by``) for interactions that ended in [start, end) and match the
+    filters, exact up to ``now``; ordered by key (intervals by their instant).
 
-    Same figures as ``kpi_rows_raw``, read mostly from the rollups (see the module docstring).
+    Same figures as ``kpi_rows_raw``, read mostly from the rollups (see the module docstring):
+    a bounded number of queries whatever the length of the period.
     """
     now = now or timezone.now()
-    team_ids = list(team_ids)
-    plan = _plan(start, end)
+    where = _as_filter(team_ids, agent_ids, channels, department_ids)
+    plan = _plan(start, end, days=group_by not in ("interval", "weekday_hour"))
     rows: dict[str, KpiRow] = {}
+    group_fields = _ROLLUP_GROUP_FIELDS[group_by]
     with _consistent_read():
         dirty = _dirty_ranges(plan, start, end)
         if len(dirty) > MAX_RAW_RANGES:
-            return kpi_rows_raw(team_ids=team_ids, group_by=group_by, start=start, end=end, now=now)
-        if plan.day:
-            _add(rows, _rollup_sums(Grain.DAY, plan.day, team_ids, group_by))
-        for segment in plan.quarters:
-            _add(rows, _rollup_sums(Grain.QUARTER, segment, team_ids, group_by))
-        raw = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in plan.raw_edges] + [
-            Q(agent_id=agent_id, ended_at__gte=s, ended_at__lt=e) for agent_id, s, e in dirty
-        ]
-        team_filter = Interaction.objects.filter(team_id__in=team_ids)
-        if raw:
-            _add(rows, _raw_sums(team_filter.filter(reduce(operator.or_, raw)), group_by))
-        in_period = team_filter.filter(ended_at__gte=start, ended_at__lt=end)
-        _add_open_acws(rows, in_period, group_by, now)
-    return sorted(rows.values(), key=lambda row: row.key)
+            return kpi_rows_raw(
+                team_ids=where.team_ids,
+                group_by=group_by,
+                start=start,
+                end=end,
+                now=now,
+                agent_ids=where.agent_ids,
+                channels=where.channels,
+                department_ids=where.department_ids,
+            )
+        segments = [(Grain.DAY, plan.day)] if plan.day else []
+        segments += [(Grain.QUARTER, segment) for segment in plan.quarters]
+        for grain, segment in segments:
+            sums = _rollups(KpiRollup, grain, segment, where).values(*group_fields)
+            _add_rollup_sums(rows, group_by, sums.annotate(**_ROLLUP_SUMS))
+        filtered = Interaction.objects.filter(where.q())
+        raw = _raw_ranges(plan, dirty)
+        if raw is not None:
+            _add_raw(rows, group_by, filtered.filter(raw))
+        in_period = filtered.filter(ended_at__gte=start, ended_at__lt=end)
+        _add_open_acws(rows, group_by, in_period, now)
+    return _finish(rows, group_by)
+
+
+# How much of a period one query of ``iter_kpi_rows`` reads when rows are per time.
+CHUNK_DAYS = 31
+
+
+def iter_kpi_rows(
+    *,
+    team_ids: Iterable[int],
+    group_by: GroupBy,
+    first: date,
+    last: date,
+    now: datetime | None = None,
+    agent_ids: Iterable[int] | None = None,
+    channels: Iterable[str] | None = None,
+    department_ids: Iterable[int] | None = None,
+) -> Iterator[KpiRow]:
+    """``kpi_rows`` for the site days ``first`` to ``last``, yielded in order, for exports.
+
+    Rows per day or 15-minute interval are read a month at a time (no interaction counts in two
+    such rows, so the chunks add up to the whole): a year of 15-minute rows never sits in memory
+    at once. Other groupings have at most one row per agent, team, code ... and come in one read.
+    """
+    filters: dict[str, Any] = {
+        "team_ids": list(team_ids),
+        "now": now or timezone.now(),
+        "agent_ids": agent_ids,
+        "channels": channels,
+        "department_ids": department_ids,
+    }
+    chunk = CHUNK_DAYS if group_by in ("day", "interval") else (last - first).days + 1
+    day = first
+    while day <= last:
+        chunk_last = min(last, day + timedelta(days=chunk - 1))
+        start, end = site_day_bounds(day, chunk_last)
+        yield from kpi_rows(group_by=group_by, start=start, end=end, **filters)
+        day = chunk_last + timedelta(days=1)
+
+
+# --- ACW distribution -----------------------------------------------------------------------
+
+
+def distribution_from_counts(counts: dict[int, int], bin_seconds: int) -> dict[str, Any]:
+    """The histogram and percentiles of ACW durations given as {whole seconds: count}.
+
+    Bins of ``bin_seconds`` cover 0 to the longest ACW (``from`` inclusive, ``to`` exclusive);
+    ``count`` is the sum of the bins. ``p50`` / ``p90`` are nearest-rank percentiles of the
+    durations in whole seconds (rounded down): the smallest s such that at least 50 % (90 %)
+    of the ACWs lasted less than s + 1 seconds; None when there is no ACW.
+    """
+    total = sum(counts.values())
+    if not total:
+        return {"count": 0, "bin_seconds": bin_seconds, "bins": [], "p50": None, "p90": None}
+    longest = max(counts)
+    bins = [0] * (longest // bin_seconds + 1)
+    for seconds, n in counts.items():
+        bins[seconds // bin_seconds] += n
+
+    def percentile(p: int) -> int:
+        rank = math.ceil(p * total / 100)  # integer maths: 90 % of 10 is exactly 9
+        seen = 0
+        for seconds in sorted(counts):
+            seen += counts[seconds]
+            if seen >= rank:
+                return seconds
+        return longest
+
+    return {
+        "count": total,
+        "bin_seconds": bin_seconds,
+        "bins": [
+            {"from": i * bin_seconds, "to": (i + 1) * bin_seconds, "count": n}
+            for i, n in enumerate(bins)
+        ],
+        "p50": percentile(50),
+        "p90": percentile(90),
+    }
+
+
+def _add_raw_durations(counts: dict[int, int], interactions: QuerySet[Interaction]) -> None:
+    names = ("acw__ended_at", "acw__duration_seconds")
+    for r in interactions.filter(ended_at__isnull=False, acw__isnull=False).values(*names):
+        seconds = acw_whole_seconds(r)
+        if seconds is not None:
+            counts[seconds] += 1
+
+
+def acw_distribution_raw(
+    *,
+    team_ids: Iterable[int],
+    start: datetime,
+    end: datetime,
+    bin_seconds: int = 10,
+    agent_ids: Iterable[int] | None = None,
+    channels: Iterable[str] | None = None,
+    department_ids: Iterable[int] | None = None,
+) -> dict[str, Any]:
+    """``acw_distribution`` from the raw rows only (the reference for the rollups)."""
+    where = _as_filter(team_ids, agent_ids, channels, department_ids)
+    counts: dict[int, int] = defaultdict(int)
+    ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
+    _add_raw_durations(counts, ended)
+    return distribution_from_counts(counts, bin_seconds)
+
+
+def acw_distribution(
+    *,
+    team_ids: Iterable[int],
+    start: datetime,
+    end: datetime,
+    bin_seconds: int = 10,
+    agent_ids: Iterable[int] | None = None,
+    channels: Iterable[str] | None = None,
+    department_ids: Iterable[int] | None = None,
+) -> dict[str, Any]:
+    """The durations of the closed ACWs that followed interactions ended in [start, end)
+    (contract §4b): ``{"count", "bin_seconds", "bins": [{"from", "to", "count"}], "p50",
+    "p90"}`` (see ``distribution_from_counts``). An ACW still open has no duration yet and is
+    not counted. Read from the duration rollups like ``kpi_rows``.
+    """
+    where = _as_filter(team_ids, agent_ids, channels, department_ids)
+    plan = _plan(start, end)
+    counts: dict[int, int] = defaultdict(int)
+    with _consistent_read():
+        dirty = _dirty_ranges(plan, start, end)
+        if len(dirty) > MAX_RAW_RANGES:
+            return acw_distribution_raw(
+                team_ids=where.team_ids,
+                start=start,
+                end=end,
+                bin_seconds=bin_seconds,
+                agent_ids=where.agent_ids,
+                channels=where.channels,
+                department_ids=where.department_ids,
+            )
+        segments = [(Grain.DAY, plan.day)] if plan.day else []
+        segments += [(Grain.QUARTER, segment) for segment in plan.quarters]
+        for grain, segment in segments:
+            sums = (
+                _rollups(AcwDurationRollup, grain, segment, where)
+                .values("seconds")
+                .annotate(n=Sum("count"))
+                .values_list("seconds", "n")
+            )
+            for seconds, n in sums:
+                counts[seconds] += n
+        raw = _raw_ranges(plan, dirty)
+        if raw is not None:
+            _add_raw_durations(counts, Interaction.objects.filter(where.q()).filter(raw))
+    return distribution_from_counts(counts, bin_seconds)

@@ -14,10 +14,9 @@ import logging
 import operator
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import reduce
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Min, Q, QuerySet
@@ -25,9 +24,13 @@ from django.db.models import Min, Q, QuerySet
 from agents.models import AgentState, Event, Interaction
 from agents.states import Rows
 
-from .models import DirtyInterval, Grain, KpiRollup
+from .models import AcwDurationRollup, DirtyInterval, Grain, KpiRollup
 from .queries import (
+    MEASURES,
     QUARTER,
+    RAW_FIELDS,
+    Measures,
+    acw_whole_seconds,
     quarter_start,
     site_day,
     site_day_bounds,
@@ -92,70 +95,30 @@ def mark_dirty_before_replay(event_keys: Iterable[int]) -> None:
 RollupKey = tuple[datetime, int, int, str, str]
 """(bucket start, agent id, team id, channel, wrap-up code)."""
 
-_RAW_FIELDS = (
-    "agent_id",
-    "team_id",
-    "channel",
-    "ended_at",
-    "talk_seconds",
-    "hold_seconds",
-    "acw__ended_at",
-    "acw__duration_seconds",
-    "acw__wrap_up_code",
-    "acw__extensions",
-    "acw__end_reason",
-    "acw__overrun",
-    "acw__too_short",
-)
+DurationKey = tuple[datetime, int, int, str, int]
+"""(bucket start, agent id, team id, channel, whole seconds of ACW)."""
 
 
 @dataclass
-class Measures:
-    """What a rollup row adds up. ACW measures count closed ACWs only (see ``KpiRollup``)."""
+class Fresh:
+    """Rollup rows computed from raw rows, for both rollup tables."""
 
-    interactions: int = 0
-    talk_seconds: float = 0.0
-    hold_seconds: float = 0.0
-    acw_seconds: float = 0.0
-    acw_count: int = 0
-    extensions: int = 0
-    timeouts: int = 0
-    overruns: int = 0
-    too_short: int = 0
-
-    def add_interaction(self, row: dict[str, Any]) -> None:
-        self.interactions += 1
-        self.talk_seconds += row["talk_seconds"]
-        self.hold_seconds += row["hold_seconds"]
-        if row["acw__ended_at"] is not None:
-            self.acw_seconds += row["acw__duration_seconds"] or 0.0
-            self.acw_count += 1
-            self.extensions += row["acw__extensions"] or 0
-            self.timeouts += row["acw__end_reason"] == "timeout"
-            self.overruns += bool(row["acw__overrun"])
-            self.too_short += bool(row["acw__too_short"])
-
-    def add(self, other: Measures | dict[str, Any]) -> None:
-        for name in MEASURES:
-            value = getattr(other, name) if isinstance(other, Measures) else other[name]
-            setattr(self, name, getattr(self, name) + value)
+    measures: dict[RollupKey, Measures] = field(default_factory=lambda: defaultdict(Measures))
+    durations: dict[DurationKey, int] = field(default_factory=lambda: defaultdict(int))
 
 
-MEASURES = tuple(f.name for f in fields(Measures))
-
-
-def _aggregate(interactions: QuerySet[Interaction]) -> dict[RollupKey, Measures]:
-    """15-minute measures of ended ``interactions``, per agent, team, channel and code."""
-    out: dict[RollupKey, Measures] = defaultdict(Measures)
-    for row in interactions.filter(ended_at__isnull=False).values(*_RAW_FIELDS).iterator():
-        key = (
-            quarter_start(row["ended_at"]),
-            row["agent_id"],
-            row["team_id"],
-            row["channel"],
-            row["acw__wrap_up_code"] or "",
+def _aggregate(interactions: QuerySet[Interaction]) -> Fresh:
+    """15-minute measures and ACW durations of ended ``interactions``."""
+    out = Fresh()
+    for row in interactions.filter(ended_at__isnull=False).values(*RAW_FIELDS).iterator():
+        bucket = quarter_start(row["ended_at"])
+        agent_team_channel = (row["agent_id"], row["team_id"], row["channel"])
+        out.measures[(bucket, *agent_team_channel, row["acw__wrap_up_code"] or "")].add_interaction(
+            row
         )
-        out[key].add_interaction(row)
+        seconds = acw_whole_seconds(row)
+        if seconds is not None:
+            out.durations[(bucket, *agent_team_channel, seconds)] += 1
     return out
 
 
@@ -164,10 +127,12 @@ def _day_start(moment: datetime) -> datetime:
     return site_day_bounds(day, day)[0]
 
 
-def _sum_days(quarters: Iterable[tuple[RollupKey, Measures | dict[str, Any]]]) -> dict:
-    days: dict[RollupKey, Measures] = defaultdict(Measures)
-    for (bucket, *rest), measures in quarters:
-        days[(_day_start(bucket), *rest)].add(measures)  # type: ignore[index]
+def _sum_days(quarters: Fresh) -> Fresh:
+    days = Fresh()
+    for (bucket, *rest), measures in quarters.measures.items():
+        days.measures[(_day_start(bucket), *rest)].add(measures)  # type: ignore[index]
+    for (bucket, *rest), count in quarters.durations.items():
+        days.durations[(_day_start(bucket), *rest)] += count  # type: ignore[index]
     return days
 
 
@@ -178,12 +143,16 @@ def _bucket_end(grain: str, start: datetime) -> datetime:
     return site_day_bounds(day, day)[1]
 
 
-def _replace_rollups(grain: str, scope: Q, fresh: dict[RollupKey, Measures]) -> None:
-    """Make the ``grain`` rows inside ``scope`` exactly ``fresh``: upsert, delete the rest."""
+_KEY_FIELDS = ("bucket_start", "agent_id", "team_id", "channel")
+
+
+def _replace_rollups(grain: str, scope: Q, fresh: Fresh) -> None:
+    """Make the ``grain`` rows of both tables inside ``scope`` exactly ``fresh``: upsert, delete
+    the rest."""
     existing = KpiRollup.objects.filter(scope, grain=grain).values_list(
-        "pk", "bucket_start", "agent_id", "team_id", "channel", "wrap_up_code"
+        "pk", *_KEY_FIELDS, "wrap_up_code"
     )
-    stale = [pk for pk, *key in existing if tuple(key) not in fresh]
+    stale = [pk for pk, *key in existing if tuple(key) not in fresh.measures]
     if stale:
         KpiRollup.objects.filter(pk__in=stale).delete()
     KpiRollup.objects.bulk_create(
@@ -198,12 +167,37 @@ def _replace_rollups(grain: str, scope: Q, fresh: dict[RollupKey, Measures]) -> 
                 wrap_up_code=code,
                 **{name: getattr(measures, name) for name in MEASURES},
             )
-            for (bucket, agent_id, team_id, channel, code), measures in fresh.items()
+            for (bucket, agent_id, team_id, channel, code), measures in fresh.measures.items()
         ],
         batch_size=500,
         update_conflicts=True,
         unique_fields=["grain", "bucket_start", "agent", "team", "channel", "wrap_up_code"],
         update_fields=[*MEASURES, "bucket_end", "computed_at"],
+    )
+    existing_durations = AcwDurationRollup.objects.filter(scope, grain=grain).values_list(
+        "pk", *_KEY_FIELDS, "seconds"
+    )
+    stale = [pk for pk, *key in existing_durations if tuple(key) not in fresh.durations]
+    if stale:
+        AcwDurationRollup.objects.filter(pk__in=stale).delete()
+    AcwDurationRollup.objects.bulk_create(
+        [
+            AcwDurationRollup(
+                grain=grain,
+                bucket_start=bucket,
+                bucket_end=_bucket_end(grain, bucket),
+                agent_id=agent_id,
+                team_id=team_id,
+                channel=channel,
+                seconds=seconds,
+                count=count,
+            )
+            for (bucket, agent_id, team_id, channel, seconds), count in fresh.durations.items()
+        ],
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["grain", "bucket_start", "agent", "team", "channel", "seconds"],
+        update_fields=["count", "bucket_end"],
     )
 
 
@@ -227,14 +221,21 @@ def _recompute_agent(agent_id: int, buckets: list[datetime]) -> None:
         operator.or_,
         [Q(bucket_start__gte=s, bucket_start__lt=_bucket_end(Grain.DAY, s)) for s in day_starts],
     )
-    quarters = KpiRollup.objects.filter(in_days, grain=Grain.QUARTER, agent_id=agent_id).values(
-        "bucket_start", "agent_id", "team_id", "channel", "wrap_up_code", *MEASURES
+    # The days are sums of their (just updated) 15-minute rows.
+    quarters = Fresh()
+    for r in KpiRollup.objects.filter(in_days, grain=Grain.QUARTER, agent_id=agent_id).values(
+        *_KEY_FIELDS, "wrap_up_code", *MEASURES
+    ):
+        quarters.measures[
+            (r["bucket_start"], r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"])
+        ].add(r)
+    for bucket, agent, team, channel, seconds, count in AcwDurationRollup.objects.filter(
+        in_days, grain=Grain.QUARTER, agent_id=agent_id
+    ).values_list(*_KEY_FIELDS, "seconds", "count"):
+        quarters.durations[(bucket, agent, team, channel, seconds)] += count
+    _replace_rollups(
+        Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), _sum_days(quarters)
     )
-    days = _sum_days(
-        ((r["bucket_start"], r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"]), r)
-        for r in quarters
-    )
-    _replace_rollups(Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), days)
 
 
 def compute_rollups() -> int:
@@ -270,8 +271,8 @@ def rebuild_day(day: date) -> int:
     fresh = _aggregate(Interaction.objects.filter(ended_at__gte=start, ended_at__lt=end))
     with transaction.atomic():
         _replace_rollups(Grain.QUARTER, Q(bucket_start__gte=start, bucket_start__lt=end), fresh)
-        _replace_rollups(Grain.DAY, Q(bucket_start=start), _sum_days(fresh.items()))
-    return len(fresh)
+        _replace_rollups(Grain.DAY, Q(bucket_start=start), _sum_days(fresh))
+    return len(fresh.measures)
 
 
 def close_day(day: date | None = None) -> int:
