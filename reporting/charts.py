@@ -68,6 +68,13 @@ def duration_ticks(top: float, count: int = 4) -> list[float]:
     return [float(i * step) for i in range(n + 1)]
 
 
+def count_step(top: int, count: int = 4) -> int:
+    """A round step (1, 2 or 5 times a power of ten) for about ``count`` ticks up to ``top``."""
+    raw = max(1.0, top / count)
+    power = 10 ** math.floor(math.log10(raw))
+    return int(next(m * power for m in (1, 2, 5, 10) if m * power >= raw))
+
+
 def _svg(width: int, height: int, label: str, body: list[str], css: str = "") -> SafeString:
     classes = f"chart {css}".strip()
     # Safe: every text inside was escaped by the builders.
@@ -321,10 +328,8 @@ def histogram(
     if not bins or not any(b["count"] for b in bins):
         return _empty(width, height, label)
     frame = _Frame(width, height, left=48)
-    most = max(b["count"] for b in bins)
-    step = next((s for s in (1, 2, 5, 10, 20, 25, 50) if s * 4 >= most), None) or (
-        10 ** math.ceil(math.log10(most / 4)) if most >= 4 else 1
-    )
+    most = round(max(b["count"] for b in bins))
+    step = count_step(most)
     top = step * math.ceil(most / step)
     slot = frame.plot_w / len(bins)
     span = bins[-1]["to"] - bins[0]["from"]
@@ -351,11 +356,11 @@ def histogram(
             fill, band = NORMAL, "normal"
         if not b["count"]:
             continue
-        y = frame.y(b["count"], top)
+        bar_top = frame.y(b["count"], top)
         tip = f"{format_duration(b['from'])}–{format_duration(b['to'])}: {b['count']} ACWs ({band})"
         body.append(
-            f'<rect class="bin" x="{_f(frame.left + slot * i + 0.5)}" y="{_f(y)}" '
-            f'width="{_f(max(1.0, slot - 1))}" height="{_f(frame.y(0, top) - y)}" '
+            f'<rect class="bin" x="{_f(frame.left + slot * i + 0.5)}" y="{_f(bar_top)}" '
+            f'width="{_f(max(1.0, slot - 1))}" height="{_f(frame.y(0, top) - bar_top)}" '
             f'fill="{fill}"><title>{escape(tip)}</title></rect>'
         )
     for limit, name in ((too_short_below, "minimum"), (deadline, "deadline")):

@@ -32,6 +32,18 @@ def test_the_trend_line_skips_empty_buckets_and_labels_its_axis_in_durations() -
     assert "1:00" in ticks and "30 s" in ticks and "09:00" in ticks
 
 
+def test_count_steps_are_round() -> None:
+    assert [charts.count_step(n) for n in (1, 4, 9, 40, 87, 390, 4100)] == [
+        1,
+        1,
+        5,
+        10,
+        50,
+        100,
+        2000,
+    ]
+
+
 def test_an_empty_period_says_so_instead_of_drawing_nothing() -> None:
     svg = parse(charts.line_chart(["a", "b"], [None, None], label="t"))
     assert "No interactions" in svg.findall("s:text", NS)[0].text
