@@ -16,8 +16,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import reduce
+from functools import lru_cache, reduce
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Min, Q, QuerySet
 
@@ -107,7 +108,7 @@ class Fresh:
     durations: dict[DurationKey, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def _aggregate(interactions: QuerySet[Interaction]) -> Fresh:
+def aggregate(interactions: QuerySet[Interaction]) -> Fresh:
     """15-minute measures and ACW durations of ended ``interactions``."""
     out = Fresh()
     for row in interactions.filter(ended_at__isnull=False).values(*RAW_FIELDS).iterator():
@@ -123,11 +124,18 @@ def _aggregate(interactions: QuerySet[Interaction]) -> Fresh:
 
 
 def _day_start(moment: datetime) -> datetime:
+    return _day_start_in(moment, settings.TIME_ZONE)
+
+
+@lru_cache(maxsize=4096)
+def _day_start_in(moment: datetime, time_zone: str) -> datetime:
+    # Cached: a day's worth of rollup keys asks for the same few 15-minute buckets thousands
+    # of times. The time zone is part of the key (tests change it).
     day = site_day(moment)
     return site_day_bounds(day, day)[0]
 
 
-def _sum_days(quarters: Fresh) -> Fresh:
+def sum_days(quarters: Fresh) -> Fresh:
     days = Fresh()
     for (bucket, *rest), measures in quarters.measures.items():
         days.measures[(_day_start(bucket), *rest)].add(measures)  # type: ignore[index]
@@ -136,7 +144,7 @@ def _sum_days(quarters: Fresh) -> Fresh:
     return days
 
 
-def _bucket_end(grain: str, start: datetime) -> datetime:
+def bucket_end(grain: str, start: datetime) -> datetime:
     if grain == Grain.QUARTER:
         return start + QUARTER
     day = site_day(start)
@@ -160,7 +168,7 @@ def _replace_rollups(grain: str, scope: Q, fresh: Fresh) -> None:
             KpiRollup(
                 grain=grain,
                 bucket_start=bucket,
-                bucket_end=_bucket_end(grain, bucket),
+                bucket_end=bucket_end(grain, bucket),
                 agent_id=agent_id,
                 team_id=team_id,
                 channel=channel,
@@ -185,7 +193,7 @@ def _replace_rollups(grain: str, scope: Q, fresh: Fresh) -> None:
             AcwDurationRollup(
                 grain=grain,
                 bucket_start=bucket,
-                bucket_end=_bucket_end(grain, bucket),
+                bucket_end=bucket_end(grain, bucket),
                 agent_id=agent_id,
                 team_id=team_id,
                 channel=channel,
@@ -215,11 +223,11 @@ def _merge(buckets: list[datetime]) -> list[tuple[datetime, datetime]]:
 def _recompute_agent(agent_id: int, buckets: list[datetime]) -> None:
     ranges = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in _merge(buckets)]
     raw = Interaction.objects.filter(reduce(operator.or_, ranges), agent_id=agent_id)
-    _replace_rollups(Grain.QUARTER, Q(agent_id=agent_id, bucket_start__in=buckets), _aggregate(raw))
+    _replace_rollups(Grain.QUARTER, Q(agent_id=agent_id, bucket_start__in=buckets), aggregate(raw))
     day_starts = sorted({_day_start(bucket) for bucket in buckets})
     in_days = reduce(
         operator.or_,
-        [Q(bucket_start__gte=s, bucket_start__lt=_bucket_end(Grain.DAY, s)) for s in day_starts],
+        [Q(bucket_start__gte=s, bucket_start__lt=bucket_end(Grain.DAY, s)) for s in day_starts],
     )
     # The days are sums of their (just updated) 15-minute rows.
     quarters = Fresh()
@@ -234,7 +242,7 @@ def _recompute_agent(agent_id: int, buckets: list[datetime]) -> None:
     ).values_list(*_KEY_FIELDS, "seconds", "count"):
         quarters.durations[(bucket, agent, team, channel, seconds)] += count
     _replace_rollups(
-        Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), _sum_days(quarters)
+        Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), sum_days(quarters)
     )
 
 
@@ -268,10 +276,10 @@ def rebuild_day(day: date) -> int:
     Callers keep it from overlapping ``compute_rollups()`` (the ``rollups`` lock).
     """
     start, end = site_day_bounds(day, day)
-    fresh = _aggregate(Interaction.objects.filter(ended_at__gte=start, ended_at__lt=end))
+    fresh = aggregate(Interaction.objects.filter(ended_at__gte=start, ended_at__lt=end))
     with transaction.atomic():
         _replace_rollups(Grain.QUARTER, Q(bucket_start__gte=start, bucket_start__lt=end), fresh)
-        _replace_rollups(Grain.DAY, Q(bucket_start=start), _sum_days(fresh))
+        _replace_rollups(Grain.DAY, Q(bucket_start=start), sum_days(fresh))
     return len(fresh.measures)
 
 

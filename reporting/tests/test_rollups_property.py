@@ -2,7 +2,9 @@
 
 Random event streams for a few agents (valid contract events), shuffled and partly duplicated,
 go through ``ingest_event``, with rollup runs in between; before and after a final run,
-``kpi_rows`` (rollups + dirty intervals + open ACWs) must equal ``kpi_rows_raw`` to the second.
+``kpi_rows`` (rollups + dirty intervals + open ACWs) must equal ``kpi_rows_raw`` to the second,
+in every grouping, with every field (timeouts, extensions, too-short ACWs ...), unfiltered and
+filtered; and ``acw_distribution`` (duration rollups) must equal ``acw_distribution_raw``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents import services as agent_services
-from agents.models import AcwPolicy, Team
+from agents.models import AcwPolicy, Department, Team, WrapUpCode
 from reporting import rollups
-from reporting.queries import kpi_rows, kpi_rows_raw
+from reporting.queries import (
+    GROUP_BYS,
+    SUMMED,
+    acw_distribution,
+    acw_distribution_raw,
+    kpi_rows,
+    kpi_rows_raw,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -101,19 +110,40 @@ def _events(agent: str, steps: list[tuple[Any, ...]], ids: Any) -> list[dict[str
     return out
 
 
-def _assert_rollups_match_raw(team_ids: list[int], ranges: list[tuple[datetime, datetime]]) -> None:
+def _assert_rollups_match_raw(
+    team_ids: list[int], ranges: list[tuple[datetime, datetime]], department_id: int
+) -> None:
+    # Every grouping unfiltered; filtered, one grouping of each kind (keys from a column,
+    # a join, a time), so the test stays fast.
+    filters: list[tuple[dict[str, Any], tuple[str, ...]]] = [
+        ({}, GROUP_BYS),
+        (
+            {"channels": ["phone", "chat"], "department_ids": [department_id]},
+            ("wrap_up_code", "department", "weekday_hour"),
+        ),
+    ]
     for start, end in ranges:
-        for group_by in ("agent", "team"):
-            args = {"team_ids": team_ids, "group_by": group_by, "start": start, "end": end}
-            rolled = kpi_rows(**args, now=NOW)
-            raw = kpi_rows_raw(**args, now=NOW)
-            assert [(r.key, r.interactions) for r in rolled] == [
-                (r.key, r.interactions) for r in raw
-            ], (start, end, group_by)
-            for a, b in zip(rolled, raw, strict=True):
-                assert a.talk_seconds == pytest.approx(b.talk_seconds, abs=1e-6)
-                assert a.hold_seconds == pytest.approx(b.hold_seconds, abs=1e-6)
-                assert a.acw_seconds == pytest.approx(b.acw_seconds, abs=1e-6)
+        for where, group_bys in filters:
+            span = {"team_ids": team_ids, "start": start, "end": end, **where}
+            for group_by in group_bys:
+                rolled = kpi_rows(**span, group_by=group_by, now=NOW)
+                raw = kpi_rows_raw(**span, group_by=group_by, now=NOW)
+                where_ = (start, end, group_by, where)
+                assert [(r.key, r.name, r.interactions) for r in rolled] == [
+                    (r.key, r.name, r.interactions) for r in raw
+                ], where_
+                for a, b in zip(rolled, raw, strict=True):
+                    for name in SUMMED:
+                        assert getattr(a, name) == pytest.approx(getattr(b, name), abs=1e-6), (
+                            *where_,
+                            a.key,
+                            name,
+                        )
+                    assert a.norm_acw_seconds == b.norm_acw_seconds
+            for bin_seconds in (1, 45):
+                assert acw_distribution(**span, bin_seconds=bin_seconds) == acw_distribution_raw(
+                    **span, bin_seconds=bin_seconds
+                ), (start, end, where, bin_seconds)
 
 
 @settings(
@@ -147,6 +177,9 @@ def test_rollup_kpis_equal_raw_kpis_for_shuffled_duplicated_streams(
             for external_id, team in AGENTS:
                 agent_services.provision_agent(external_id, name=external_id, team_name=team)
             north = Team.objects.get(name="North")
+            north.department = Department.objects.create(name="Sales")
+            north.save(update_fields=["department"])
+            WrapUpCode.objects.create(code="sale", label="Sale", expected_acw_seconds=40)
             AcwPolicy.objects.create(team=north, seconds=60, min_seconds=20, max_seconds=120)
             south = Team.objects.get(name="South")
             AcwPolicy.objects.create(team=south, channel="chat", mode="manual", seconds=0)
@@ -157,9 +190,11 @@ def test_rollup_kpis_equal_raw_kpis_for_shuffled_duplicated_streams(
                 if n % every == 0:
                     rollups.compute_rollups()  # late events then correct rolled-up intervals
             assert set(statuses) <= {"accepted", "duplicate"}
-            _assert_rollups_match_raw(team_ids, ranges)  # dirty intervals read raw
+            sales = north.department_id
+            assert sales is not None
+            _assert_rollups_match_raw(team_ids, ranges, sales)  # dirty intervals read raw
             rollups.compute_rollups()
-            _assert_rollups_match_raw(team_ids, ranges)  # everything from rollups
+            _assert_rollups_match_raw(team_ids, ranges, sales)  # everything from rollups
             raise _Rollback
     except _Rollback:
         pass

@@ -1,0 +1,480 @@
+"""``manage.py seed_history --agents 200 --days 365``: a year of history, fast, for benchmarks.
+
+Writes the event log of ``--agents`` agents (teams of ``--team-size`` in ``--departments``
+departments) for the ``--days`` site days before today: a shift a day with calls, chats and
+e-mails, holds, ACWs ended by the agent, extended or left to time out, with wrap-up codes. The
+rows those events imply (interactions, holds, ACW sessions, live state) come from the same pure
+state machine as live ingestion (``agents.states.project``), so ``replay_events`` would rebuild
+exactly what is written here; the rollups are then built per day by ``rollups.rebuild_day``.
+
+Speed: rows go in with PostgreSQL's COPY (``bulk_create`` on SQLite), one transaction per
+site day, ids reserved from the tables' sequences so the site may keep running. 200 agents ×
+365 days ≈ 2 million interactions (docs/benchmarks.md has the time it takes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection, models, transaction
+from django.utils import timezone
+from tqdm import tqdm
+
+from agents.models import (
+    AcwSession,
+    Agent,
+    AgentState,
+    Department,
+    Event,
+    HoldPeriod,
+    Interaction,
+    Team,
+    WrapUpCode,
+)
+from agents.services import policy_lookup
+from agents.states import AgentProjection, EventIn, PolicyLookup, Rows, project
+from reporting import rollups
+from reporting.models import AcwDurationRollup, Grain, KpiRollup
+from reporting.queries import MEASURES, site_day_bounds, site_today, site_tz
+
+SOURCE = "seed_history"
+DEPARTMENT_NAMES = ("Sales", "Service", "Back office", "Digital", "Retention")
+# (code, label, expected ACW seconds, share of interactions); "" = no code given.
+CODES = (
+    ("sale", "Sale", 45, 0.25),
+    ("info", "Information given", 25, 0.30),
+    ("complaint", "Complaint", 90, 0.10),
+    ("callback", "Callback promised", 60, 0.15),
+    ("", "", 30, 0.20),
+)
+# (channel, share, mean talk seconds)
+CHANNELS = (("phone", 0.6, 300), ("chat", 0.25, 480), ("email", 0.15, 240))
+
+
+ROLLUP_KEY_COLUMNS = ("grain", "bucket_start", "bucket_end", "agent_id", "team_id", "channel")
+
+
+@dataclass
+class _Agent:
+    pk: int
+    external_id: str
+    team_id: int
+
+
+class _Ids:
+    """Row ids reserved from a table's sequence (PostgreSQL) or after its largest id."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        self.model = model
+
+    def take(self, n: int) -> list[int]:
+        if n == 0:
+            return []
+        table = self.model._meta.db_table
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    [table, n],
+                )
+                return [row[0] for row in cursor.fetchall()]
+            # SQLite has one writer at a time: the ids after the largest are free.
+            cursor.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')
+            first = cursor.fetchone()[0] + 1
+            return list(range(first, first + n))
+
+
+def _write(model: type[models.Model], columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (values for ``columns``, JSON already dumped) as fast as the database
+    allows: COPY on PostgreSQL."""
+    if not rows:
+        return
+    table = model._meta.db_table
+    if connection.vendor == "postgresql":
+        names = ", ".join(f'"{c}"' for c in columns)
+        sql = f'COPY "{table}" ({names}) FROM STDIN'
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    by_column = {f.column: f.attname for f in model._meta.concrete_fields}
+    json_columns = {
+        f.column for f in model._meta.concrete_fields if isinstance(f, models.JSONField)
+    }
+    objects = []
+    for row in rows:
+        values = {
+            by_column[c]: json.loads(v) if c in json_columns else v
+            for c, v in zip(columns, row, strict=True)
+        }
+        objects.append(model(**values))
+    model._default_manager.bulk_create(objects, batch_size=2000)
+
+
+def _lognormal(rng: random.Random, mean: float, sigma: float = 0.6) -> float:
+    """A right-skewed duration with the given mean (contact-center durations look like this)."""
+    return rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+
+
+def shift_events(
+    rng: random.Random, agent: _Agent, day: date, calls: int, policy_for: PolicyLookup
+) -> list[tuple[str, datetime, dict[str, Any]]]:
+    """One agent's day: log in, ``calls`` interactions with their ACWs, a break, log out."""
+    tz = site_tz()
+    t = datetime.combine(day, time(7), tzinfo=tz) + timedelta(seconds=rng.randint(0, 3 * 3600))
+    out: list[tuple[str, datetime, dict[str, Any]]] = [("agent.logged_in", t, {})]
+    t += timedelta(seconds=rng.randint(10, 120))
+    for n in range(calls):
+        if n == calls // 2:
+            out.append(("agent.not_ready", t, {"reason": "lunch"}))
+            t += timedelta(seconds=rng.randint(1800, 3600))
+            out.append(("agent.available", t, {}))
+        channel, _, talk_mean = rng.choices(CHANNELS, weights=[c[1] for c in CHANNELS])[0]
+        code, _, norm, _ = rng.choices(CODES, weights=[c[3] for c in CODES])[0]
+        cid = {"interaction_id": f"{agent.external_id}-{day:%Y%m%d}-{n}"}
+        out.append(("interaction.started", t, {**cid, "channel": channel, "direction": "inbound"}))
+        talk = max(5.0, round(_lognormal(rng, talk_mean)))
+        if channel == "phone" and rng.random() < 0.2:
+            hold = round(rng.uniform(15, 120))
+            out.append(("interaction.held", t + timedelta(seconds=talk // 2), cid))
+            out.append(("interaction.resumed", t + timedelta(seconds=talk // 2 + hold), cid))
+            talk += hold
+        end = t + timedelta(seconds=talk)
+        out.append(("interaction.ended", end, cid))
+        policy = policy_for(agent.team_id, channel)
+        acw = max(1.0, round(_lognormal(rng, norm, 0.7)))
+        if policy.is_timed and acw > policy.seconds and rng.random() < 0.5:
+            # Asks for more time before the timer runs out (the policy caps the total).
+            out.append(("acw.extended", end + timedelta(seconds=policy.seconds * 0.8), {}))
+        if rng.random() < 0.85:
+            # The agent ends it; past a deadline it had already timed out (the event is stored
+            # and changes nothing, as in real traffic).
+            data = {"wrap_up_code": code} if code else {}
+            out.append(("acw.ended", end + timedelta(seconds=acw), data))
+        t = end + timedelta(seconds=acw + rng.randint(2, 600))
+    out.append(("agent.logged_out", t, {}))
+    return out
+
+
+class Command(BaseCommand):
+    help = "Write a long history (e.g. a year for 200 agents) fast, for benchmarks."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--agents", type=int, default=200)
+        parser.add_argument("--days", type=int, default=365, help="Site days before today.")
+        parser.add_argument("--team-size", type=int, default=20)
+        parser.add_argument("--departments", type=int, default=3)
+        parser.add_argument(
+            "--calls", type=int, default=27, help="Mean interactions per agent and day."
+        )
+        parser.add_argument("--prefix", default="hist", help="Prefix of the agents' ids.")
+        parser.add_argument("--seed", type=int, default=1)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["agents"] < 1 or options["days"] < 1 or options["team_size"] < 1:
+            raise CommandError("--agents, --days and --team-size must be at least 1")
+        prefix = options["prefix"]
+        if Event.objects.filter(agent__external_id__startswith=f"{prefix}-").exists():
+            raise CommandError(f"Agents {prefix}-* already have history: choose another --prefix")
+        agents = self._set_up(
+            prefix, options["agents"], options["team_size"], options["departments"]
+        )
+        rng = random.Random(options["seed"])
+        policies = policy_lookup()
+        last = site_today() - timedelta(days=1)
+        # Newest day first: an interrupted run leaves the most recent days complete.
+        days = [last - timedelta(days=n) for n in range(options["days"])]
+        finals: dict[int, tuple[AgentProjection, int, datetime]] = {}
+        totals = {"events": 0, "interactions": 0}
+        began = timezone.now()
+        bar = tqdm(days, unit="day", desc="History", file=sys.stderr)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                # A bulk load: a crash may lose the last commits (run it again with another
+                # --prefix), so do not wait for each day's commit to reach the disk.
+                cursor.execute("SET synchronous_commit TO off")
+        for day in bar:
+            with transaction.atomic():
+                counts = self._write_day(rng, agents, day, options["calls"], policies, finals)
+                self._write_rollups(agents, day)
+            for name in totals:
+                totals[name] += counts[name]
+            bar.set_postfix(interactions=totals["interactions"])
+        self._store_live(finals)
+        elapsed = (timezone.now() - began).total_seconds()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"History: {len(agents)} agents, {len(days)} days ({days[-1]} to {days[0]}), "
+                f"{totals['events']} events, {totals['interactions']} interactions "
+                f"in {elapsed:.0f} s."
+            )
+        )
+
+    # --- Set-up ------------------------------------------------------------------------------
+
+    def _set_up(self, prefix: str, n: int, team_size: int, n_departments: int) -> list[_Agent]:
+        departments = [
+            Department.objects.get_or_create(name=DEPARTMENT_NAMES[i % len(DEPARTMENT_NAMES)])[0]
+            for i in range(max(0, n_departments))
+        ]
+        for code, label, norm, _ in CODES:
+            if code:
+                WrapUpCode.objects.get_or_create(
+                    code=code, defaults={"label": label, "expected_acw_seconds": norm}
+                )
+        agents = []
+        for i in range(n):
+            team_no = i // team_size
+            team, _ = Team.objects.get_or_create(name=f"{prefix.title()} {team_no + 1:02d}")
+            if departments and team.department_id is None:
+                team.department = departments[team_no % len(departments)]
+                team.save(update_fields=["department"])
+            external_id = f"{prefix}-{i + 1:04d}"
+            agent, _ = Agent.objects.get_or_create(
+                external_id=external_id, defaults={"name": f"Agent {i + 1:04d}", "team": team}
+            )
+            AgentState.objects.get_or_create(agent=agent)
+            agents.append(_Agent(agent.pk, external_id, agent.team_id))
+        return agents
+
+    # --- One day -----------------------------------------------------------------------------
+
+    def _write_day(
+        self,
+        rng: random.Random,
+        agents: list[_Agent],
+        day: date,
+        mean_calls: int,
+        policies: PolicyLookup,
+        finals: dict[int, tuple[AgentProjection, int, datetime]],
+    ) -> dict[str, int]:
+        shifts = [
+            (
+                agent,
+                shift_events(rng, agent, day, max(1, round(rng.gauss(mean_calls, 3))), policies),
+            )
+            for agent in agents
+        ]
+        event_ids = iter(_Ids(Event).take(sum(len(events) for _, events in shifts)))
+        received = timezone.now()
+        event_rows: list[tuple[Any, ...]] = []
+        all_rows: list[tuple[_Agent, Rows]] = []
+        for agent, events in shifts:
+            keyed = [
+                EventIn(next(event_ids), type_, at, agent.team_id, data)
+                for type_, at, data in events
+            ]
+            # Every shift starts logged out and ends with a logout: days are independent.
+            result = project(AgentProjection(), keyed, policies)
+            after = dict(result.after_each)
+            for e in keyed:
+                event_rows.append(
+                    (
+                        e.key,
+                        f"{agent.external_id}-{e.key}",
+                        agent.pk,
+                        agent.team_id,
+                        e.type,
+                        e.occurred_at,
+                        received,
+                        json.dumps(e.data),
+                        SOURCE,
+                        json.dumps(after[e.key].to_json()),
+                    )
+                )
+            # Days are written newest first: the newest day's end is the live state.
+            finals.setdefault(agent.pk, (result.final, keyed[-1].key, keyed[-1].occurred_at))
+            all_rows.append((agent, result.rows))
+        _write(
+            Event,
+            (
+                "id",
+                "event_id",
+                "agent_id",
+                "team_id",
+                "type",
+                "occurred_at",
+                "received_at",
+                "data",
+                "source",
+                "state_after",
+            ),
+            event_rows,
+        )
+        interactions = self._write_rows(all_rows)
+        return {"events": len(event_rows), "interactions": interactions}
+
+    def _write_rows(self, all_rows: Iterable[tuple[_Agent, Rows]]) -> int:
+        all_rows = list(all_rows)
+        n_interactions = sum(len(rows.interactions) for _, rows in all_rows)
+        interaction_ids = iter(_Ids(Interaction).take(n_interactions))
+        pk_of: dict[int, int] = {}
+        interactions, holds, acws = [], [], []
+        for agent, rows in all_rows:
+            for it in rows.interactions.values():
+                pk_of[it.key] = next(interaction_ids)
+                interactions.append(
+                    (
+                        pk_of[it.key],
+                        agent.pk,
+                        it.team_id,
+                        it.key,
+                        it.interaction_id,
+                        it.channel,
+                        it.direction,
+                        it.queue,
+                        it.started_at,
+                        it.ended_at,
+                        it.end_reason,
+                        it.talk_seconds,
+                        it.hold_seconds,
+                    )
+                )
+            for hold in rows.holds.values():
+                holds.append(
+                    (pk_of[hold.interaction_key], hold.key, hold.started_at, hold.ended_at)
+                )
+            for acw in rows.acws.values():
+                acws.append(
+                    (
+                        agent.pk,
+                        acw.team_id,
+                        pk_of.get(acw.interaction_key) if acw.interaction_key else None,
+                        acw.key,
+                        acw.channel,
+                        acw.mode,
+                        acw.started_at,
+                        acw.deadline,
+                        acw.ended_at,
+                        acw.end_reason,
+                        acw.extensions,
+                        acw.extended_seconds,
+                        acw.wrap_up_code,
+                        acw.note,
+                        json.dumps(acw.checklist),
+                        acw.duration_seconds,
+                        acw.too_short,
+                        acw.overrun,
+                        acw.policy_violation,
+                    )
+                )
+        _write(
+            Interaction,
+            (
+                "id",
+                "agent_id",
+                "team_id",
+                "start_event_id",
+                "interaction_id",
+                "channel",
+                "direction",
+                "queue",
+                "started_at",
+                "ended_at",
+                "end_reason",
+                "talk_seconds",
+                "hold_seconds",
+            ),
+            interactions,
+        )
+        hold_ids = iter(_Ids(HoldPeriod).take(len(holds)))
+        _write(
+            HoldPeriod,
+            ("id", "interaction_id", "start_event_id", "started_at", "ended_at"),
+            [(next(hold_ids), *row) for row in holds],
+        )
+        acw_ids = iter(_Ids(AcwSession).take(len(acws)))
+        _write(
+            AcwSession,
+            (
+                "id",
+                "agent_id",
+                "team_id",
+                "interaction_id",
+                "start_event_id",
+                "channel",
+                "mode",
+                "started_at",
+                "deadline",
+                "ended_at",
+                "end_reason",
+                "extensions",
+                "extended_seconds",
+                "wrap_up_code",
+                "note",
+                "checklist",
+                "duration_seconds",
+                "too_short",
+                "overrun",
+                "policy_violation",
+            ),
+            [(next(acw_ids), *row) for row in acws],
+        )
+        return len(interactions)
+
+    def _write_rollups(self, agents: list[_Agent], day: date) -> None:
+        """The day's rollups of these (new) agents, computed as ``rollups.rebuild_day`` does
+        but inserted with COPY: they have no rollup rows yet, so there is nothing to upsert."""
+        start, end = site_day_bounds(day, day)
+        ended = Interaction.objects.filter(
+            agent_id__in=[a.pk for a in agents], ended_at__gte=start, ended_at__lt=end
+        )
+        quarters = rollups.aggregate(ended)
+        now = timezone.now()
+        for grain, fresh in ((Grain.QUARTER, quarters), (Grain.DAY, rollups.sum_days(quarters))):
+            _write(
+                KpiRollup,
+                (*ROLLUP_KEY_COLUMNS, "wrap_up_code", *MEASURES, "computed_at"),
+                [
+                    (
+                        *(grain, bucket, rollups.bucket_end(grain, bucket), agent, team, channel),
+                        code,
+                        *(getattr(m, name) for name in MEASURES),
+                        now,
+                    )
+                    for (bucket, agent, team, channel, code), m in fresh.measures.items()
+                ],
+            )
+            _write(
+                AcwDurationRollup,
+                (*ROLLUP_KEY_COLUMNS, "seconds", "count"),
+                [
+                    (
+                        grain,
+                        bucket,
+                        rollups.bucket_end(grain, bucket),
+                        agent,
+                        team,
+                        channel,
+                        seconds,
+                        n,
+                    )
+                    for (bucket, agent, team, channel, seconds), n in fresh.durations.items()
+                ],
+            )
+
+    def _store_live(self, finals: dict[int, tuple[AgentProjection, int, datetime]]) -> None:
+        """Each agent's live state after its last seeded event (logged out), so that live
+        events continue from it."""
+        for agent_id, (projection, last_key, last_at) in finals.items():
+            AgentState.objects.filter(agent_id=agent_id).update(
+                state=projection.state,
+                reason=projection.reason,
+                since=projection.since,
+                interaction_id="",
+                channel="",
+                acw_started_at=None,
+                acw_deadline=None,
+                acw_extensions=0,
+                last_event_at=last_at,
+                last_event_seq=last_key,
+                projection=projection.to_json(),
+            )
