@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -293,6 +293,21 @@ class Trend:
     rows: list[KpiRow] = field(default_factory=list)
 
 
+def day_quarters(day: date) -> list[datetime]:
+    """The starts of a site day's 15-minute intervals: 96, or 92 / 100 on a DST change day.
+
+    Stepped in UTC: adding 15 minutes to a zoned datetime adds wall-clock time, which would skip
+    the repeated hour of an autumn change and invent the missing one of a spring change.
+    """
+    start, end = site_day_bounds(day, day)
+    moment, end = start.astimezone(UTC), end.astimezone(UTC)
+    out = []
+    while moment < end:
+        out.append(moment)
+        moment += timedelta(minutes=15)
+    return out
+
+
 def trend(scope: Scope) -> Trend:
     """ACW and AHT per 15 minutes (one day) or per day (a range), from the API's rows."""
     one_day = scope.period.is_one_day
@@ -302,12 +317,7 @@ def trend(scope: Scope) -> Trend:
     result = Trend(group_by, rows=rows)
     tz = site_tz()
     if one_day:
-        start, end = scope.bounds()
-        moment = start
-        keys = []
-        while moment < end:
-            keys.append(moment)
-            moment += timedelta(minutes=15)
+        keys = day_quarters(scope.period.first)
         index = {datetime.fromisoformat(key): key for key in by_key}
         if index:
             # Show the hours with activity, not a day that is mostly night.

@@ -156,6 +156,7 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
         "table_query": scope.api_query(scope.group_by, format="csv"),
         "cards": pages.headline_cards(total, before),
         "previous": scope.period.previous(),
+        "heat_query": scope.api_query("weekday_hour", format="csv"),
         "heat_map": charts.heat_map(
             pages.heat_cells(pages.kpi(scope, "weekday_hour")),
             label=f"Average ACW per weekday and hour, {title}",

@@ -1,11 +1,15 @@
-"""Period presets and the period before: pure date arithmetic, no database."""
+"""Period presets, the period before, and the intervals of a trend day: date arithmetic."""
 
 from __future__ import annotations
 
-from datetime import date
+import itertools
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from reporting.pages import day_quarters
 from reporting.periods import MAX_DAYS, Period, PeriodError, preset_period, resolve_period
 
 # A Wednesday.
@@ -86,3 +90,22 @@ def test_a_bad_period_is_an_error_naming_the_parameter(
 
 def test_a_year_including_a_leap_day_is_allowed() -> None:
     assert resolve_period(TODAY, None, "2028-01-01", "2028-12-31").days == MAX_DAYS
+
+
+@pytest.mark.parametrize(
+    ("day", "count", "repeated"),
+    [
+        (date(2026, 3, 29), 92, []),
+        (date(2026, 10, 25), 100, ["02:00", "02:15", "02:30", "02:45"]),
+        (date(2026, 6, 1), 96, []),
+    ],
+)
+def test_a_trend_day_has_every_15_minute_interval_also_on_dst_days(
+    settings: Any, day: date, count: int, repeated: list[str]
+) -> None:
+    settings.TIME_ZONE = "Europe/Paris"
+    quarters = day_quarters(day)
+    assert len(quarters) == count
+    labels = [f"{q.astimezone(ZoneInfo('Europe/Paris')):%H:%M}" for q in quarters]
+    assert sorted(label for label in set(labels) if labels.count(label) > 1) == repeated
+    assert all(b - a == timedelta(minutes=15) for a, b in itertools.pairwise(quarters))
