@@ -1,0 +1,115 @@
+"""A KPI request costs a bounded number of queries, whatever the period and the data.
+
+The history comes from ``manage.py seed_history`` (also checked here: what it writes is what
+the event log implies, and its rollups are what the raw rows give).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from agents import services
+from agents.models import AcwSession, Agent, Event, Interaction
+from reporting.queries import (
+    GROUP_BYS,
+    SUMMED,
+    acw_distribution,
+    acw_distribution_raw,
+    kpi_rows,
+    kpi_rows_raw,
+    site_day_bounds,
+    site_today,
+)
+
+pytestmark = pytest.mark.django_db
+
+# Authentication and access (token, groups, teams, filter checks) and the KPI read itself
+# (snapshot, dirty intervals, up to three rollup segments, raw edges, open ACWs, code norms).
+MAX_QUERIES = 14
+
+
+@pytest.fixture
+def history(db: None) -> None:
+    call_command("seed_history", agents=4, days=35, team_size=2, departments=2, calls=5)
+
+
+def _queries(client: APIClient, url: str, params: dict[str, str]) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, params)
+        if response.streaming:
+            b"".join(response.streaming_content)
+    assert response.status_code == 200, response
+    return len(captured)
+
+
+def test_a_kpi_request_makes_a_bounded_number_of_queries(api: APIClient, history: None) -> None:
+    last = site_today() - timedelta(days=1)
+    for group_by in GROUP_BYS:
+        counts = {}
+        for days in (1, 7, 35):
+            params = {"group_by": group_by, "from": str(last - timedelta(days=days - 1))}
+            params["to"] = str(last)
+            counts[days] = _queries(api, "/api/v1/kpis", params)
+            filtered = {**params, "team": "Hist 01", "agent": "hist-0001", "channel": "phone"}
+            assert _queries(api, "/api/v1/kpis", filtered) <= MAX_QUERIES, group_by
+        assert max(counts.values()) <= MAX_QUERIES, (group_by, counts)
+        # A longer period (more rollup rows, more days) does not mean more queries.
+        assert counts[35] <= counts[7] + 1, (group_by, counts)
+
+
+def test_a_csv_export_reads_a_month_at_a_time(api: APIClient, history: None) -> None:
+    last = site_today() - timedelta(days=1)
+    params = {"group_by": "interval", "from": str(last - timedelta(days=34)), "to": str(last)}
+    # Two months of 15-minute rows: two reads of the KPI queries, not one per day.
+    assert _queries(api, "/api/v1/kpis", {**params, "format": "csv"}) <= 2 * MAX_QUERIES
+
+
+def test_a_distribution_request_makes_a_bounded_number_of_queries(
+    api: APIClient, history: None
+) -> None:
+    last = site_today() - timedelta(days=1)
+    for days in (1, 35):
+        params = {"from": str(last - timedelta(days=days - 1)), "to": str(last)}
+        assert _queries(api, "/api/v1/kpis/distribution", params) <= MAX_QUERIES
+
+
+def test_seeded_history_is_what_its_events_imply(history: None) -> None:
+    agent = Agent.objects.get(external_id="hist-0002")
+    before = sorted(
+        Interaction.objects.filter(agent=agent).values_list(
+            "interaction_id", "ended_at", "talk_seconds", "hold_seconds", "acw__duration_seconds"
+        )
+    )
+    assert len(before) > 100  # 35 days of about 5 interactions
+    assert Event.objects.filter(agent=agent).count() > 3 * len(before)
+    services.replay_agent(agent.pk)  # the state machine from the event log alone
+    after = sorted(
+        Interaction.objects.filter(agent=agent).values_list(
+            "interaction_id", "ended_at", "talk_seconds", "hold_seconds", "acw__duration_seconds"
+        )
+    )
+    assert after == before
+    assert AcwSession.objects.filter(agent=agent, end_reason="timeout").exists()
+    assert AcwSession.objects.filter(agent=agent, extensions__gt=0).exists()
+
+
+def test_seeded_rollups_equal_the_raw_rows(history: None) -> None:
+    last = site_today() - timedelta(days=1)
+    start, end = site_day_bounds(last - timedelta(days=34), last)
+    team_ids = list(Agent.objects.values_list("team_id", flat=True).distinct())
+    span: dict[str, Any] = {"team_ids": team_ids, "start": start, "end": end}
+    for group_by in ("agent", "department", "wrap_up_code", "weekday_hour"):
+        rolled = kpi_rows(**span, group_by=group_by)  # type: ignore[arg-type]
+        raw = kpi_rows_raw(**span, group_by=group_by)  # type: ignore[arg-type]
+        assert [r.key for r in rolled] == [r.key for r in raw]
+        for a, b in zip(rolled, raw, strict=True):
+            for name in SUMMED:
+                assert getattr(a, name) == pytest.approx(getattr(b, name)), (a.key, name)
+    assert acw_distribution(**span) == acw_distribution_raw(**span)
