@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -151,7 +152,9 @@ class KpisView(APIView):
         parameters=[KpiQuerySerializer],
         responses={
             (200, "application/json"): KpisSerializer,
-            (200, "text/csv"): OpenApiResponse(description="format=csv: the rows as CSV."),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="format=csv: the rows as CSV."
+            ),
             **_errors(400, 401, 403, 503),
         },
     )
@@ -175,7 +178,9 @@ class DistributionView(APIView):
         parameters=[DistributionQuerySerializer],
         responses={
             (200, "application/json"): DistributionSerializer,
-            (200, "text/csv"): OpenApiResponse(description="format=csv: the bins as CSV."),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="format=csv: the bins as CSV."
+            ),
             **_errors(400, 401, 403, 503),
         },
     )
