@@ -50,8 +50,8 @@ TIME_GROUPS = frozenset({"day", "interval", "weekday_hour"})
 QUARTER = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Beyond this many raw ranges (a long backlog of dirty intervals, e.g. after the worker was
-# down), one raw query over the whole period is cheaper than a huge OR of small ranges.
+# Beyond this many distinct raw ranges (a long backlog of dirty intervals, e.g. after the
+# worker was down), one raw query over the whole period is cheaper than a huge OR of ranges.
 MAX_RAW_RANGES = 200
 
 
@@ -642,9 +642,18 @@ def _dirty_ranges(
     return sorted(ranges)
 
 
+def _by_range(dirty: list[tuple[int, datetime, datetime]]) -> dict[tuple[datetime, datetime], list]:
+    """The dirty agents per range: at a busy moment most agents are dirty in the same day."""
+    agents: dict[tuple[datetime, datetime], list[int]] = defaultdict(list)
+    for agent_id, s, e in dirty:
+        agents[(s, e)].append(agent_id)
+    return agents
+
+
 def _raw_ranges(plan: _Plan, dirty: list[tuple[int, datetime, datetime]]) -> Q | None:
     raw = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in plan.raw_edges] + [
-        Q(agent_id=agent_id, ended_at__gte=s, ended_at__lt=e) for agent_id, s, e in dirty
+        Q(agent_id__in=agent_ids, ended_at__gte=s, ended_at__lt=e)
+        for (s, e), agent_ids in _by_range(dirty).items()
     ]
     return reduce(operator.or_, raw) if raw else None
 
@@ -673,7 +682,7 @@ def kpi_rows(
     group_fields = _ROLLUP_GROUP_FIELDS[group_by]
     with _consistent_read():
         dirty = _dirty_ranges(plan, start, end)
-        if len(dirty) > MAX_RAW_RANGES:
+        if len(_by_range(dirty)) > MAX_RAW_RANGES:
             return kpi_rows_raw(
                 team_ids=where.team_ids,
                 group_by=group_by,
@@ -820,7 +829,7 @@ def acw_distribution(
     counts: dict[int, int] = defaultdict(int)
     with _consistent_read():
         dirty = _dirty_ranges(plan, start, end)
-        if len(dirty) > MAX_RAW_RANGES:
+        if len(_by_range(dirty)) > MAX_RAW_RANGES:
             return acw_distribution_raw(
                 team_ids=where.team_ids,
                 start=start,

@@ -218,3 +218,29 @@ def test_the_daily_close_recomputes_yesterday(alice: Agent) -> None:
     KpiRollup.objects.all().delete()
     assert rollups.close_day(DAY.date()) == 1
     assert KpiRollup.objects.filter(grain=Grain.DAY, interactions=1).exists()
+
+
+@pytest.mark.parametrize("max_ranges", [1, 200])
+def test_many_dirty_agents_read_from_raw_rows_give_the_same_kpis(
+    alice: Agent, bob: Agent, monkeypatch: Any, max_ranges: int
+) -> None:
+    # Day 1 rolled up; then both agents get calls on days 1 to 3 that the rollups have not
+    # seen: the dirty agents of a day are read raw in one range (200), or, past the limit of
+    # distinct ranges, the whole period is read raw (1).
+    from reporting import queries
+
+    for n, agent in enumerate(("alice", "bob")):
+        ingest(*call(agent, f"old{n}", NOON, talk=10, acw=5))
+    rollups.compute_rollups()
+    for day in range(3):
+        for agent in ("alice", "bob"):
+            at = NOON + timedelta(days=day, hours=1)
+            ingest(*call(agent, f"new{agent}{day}", at, talk=20, acw=7))
+    monkeypatch.setattr(queries, "MAX_RAW_RANGES", max_ranges)
+    start, end = DAY, DAY + timedelta(days=3)
+    rolled, raw = kpis([alice.team_id], start, end, now=NOON + timedelta(days=4))
+    assert rolled == raw
+    assert [(r["key"], r["interactions"], r["acw_seconds"]) for r in rolled] == [
+        ("alice", 4, 26.0),
+        ("bob", 4, 26.0),
+    ]
