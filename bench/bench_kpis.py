@@ -61,9 +61,7 @@ def measure(client: Any, url: str, repeat: int) -> tuple[list[float], int, int]:
         with CaptureQueriesContext(connection) as captured:
             t0 = time.perf_counter()
             response = client.get(url)
-            body = (
-                b"".join(response.streaming_content) if response.streaming else response.content
-            )
+            body = b"".join(response.streaming_content) if response.streaming else response.content
             times.append((time.perf_counter() - t0) * 1000)
         assert response.status_code == 200, (url, response.status_code, body[:200])
         queries = len(captured)
@@ -82,8 +80,10 @@ def run(args: argparse.Namespace) -> None:
     if not Agent.objects.filter(external_id__startswith="hist-").exists():
         t0 = time.perf_counter()
         call_command("seed_history", agents=args.agents, days=args.days)
-        print(f"seed_history --agents {args.agents} --days {args.days}: "
-              f"{time.perf_counter() - t0:.0f} s")
+        print(
+            f"seed_history --agents {args.agents} --days {args.days}: "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
     user, _ = User.objects.get_or_create(username="bench-manager")
     user.groups.add(Group.objects.get(name="Managers"))
     client = Client()
@@ -122,8 +122,9 @@ def main() -> None:
     parser.add_argument("--keepdb", action="store_true", help="keep (and reuse) the database")
     args = parser.parse_args()
 
-    import bench._setup  # noqa: F401  (sets up Django's environment)
     import django
+
+    import bench._setup  # noqa: F401  (sets up Django's environment)
 
     django.setup()
     from django.db import connection

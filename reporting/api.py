@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -151,7 +152,9 @@ class KpisView(APIView):
         parameters=[KpiQuerySerializer],
         responses={
             (200, "application/json"): KpisSerializer,
-            (200, "text/csv"): OpenApiResponse(description="format=csv: the rows as CSV."),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="format=csv: the rows as CSV."
+            ),
             **_errors(400, 401, 403, 503),
         },
     )
@@ -168,12 +171,26 @@ class DistributionView(APIView):
     for the interactions that ended in the period (contract §4b)."""
 
     permission_classes = [CanWatch]
+    renderer_classes = [*APIView.renderer_classes, CsvRenderer]
     content_negotiation_class = FormatParameterNegotiation
 
     @extend_schema(
         parameters=[DistributionQuerySerializer],
-        responses={200: DistributionSerializer, **_errors(400, 401, 403, 503)},
+        responses={
+            (200, "application/json"): DistributionSerializer,
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="format=csv: the bins as CSV."
+            ),
+            **_errors(400, 401, 403, 503),
+        },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> Any:
         query = parse_kpi_query(request.user, request.query_params, DistributionQuerySerializer)
-        return Response(query.distribution())
+        body = query.distribution()
+        if query.format == "csv":
+            return csv_response(
+                f"acw-distribution-{query.first}-to-{query.last}.csv",
+                ["from", "to", "count"],
+                body["bins"],
+            )
+        return Response(body)

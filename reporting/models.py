@@ -19,6 +19,8 @@ from agents.models import Agent, Channel, Team
 class Grain(models.TextChoices):
     QUARTER = "15m", "15 minutes"
     DAY = "day", "Day (site time zone)"
+    # Sums of day rows: long periods read 12 rows per agent and year instead of 365.
+    MONTH = "mon", "Month (site time zone)"
 
 
 class KpiRollup(models.Model):

@@ -92,6 +92,9 @@ class KpiQuerySerializer(PeriodQuerySerializer):
 class DistributionQuerySerializer(PeriodQuerySerializer):
     """``GET /api/v1/kpis/distribution``."""
 
+    format = serializers.ChoiceField(
+        choices=["json", "csv"], default="json", help_text="csv: the bins as a CSV file."
+    )
     bin_seconds = serializers.IntegerField(
         required=False, default=10, min_value=1, max_value=MAX_BIN_SECONDS
     )

@@ -50,8 +50,8 @@ TIME_GROUPS = frozenset({"day", "interval", "weekday_hour"})
 QUARTER = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Beyond this many raw ranges (a long backlog of dirty intervals, e.g. after the worker was
-# down), one raw query over the whole period is cheaper than a huge OR of small ranges.
+# Beyond this many distinct raw ranges (a long backlog of dirty intervals, e.g. after the
+# worker was down), one raw query over the whole period is cheaper than a huge OR of ranges.
 MAX_RAW_RANGES = 200
 
 
@@ -267,6 +267,13 @@ def site_day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     start = datetime.combine(first, time.min, tzinfo=tz)
     end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=tz)
     return start, end
+
+
+def site_month_bounds(day: date) -> tuple[datetime, datetime]:
+    """[start of the site month holding ``day``, start of the next month)."""
+    first = day.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return site_day_bounds(first, following - timedelta(days=1))
 
 
 def site_today(now: datetime | None = None) -> date:
@@ -544,22 +551,54 @@ def _consistent_read() -> Iterator[None]:
 class _Plan:
     """How a period is read: rollup segments per grain, and raw ranges for every agent."""
 
-    day: tuple[datetime, datetime] | None
+    months: tuple[datetime, datetime] | None
+    days: list[tuple[datetime, datetime]]
     quarters: list[tuple[datetime, datetime]]
     raw_edges: list[tuple[datetime, datetime]]
 
+    def segments(self) -> list[tuple[str, tuple[datetime, datetime]]]:
+        out: list[tuple[str, tuple[datetime, datetime]]] = []
+        if self.months:
+            out.append((Grain.MONTH, self.months))
+        out += [(Grain.DAY, segment) for segment in self.days]
+        return out + [(Grain.QUARTER, segment) for segment in self.quarters]
 
-def _plan(start: datetime, end: datetime, *, days: bool = True) -> _Plan:
-    """``days=False``: 15-minute rollups only (groupings finer than a day)."""
+
+def _plan(start: datetime, end: datetime, now: datetime, *, finest: str = Grain.MONTH) -> _Plan:
+    """The coarsest rollups that tile [start, end): months inside, then days, then 15-minute
+    intervals, then raw rows at edges off a 15-minute boundary. ``finest``: the coarsest grain
+    a grouping may use (day keys cannot come from months, hours not from days).
+
+    Only months that ended before today are read as months: the current month's rows change
+    all day, and one dirty interval would send a whole agent-month to the raw rows.
+    """
     first, last = quarter_ceil(start), quarter_start(end)
     if first >= last:
-        return _Plan(None, [], [(start, end)])
+        return _Plan(None, [], [], [(start, end)])
     edges = [r for r in ((start, first), (last, end)) if r[0] < r[1]]
     day_start, day_end = _first_midnight_at_or_after(first), _last_midnight_at_or_before(last)
-    if not days or day_start >= day_end:
-        return _Plan(None, [(first, last)], edges)
+    if finest == Grain.QUARTER or day_start >= day_end:
+        return _Plan(None, [], [(first, last)], edges)
     quarters = [r for r in ((first, day_start), (day_end, last)) if r[0] < r[1]]
-    return _Plan((day_start, day_end), quarters, edges)
+    month_start = _first_month_start_at_or_after(day_start)
+    today = site_day(now)
+    month_end = _last_month_start_at_or_before(min(day_end, site_day_bounds(today, today)[0]))
+    if finest == Grain.DAY or month_start >= month_end:
+        return _Plan(None, [(day_start, day_end)], quarters, edges)
+    days = [r for r in ((day_start, month_start), (month_end, day_end)) if r[0] < r[1]]
+    return _Plan((month_start, month_end), days, quarters, edges)
+
+
+def _first_month_start_at_or_after(midnight: datetime) -> datetime:
+    start, following = site_month_bounds(site_day(midnight))
+    return start if start == midnight else following
+
+
+def _last_month_start_at_or_before(midnight: datetime) -> datetime:
+    return site_month_bounds(site_day(midnight))[0]
+
+
+_FINEST = {"day": Grain.DAY, "interval": Grain.QUARTER, "weekday_hour": Grain.QUARTER}
 
 
 def _rollups(
@@ -586,14 +625,16 @@ def _rollups(
 def _dirty_ranges(
     plan: _Plan, start: datetime, end: datetime
 ) -> list[tuple[int, datetime, datetime]]:
-    """(agent, start, end) ranges the rollups cannot answer: dirty intervals, or their whole day
-    where the day rollup would have been used."""
+    """(agent, start, end) ranges the rollups cannot answer: dirty intervals, or their whole
+    day or month where a day or month rollup would have been used."""
     ranges: set[tuple[int, datetime, datetime]] = set()
     dirty = DirtyInterval.objects.filter(
         bucket_start__gte=quarter_start(start), bucket_start__lt=end
     ).values_list("agent_id", "bucket_start")
     for agent_id, bucket in dirty:
-        if plan.day and plan.day[0] <= bucket < plan.day[1]:
+        if plan.months and plan.months[0] <= bucket < plan.months[1]:
+            ranges.add((agent_id, *site_month_bounds(site_day(bucket))))
+        elif any(s <= bucket < e for s, e in plan.days):
             day = site_day(bucket)
             ranges.add((agent_id, *site_day_bounds(day, day)))
         elif any(s <= bucket < e for s, e in plan.quarters):
@@ -601,9 +642,18 @@ def _dirty_ranges(
     return sorted(ranges)
 
 
+def _by_range(dirty: list[tuple[int, datetime, datetime]]) -> dict[tuple[datetime, datetime], list]:
+    """The dirty agents per range: at a busy moment most agents are dirty in the same day."""
+    agents: dict[tuple[datetime, datetime], list[int]] = defaultdict(list)
+    for agent_id, s, e in dirty:
+        agents[(s, e)].append(agent_id)
+    return agents
+
+
 def _raw_ranges(plan: _Plan, dirty: list[tuple[int, datetime, datetime]]) -> Q | None:
     raw = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in plan.raw_edges] + [
-        Q(agent_id=agent_id, ended_at__gte=s, ended_at__lt=e) for agent_id, s, e in dirty
+        Q(agent_id__in=agent_ids, ended_at__gte=s, ended_at__lt=e)
+        for (s, e), agent_ids in _by_range(dirty).items()
     ]
     return reduce(operator.or_, raw) if raw else None
 
@@ -627,12 +677,12 @@ def kpi_rows(
     """
     now = now or timezone.now()
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
-    plan = _plan(start, end, days=group_by not in ("interval", "weekday_hour"))
+    plan = _plan(start, end, now, finest=_FINEST.get(group_by, Grain.MONTH))
     rows: dict[str, KpiRow] = {}
     group_fields = _ROLLUP_GROUP_FIELDS[group_by]
     with _consistent_read():
         dirty = _dirty_ranges(plan, start, end)
-        if len(dirty) > MAX_RAW_RANGES:
+        if len(_by_range(dirty)) > MAX_RAW_RANGES:
             return kpi_rows_raw(
                 team_ids=where.team_ids,
                 group_by=group_by,
@@ -643,9 +693,7 @@ def kpi_rows(
                 channels=where.channels,
                 department_ids=where.department_ids,
             )
-        segments = [(Grain.DAY, plan.day)] if plan.day else []
-        segments += [(Grain.QUARTER, segment) for segment in plan.quarters]
-        for grain, segment in segments:
+        for grain, segment in plan.segments():
             sums = _rollups(KpiRollup, grain, segment, where).values(*group_fields)
             _add_rollup_sums(rows, group_by, sums.annotate(**_ROLLUP_SUMS))
         filtered = Interaction.objects.filter(where.q())
@@ -766,6 +814,7 @@ def acw_distribution(
     start: datetime,
     end: datetime,
     bin_seconds: int = 10,
+    now: datetime | None = None,
     agent_ids: Iterable[int] | None = None,
     channels: Iterable[str] | None = None,
     department_ids: Iterable[int] | None = None,
@@ -776,11 +825,11 @@ def acw_distribution(
     not counted. Read from the duration rollups like ``kpi_rows``.
     """
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
-    plan = _plan(start, end)
+    plan = _plan(start, end, now or timezone.now())
     counts: dict[int, int] = defaultdict(int)
     with _consistent_read():
         dirty = _dirty_ranges(plan, start, end)
-        if len(dirty) > MAX_RAW_RANGES:
+        if len(_by_range(dirty)) > MAX_RAW_RANGES:
             return acw_distribution_raw(
                 team_ids=where.team_ids,
                 start=start,
@@ -790,9 +839,7 @@ def acw_distribution(
                 channels=where.channels,
                 department_ids=where.department_ids,
             )
-        segments = [(Grain.DAY, plan.day)] if plan.day else []
-        segments += [(Grain.QUARTER, segment) for segment in plan.quarters]
-        for grain, segment in segments:
+        for grain, segment in plan.segments():
             sums = (
                 _rollups(AcwDurationRollup, grain, segment, where)
                 .values("seconds")

@@ -4,8 +4,10 @@
 transaction that writes an agent's interactions and ACWs, under that agent's live-state row
 lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
 ``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
-recomputes exactly those intervals and their days; ``rebuild_day()`` recomputes a whole day from
-the raw rows (the daily close, and ``manage.py rebuild_rollups``). Both are idempotent upserts.
+recomputes exactly those intervals, their days and their months; ``rebuild_day()`` recomputes a
+whole day (and its month) from the raw rows (the daily close, and ``manage.py rebuild_rollups``).
+All are idempotent upserts. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums)
+and ``AcwDurationRollup`` (how many ACWs lasted each whole number of seconds).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from functools import lru_cache, reduce
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Min, Q, QuerySet, Sum
 
 from agents.models import AgentState, Event, Interaction
 from agents.states import Rows
@@ -35,6 +37,7 @@ from .queries import (
     quarter_start,
     site_day,
     site_day_bounds,
+    site_month_bounds,
     site_today,
 )
 
@@ -147,8 +150,47 @@ def sum_days(quarters: Fresh) -> Fresh:
 def bucket_end(grain: str, start: datetime) -> datetime:
     if grain == Grain.QUARTER:
         return start + QUARTER
+    if grain == Grain.MONTH:
+        return site_month_bounds(site_day(start))[1]
     day = site_day(start)
     return site_day_bounds(day, day)[1]
+
+
+def _month_rollups(month_start: datetime, scope: Q) -> Fresh:
+    """The month rows starting at ``month_start`` inside ``scope``: sums of their day rows
+    (added up by the database: a month of a whole site is tens of thousands of day rows)."""
+    in_month = Q(
+        scope,
+        grain=Grain.DAY,
+        bucket_start__gte=month_start,
+        bucket_start__lt=bucket_end(Grain.MONTH, month_start),
+    )
+    fresh = Fresh()
+    keys = ("agent_id", "team_id", "channel")
+    sums = {f"s_{name}": Sum(name) for name in MEASURES}  # (a field's own name is taken)
+    for r in KpiRollup.objects.filter(in_month).values(*keys, "wrap_up_code").annotate(**sums):
+        fresh.measures[
+            (month_start, r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"])
+        ].add({name: r[f"s_{name}"] for name in MEASURES})
+    durations = (
+        AcwDurationRollup.objects.filter(in_month)
+        .values(*keys, "seconds")
+        .annotate(n=Sum("count"))
+        .values_list(*keys, "seconds", "n")
+    )
+    for agent, team, channel, seconds, n in durations:
+        fresh.durations[(month_start, agent, team, channel, seconds)] = n
+    return fresh
+
+
+def rebuild_month(day: date, agent_id: int | None = None) -> None:
+    """Recompute the month rows of the site month holding ``day`` from its day rows (of one
+    agent, or of all)."""
+    month_start = site_month_bounds(day)[0]
+    scope = Q(agent_id=agent_id) if agent_id is not None else Q()
+    _replace_rollups(
+        Grain.MONTH, Q(scope, bucket_start=month_start), _month_rollups(month_start, scope)
+    )
 
 
 _KEY_FIELDS = ("bucket_start", "agent_id", "team_id", "channel")
@@ -244,6 +286,8 @@ def _recompute_agent(agent_id: int, buckets: list[datetime]) -> None:
     _replace_rollups(
         Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), sum_days(quarters)
     )
+    for month in sorted({site_month_bounds(site_day(s))[0] for s in day_starts}):
+        rebuild_month(site_day(month), agent_id)
 
 
 def compute_rollups() -> int:
@@ -268,8 +312,9 @@ def compute_rollups() -> int:
     return done
 
 
-def rebuild_day(day: date) -> int:
-    """Recompute every rollup of one site day from the raw rows; returns the 15-minute rows.
+def rebuild_day(day: date, *, month: bool = True) -> int:
+    """Recompute every rollup of one site day from the raw rows, and (``month``) its month's
+    rows; returns the 15-minute rows.
 
     Reads without agent locks: an event ingested meanwhile leaves its dirty mark (nothing here
     deletes marks), so the next ``compute_rollups()`` corrects whatever this wrote too early.
@@ -280,6 +325,8 @@ def rebuild_day(day: date) -> int:
     with transaction.atomic():
         _replace_rollups(Grain.QUARTER, Q(bucket_start__gte=start, bucket_start__lt=end), fresh)
         _replace_rollups(Grain.DAY, Q(bucket_start=start), sum_days(fresh))
+        if month:
+            rebuild_month(day)
     return len(fresh.measures)
 
 

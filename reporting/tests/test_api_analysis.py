@@ -373,6 +373,17 @@ def test_csv_of_a_long_period_per_interval_equals_the_json(
     assert [line[0] for line in lines[1:]] == [row["key"] for row in rows]
 
 
+def test_the_distribution_downloads_as_csv(api: APIClient, analysis_day: None) -> None:
+    params = {"from": DAY, "to": DAY, "bin_seconds": "30"}
+    bins = api.get(DISTRIBUTION_URL, params).json()["bins"]
+    response = api.get(DISTRIBUTION_URL, {**params, "format": "csv"})
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert lines == [["from", "to", "count"]] + [
+        [str(b["from"]), str(b["to"]), str(b["count"])] for b in bins
+    ]
+
+
 def test_a_csv_request_with_a_wrong_value_gets_a_json_400(api: APIClient) -> None:
     response = api.get(KPI_URL, {"format": "csv", "group_by": "nope"})
     assert response.status_code == 400

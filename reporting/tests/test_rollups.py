@@ -204,7 +204,12 @@ def test_rebuild_rollups_recomputes_history_from_a_date(alice: Agent) -> None:
     )
     assert talk == {DAY: 999, DAY + timedelta(days=1): 10, DAY + timedelta(days=2): 10}
     call_command("rebuild_rollups")
-    assert set(KpiRollup.objects.values_list("talk_seconds", flat=True)) == {10}
+    days = KpiRollup.objects.exclude(grain=Grain.MONTH)
+    assert set(days.values_list("talk_seconds", flat=True)) == {10}
+    # The month row is the sum of its (rebuilt) days.
+    assert list(
+        KpiRollup.objects.filter(grain=Grain.MONTH).values_list("talk_seconds", flat=True)
+    ) == [30]
 
 
 def test_the_daily_close_recomputes_yesterday(alice: Agent) -> None:
@@ -213,3 +218,29 @@ def test_the_daily_close_recomputes_yesterday(alice: Agent) -> None:
     KpiRollup.objects.all().delete()
     assert rollups.close_day(DAY.date()) == 1
     assert KpiRollup.objects.filter(grain=Grain.DAY, interactions=1).exists()
+
+
+@pytest.mark.parametrize("max_ranges", [1, 200])
+def test_many_dirty_agents_read_from_raw_rows_give_the_same_kpis(
+    alice: Agent, bob: Agent, monkeypatch: Any, max_ranges: int
+) -> None:
+    # Day 1 rolled up; then both agents get calls on days 1 to 3 that the rollups have not
+    # seen: the dirty agents of a day are read raw in one range (200), or, past the limit of
+    # distinct ranges, the whole period is read raw (1).
+    from reporting import queries
+
+    for n, agent in enumerate(("alice", "bob")):
+        ingest(*call(agent, f"old{n}", NOON, talk=10, acw=5))
+    rollups.compute_rollups()
+    for day in range(3):
+        for agent in ("alice", "bob"):
+            at = NOON + timedelta(days=day, hours=1)
+            ingest(*call(agent, f"new{agent}{day}", at, talk=20, acw=7))
+    monkeypatch.setattr(queries, "MAX_RAW_RANGES", max_ranges)
+    start, end = DAY, DAY + timedelta(days=3)
+    rolled, raw = kpis([alice.team_id], start, end, now=NOON + timedelta(days=4))
+    assert rolled == raw
+    assert [(r["key"], r["interactions"], r["acw_seconds"]) for r in rolled] == [
+        ("alice", 4, 26.0),
+        ("bob", 4, 26.0),
+    ]

@@ -5,7 +5,8 @@ departments) for the ``--days`` site days before today: a shift a day with calls
 e-mails, holds, ACWs ended by the agent, extended or left to time out, with wrap-up codes. The
 rows those events imply (interactions, holds, ACW sessions, live state) come from the same pure
 state machine as live ingestion (``agents.states.project``), so ``replay_events`` would rebuild
-exactly what is written here; the rollups are then built per day by ``rollups.rebuild_day``.
+exactly what is written here; the rollups are built per day as ``rollups.rebuild_day`` does, and
+per month by ``rollups.rebuild_month``.
 
 Speed: rows go in with PostgreSQL's COPY (``bulk_create`` on SQLite), one transaction per
 site day, ids reserved from the tables' sequences so the site may keep running. 200 agents ×
@@ -208,6 +209,8 @@ class Command(BaseCommand):
             for name in totals:
                 totals[name] += counts[name]
             bar.set_postfix(interactions=totals["interactions"])
+        for month in sorted({day.replace(day=1) for day in days}):
+            rollups.rebuild_month(month)  # sums of the day rows just written
         self._store_live(finals)
         elapsed = (timezone.now() - began).total_seconds()
         self.stdout.write(

@@ -14,7 +14,7 @@ from reporting.queries import site_today
 
 class Command(BaseCommand):
     help = (
-        "Recompute the KPI rollups (15-minute and daily) day by day from the raw interactions "
+        "Recompute the KPI rollups (15-minute, daily and monthly) day by day from the raw interactions "
         "and ACWs, from --from (default: the first day with activity) to today."
     )
 
@@ -43,7 +43,9 @@ class Command(BaseCommand):
             with locks.exclusive("rollups", ttl=600, wait=120) as held:
                 if not held:
                     raise CommandError("another rollup run has held the lock for 2 minutes")
-                rows += rollups.rebuild_day(day)
+                # A month's rows are sums of its days: rebuilt once its last day is done.
+                last_of_month = day == days[-1] or (day + timedelta(days=1)).day == 1
+                rows += rollups.rebuild_day(day, month=last_of_month)
         self.stdout.write(
             self.style.SUCCESS(f"Rebuilt {len(days)} day(s): {rows} 15-minute rollup rows.")
         )
