@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "channels",
     "agents",
     "reporting",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -185,6 +186,10 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "acw-watch@localhost")
 # Alerts are e-mailed to the team's supervisors when they open (only if this is on).
 ALERT_EMAILS = env_bool("ALERT_EMAILS", default=False)
+
+# --- Telephony integrations (docs/integrations.md) ------------------------------------------
+# The account's auth token: TaskRouter callbacks are refused (403) unless it is set.
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
 
 # --- Production hardening -------------------------------------------------------------------
 if not DEBUG:

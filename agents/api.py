@@ -74,9 +74,13 @@ class EventSerializer(serializers.Serializer):
         help_text="agent.not_ready: required (break, lunch...); "
         "acw.ended: agent_ready (default) or supervisor.",
     )
-    interaction_id = serializers.CharField(required=False, help_text="interaction.* events.")
+    interaction_id = serializers.CharField(
+        required=False, help_text="interaction.* events; optional on acw.started."
+    )
     channel = serializers.ChoiceField(
-        choices=["phone", "chat", "email", "other"], required=False, help_text="interaction.started"
+        choices=["phone", "chat", "email", "other"],
+        required=False,
+        help_text="interaction.started: required; acw.started: optional (default other).",
     )
     direction = serializers.ChoiceField(choices=["inbound", "outbound"], required=False)
     queue = serializers.CharField(required=False)

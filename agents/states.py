@@ -39,6 +39,7 @@ EVENT_TYPES = (
     "interaction.held",
     "interaction.resumed",
     "interaction.ended",
+    "acw.started",
     "acw.extended",
     "acw.ended",
 )
@@ -72,6 +73,15 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "interaction.held": {ON_INTERACTION: "hold"},
     "interaction.resumed": {ON_INTERACTION: "resume"},
     "interaction.ended": {ON_INTERACTION: "end_interaction"},
+    # A platform that says "the agent is in after-call work" without an interaction.ended
+    # (agent phones, some ACD states). On an interaction it ends that interaction first, as
+    # interaction.ended does; an ACW already open stays as it is (same timer, no restart).
+    "acw.started": {
+        OFFLINE: "start_acw",
+        AVAILABLE: "start_acw",
+        NOT_READY: "start_acw",
+        ON_INTERACTION: "start_acw",
+    },
     "acw.extended": {ACW: "extend_acw"},
     "acw.ended": {ACW: "end_acw"},
 }
@@ -483,18 +493,33 @@ class _Machine:
     def end_interaction(self, event: EventIn) -> None:
         if not self._is_open_interaction(event):
             return
+        it = self._end_interaction(event.occurred_at, "ended", event.team_id)
+        self._open_acw(event, it.key, it.channel)
+
+    def start_acw(self, event: EventIn) -> None:
+        """``acw.started``: after-call work the platform announces itself.
+
+        The ACW follows the same policy as one after ``interaction.ended``: the channel is the
+        open interaction's (which ends here), else the event's ``channel``, else ``other``.
+        """
+        if self.p.interaction:
+            it = self._end_interaction(event.occurred_at, "ended", event.team_id)
+            self._open_acw(event, it.key, it.channel)
+            return
+        self._open_acw(event, None, str(event.data.get("channel") or "other"))
+
+    def _open_acw(self, event: EventIn, interaction_key: int | None, channel: str) -> None:
         at = event.occurred_at
-        it = self._end_interaction(at, "ended", event.team_id)
-        policy = self.policy_for(event.team_id, it.channel)
+        policy = self.policy_for(event.team_id, channel)
         if not policy.has_acw:
             self._set_state(AVAILABLE, at)
             return
         deadline = at + timedelta(seconds=policy.seconds) if policy.is_timed else None
         self.p.acw = OpenAcw(
             key=event.key,
-            interaction_key=it.key,
+            interaction_key=interaction_key,
             team_id=event.team_id,
-            channel=it.channel,
+            channel=channel,
             started_at=at,
             deadline=deadline,
             policy=policy,

@@ -130,6 +130,14 @@ class InteractionStartedFields(InteractionFields):
     queue = _text(100, required=False, allow_blank=True, allow_null=True)
 
 
+class AcwStartedFields(serializers.Serializer):
+    # Both optional: a phone that only knows "the agent pressed wrap-up" sends neither.
+    interaction_id = _text(100, required=False, allow_blank=False, allow_null=True)
+    channel = serializers.ChoiceField(
+        choices=["phone", "chat", "email", "other"], required=False, allow_null=True
+    )
+
+
 class AcwExtendedFields(serializers.Serializer):
     seconds = StrictNumberField(required=False, allow_null=True, max_value=86400)
 
@@ -163,6 +171,7 @@ TYPE_FIELDS: dict[str, type[serializers.Serializer]] = {
     "interaction.held": InteractionFields,
     "interaction.resumed": InteractionFields,
     "interaction.ended": InteractionFields,
+    "acw.started": AcwStartedFields,
     "acw.extended": AcwExtendedFields,
     "acw.ended": AcwEndedFields,
 }

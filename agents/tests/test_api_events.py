@@ -300,6 +300,20 @@ def test_an_accepted_event_is_201_and_applied(api: APIClient, alice: Agent) -> N
     assert (live.state, live.reason) == ("not_ready", "lunch")
 
 
+def test_acw_started_puts_the_agent_in_acw_with_the_policy_deadline(
+    api: APIClient, alice: Agent
+) -> None:
+    now = timezone.now().replace(microsecond=0)
+    started = {**event("acw.started", channel="phone"), "occurred_at": now.isoformat()}
+    assert post(api, event("agent.logged_in", 0)).status_code == 201
+    assert post(api, started).status_code == 201
+    rows = api.get("/api/v1/agents/state").json()["agents"]
+    row = next(r for r in rows if r["agent"] == "alice")
+    assert row["state"] == "acw"
+    # The site default policy: 30 s of timed ACW from the event.
+    assert datetime.fromisoformat(row["acw_deadline"]) == now + timedelta(seconds=30)
+
+
 def test_a_duplicate_is_200_and_changes_nothing(api: APIClient, alice: Agent) -> None:
     body = event("agent.not_ready", reason="break")
     assert post(api, body).status_code == 201

@@ -91,6 +91,13 @@ TABLE = [
     ("acw", "acw.extended", {}, "acw", ""),
     ("acw", "acw.ended", {}, "available", ""),
     ("acw", "acw.ended", {"reason": "supervisor"}, "available", ""),
+    ("offline", "acw.started", {}, "acw", ""),
+    ("available", "acw.started", {}, "acw", ""),
+    ("available", "acw.started", {"interaction_id": "c9", "channel": "chat"}, "acw", ""),
+    ("not_ready", "acw.started", {}, "acw", ""),
+    ("on_interaction", "acw.started", {"interaction_id": "c1"}, "acw", ""),
+    ("on_interaction", "acw.started", {}, "acw", ""),
+    ("acw", "acw.started", {}, "acw", ""),
 ]
 
 
@@ -115,6 +122,7 @@ def test_the_table_names_an_action_for_every_event_type() -> None:
         "interaction.held",
         "interaction.resumed",
         "interaction.ended",
+        "acw.started",
         "acw.extended",
         "acw.ended",
     }
@@ -150,6 +158,41 @@ def test_a_new_interaction_ends_the_open_one_without_acw() -> None:
     assert result.rows.acws == {}
     assert result.final.interaction is not None
     assert result.final.interaction.interaction_id == "c2"
+
+
+def test_acw_started_runs_the_policy_timer_of_its_channel_without_an_interaction() -> None:
+    chat = PolicySpec(seconds=90)
+    result = project(
+        AgentProjection(),
+        [ev(1, "agent.logged_in", 0), ev(2, "acw.started", 10, channel="chat")],
+        lambda team_id, channel: chat if channel == "chat" else PolicySpec(seconds=30),
+    )
+    acw = result.rows.acws[2]
+    assert (acw.interaction_key, acw.channel, acw.deadline) == (None, "chat", at(100))
+    assert result.rows.interactions == {}
+    live, rows = advance(result.final, at(200))
+    assert (live.state, rows.acws[2].end_reason) == ("available", "timeout")
+
+
+def test_acw_started_on_an_interaction_ends_it_and_links_the_acw() -> None:
+    result = run([*SETUP["on_interaction"], ev(10, "acw.started", 31)], PolicySpec(seconds=60))
+    interaction = result.rows.interactions[2]
+    assert (interaction.ended_at, interaction.end_reason) == (at(31), "ended")
+    acw = result.rows.acws[10]
+    assert (acw.interaction_key, acw.channel, acw.started_at) == (2, "phone", at(31))
+    assert result.final.acw is not None and result.final.acw.deadline == at(91)
+
+
+def test_acw_started_during_acw_keeps_the_open_acw_and_its_deadline() -> None:
+    result = run([*SETUP["acw"], ev(10, "acw.started", 20)], PolicySpec(seconds=60))
+    assert result.final.acw is not None
+    assert (result.final.acw.key, result.final.acw.deadline) == (3, at(62))
+    assert list(result.rows.acws) == [3]
+
+
+def test_acw_started_under_a_policy_without_acw_leaves_the_agent_available() -> None:
+    result = run([*SETUP["available"], ev(10, "acw.started", 20)], PolicySpec(mode="none"))
+    assert (result.final.state, result.rows.acws) == ("available", {})
 
 
 def test_logout_ends_the_interaction_without_acw() -> None:

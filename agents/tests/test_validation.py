@@ -22,6 +22,7 @@ OWN_FIELDS: dict[str, dict[str, Any]] = {
     "interaction.held": {"interaction_id": "c1"},
     "interaction.resumed": {"interaction_id": "c1"},
     "interaction.ended": {"interaction_id": "c1"},
+    "acw.started": {},
     "acw.extended": {},
     "acw.ended": {},
 }
@@ -84,6 +85,15 @@ def test_interaction_started_keeps_its_optional_fields() -> None:
 @pytest.mark.parametrize("channel", ["phone", "chat", "email", "other"])
 def test_every_documented_channel_is_accepted(channel: str) -> None:
     assert parse_event(raw("interaction.started", channel=channel)).data["channel"] == channel
+
+
+def test_acw_started_takes_an_optional_interaction_id_and_channel() -> None:
+    assert parse_event(raw("acw.started")).data == {}
+    both = parse_event(raw("acw.started", interaction_id="c7", channel="chat", extra=1))
+    assert both.data == {"interaction_id": "c7", "channel": "chat"}
+    assert parse_event(raw("acw.started", interaction_id=None, channel=None)).data == {}
+    assert rejected(raw("acw.started", channel="fax")).startswith("channel: ")
+    assert rejected(raw("acw.started", interaction_id="")).startswith("interaction_id: ")
 
 
 def test_optional_fields_given_as_null_are_not_given() -> None:

@@ -7,6 +7,10 @@ agents log in first; agents left in a state long ago (a simulator that was kille
 out where their history stopped, then logged in. On a clean stop every simulated agent logs out,
 so the next run starts from a quiet floor.
 
+``--format connect|twilio|asterisk`` sends the same traffic the way that platform would
+(``integrations.simulation``): through the Amazon Connect, TaskRouter or queue_log adapter
+instead of straight to the ingestion service, so a demo shows a real integration path.
+
 ``--rate`` compresses idle time, talk, hold and breaks, not ACW (see ``agents.simulation``):
 the default of 4 makes a wall of about 24 agents change every second or two.
 """
@@ -20,6 +24,7 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -27,8 +32,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from agents import services, simulation
-from agents.models import AgentState
+from agents.models import Agent, AgentState
 from agents.states import PolicySpec
+from integrations import simulation as platforms
 
 DEFAULT_RATE = 4.0
 STATUS_EVERY = 30.0  # seconds between status lines
@@ -70,6 +76,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--duration", type=float, help="Stop after this many seconds (default: never)."
         )
+        parser.add_argument(
+            "--format",
+            choices=["events", *platforms.FORMATS],
+            default="events",
+            help="Send as our own events (default) or through a platform's adapter.",
+        )
+        parser.add_argument(
+            "--queue-log",
+            default=".run/queue_log",
+            help="With --format asterisk: the queue_log file written and read (.run/queue_log).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         rate: float = options["rate"]
@@ -80,6 +97,10 @@ class Command(BaseCommand):
         if options["duration"] is not None and options["duration"] <= 0:
             raise CommandError("--duration must be positive")
         self.stop = threading.Event()
+        self.feed: platforms.Feed | None = None
+        if options["format"] != "events":
+            names = dict(Agent.objects.values_list("external_id", "name"))
+            self.feed = platforms.feed(options["format"], names, Path(options["queue_log"]))
         previous = {
             signum: signal.signal(signum, self._on_signal)
             for signum in (signal.SIGINT, signal.SIGTERM)
@@ -153,6 +174,9 @@ class Command(BaseCommand):
             self.stop.wait(min(limits) - now)
 
     def _send(self, event: dict[str, Any], policies: _Policies) -> None:
+        if self.feed is not None:
+            self._send_through_platform(event)
+            return
         result = services.ingest_event(event, source="simulator", policies=policies)
         if result.status == "accepted":
             self.sent[event["type"]] += 1
@@ -162,6 +186,15 @@ class Command(BaseCommand):
             self.stderr.write(
                 f"{event['event_id']} {event['type']}: {result.status} {result.error}"
             )
+
+    def _send_through_platform(self, event: dict[str, Any]) -> None:
+        assert self.feed is not None
+        report = self.feed.send(event)
+        self.sent[event["type"]] += 1
+        self.since_status[event["type"]] += 1
+        for position, reason, _ in report.refusals:
+            self.rejected += 1
+            self.stderr.write(f"{event['event_id']} {event['type']}: {position} {reason}")
 
     # --- Logging in and out ------------------------------------------------------------------
 
