@@ -16,16 +16,18 @@ CHROMIUM := /usr/bin/chromium
 ARGS ?=
 
 # Local plain-HTTP runs: DEBUG=1 unless the caller set DEBUG (contract §1).
-run test lint check bench: export DEBUG ?= 1
+run test lint check bench faults: export DEBUG ?= 1
+# Fault scenarios to run (default: all), e.g. `make faults SCENARIOS="redis_down kill_web"`.
+SCENARIOS ?=
 
-.PHONY: help run test lint check bench fmt chromium
+.PHONY: help run test lint check bench faults fmt chromium
 
 help: ## list the targets
 	@echo "ACW Watch -- make targets:"
 	@grep -E '^[a-z][a-z_-]*:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-7s %s\n", $$1, $$2}'
 
-run: $(VENV)/.stamp-run ## start the site on http://127.0.0.1:8000 (web, Celery worker+beat, simulator; embedded SQLite + Redis)
+run: $(VENV)/.stamp-run ## start the site on http://127.0.0.1:8000 (web, Celery worker, beat, simulator; embedded SQLite + Redis)
 	$(PY) scripts/run.py
 
 test: $(VENV)/.stamp-dev chromium ## run the whole test suite (uses DATABASE_URL / REDIS_URL when set; ARGS="..." for pytest)
@@ -51,6 +53,9 @@ bench: $(VENV)/.stamp-dev ## run every bench/bench_*.py (python -m bench.bench_x
 		echo "== $$module"; \
 		$(PY) -m "$$module"; \
 	done
+
+faults: $(VENV)/.stamp-dev ## fault suite on a private stack (needs PostgreSQL; docs/reliability.md)
+	$(PY) -m bench.faults $(SCENARIOS)
 
 fmt: $(VENV)/.stamp-dev ## format the code and apply ruff's safe fixes
 	$(VENV)/bin/ruff format .

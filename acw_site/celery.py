@@ -8,8 +8,13 @@ import os
 
 from celery import Celery
 
+from . import broker_recovery
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "acw_site.settings")
 
 app = Celery("acw_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# A broker restart must not kill the worker (see acw_site/broker_recovery.py).
+broker_recovery.install()

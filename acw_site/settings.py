@@ -11,7 +11,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import celery_broker_url, embedded_redis_socket, env_bool, env_int, env_list, env_str
+from .env import (
+    celery_broker_url,
+    embedded_redis_socket,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -80,11 +88,18 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["pool"] = {
             "min_size": 1,
             "max_size": env_int("DB_POOL_MAX_SIZE", 20),
-            "timeout": 10,
+            # How long a request waits for a pooled connection. With the database down, every
+            # request waits this long before its 503: short, so that clients are told to back
+            # off at once instead of piling up (docs/reliability.md).
+            "timeout": env_float("DB_POOL_TIMEOUT", 1.0),
         }
+        # A database host that does not answer at all (no RST): give up a connection attempt
+        # after 2 s (libpq's minimum) instead of the OS's TCP timeout.
+        options.setdefault("connect_timeout", 2)
 else:
     DATABASES = {
         "default": {
@@ -106,6 +121,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMBEDDED_REDIS_SOCKET = embedded_redis_socket(BASE_DIR)
 REDIS_URL = env_str("REDIS_URL") or f"unix://{EMBEDDED_REDIS_SOCKET}"
 USING_EMBEDDED_REDIS = not env_str("REDIS_URL")
+# Every Redis key and channel this deployment uses starts with this prefix and a colon: the
+# channel layer, the wall's sequence counters, the job locks and Celery's queues, unacked
+# messages and control channels. Two deployments with different prefixes can share one Redis
+# server (pub/sub channels are not scoped by Redis database number, so a database alone is not
+# enough). CHANNEL_LAYER_PREFIX is its older name, still read.
+REDIS_PREFIX = env_str("REDIS_PREFIX") or env_str("CHANNEL_LAYER_PREFIX", "acw")
+if not REDIS_PREFIX or any(c.isspace() or c in ":*?[]" for c in REDIS_PREFIX):
+    raise ImproperlyConfigured(
+        f"REDIS_PREFIX must be a non-empty word without spaces, ':' or glob characters; "
+        f"got {REDIS_PREFIX!r}"
+    )
 
 CHANNEL_LAYERS = {
     "default": {
@@ -117,12 +143,16 @@ CHANNEL_LAYERS = {
             "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
             # Pub/sub channels are not scoped by Redis database: deployments (or test runs)
             # sharing one Redis server need their own prefix.
-            "prefix": env_str("CHANNEL_LAYER_PREFIX", "acw"),
+            "prefix": REDIS_PREFIX,
         },
     }
 }
 
 CELERY_BROKER_URL = celery_broker_url(REDIS_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # kombu prefixes every key, list and pub/sub channel of the broker with this.
+    "global_keyprefix": f"{REDIS_PREFIX}:",
+}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = env_str("TIME_ZONE", "UTC")

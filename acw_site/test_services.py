@@ -18,3 +18,7 @@ if not os.environ.get("REDIS_URL"):
     _embedded_redis = start_embedded_redis(_socket)
     os.environ["REDIS_URL"] = f"unix://{_socket}"
 os.environ.setdefault("DEBUG", "1")
+# Pub/sub channels are shared by every client of a Redis server, whatever its database number:
+# a test run gets a prefix of its own, so that walls under test never receive another run's
+# messages (which arrive as sequence gaps and force resyncs). Subprocesses inherit it.
+os.environ.setdefault("REDIS_PREFIX", f"test{os.getpid()}")

@@ -23,6 +23,7 @@ import asyncio
 import logging
 from typing import Any
 
+import redis
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 COALESCE_SECONDS = 0.05
 GAP_GRACE_SECONDS = 0.2
 SEQ_CHECK_SECONDS = 10.0
+TRY_AGAIN_LATER = 1013  # WebSocket close code (RFC 6455 registry): a service is down for now
 
 
 @database_sync_to_async
@@ -64,19 +66,52 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         self.lock = asyncio.Lock()
         self.window: asyncio.Task[None] | None = None
         # Subscribe first, then read the counters and the snapshot: nothing falls in between.
-        for team_id in self.team_ids:
-            await self.channel_layer.group_add(events.team_group(team_id), self.channel_name)
+        subscribed = await self._subscribe()
         await self.accept()
-        async with self.lock:
-            await self._send_snapshot()
+        if subscribed:
+            try:
+                async with self.lock:
+                    await self._send_snapshot()
+            except Exception:
+                logger.warning("wall snapshot failed; asking the browser to retry", exc_info=True)
+                subscribed = False
+        if not subscribed:
+            # Redis or the database is down: "try again later", never a 500 handshake. The
+            # page reconnects with backoff and gets a fresh snapshot then.
+            await self.close(code=TRY_AGAIN_LATER)
+            return
         self.watcher: asyncio.Task[None] = asyncio.create_task(self._watch_counters())
+
+    async def _subscribe(self) -> bool:
+        """Join the user's team groups; False if Redis cannot be reached.
+
+        One retry: after a Redis restart, the layer's pub/sub connection in a process that had
+        no wall subscribed (so nothing was reading from it) is still the dead one, and the
+        first subscribe fails on it; redis-py reconnects for the next command.
+        """
+        for attempt in range(2):
+            try:
+                for team_id in self.team_ids:
+                    await self.channel_layer.group_add(
+                        events.team_group(team_id), self.channel_name
+                    )
+                return True
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                logger.info("wall subscribe failed (attempt %d)", attempt + 1, exc_info=True)
+        return False
 
     async def disconnect(self, code: int) -> None:
         for task in (getattr(self, "window", None), getattr(self, "watcher", None)):
             if task is not None:
                 task.cancel()
-        for team_id in getattr(self, "team_ids", ()):
-            await self.channel_layer.group_discard(events.team_group(team_id), self.channel_name)
+        try:
+            for team_id in getattr(self, "team_ids", ()):
+                await self.channel_layer.group_discard(
+                    events.team_group(team_id), self.channel_name
+                )
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            # Redis is down: its subscriptions went with it.
+            logger.info("wall unsubscribe failed", exc_info=True)
 
     # --- Frames -------------------------------------------------------------------------------
 

@@ -30,11 +30,14 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import transaction
 
+from acw_site.redis_keys import redis_key
+
 from .models import AgentState
 
 logger = logging.getLogger(__name__)
 
-TEAM_SEQ_KEY = "acw:team-seq:{team_id}"
+# Under the deployment's Redis prefix (a deploy-time setting, read once).
+TEAM_SEQ_KEY = redis_key("team-seq", "{team_id}")
 PUBLISH_FAILURES_KEY = "publish_failures"
 # A publish that takes longer than this is abandoned (and counted): the caller is a request or
 # a task that has already committed, and walls recover lost messages by resync.
@@ -71,8 +74,22 @@ def agent_payload(live: AgentState) -> dict[str, Any]:
         "acw_deadline": _iso(live.acw_deadline) if live.state == "acw" else None,
         "acw_started_at": _iso(live.acw_started_at) if live.state == "acw" else None,
         "acw_extensions": live.acw_extensions if live.state == "acw" else 0,
+        "acw_timeout": _acw_timeout(live),
         "version": live.version,
     }
+
+
+def _acw_timeout(live: AgentState) -> dict[str, Any] | None:
+    """What a timed ACW becomes at its deadline (``{"state", "reason"}``), else None.
+
+    Computed by the state machine, so a wall can show the timeout the moment the deadline
+    passes without knowing the rule (policy timeout action) and without waiting for the worker
+    to persist it.
+    """
+    if live.state != "acw" or live.acw_deadline is None:
+        return None
+    after = live.as_of(live.acw_deadline)
+    return {"state": after.state, "reason": after.reason if after.state == "not_ready" else None}
 
 
 @lru_cache(maxsize=1)

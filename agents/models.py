@@ -7,6 +7,7 @@ only by ``agents.services``. All durations are stored as seconds (float).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 from datetime import datetime
@@ -15,6 +16,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from . import states
 
 UNASSIGNED_TEAM = "Unassigned"
 
@@ -163,6 +166,37 @@ class AgentState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_id}: {self.state}"
+
+    def set_live_fields(self, current: states.AgentProjection) -> None:
+        """Copy what walls and the API show from a projection (``states.advance`` output)."""
+        self.state = current.state
+        self.reason = current.reason
+        self.since = current.since
+        self.interaction_id = current.interaction.interaction_id if current.interaction else ""
+        self.channel = (
+            current.interaction.channel
+            if current.interaction
+            else (current.acw.channel if current.acw else "")
+        )
+        self.acw_started_at = current.acw.started_at if current.acw else None
+        self.acw_deadline = current.acw.deadline if current.acw else None
+        self.acw_extensions = current.acw.extensions if current.acw else 0
+
+    def as_of(self, now: datetime) -> AgentState:
+        """This live state as it is at ``now``, for reading (never saved).
+
+        An ACW whose deadline has passed is shown as what its timeout makes it (closed at the
+        deadline, by the state machine's own ``advance``), whether or not the worker has
+        persisted the timeout yet: supervisors must not act on an ACW that is already over
+        because a worker is late or down. The worker's write then changes nothing they see
+        but the version.
+        """
+        if self.state != State.ACW or self.acw_deadline is None or self.acw_deadline > now:
+            return self
+        current, _ = states.advance(states.AgentProjection.from_json(self.projection), now)
+        shown = copy.copy(self)
+        shown.set_live_fields(current)
+        return shown
 
 
 class Event(models.Model):

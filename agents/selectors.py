@@ -27,9 +27,14 @@ def agent_states(user: Any, team_ids: set[int] | None = None):  # type: ignore[n
     )
 
 
-def agent_state_rows(user: Any) -> list[dict[str, Any]]:
-    """``GET /api/v1/agents/state``: every visible agent, as the wall sees it."""
-    return [agent_payload(live) for live in agent_states(user)]
+def agent_state_rows(user: Any, now: datetime | None = None) -> list[dict[str, Any]]:
+    """``GET /api/v1/agents/state``: every visible agent, as the wall sees it.
+
+    As of ``now``: an ACW past its deadline is shown timed out even before the worker has
+    written the timeout (``AgentState.as_of``).
+    """
+    now = now or timezone.now()
+    return [agent_payload(live.as_of(now)) for live in agent_states(user)]
 
 
 # --- The wall -------------------------------------------------------------------------------
@@ -51,15 +56,17 @@ def open_alerts(team_ids: set[int]) -> list[dict[str, Any]]:
     return open_alert_payloads(team_ids)
 
 
-def wall_snapshot(team_ids: set[int]) -> dict[str, Any]:
+def wall_snapshot(team_ids: set[int], now: datetime | None = None) -> dict[str, Any]:
     """What a wall needs to (re)start: agents, open alerts and where each team's numbering is.
 
     ``team_seqs`` is read *before* the agents: every message numbered up to it was committed
     before the rows are read, so a wall may drop those messages (the rows already contain
     them) and treats a hole after them as a lost message. ``agent_teams`` lets the consumer
-    tell a move between two teams it shows from an agent leaving its view.
+    tell a move between two teams it shows from an agent leaving its view. Agents are shown as
+    of ``now`` (``AgentState.as_of``: an overdue ACW is shown timed out).
     """
     seqs = events.team_seqs(team_ids)
+    now = now or timezone.now()
     rows = (
         AgentState.objects.filter(agent__team_id__in=team_ids)
         .select_related("agent__team")
@@ -67,7 +74,7 @@ def wall_snapshot(team_ids: set[int]) -> dict[str, Any]:
     )
     agents, agent_teams = [], {}
     for live in rows:
-        agents.append(agent_payload(live))
+        agents.append(agent_payload(live.as_of(now)))
         agent_teams[live.agent.external_id] = live.agent.team_id
     return {
         "team_seqs": seqs,

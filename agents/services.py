@@ -430,7 +430,7 @@ def _store_live(live: AgentState, projection: AgentProjection, now: datetime | N
     current, timeout_rows = advance(projection, now or timezone.now())
     if timeout_rows.acws:
         _write_rows(live.agent_id, timeout_rows, set())
-    _set_live_fields(live, current)
+    live.set_live_fields(current)
     changed = tuple(getattr(live, name) for name in LIVE_FIELDS) != before
     if changed:
         # Under the row lock, so versions of one agent are strictly increasing: two web
@@ -457,21 +457,6 @@ def _with_team(live: AgentState) -> AgentState:
     if "team" not in live.agent._state.fields_cache:
         live.agent = Agent.objects.select_related("team").get(pk=live.agent_id)
     return live
-
-
-def _set_live_fields(live: AgentState, current: AgentProjection) -> None:
-    live.state = current.state
-    live.reason = current.reason
-    live.since = current.since
-    live.interaction_id = current.interaction.interaction_id if current.interaction else ""
-    live.channel = (
-        current.interaction.channel
-        if current.interaction
-        else (current.acw.channel if current.acw else "")
-    )
-    live.acw_started_at = current.acw.started_at if current.acw else None
-    live.acw_deadline = current.acw.deadline if current.acw else None
-    live.acw_extensions = current.acw.extensions if current.acw else 0
 
 
 def _schedule_timeout_on_commit(agent_id: int, deadline: datetime) -> None:

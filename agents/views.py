@@ -114,7 +114,7 @@ def _linked_agent(request: HttpRequest) -> Agent | None:
 
 def _my_state(agent: Agent) -> dict[str, Any]:
     """The agent's live state with the ACW policy that applies to it right now."""
-    live = AgentState.objects.select_related("agent__team").get(agent=agent)
+    live = AgentState.objects.select_related("agent__team").get(agent=agent).as_of(timezone.now())
     policy = services.policy_lookup()(agent.team_id, live.channel or "")
     return {
         "agent": agent_payload(live),

@@ -141,8 +141,8 @@ def kpi_csv_response(query: Any) -> Any:
 
 class KpisView(APIView):
     """``GET /api/v1/kpis``: ACW KPIs grouped by agent, team, department, channel, wrap-up
-    code, day, 15-minute interval or weekday × hour, for a range of site days (contract §4,
-    §4b); ``format=csv`` for the same rows as a CSV file."""
+    code, day, 15-minute interval or weekday × hour, for a range of site days (docs/api.md);
+    ``format=csv`` for the same rows as a CSV file."""
 
     permission_classes = [CanWatch]
     renderer_classes = [*APIView.renderer_classes, CsvRenderer]
@@ -168,7 +168,7 @@ class KpisView(APIView):
 
 class DistributionView(APIView):
     """``GET /api/v1/kpis/distribution``: the histogram of ACW durations and its p50 / p90
-    for the interactions that ended in the period (contract §4b)."""
+    for the interactions that ended in the period (docs/api.md)."""
 
     permission_classes = [CanWatch]
     renderer_classes = [*APIView.renderer_classes, CsvRenderer]

@@ -16,6 +16,8 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from acw_site.redis_keys import redis_key
+
 _RELEASE = """
 if redis.call("get", KEYS[1]) == ARGV[1] then
     return redis.call("del", KEYS[1])
@@ -32,7 +34,7 @@ def _redis() -> redis.Redis:
 @contextmanager
 def exclusive(name: str, *, ttl: int, wait: float = 0.0) -> Iterator[bool]:
     """Yield True if this run holds the lock ``name`` (waiting up to ``wait`` seconds), else False."""
-    key = f"acw:lock:{name}"
+    key = redis_key("lock", name)
     token = uuid.uuid4().hex
     client = _redis()
     give_up = time.monotonic() + wait

@@ -1,4 +1,4 @@
-"""KPI definitions (contract §4 and §4b), each written once and used by the API, pages, alerts and
+"""KPI definitions (docs/api.md), each written once and used by the API, pages, alerts and
 exports.
 
 An interaction counts in the period in which it ended, for the team its agent belonged to
@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from agents.models import AcwSession, Channel, Interaction, WrapUpCode
@@ -148,7 +148,7 @@ class KpiRow:
         return out
 
     def as_dict(self, *, norm: bool = False) -> dict[str, Any]:
-        """The API's row (contract §4, §4b), in its field order; ``norm``: wrap-up code rows."""
+        """The API's row (docs/api.md), in its field order; ``norm``: wrap-up code rows."""
         out: dict[str, Any] = {
             "key": self.key,
             "name": self.name,
@@ -349,15 +349,16 @@ class KpiFilter:
             tuple(department_ids) if department_ids is not None else None,
         )
 
-    def q(self) -> Q:
-        """The condition on ``Interaction``, ``KpiRollup`` or ``AcwDurationRollup`` (same names)."""
-        q = Q(team_id__in=self.team_ids)
+    def q(self, prefix: str = "") -> Q:
+        """The condition on ``Interaction``, ``KpiRollup`` or ``AcwDurationRollup`` (same names),
+        or through a relation to one (``prefix``, e.g. ``"interaction__"``)."""
+        q = Q(**{f"{prefix}team_id__in": self.team_ids})
         if self.agent_ids is not None:
-            q &= Q(agent_id__in=self.agent_ids)
+            q &= Q(**{f"{prefix}agent_id__in": self.agent_ids})
         if self.channels is not None:
-            q &= Q(channel__in=self.channels)
+            q &= Q(**{f"{prefix}channel__in": self.channels})
         if self.department_ids is not None:
-            q &= Q(team__department_id__in=self.department_ids)
+            q &= Q(**{f"{prefix}team__department_id__in": self.department_ids})
         return q
 
 
@@ -467,15 +468,25 @@ def _add_raw(rows: dict[str, KpiRow], group_by: str, interactions: QuerySet[Inte
 
 
 def _add_open_acws(
-    rows: dict[str, KpiRow], group_by: str, interactions: QuerySet[Interaction], now: datetime
+    rows: dict[str, KpiRow],
+    group_by: str,
+    where: KpiFilter,
+    start: datetime,
+    end: datetime,
+    now: datetime,
 ) -> None:
     """An ACW still open counts in its interaction's row with the time elapsed so far."""
     group_fields = [
         "wrap_up_code" if f == "acw__wrap_up_code" else f"interaction__{f}"
         for f in _RAW_GROUP_FIELDS[group_by]
     ]
+    # From the few open ACWs to their interactions (a join), never the other way: a year of
+    # interactions is millions of rows.
     still_open = AcwSession.objects.filter(
-        interaction__in=interactions, ended_at__isnull=True
+        where.q("interaction__"),
+        ended_at__isnull=True,
+        interaction__ended_at__gte=start,
+        interaction__ended_at__lt=end,
     ).values_list("started_at", "deadline", "extensions", *group_fields)
     for started_at, deadline, extensions, *group in still_open:
         key, _ = group_key(group_by, group)
@@ -527,7 +538,7 @@ def kpi_rows_raw(
     ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
     rows: dict[str, KpiRow] = {}
     _add_raw(rows, group_by, ended)
-    _add_open_acws(rows, group_by, ended, now)
+    _add_open_acws(rows, group_by, where, start, end, now)
     return _finish(rows, group_by)
 
 
@@ -606,20 +617,22 @@ def _rollups(
     grain: str,
     segment: tuple[datetime, datetime],
     where: KpiFilter,
+    dirty: list[tuple[int, datetime, datetime]],
 ) -> QuerySet[Any]:
-    # A rollup row is used only if none of its agent's 15-minute intervals inside it is dirty.
-    dirty = DirtyInterval.objects.filter(
-        agent_id=OuterRef("agent_id"),
-        bucket_start__gte=OuterRef("bucket_start"),
-        bucket_start__lt=OuterRef("bucket_end"),
+    """The rollup rows of ``grain`` in ``segment``, except those the raw rows answer for.
+
+    A row is used only if none of its agent's 15-minute intervals inside it is dirty.
+    ``dirty`` (``_dirty_ranges``, read in the same snapshot) names exactly those rows: each
+    range is one row's bucket of the grain read there. Excluding them by key instead of a
+    correlated subquery keeps a long period a plain index range scan.
+    """
+    rows = model.objects.filter(
+        where.q(), grain=grain, bucket_start__gte=segment[0], bucket_start__lt=segment[1]
     )
-    return (
-        model.objects.filter(
-            where.q(), grain=grain, bucket_start__gte=segment[0], bucket_start__lt=segment[1]
-        )
-        .exclude(Exists(dirty))
-        .order_by()
-    )
+    for (bucket, _), agent_ids in _by_range(dirty).items():
+        if segment[0] <= bucket < segment[1]:
+            rows = rows.exclude(bucket_start=bucket, agent_id__in=agent_ids)
+    return rows.order_by()
 
 
 def _dirty_ranges(
@@ -694,14 +707,13 @@ def kpi_rows(
                 department_ids=where.department_ids,
             )
         for grain, segment in plan.segments():
-            sums = _rollups(KpiRollup, grain, segment, where).values(*group_fields)
+            sums = _rollups(KpiRollup, grain, segment, where, dirty).values(*group_fields)
             _add_rollup_sums(rows, group_by, sums.annotate(**_ROLLUP_SUMS))
         filtered = Interaction.objects.filter(where.q())
         raw = _raw_ranges(plan, dirty)
         if raw is not None:
             _add_raw(rows, group_by, filtered.filter(raw))
-        in_period = filtered.filter(ended_at__gte=start, ended_at__lt=end)
-        _add_open_acws(rows, group_by, in_period, now)
+        _add_open_acws(rows, group_by, where, start, end, now)
     return _finish(rows, group_by)
 
 
@@ -820,7 +832,7 @@ def acw_distribution(
     department_ids: Iterable[int] | None = None,
 ) -> dict[str, Any]:
     """The durations of the closed ACWs that followed interactions ended in [start, end)
-    (contract §4b): ``{"count", "bin_seconds", "bins": [{"from", "to", "count"}], "p50",
+    (docs/api.md): ``{"count", "bin_seconds", "bins": [{"from", "to", "count"}], "p50",
     "p90"}`` (see ``distribution_from_counts``). An ACW still open has no duration yet and is
     not counted. Read from the duration rollups like ``kpi_rows``.
     """
@@ -841,7 +853,7 @@ def acw_distribution(
             )
         for grain, segment in plan.segments():
             sums = (
-                _rollups(AcwDurationRollup, grain, segment, where)
+                _rollups(AcwDurationRollup, grain, segment, where, dirty)
                 .values("seconds")
                 .annotate(n=Sum("count"))
                 .values_list("seconds", "n")

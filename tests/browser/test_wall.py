@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from agents import services
 from agents.models import AcwSession, ChecklistItem, WrapUpCode
@@ -229,3 +230,32 @@ def test_filters_by_state_and_team_and_sorts_by_time_in_state_or_name(
     page.click('.segmented button[data-density="compact"]')
     assert page.get_attribute("#grid", "data-density") == "compact"
     expect(["alice", "bob", "carol"])
+
+
+def test_a_tile_shows_the_acw_timeout_at_its_deadline_without_a_worker(
+    live_server_up: Server, new_page: Any, supervisor_sam: Any, alice: Any, api_token: str
+) -> None:
+    from agents.models import AcwPolicy, AgentState
+
+    # Long enough for the page to load and show the ACW first (this machine may be busy).
+    AcwPolicy.objects.filter(team__isnull=True, channel="").update(seconds=15)
+    server = live_server_up
+    server.post_events(
+        api_token,
+        event("alice", "agent.logged_in", 90),
+        event("alice", "interaction.started", 80, interaction_id="c1", channel="phone"),
+        event("alice", "interaction.ended", 0, interaction_id="c1"),
+    )
+    page = new_page()
+    log_in(page, server, "sam", "pw-sam")
+    wait_live(page)
+    page.wait_for_selector(tile(page, "alice", "acw"))
+    deadline = AgentState.objects.get(agent=alice).acw_deadline
+    assert deadline is not None
+    # No worker runs here: nothing persists the timeout; the page shows it at the deadline
+    # by itself (the next snapshot would too, but only on a reconnect or a resync).
+    time.sleep(max(0.0, (deadline - timezone.now()).total_seconds()))
+    page.wait_for_selector(tile(page, "alice", "available"), timeout=4000)
+    print(f"\ntile flipped {(timezone.now() - deadline).total_seconds():.2f} s after the deadline")
+    assert AgentState.objects.get(agent=alice).state == "acw"
+    assert page.js_errors == []

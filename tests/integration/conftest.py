@@ -8,6 +8,7 @@ the broker instead of running tasks inline (``broker_tasks``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -45,6 +46,37 @@ def _fresh_broker_connections() -> None:
     app.amqp._producer_pool = None
 
 
+@contextlib.contextmanager
+def worker_process(
+    log: Path, redis_url: str, *, name: str = "pytest"
+) -> Iterator[subprocess.Popen]:
+    """A Celery worker subprocess on ``redis_url`` and the test database, stopped on exit."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "REDIS_URL": redis_url,
+        "DEBUG": "1",
+    }
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "acw_site", "worker",
+                "--pool=threads", "--concurrency=4", "--loglevel=INFO",
+                "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h",
+            ],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
 @pytest.fixture(scope="module")
 def celery_worker(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
@@ -53,37 +85,15 @@ def celery_worker(
     from acw_site.celery import app
 
     log = tmp_path_factory.mktemp("celery") / "worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": _test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "DEBUG": "1",
-    }
     # Tasks left on the broker by an earlier, interrupted run must not run against this one.
     _fresh_broker_connections()
     app.control.purge()
-    with log.open("w") as out:
-        worker = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "acw_site", "worker",
-                "--pool=threads", "--concurrency=4", "--loglevel=INFO",
-                "--without-gossip", "--without-mingle", "-n", f"pytest-{os.getpid()}@%h",
-            ],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    try:
+    with worker_process(log, settings.REDIS_URL) as worker:
         give_up = time.monotonic() + 30
         while not app.control.ping(timeout=0.5):
             if worker.poll() is not None or time.monotonic() > give_up:
                 raise RuntimeError(f"the Celery worker did not start:\n{log.read_text()}")
         yield log
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 @pytest.fixture
