@@ -1,84 +1,363 @@
-"""The managers' KPI pages and the wall's alert acknowledgement."""
+"""The managers' KPI pages and the wall's alert acknowledgement.
+
+Each page parses its scope (period, filters) within the teams the user may see, reads the same
+query functions as ``/api/v1/kpis`` through ``reporting.pages``, and renders. What the user may
+not see answers 404, as if it did not exist.
+"""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
 from agents import access
+from agents.models import Agent, Channel, Department, Team
 
-from . import alerts, selectors
+from . import alerts, charts, pages, selectors
+from .api import csv_response
 from .models import AlertStatus
-from .queries import GroupBy, kpi_rows, site_day_bounds, site_today
+from .pages import Scope, ScopeError
+from .queries import KpiRow, site_tz
 
-MAX_DAYS = 366
+
+def _watcher(request: HttpRequest) -> None:
+    if not access.can_watch(request.user):
+        raise PermissionDenied
 
 
-def _day(raw: str | None, default: date) -> date | None:
-    if not raw:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        return None
+def _error_page(
+    request: HttpRequest, template: str, error: str, context: dict[str, Any]
+) -> HttpResponse:
+    """The page's form with the error, and no figures (a 400, never a 500)."""
+    return render(request, template, {**context, "error": error}, status=400)
+
+
+def _filter_options(request: HttpRequest, scope: Scope) -> dict[str, Any]:
+    teams = access.visible_teams(request.user).order_by("name")
+    departments = Department.objects.filter(teams__in=teams).distinct().order_by("name")
+    return {
+        "department_options": list(departments.values_list("name", flat=True)),
+        "scope": scope,
+        "presets": pages.preset_links(scope),
+        "team_options": list(teams.values_list("name", flat=True)),
+        "channel_options": Channel.choices,
+        "group_options": pages.TABLE_GROUPS.items(),
+    }
+
+
+def _charts(scope: Scope, title: str) -> dict[str, Any]:
+    """The charts every page shows for its scope: trend, AHT split, distribution."""
+    trend = pages.trend(scope)
+    per = "15 minutes" if trend.group_by == "interval" else "day"
+    dist = pages.distribution(scope)
+    policy = pages.band_policy(scope)
+    deadline = float(policy.seconds) if policy.is_timed else None
+    return {
+        "trend_per": per,
+        "trend_chart": charts.line_chart(
+            trend.labels, trend.avg_acw, label=f"Average ACW per {per}, {title}"
+        ),
+        "aht_chart": charts.stacked_bars(
+            trend.labels, trend.parts, label=f"AHT per {per}: ACW, hold and talk, {title}"
+        ),
+        "trend_query": scope.api_query(trend.group_by, format="csv"),
+        "distribution": dist,
+        "histogram": charts.histogram(
+            dist["bins"],
+            label=f"ACW durations, {title}",
+            too_short_below=float(policy.min_seconds) or None,
+            deadline=deadline,
+        ),
+        "band_policy": policy,
+        "band_deadline": deadline,
+    }
+
+
+def _by_channel_and_code(scope: Scope, title: str) -> dict[str, Any]:
+    channel_rows = pages.kpi(scope, "channel")
+    code_rows = pages.kpi(scope, "wrap_up_code")
+    by_avg = sorted(channel_rows, key=lambda r: -r.avg_acw_seconds)
+    # The chart shows the codes with the most interactions; the table lists every one.
+    busiest = sorted(code_rows, key=lambda r: -r.interactions)[:12]
+    busiest.sort(key=lambda r: -r.avg_acw_seconds)
+    return {
+        "channel_rows": channel_rows,
+        "channel_chart": charts.bar_list(
+            [(r.name, r.avg_acw_seconds, f"{r.interactions} int.") for r in by_avg],
+            label=f"Average ACW per channel, {title}",
+        ),
+        "channel_query": scope.api_query("channel", format="csv"),
+        "code_rows": code_rows,
+        "code_chart": charts.bar_list(
+            [(r.name, r.avg_acw_seconds, f"{r.interactions} int.") for r in busiest],
+            norms=[r.norm_acw_seconds for r in busiest],
+            label=f"Average ACW per wrap-up code, {title}",
+        ),
+        "code_query": scope.api_query("wrap_up_code", format="csv"),
+    }
+
+
+def _links(rows: Iterable[Any], group_by: str, scope: Scope) -> dict[str, str]:
+    """Each row's drill-down page, keeping the period and channel."""
+    keep = urlencode(scope.query(team=None, department=None, group_by=None))
+    if group_by == "agent":
+        return {
+            r.key: reverse("kpi-agent", args=[r.key]) + (f"?{keep}" if keep else "") for r in rows
+        }
+    if group_by == "team":
+        ids = dict(Team.objects.filter(pk__in=scope.team_ids).values_list("name", "pk"))
+        return {
+            r.key: reverse("kpi-team", args=[ids[r.key]]) + f"?{keep}" for r in rows if r.key in ids
+        }
+    return {
+        r.key: "?" + urlencode(scope.query(department=r.key, group_by="team"))
+        for r in rows
+        if r.key
+    }
+
+
+def _overview_title(scope: Scope) -> str:
+    parts = [scope.team or scope.department or "all teams"]
+    if scope.channel:
+        parts.append(dict(Channel.choices)[scope.channel].lower())
+    return f"{', '.join(parts)}, {scope.period.label}"
 
 
 @login_required
+@require_GET
 def kpi_overview(request: HttpRequest) -> HttpResponse:
-    """KPIs per agent or team for a range of site days (the same figures as ``/api/v1/kpis``)."""
-    if not access.can_watch(request.user):
-        raise PermissionDenied
-    today = site_today()
-    first = _day(request.GET.get("from"), today)
-    last = _day(request.GET.get("to"), first or today)
-    group_by: GroupBy = "team" if request.GET.get("group_by") == "team" else "agent"
-    teams = access.visible_teams(request.user)
-    team_name = request.GET.get("team", "")
-    error = ""
-    if first is None or last is None:
-        error = "Dates must be written YYYY-MM-DD."
-    elif first > last:
-        error = "The first day must not be after the last."
-    elif (last - first).days >= MAX_DAYS:
-        error = f"Choose at most {MAX_DAYS} days."
-    rows = []
-    if not error:
-        assert first is not None and last is not None
-        shown = teams.filter(name=team_name) if team_name else teams
-        start, end = site_day_bounds(first, last)
-        rows = kpi_rows(
-            team_ids=shown.values_list("pk", flat=True), group_by=group_by, start=start, end=end
+    """``/kpis/``: headline cards against the previous period, charts, and the KPI table."""
+    _watcher(request)
+    try:
+        scope = pages.parse_scope(request.user, request.GET)
+    except ScopeError as error:
+        scope = pages.default_scope(request.user)
+        return _error_page(
+            request, "reporting/kpis.html", str(error), _filter_options(request, scope)
         )
-    totals = {
-        "interactions": sum(r.interactions for r in rows),
-        "talk_seconds": sum(r.talk_seconds for r in rows),
-        "hold_seconds": sum(r.hold_seconds for r in rows),
-        "acw_seconds": sum(r.acw_seconds for r in rows),
-    }
-    handle = totals["talk_seconds"] + totals["hold_seconds"] + totals["acw_seconds"]
-    n = totals["interactions"]
-    totals["avg_acw_seconds"] = totals["acw_seconds"] / n if n else 0.0
-    totals["aht_seconds"] = handle / n if n else 0.0
-    totals["acw_share"] = totals["acw_seconds"] / handle if handle else 0.0
+    rows = pages.kpi(scope, scope.group_by)
+    total = KpiRow.total(rows)
+    before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous()))
+    title = _overview_title(scope)
     context = {
+        **_filter_options(request, scope),
+        "title": title,
         "rows": rows,
-        "totals": totals,
-        "group_by": group_by,
-        "first": first or today,
-        "last": last or today,
-        "today": today,
-        "yesterday": today - timedelta(days=1),
-        "week_start": today - timedelta(days=6),
-        "teams": teams,
-        "team_name": team_name,
-        "error": error,
+        "total": total,
+        "links": _links(rows, scope.group_by, scope),
+        "table_query": scope.api_query(scope.group_by, format="csv"),
+        "cards": pages.headline_cards(total, before),
+        "previous": scope.period.previous(),
+        "heat_query": scope.api_query("weekday_hour", format="csv"),
+        "heat_map": charts.heat_map(
+            pages.heat_cells(pages.kpi(scope, "weekday_hour")),
+            label=f"Average ACW per weekday and hour, {title}",
+        ),
+        **_charts(scope, title),
+        **_by_channel_and_code(scope, title),
     }
-    return render(request, "reporting/kpis.html", context, status=400 if error else 200)
+    return render(request, "reporting/kpis.html", context)
+
+
+def _agent_or_404(request: HttpRequest, external_id: str) -> Agent:
+    teams = access.visible_teams(request.user)
+    agent = Agent.objects.filter(external_id=external_id, team__in=teams).select_related("team")
+    found = agent.first()
+    if found is None:
+        raise Http404
+    return found
+
+
+@login_required
+@require_GET
+def kpi_agent(request: HttpRequest, external_id: str) -> HttpResponse:
+    """``/kpis/agents/<external id>/``: one agent's figures, trend, recent interactions, alerts."""
+    _watcher(request)
+    agent = _agent_or_404(request, external_id)
+    base = {"agent": agent}
+    try:
+        scope = pages.parse_scope(request.user, request.GET, agent=agent)
+    except ScopeError as error:
+        scope = pages.default_scope(request.user, agent=agent)
+        return _error_page(
+            request,
+            "reporting/kpi_agent.html",
+            str(error),
+            {**base, **_filter_options(request, scope)},
+        )
+    export = request.GET.get("csv")
+    if export == "interactions":
+        return _interactions_csv(agent, pages.recent_interactions(scope))
+    if export == "alerts":
+        return _alerts_csv(
+            f"alerts-{agent.external_id}", pages.recent_alerts(scope.team_ids, agent)
+        )
+    total = KpiRow.total(pages.kpi(scope, "channel"))
+    before = KpiRow.total(pages.kpi(scope, "channel", scope.period.previous()))
+    title = f"{agent.name}, {scope.period.label}"
+    context = {
+        **base,
+        **_filter_options(request, scope),
+        "title": title,
+        "cards": pages.headline_cards(total, before),
+        "previous": scope.period.previous(),
+        "interactions": pages.recent_interactions(scope),
+        "recent_limit": pages.RECENT_INTERACTIONS,
+        "alerts": pages.recent_alerts(scope.team_ids, agent),
+        "crumbs": [
+            {
+                "label": agent.team.name,
+                "url": reverse("kpi-team", args=[agent.team_id])
+                + "?"
+                + urlencode(scope.query(team=None, group_by=None)),
+            },
+            {"label": agent.name},
+        ],
+        "csv_query": urlencode(scope.query()),
+        **_charts(scope, title),
+        **_by_channel_and_code(scope, title),
+    }
+    return render(request, "reporting/kpi_agent.html", context)
+
+
+@login_required
+@require_GET
+def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
+    """``/kpis/teams/<id>/``: the team's agents side by side (sortable), its trend and alerts."""
+    _watcher(request)
+    team = access.visible_teams(request.user).filter(pk=team_id).first()
+    if team is None:
+        raise Http404
+    base = {"team": team}
+    try:
+        scope = pages.parse_scope(request.user, request.GET, team=team)
+    except ScopeError as error:
+        scope = pages.default_scope(request.user, team=team)
+        return _error_page(
+            request,
+            "reporting/kpi_team.html",
+            str(error),
+            {**base, **_filter_options(request, scope)},
+        )
+    if request.GET.get("csv") == "alerts":
+        return _alerts_csv(f"alerts-team-{team.pk}", pages.recent_alerts(scope.team_ids))
+    rows, sort = pages.sort_rows(pages.kpi(scope, "agent"), request.GET.get("sort", "name"))
+    total = KpiRow.total(rows)
+    before = KpiRow.total(pages.kpi(scope, "agent", scope.period.previous()))
+    title = f"team {team.name}, {scope.period.label}"
+    sparklines = pages.agent_sparklines(scope)
+    keep = urlencode(scope.query(team=None, group_by=None))
+    context = {
+        **base,
+        **_filter_options(request, scope),
+        "crumbs": [{"label": team.name}],
+        "title": title,
+        "rows": [
+            {
+                "row": row,
+                "link": reverse("kpi-agent", args=[row.key]) + f"?{keep}",
+                "spark": charts.sparkline(
+                    sparklines.get(row.key, []), label=f"Average ACW of {row.name}"
+                ),
+            }
+            for row in rows
+        ],
+        "total": total,
+        "sort": sort,
+        "sorts": _sort_links(scope, sort),
+        "spark_per": "hour" if scope.period.is_one_day else "day",
+        "cards": pages.headline_cards(total, before),
+        "previous": scope.period.previous(),
+        "alerts": pages.recent_alerts(scope.team_ids),
+        "table_query": scope.api_query("agent", format="csv"),
+        "csv_query": urlencode(scope.query(team=None)),
+        **_charts(scope, title),
+    }
+    return render(request, "reporting/kpi_team.html", context)
+
+
+def _sort_links(scope: Scope, current: str) -> dict[str, dict[str, str]]:
+    """Per column: the query that sorts by it (descending first, except names) and its state."""
+    out = {}
+    for column, (label, _) in pages.SORTS.items():
+        if current == column:
+            target, state = f"-{column}", "ascending"
+        elif current == f"-{column}":
+            target, state = column, "descending"
+        else:
+            target, state = (column if column == "name" else f"-{column}"), "none"
+        out[column] = {
+            "label": label,
+            "query": urlencode(scope.query(team=None, sort=target)),
+            "state": state,
+        }
+    return out
+
+
+# --- Page-level CSV (tables the API does not serve) ----------------------------------------
+
+
+INTERACTION_FIELDS = [
+    "interaction_id",
+    "channel",
+    "ended_at",
+    "talk_seconds",
+    "hold_seconds",
+    "acw_seconds",
+    "acw_ended_by",
+    "extensions",
+    "wrap_up_code",
+    "note",
+    "checklist",
+]
+ALERT_FIELDS = [
+    "id",
+    "kind",
+    "status",
+    "team",
+    "agent",
+    "message",
+    "value",
+    "threshold",
+    "opened_at",
+    "acknowledged_by",
+    "acknowledged_at",
+    "resolved_at",
+]
+
+
+def _interactions_csv(agent: Agent, rows: list[pages.RecentInteraction]) -> HttpResponse:
+    tz = site_tz()
+    lines = (
+        {
+            "interaction_id": r.interaction_id,
+            "channel": r.channel,
+            "ended_at": r.ended_at.astimezone(tz).isoformat(),
+            "talk_seconds": round(r.talk_seconds, 3),
+            "hold_seconds": round(r.hold_seconds, 3),
+            "acw_seconds": None if r.acw_seconds is None else round(r.acw_seconds, 3),
+            "acw_ended_by": r.acw_end,
+            "extensions": r.extensions,
+            "wrap_up_code": r.wrap_up_code,
+            "note": r.note,
+            "checklist": "; ".join(r.checklist),
+        }
+        for r in rows
+    )
+    return csv_response(f"interactions-{agent.external_id}.csv", INTERACTION_FIELDS, lines)
+
+
+def _alerts_csv(filename: str, rows: list[Any]) -> HttpResponse:
+    payloads = (selectors.alert_payload(alert) for alert in rows)
+    return csv_response(f"{filename}.csv", ALERT_FIELDS, payloads)
 
 
 @login_required

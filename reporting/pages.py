@@ -1,0 +1,543 @@
+"""What the managers' KPI pages show: the scope a request asks for, headline cards, chart series.
+
+The figures come from the same query functions as ``/api/v1/kpis`` (``reporting.queries``),
+which read the rollups, so a page costs a bounded number of queries on any period. The only raw
+rows a page reads are an agent's bounded list of recent interactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from django.db.models import Sum
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from agents import access
+from agents.models import AcwSession, Agent, ChecklistItem, Interaction, Team
+from agents.services import policy_lookup
+from agents.states import SITE_DEFAULT_POLICY, PolicySpec
+
+from . import queries
+from .models import Alert, Grain, KpiRollup
+from .params import parse_kpi_query
+from .periods import PRESETS, Period, PeriodError, resolve_period
+from .queries import KpiFilter, KpiRow, site_day_bounds, site_today, site_tz
+from .templatetags.kpi_format import format_duration, format_percent
+
+TABLE_GROUPS: dict[str, str] = {"agent": "Agent", "team": "Team", "department": "Department"}
+RECENT_INTERACTIONS = 50
+RECENT_ALERTS = 20
+
+# --- The scope of a page: period and filters ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which interactions a page counts: a period, and the filters on top of the visible teams."""
+
+    period: Period
+    where: KpiFilter
+    team: str = ""
+    department: str = ""
+    channel: str = ""
+    agent: Agent | None = None
+    group_by: str = "agent"
+
+    @property
+    def team_ids(self) -> tuple[int, ...]:
+        """The teams counted: those the user may see, narrowed by a team filter."""
+        return self.where.team_ids
+
+    def filters(self) -> dict[str, Any]:
+        """The query functions' narrowing filters besides ``team_ids``."""
+        return {
+            "agent_ids": self.where.agent_ids,
+            "channels": self.where.channels,
+            "department_ids": self.where.department_ids,
+        }
+
+    def bounds(self, period: Period | None = None) -> tuple[datetime, datetime]:
+        period = period or self.period
+        return site_day_bounds(period.first, period.last)
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        """The page's query string, with ``changes`` applied (``None`` drops a key)."""
+        params: dict[str, str] = {}
+        if self.period.preset != "custom":
+            params["period"] = self.period.preset
+        else:
+            params["from"] = self.period.first.isoformat()
+            params["to"] = self.period.last.isoformat()
+        for name in ("team", "department", "channel"):
+            if getattr(self, name):
+                params[name] = getattr(self, name)
+        if self.group_by != "agent":
+            params["group_by"] = self.group_by
+        for name, value in changes.items():
+            if value is None:
+                params.pop(name, None)
+            else:
+                params[name] = value
+        return params
+
+    def api_query(self, group_by: str, **extra: str) -> str:
+        """The ``/api/v1/kpis`` query string for the same figures (e.g. for its CSV)."""
+        params = {
+            "group_by": group_by,
+            "from": self.period.first.isoformat(),
+            "to": self.period.last.isoformat(),
+        }
+        for name in ("team", "department", "channel"):
+            if getattr(self, name):
+                params[name] = getattr(self, name)
+        if self.agent is not None:
+            params["agent"] = self.agent.external_id
+        params.update(extra)
+        return urlencode(params)
+
+
+class ScopeError(ValueError):
+    """A filter the page cannot apply; the message names the parameter."""
+
+
+def parse_scope(
+    user: Any, params: Mapping[str, str], *, team: Team | None = None, agent: Agent | None = None
+) -> Scope:
+    """The scope a page's query string asks for, within what ``user`` may see.
+
+    The period comes from a preset or from/to; the filters go through the API's own parser
+    (``reporting.params``), so a page reads exactly the interactions its API call reads, and a
+    team, department or channel that does not exist or that the user may not see is an error
+    naming the parameter, as in the API. A team page fixes its team, an agent page its agent.
+    """
+    try:
+        period = resolve_period(
+            site_today(), params.get("period"), params.get("from"), params.get("to")
+        )
+    except PeriodError as error:
+        raise ScopeError(str(error)) from None
+    group_by = params.get("group_by") or "agent"
+    if group_by not in TABLE_GROUPS:
+        raise ScopeError(f"group_by: choose one of {', '.join(TABLE_GROUPS)}.")
+    data = {"from": period.first.isoformat(), "to": period.last.isoformat()}
+    names = ["channel"] if team or agent else ["team", "department", "channel"]
+    data.update({name: params[name] for name in names if params.get(name)})
+    if team is not None:
+        data["team"] = team.name
+    if agent is not None:
+        data["agent"] = agent.external_id
+    try:
+        query = parse_kpi_query(user, data)
+    except ValidationError as error:
+        detail = error.detail if isinstance(error.detail, dict) else {"query": error.detail}
+        name, messages = next(iter(detail.items()))
+        message = messages[0] if isinstance(messages, list) else messages
+        raise ScopeError(f"{name}: {message}.") from None
+    return Scope(
+        period=period,
+        where=query.where,
+        team=data.get("team", ""),
+        department=data.get("department", ""),
+        channel=data.get("channel", ""),
+        agent=agent,
+        group_by=group_by,
+    )
+
+
+def default_scope(user: Any, *, team: Team | None = None, agent: Agent | None = None) -> Scope:
+    """Today over what the user may see (of the team or agent): an error page's form."""
+    visible = access.visible_teams(user)
+    if team is not None:
+        visible = visible.filter(pk=team.pk)
+    today = site_today()
+    return Scope(
+        Period(today, today, "today"),
+        KpiFilter.of(visible.values_list("pk", flat=True), [agent.pk] if agent else None),
+        team=team.name if team else "",
+        agent=agent,
+    )
+
+
+def preset_links(scope: Scope) -> list[dict[str, Any]]:
+    """One link per preset that keeps the other filters."""
+    return [
+        {
+            "preset": preset,
+            "label": label,
+            "query": urlencode(scope.query(period=preset, **{"from": None, "to": None})),
+            "current": scope.period.preset == preset,
+        }
+        for preset, label in PRESETS.items()
+        if preset != "custom"
+    ]
+
+
+# --- Figures --------------------------------------------------------------------------------
+
+
+def kpi(scope: Scope, group_by: str, period: Period | None = None) -> list[KpiRow]:
+    """The API's rows for ``scope`` (same function, same figures)."""
+    start, end = scope.bounds(period)
+    return queries.kpi_rows(
+        team_ids=scope.team_ids,
+        group_by=group_by,  # type: ignore[arg-type]
+        start=start,
+        end=end,
+        **scope.filters(),
+    )
+
+
+@dataclass(frozen=True)
+class Card:
+    label: str
+    value: str
+    change: str
+    previous: str
+    # "up"/"down": the direction of the change; "better"/"worse" by the card's own sense.
+    direction: Literal["up", "down", "flat", "none"]
+    tone: Literal["better", "worse", "neutral"]
+    detail: str = ""
+    key: str = ""
+
+
+def _card(
+    key: str,
+    label: str,
+    now: float | None,
+    before: float | None,
+    kind: Literal["count", "duration", "share"],
+    lower_is_better: bool | None,
+    detail: str = "",
+) -> Card:
+    text: Callable[[float | None], str] = {
+        "count": lambda v: "–" if v is None else f"{round(v):,}".replace(",", "\u202f"),
+        "duration": format_duration,
+        "share": format_percent,
+    }[kind]
+    if now is None or before is None:
+        change, direction = ("no previous figure" if now is not None else ""), "none"
+    else:
+        diff = now - before
+        if kind == "share":
+            points = round(diff * 100, 1)
+            change = f"{points:+.1f} pp".replace("-", "−")
+            moved = points != 0
+        elif before:
+            pct = round(diff / before * 100)
+            change = f"{pct:+d} %".replace("-", "−")
+            moved = pct != 0
+        else:
+            change, moved = "new", now != 0
+        direction = ("up" if diff > 0 else "down") if moved else "flat"
+    tone: Literal["better", "worse", "neutral"] = "neutral"
+    if lower_is_better is not None and direction in ("up", "down"):
+        tone = "better" if (direction == "down") == lower_is_better else "worse"
+    return Card(label, text(now), change, text(before), direction, tone, detail, key)  # type: ignore[arg-type]
+
+
+def headline_cards(now: KpiRow, before: KpiRow) -> list[Card]:
+    """The overview's headline figures, each with its change against the previous period.
+
+    Timeouts, extended and too-short are shares of the ACW sessions (``acw_count``);
+    the changes of shares are in percentage points.
+    """
+
+    def figures(row: KpiRow) -> dict[str, float | None]:
+        has = row.interactions > 0
+        return {
+            "interactions": row.interactions,
+            "avg_acw": row.avg_acw_seconds if has else None,
+            "acw": row.acw_seconds,
+            "aht": row.aht_seconds if has else None,
+            "share": row.acw_share if has else None,
+            "timeouts": row.timeout_share if row.acw_count else None,
+            "extended": row.extended_share if row.acw_count else None,
+            "too_short": row.too_short_share if row.acw_count else None,
+        }
+
+    a, b = figures(now), figures(before)
+    split = (
+        f"talk {format_duration(now.avg_talk_seconds)} · hold {format_duration(now.avg_hold_seconds)}"
+        f" · ACW {format_duration(now.avg_acw_seconds)}"
+        if now.interactions
+        else ""
+    )
+    return [
+        _card("interactions", "Interactions", a["interactions"], b["interactions"], "count", None),
+        _card("avg_acw", "Average ACW", a["avg_acw"], b["avg_acw"], "duration", True),
+        _card("acw", "Total ACW", a["acw"], b["acw"], "duration", None),
+        _card("aht", "AHT", a["aht"], b["aht"], "duration", True, split),
+        _card("share", "ACW share of handle time", a["share"], b["share"], "share", True),
+        _card("timeouts", "Timeouts", a["timeouts"], b["timeouts"], "share", True, "of ACWs"),
+        _card("extended", "Extended", a["extended"], b["extended"], "share", True, "of ACWs"),
+        _card("too_short", "Too short", a["too_short"], b["too_short"], "share", True, "of ACWs"),
+    ]
+
+
+# --- Chart series ---------------------------------------------------------------------------
+
+
+@dataclass
+class Trend:
+    """A trend's buckets: labels, average ACW and the AHT split per bucket (None: empty)."""
+
+    group_by: str
+    labels: list[str] = field(default_factory=list)
+    avg_acw: list[float | None] = field(default_factory=list)
+    parts: list[tuple[float, float, float] | None] = field(default_factory=list)
+    rows: list[KpiRow] = field(default_factory=list)
+
+
+def day_quarters(day: date) -> list[datetime]:
+    """The starts of a site day's 15-minute intervals: 96, or 92 / 100 on a DST change day.
+
+    Stepped in UTC: adding 15 minutes to a zoned datetime adds wall-clock time, which would skip
+    the repeated hour of an autumn change and invent the missing one of a spring change.
+    """
+    start, end = site_day_bounds(day, day)
+    moment, end = start.astimezone(UTC), end.astimezone(UTC)
+    out = []
+    while moment < end:
+        out.append(moment)
+        moment += timedelta(minutes=15)
+    return out
+
+
+def trend(scope: Scope) -> Trend:
+    """ACW and AHT per 15 minutes (one day) or per day (a range), from the API's rows."""
+    one_day = scope.period.is_one_day
+    group_by = "interval" if one_day else "day"
+    rows = kpi(scope, group_by)
+    by_key = {row.key: row for row in rows}
+    result = Trend(group_by, rows=rows)
+    tz = site_tz()
+    if one_day:
+        keys = day_quarters(scope.period.first)
+        index = {datetime.fromisoformat(key): key for key in by_key}
+        if index:
+            # Show the hours with activity, not a day that is mostly night.
+            first = min(index).replace(minute=0)
+            last = max(index)
+            keys = [k for k in keys if first <= k <= last]
+        for moment in keys:
+            row = by_key.get(index.get(moment, ""))
+            result.labels.append(f"{moment.astimezone(tz):%H:%M}")
+            _add_bucket(result, row)
+    else:
+        for i in range(scope.period.days):
+            day = scope.period.first + timedelta(days=i)
+            result.labels.append(f"{day:%d %b}")
+            _add_bucket(result, by_key.get(day.isoformat()))
+    return result
+
+
+def _add_bucket(result: Trend, row: KpiRow | None) -> None:
+    if row is None or not row.interactions:
+        result.avg_acw.append(None)
+        result.parts.append(None)
+        return
+    n = row.interactions
+    result.avg_acw.append(row.avg_acw_seconds)
+    result.parts.append((row.acw_seconds / n, row.hold_seconds / n, row.talk_seconds / n))
+
+
+def heat_cells(rows: Iterable[KpiRow]) -> dict[tuple[int, int], tuple[float, int]]:
+    """``weekday_hour`` rows ("D-HH") as {(ISO weekday, hour): (average ACW, interactions)}."""
+    cells = {}
+    for row in rows:
+        if row.interactions:
+            day, hour = row.key.split("-")
+            cells[(int(day), int(hour))] = (row.avg_acw_seconds, row.interactions)
+    return cells
+
+
+def band_policy(scope: Scope) -> PolicySpec:
+    """The policy whose minimum and deadline draw the histogram's bands.
+
+    With one team chosen (or an agent's page) it is that team's policy for the chosen channel;
+    otherwise the site default, which the chart says, since teams may differ.
+    """
+    team_id = scope.agent.team_id if scope.agent else None
+    if team_id is None and len(scope.team_ids) == 1:
+        team_id = scope.team_ids[0]
+    if team_id is None:
+        return policy_lookup()(0, scope.channel) if scope.channel else SITE_DEFAULT_POLICY
+    return policy_lookup()(team_id, scope.channel)
+
+
+def distribution(scope: Scope) -> dict[str, Any]:
+    """The API's ACW distribution for ``scope``."""
+    start, end = scope.bounds()
+    return queries.acw_distribution(
+        team_ids=scope.team_ids, start=start, end=end, **scope.filters()
+    )
+
+
+# --- Raw rows: an agent's recent interactions, alerts ---------------------------------------
+
+ACW_END_WORDS = {
+    "agent_ready": "agent",
+    "timeout": "timeout",
+    "supervisor": "supervisor",
+    "interaction": "next contact",
+    "not_ready": "agent (not ready)",
+    "logout": "logout",
+}
+
+
+@dataclass(frozen=True)
+class RecentInteraction:
+    interaction_id: str
+    channel: str
+    ended_at: datetime
+    talk_seconds: float
+    hold_seconds: float
+    acw_seconds: float | None
+    acw_end: str
+    extensions: int
+    wrap_up_code: str
+    note: str
+    checklist: list[str]
+    acw_open: bool = False
+
+
+def recent_interactions(
+    scope: Scope, limit: int = RECENT_INTERACTIONS, now: datetime | None = None
+) -> list[RecentInteraction]:
+    """The agent's last ``limit`` interactions that ended in the period, newest first.
+
+    The only raw read of the pages: bounded by ``limit`` and served by the (agent, ended_at)
+    index. Two queries: the interactions with their ACW, and the checklist labels.
+    """
+    assert scope.agent is not None
+    now = now or timezone.now()
+    start, end = scope.bounds()
+    rows = list(
+        Interaction.objects.filter(
+            agent=scope.agent,
+            team_id__in=scope.team_ids,
+            ended_at__gte=start,
+            ended_at__lt=end,
+            **({"channel": scope.channel} if scope.channel else {}),
+        )
+        .select_related("acw")
+        .order_by("-ended_at", "-pk")[:limit]
+    )
+    acws: dict[int, AcwSession | None] = {row.pk: getattr(row, "acw", None) for row in rows}
+    item_ids = {i for acw in acws.values() if acw for i in acw.checklist if isinstance(i, int)}
+    labels = dict(
+        ChecklistItem.objects.filter(pk__in=item_ids).values_list("pk", "label") if item_ids else []
+    )
+    out = []
+    for row in rows:
+        acw = acws[row.pk]
+        seconds: float | None = None
+        if acw is not None:
+            seconds = (
+                acw.duration_seconds
+                if acw.ended_at is not None
+                else queries.open_acw_elapsed(acw.started_at, acw.deadline, now)
+            )
+        assert row.ended_at is not None
+        out.append(
+            RecentInteraction(
+                interaction_id=row.interaction_id,
+                channel=row.get_channel_display(),
+                ended_at=row.ended_at,
+                talk_seconds=row.talk_seconds,
+                hold_seconds=row.hold_seconds,
+                acw_seconds=seconds,
+                acw_end=(
+                    (
+                        "running"
+                        if acw.ended_at is None
+                        else ACW_END_WORDS.get(acw.end_reason, acw.end_reason)
+                    )
+                    if acw
+                    else "no ACW"
+                ),
+                extensions=acw.extensions if acw else 0,
+                wrap_up_code=acw.wrap_up_code if acw else "",
+                note=acw.note if acw else "",
+                checklist=[labels.get(i, f"#{i}") for i in (acw.checklist if acw else [])],
+                acw_open=bool(acw and acw.ended_at is None),
+            )
+        )
+    return out
+
+
+def recent_alerts(
+    team_ids: Iterable[int], agent: Agent | None = None, limit: int = RECENT_ALERTS
+) -> list[Alert]:
+    """The latest alerts of these teams (or of one agent), newest first, in one query."""
+    alerts = Alert.objects.filter(team_id__in=list(team_ids))
+    if agent is not None:
+        alerts = alerts.filter(agent=agent)
+    return list(
+        alerts.select_related("team", "agent", "acknowledged_by").order_by("-opened_at", "-pk")[
+            :limit
+        ]
+    )
+
+
+# --- Team page: agents side by side ---------------------------------------------------------
+
+SORTS: dict[str, tuple[str, Callable[[KpiRow], Any]]] = {
+    "name": ("Agent", lambda r: r.name.casefold()),
+    "interactions": ("Interactions", lambda r: r.interactions),
+    "avg_acw": ("Avg ACW", lambda r: r.avg_acw_seconds),
+    "acw": ("ACW", lambda r: r.acw_seconds),
+    "aht": ("AHT", lambda r: r.aht_seconds),
+    "share": ("ACW share", lambda r: r.acw_share),
+    "timeouts": ("Timeouts", lambda r: r.timeouts),
+    "extended": ("Extended", lambda r: r.extended),
+    "too_short": ("Too short", lambda r: r.too_short),
+}
+
+
+def sort_rows(rows: list[KpiRow], sort: str) -> tuple[list[KpiRow], str]:
+    """Rows ordered by a column (``-avg_acw``: descending); an unknown column sorts by name."""
+    descending = sort.startswith("-")
+    column = sort.lstrip("-")
+    if column not in SORTS:
+        column, descending = "name", False
+    ordered = sorted(rows, key=SORTS[column][1], reverse=descending)
+    return ordered, ("-" if descending else "") + column
+
+
+def agent_sparklines(scope: Scope) -> dict[str, list[float | None]]:
+    """Average ACW per agent per hour (one day) or per day (a range), for the sparklines.
+
+    One query on the rollups, as of their last run (a minute old at most): a sparkline shows a
+    shape, and the exact figures sit next to it in the table.
+    """
+    start, end = scope.bounds()
+    one_day = scope.period.is_one_day
+    rollups = KpiRollup.objects.filter(
+        grain=Grain.QUARTER if one_day else Grain.DAY,
+        bucket_start__gte=start,
+        bucket_start__lt=end,
+        team_id__in=scope.team_ids,
+    )
+    if scope.channel:
+        rollups = rollups.filter(channel=scope.channel)
+    tz = site_tz()
+    size = 24 if one_day else scope.period.days
+    sums: dict[str, list[list[float]]] = {}
+    for key, bucket, n, acw in (
+        rollups.values_list("agent__external_id", "bucket_start")
+        .annotate(n=Sum("interactions"), acw=Sum("acw_seconds"))
+        .order_by()
+    ):
+        local = bucket.astimezone(tz)
+        slot = local.hour if one_day else (local.date() - scope.period.first).days
+        cells = sums.setdefault(key, [[0, 0.0] for _ in range(size)])
+        if 0 <= slot < size:
+            cells[slot][0] += n
+            cells[slot][1] += acw
+    return {key: [acw / n if n else None for n, acw in cells] for key, cells in sums.items()}
