@@ -224,6 +224,8 @@ class Event(models.Model):
         default=dict, blank=True, help_text="The agent's projection right after this event."
     )
     history_anchor = models.BooleanField(
+        # A database default too: bulk loaders (seed_history's COPY) leave the column out.
+        db_default=False,
         default=False,
         help_text=(
             "The agent's newest event before the retention horizon, kept (personal fields "

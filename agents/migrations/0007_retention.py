@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='event',
             name='history_anchor',
-            field=models.BooleanField(default=False, help_text="The agent's newest event before the retention horizon, kept (personal fields erased) so that a replay starts from its projection."),
+            field=models.BooleanField(db_default=False, default=False, help_text="The agent's newest event before the retention horizon, kept (personal fields erased) so that a replay starts from its projection."),
         ),
         migrations.AlterField(
             model_name='acwsession',
