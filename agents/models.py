@@ -18,6 +18,7 @@ from django.db import models
 from django.db.models import Q
 
 from . import states
+from .states import PolicySpec
 
 UNASSIGNED_TEAM = "Unassigned"
 
@@ -433,9 +434,16 @@ class AcwPolicy(models.Model):
         scope = self.team.name if self.team else "Site default"
         return f"{scope} / {self.channel or 'all channels'}: {self.mode}"
 
+    def as_spec(self) -> PolicySpec:
+        """The values the state machine needs, as a plain snapshot (stored with an open ACW)."""
+        return PolicySpec(**{name: getattr(self, name) for name in POLICY_SPEC_FIELDS})
+
     def clean(self) -> None:
         if self.max_seconds and self.seconds > self.max_seconds:
             raise ValidationError({"max_seconds": "The maximum must be at least the ACW timer."})
+
+
+POLICY_SPEC_FIELDS = tuple(PolicySpec.__dataclass_fields__)
 
 
 class WrapUpCode(models.Model):

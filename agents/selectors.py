@@ -13,6 +13,7 @@ from reporting.queries import kpi_rows, site_day_bounds, site_today
 from . import access, events
 from .events import agent_payload
 from .models import AcwPolicy, AgentState, StateThreshold, Team
+from .policies import Policies
 
 
 def agent_states(user: Any, team_ids: set[int] | None = None):  # type: ignore[no-untyped-def]
@@ -115,19 +116,10 @@ def wall_config(team_ids: set[int]) -> dict[str, Any]:
     return {"tiers": tiers, "policies": policies, "site": site}
 
 
-# The model's default, for a database without the site-default policy row.
-SITE_TARGET_AVG_SECONDS = 45
-
-
 def _team_targets(team_ids: set[int]) -> dict[int, int]:
-    """Target average ACW per team: the team's default policy, else the site default."""
-    defaults: dict[int | None, int] = dict(
-        AcwPolicy.objects.filter(channel="")
-        .filter(Q(team_id__in=team_ids) | Q(team__isnull=True))
-        .values_list("team_id", "target_avg_seconds")
-    )
-    site = defaults.get(None, SITE_TARGET_AVG_SECONDS)
-    return {team_id: defaults.get(team_id, site) for team_id in team_ids}
+    """Target average ACW per team: that of the team's default policy (channel empty)."""
+    policies = Policies.load(team_ids)
+    return {team_id: policies.resolve(team_id).target_avg_seconds for team_id in team_ids}
 
 
 def wall_kpis(team_ids: set[int], now: datetime | None = None) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from reporting import rollups
 from . import events, retention
 from .models import (
     UNASSIGNED_TEAM,
-    AcwPolicy,
     AcwSession,
     Agent,
     AgentState,
@@ -38,12 +37,11 @@ from .models import (
     Interaction,
     Team,
 )
+from .policies import Policies
 from .states import (
-    SITE_DEFAULT_POLICY,
     AgentProjection,
     EventIn,
     PolicyLookup,
-    PolicySpec,
     Rows,
     advance,
     project,
@@ -60,27 +58,6 @@ class IngestResult:
     event_id: str | None
     status: Status
     error: str | None = None
-
-
-# --- Policies -------------------------------------------------------------------------------
-
-POLICY_FIELDS = tuple(PolicySpec.__dataclass_fields__)
-
-
-def policy_lookup() -> PolicyLookup:
-    """Resolve ACW policies: team × channel → team default → site channel → site default."""
-    by_scope: dict[tuple[int | None, str], PolicySpec] = {
-        (row["team_id"], row["channel"]): PolicySpec(**{f: row[f] for f in POLICY_FIELDS})
-        for row in AcwPolicy.objects.values("team_id", "channel", *POLICY_FIELDS)
-    }
-
-    def lookup(team_id: int, channel: str) -> PolicySpec:
-        for scope in ((team_id, channel), (team_id, ""), (None, channel), (None, "")):
-            if scope in by_scope:
-                return by_scope[scope]
-        return SITE_DEFAULT_POLICY
-
-    return lookup
 
 
 # --- Agents ---------------------------------------------------------------------------------
@@ -179,7 +156,7 @@ def ingest_events(
     raw_events: Iterable[Any], *, source: str = "api", actor_id: int | None = None
 ) -> list[IngestResult]:
     """Ingest several events in input order; each is accepted or refused on its own."""
-    policies = policy_lookup()
+    policies = Policies.load().spec
     return [
         ingest_event(raw, source=source, actor_id=actor_id, policies=policies) for raw in raw_events
     ]
@@ -211,7 +188,7 @@ def ingest_event(
             "rejected",
             f"occurred_at: older than the retention period of {retention.retention_days()} days",
         )
-    lookup = policies or policy_lookup()
+    lookup = policies or Policies.load().spec
     try:
         return _store_and_apply(parsed, source, actor_id, lookup)
     except IntegrityError:
@@ -397,7 +374,7 @@ def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
         HoldPeriod.objects.filter(interaction__agent_id=agent_id).delete()
         Interaction.objects.filter(agent_id=agent_id).delete()
         live.last_event_at, live.last_event_seq = None, 0
-        _replay(live, AgentProjection(), events, policies or policy_lookup())
+        _replay(live, AgentProjection(), events, policies or Policies.load().spec)
         return len(events)
 
 

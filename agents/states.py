@@ -118,8 +118,6 @@ class PolicySpec:
         return self.mode in ("timed", "timed_strict")
 
 
-SITE_DEFAULT_POLICY = PolicySpec()
-
 PolicyLookup = Callable[[int, str], PolicySpec]
 """(team id, channel) → the policy that applies."""
 
@@ -567,10 +565,15 @@ def project(
 
 def advance(projection: AgentProjection, now: datetime) -> tuple[AgentProjection, Rows]:
     """The projection at ``now``: an ACW whose deadline has passed is closed at its deadline."""
-    machine = _Machine(projection, lambda team_id, channel: SITE_DEFAULT_POLICY)
+    machine = _Machine(projection, _no_new_acw)
     machine.rows = Rows()  # only what the timeout itself changes
     machine.advance(now, inclusive=True)
     return machine.p, machine.rows
+
+
+def _no_new_acw(team_id: int, channel: str) -> PolicySpec:
+    # Time alone never opens an ACW: a timeout follows the open ACW's own policy.
+    raise AssertionError("advance() never resolves a policy")
 
 
 # --- helpers --------------------------------------------------------------------------------

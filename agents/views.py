@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from . import access, selectors, services
 from .events import agent_payload
 from .models import Agent, AgentState, ChecklistItem, WrapUpCode
+from .policies import Policies
 
 # --- The wall -------------------------------------------------------------------------------
 
@@ -118,7 +119,7 @@ def _linked_agent(request: HttpRequest) -> Agent | None:
 def _my_state(agent: Agent) -> dict[str, Any]:
     """The agent's live state with the ACW policy that applies to it right now."""
     live = AgentState.objects.select_related("agent__team").get(agent=agent).as_of(timezone.now())
-    policy = services.policy_lookup()(agent.team_id, live.channel or "")
+    policy = Policies.load([agent.team_id]).spec(agent.team_id, live.channel or "")
     return {
         "agent": agent_payload(live),
         "policy": {

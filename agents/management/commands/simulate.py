@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from agents import services, simulation
 from agents.models import Agent, AgentState
+from agents.policies import Policies
 from agents.states import PolicySpec
 from integrations import simulation as platforms
 
@@ -45,15 +46,15 @@ LOGIN_WITHIN = 1.0  # seconds: the whole floor logs in at once, a lively start f
 
 
 class _Policies:
-    """``services.policy_lookup()``, reloaded every ``POLICY_REFRESH`` seconds."""
+    """``Policies.load().spec``, reloaded every ``POLICY_REFRESH`` seconds."""
 
     def __init__(self) -> None:
-        self._lookup = services.policy_lookup()
+        self._lookup = Policies.load().spec
         self._loaded_at = time.monotonic()
 
     def __call__(self, team_id: int, channel: str) -> PolicySpec:
         if time.monotonic() - self._loaded_at > POLICY_REFRESH:
-            self._lookup = services.policy_lookup()
+            self._lookup = Policies.load().spec
             self._loaded_at = time.monotonic()
         return self._lookup(team_id, channel)
 
