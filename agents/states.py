@@ -528,14 +528,11 @@ class _Machine:
     def extend_acw(self, event: EventIn) -> None:
         acw = self.p.acw
         assert acw is not None
-        policy = acw.policy
-        if not policy.allow_extension or acw.deadline is None:
+        if not can_extend(acw):
             return
-        seconds = event.data.get("seconds") or policy.extension_step_seconds
-        latest = acw.started_at + timedelta(seconds=max(policy.max_seconds, policy.seconds))
-        new_deadline = min(acw.deadline + timedelta(seconds=float(seconds)), latest)
-        if new_deadline <= acw.deadline:
-            return
+        assert acw.deadline is not None
+        seconds = event.data.get("seconds") or acw.policy.extension_step_seconds
+        new_deadline = min(acw.deadline + timedelta(seconds=float(seconds)), latest_deadline(acw))
         acw.extended_seconds += (new_deadline - acw.deadline).total_seconds()
         acw.deadline = new_deadline
         acw.extensions += 1
@@ -545,6 +542,32 @@ class _Machine:
         reason = str(event.data.get("reason") or "agent_ready")
         self._close_acw(event.occurred_at, reason, event=event)
         self._set_state(AVAILABLE, event.occurred_at)
+
+
+# --- Extension ------------------------------------------------------------------------------
+
+
+def extension_allowed(acw: OpenAcw) -> bool:
+    """Whether this ACW's policy lets it be extended at all (only a timed ACW has a deadline)."""
+    return acw.policy.allow_extension and acw.deadline is not None
+
+
+def longest_acw_seconds(policy: PolicySpec) -> int:
+    """The longest an ACW may last, extensions included: the policy's maximum, never less than
+    its timer (contract §3: capped so that the ACW lasts at most the maximum from its start)."""
+    return max(policy.max_seconds, policy.seconds)
+
+
+def latest_deadline(acw: OpenAcw) -> datetime:
+    """The furthest an extension may move this ACW's deadline."""
+    return acw.started_at + timedelta(seconds=longest_acw_seconds(acw.policy))
+
+
+def can_extend(acw: OpenAcw) -> bool:
+    """Whether an ``acw.extended`` now would move the deadline (allowed and not yet capped)."""
+    return (
+        extension_allowed(acw) and acw.deadline is not None and acw.deadline < latest_deadline(acw)
+    )
 
 
 def project(

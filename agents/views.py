@@ -19,10 +19,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import access, selectors, services
+from . import access, selectors, services, states
 from .events import agent_payload
 from .models import Agent, AgentState, ChecklistItem, WrapUpCode
 from .policies import Policies
+from .states import AgentProjection
 
 # --- The wall -------------------------------------------------------------------------------
 
@@ -212,23 +213,20 @@ def my_ready(request: HttpRequest) -> JsonResponse:
 def my_extend(request: HttpRequest) -> JsonResponse:
     """ "Extend +N s": adds the policy's extension step to the open ACW, when allowed."""
     agent = _agent_or_403(request)
-    state = _my_state(agent)
-    if state["agent"]["state"] != "acw":
+    live = AgentState.objects.only("state", "projection").get(agent=agent)
+    # The open ACW as the state machine holds it, with the policy it started under: the
+    # machine decides whether an extension would count, so the page asks it the same question.
+    acw = AgentProjection.from_json(live.projection).acw if live.state == "acw" else None
+    if acw is None:
         return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
-    if not state["policy"]["allow_extension"]:
+    if not states.extension_allowed(acw):
         return JsonResponse(
             {"error": "seconds: your ACW policy does not allow extension"}, status=400
         )
-    live = AgentState.objects.only("acw_started_at", "acw_deadline").get(agent=agent)
-    longest = max(state["policy"]["max_seconds"], state["policy"]["seconds"])
-    length = (
-        (live.acw_deadline - live.acw_started_at).total_seconds()
-        if live.acw_deadline and live.acw_started_at
-        else 0
-    )
-    if length >= longest:
+    if not states.can_extend(acw):
+        longest = states.longest_acw_seconds(acw.policy)
         return JsonResponse(
             {"error": f"seconds: ACW already at its maximum of {longest} s"}, status=409
         )
-    event = _event(agent, "acw.extended", seconds=state["policy"]["extension_step_seconds"])
+    event = _event(agent, "acw.extended", seconds=acw.policy.extension_step_seconds)
     return _ingest(event, "agent_page", request)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agents import states
 from agents.states import (
     TRANSITIONS,
     AgentProjection,
@@ -321,6 +322,20 @@ def test_extension_is_capped_at_the_maximum_from_the_start() -> None:
     assert acw is not None
     assert acw.deadline == at(102)
     assert acw.extensions == 2  # the third changed nothing
+
+
+def test_can_extend_says_what_an_extension_would_do() -> None:
+    policy = PolicySpec(seconds=30, max_seconds=60)
+    result = run(SETUP["acw"], policy)
+    acw = result.final.acw
+    assert acw is not None
+    assert states.can_extend(acw)
+    capped = run([*SETUP["acw"], ev(10, "acw.extended", 20, seconds=100)], policy).final.acw
+    assert capped is not None and capped.deadline == states.latest_deadline(capped)
+    assert not states.can_extend(capped)
+    manual = run(SETUP["acw"], PolicySpec(mode="manual")).final.acw
+    assert manual is not None and not states.extension_allowed(manual)
+    assert states.longest_acw_seconds(PolicySpec(seconds=120, max_seconds=60)) == 120
 
 
 def test_extension_is_ignored_when_the_policy_forbids_it_or_acw_is_manual() -> None:

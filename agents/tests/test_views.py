@@ -252,3 +252,29 @@ def test_my_state_shows_the_acw_and_its_policy(agent_user_alice: User, alice: An
     assert body["agent"]["channel"] == "chat"
     assert body["policy"]["seconds"] == 30
     assert body["policy"]["allow_extension"] is True
+
+
+def test_extend_is_refused_at_the_state_machines_cap(
+    agent_user_alice: User, alice: Any, north: Any
+) -> None:
+    AcwPolicy.objects.create(team=north, channel="", seconds=30, max_seconds=60)
+    put_in_acw("alice")
+    client = client_for(agent_user_alice)
+    assert client.post("/me/extend").status_code == 200  # 30 s → 60 s, the maximum
+    response = client.post("/me/extend")
+    assert response.status_code == 409
+    assert response.json() == {"error": "seconds: ACW already at its maximum of 60 s"}
+    acw = AcwSession.objects.get(agent=alice)
+    assert (acw.deadline - acw.started_at, acw.extensions) == (timedelta(seconds=60), 1)
+
+
+def test_extend_follows_the_policy_the_acw_started_under(
+    agent_user_alice: User, alice: Any, north: Any
+) -> None:
+    # An admin forbids extension while the ACW runs: the state machine keeps the ACW's own
+    # policy (it would apply the extension on a replay too), and so does the page.
+    put_in_acw("alice")
+    AcwPolicy.objects.create(team=north, channel="", allow_extension=False)
+    response = client_for(agent_user_alice).post("/me/extend")
+    assert response.status_code == 200
+    assert AcwSession.objects.get(agent=alice).extensions == 1
