@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from reporting.queries import kpi_rows, site_day_bounds, site_today
+from reporting.queries import KpiRow, kpi_rows, site_day_bounds, site_today
 
 from . import access, events
 from .events import agent_payload
@@ -125,25 +125,24 @@ def _team_targets(team_ids: set[int]) -> dict[int, int]:
 def wall_kpis(team_ids: set[int], now: datetime | None = None) -> dict[str, Any]:
     """Today's average ACW per interaction over ``team_ids`` against the target (wall header).
 
-    Average ACW = ACW seconds / handled interactions (contract §4), from ``kpi_rows``. The
+    Average ACW as ``KpiRow`` defines it, over all the teams' rows (``KpiRow.total``). The
     target is the teams' target averages weighted by today's interactions (plain mean before
     the first interaction of the day).
     """
     now = now or timezone.now()
     start, end = site_day_bounds(site_today(), site_today())
     rows = kpi_rows(team_ids=team_ids, group_by="team", start=start, end=end, now=now)
-    interactions = sum(row.interactions for row in rows)
-    acw_seconds = sum(row.acw_seconds for row in rows)
+    total = KpiRow.total(rows)
     targets = _team_targets(team_ids)
     names = dict(Team.objects.filter(pk__in=team_ids).values_list("name", "pk"))
-    if interactions:
+    if total.interactions:
         weighted = sum(targets[names[row.key]] * row.interactions for row in rows)
-        target = weighted / interactions
+        target = weighted / total.interactions
     else:
         target = sum(targets.values()) / len(targets) if targets else 0
     return {
-        "interactions": interactions,
-        "avg_acw_seconds": round(acw_seconds / interactions, 1) if interactions else None,
+        "interactions": total.interactions,
+        "avg_acw_seconds": round(total.avg_acw_seconds, 1) if total.interactions else None,
         "target_avg_seconds": round(target, 1),
         "computed_at": now.isoformat(),
     }

@@ -14,7 +14,7 @@ from agents import access
 
 from . import alerts, selectors
 from .models import AlertStatus
-from .queries import GroupBy, kpi_rows, site_day_bounds, site_today
+from .queries import GroupBy, KpiRow, kpi_rows, site_day_bounds, site_today
 
 MAX_DAYS = 366
 
@@ -54,20 +54,9 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
         rows = kpi_rows(
             team_ids=shown.values_list("pk", flat=True), group_by=group_by, start=start, end=end
         )
-    totals = {
-        "interactions": sum(r.interactions for r in rows),
-        "talk_seconds": sum(r.talk_seconds for r in rows),
-        "hold_seconds": sum(r.hold_seconds for r in rows),
-        "acw_seconds": sum(r.acw_seconds for r in rows),
-    }
-    handle = totals["talk_seconds"] + totals["hold_seconds"] + totals["acw_seconds"]
-    n = totals["interactions"]
-    totals["avg_acw_seconds"] = totals["acw_seconds"] / n if n else 0.0
-    totals["aht_seconds"] = handle / n if n else 0.0
-    totals["acw_share"] = totals["acw_seconds"] / handle if handle else 0.0
     context = {
         "rows": rows,
-        "totals": totals,
+        "totals": KpiRow.total(rows),
         "group_by": group_by,
         "first": first or today,
         "last": last or today,

@@ -37,3 +37,15 @@ def test_the_kpi_page_rejects_a_bad_period(client: Client, manager_maria: Any) -
 def test_agent_users_may_not_see_kpis(client: Client, agent_user_alice: Any) -> None:
     client.force_login(agent_user_alice)
     assert client.get("/kpis/").status_code == 403
+
+
+def test_the_total_row_uses_the_kpi_formulas_on_the_sums(
+    client: Client, manager_maria: Any, alice: Agent, bob: Agent
+) -> None:
+    start = timezone.now() - timedelta(minutes=20)
+    ingest(*call("alice", "a", start, talk=100, acw=20), *call("bob", "b", start, talk=50, acw=10))
+    client.force_login(manager_maria)
+    page = client.get("/kpis/").content.decode()
+    footer = page[page.index("<tfoot>") : page.index("</tfoot>")]
+    # Avg ACW = 30 / 2 = 15; AHT = (150 + 30) / 2 = 90; ACW share = 30 / 180 = 17 %.
+    assert "15.0 s" in footer and "90.0 s" in footer and "17 %" in footer
