@@ -245,6 +245,25 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
             if self.missing:
                 self._open_window()
 
+    async def wall_team_changed(self, message: dict[str, Any]) -> None:
+        """A team this wall shows changed in admin: re-check what the user may see (a
+        supervisor taken off the team stops receiving it now, not at their next reconnect),
+        follow the subscriptions, and start over from a snapshot (the team's new name)."""
+        async with self.lock:
+            self._is_new(message)
+            team_ids = await _watch_rights(self.scope["user"])
+            if team_ids is None:
+                await self.close(code=4403)
+                return
+            for team_id in self.team_ids - team_ids:
+                await self.channel_layer.group_discard(
+                    events.team_group(team_id), self.channel_name
+                )
+            for team_id in team_ids - self.team_ids:
+                await self.channel_layer.group_add(events.team_group(team_id), self.channel_name)
+            self.team_ids = team_ids
+            await self._send_snapshot()
+
     async def wall_alert(self, message: dict[str, Any]) -> None:
         async with self.lock:
             if not self._is_new(message):

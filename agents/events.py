@@ -218,3 +218,9 @@ def agent_changed(live: AgentState) -> tuple[int, Message]:
 def agent_removed(team_id: int, external_id: str) -> tuple[int, Message]:
     """The message telling a team's walls that an agent left the team."""
     return team_id, {"type": "wall.agent_removed", "agent": external_id}
+
+
+def team_changed(team_id: int) -> tuple[int, Message]:
+    """The message telling a team's walls to start over from a fresh snapshot: the team was
+    renamed (every tile shows it), or who may see it or its ACW policies changed."""
+    return team_id, {"type": "wall.team_changed"}

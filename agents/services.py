@@ -123,6 +123,27 @@ def provision_agent(
     return agent, created
 
 
+def remove_agent(agent: Agent) -> None:
+    """Delete an agent without events (the event log protects the others); its team's walls
+    drop the tile."""
+    with transaction.atomic():
+        team_id, external_id = agent.team_id, agent.external_id
+        agent.delete()
+        events.broadcast_on_commit([events.agent_removed(team_id, external_id)])
+
+
+def refresh_team_walls(team_ids: Iterable[int] | None) -> None:
+    """After commit, every wall showing these teams (None: all teams) re-checks what its user
+    may see and starts again from a fresh snapshot.
+
+    For changes made outside the events: a team renamed (every tile shows the name), its
+    supervisors changed, or an ACW policy changed (the tiles' colour points come from it).
+    """
+    if team_ids is None:
+        team_ids = Team.objects.values_list("pk", flat=True)
+    events.broadcast_on_commit([events.team_changed(team_id) for team_id in team_ids])
+
+
 # --- Supervisor actions ---------------------------------------------------------------------
 
 
@@ -364,7 +385,7 @@ def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
                 live,
                 AgentProjection.from_json(anchor.state_after),
                 later,
-                policies or policy_lookup(),
+                policies or Policies.load().spec,
             )
             return len(later)
         if events:
