@@ -33,6 +33,7 @@ from django.db import transaction
 from acw_site.redis_keys import redis_key
 
 from .models import AgentState
+from .policies import Policies, acw_colour_points
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,12 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def agent_payload(live: AgentState) -> dict[str, Any]:
+def agent_payload(live: AgentState, policies: Policies | None = None) -> dict[str, Any]:
     """One agent as in ``GET /api/v1/agents/state`` and the wall frames (contract §4–5).
 
-    Expects ``live.agent`` and ``live.agent.team`` loaded (``select_related``).
+    Besides the contract's fields, what a tile needs to colour itself without knowing policies
+    (``policies.acw_colour_points``). Expects ``live.agent`` and ``live.agent.team`` loaded
+    (``select_related``); pass ``policies`` when building many payloads.
     """
     agent = live.agent
     return {
@@ -76,6 +79,7 @@ def agent_payload(live: AgentState) -> dict[str, Any]:
         "acw_extensions": live.acw_extensions if live.state == "acw" else 0,
         "acw_timeout": _acw_timeout(live),
         "version": live.version,
+        **acw_colour_points(live, policies),
     }
 
 

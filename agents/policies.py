@@ -18,10 +18,12 @@ admin is picked up by the next load.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
 
 from django.db.models import Q
 
-from .models import AcwPolicy
+from .models import AcwPolicy, AgentState, State
 from .states import PolicySpec
 
 
@@ -59,3 +61,48 @@ class Policies:
         if spec is None:
             spec = self._specs[key] = self.resolve(team_id, channel).as_spec()
         return spec
+
+
+# --- What a policy means for a running ACW's tile -----------------------------------------
+
+# A timed ACW turns amber in the last quarter of its policy's timer, but never later than this
+# many seconds before the timer runs out (a 10 s timer would otherwise warn for 2.5 s only).
+AMBER_SHARE = 0.25
+AMBER_MIN_SECONDS = 5
+
+
+def acw_colour_points(live: AgentState, policies: Policies | None = None) -> dict[str, Any]:
+    """When an agent's ACW tile turns amber and red, and whether it already overran.
+
+    - ``acw_amber_at`` / ``acw_red_at`` (ISO instants or null): a timed ACW is red once its
+      policy's timer has run out (the deadline, unless extended) and amber from the last quarter
+      of the timer (at least 5 s) before that; an untimed ACW is red once it has lasted the
+      policy's long-ACW alert threshold (null when that alert is off; the wall's colour tiers by
+      time in state apply until then).
+    - ``acw_overrun``: the ACW was extended past its policy's timer (red however long is left).
+
+    A timed ACW follows the policy it started under (the one that set its deadline, kept in the
+    agent's projection); the alert threshold is the current policy's, as the alert evaluation
+    reads it. Outside ACW all three are empty. ``policies`` is loaded only when an untimed ACW
+    needs it: pass one loaded for many agents.
+    """
+    points: dict[str, Any] = {"acw_amber_at": None, "acw_red_at": None, "acw_overrun": False}
+    started = live.acw_started_at
+    if live.state != State.ACW or started is None:
+        return points
+    if live.acw_deadline is None:
+        policies = policies or Policies.load([live.agent.team_id])
+        alert_after = policies.resolve(live.agent.team_id, live.channel).alert_acw_seconds
+        if alert_after:
+            points["acw_red_at"] = (started + timedelta(seconds=alert_after)).isoformat()
+        return points
+    own_policy = (live.projection.get("acw") or {}).get("policy") or {}
+    timer = own_policy.get("seconds")
+    if timer is None:
+        timer = (live.acw_deadline - started).total_seconds()
+    red_at = min(live.acw_deadline, started + timedelta(seconds=timer))
+    warning = max(AMBER_MIN_SECONDS, timer * AMBER_SHARE)
+    points["acw_red_at"] = red_at.isoformat()
+    points["acw_amber_at"] = (red_at - timedelta(seconds=warning)).isoformat()
+    points["acw_overrun"] = live.acw_extensions > 0
+    return points

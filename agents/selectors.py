@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 
 from reporting.queries import KpiRow, kpi_rows, site_day_bounds, site_today
 
 from . import access, events
 from .events import agent_payload
-from .models import AcwPolicy, AgentState, StateThreshold, Team
+from .models import AgentState, StateThreshold, Team
 from .policies import Policies
 
 
@@ -35,7 +34,9 @@ def agent_state_rows(user: Any, now: datetime | None = None) -> list[dict[str, A
     written the timeout (``AgentState.as_of``).
     """
     now = now or timezone.now()
-    return [agent_payload(live.as_of(now)) for live in agent_states(user)]
+    rows = list(agent_states(user))
+    policies = Policies.load({live.agent.team_id for live in rows})
+    return [agent_payload(live.as_of(now), policies) for live in rows]
 
 
 # --- The wall -------------------------------------------------------------------------------
@@ -74,8 +75,9 @@ def wall_snapshot(team_ids: set[int], now: datetime | None = None) -> dict[str, 
         .order_by("agent__name", "agent__external_id")
     )
     agents, agent_teams = [], {}
+    policies = Policies.load(team_ids)
     for live in rows:
-        agents.append(agent_payload(live.as_of(now)))
+        agents.append(agent_payload(live.as_of(now), policies))
         agent_teams[live.agent.external_id] = live.agent.team_id
     return {
         "team_seqs": seqs,
@@ -85,35 +87,15 @@ def wall_snapshot(team_ids: set[int], now: datetime | None = None) -> dict[str, 
     }
 
 
-def _policy_json(policy: AcwPolicy) -> dict[str, Any]:
-    return {
-        "mode": policy.mode,
-        "seconds": policy.seconds,
-        "allow_extension": policy.allow_extension,
-        "max_seconds": policy.max_seconds,
-        "target_avg_seconds": policy.target_avg_seconds,
-        "alert_acw_seconds": policy.alert_acw_seconds,
-    }
+def wall_config() -> dict[str, Any]:
+    """The wall's colour tiers by time in state (``StateThreshold``, else the defaults).
 
-
-def wall_config(team_ids: set[int]) -> dict[str, Any]:
-    """The wall's colour rules: time-in-state tiers per state and the ACW policies by team.
-
-    ``policies`` maps team name → channel ("" for the team default) → policy; ``site`` holds
-    the site defaults by channel. The page resolves an ACW the way the services do: team ×
-    channel, team default, site channel, site default.
+    ACW tiles colour themselves from their payload (``policies.acw_colour_points``): the page
+    never resolves a policy.
     """
     tiers = dict(DEFAULT_STATE_TIERS)
     tiers.update({row.state: row.as_tiers() for row in StateThreshold.objects.all()})
-    policies: dict[str, dict[str, Any]] = {}
-    site: dict[str, Any] = {}
-    rows = AcwPolicy.objects.filter(Q(team_id__in=team_ids) | Q(team__isnull=True)).select_related(
-        "team"
-    )
-    for policy in rows:
-        target = policies.setdefault(policy.team.name, {}) if policy.team else site
-        target[policy.channel] = _policy_json(policy)
-    return {"tiers": tiers, "policies": policies, "site": site}
+    return {"tiers": tiers}
 
 
 def _team_targets(team_ids: set[int]) -> dict[int, int]:

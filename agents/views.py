@@ -36,7 +36,7 @@ def _watcher(request: HttpRequest) -> set[int]:
 
 
 def _wall_summary(team_ids: set[int]) -> dict[str, Any]:
-    return {"kpis": selectors.wall_kpis(team_ids), "config": selectors.wall_config(team_ids)}
+    return {"kpis": selectors.wall_kpis(team_ids), "config": selectors.wall_config()}
 
 
 @login_required

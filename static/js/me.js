@@ -70,7 +70,7 @@
   }
 
   function tick() {
-    const { agent, policy } = current;
+    const { agent } = current;
     const t = Date.now();
     const value = $("#me-clock-value");
     const label = $("#me-clock-label");
@@ -83,9 +83,9 @@
       const remaining = (deadline - t) / 1000;
       value.textContent = remaining >= 0 ? clock(Math.ceil(remaining)) : `+${clock(-remaining)}`;
       label.textContent = remaining >= 0 ? "left in after-call work" : "past the deadline";
-      const elapsed = (t - started) / 1000;
-      if (remaining < 0 || agent.acw_extensions > 0 || elapsed > policy.seconds) level = "red";
-      else if (remaining <= Math.max(5, policy.seconds * 0.25)) level = "amber";
+      // The colour points come with the state, from the server (the same as on the wall).
+      if (agent.acw_overrun || t >= ms(agent.acw_red_at)) level = "red";
+      else if (t >= ms(agent.acw_amber_at)) level = "amber";
       progress.hidden = false;
       progress.dataset.level = level;
       progress.firstElementChild.style.width = `${Math.min(100, Math.max(0, ((t - started) / (deadline - started)) * 100))}%`;

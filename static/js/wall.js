@@ -59,29 +59,14 @@
 
   // --- Colour rules ----------------------------------------------------------------------
 
-  function policyFor(agent) {
-    const { policies, site } = summary.config;
-    const team = policies[agent.team] || {};
-    const channel = agent.channel || "";
-    return team[channel] || team[""] || site[channel] || site[""] || { seconds: 30, alert_acw_seconds: 120 };
-  }
-
-  // The ACW countdown: amber in the last quarter of the policy's timer (at least 5 s), red on
-  // overrun (past the deadline, or past the policy's timer after an extension) and once
-  // extended. Other states (and untimed ACW) use the time-in-state tiers.
+  // An ACW tile colours itself from the points the server put in its payload (the server
+  // resolves the ACW policy): red once overrun or past acw_red_at, amber past acw_amber_at.
+  // An untimed ACW without those points, and every other state, uses the time-in-state tiers.
   function acwLevel(agent, t) {
-    const deadline = ms(agent.acw_deadline);
-    const started = ms(agent.acw_started_at || agent.since);
-    const policy = policyFor(agent);
-    const elapsed = (t - started) / 1000;
-    if (Number.isNaN(deadline)) {
-      if (policy.alert_acw_seconds && elapsed >= policy.alert_acw_seconds) return "red";
-      return tierLevel("acw", elapsed);
-    }
-    const remaining = (deadline - t) / 1000;
-    if (remaining < 0 || agent.acw_extensions > 0 || elapsed > policy.seconds) return "red";
-    if (remaining <= Math.max(5, policy.seconds * 0.25)) return "amber";
-    return "";
+    if (agent.acw_overrun || t >= ms(agent.acw_red_at)) return "red";
+    if (t >= ms(agent.acw_amber_at)) return "amber";
+    if (agent.acw_deadline) return "";
+    return tierLevel("acw", (t - ms(agent.acw_started_at || agent.since)) / 1000);
   }
 
   function tierLevel(state, elapsed) {
