@@ -32,7 +32,7 @@ from django.db import transaction
 
 from acw_site.redis_keys import redis_key
 
-from .models import AgentState
+from .models import AgentState, State
 from .policies import Policies, acw_colour_points
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def agent_payload(live: AgentState, policies: Policies | None = None) -> dict[st
         "reason": live.reason if live.state == "not_ready" else None,
         "since": _iso(live.since),
         "interaction_id": live.interaction_id if live.state == "on_interaction" else None,
-        "channel": live.channel if live.state in ("on_interaction", "acw") else None,
+        "channel": live.channel if live.state in (State.ON_INTERACTION, State.ACW) else None,
         "acw_deadline": _iso(live.acw_deadline) if live.state == "acw" else None,
         "acw_started_at": _iso(live.acw_started_at) if live.state == "acw" else None,
         "acw_extensions": live.acw_extensions if live.state == "acw" else 0,

@@ -21,14 +21,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from .choices import AcwMode, Channel, State, TimeoutAction
+
+# The states as plain strings (they are stored in JSON projections), from the model choices.
 OFFLINE, AVAILABLE, ON_INTERACTION, ACW, NOT_READY = (
-    "offline",
-    "available",
-    "on_interaction",
-    "acw",
-    "not_ready",
+    State.OFFLINE.value,
+    State.AVAILABLE.value,
+    State.ON_INTERACTION.value,
+    State.ACW.value,
+    State.NOT_READY.value,
 )
-STATES = (OFFLINE, AVAILABLE, ON_INTERACTION, ACW, NOT_READY)
+STATES = tuple(State.values)
 
 EVENT_TYPES = (
     "agent.logged_in",
@@ -111,11 +114,11 @@ class PolicySpec:
 
     @property
     def has_acw(self) -> bool:
-        return self.mode != "none"
+        return self.mode != AcwMode.NONE
 
     @property
     def is_timed(self) -> bool:
-        return self.mode in ("timed", "timed_strict")
+        return self.mode in (AcwMode.TIMED, AcwMode.TIMED_STRICT)
 
 
 PolicyLookup = Callable[[int, str], PolicySpec]
@@ -419,7 +422,7 @@ class _Machine:
         deadline = acw.deadline
         policy = acw.policy
         self._close_acw(deadline, "timeout")
-        if policy.timeout_action == "not_ready":
+        if policy.timeout_action == TimeoutAction.NOT_READY:
             self._set_state(NOT_READY, deadline, policy.timeout_reason or "acw_timeout")
         else:
             self._set_state(AVAILABLE, deadline)
@@ -459,7 +462,7 @@ class _Machine:
         it = OpenInteraction(
             key=event.key,
             interaction_id=str(event.data["interaction_id"]),
-            channel=str(event.data.get("channel") or "other"),
+            channel=str(event.data.get("channel") or Channel.OTHER.value),
             direction=str(event.data.get("direction") or ""),
             queue=str(event.data.get("queue") or ""),
             started_at=at,
@@ -504,7 +507,7 @@ class _Machine:
             it = self._end_interaction(event.occurred_at, "ended", event.team_id)
             self._open_acw(event, it.key, it.channel)
             return
-        self._open_acw(event, None, str(event.data.get("channel") or "other"))
+        self._open_acw(event, None, str(event.data.get("channel") or Channel.OTHER.value))
 
     def _open_acw(self, event: EventIn, interaction_key: int | None, channel: str) -> None:
         at = event.occurred_at

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import access, selectors, services, states
 from .events import agent_payload
-from .models import Agent, AgentState, ChecklistItem, WrapUpCode
+from .models import Agent, AgentState, Channel, ChecklistItem, State, WrapUpCode
 from .policies import Policies
 from .states import AgentProjection
 
@@ -33,6 +33,14 @@ def _watcher(request: HttpRequest) -> set[int]:
     if not access.can_watch(request.user):
         raise PermissionDenied
     return access.visible_team_ids(request.user)
+
+
+def _vocabulary() -> dict[str, list[dict[str, str]]]:
+    """The states and channels with their labels, from the model choices, for the pages' JS."""
+    return {
+        "states": [{"value": value, "label": label} for value, label in State.choices],
+        "channels": [{"value": value, "label": label} for value, label in Channel.choices],
+    }
 
 
 def _wall_summary(team_ids: set[int]) -> dict[str, Any]:
@@ -48,10 +56,17 @@ def wall(request: HttpRequest) -> HttpResponse:
         return redirect("my-acw")
     team_ids = _watcher(request)
     teams = access.visible_teams(request.user).order_by("name").values_list("name", flat=True)
+    # The counters read left to right as a shift does: offline last.
+    states = sorted(State.choices, key=lambda choice: choice[0] == State.OFFLINE)
     return render(
         request,
         "agents/wall.html",
-        {"teams": list(teams), "summary": _wall_summary(team_ids)},
+        {
+            "teams": list(teams),
+            "summary": _wall_summary(team_ids),
+            "states": states,
+            "vocabulary": _vocabulary(),
+        },
     )
 
 
@@ -157,6 +172,7 @@ def my_acw(request: HttpRequest) -> HttpResponse:
             "state": _my_state(agent),
             "checklist": _checklist(agent),
             "wrap_up_codes": WrapUpCode.objects.filter(active=True),
+            "vocabulary": _vocabulary(),
         },
     )
 

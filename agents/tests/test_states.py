@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from agents import states
+from agents import simulation, states
+from agents.choices import Channel, State
 from agents.states import (
     TRANSITIONS,
     AgentProjection,
@@ -384,3 +385,12 @@ def test_replaying_from_a_stored_projection_equals_replaying_from_the_start() ->
     assert rest.final == whole.final
     assert rest.rows.acws[12] == whole.rows.acws[12]
     assert replace(rest.rows.acws[3]) == whole.rows.acws[3]
+
+
+def test_the_machines_states_are_the_models_states() -> None:
+    assert tuple(State.values) == states.STATES
+    assert all(type(state) is str for state in states.STATES)  # JSON-stored as plain strings
+
+
+def test_the_simulator_knows_every_channel() -> None:
+    assert set(simulation.CHANNELS) == set(Channel.values)

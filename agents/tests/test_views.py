@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -12,7 +14,16 @@ from django.test import Client
 from django.utils import timezone
 
 from agents import services
-from agents.models import AcwPolicy, AcwSession, ChecklistItem, Event, StateThreshold, WrapUpCode
+from agents.models import (
+    AcwPolicy,
+    AcwSession,
+    Channel,
+    ChecklistItem,
+    Event,
+    State,
+    StateThreshold,
+    WrapUpCode,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +71,20 @@ def test_a_supervisor_gets_the_wall_with_their_teams_only(supervisor_sam: User, 
     assert '<option value="South">' not in content
     assert "js/wall.js" in content
     assert 'id="wall-summary"' in content
+
+
+def test_the_wall_takes_its_states_and_channels_from_the_model_choices(
+    supervisor_sam: User,
+) -> None:
+    page = client_for(supervisor_sam).get("/").content.decode()
+    match = re.search(r'<script id="vocabulary" type="application/json">(.*?)</script>', page)
+    assert match is not None
+    vocabulary = json.loads(match.group(1))
+    assert vocabulary["states"] == [{"value": v, "label": str(lab)} for v, lab in State.choices]
+    assert vocabulary["channels"] == [{"value": v, "label": str(lab)} for v, lab in Channel.choices]
+    counters = re.findall(r'data-count="(\w+)"', page)
+    assert sorted(counters) == sorted(State.values)
+    assert counters[-1] == "offline"
 
 
 def test_an_agent_user_is_sent_to_the_wrap_up_page(agent_user_alice: User) -> None:

@@ -10,14 +10,11 @@
   const POLL_HIDDEN_MS = 15000;
   const $ = (sel) => document.querySelector(sel);
   const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
-  const WORDS = {
-    available: "Available",
-    on_interaction: "On an interaction",
-    acw: "After-call work",
-    not_ready: "Not ready",
-    offline: "Offline",
-  };
-  const CHANNELS = { phone: "phone call", chat: "chat", email: "e-mail", other: "interaction" };
+  // The states and channels come from the page (the server's model choices), with their labels.
+  const VOCABULARY = JSON.parse($("#vocabulary").textContent);
+  const WORDS = Object.fromEntries(VOCABULARY.states.map((s) => [s.value, s.label]));
+  const CHANNELS = Object.fromEntries(VOCABULARY.channels.map((c) => [c.value, c.label]));
+  const interactionWord = (channel) => `${(CHANNELS[channel] || "").toLowerCase()} interaction`.trim();
 
   let current = JSON.parse($("#me-initial").textContent);
   let acwKey = null; // resets the form when a new ACW starts
@@ -42,10 +39,10 @@
     $("#me-word").textContent = agent.state === "not_ready" && agent.reason
       ? `Not ready · ${agent.reason}` : WORDS[agent.state] || agent.state;
     let sub = "";
-    if (agent.state === "on_interaction") sub = `On a ${CHANNELS[agent.channel] || "interaction"} (${agent.interaction_id})`;
+    if (agent.state === "on_interaction") sub = `Your ${interactionWord(agent.channel)} ${agent.interaction_id}`;
     if (agent.state === "acw") {
       sub = agent.acw_deadline
-        ? `Wrap up your ${CHANNELS[agent.channel] || "interaction"}; you become available automatically at the deadline.`
+        ? `Wrap up your ${interactionWord(agent.channel)}; you become available automatically at the deadline.`
         : "Wrap up, then press Ready.";
       if (agent.acw_extensions) sub += ` Extended ${agent.acw_extensions}×.`;
     }

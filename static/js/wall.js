@@ -7,8 +7,11 @@
 "use strict";
 
 (() => {
-  const STATES = ["available", "on_interaction", "acw", "not_ready", "offline"];
-  const CHANNEL_WORD = { phone: "Phone", chat: "Chat", email: "E-mail", other: "Interaction" };
+  // The states and channels come from the page (the server's model choices), with their labels.
+  const VOCABULARY = JSON.parse(document.querySelector("#vocabulary").textContent);
+  const STATES = VOCABULARY.states.map((s) => s.value);
+  const CHANNEL_WORD = Object.fromEntries(VOCABULARY.channels.map((c) => [c.value, c.label]));
+  // Compact tiles abbreviate where a label is too long for them; others show the label.
   const SHORT = { available: "Avail", acw: "ACW", offline: "Off" };
   const REASON_SHORT = { break: "Brk", lunch: "Lnch", meeting: "Meet", training: "Trng" };
   const SUMMARY_EVERY_MS = 30_000;
@@ -88,11 +91,16 @@
   function stateWord(agent) {
     switch (agent.state) {
       case "available": return "Available";
-      case "on_interaction": return `On ${(CHANNEL_WORD[agent.channel] || "interaction").toLowerCase()}`;
+      case "on_interaction": return `On ${channelWord(agent.channel)}`;
       case "acw": return agent.acw_extensions ? `ACW +${agent.acw_extensions}` : "ACW";
       case "not_ready": return agent.reason ? `Not ready · ${agent.reason}` : "Not ready";
       default: return "Offline";
     }
+  }
+
+  // "On phone", "On e-mail"; a channel without a specific name reads "On interaction".
+  function channelWord(channel) {
+    return channel && channel !== "other" && CHANNEL_WORD[channel] ? CHANNEL_WORD[channel].toLowerCase() : "interaction";
   }
 
   function shortWord(agent) {
