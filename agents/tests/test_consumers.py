@@ -428,6 +428,38 @@ async def test_a_policy_edited_in_admin_refreshes_the_teams_walls(
 
 
 @DB
+async def test_a_managers_wall_follows_an_agent_to_a_team_created_meanwhile(
+    memory_layer: None, manager_maria: Any, alice: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(consumers.WallConsumer, "seq_check_seconds", 0.2)
+    wall, _ = await connected_wall(manager_maria)
+    await database_sync_to_async(services.provision_agent)(
+        "alice", name="Alice Martin", team_name="West"
+    )
+    frames = await frames_until_quiet(wall, quiet=0.8)
+    assert frames[-1]["type"] == "snapshot"
+    assert [(a["agent"], a["team"]) for a in frames[-1]["agents"]] == [("alice", "West")]
+    await ingest(event("alice", "agent.logged_in"))  # and the new team's changes arrive live
+    frame = await wall.receive_json_from(timeout=2)
+    assert (frame["type"], frame["agent"]["state"]) == ("agent", "available")
+    await wall.disconnect()
+
+
+@DB
+async def test_a_supervisor_given_a_team_sees_it_without_reconnecting(
+    memory_layer: None, supervisor_sam: Any, carol: Any, south: Team, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(consumers.WallConsumer, "seq_check_seconds", 0.2)
+    wall, snapshot = await connected_wall(supervisor_sam)
+    assert snapshot["agents"] == []
+    await database_sync_to_async(south.supervisors.add)(supervisor_sam)
+    frame = await wall.receive_json_from(timeout=2)
+    assert frame["type"] == "snapshot"
+    assert [a["agent"] for a in frame["agents"]] == ["carol"]
+    await wall.disconnect()
+
+
+@DB
 async def test_alert_changes_are_forwarded_to_the_teams_walls(
     memory_layer: None, supervisor_sam: Any, north: Team, south: Team
 ) -> None:
