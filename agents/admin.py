@@ -244,7 +244,10 @@ class AcwPolicyAdmin(AuditedAdmin):
         self, request: HttpRequest, obj: AcwPolicy, form: ModelForm, change: bool
     ) -> None:
         super().save_model(request, obj, form, change)
-        services.refresh_team_walls(_policy_teams([obj]))
+        scopes = [obj]
+        if change and "team" in form.changed_data:
+            scopes.append(AcwPolicy(team_id=form.initial.get("team")))  # where it applied before
+        services.refresh_team_walls(_policy_teams(scopes))
 
     def delete_model(self, request: HttpRequest, obj: AcwPolicy) -> None:
         teams = _policy_teams([obj])

@@ -15,7 +15,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents import events, services
-from agents.models import AcwSession, Agent, AgentState, Event, Interaction, Team
+from agents.models import AcwPolicy, AcwSession, Agent, AgentState, Event, Interaction, Team
 from reporting import rollups
 from reporting.models import Alert, DirtyInterval, KpiRollup
 
@@ -207,3 +207,21 @@ def test_the_rows_the_services_own_are_read_only_in_admin(
         assert model.objects.filter(pk=row.pk).exists()
     page = admin_client_with_data.get(change_url(alice))
     assert b'name="live-0-state"' not in page.content  # the live state is shown, not editable
+
+
+def test_a_policy_moved_to_another_team_refreshes_both_teams_walls(
+    admin_ada: Any, north: Team, south: Team, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layer = get_channel_layer()
+    walls = {}
+    for team in (north, south):
+        walls[team.name] = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)(events.team_group(team.pk), walls[team.name])
+    policy = AcwPolicy.objects.create(team=north, channel="chat", seconds=60)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_admin_form(admin_client(admin_ada), change_url(policy), team=str(south.pk))
+    assert response.status_code == 302
+    for name, channel in walls.items():
+        message = async_to_sync(_receive_now)(layer, channel)
+        assert message["type"] == "wall.team_changed", name
