@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from redis.asyncio.connection import AbstractConnection
 from rest_framework.test import APIClient
@@ -196,3 +197,20 @@ def test_the_api_and_the_wall_snapshot_carry_the_same_colour_points(
 
 def by_agent_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {row["agent"]: row for row in rows}
+
+
+def test_colour_points_cost_no_query_per_agent(north: Any, manager_maria: Any) -> None:
+    # Untimed ACWs need the current policy: one load for all agents, not one per agent.
+    AcwPolicy.objects.create(team=north, channel="phone", mode="manual")
+
+    def state_rows_queries(n: int) -> int:
+        for i in range(n):
+            services.provision_agent(f"m{i}", name=f"M {i}", team_name="North")
+            _in_acw(f"m{i}", 5)
+        with CaptureQueriesContext(connection) as queries:
+            rows = selectors.agent_state_rows(manager_maria)
+        assert all(row["acw_red_at"] for row in rows)
+        return len(queries)
+
+    selectors.agent_state_rows(manager_maria)  # the user's groups are read once, then cached
+    assert state_rows_queries(1) == state_rows_queries(3)

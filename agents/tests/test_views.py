@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from agents import services
+from agents import selectors, services
 from agents.models import (
     AcwPolicy,
     AcwSession,
@@ -116,6 +116,10 @@ def test_the_summary_gives_todays_average_acw_against_the_weighted_target(
     assert body["kpis"]["interactions"] == 2
     assert body["kpis"]["avg_acw_seconds"] == pytest.approx(20, abs=0.2)
     assert body["kpis"]["target_avg_seconds"] == 20
+
+
+def test_the_default_colour_tiers_are_for_states_that_exist() -> None:
+    assert set(selectors.DEFAULT_STATE_TIERS) <= set(State.values)
 
 
 def test_the_summary_carries_the_admin_edited_colour_tiers_and_no_policies(
