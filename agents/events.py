@@ -214,9 +214,9 @@ def broadcast_on_commit(messages: Iterable[tuple[int, Message]]) -> None:
     transaction.on_commit(lambda: _publish_all(pending))
 
 
-def agent_changed(live: AgentState) -> tuple[int, Message]:
+def agent_changed(live: AgentState, policies: Policies | None = None) -> tuple[int, Message]:
     """The message telling a team's walls that one agent's live state changed."""
-    return live.agent.team_id, {"type": "wall.agent", "agent": agent_payload(live)}
+    return live.agent.team_id, {"type": "wall.agent", "agent": agent_payload(live, policies)}
 
 
 def agent_removed(team_id: int, external_id: str) -> tuple[int, Message]:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from agents import services
 from agents.models import AcwPolicy
 from agents.policies import Policies
 from agents.states import PolicySpec
+from agents.tests.factories import event
 
 pytestmark = pytest.mark.django_db
 
@@ -64,3 +68,19 @@ def test_it_reads_once_and_resolves_without_queries(
         for channel in ("phone", "chat", "email", "other"):
             policies.spec(north.pk, channel)
             policies.resolve(north.pk, channel)
+
+
+@pytest.mark.parametrize("mode", ["timed", "manual"])
+def test_ingesting_an_event_reads_the_policies_once(alice: Any, north: Any, mode: str) -> None:
+    # The state machine and the wall payload (an untimed ACW's colour points) share one read.
+    AcwPolicy.objects.create(team=north, channel="", mode=mode)
+    for raw in (
+        event("alice", "agent.logged_in", 100),
+        event("alice", "interaction.started", 90, interaction_id="c", channel="phone"),
+    ):
+        assert services.ingest_event(raw).status == "accepted"
+    with CaptureQueriesContext(connection) as queries:
+        result = services.ingest_event(event("alice", "interaction.ended", 5, interaction_id="c"))
+    assert result.status == "accepted"
+    policy_reads = [q for q in queries.captured_queries if '"agents_acwpolicy"' in q["sql"]]
+    assert len(policy_reads) == 1

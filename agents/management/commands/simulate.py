@@ -46,17 +46,20 @@ LOGIN_WITHIN = 1.0  # seconds: the whole floor logs in at once, a lively start f
 
 
 class _Policies:
-    """``Policies.load().spec``, reloaded every ``POLICY_REFRESH`` seconds."""
+    """``Policies.load()``, reloaded every ``POLICY_REFRESH`` seconds."""
 
     def __init__(self) -> None:
-        self._lookup = Policies.load().spec
+        self._policies = Policies.load()
         self._loaded_at = time.monotonic()
 
-    def __call__(self, team_id: int, channel: str) -> PolicySpec:
+    def current(self) -> Policies:
         if time.monotonic() - self._loaded_at > POLICY_REFRESH:
-            self._lookup = Policies.load().spec
+            self._policies = Policies.load()
             self._loaded_at = time.monotonic()
-        return self._lookup(team_id, channel)
+        return self._policies
+
+    def __call__(self, team_id: int, channel: str) -> PolicySpec:
+        return self.current().spec(team_id, channel)
 
 
 class Command(BaseCommand):
@@ -178,7 +181,7 @@ class Command(BaseCommand):
         if self.feed is not None:
             self._send_through_platform(event)
             return
-        result = services.ingest_event(event, source="simulator", policies=policies)
+        result = services.ingest_event(event, source="simulator", policies=policies.current())
         if result.status == "accepted":
             self.sent[event["type"]] += 1
             self.since_status[event["type"]] += 1
