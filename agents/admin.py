@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.forms import BaseFormSet, ModelForm
 from django.http import HttpRequest
 
@@ -249,7 +249,8 @@ class AcwPolicyAdmin(AuditedAdmin):
             scopes.append(AcwPolicy(team_id=form.initial.get("team")))  # where it applied before
         services.refresh_team_walls(_policy_teams(scopes))
 
-    def delete_model(self, request: HttpRequest, obj: AcwPolicy) -> None:
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        assert isinstance(obj, AcwPolicy)
         teams = _policy_teams([obj])
         super().delete_model(request, obj)
         services.refresh_team_walls(teams)
