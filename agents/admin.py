@@ -2,19 +2,30 @@
 
 Every admin through which a person changes something is an ``AuditedAdmin``: adds, changes and
 deletes (inlines included) go to the audit log with the fields before and after.
+
+No write here bypasses the services. Agents are created and moved through
+``services.provision_agent`` (it creates the live-state row and tells the walls of both teams)
+and deleted through ``services.remove_agent``. The event log and everything projected from it
+(interactions, holds, ACW sessions, live states) are read-only. Teams, policies, checklists,
+wrap-up codes and colour thresholds are configuration, edited freely; a change the walls show
+(a team's name or supervisors, an ACW policy) makes the walls concerned start over
+(``services.refresh_team_walls``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.forms import BaseFormSet, ModelForm
 from django.http import HttpRequest
 
 from audit.admin import AuditedAdmin
 from audit.models import Action
 
-from . import access
+from . import access, services
 from .models import (
     AcwPolicy,
     AcwSession,
@@ -114,6 +125,16 @@ class TeamAdmin(AuditedAdmin):
     def supervisor_names(self, team: Team) -> str:
         return ", ".join(user.get_username() for user in team.supervisors.all())
 
+    def save_related(
+        self, request: HttpRequest, form: ModelForm, formsets: list[BaseFormSet], change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)  # supervisors and inlines too
+        if change:
+            services.refresh_team_walls([form.instance.pk])
+
+    # Deleting needs nothing from the walls: agents, events and interactions protect their
+    # team, so only a team without agents and without history can be deleted.
+
 
 class AgentStateInline(admin.StackedInline):
     model = AgentState
@@ -132,8 +153,28 @@ class AgentStateInline(admin.StackedInline):
         return False
 
 
+class _AgentWritesThroughServices(admin.ModelAdmin):
+    """Saves and deletes of agents through the services; below ``AuditedAdmin`` in the MRO, so
+    the audit entry wraps the service call."""
+
+    def save_model(self, request: HttpRequest, obj: Agent, form: ModelForm, change: bool) -> None:
+        agent, _ = services.provision_agent(obj.external_id, name=obj.name, team_name=obj.team.name)
+        obj.pk = agent.pk
+        obj._state.adding = False
+        if "user" in form.changed_data:
+            # The login linked to the agent's wrap-up page: the admin's own field.
+            obj.save(update_fields=["user"])
+
+    def delete_model(self, request: HttpRequest, obj: Agent) -> None:
+        services.remove_agent(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
+        for agent in queryset:
+            services.remove_agent(agent)
+
+
 @admin.register(Agent)
-class AgentAdmin(AuditedAdmin):
+class AgentAdmin(AuditedAdmin, _AgentWritesThroughServices):
     list_display = ["name", "external_id", "team", "live_state", "user"]
     list_filter = ["team", "live__state"]
     search_fields = ["name", "external_id", "user__username"]
@@ -141,6 +182,10 @@ class AgentAdmin(AuditedAdmin):
     autocomplete_fields = ["team"]
     raw_id_fields = ["user"]
     inlines = [AgentStateInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # The telephony's id names the agent in its events and on the walls: fixed once created.
+        return ("external_id",) if obj is not None else ()
 
     @admin.display(description="State", ordering="live__state")
     def live_state(self, agent: Agent) -> str:
@@ -192,6 +237,34 @@ class AcwPolicyAdmin(AuditedAdmin):
             },
         ),
     ]
+
+    # A team's policy colours its walls' ACW tiles; a site policy (no team) every wall's.
+
+    def save_model(
+        self, request: HttpRequest, obj: AcwPolicy, form: ModelForm, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        scopes = [obj]
+        if change and "team" in form.changed_data:
+            scopes.append(AcwPolicy(team_id=form.initial.get("team")))  # where it applied before
+        services.refresh_team_walls(_policy_teams(scopes))
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        assert isinstance(obj, AcwPolicy)
+        teams = _policy_teams([obj])
+        super().delete_model(request, obj)
+        services.refresh_team_walls(teams)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AcwPolicy]) -> None:
+        teams = _policy_teams(queryset)
+        super().delete_queryset(request, queryset)
+        services.refresh_team_walls(teams)
+
+
+def _policy_teams(policies: Iterable[AcwPolicy]) -> list[int] | None:
+    """The teams whose walls these policies colour (None: all, for a site policy)."""
+    team_ids = [policy.team_id for policy in policies]
+    return None if None in team_ids else [team_id for team_id in team_ids if team_id is not None]
 
 
 @admin.register(WrapUpCode)

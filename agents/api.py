@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from . import access, selectors, services
 from .api_auth import BearerTokenAuthentication
+from .choices import Channel, Direction, State
 from .states import EVENT_TYPES
 from .validation import StrictCharField
 
@@ -78,11 +79,11 @@ class EventSerializer(serializers.Serializer):
         required=False, help_text="interaction.* events; optional on acw.started."
     )
     channel = serializers.ChoiceField(
-        choices=["phone", "chat", "email", "other"],
+        choices=Channel.values,
         required=False,
         help_text="interaction.started: required; acw.started: optional (default other).",
     )
-    direction = serializers.ChoiceField(choices=["inbound", "outbound"], required=False)
+    direction = serializers.ChoiceField(choices=Direction.values, required=False)
     queue = serializers.CharField(required=False)
     seconds = serializers.FloatField(
         required=False, min_value=0, help_text="acw.extended: > 0, default the policy's step."
@@ -112,9 +113,7 @@ class AgentStateSerializer(serializers.Serializer):
     agent = serializers.CharField(help_text="External id.")
     name = serializers.CharField()
     team = serializers.CharField()
-    state = serializers.ChoiceField(
-        choices=["offline", "available", "on_interaction", "acw", "not_ready"]
-    )
+    state = serializers.ChoiceField(choices=State.values)
     reason = serializers.CharField(allow_null=True, help_text="Only for not_ready.")
     since = serializers.DateTimeField(allow_null=True, help_text="When the state began.")
     interaction_id = serializers.CharField(allow_null=True, help_text="Only while on_interaction.")

@@ -2,8 +2,8 @@
 
 Contract §5. The teams come from the user on the server (``access``), never from the client.
 Frames carry a per-connection ``seq``. Work per message is a few dictionary operations: the
-only database read is the snapshot, on connect and on resync (trap 4: one sync thread per
-server process).
+database reads are the snapshot, on connect and on resync, and a small check of the user's teams
+every ``SEQ_CHECK_SECONDS`` (trap 4: one sync thread per server process).
 
 Lost messages. Every layer message carries ``team_id``/``team_seq`` (``agents.events``). The
 consumer remembers, per team, the last number it has seen; the snapshot starts from the numbers
@@ -189,7 +189,8 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
                     return
 
     async def _watch_counters(self) -> None:
-        """Resync when a team's counter moved past us and stayed there, or went backwards."""
+        """Resync when a team's counter moved past us and stayed there, or went backwards, or
+        when the teams the user may see changed."""
         read = sync_to_async(events.team_seqs, thread_sensitive=False)
         previous: dict[int, int] = {}
         while True:
@@ -204,6 +205,7 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
                     )
                     if stale:
                         await self._send_snapshot()
+                    await self._follow_rights(resync=False)
             except Exception:
                 # Redis or the database is down: the next round tries again.
                 logger.warning("lost-message check failed", exc_info=True)
@@ -244,6 +246,34 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
             await self._send({"type": "agent_removed", "agent": external_id})
             if self.missing:
                 self._open_window()
+
+    async def wall_team_changed(self, message: dict[str, Any]) -> None:
+        """A team this wall shows changed in admin: re-check what the user may see (a
+        supervisor taken off the team stops receiving it now, not at their next reconnect),
+        and start over from a snapshot (the team's new name, its agents' colour points)."""
+        async with self.lock:
+            self._is_new(message)
+            await self._follow_rights(resync=True)
+
+    async def _follow_rights(self, *, resync: bool) -> None:
+        """Subscribe to the teams the user may see now; a snapshot if they changed (or asked).
+
+        Callers hold ``self.lock``. Also run by the periodic check, which is how a team the
+        user may newly see (a new team for a manager, a supervisor added to a team) reaches an
+        open wall: no message of that team's group could reach this wall before.
+        """
+        team_ids = await _watch_rights(self.scope["user"])
+        if team_ids is None:
+            await self.close(code=4403)
+            return
+        if team_ids == self.team_ids and not resync:
+            return
+        for team_id in self.team_ids - team_ids:
+            await self.channel_layer.group_discard(events.team_group(team_id), self.channel_name)
+        for team_id in team_ids - self.team_ids:
+            await self.channel_layer.group_add(events.team_group(team_id), self.channel_name)
+        self.team_ids = team_ids
+        await self._send_snapshot()
 
     async def wall_alert(self, message: dict[str, Any]) -> None:
         async with self.lock:

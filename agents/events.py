@@ -32,7 +32,8 @@ from django.db import transaction
 
 from acw_site.redis_keys import redis_key
 
-from .models import AgentState
+from .models import AgentState, State
+from .policies import Policies, acw_colour_points
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,12 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def agent_payload(live: AgentState) -> dict[str, Any]:
+def agent_payload(live: AgentState, policies: Policies | None = None) -> dict[str, Any]:
     """One agent as in ``GET /api/v1/agents/state`` and the wall frames (contract §4–5).
 
-    Expects ``live.agent`` and ``live.agent.team`` loaded (``select_related``).
+    Besides the contract's fields, what a tile needs to colour itself without knowing policies
+    (``policies.acw_colour_points``). Expects ``live.agent`` and ``live.agent.team`` loaded
+    (``select_related``); pass ``policies`` when building many payloads.
     """
     agent = live.agent
     return {
@@ -70,12 +73,13 @@ def agent_payload(live: AgentState) -> dict[str, Any]:
         "reason": live.reason if live.state == "not_ready" else None,
         "since": _iso(live.since),
         "interaction_id": live.interaction_id if live.state == "on_interaction" else None,
-        "channel": live.channel if live.state in ("on_interaction", "acw") else None,
+        "channel": live.channel if live.state in (State.ON_INTERACTION, State.ACW) else None,
         "acw_deadline": _iso(live.acw_deadline) if live.state == "acw" else None,
         "acw_started_at": _iso(live.acw_started_at) if live.state == "acw" else None,
         "acw_extensions": live.acw_extensions if live.state == "acw" else 0,
         "acw_timeout": _acw_timeout(live),
         "version": live.version,
+        **acw_colour_points(live, policies),
     }
 
 
@@ -210,11 +214,17 @@ def broadcast_on_commit(messages: Iterable[tuple[int, Message]]) -> None:
     transaction.on_commit(lambda: _publish_all(pending))
 
 
-def agent_changed(live: AgentState) -> tuple[int, Message]:
+def agent_changed(live: AgentState, policies: Policies | None = None) -> tuple[int, Message]:
     """The message telling a team's walls that one agent's live state changed."""
-    return live.agent.team_id, {"type": "wall.agent", "agent": agent_payload(live)}
+    return live.agent.team_id, {"type": "wall.agent", "agent": agent_payload(live, policies)}
 
 
 def agent_removed(team_id: int, external_id: str) -> tuple[int, Message]:
     """The message telling a team's walls that an agent left the team."""
     return team_id, {"type": "wall.agent_removed", "agent": external_id}
+
+
+def team_changed(team_id: int) -> tuple[int, Message]:
+    """The message telling a team's walls to start over from a fresh snapshot: the team was
+    renamed (every tile shows it), or who may see it or its ACW policies changed."""
+    return team_id, {"type": "wall.team_changed"}

@@ -18,55 +18,18 @@ from django.db import models
 from django.db.models import Q
 
 from . import states
+from .choices import (  # re-exported: the choices are the models' vocabulary
+    AcwEndReason,
+    AcwMode,
+    Channel,
+    Direction,
+    InteractionEndReason,
+    State,
+    TimeoutAction,
+)
+from .states import PolicySpec
 
 UNASSIGNED_TEAM = "Unassigned"
-
-
-class State(models.TextChoices):
-    OFFLINE = "offline", "Offline"
-    AVAILABLE = "available", "Available"
-    ON_INTERACTION = "on_interaction", "On interaction"
-    ACW = "acw", "ACW"
-    NOT_READY = "not_ready", "Not ready"
-
-
-class Channel(models.TextChoices):
-    PHONE = "phone", "Phone"
-    CHAT = "chat", "Chat"
-    EMAIL = "email", "E-mail"
-    OTHER = "other", "Other"
-
-
-class Direction(models.TextChoices):
-    INBOUND = "inbound", "Inbound"
-    OUTBOUND = "outbound", "Outbound"
-
-
-class AcwMode(models.TextChoices):
-    NONE = "none", "None (straight back to available)"
-    MANUAL = "manual", "Manual (until the agent ends it)"
-    TIMED = "timed", "Timed (automatic timer, early exit allowed)"
-    TIMED_STRICT = "timed_strict", "Timed, strict (no early exit)"
-
-
-class TimeoutAction(models.TextChoices):
-    AVAILABLE = "available", "Back to available"
-    NOT_READY = "not_ready", "Not ready with a reason"
-
-
-class AcwEndReason(models.TextChoices):
-    AGENT_READY = "agent_ready", "Agent ready"
-    SUPERVISOR = "supervisor", "Ended by supervisor"
-    TIMEOUT = "timeout", "Timeout"
-    NOT_READY = "not_ready", "Agent went not ready"
-    INTERACTION = "interaction", "New interaction"
-    LOGOUT = "logout", "Logout"
-
-
-class InteractionEndReason(models.TextChoices):
-    ENDED = "ended", "Ended"
-    REPLACED = "replaced", "Replaced by a new interaction"
-    LOGOUT = "logout", "Agent logged out"
 
 
 class Department(models.Model):
@@ -435,9 +398,16 @@ class AcwPolicy(models.Model):
         scope = self.team.name if self.team else "Site default"
         return f"{scope} / {self.channel or 'all channels'}: {self.mode}"
 
+    def as_spec(self) -> PolicySpec:
+        """The values the state machine needs, as a plain snapshot (stored with an open ACW)."""
+        return PolicySpec(**{name: getattr(self, name) for name in POLICY_SPEC_FIELDS})
+
     def clean(self) -> None:
         if self.max_seconds and self.seconds > self.max_seconds:
             raise ValidationError({"max_seconds": "The maximum must be at least the ACW timer."})
+
+
+POLICY_SPEC_FIELDS = tuple(PolicySpec.__dataclass_fields__)
 
 
 class WrapUpCode(models.Model):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 
-from reporting.queries import kpi_rows, site_day_bounds, site_today
+from reporting.queries import KpiRow, kpi_rows, site_day_bounds, site_today
 
 from . import access, events
 from .events import agent_payload
-from .models import AcwPolicy, AgentState, StateThreshold, Team
+from .models import AgentState, StateThreshold, Team
+from .policies import Policies
 
 
 def agent_states(user: Any, team_ids: set[int] | None = None):  # type: ignore[no-untyped-def]
@@ -34,7 +34,9 @@ def agent_state_rows(user: Any, now: datetime | None = None) -> list[dict[str, A
     written the timeout (``AgentState.as_of``).
     """
     now = now or timezone.now()
-    return [agent_payload(live.as_of(now)) for live in agent_states(user)]
+    rows = list(agent_states(user))
+    policies = Policies.load({live.agent.team_id for live in rows})
+    return [agent_payload(live.as_of(now), policies) for live in rows]
 
 
 # --- The wall -------------------------------------------------------------------------------
@@ -73,8 +75,9 @@ def wall_snapshot(team_ids: set[int], now: datetime | None = None) -> dict[str, 
         .order_by("agent__name", "agent__external_id")
     )
     agents, agent_teams = [], {}
+    policies = Policies.load(team_ids)
     for live in rows:
-        agents.append(agent_payload(live.as_of(now)))
+        agents.append(agent_payload(live.as_of(now), policies))
         agent_teams[live.agent.external_id] = live.agent.team_id
     return {
         "team_seqs": seqs,
@@ -84,74 +87,44 @@ def wall_snapshot(team_ids: set[int], now: datetime | None = None) -> dict[str, 
     }
 
 
-def _policy_json(policy: AcwPolicy) -> dict[str, Any]:
-    return {
-        "mode": policy.mode,
-        "seconds": policy.seconds,
-        "allow_extension": policy.allow_extension,
-        "max_seconds": policy.max_seconds,
-        "target_avg_seconds": policy.target_avg_seconds,
-        "alert_acw_seconds": policy.alert_acw_seconds,
-    }
+def wall_config() -> dict[str, Any]:
+    """The wall's colour tiers by time in state (``StateThreshold``, else the defaults).
 
-
-def wall_config(team_ids: set[int]) -> dict[str, Any]:
-    """The wall's colour rules: time-in-state tiers per state and the ACW policies by team.
-
-    ``policies`` maps team name → channel ("" for the team default) → policy; ``site`` holds
-    the site defaults by channel. The page resolves an ACW the way the services do: team ×
-    channel, team default, site channel, site default.
+    ACW tiles colour themselves from their payload (``policies.acw_colour_points``): the page
+    never resolves a policy.
     """
     tiers = dict(DEFAULT_STATE_TIERS)
     tiers.update({row.state: row.as_tiers() for row in StateThreshold.objects.all()})
-    policies: dict[str, dict[str, Any]] = {}
-    site: dict[str, Any] = {}
-    rows = AcwPolicy.objects.filter(Q(team_id__in=team_ids) | Q(team__isnull=True)).select_related(
-        "team"
-    )
-    for policy in rows:
-        target = policies.setdefault(policy.team.name, {}) if policy.team else site
-        target[policy.channel] = _policy_json(policy)
-    return {"tiers": tiers, "policies": policies, "site": site}
-
-
-# The model's default, for a database without the site-default policy row.
-SITE_TARGET_AVG_SECONDS = 45
+    return {"tiers": tiers}
 
 
 def _team_targets(team_ids: set[int]) -> dict[int, int]:
-    """Target average ACW per team: the team's default policy, else the site default."""
-    defaults: dict[int | None, int] = dict(
-        AcwPolicy.objects.filter(channel="")
-        .filter(Q(team_id__in=team_ids) | Q(team__isnull=True))
-        .values_list("team_id", "target_avg_seconds")
-    )
-    site = defaults.get(None, SITE_TARGET_AVG_SECONDS)
-    return {team_id: defaults.get(team_id, site) for team_id in team_ids}
+    """Target average ACW per team: that of the team's default policy (channel empty)."""
+    policies = Policies.load(team_ids)
+    return {team_id: policies.resolve(team_id).target_avg_seconds for team_id in team_ids}
 
 
 def wall_kpis(team_ids: set[int], now: datetime | None = None) -> dict[str, Any]:
     """Today's average ACW per interaction over ``team_ids`` against the target (wall header).
 
-    Average ACW = ACW seconds / handled interactions (contract §4), from ``kpi_rows``. The
+    Average ACW as ``KpiRow`` defines it, over all the teams' rows (``KpiRow.total``). The
     target is the teams' target averages weighted by today's interactions (plain mean before
     the first interaction of the day).
     """
     now = now or timezone.now()
     start, end = site_day_bounds(site_today(), site_today())
     rows = kpi_rows(team_ids=team_ids, group_by="team", start=start, end=end, now=now)
-    interactions = sum(row.interactions for row in rows)
-    acw_seconds = sum(row.acw_seconds for row in rows)
+    total = KpiRow.total(rows)
     targets = _team_targets(team_ids)
     names = dict(Team.objects.filter(pk__in=team_ids).values_list("name", "pk"))
-    if interactions:
+    if total.interactions:
         weighted = sum(targets[names[row.key]] * row.interactions for row in rows)
-        target = weighted / interactions
+        target = weighted / total.interactions
     else:
         target = sum(targets.values()) / len(targets) if targets else 0
     return {
-        "interactions": interactions,
-        "avg_acw_seconds": round(acw_seconds / interactions, 1) if interactions else None,
+        "interactions": total.interactions,
+        "avg_acw_seconds": round(total.avg_acw_seconds, 1) if total.interactions else None,
         "target_avg_seconds": round(target, 1),
         "computed_at": now.isoformat(),
     }

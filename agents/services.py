@@ -29,7 +29,6 @@ from reporting import rollups
 from . import events, retention
 from .models import (
     UNASSIGNED_TEAM,
-    AcwPolicy,
     AcwSession,
     Agent,
     AgentState,
@@ -38,12 +37,10 @@ from .models import (
     Interaction,
     Team,
 )
+from .policies import Policies
 from .states import (
-    SITE_DEFAULT_POLICY,
     AgentProjection,
     EventIn,
-    PolicyLookup,
-    PolicySpec,
     Rows,
     advance,
     project,
@@ -60,27 +57,6 @@ class IngestResult:
     event_id: str | None
     status: Status
     error: str | None = None
-
-
-# --- Policies -------------------------------------------------------------------------------
-
-POLICY_FIELDS = tuple(PolicySpec.__dataclass_fields__)
-
-
-def policy_lookup() -> PolicyLookup:
-    """Resolve ACW policies: team × channel → team default → site channel → site default."""
-    by_scope: dict[tuple[int | None, str], PolicySpec] = {
-        (row["team_id"], row["channel"]): PolicySpec(**{f: row[f] for f in POLICY_FIELDS})
-        for row in AcwPolicy.objects.values("team_id", "channel", *POLICY_FIELDS)
-    }
-
-    def lookup(team_id: int, channel: str) -> PolicySpec:
-        for scope in ((team_id, channel), (team_id, ""), (None, channel), (None, "")):
-            if scope in by_scope:
-                return by_scope[scope]
-        return SITE_DEFAULT_POLICY
-
-    return lookup
 
 
 # --- Agents ---------------------------------------------------------------------------------
@@ -146,6 +122,27 @@ def provision_agent(
     return agent, created
 
 
+def remove_agent(agent: Agent) -> None:
+    """Delete an agent without events (the event log protects the others); its team's walls
+    drop the tile."""
+    with transaction.atomic():
+        team_id, external_id = agent.team_id, agent.external_id
+        agent.delete()
+        events.broadcast_on_commit([events.agent_removed(team_id, external_id)])
+
+
+def refresh_team_walls(team_ids: Iterable[int] | None) -> None:
+    """After commit, every wall showing these teams (None: all teams) re-checks what its user
+    may see and starts again from a fresh snapshot.
+
+    For changes made outside the events: a team renamed (every tile shows the name), its
+    supervisors changed, or an ACW policy changed (the tiles' colour points come from it).
+    """
+    if team_ids is None:
+        team_ids = Team.objects.values_list("pk", flat=True)
+    events.broadcast_on_commit([events.team_changed(team_id) for team_id in team_ids])
+
+
 # --- Supervisor actions ---------------------------------------------------------------------
 
 
@@ -179,7 +176,7 @@ def ingest_events(
     raw_events: Iterable[Any], *, source: str = "api", actor_id: int | None = None
 ) -> list[IngestResult]:
     """Ingest several events in input order; each is accepted or refused on its own."""
-    policies = policy_lookup()
+    policies = Policies.load()
     return [
         ingest_event(raw, source=source, actor_id=actor_id, policies=policies) for raw in raw_events
     ]
@@ -190,7 +187,7 @@ def ingest_event(
     *,
     source: str = "api",
     actor_id: int | None = None,
-    policies: PolicyLookup | None = None,
+    policies: Policies | None = None,
 ) -> IngestResult:
     """Validate, de-duplicate, store and apply one telephony event (contract §3).
 
@@ -211,9 +208,10 @@ def ingest_event(
             "rejected",
             f"occurred_at: older than the retention period of {retention.retention_days()} days",
         )
-    lookup = policies or policy_lookup()
+    # Read once for the event: the state machine and the walls' payload resolve from it.
+    policies = policies or Policies.load()
     try:
-        return _store_and_apply(parsed, source, actor_id, lookup)
+        return _store_and_apply(parsed, source, actor_id, policies)
     except IntegrityError:
         # The same event_id was stored at the same moment for another agent (so under another
         # row lock): the unique index refused ours. Same-agent races never get here: the lock
@@ -225,7 +223,7 @@ def ingest_event(
 
 
 def _store_and_apply(
-    parsed: ParsedEvent, source: str, actor_id: int | None, policies: PolicyLookup
+    parsed: ParsedEvent, source: str, actor_id: int | None, policies: Policies
 ) -> IngestResult:
     with transaction.atomic():
         live = _locked_live_state(parsed.agent)
@@ -313,7 +311,7 @@ def _event_in(event: Event) -> EventIn:
     )
 
 
-def _apply(live: AgentState, event: Event, policies: PolicyLookup) -> None:
+def _apply(live: AgentState, event: Event, policies: Policies) -> None:
     """Apply a stored event to the agent, replaying later events if it arrived late."""
     in_order = live.last_event_at is None or event.occurred_at >= live.last_event_at
     if in_order:
@@ -341,10 +339,10 @@ def _apply(live: AgentState, event: Event, policies: PolicyLookup) -> None:
 
 
 def _replay(
-    live: AgentState, start: AgentProjection, replay: list[Event], policies: PolicyLookup
+    live: AgentState, start: AgentProjection, replay: list[Event], policies: Policies
 ) -> None:
     """Run ``replay`` (ordered) from ``start``; rewrite the rows and projections it implies."""
-    result = project(start, (_event_in(e) for e in replay), policies)
+    result = project(start, (_event_in(e) for e in replay), policies.spec)
     replayed_keys = [key for key, _ in result.after_each]
     after = {key: projection.to_json() for key, projection in result.after_each}
     if len(replay) == 1:
@@ -362,10 +360,10 @@ def _replay(
         ):
             live.last_event_at, live.last_event_seq = newest.occurred_at, newest.pk
     _write_rows(live.agent_id, result.rows, set(replayed_keys))
-    _store_live(live, result.final)
+    _store_live(live, result.final, policies=policies)
 
 
-def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
+def replay_agent(agent_id: int, policies: Policies | None = None) -> int:
     """Rebuild one agent's rows and live state from its whole event log; returns the count.
 
     The same state machine as live ingestion, from an empty start: after a fix to the state
@@ -387,7 +385,7 @@ def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
                 live,
                 AgentProjection.from_json(anchor.state_after),
                 later,
-                policies or policy_lookup(),
+                policies or Policies.load(),
             )
             return len(later)
         if events:
@@ -397,7 +395,7 @@ def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
         HoldPeriod.objects.filter(interaction__agent_id=agent_id).delete()
         Interaction.objects.filter(agent_id=agent_id).delete()
         live.last_event_at, live.last_event_seq = None, 0
-        _replay(live, AgentProjection(), events, policies or policy_lookup())
+        _replay(live, AgentProjection(), events, policies or Policies.load())
         return len(events)
 
 
@@ -502,7 +500,13 @@ LIVE_FIELDS = (
 )
 
 
-def _store_live(live: AgentState, projection: AgentProjection, now: datetime | None = None) -> None:
+def _store_live(
+    live: AgentState,
+    projection: AgentProjection,
+    now: datetime | None = None,
+    *,
+    policies: Policies | None = None,
+) -> None:
     """Store the projection after the newest event, and the live state it implies now.
 
     Walls are told only when what they show changed, and a timeout task is scheduled only
@@ -531,7 +535,7 @@ def _store_live(live: AgentState, projection: AgentProjection, now: datetime | N
     )
     if not changed:
         return
-    events.broadcast_on_commit([events.agent_changed(_with_team(live))])
+    events.broadcast_on_commit([events.agent_changed(_with_team(live), policies)])
     if live.state == "acw" and live.acw_deadline is not None:
         _schedule_timeout_on_commit(live.agent_id, live.acw_deadline)
 

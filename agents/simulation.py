@@ -39,7 +39,7 @@ from typing import Any
 from .states import ACW, NOT_READY, OFFLINE, ON_INTERACTION, PolicySpec
 
 PolicyFor = Callable[[int, str], PolicySpec]
-"""(team id, channel) → the ACW policy that applies, as ``services.policy_lookup()`` returns."""
+"""(team id, channel) → the ACW policy that applies, as ``agents.policies.Policies.spec`` resolves it."""
 
 SimEvent = dict[str, Any]
 

@@ -21,14 +21,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from .choices import AcwMode, Channel, State, TimeoutAction
+
+# The states as plain strings (they are stored in JSON projections), from the model choices.
 OFFLINE, AVAILABLE, ON_INTERACTION, ACW, NOT_READY = (
-    "offline",
-    "available",
-    "on_interaction",
-    "acw",
-    "not_ready",
+    State.OFFLINE.value,
+    State.AVAILABLE.value,
+    State.ON_INTERACTION.value,
+    State.ACW.value,
+    State.NOT_READY.value,
 )
-STATES = (OFFLINE, AVAILABLE, ON_INTERACTION, ACW, NOT_READY)
+STATES = tuple(State.values)
 
 EVENT_TYPES = (
     "agent.logged_in",
@@ -111,14 +114,12 @@ class PolicySpec:
 
     @property
     def has_acw(self) -> bool:
-        return self.mode != "none"
+        return self.mode != AcwMode.NONE
 
     @property
     def is_timed(self) -> bool:
-        return self.mode in ("timed", "timed_strict")
+        return self.mode in (AcwMode.TIMED, AcwMode.TIMED_STRICT)
 
-
-SITE_DEFAULT_POLICY = PolicySpec()
 
 PolicyLookup = Callable[[int, str], PolicySpec]
 """(team id, channel) → the policy that applies."""
@@ -421,7 +422,7 @@ class _Machine:
         deadline = acw.deadline
         policy = acw.policy
         self._close_acw(deadline, "timeout")
-        if policy.timeout_action == "not_ready":
+        if policy.timeout_action == TimeoutAction.NOT_READY:
             self._set_state(NOT_READY, deadline, policy.timeout_reason or "acw_timeout")
         else:
             self._set_state(AVAILABLE, deadline)
@@ -461,7 +462,7 @@ class _Machine:
         it = OpenInteraction(
             key=event.key,
             interaction_id=str(event.data["interaction_id"]),
-            channel=str(event.data.get("channel") or "other"),
+            channel=str(event.data.get("channel") or Channel.OTHER.value),
             direction=str(event.data.get("direction") or ""),
             queue=str(event.data.get("queue") or ""),
             started_at=at,
@@ -506,7 +507,7 @@ class _Machine:
             it = self._end_interaction(event.occurred_at, "ended", event.team_id)
             self._open_acw(event, it.key, it.channel)
             return
-        self._open_acw(event, None, str(event.data.get("channel") or "other"))
+        self._open_acw(event, None, str(event.data.get("channel") or Channel.OTHER.value))
 
     def _open_acw(self, event: EventIn, interaction_key: int | None, channel: str) -> None:
         at = event.occurred_at
@@ -530,14 +531,11 @@ class _Machine:
     def extend_acw(self, event: EventIn) -> None:
         acw = self.p.acw
         assert acw is not None
-        policy = acw.policy
-        if not policy.allow_extension or acw.deadline is None:
+        if not can_extend(acw):
             return
-        seconds = event.data.get("seconds") or policy.extension_step_seconds
-        latest = acw.started_at + timedelta(seconds=max(policy.max_seconds, policy.seconds))
-        new_deadline = min(acw.deadline + timedelta(seconds=float(seconds)), latest)
-        if new_deadline <= acw.deadline:
-            return
+        assert acw.deadline is not None
+        seconds = event.data.get("seconds") or acw.policy.extension_step_seconds
+        new_deadline = min(acw.deadline + timedelta(seconds=float(seconds)), latest_deadline(acw))
         acw.extended_seconds += (new_deadline - acw.deadline).total_seconds()
         acw.deadline = new_deadline
         acw.extensions += 1
@@ -547,6 +545,32 @@ class _Machine:
         reason = str(event.data.get("reason") or "agent_ready")
         self._close_acw(event.occurred_at, reason, event=event)
         self._set_state(AVAILABLE, event.occurred_at)
+
+
+# --- Extension ------------------------------------------------------------------------------
+
+
+def extension_allowed(acw: OpenAcw) -> bool:
+    """Whether this ACW's policy lets it be extended at all (only a timed ACW has a deadline)."""
+    return acw.policy.allow_extension and acw.deadline is not None
+
+
+def longest_acw_seconds(policy: PolicySpec) -> int:
+    """The longest an ACW may last, extensions included: the policy's maximum, never less than
+    its timer (contract §3: capped so that the ACW lasts at most the maximum from its start)."""
+    return max(policy.max_seconds, policy.seconds)
+
+
+def latest_deadline(acw: OpenAcw) -> datetime:
+    """The furthest an extension may move this ACW's deadline."""
+    return acw.started_at + timedelta(seconds=longest_acw_seconds(acw.policy))
+
+
+def can_extend(acw: OpenAcw) -> bool:
+    """Whether an ``acw.extended`` now would move the deadline (allowed and not yet capped)."""
+    return (
+        extension_allowed(acw) and acw.deadline is not None and acw.deadline < latest_deadline(acw)
+    )
 
 
 def project(
@@ -567,10 +591,15 @@ def project(
 
 def advance(projection: AgentProjection, now: datetime) -> tuple[AgentProjection, Rows]:
     """The projection at ``now``: an ACW whose deadline has passed is closed at its deadline."""
-    machine = _Machine(projection, lambda team_id, channel: SITE_DEFAULT_POLICY)
+    machine = _Machine(projection, _no_new_acw)
     machine.rows = Rows()  # only what the timeout itself changes
     machine.advance(now, inclusive=True)
     return machine.p, machine.rows
+
+
+def _no_new_acw(team_id: int, channel: str) -> PolicySpec:
+    # Time alone never opens an ACW: a timeout follows the open ACW's own policy.
+    raise AssertionError("advance() never resolves a policy")
 
 
 # --- helpers --------------------------------------------------------------------------------

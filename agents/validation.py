@@ -14,12 +14,16 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
+from .choices import AcwEndReason, Channel, Direction
 from .states import EVENT_TYPES
 
 MAX_FUTURE = timedelta(minutes=5)
 # No telephony event predates this; older instants are clock errors (an epoch-0 default, a
 # year 1 that PostgreSQL stores but Python cannot read back once converted to UTC).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+ACW_ENDED_REASONS = [AcwEndReason.AGENT_READY.value, AcwEndReason.SUPERVISOR.value]
 
 
 class EventRejected(Exception):
@@ -123,19 +127,15 @@ class InteractionFields(serializers.Serializer):
 
 
 class InteractionStartedFields(InteractionFields):
-    channel = serializers.ChoiceField(choices=["phone", "chat", "email", "other"])
-    direction = serializers.ChoiceField(
-        choices=["inbound", "outbound"], required=False, allow_null=True
-    )
+    channel = serializers.ChoiceField(choices=Channel.values)
+    direction = serializers.ChoiceField(choices=Direction.values, required=False, allow_null=True)
     queue = _text(100, required=False, allow_blank=True, allow_null=True)
 
 
 class AcwStartedFields(serializers.Serializer):
     # Both optional: a phone that only knows "the agent pressed wrap-up" sends neither.
     interaction_id = _text(100, required=False, allow_blank=False, allow_null=True)
-    channel = serializers.ChoiceField(
-        choices=["phone", "chat", "email", "other"], required=False, allow_null=True
-    )
+    channel = serializers.ChoiceField(choices=Channel.values, required=False, allow_null=True)
 
 
 class AcwExtendedFields(serializers.Serializer):
@@ -148,8 +148,9 @@ class AcwExtendedFields(serializers.Serializer):
 
 
 class AcwEndedFields(serializers.Serializer):
+    # The reasons an event may give; the others (timeout, logout...) are the system's own.
     reason = serializers.ChoiceField(
-        choices=["agent_ready", "supervisor"], default="agent_ready", allow_null=True
+        choices=ACW_ENDED_REASONS, default=AcwEndReason.AGENT_READY.value, allow_null=True
     )
     wrap_up_code = _text(100, required=False, allow_blank=True, allow_null=True)
     note = _text(4000, required=False, allow_blank=True, allow_null=True)
@@ -159,7 +160,7 @@ class AcwEndedFields(serializers.Serializer):
 
     def validate_reason(self, value: str | None) -> str:
         # Normalised, so that an explicit default and an omitted reason are the same content.
-        return value or "agent_ready"
+        return value or AcwEndReason.AGENT_READY.value
 
 
 TYPE_FIELDS: dict[str, type[serializers.Serializer]] = {

@@ -19,9 +19,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import access, selectors, services
+from . import access, selectors, services, states
 from .events import agent_payload
-from .models import Agent, AgentState, ChecklistItem, WrapUpCode
+from .models import Agent, AgentState, Channel, ChecklistItem, State, WrapUpCode
+from .policies import Policies
+from .states import AgentProjection
 
 # --- The wall -------------------------------------------------------------------------------
 
@@ -33,8 +35,16 @@ def _watcher(request: HttpRequest) -> set[int]:
     return access.visible_team_ids(request.user)
 
 
+def _vocabulary() -> dict[str, list[dict[str, str]]]:
+    """The states and channels with their labels, from the model choices, for the pages' JS."""
+    return {
+        "states": [{"value": value, "label": label} for value, label in State.choices],
+        "channels": [{"value": value, "label": label} for value, label in Channel.choices],
+    }
+
+
 def _wall_summary(team_ids: set[int]) -> dict[str, Any]:
-    return {"kpis": selectors.wall_kpis(team_ids), "config": selectors.wall_config(team_ids)}
+    return {"kpis": selectors.wall_kpis(team_ids), "config": selectors.wall_config()}
 
 
 @login_required
@@ -46,10 +56,17 @@ def wall(request: HttpRequest) -> HttpResponse:
         return redirect("my-acw")
     team_ids = _watcher(request)
     teams = access.visible_teams(request.user).order_by("name").values_list("name", flat=True)
+    # The counters read left to right as a shift does: offline last.
+    states = sorted(State.choices, key=lambda choice: choice[0] == State.OFFLINE)
     return render(
         request,
         "agents/wall.html",
-        {"teams": list(teams), "summary": _wall_summary(team_ids)},
+        {
+            "teams": list(teams),
+            "summary": _wall_summary(team_ids),
+            "states": states,
+            "vocabulary": _vocabulary(),
+        },
     )
 
 
@@ -118,7 +135,7 @@ def _linked_agent(request: HttpRequest) -> Agent | None:
 def _my_state(agent: Agent) -> dict[str, Any]:
     """The agent's live state with the ACW policy that applies to it right now."""
     live = AgentState.objects.select_related("agent__team").get(agent=agent).as_of(timezone.now())
-    policy = services.policy_lookup()(agent.team_id, live.channel or "")
+    policy = Policies.load([agent.team_id]).spec(agent.team_id, live.channel or "")
     return {
         "agent": agent_payload(live),
         "policy": {
@@ -155,6 +172,7 @@ def my_acw(request: HttpRequest) -> HttpResponse:
             "state": _my_state(agent),
             "checklist": _checklist(agent),
             "wrap_up_codes": WrapUpCode.objects.filter(active=True),
+            "vocabulary": _vocabulary(),
         },
     )
 
@@ -211,23 +229,20 @@ def my_ready(request: HttpRequest) -> JsonResponse:
 def my_extend(request: HttpRequest) -> JsonResponse:
     """ "Extend +N s": adds the policy's extension step to the open ACW, when allowed."""
     agent = _agent_or_403(request)
-    state = _my_state(agent)
-    if state["agent"]["state"] != "acw":
+    live = AgentState.objects.only("state", "projection").get(agent=agent)
+    # The open ACW as the state machine holds it, with the policy it started under: the
+    # machine decides whether an extension would count, so the page asks it the same question.
+    acw = AgentProjection.from_json(live.projection).acw if live.state == "acw" else None
+    if acw is None:
         return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
-    if not state["policy"]["allow_extension"]:
+    if not states.extension_allowed(acw):
         return JsonResponse(
             {"error": "seconds: your ACW policy does not allow extension"}, status=400
         )
-    live = AgentState.objects.only("acw_started_at", "acw_deadline").get(agent=agent)
-    longest = max(state["policy"]["max_seconds"], state["policy"]["seconds"])
-    length = (
-        (live.acw_deadline - live.acw_started_at).total_seconds()
-        if live.acw_deadline and live.acw_started_at
-        else 0
-    )
-    if length >= longest:
+    if not states.can_extend(acw):
+        longest = states.longest_acw_seconds(acw.policy)
         return JsonResponse(
             {"error": f"seconds: ACW already at its maximum of {longest} s"}, status=409
         )
-    event = _event(agent, "acw.extended", seconds=state["policy"]["extension_step_seconds"])
+    event = _event(agent, "acw.extended", seconds=acw.policy.extension_step_seconds)
     return _ingest(event, "agent_page", request)

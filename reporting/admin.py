@@ -16,12 +16,16 @@ from .models import Alert, AlertStatus, DirtyInterval, KpiRollup
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows computed by the system: viewable, never edited by hand."""
+    """Rows computed by the system: viewable, never edited or deleted by hand (a deleted
+    rollup or dirty mark would make the KPIs wrong; a deleted alert would stay on the walls)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +20,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents import events
-from agents.models import AcwPolicy, AcwSession, AgentState, Team
+from agents.models import AcwSession, AgentState, Team
+from agents.policies import Policies
 from audit import log as audit
 from audit.models import Action as AuditAction
 
@@ -66,20 +66,6 @@ class AlertChanges:
     resolved: list[int] = field(default_factory=list)
 
 
-def _policies() -> Callable[[int, str], AcwPolicy]:
-    """Thresholds: team × channel → team default → site × channel → site default → defaults."""
-    by_scope = {(p.team_id, p.channel): p for p in AcwPolicy.objects.all()}
-    fallback = AcwPolicy()
-
-    def lookup(team_id: int, channel: str = "") -> AcwPolicy:
-        for scope in ((team_id, channel), (team_id, ""), (None, channel), (None, "")):
-            if scope in by_scope:
-                return by_scope[scope]
-        return fallback
-
-    return lookup
-
-
 def _human(seconds: float) -> str:
     seconds = round(seconds)
     if seconds < 60:
@@ -89,7 +75,7 @@ def _human(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def _live_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
+def _live_conditions(now: datetime, policies: Policies) -> list[Condition]:
     """Long ACW, long not-ready and too many agents in ACW, from the live states."""
     found: list[Condition] = []
     per_team: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # logged in, in ACW
@@ -109,7 +95,7 @@ def _live_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> 
             per_team[team_id][0] += 1
         if a["state"] == "acw" and a["acw_started_at"] is not None:
             per_team[team_id][1] += 1
-            limit = policy(team_id, a["channel"]).alert_acw_seconds
+            limit = policies.resolve(team_id, a["channel"]).alert_acw_seconds
             elapsed = open_acw_elapsed(a["acw_started_at"], a["acw_deadline"], now)
             if limit and elapsed > limit:
                 found.append(
@@ -124,7 +110,7 @@ def _live_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> 
                     )
                 )
         if a["state"] == "not_ready" and a["since"] is not None:
-            limit = policy(team_id, "").alert_not_ready_seconds
+            limit = policies.resolve(team_id, "").alert_not_ready_seconds
             elapsed = (now - a["since"]).total_seconds()
             if limit and elapsed > limit:
                 found.append(
@@ -139,7 +125,7 @@ def _live_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> 
                     )
                 )
     for team_id, (logged_in, in_acw) in per_team.items():
-        share_limit = policy(team_id, "").alert_concurrent_acw_share
+        share_limit = policies.resolve(team_id, "").alert_concurrent_acw_share
         share = in_acw / logged_in if logged_in else 0.0
         if in_acw >= CONCURRENT_MIN_AGENTS and share_limit and share > share_limit:
             found.append(
@@ -156,7 +142,7 @@ def _live_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> 
     return found
 
 
-def _kpi_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
+def _kpi_conditions(now: datetime, policies: Policies) -> list[Condition]:
     """ACW share today per agent and team average ACW over the last 60 minutes, from the KPIs."""
     found: list[Condition] = []
     team_ids = list(Team.objects.values_list("pk", flat=True))
@@ -172,7 +158,7 @@ def _kpi_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> l
         if row.key not in agents or row.interactions < SHARE_MIN_INTERACTIONS:
             continue
         agent_id, team_id, name = agents[row.key]
-        limit = policy(team_id, "").alert_acw_share
+        limit = policies.resolve(team_id, "").alert_acw_share
         if limit and row.acw_share > limit:
             found.append(
                 Condition(
@@ -188,7 +174,7 @@ def _kpi_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> l
     hour_ago = now - timedelta(minutes=60)
     for row in kpi_rows(team_ids=team_ids, group_by="team", start=hour_ago, end=now, now=now):
         team_id = teams[row.key]
-        target = policy(team_id, "").target_avg_seconds
+        target = policies.resolve(team_id, "").target_avg_seconds
         if target and row.avg_acw_seconds > target:
             found.append(
                 Condition(
@@ -204,7 +190,7 @@ def _kpi_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> l
     return found
 
 
-def _streak_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -> list[Condition]:
+def _streak_conditions(now: datetime, policies: Policies) -> list[Condition]:
     """Agents whose last N ACWs today were all shorter than the policy's minimum."""
     found: list[Condition] = []
     today = site_today(now)
@@ -224,7 +210,7 @@ def _streak_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -
         "agent_id", "agent__team_id", "agent__name"
     )
     for agent_id, team_id, name in agents:
-        n = policy(team_id, "").alert_too_short_count
+        n = policies.resolve(team_id, "").alert_too_short_count
         streak = 0
         for too_short in recent[agent_id]:
             if not too_short:
@@ -247,11 +233,11 @@ def _streak_conditions(now: datetime, policy: Callable[[int, str], AcwPolicy]) -
 def current_conditions(now: datetime | None = None) -> dict[AlertKey, Condition]:
     """Every alert condition that holds at ``now``, keyed by (kind, team, agent)."""
     now = now or timezone.now()
-    policy = _policies()
+    policies = Policies.load()
     found = [
-        *_live_conditions(now, policy),
-        *_kpi_conditions(now, policy),
-        *_streak_conditions(now, policy),
+        *_live_conditions(now, policies),
+        *_kpi_conditions(now, policies),
+        *_streak_conditions(now, policies),
     ]
     return {condition.key: condition for condition in found}
 

@@ -23,10 +23,12 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from django.urls import reverse
 
 from acw_site.asgi import application
 from agents import consumers, events, services
 from agents.models import Team
+from agents.tests.admin_forms import post_admin_form
 from agents.tests.factories import event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -338,6 +340,122 @@ async def test_an_agent_moved_between_two_visible_teams_stays_on_the_wall(
     frames = await frames_until_quiet(wall)
     assert [f["type"] for f in frames] == ["agent"]
     assert frames[0]["agent"]["team"] == "South"
+    await wall.disconnect()
+
+
+# --- Changes made in admin ------------------------------------------------------------------
+
+
+async def in_admin(user: Any, url: str, **changes: Any) -> int:
+    """Post the real admin form at ``url`` with ``changes``, as ``user``; the status code."""
+
+    def run() -> int:
+        client = Client()
+        client.force_login(user)
+        return post_admin_form(client, url, **changes).status_code
+
+    return await database_sync_to_async(run)()
+
+
+@DB
+async def test_an_agent_moved_in_admin_leaves_the_old_teams_wall(
+    memory_layer: None, supervisor_sam: Any, admin_ada: Any, alice: Any, south: Team
+) -> None:
+    wall, snapshot = await connected_wall(supervisor_sam)
+    assert [a["agent"] for a in snapshot["agents"]] == ["alice"]
+    url = reverse("admin:agents_agent_change", args=[alice.pk])
+    assert await in_admin(admin_ada, url, team=str(south.pk)) == 302
+    frames = await frames_until_quiet(wall)
+    assert frames == [{"type": "agent_removed", "seq": 2, "agent": "alice"}]
+    await wall.disconnect()
+
+
+@DB
+async def test_an_agent_deleted_in_admin_leaves_the_wall(
+    memory_layer: None, supervisor_sam: Any, admin_ada: Any, alice: Any
+) -> None:
+    wall, _ = await connected_wall(supervisor_sam)
+    url = reverse("admin:agents_agent_delete", args=[alice.pk])
+
+    def delete() -> int:
+        client = Client()
+        client.force_login(admin_ada)
+        return client.post(url, {"post": "yes"}).status_code
+
+    assert await database_sync_to_async(delete)() == 302
+    frames = await frames_until_quiet(wall)
+    assert frames == [{"type": "agent_removed", "seq": 2, "agent": "alice"}]
+    await wall.disconnect()
+
+
+@DB
+async def test_a_team_renamed_in_admin_reaches_its_walls_as_a_fresh_snapshot(
+    memory_layer: None, supervisor_sam: Any, admin_ada: Any, alice: Any, north: Team
+) -> None:
+    wall, _ = await connected_wall(supervisor_sam)
+    url = reverse("admin:agents_team_change", args=[north.pk])
+    assert await in_admin(admin_ada, url, name="Nord") == 302
+    frames = await frames_until_quiet(wall)
+    assert [(f["type"], f["seq"]) for f in frames] == [("snapshot", 2)]
+    assert [a["team"] for a in frames[0]["agents"]] == ["Nord"]
+    await wall.disconnect()
+
+
+@DB
+async def test_a_supervisor_taken_off_a_team_in_admin_stops_seeing_it_at_once(
+    memory_layer: None, supervisor_sam: Any, admin_ada: Any, alice: Any, north: Team
+) -> None:
+    wall, _ = await connected_wall(supervisor_sam)
+    url = reverse("admin:agents_team_change", args=[north.pk])
+    assert await in_admin(admin_ada, url, supervisors=[]) == 302
+    frames = await frames_until_quiet(wall)
+    assert [(f["type"], f["agents"]) for f in frames] == [("snapshot", [])]
+    await ingest(event("alice", "agent.logged_in"))
+    assert await wall.receive_nothing(timeout=0.4)
+    await wall.disconnect()
+
+
+@DB
+async def test_a_policy_edited_in_admin_refreshes_the_teams_walls(
+    memory_layer: None, supervisor_sam: Any, admin_ada: Any, alice: Any, north: Team
+) -> None:
+    wall, _ = await connected_wall(supervisor_sam)
+    url = reverse("admin:agents_acwpolicy_add")
+    assert await in_admin(admin_ada, url, team=str(north.pk), alert_acw_seconds="600") == 302
+    frames = await frames_until_quiet(wall)
+    assert [f["type"] for f in frames] == ["snapshot"]
+    await wall.disconnect()
+
+
+@DB
+async def test_a_managers_wall_follows_an_agent_to_a_team_created_meanwhile(
+    memory_layer: None, manager_maria: Any, alice: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(consumers.WallConsumer, "seq_check_seconds", 0.2)
+    wall, _ = await connected_wall(manager_maria)
+    await database_sync_to_async(services.provision_agent)(
+        "alice", name="Alice Martin", team_name="West"
+    )
+    frames = await frames_until_quiet(wall, quiet=0.8)
+    assert frames[-1]["type"] == "snapshot"
+    assert [(a["agent"], a["team"]) for a in frames[-1]["agents"]] == [("alice", "West")]
+    await ingest(event("alice", "agent.logged_in"))  # and the new team's changes arrive live
+    frame = await wall.receive_json_from(timeout=2)
+    assert (frame["type"], frame["agent"]["state"]) == ("agent", "available")
+    await wall.disconnect()
+
+
+@DB
+async def test_a_supervisor_given_a_team_sees_it_without_reconnecting(
+    memory_layer: None, supervisor_sam: Any, carol: Any, south: Team, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(consumers.WallConsumer, "seq_check_seconds", 0.2)
+    wall, snapshot = await connected_wall(supervisor_sam)
+    assert snapshot["agents"] == []
+    await database_sync_to_async(south.supervisors.add)(supervisor_sam)
+    frame = await wall.receive_json_from(timeout=2)
+    assert frame["type"] == "snapshot"
+    assert [a["agent"] for a in frame["agents"]] == ["carol"]
     await wall.disconnect()
 
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from redis.asyncio.connection import AbstractConnection
+from rest_framework.test import APIClient
 
-from agents import events
-from agents.models import AgentState
+from agents import events, selectors, services
+from agents.models import AcwPolicy, AgentState
+from agents.tests.factories import event
 
 
 def test_agent_payload_shows_only_the_fields_of_the_current_state(alice: Any) -> None:
@@ -98,3 +103,114 @@ def test_500_publishes_from_sync_code_share_one_connection_and_arrive_in_order(
     assert len(seqs) == 500
     assert seqs == list(range(seqs[0], seqs[0] + 500))
     print(f"\n499 publishes: {elapsed * 1000:.0f} ms ({elapsed / 499 * 1000:.2f} ms each)")
+
+
+# --- The colour points of an ACW tile (the page resolves no policy) -------------------------
+
+
+def _payload(agent: Any) -> dict[str, Any]:
+    live = AgentState.objects.select_related("agent__team").get(agent=agent)
+    return events.agent_payload(live)
+
+
+def _in_acw(agent: str, ended_ago: float) -> datetime:
+    """Put ``agent`` in the ACW after a phone call that ended ``ended_ago`` seconds ago."""
+    ended = timezone.now() - timedelta(seconds=ended_ago)
+    end = {
+        **event(agent, "interaction.ended", interaction_id="c1"),
+        "occurred_at": ended.isoformat(),
+    }
+    for raw in (
+        event(agent, "agent.logged_in", ended_ago + 70),
+        event(agent, "interaction.started", ended_ago + 60, interaction_id="c1", channel="phone"),
+        end,
+    ):
+        assert services.ingest_event(raw).status == "accepted"
+    return ended
+
+
+def test_a_timed_acw_is_amber_in_the_last_quarter_and_red_at_the_deadline(alice: Any) -> None:
+    AcwPolicy.objects.create(team=alice.team, channel="phone", seconds=40)
+    ended = _in_acw("alice", 5)
+    payload = _payload(alice)
+    assert payload["acw_deadline"] == (ended + timedelta(seconds=40)).isoformat()
+    assert payload["acw_red_at"] == payload["acw_deadline"]
+    assert payload["acw_amber_at"] == (ended + timedelta(seconds=30)).isoformat()
+    assert payload["acw_overrun"] is False
+
+
+def test_a_short_timer_still_warns_5_seconds_ahead(alice: Any) -> None:
+    AcwPolicy.objects.create(team=alice.team, channel="", seconds=12)
+    ended = _in_acw("alice", 1)
+    assert _payload(alice)["acw_amber_at"] == (ended + timedelta(seconds=7)).isoformat()
+
+
+def test_an_extended_acw_is_overrun_and_red_from_its_original_timer(alice: Any) -> None:
+    ended = _in_acw("alice", 5)
+    assert services.ingest_event(event("alice", "acw.extended")).status == "accepted"
+    payload = _payload(alice)
+    assert payload["acw_deadline"] == (ended + timedelta(seconds=60)).isoformat()
+    assert payload["acw_red_at"] == (ended + timedelta(seconds=30)).isoformat()
+    assert payload["acw_overrun"] is True
+
+
+def test_a_running_acw_keeps_the_timer_it_started_with(alice: Any) -> None:
+    ended = _in_acw("alice", 5)
+    AcwPolicy.objects.create(team=alice.team, channel="", seconds=90)  # edited meanwhile
+    assert _payload(alice)["acw_red_at"] == (ended + timedelta(seconds=30)).isoformat()
+
+
+def test_an_untimed_acw_is_red_at_the_current_long_acw_alert_threshold(alice: Any) -> None:
+    policy = AcwPolicy.objects.create(team=alice.team, mode="manual", alert_acw_seconds=100)
+    ended = _in_acw("alice", 5)
+    payload = _payload(alice)
+    assert payload["acw_deadline"] is None
+    assert (payload["acw_amber_at"], payload["acw_overrun"]) == (None, False)
+    assert payload["acw_red_at"] == (ended + timedelta(seconds=100)).isoformat()
+    policy.alert_acw_seconds = 0  # the alert turned off: the wall's tiers alone colour it
+    policy.save()
+    assert _payload(alice)["acw_red_at"] is None
+
+
+def test_outside_acw_there_are_no_colour_points(alice: Any) -> None:
+    assert services.ingest_event(event("alice", "agent.logged_in")).status == "accepted"
+    payload = _payload(alice)
+    assert (payload["acw_amber_at"], payload["acw_red_at"], payload["acw_overrun"]) == (
+        None,
+        None,
+        False,
+    )
+
+
+def test_the_api_and_the_wall_snapshot_carry_the_same_colour_points(
+    alice: Any, bob: Any, manager_maria: Any
+) -> None:
+    AcwPolicy.objects.create(team=alice.team, channel="phone", mode="manual")
+    _in_acw("alice", 5)
+    client = APIClient()
+    client.force_authenticate(manager_maria)
+    api_rows = client.get("/api/v1/agents/state").json()["agents"]
+    snapshot = selectors.wall_snapshot({alice.team_id})["agents"]
+    assert api_rows == snapshot
+    assert by_agent_id(api_rows)["alice"]["acw_red_at"] is not None
+
+
+def by_agent_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["agent"]: row for row in rows}
+
+
+def test_colour_points_cost_no_query_per_agent(north: Any, manager_maria: Any) -> None:
+    # Untimed ACWs need the current policy: one load for all agents, not one per agent.
+    AcwPolicy.objects.create(team=north, channel="phone", mode="manual")
+
+    def state_rows_queries(n: int) -> int:
+        for i in range(n):
+            services.provision_agent(f"m{i}", name=f"M {i}", team_name="North")
+            _in_acw(f"m{i}", 5)
+        with CaptureQueriesContext(connection) as queries:
+            rows = selectors.agent_state_rows(manager_maria)
+        assert all(row["acw_red_at"] for row in rows)
+        return len(queries)
+
+    selectors.agent_state_rows(manager_maria)  # the user's groups are read once, then cached
+    assert state_rows_queries(1) == state_rows_queries(3)

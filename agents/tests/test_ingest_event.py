@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from agents import services
 from agents.models import AcwPolicy, AcwSession, Agent, AgentState, Event, Interaction, Team
+from agents.policies import Policies
 from reporting.queries import kpi_rows
 
 BASE = timezone.now().replace(microsecond=0) - timedelta(hours=2)
@@ -191,7 +192,7 @@ def test_policies_resolve_team_channel_then_team_then_site(alice: Agent, carol: 
     AcwPolicy.objects.create(team=north, channel="", mode="timed", seconds=45)
     AcwPolicy.objects.create(team=north, channel="chat", mode="manual")
     AcwPolicy.objects.create(team=None, channel="email", mode="none")
-    lookup = services.policy_lookup()
+    lookup = Policies.load().spec
     assert lookup(north.pk, "chat").mode == "manual"
     assert lookup(north.pk, "phone").seconds == 45
     assert lookup(carol.team_id, "email").mode == "none"

@@ -26,6 +26,7 @@ from django.utils import timezone
 from agents import services
 from agents.management.commands.simulate import DEFAULT_RATE, LOGIN_WITHIN
 from agents.models import AcwPolicy, AcwSession, Agent, AgentState, Event, Interaction, Team
+from agents.policies import Policies
 from agents.simulation import (
     PERSONAS,
     SimAgent,
@@ -202,7 +203,7 @@ def test_every_generated_event_is_accepted_and_every_interaction_gets_its_acw(
             random.Random(11),
             start=now - timedelta(hours=4),
             end=now,
-            policy_for=services.policy_lookup(),
+            policy_for=Policies.load().spec,
             id_prefix="prop",
         )
     )

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from agents import simulation, states
+from agents.choices import Channel, State
 from agents.states import (
     TRANSITIONS,
     AgentProjection,
@@ -323,6 +325,20 @@ def test_extension_is_capped_at_the_maximum_from_the_start() -> None:
     assert acw.extensions == 2  # the third changed nothing
 
 
+def test_can_extend_says_what_an_extension_would_do() -> None:
+    policy = PolicySpec(seconds=30, max_seconds=60)
+    result = run(SETUP["acw"], policy)
+    acw = result.final.acw
+    assert acw is not None
+    assert states.can_extend(acw)
+    capped = run([*SETUP["acw"], ev(10, "acw.extended", 20, seconds=100)], policy).final.acw
+    assert capped is not None and capped.deadline == states.latest_deadline(capped)
+    assert not states.can_extend(capped)
+    manual = run(SETUP["acw"], PolicySpec(mode="manual")).final.acw
+    assert manual is not None and not states.extension_allowed(manual)
+    assert states.longest_acw_seconds(PolicySpec(seconds=120, max_seconds=60)) == 120
+
+
 def test_extension_is_ignored_when_the_policy_forbids_it_or_acw_is_manual() -> None:
     for policy in (PolicySpec(allow_extension=False), PolicySpec(mode="manual")):
         result = run([*SETUP["acw"], ev(10, "acw.extended", 20)], policy)
@@ -369,3 +385,12 @@ def test_replaying_from_a_stored_projection_equals_replaying_from_the_start() ->
     assert rest.final == whole.final
     assert rest.rows.acws[12] == whole.rows.acws[12]
     assert replace(rest.rows.acws[3]) == whole.rows.acws[3]
+
+
+def test_the_machines_states_are_the_models_states() -> None:
+    assert tuple(State.values) == states.STATES
+    assert all(type(state) is str for state in states.STATES)  # JSON-stored as plain strings
+
+
+def test_the_simulator_knows_every_channel() -> None:
+    assert set(simulation.CHANNELS) == set(Channel.values)

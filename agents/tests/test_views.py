@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -11,8 +13,17 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from agents import services
-from agents.models import AcwPolicy, AcwSession, ChecklistItem, Event, StateThreshold, WrapUpCode
+from agents import selectors, services
+from agents.models import (
+    AcwPolicy,
+    AcwSession,
+    Channel,
+    ChecklistItem,
+    Event,
+    State,
+    StateThreshold,
+    WrapUpCode,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +73,20 @@ def test_a_supervisor_gets_the_wall_with_their_teams_only(supervisor_sam: User, 
     assert 'id="wall-summary"' in content
 
 
+def test_the_wall_takes_its_states_and_channels_from_the_model_choices(
+    supervisor_sam: User,
+) -> None:
+    page = client_for(supervisor_sam).get("/").content.decode()
+    match = re.search(r'<script id="vocabulary" type="application/json">(.*?)</script>', page)
+    assert match is not None
+    vocabulary = json.loads(match.group(1))
+    assert vocabulary["states"] == [{"value": v, "label": str(lab)} for v, lab in State.choices]
+    assert vocabulary["channels"] == [{"value": v, "label": str(lab)} for v, lab in Channel.choices]
+    counters = re.findall(r'data-count="(\w+)"', page)
+    assert sorted(counters) == sorted(State.values)
+    assert counters[-1] == "offline"
+
+
 def test_an_agent_user_is_sent_to_the_wrap_up_page(agent_user_alice: User) -> None:
     response = client_for(agent_user_alice).get("/")
     assert response.status_code == 302
@@ -93,7 +118,11 @@ def test_the_summary_gives_todays_average_acw_against_the_weighted_target(
     assert body["kpis"]["target_avg_seconds"] == 20
 
 
-def test_the_summary_carries_the_admin_edited_colour_tiers_and_policies(
+def test_the_default_colour_tiers_are_for_states_that_exist() -> None:
+    assert set(selectors.DEFAULT_STATE_TIERS) <= set(State.values)
+
+
+def test_the_summary_carries_the_admin_edited_colour_tiers_and_no_policies(
     supervisor_sam: User, north: Any
 ) -> None:
     StateThreshold.objects.update_or_create(
@@ -104,8 +133,10 @@ def test_the_summary_carries_the_admin_edited_colour_tiers_and_policies(
     config = client_for(supervisor_sam).get("/wall/summary").json()["config"]
     assert config["tiers"]["not_ready"] == [5, 20, 40]
     assert config["tiers"]["on_interaction"] == [10, 60, 300]  # VICIdial's defaults (0003)
-    assert config["policies"]["North"]["chat"]["seconds"] == 90
-    assert config["site"][""]["seconds"] == 30
+    # The page resolves no policy: ACW tiles carry their colour points (agents.policies).
+    assert set(config) == {"tiers"}
+    page = client_for(supervisor_sam).get("/").content.decode()
+    assert '"policies"' not in page and "alert_acw_seconds" not in page
 
 
 # --- A supervisor ends an ACW ---------------------------------------------------------------
@@ -252,3 +283,29 @@ def test_my_state_shows_the_acw_and_its_policy(agent_user_alice: User, alice: An
     assert body["agent"]["channel"] == "chat"
     assert body["policy"]["seconds"] == 30
     assert body["policy"]["allow_extension"] is True
+
+
+def test_extend_is_refused_at_the_state_machines_cap(
+    agent_user_alice: User, alice: Any, north: Any
+) -> None:
+    AcwPolicy.objects.create(team=north, channel="", seconds=30, max_seconds=60)
+    put_in_acw("alice")
+    client = client_for(agent_user_alice)
+    assert client.post("/me/extend").status_code == 200  # 30 s → 60 s, the maximum
+    response = client.post("/me/extend")
+    assert response.status_code == 409
+    assert response.json() == {"error": "seconds: ACW already at its maximum of 60 s"}
+    acw = AcwSession.objects.get(agent=alice)
+    assert (acw.deadline - acw.started_at, acw.extensions) == (timedelta(seconds=60), 1)
+
+
+def test_extend_follows_the_policy_the_acw_started_under(
+    agent_user_alice: User, alice: Any, north: Any
+) -> None:
+    # An admin forbids extension while the ACW runs: the state machine keeps the ACW's own
+    # policy (it would apply the extension on a replay too), and so does the page.
+    put_in_acw("alice")
+    AcwPolicy.objects.create(team=north, channel="", allow_extension=False)
+    response = client_for(agent_user_alice).post("/me/extend")
+    assert response.status_code == 200
+    assert AcwSession.objects.get(agent=alice).extensions == 1

@@ -291,7 +291,7 @@ def live_events(agents: int, minutes: float, prefix: str, seed: int = 7) -> list
     from django.utils import timezone
 
     from agents import simulation
-    from agents.states import SITE_DEFAULT_POLICY
+    from agents.states import PolicySpec
 
     start = timezone.now() - timedelta(minutes=minutes)
     roster = [simulation.SimAgent(external_id=f"{prefix}-a{i:03d}", team_id=0,
@@ -299,7 +299,7 @@ def live_events(agents: int, minutes: float, prefix: str, seed: int = 7) -> list
               for i in range(agents)]  # fmt: skip
     events = [event for _, event in simulation.timeline(
         roster, random.Random(seed), start=start, end=timezone.now(),
-        policy_for=lambda team_id, channel: SITE_DEFAULT_POLICY, id_prefix=prefix)]  # fmt: skip
+        policy_for=lambda team_id, channel: PolicySpec(), id_prefix=prefix)]  # fmt: skip
     return events
 
 

@@ -10,14 +10,11 @@
   const POLL_HIDDEN_MS = 15000;
   const $ = (sel) => document.querySelector(sel);
   const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
-  const WORDS = {
-    available: "Available",
-    on_interaction: "On an interaction",
-    acw: "After-call work",
-    not_ready: "Not ready",
-    offline: "Offline",
-  };
-  const CHANNELS = { phone: "phone call", chat: "chat", email: "e-mail", other: "interaction" };
+  // The states and channels come from the page (the server's model choices), with their labels.
+  const VOCABULARY = JSON.parse($("#vocabulary").textContent);
+  const WORDS = Object.fromEntries(VOCABULARY.states.map((s) => [s.value, s.label]));
+  const CHANNELS = Object.fromEntries(VOCABULARY.channels.map((c) => [c.value, c.label]));
+  const interactionWord = (channel) => `${(CHANNELS[channel] || "").toLowerCase()} interaction`.trim();
 
   let current = JSON.parse($("#me-initial").textContent);
   let acwKey = null; // resets the form when a new ACW starts
@@ -42,10 +39,10 @@
     $("#me-word").textContent = agent.state === "not_ready" && agent.reason
       ? `Not ready · ${agent.reason}` : WORDS[agent.state] || agent.state;
     let sub = "";
-    if (agent.state === "on_interaction") sub = `On a ${CHANNELS[agent.channel] || "interaction"} (${agent.interaction_id})`;
+    if (agent.state === "on_interaction") sub = `Your ${interactionWord(agent.channel)} ${agent.interaction_id}`;
     if (agent.state === "acw") {
       sub = agent.acw_deadline
-        ? `Wrap up your ${CHANNELS[agent.channel] || "interaction"}; you become available automatically at the deadline.`
+        ? `Wrap up your ${interactionWord(agent.channel)}; you become available automatically at the deadline.`
         : "Wrap up, then press Ready.";
       if (agent.acw_extensions) sub += ` Extended ${agent.acw_extensions}×.`;
     }
@@ -70,7 +67,7 @@
   }
 
   function tick() {
-    const { agent, policy } = current;
+    const { agent } = current;
     const t = Date.now();
     const value = $("#me-clock-value");
     const label = $("#me-clock-label");
@@ -83,9 +80,9 @@
       const remaining = (deadline - t) / 1000;
       value.textContent = remaining >= 0 ? clock(Math.ceil(remaining)) : `+${clock(-remaining)}`;
       label.textContent = remaining >= 0 ? "left in after-call work" : "past the deadline";
-      const elapsed = (t - started) / 1000;
-      if (remaining < 0 || agent.acw_extensions > 0 || elapsed > policy.seconds) level = "red";
-      else if (remaining <= Math.max(5, policy.seconds * 0.25)) level = "amber";
+      // The colour points come with the state, from the server (the same as on the wall).
+      if (agent.acw_overrun || t >= ms(agent.acw_red_at)) level = "red";
+      else if (t >= ms(agent.acw_amber_at)) level = "amber";
       progress.hidden = false;
       progress.dataset.level = level;
       progress.firstElementChild.style.width = `${Math.min(100, Math.max(0, ((t - started) / (deadline - started)) * 100))}%`;

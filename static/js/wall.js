@@ -7,8 +7,11 @@
 "use strict";
 
 (() => {
-  const STATES = ["available", "on_interaction", "acw", "not_ready", "offline"];
-  const CHANNEL_WORD = { phone: "Phone", chat: "Chat", email: "E-mail", other: "Interaction" };
+  // The states and channels come from the page (the server's model choices), with their labels.
+  const VOCABULARY = JSON.parse(document.querySelector("#vocabulary").textContent);
+  const STATES = VOCABULARY.states.map((s) => s.value);
+  const CHANNEL_WORD = Object.fromEntries(VOCABULARY.channels.map((c) => [c.value, c.label]));
+  // Compact tiles abbreviate where a label is too long for them; others show the label.
   const SHORT = { available: "Avail", acw: "ACW", offline: "Off" };
   const REASON_SHORT = { break: "Brk", lunch: "Lnch", meeting: "Meet", training: "Trng" };
   const SUMMARY_EVERY_MS = 30_000;
@@ -59,29 +62,14 @@
 
   // --- Colour rules ----------------------------------------------------------------------
 
-  function policyFor(agent) {
-    const { policies, site } = summary.config;
-    const team = policies[agent.team] || {};
-    const channel = agent.channel || "";
-    return team[channel] || team[""] || site[channel] || site[""] || { seconds: 30, alert_acw_seconds: 120 };
-  }
-
-  // The ACW countdown: amber in the last quarter of the policy's timer (at least 5 s), red on
-  // overrun (past the deadline, or past the policy's timer after an extension) and once
-  // extended. Other states (and untimed ACW) use the time-in-state tiers.
+  // An ACW tile colours itself from the points the server put in its payload (the server
+  // resolves the ACW policy): red once overrun or past acw_red_at, amber past acw_amber_at.
+  // An untimed ACW without those points, and every other state, uses the time-in-state tiers.
   function acwLevel(agent, t) {
-    const deadline = ms(agent.acw_deadline);
-    const started = ms(agent.acw_started_at || agent.since);
-    const policy = policyFor(agent);
-    const elapsed = (t - started) / 1000;
-    if (Number.isNaN(deadline)) {
-      if (policy.alert_acw_seconds && elapsed >= policy.alert_acw_seconds) return "red";
-      return tierLevel("acw", elapsed);
-    }
-    const remaining = (deadline - t) / 1000;
-    if (remaining < 0 || agent.acw_extensions > 0 || elapsed > policy.seconds) return "red";
-    if (remaining <= Math.max(5, policy.seconds * 0.25)) return "amber";
-    return "";
+    if (agent.acw_overrun || t >= ms(agent.acw_red_at)) return "red";
+    if (t >= ms(agent.acw_amber_at)) return "amber";
+    if (agent.acw_deadline) return "";
+    return tierLevel("acw", (t - ms(agent.acw_started_at || agent.since)) / 1000);
   }
 
   function tierLevel(state, elapsed) {
@@ -103,11 +91,16 @@
   function stateWord(agent) {
     switch (agent.state) {
       case "available": return "Available";
-      case "on_interaction": return `On ${(CHANNEL_WORD[agent.channel] || "interaction").toLowerCase()}`;
+      case "on_interaction": return `On ${channelWord(agent.channel)}`;
       case "acw": return agent.acw_extensions ? `ACW +${agent.acw_extensions}` : "ACW";
       case "not_ready": return agent.reason ? `Not ready · ${agent.reason}` : "Not ready";
       default: return "Offline";
     }
+  }
+
+  // "On phone", "On e-mail"; a channel without a specific name reads "On interaction".
+  function channelWord(channel) {
+    return channel && channel !== "other" && CHANNEL_WORD[channel] ? CHANNEL_WORD[channel].toLowerCase() : "interaction";
   }
 
   function shortWord(agent) {

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from agents import services
-from agents.models import AcwSession, ChecklistItem, WrapUpCode
+from agents.models import AcwPolicy, AcwSession, ChecklistItem, WrapUpCode
 
 from .support import Server, event, log_in, wait_live
 
@@ -258,4 +258,40 @@ def test_a_tile_shows_the_acw_timeout_at_its_deadline_without_a_worker(
     page.wait_for_selector(tile(page, "alice", "available"), timeout=4000)
     print(f"\ntile flipped {(timezone.now() - deadline).total_seconds():.2f} s after the deadline")
     assert AgentState.objects.get(agent=alice).state == "acw"
+
+
+def test_acw_tiles_take_their_colours_from_the_payload(
+    live_server_up: Server, new_page: Any, supervisor_sam: Any, alice: Any, bob: Any, north: Any
+) -> None:
+    # The page resolves no policy: each tile's amber/red points and overrun flag come from the
+    # server (agents.policies.acw_colour_points).
+    server = live_server_up
+    AcwPolicy.objects.create(team=north, channel="phone", seconds=200)
+    AcwPolicy.objects.create(team=north, channel="email", mode="manual", alert_acw_seconds=100)
+    services.provision_agent("dave", name="Dave Ode", team_name="North")
+    for agent, channel, ended_ago in (
+        ("alice", "phone", 160),
+        ("bob", "phone", 5),
+        ("dave", "email", 110),
+    ):
+        for raw in (
+            event(agent, "agent.logged_in", ended_ago + 70),
+            event(
+                agent, "interaction.started", ended_ago + 60, interaction_id="c", channel=channel
+            ),
+            event(agent, "interaction.ended", ended_ago, interaction_id="c"),
+        ):
+            assert services.ingest_event(raw).status == "accepted"
+    assert services.ingest_event(event("bob", "acw.extended")).status == "accepted"
+    page = new_page()
+    log_in(page, server, "sam", "pw-sam")
+    wait_live(page)
+    page.wait_for_selector(tile(page, "dave", "acw"))
+    levels = page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('.tile')]"
+        ".map((t) => [t.dataset.agent, t.dataset.level]))"
+    )
+    # alice: 160 s into a 200 s timer (amber from 150 s); bob: extended (overrun);
+    # dave: an untimed ACW past its 100 s long-ACW threshold.
+    assert levels == {"alice": "amber", "bob": "red", "dave": "red"}
     assert page.js_errors == []

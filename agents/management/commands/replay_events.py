@@ -7,6 +7,7 @@ from tqdm import tqdm
 
 from agents import services
 from agents.models import Agent
+from agents.policies import Policies
 
 
 class Command(BaseCommand):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
             agents = agents.filter(external_id=options["agent"])
             if not agents.exists():
                 raise CommandError(f"no agent with external id {options['agent']!r}")
-        policies = services.policy_lookup()
+        policies = Policies.load()
         total = 0
         for agent_id in tqdm(list(agents.values_list("pk", flat=True)), unit="agent"):
             total += services.replay_agent(agent_id, policies)

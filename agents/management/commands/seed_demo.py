@@ -40,6 +40,7 @@ from agents.models import (
     Team,
     WrapUpCode,
 )
+from agents.policies import Policies
 
 DEMO_PASSWORD = "acw-demo"
 SHIFT = timedelta(hours=8)
@@ -301,7 +302,7 @@ def history_events(
     """``days`` shifts per agent, the last one ending at ``now`` with everyone still logged in;
     earlier shifts end a day apart, each with a logout. Ordered by ``occurred_at``."""
     rng = random.Random(seed)
-    policies = services.policy_lookup()
+    policies = Policies.load().spec
     prefix = f"seed-{now:%Y%m%d%H%M%S}"
     events: list[dict[str, Any]] = []
     for day in range(days - 1, -1, -1):

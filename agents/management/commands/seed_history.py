@@ -40,7 +40,7 @@ from agents.models import (
     Team,
     WrapUpCode,
 )
-from agents.services import policy_lookup
+from agents.policies import Policies
 from agents.states import AgentProjection, EventIn, PolicyLookup, Rows, project
 from reporting import rollups
 from reporting.models import AcwDurationRollup, Grain, KpiRollup
@@ -189,7 +189,7 @@ class Command(BaseCommand):
             prefix, options["agents"], options["team_size"], options["departments"]
         )
         rng = random.Random(options["seed"])
-        policies = policy_lookup()
+        policies = Policies.load().spec
         last = site_today() - timedelta(days=1)
         # Newest day first: an interrupted run leaves the most recent days complete.
         days = [last - timedelta(days=n) for n in range(options["days"])]

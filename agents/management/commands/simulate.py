@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from agents import services, simulation
 from agents.models import Agent, AgentState
+from agents.policies import Policies
 from agents.states import PolicySpec
 from integrations import simulation as platforms
 
@@ -45,17 +46,20 @@ LOGIN_WITHIN = 1.0  # seconds: the whole floor logs in at once, a lively start f
 
 
 class _Policies:
-    """``services.policy_lookup()``, reloaded every ``POLICY_REFRESH`` seconds."""
+    """``Policies.load()``, reloaded every ``POLICY_REFRESH`` seconds."""
 
     def __init__(self) -> None:
-        self._lookup = services.policy_lookup()
+        self._policies = Policies.load()
         self._loaded_at = time.monotonic()
 
-    def __call__(self, team_id: int, channel: str) -> PolicySpec:
+    def current(self) -> Policies:
         if time.monotonic() - self._loaded_at > POLICY_REFRESH:
-            self._lookup = services.policy_lookup()
+            self._policies = Policies.load()
             self._loaded_at = time.monotonic()
-        return self._lookup(team_id, channel)
+        return self._policies
+
+    def __call__(self, team_id: int, channel: str) -> PolicySpec:
+        return self.current().spec(team_id, channel)
 
 
 class Command(BaseCommand):
@@ -177,7 +181,7 @@ class Command(BaseCommand):
         if self.feed is not None:
             self._send_through_platform(event)
             return
-        result = services.ingest_event(event, source="simulator", policies=policies)
+        result = services.ingest_event(event, source="simulator", policies=policies.current())
         if result.status == "accepted":
             self.sent[event["type"]] += 1
             self.since_status[event["type"]] += 1

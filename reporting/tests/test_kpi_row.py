@@ -1,0 +1,36 @@
+"""``KpiRow``: the KPI formulas, and totals computed from sums (never averages of averages)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reporting.queries import KpiRow
+
+
+def test_a_total_sums_the_figures_and_computes_the_ratios_from_the_sums() -> None:
+    rows = [
+        KpiRow("north", "North", 1, talk_seconds=100, hold_seconds=0, acw_seconds=60),
+        KpiRow("south", "South", 9, talk_seconds=900, hold_seconds=90, acw_seconds=90),
+    ]
+    total = KpiRow.total(rows)
+    assert total.name == "Total"
+    assert (total.interactions, total.talk_seconds, total.hold_seconds, total.acw_seconds) == (
+        10,
+        1000,
+        90,
+        150,
+    )
+    assert total.avg_acw_seconds == 15  # 150 / 10, not the mean of 60 and 10
+    assert total.aht_seconds == pytest.approx(124)  # (1000 + 90 + 150) / 10
+    assert total.acw_share == pytest.approx(150 / 1240)
+    assert total.as_dict()["avg_acw_seconds"] == 15
+
+
+def test_the_total_of_no_rows_is_zero() -> None:
+    total = KpiRow.total([], name="All")
+    assert (total.name, total.interactions, total.avg_acw_seconds, total.acw_share) == (
+        "All",
+        0,
+        0.0,
+        0.0,
+    )
