@@ -48,7 +48,7 @@ from .states import (
     advance,
     project,
 )
-from .validation import EventRejected, ParsedEvent, parse_event
+from .validation import EventRejected, ParsedEvent, parse_event, printable
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +178,17 @@ def end_acw(agent: Agent, actor: Any, *, source: str = "wall") -> IngestResult:
 def ingest_events(
     raw_events: Iterable[Any], *, source: str = "api", actor_id: int | None = None
 ) -> list[IngestResult]:
-    """Ingest several events in input order; each is accepted or refused on its own."""
+    """Ingest several events in input order; each is accepted or refused on its own.
+
+    The whole batch is validated before the first event is written: whatever validation
+    raises, it raises before anything is committed, so a retried batch never meets a half
+    of itself stored by an attempt that failed.
+    """
+    checked = [_validated(raw) for raw in raw_events]
     policies = policy_lookup()
     return [
-        ingest_event(raw, source=source, actor_id=actor_id, policies=policies) for raw in raw_events
+        _ingest_parsed(item, source, actor_id, policies) if isinstance(item, ParsedEvent) else item
+        for item in checked
     ]
 
 
@@ -198,11 +205,20 @@ def ingest_event(
     changes), ``conflict`` (same id, other content) or ``rejected`` (invalid; ``error`` names
     the field). Idempotent on ``event_id``, also under concurrent posts.
     """
-    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    checked = _validated(raw)
+    if not isinstance(checked, ParsedEvent):
+        return checked
+    return _ingest_parsed(checked, source, actor_id, policies or policy_lookup())
+
+
+def _validated(raw: Any) -> ParsedEvent | IngestResult:
+    """The parsed event, or its ``rejected`` result (the id echoed only if it is printable)."""
     try:
         parsed = parse_event(raw)
     except EventRejected as exc:
-        return IngestResult(event_id if isinstance(event_id, str) else None, "rejected", str(exc))
+        event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        echoed = printable(event_id) if isinstance(event_id, str) else None
+        return IngestResult(echoed, "rejected", str(exc))
     oldest = retention.horizon()
     if oldest is not None and parsed.occurred_at < oldest:
         # The history such an event would be applied to has been purged (docs/retention.md).
@@ -211,9 +227,14 @@ def ingest_event(
             "rejected",
             f"occurred_at: older than the retention period of {retention.retention_days()} days",
         )
-    lookup = policies or policy_lookup()
+    return parsed
+
+
+def _ingest_parsed(
+    parsed: ParsedEvent, source: str, actor_id: int | None, policies: PolicyLookup
+) -> IngestResult:
     try:
-        return _store_and_apply(parsed, source, actor_id, lookup)
+        return _store_and_apply(parsed, source, actor_id, policies)
     except IntegrityError:
         # The same event_id was stored at the same moment for another agent (so under another
         # row lock): the unique index refused ours. Same-agent races never get here: the lock
