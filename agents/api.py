@@ -170,7 +170,7 @@ class EventsView(APIView):
                 "wrong shape (error only)",
             ),
             409: OpenApiResponse(EventResultSerializer, "event_id reused with other content"),
-            **_errors(401, 413, 503),
+            **_errors(401, 413, 429, 503),
         },
     )
     def post(self, request: Request) -> Response:
@@ -252,7 +252,7 @@ class AgentProvisionView(APIView):
     @extend_schema(
         request=AgentProvisionSerializer,
         responses={200: AgentProvisionResultSerializer, 201: AgentProvisionResultSerializer}
-        | _errors(400, 401, 403, 503),
+        | _errors(400, 401, 403, 429, 503),
     )
     def put(self, request: Request, external_id: str) -> Response:
         return provision(request, external_id)
@@ -292,7 +292,7 @@ class AgentStatesView(APIView):
         # An agent whose external id is "state" is provisioned through this URL too.
         return [CanProvision()] if self.request.method == "PUT" else super().get_permissions()
 
-    @extend_schema(responses={200: AgentStatesSerializer, **_errors(401, 403, 503)})
+    @extend_schema(responses={200: AgentStatesSerializer, **_errors(401, 403, 429, 503)})
     def get(self, request: Request) -> Response:
         return Response({"agents": selectors.agent_state_rows(request.user)})
 
