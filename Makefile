@@ -57,7 +57,7 @@ bench: $(VENV)/.stamp-dev ## run every bench/bench_*.py (python -m bench.bench_x
 faults: $(VENV)/.stamp-dev ## fault suite on a private stack (needs PostgreSQL; docs/reliability.md)
 	$(PY) -m bench.faults $(SCENARIOS)
 
-# The suite runs the schema fuzz bounded (FUZZ_EXAMPLES=150 per operation); this runs far more.
+# The suite runs the schema fuzz bounded (FUZZ_EXAMPLES=200 per operation); this runs far more.
 FUZZ_EXAMPLES ?= 5000
 fuzz: $(VENV)/.stamp-dev ## schema-driven API fuzzing, FUZZ_EXAMPLES (5000) cases per operation (needs DATABASE_URL on PostgreSQL)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz $(ARGS)

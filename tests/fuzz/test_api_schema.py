@@ -6,7 +6,7 @@ Each answer must be no 5xx, conform to the schema (status, content type, body), 
 table must grow by exactly the number of events the answer calls ``accepted``: nothing stored
 that was refused, nothing refused that was stored.
 
-Bounded for ``make test`` (``FUZZ_EXAMPLES`` cases per operation, default 150); ``make fuzz``
+Bounded for ``make test`` (``FUZZ_EXAMPLES`` cases per operation, default 200); ``make fuzz``
 runs many more.
 """
 
@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 
 from agents.models import Event
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 
