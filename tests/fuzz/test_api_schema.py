@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import (
     allow_header_conformance,
     ignored_auth,
+    negative_data_rejection,
     positive_data_acceptance,
 )
 
@@ -74,7 +75,12 @@ def _accepted(response: Any) -> int:
 def test_the_api_holds_against_generated_input(case: Any, api_token: str) -> None:
     before = Event.objects.count()
     response = case.call(app=app, headers={"Authorization": f"Bearer {api_token}"})
-    case.validate_response(response, excluded_checks=EXCLUDED_CHECKS)
+    excluded = list(EXCLUDED_CHECKS)
+    if case.path.startswith("/api/v1/kpis") and "" in (case.query or {}).values():
+        # The KPI pages' forms send empty fields: there an empty date or filter means "not
+        # given" (documented in docs/api.md), though the schema's date format cannot say so.
+        excluded.append(negative_data_rejection)
+    case.validate_response(response, excluded_checks=excluded)
     stored = Event.objects.count() - before
     if case.method.upper() == "POST" and case.path == "/api/v1/events":
         assert stored == _accepted(response), (response.status_code, response.text[:500])
