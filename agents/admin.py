@@ -120,11 +120,11 @@ class TeamAdmin(AuditedAdmin):
         after = set(team.supervisors.values_list("pk", flat=True))
         events.recheck_rights_on_commit(before ^ after)
 
-    def delete_model(self, request: HttpRequest, obj: Team) -> None:
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
         events.recheck_rights_on_commit(obj.supervisors.values_list("pk", flat=True))
         super().delete_model(request, obj)
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         supervisors = Team.supervisors.through.objects.filter(team__in=queryset)
         events.recheck_rights_on_commit(supervisors.values_list("user_id", flat=True))
         super().delete_queryset(request, queryset)
