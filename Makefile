@@ -16,11 +16,11 @@ CHROMIUM := /usr/bin/chromium
 ARGS ?=
 
 # Local plain-HTTP runs: DEBUG=1 unless the caller set DEBUG (contract §1).
-run test lint check bench faults: export DEBUG ?= 1
+run test lint check bench faults fuzz: export DEBUG ?= 1
 # Fault scenarios to run (default: all), e.g. `make faults SCENARIOS="redis_down kill_web"`.
 SCENARIOS ?=
 
-.PHONY: help run test lint check bench faults fmt chromium
+.PHONY: help run test lint check bench faults fuzz fmt chromium
 
 help: ## list the targets
 	@echo "ACW Watch -- make targets:"
@@ -56,6 +56,11 @@ bench: $(VENV)/.stamp-dev ## run every bench/bench_*.py (python -m bench.bench_x
 
 faults: $(VENV)/.stamp-dev ## fault suite on a private stack (needs PostgreSQL; docs/reliability.md)
 	$(PY) -m bench.faults $(SCENARIOS)
+
+# The suite runs the schema fuzz bounded (FUZZ_EXAMPLES=200 per operation); this runs far more.
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(VENV)/.stamp-dev ## schema-driven API fuzzing, FUZZ_EXAMPLES (5000) cases per operation (needs DATABASE_URL on PostgreSQL)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz $(ARGS)
 
 fmt: $(VENV)/.stamp-dev ## format the code and apply ruff's safe fixes
 	$(VENV)/bin/ruff format .

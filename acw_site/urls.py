@@ -14,3 +14,6 @@ urlpatterns = [
     path("kpis/", include("reporting.urls")),
     path("", include("agents.page_urls")),
 ]
+
+# A database outage met outside a view is a 503 page too (acw_site.middleware).
+handler500 = "acw_site.middleware.server_error"

@@ -18,14 +18,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from django.forms import BaseFormSet, ModelForm
 from django.http import HttpRequest
 
-from audit.admin import AuditedAdmin
+from audit.admin import AuditedAdmin, AuditedUserAdmin
 from audit.models import Action
 
-from . import access, services
+from . import access, events, services
 from .models import (
     AcwPolicy,
     AcwSession,
@@ -116,6 +117,26 @@ class TeamAdmin(AuditedAdmin):
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).prefetch_related("supervisors", "agents")
+
+    # Open walls follow a change of a team's supervisors at once (not only at their next
+    # periodic re-check): both the supervisors removed and those added are told.
+    def save_related(
+        self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool
+    ) -> None:
+        team = form.instance
+        before = set(team.supervisors.values_list("pk", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        after = set(team.supervisors.values_list("pk", flat=True))
+        events.recheck_rights_on_commit(before ^ after)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        events.recheck_rights_on_commit(obj.supervisors.values_list("pk", flat=True))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        supervisors = Team.supervisors.through.objects.filter(team__in=queryset)
+        events.recheck_rights_on_commit(supervisors.values_list("user_id", flat=True))
+        super().delete_queryset(request, queryset)
 
     @admin.display(description="Agents")
     def agent_count(self, team: Team) -> int:
@@ -391,3 +412,28 @@ class StateThresholdAdmin(AuditedAdmin):
 
     list_display = ["state", "notice_after_seconds", "amber_after_seconds", "red_after_seconds"]
     list_editable = ["notice_after_seconds", "amber_after_seconds", "red_after_seconds"]
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class WallAwareUserAdmin(AuditedUserAdmin):
+    """The audited user admin; a change to a user (active, groups, admin) re-checks their
+    walls. Importing ``AuditedUserAdmin`` registers it first, so this one replaces it."""
+
+    def save_related(
+        self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        if change:
+            events.recheck_rights_on_commit([form.instance.pk])
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        events.recheck_rights_on_commit([obj.pk])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        events.recheck_rights_on_commit(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)

@@ -5,7 +5,6 @@ Views parse, authorise, call one service or selector, and render.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -19,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import access, selectors, services
+from . import access, jsonbody, selectors, services
 from .api_auth import BearerTokenAuthentication
 from .choices import Channel, Direction, State
 from .states import EVENT_TYPES
@@ -92,8 +91,22 @@ class EventSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, help_text="acw.ended")
 
 
+class RejectedSerializer(serializers.Serializer):
+    event_id = serializers.CharField(allow_null=True, required=False)
+    status = serializers.ChoiceField(["rejected"], required=False)
+    error = serializers.CharField(help_text='"<field>: <message>"')
+
+
 class BatchSerializer(serializers.Serializer):
-    events = EventSerializer(many=True, help_text="1 to 1000 events.")
+    # Each element is validated on its own and answered in ``results`` (an invalid one is
+    # ``rejected`` there, the batch is still 200), so the schema does not constrain them.
+    # More than 1000 is 413, not 400, so the limit is told in words rather than as maxItems.
+    events = serializers.ListField(
+        child=serializers.JSONField(),
+        min_length=1,
+        help_text="1 to 1000 events, each shaped as the single event; each is accepted or "
+        "rejected on its own.",
+    )
 
 
 class EventResultSerializer(serializers.Serializer):
@@ -135,6 +148,9 @@ class EventsView(APIView):
 
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [IsIntegration]
+    # The body is read as JSON whatever its content type (telephony systems are sloppy about
+    # it); the schema lists JSON only, as that is the only body this endpoint reads.
+    parser_classes = [jsonbody.JSONParser]
 
     @extend_schema(
         request=PolymorphicProxySerializer(
@@ -147,9 +163,13 @@ class EventsView(APIView):
                 [EventResultSerializer, BatchResultSerializer],
                 resource_type_field_name=None,
             ),
-            400: OpenApiResponse(EventResultSerializer, "rejected, or a malformed body"),
+            400: OpenApiResponse(
+                RejectedSerializer,
+                "a single event rejected (with its event_id and status), or a body of the "
+                "wrong shape (error only)",
+            ),
             409: OpenApiResponse(EventResultSerializer, "event_id reused with other content"),
-            **_errors(401, 413, 503),
+            **_errors(401, 413, 429, 503),
         },
     )
     def post(self, request: Request) -> Response:
@@ -186,9 +206,9 @@ def _json_body(request: Request) -> Any:
     if len(raw) > MAX_BODY_BYTES:
         raise too_large
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise exceptions.ParseError("not valid JSON") from exc
+        return jsonbody.loads(raw)
+    except jsonbody.JsonBodyError as exc:
+        raise exceptions.ParseError(str(exc)) from exc
 
 
 def _result(result: services.IngestResult, shown: str) -> dict[str, Any]:
@@ -207,6 +227,9 @@ def _batch_summary(results: list[services.IngestResult]) -> dict[str, Any]:
         counts["duplicates" if shown == "duplicate" else shown] += 1
         rendered.append(_result(result, shown))
     return {**counts, "results": rendered}
+
+
+EXTERNAL_ID = StrictCharField(max_length=100, trim_whitespace=False)
 
 
 class AgentProvisionSerializer(serializers.Serializer):
@@ -228,7 +251,7 @@ class AgentProvisionView(APIView):
     @extend_schema(
         request=AgentProvisionSerializer,
         responses={200: AgentProvisionResultSerializer, 201: AgentProvisionResultSerializer}
-        | _errors(400, 401, 403, 503),
+        | _errors(400, 401, 403, 429, 503),
     )
     def put(self, request: Request, external_id: str) -> Response:
         return provision(request, external_id)
@@ -238,6 +261,11 @@ def provision(request: Request, external_id: str) -> Response:
     """Create or update one agent from a ``{"name", "team"}`` body."""
     if not 1 <= len(external_id) <= 100:
         raise exceptions.ValidationError({"external_id": "must be 1 to 100 characters"})
+    try:
+        # The path is text too: a NUL (%00) would reach PostgreSQL and fail there.
+        EXTERNAL_ID.run_validation(external_id)
+    except serializers.ValidationError as exc:
+        raise exceptions.ValidationError({"external_id": exc.detail}) from exc
     if not isinstance(request.data, dict):
         raise exceptions.ValidationError({"body": 'expected {"name": ..., "team": ...}'})
     form = AgentProvisionSerializer(data=request.data)
@@ -263,7 +291,7 @@ class AgentStatesView(APIView):
         # An agent whose external id is "state" is provisioned through this URL too.
         return [CanProvision()] if self.request.method == "PUT" else super().get_permissions()
 
-    @extend_schema(responses={200: AgentStatesSerializer, **_errors(401, 403, 503)})
+    @extend_schema(responses={200: AgentStatesSerializer, **_errors(401, 403, 429, 503)})
     def get(self, request: Request) -> Response:
         return Response({"agents": selectors.agent_state_rows(request.user)})
 

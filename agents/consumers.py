@@ -21,12 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 
 import redis
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth import get_user_model
 
 from . import access, events, selectors
 
@@ -36,27 +41,55 @@ COALESCE_SECONDS = 0.05
 GAP_GRACE_SECONDS = 0.2
 SEQ_CHECK_SECONDS = 10.0
 TRY_AGAIN_LATER = 1013  # WebSocket close code (RFC 6455 registry): a service is down for now
+# Rights are re-checked when a change is pushed (``events.recheck_rights_on_commit``) and at
+# least this often, for changes made where nothing pushes (a shell, a bulk update, an expired
+# or deleted session).
+RIGHTS_CHECK_SECONDS = 60.0
+# Close code for a wall whose user may no longer watch (as for a refused connection).
+FORBIDDEN = 4403
 
 
-@database_sync_to_async
-def _watch_rights(user: Any) -> set[int] | None:
+def _rights(user: Any) -> set[int] | None:
     """The teams ``user`` may watch, or None if the wall is not for them."""
-    if not access.can_watch(user):
+    if user is None or not access.can_watch(user):
         return None
     return access.visible_team_ids(user)
 
 
+_watch_rights = database_sync_to_async(_rights)
+
+
+@database_sync_to_async
+def _rights_now(scope: dict[str, Any]) -> set[int] | None:
+    """The rights of the socket's user as they are now, read afresh from the database.
+
+    The session is re-read too (not the copy loaded at connect), so a logout elsewhere, a
+    password change or a deactivation ends the wall like it ends the user's pages.
+    """
+    session = scope.get("session")
+    if session is not None and session.session_key:
+        fresh = import_module(settings.SESSION_ENGINE).SessionStore(session.session_key)
+        return _rights(auth.get_user(SimpleNamespace(session=fresh)))  # type: ignore[arg-type]
+    # No session (a scope built without one): the user as loaded at connect, read afresh.
+    user_id = getattr(scope.get("user"), "pk", None)
+    if user_id is None:
+        return None
+    return _rights(get_user_model().objects.filter(pk=user_id, is_active=True).first())
+
+
 class WallConsumer(AsyncJsonWebsocketConsumer):
-    # Overridable in tests to exercise the periodic lost-message check quickly.
+    # Overridable in tests to exercise the periodic checks quickly.
     seq_check_seconds = SEQ_CHECK_SECONDS
+    rights_check_seconds = RIGHTS_CHECK_SECONDS
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         team_ids = await _watch_rights(user) if user is not None else None
         if team_ids is None:
-            await self.close(code=4403)
+            await self.close(code=FORBIDDEN)
             return
         self.team_ids: set[int] = team_ids
+        self.closed = False
         self.seq = 0
         self.team_seq: dict[int, int] = {}
         self.missing: dict[tuple[int, int], float] = {}
@@ -66,6 +99,7 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         self.lock = asyncio.Lock()
         self.window: asyncio.Task[None] | None = None
         # Subscribe first, then read the counters and the snapshot: nothing falls in between.
+        self.user_group = events.user_group(user.pk)
         subscribed = await self._subscribe()
         await self.accept()
         if subscribed:
@@ -81,9 +115,10 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=TRY_AGAIN_LATER)
             return
         self.watcher: asyncio.Task[None] = asyncio.create_task(self._watch_counters())
+        self.rights_watcher: asyncio.Task[None] = asyncio.create_task(self._watch_rights())
 
     async def _subscribe(self) -> bool:
-        """Join the user's team groups; False if Redis cannot be reached.
+        """Join the user's group and team groups; False if Redis cannot be reached.
 
         One retry: after a Redis restart, the layer's pub/sub connection in a process that had
         no wall subscribed (so nothing was reading from it) is still the dead one, and the
@@ -91,6 +126,8 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         """
         for attempt in range(2):
             try:
+                # The user's own group carries "your rights changed" (events.recheck_rights...).
+                await self.channel_layer.group_add(self.user_group, self.channel_name)
                 for team_id in self.team_ids:
                     await self.channel_layer.group_add(
                         events.team_group(team_id), self.channel_name
@@ -101,10 +138,13 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         return False
 
     async def disconnect(self, code: int) -> None:
-        for task in (getattr(self, "window", None), getattr(self, "watcher", None)):
-            if task is not None:
+        for name in ("window", "watcher", "rights_watcher"):
+            task = getattr(self, name, None)
+            if task is not None and task is not asyncio.current_task():
                 task.cancel()
         try:
+            if hasattr(self, "user_group"):
+                await self.channel_layer.group_discard(self.user_group, self.channel_name)
             for team_id in getattr(self, "team_ids", ()):
                 await self.channel_layer.group_discard(
                     events.team_group(team_id), self.channel_name
@@ -112,6 +152,43 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             # Redis is down: its subscriptions went with it.
             logger.info("wall unsubscribe failed", exc_info=True)
+
+    # --- Rights -------------------------------------------------------------------------------
+
+    async def _recheck_rights(self) -> None:
+        """Close the wall if its user may no longer watch; narrow or widen it to their teams."""
+        team_ids = await _rights_now(self.scope)
+        async with self.lock:
+            if self.closed:
+                return
+            if team_ids is None:
+                self.closed = True
+                await self.close(code=FORBIDDEN)
+                return
+            if team_ids == self.team_ids:
+                return
+            for team_id in self.team_ids - team_ids:
+                await self.channel_layer.group_discard(
+                    events.team_group(team_id), self.channel_name
+                )
+            for team_id in team_ids - self.team_ids:
+                await self.channel_layer.group_add(events.team_group(team_id), self.channel_name)
+            self.team_ids = team_ids
+            # The snapshot replaces the wall's whole view: tiles of a team no longer seen go.
+            await self._send_snapshot()
+
+    async def _watch_rights(self) -> None:
+        while True:
+            await asyncio.sleep(self.rights_check_seconds)
+            try:
+                await self._recheck_rights()
+            except Exception:
+                # The database is down: keep the wall until its user can be checked again.
+                logger.warning("wall rights check failed", exc_info=True)
+
+    async def wall_rights(self, message: dict[str, Any]) -> None:
+        """Pushed by ``events.recheck_rights_on_commit`` when the user's rights changed."""
+        await self._recheck_rights()
 
     # --- Frames -------------------------------------------------------------------------------
 
@@ -147,6 +224,9 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
     def _is_new(self, message: dict[str, Any]) -> bool:
         """Record ``team_seq`` and say whether the message is news for this wall."""
         team_id, seq = message.get("team_id"), message.get("team_seq")
+        if team_id is not None and team_id not in self.team_ids:
+            # Still in flight when the wall was narrowed to fewer teams.
+            return False
         if team_id is None or seq is None:
             return True
         last = self.team_seq.get(team_id, 0)

@@ -53,6 +53,11 @@ def team_group(team_id: int) -> str:
     return f"wall.team.{team_id}"
 
 
+def user_group(user_id: int) -> str:
+    """The channel-layer group of one user's open walls (told when their rights change)."""
+    return f"wall.user.{user_id}"
+
+
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -212,6 +217,31 @@ def broadcast_on_commit(messages: Iterable[tuple[int, Message]]) -> None:
     if not pending:
         return
     transaction.on_commit(lambda: _publish_all(pending))
+
+
+def recheck_rights_on_commit(user_ids: Iterable[int | None]) -> None:
+    """After commit, tell these users' open walls to re-check what they may see.
+
+    Called by whatever changes a user's teams, role or activation. Not numbered like team
+    messages: a lost one is covered by the walls' own periodic re-check.
+    """
+    sends = [
+        (user_group(user_id), {"type": "wall.rights"})
+        for user_id in sorted({user_id for user_id in user_ids if user_id is not None})
+    ]
+    if not sends:
+        return
+
+    def send() -> None:
+        try:
+            _group_send(sends)
+        except Exception:
+            _counters[PUBLISH_FAILURES_KEY] += len(sends)
+            logger.warning(
+                "rights re-check push failed; walls re-check on their own", exc_info=True
+            )
+
+    transaction.on_commit(send)
 
 
 def agent_changed(live: AgentState, policies: Policies | None = None) -> tuple[int, Message]:

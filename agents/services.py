@@ -45,7 +45,7 @@ from .states import (
     advance,
     project,
 )
-from .validation import EventRejected, ParsedEvent, parse_event
+from .validation import EventRejected, ParsedEvent, parse_event, printable
 
 logger = logging.getLogger(__name__)
 
@@ -175,10 +175,17 @@ def end_acw(agent: Agent, actor: Any, *, source: str = "wall") -> IngestResult:
 def ingest_events(
     raw_events: Iterable[Any], *, source: str = "api", actor_id: int | None = None
 ) -> list[IngestResult]:
-    """Ingest several events in input order; each is accepted or refused on its own."""
+    """Ingest several events in input order; each is accepted or refused on its own.
+
+    The whole batch is validated before the first event is written: whatever validation
+    raises, it raises before anything is committed, so a retried batch never meets a half
+    of itself stored by an attempt that failed.
+    """
+    checked = [_validated(raw) for raw in raw_events]
     policies = Policies.load()
     return [
-        ingest_event(raw, source=source, actor_id=actor_id, policies=policies) for raw in raw_events
+        _ingest_parsed(item, source, actor_id, policies) if isinstance(item, ParsedEvent) else item
+        for item in checked
     ]
 
 
@@ -189,17 +196,27 @@ def ingest_event(
     actor_id: int | None = None,
     policies: Policies | None = None,
 ) -> IngestResult:
-    """Validate, de-duplicate, store and apply one telephony event (contract §3).
+    """Validate, de-duplicate, store and apply one telephony event (docs/api.md).
 
     Returns ``accepted`` (stored and applied), ``duplicate`` (same id and content: nothing
     changes), ``conflict`` (same id, other content) or ``rejected`` (invalid; ``error`` names
     the field). Idempotent on ``event_id``, also under concurrent posts.
     """
-    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    checked = _validated(raw)
+    if not isinstance(checked, ParsedEvent):
+        return checked
+    # Read once for the event: the state machine and the walls' payload resolve from it.
+    return _ingest_parsed(checked, source, actor_id, policies or Policies.load())
+
+
+def _validated(raw: Any) -> ParsedEvent | IngestResult:
+    """The parsed event, or its ``rejected`` result (the id echoed only if it is printable)."""
     try:
         parsed = parse_event(raw)
     except EventRejected as exc:
-        return IngestResult(event_id if isinstance(event_id, str) else None, "rejected", str(exc))
+        event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        echoed = printable(event_id) if isinstance(event_id, str) else None
+        return IngestResult(echoed, "rejected", str(exc))
     oldest = retention.horizon()
     if oldest is not None and parsed.occurred_at < oldest:
         # The history such an event would be applied to has been purged (docs/retention.md).
@@ -208,8 +225,12 @@ def ingest_event(
             "rejected",
             f"occurred_at: older than the retention period of {retention.retention_days()} days",
         )
-    # Read once for the event: the state machine and the walls' payload resolve from it.
-    policies = policies or Policies.load()
+    return parsed
+
+
+def _ingest_parsed(
+    parsed: ParsedEvent, source: str, actor_id: int | None, policies: Policies
+) -> IngestResult:
     try:
         return _store_and_apply(parsed, source, actor_id, policies)
     except IntegrityError:

@@ -178,6 +178,16 @@ TYPE_FIELDS: dict[str, type[serializers.Serializer]] = {
 }
 
 
+def printable(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udXXX`` escapes.
+
+    JSON may carry ``"\\ud800"``, which decodes to a Python string that has no UTF-8 form:
+    echoing it back in an answer (an error naming the value, a rejected ``event_id``) made the
+    answer itself fail to render, after the batch's valid events had been committed.
+    """
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _first_error(errors: Any, prefix: str = "") -> str:
     """Flatten DRF's error structure to one "field: message" line."""
     if isinstance(errors, dict):
@@ -193,7 +203,7 @@ def _first_error(errors: Any, prefix: str = "") -> str:
         message = "is required"
     elif message.startswith('"') and "is not a valid choice" in message:
         message = f"{message} (expected one of the documented values)"
-    return f"{prefix}: {message}" if prefix else message
+    return printable(f"{prefix}: {message}" if prefix else message)
 
 
 def parse_event(raw: Any) -> ParsedEvent:

@@ -7,7 +7,6 @@ through ``services.ingest_event``, so the wall hears of it exactly as of a telep
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -19,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import access, selectors, services, states
+from . import access, jsonbody, selectors, services, states
 from .events import agent_payload
 from .models import Agent, AgentState, Channel, ChecklistItem, State, WrapUpCode
 from .policies import Policies
@@ -78,11 +77,9 @@ def wall_summary(request: HttpRequest) -> JsonResponse:
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
+    """The posted fields (JSON or a form); raises ``JsonBodyError`` for an unreadable body."""
     if request.content_type == "application/json":
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
-            return {}
+        body = jsonbody.loads(request.body or b"{}")
         return body if isinstance(body, dict) else {}
     return {key: request.POST.get(key) for key in request.POST}
 
@@ -196,7 +193,10 @@ def my_state(request: HttpRequest) -> JsonResponse:
 def my_ready(request: HttpRequest) -> JsonResponse:
     """ "Ready": ends the agent's ACW with the wrap-up code, note and ticked checklist items."""
     agent = _agent_or_403(request)
-    body = _json_body(request)
+    try:
+        body = _json_body(request)
+    except jsonbody.JsonBodyError as exc:
+        return JsonResponse({"error": f"body: {exc}"}, status=400)
     state = _my_state(agent)
     if state["agent"]["state"] != "acw":
         return JsonResponse({"error": "state: you are not in after-call work"}, status=409)

@@ -155,7 +155,7 @@ class KpisView(APIView):
             (200, "text/csv"): OpenApiResponse(
                 OpenApiTypes.STR, description="format=csv: the rows as CSV."
             ),
-            **_errors(400, 401, 403, 503),
+            **_errors(400, 401, 403, 429, 503),
         },
     )
     def get(self, request: Request) -> Any:
@@ -181,7 +181,7 @@ class DistributionView(APIView):
             (200, "text/csv"): OpenApiResponse(
                 OpenApiTypes.STR, description="format=csv: the bins as CSV."
             ),
-            **_errors(400, 401, 403, 503),
+            **_errors(400, 401, 403, 429, 503),
         },
     )
     def get(self, request: Request) -> Any:

@@ -165,8 +165,8 @@ def test_moving_an_agent_keeps_its_live_state(api: APIClient, alice: Agent) -> N
 # --- OpenAPI --------------------------------------------------------------------------------
 
 
-def test_the_openapi_schema_lists_the_four_endpoints(db: None) -> None:
-    response = APIClient().get("/api/schema/", {"format": "json"})
+def test_the_openapi_schema_lists_the_four_endpoints(admin_ada: Any) -> None:
+    response = client_for(admin_ada).get("/api/schema/", {"format": "json"})
     assert response.status_code == 200
     schema = json.loads(response.content)
     assert schema["openapi"].startswith("3.")

@@ -400,9 +400,15 @@
       }
       handle(frame);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (ws !== socket) return;
       socket = null;
+      if (event.code === 4403) {
+        // The server revoked this wall (account deactivated, signed out, no longer allowed):
+        // reload, so the tiles go and the page says what the user may do now.
+        location.reload();
+        return;
+      }
       const wait = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] * (0.8 + Math.random() * 0.4);
       attempt += 1;
       let left = Math.ceil(wait / 1000);

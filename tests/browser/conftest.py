@@ -93,6 +93,15 @@ def new_page(chromium: Any) -> Iterator[Any]:
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.js_errors = errors
+        # Chromium reports what the Content-Security-Policy refused on the console.
+        refused: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                refused.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
+        page.csp_violations = refused
         return page
 
     yield make

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from agents import events
 from agents.access import MANAGERS, SUPERVISORS
 from agents.models import Agent, Team
 from audit import log as audit
@@ -79,6 +80,8 @@ class Command(BaseCommand):
                 before=before,
                 after=_audit_snapshot(user),
             )
+            # A re-run may take teams or the wall away: the user's open walls re-check at once.
+            events.recheck_rights_on_commit([user.pk])
 
         verb = "Created" if created else "Updated"
         if teams:

@@ -1,0 +1,47 @@
+"""Site-wide middleware: a clear 503 page while the database is down."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.views import defaults
+
+from agents.api_errors import RETRY_AFTER_SECONDS
+
+DATABASE_DOWN = (OperationalError, InterfaceError)
+
+
+def database_unavailable() -> HttpResponse:
+    """The 503 page with ``Retry-After``; rendered without the request (no session, no user)."""
+    html = render_to_string("503.html", {"retry_after": RETRY_AFTER_SECONDS})
+    response = HttpResponse(html, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A page whose view meets a database outage answers 503 + ``Retry-After``, not 500.
+
+    Only connection-level errors: an IntegrityError or DataError is a bug to see, not an outage
+    to wait out. The API has the same rule in its own error handler (``agents.api_errors``).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        return database_unavailable() if isinstance(exception, DATABASE_DOWN) else None
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: an outage met outside a view (in another middleware) is a 503 too."""
+    if isinstance(sys.exc_info()[1], DATABASE_DOWN):
+        return database_unavailable()
+    return defaults.server_error(request)
