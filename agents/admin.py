@@ -118,17 +118,6 @@ class TeamAdmin(AuditedAdmin):
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).prefetch_related("supervisors", "agents")
 
-    # Open walls follow a change of a team's supervisors at once (not only at their next
-    # periodic re-check): both the supervisors removed and those added are told.
-    def save_related(
-        self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool
-    ) -> None:
-        team = form.instance
-        before = set(team.supervisors.values_list("pk", flat=True)) if change else set()
-        super().save_related(request, form, formsets, change)
-        after = set(team.supervisors.values_list("pk", flat=True))
-        events.recheck_rights_on_commit(before ^ after)
-
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         events.recheck_rights_on_commit(obj.supervisors.values_list("pk", flat=True))
         super().delete_model(request, obj)
@@ -149,9 +138,16 @@ class TeamAdmin(AuditedAdmin):
     def save_related(
         self, request: HttpRequest, form: ModelForm, formsets: list[BaseFormSet], change: bool
     ) -> None:
+        # Open walls follow the change at once (not only at their next periodic re-check): the
+        # team's walls (those of the supervisors removed too) refresh and re-check their
+        # rights; supervisors added, whose walls do not show the team yet, re-check theirs.
+        team = form.instance
+        before = set(team.supervisors.values_list("pk", flat=True)) if change else set()
         super().save_related(request, form, formsets, change)  # supervisors and inlines too
+        after = set(team.supervisors.values_list("pk", flat=True))
+        events.recheck_rights_on_commit(after - before)
         if change:
-            services.refresh_team_walls([form.instance.pk])
+            services.refresh_team_walls([team.pk])
 
     # Deleting needs nothing from the walls: agents, events and interactions protect their
     # team, so only a team without agents and without history can be deleted.

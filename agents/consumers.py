@@ -157,25 +157,8 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
 
     async def _recheck_rights(self) -> None:
         """Close the wall if its user may no longer watch; narrow or widen it to their teams."""
-        team_ids = await _rights_now(self.scope)
         async with self.lock:
-            if self.closed:
-                return
-            if team_ids is None:
-                self.closed = True
-                await self.close(code=FORBIDDEN)
-                return
-            if team_ids == self.team_ids:
-                return
-            for team_id in self.team_ids - team_ids:
-                await self.channel_layer.group_discard(
-                    events.team_group(team_id), self.channel_name
-                )
-            for team_id in team_ids - self.team_ids:
-                await self.channel_layer.group_add(events.team_group(team_id), self.channel_name)
-            self.team_ids = team_ids
-            # The snapshot replaces the wall's whole view: tiles of a team no longer seen go.
-            await self._send_snapshot()
+            await self._follow_rights(resync=False)
 
     async def _watch_rights(self) -> None:
         while True:
@@ -336,15 +319,20 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
             await self._follow_rights(resync=True)
 
     async def _follow_rights(self, *, resync: bool) -> None:
-        """Subscribe to the teams the user may see now; a snapshot if they changed (or asked).
+        """Subscribe to the teams the user may see now; a snapshot if they changed (or asked);
+        close the wall if its user may no longer watch.
 
-        Callers hold ``self.lock``. Also run by the periodic check, which is how a team the
-        user may newly see (a new team for a manager, a supervisor added to a team) reaches an
-        open wall: no message of that team's group could reach this wall before.
+        Callers hold ``self.lock``. The user and session are read afresh (``_rights_now``), so
+        a deactivation or a logout elsewhere ends the wall. Run on a pushed change
+        (``wall.rights``, ``wall.team_changed``) and by the periodic checks, which is also how
+        a team the user may newly see (a new team for a manager) reaches an open wall.
         """
-        team_ids = await _watch_rights(self.scope["user"])
+        team_ids = await _rights_now(self.scope)
+        if self.closed:
+            return
         if team_ids is None:
-            await self.close(code=4403)
+            self.closed = True
+            await self.close(code=FORBIDDEN)
             return
         if team_ids == self.team_ids and not resync:
             return
@@ -353,6 +341,7 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         for team_id in team_ids - self.team_ids:
             await self.channel_layer.group_add(events.team_group(team_id), self.channel_name)
         self.team_ids = team_ids
+        # The snapshot replaces the wall's whole view: tiles of a team no longer seen go.
         await self._send_snapshot()
 
     async def wall_alert(self, message: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ from rest_framework.exceptions import ValidationError
 
 from agents import access
 from agents.models import AcwSession, Agent, ChecklistItem, Interaction, Team
-from agents.services import policy_lookup
-from agents.states import SITE_DEFAULT_POLICY, PolicySpec
+from agents.policies import Policies
+from agents.states import PolicySpec
 
 from . import queries
 from .models import Alert, Grain, KpiRollup
@@ -365,9 +365,12 @@ def band_policy(scope: Scope) -> PolicySpec:
     team_id = scope.agent.team_id if scope.agent else None
     if team_id is None and len(scope.team_ids) == 1:
         team_id = scope.team_ids[0]
-    if team_id is None:
-        return policy_lookup()(0, scope.channel) if scope.channel else SITE_DEFAULT_POLICY
-    return policy_lookup()(team_id, scope.channel)
+    # No team: the site's policy for the channel, else the site default (as edited in admin).
+    return (
+        Policies.load([team_id] if team_id is not None else [])
+        .resolve(team_id, scope.channel)
+        .as_spec()
+    )
 
 
 def distribution(scope: Scope) -> dict[str, Any]:

@@ -135,11 +135,12 @@ async def test_re_running_create_user_closes_the_open_wall(
 
 @DB
 async def test_an_unrelated_admin_change_leaves_the_wall_alone(
-    memory_layer: None, supervisor_sam: Any, admin_ada: Any, north: Any, alice: Any
+    memory_layer: None, supervisor_sam: Any, admin_ada: Any, south: Any, alice: Any
 ) -> None:
+    # A team the wall does not show (a change to its own team refreshes it: see test_admin).
     wall, _ = await connected_wall(supervisor_sam)
     await database_sync_to_async(admin_change)(
-        admin_ada, "agents_team", north.pk, name="North East"
+        admin_ada, "agents_team", south.pk, name="South East"
     )
     assert await frames_until_quiet(wall) == []
     await wall.disconnect()
