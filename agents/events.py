@@ -1,5 +1,7 @@
-"""The wall's WebSocket contract: group names, payload builders and the one place that publishes.
+"""The wall's messages: group names, every message envelope, and the one place that publishes.
 
+Every message a wall receives through the channel layer is built here (``agent_changed``,
+``agent_removed``, ``alert_changed``); docs/wall.md describes the frames the browser gets.
 Snapshot and deltas use the same ``agent_payload()``, so a reconnecting wall shows exactly what
 a live one shows. ``broadcast_on_commit()`` is the only function that sends to the channel
 layer, and it sends only after the transaction commits: a push that is rolled back would show
@@ -218,3 +220,12 @@ def agent_changed(live: AgentState) -> tuple[int, Message]:
 def agent_removed(team_id: int, external_id: str) -> tuple[int, Message]:
     """The message telling a team's walls that an agent left the team."""
     return team_id, {"type": "wall.agent_removed", "agent": external_id}
+
+
+def alert_changed(team_id: int, alert: dict[str, Any]) -> tuple[int, Message]:
+    """The message telling a team's walls that an alert opened, changed or resolved.
+
+    ``alert`` is built by ``reporting.selectors.alert_payload()``: alerts are reporting's rows,
+    and reporting builds on agents, so only the envelope is made here.
+    """
+    return team_id, {"type": "wall.alert", "alert": alert}

@@ -8,6 +8,11 @@ machine (``agents.states``) from the last event before it — normally the agent
 so only the new event is applied; for a late event, every event after it is re-applied — write
 the rows it implies, update the live state, and after commit publish to the walls and schedule
 the ACW timeout.
+
+Every raw row written here also marks its rollup intervals dirty (``reporting.rollups``), in the
+same transaction and under the same lock. ``reporting`` builds on this app, so that module is
+imported inside the functions that call it: agents never imports reporting at module level
+(docs/design.md, "Modules and their dependencies").
 """
 
 from __future__ import annotations
@@ -20,8 +25,6 @@ from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-
-from reporting import rollups
 
 from . import events
 from .models import (
@@ -308,6 +311,8 @@ def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
         live.agent = Agent.objects.select_related("team").get(pk=agent_id)
         events = list(Event.objects.filter(agent_id=agent_id).order_by("occurred_at", "id"))
         if events:
+            from reporting import rollups  # at call time: reporting builds on agents
+
             # The rollup intervals the old rows counted in must be recomputed too.
             rollups.mark_dirty_before_replay([events[0].pk])
         AcwSession.objects.filter(agent_id=agent_id).delete()
@@ -320,6 +325,8 @@ def replay_agent(agent_id: int, policies: PolicyLookup | None = None) -> int:
 
 def _delete_rows_opened_by(keys: list[int]) -> None:
     """Rows opened by replayed events are recreated by the replay."""
+    from reporting import rollups  # at call time: reporting builds on agents
+
     rollups.mark_dirty_before_replay(keys)
     AcwSession.objects.filter(start_event_id__in=keys).delete()
     HoldPeriod.objects.filter(start_event_id__in=keys).delete()
@@ -328,6 +335,8 @@ def _delete_rows_opened_by(keys: list[int]) -> None:
 
 def _write_rows(agent_id: int, rows: Rows, new_keys: set[int]) -> None:
     """Upsert the rows a projection touched, keyed by the event that opened them."""
+    from reporting import rollups  # at call time: reporting builds on agents
+
     rollups.mark_dirty_rows(agent_id, rows)
     interaction_pks: dict[int, int] = {}  # filled for rows created here; others looked up
     for row in rows.interactions.values():
