@@ -2,8 +2,8 @@
 
 Every message a wall receives through the channel layer is built here (``agent_changed``,
 ``agent_removed``, ``alert_changed``); docs/wall.md describes the frames the browser gets.
-Snapshot and deltas use the same ``agent_payload()``, so a reconnecting wall shows exactly what
-a live one shows. ``broadcast_on_commit()`` is the only function that sends to the channel
+Snapshot and deltas use the same ``agent_payload()`` (``agents.serializers``, which the API
+renders with too), so a reconnecting wall shows exactly what a live one shows. ``broadcast_on_commit()`` is the only function that sends to the channel
 layer, and it sends only after the transaction commits: a push that is rolled back would show
 supervisors a state that never existed. A failed publish (Redis down) is logged and counted,
 never raised — the event is already stored, and walls catch up by resync.
@@ -35,6 +35,7 @@ from django.db import transaction
 from acw_site.redis_keys import redis_key
 
 from .models import AgentState
+from .serializers import agent_payload
 
 logger = logging.getLogger(__name__)
 
@@ -52,46 +53,6 @@ Message = dict[str, Any]
 def team_group(team_id: int) -> str:
     """The channel-layer group of one team's walls."""
     return f"wall.team.{team_id}"
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def agent_payload(live: AgentState) -> dict[str, Any]:
-    """One agent as in ``GET /api/v1/agents/state`` and the wall frames (contract §4–5).
-
-    Expects ``live.agent`` and ``live.agent.team`` loaded (``select_related``).
-    """
-    agent = live.agent
-    return {
-        "agent": agent.external_id,
-        "name": agent.name,
-        "team": agent.team.name,
-        "state": live.state,
-        "reason": live.reason if live.state == "not_ready" else None,
-        "since": _iso(live.since),
-        "interaction_id": live.interaction_id if live.state == "on_interaction" else None,
-        "channel": live.channel if live.state in ("on_interaction", "acw") else None,
-        "acw_deadline": _iso(live.acw_deadline) if live.state == "acw" else None,
-        "acw_started_at": _iso(live.acw_started_at) if live.state == "acw" else None,
-        "acw_extensions": live.acw_extensions if live.state == "acw" else 0,
-        "acw_timeout": _acw_timeout(live),
-        "version": live.version,
-    }
-
-
-def _acw_timeout(live: AgentState) -> dict[str, Any] | None:
-    """What a timed ACW becomes at its deadline (``{"state", "reason"}``), else None.
-
-    Computed by the state machine, so a wall can show the timeout the moment the deadline
-    passes without knowing the rule (policy timeout action) and without waiting for the worker
-    to persist it.
-    """
-    if live.state != "acw" or live.acw_deadline is None:
-        return None
-    after = live.as_of(live.acw_deadline)
-    return {"state": after.state, "reason": after.reason if after.state == "not_ready" else None}
 
 
 @lru_cache(maxsize=1)
