@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from agents import services
+from agents.tests.factories import event
 
 pytestmark = pytest.mark.django_db
 
@@ -18,13 +20,7 @@ pytestmark = pytest.mark.django_db
 def admin_client_with_data(admin_ada: Any, alice: Any) -> Client:
     services.ingest_events(
         [
-            {
-                "event_id": f"adm-{n}",
-                "type": type_,
-                "agent": "alice",
-                "occurred_at": f"2026-11-20T09:00:{n:02d}+00:00",
-                **fields,
-            }
+            event("alice", type_, datetime(2026, 11, 20, 9, 0, n, tzinfo=UTC), **fields)
             for n, (type_, fields) in enumerate(
                 [
                     ("agent.logged_in", {}),

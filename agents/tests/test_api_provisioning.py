@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from agents import services
 from agents.models import Agent, AgentState, Team
+from agents.tests.factories import event
 
 pytestmark = pytest.mark.django_db
 
@@ -54,14 +55,7 @@ def test_putting_the_same_body_twice_is_idempotent(api: APIClient) -> None:
 
 
 def test_an_auto_created_agent_is_named_and_placed_by_provisioning(api: APIClient) -> None:
-    result = services.ingest_event(
-        {
-            "event_id": "p-1",
-            "type": "agent.logged_in",
-            "agent": "t-77",
-            "occurred_at": "2026-11-02T09:00:00+00:00",
-        }
-    )
+    result = services.ingest_event(event("t-77", "agent.logged_in", 60))
     assert result.status == "accepted"
     assert Agent.objects.get(external_id="t-77").team.name == "Unassigned"
     response = put(api, "t-77", {"name": "Farid", "team": "North"})
@@ -146,15 +140,7 @@ def test_a_body_that_is_not_a_json_object_is_400(api: APIClient, raw: bytes) -> 
 
 
 def test_moving_an_agent_keeps_its_live_state(api: APIClient, alice: Agent) -> None:
-    services.ingest_event(
-        {
-            "event_id": "p-2",
-            "type": "agent.not_ready",
-            "agent": "alice",
-            "occurred_at": "2026-11-02T09:00:00+00:00",
-            "reason": "training",
-        }
-    )
+    services.ingest_event(event("alice", "agent.not_ready", 60, reason="training"))
     assert put(api, "alice", {"name": "Alice Martin", "team": "South"}).status_code == 200
     row = api.get("/api/v1/agents/state").json()["agents"][0]
     assert (row["team"], row["state"], row["reason"]) == ("South", "not_ready", "training")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -13,13 +12,13 @@ from rest_framework.test import APIClient
 
 from agents import services
 from agents.models import AcwPolicy, Agent
+from agents.tests.factories import event
 
 STATE_URL = "/api/v1/agents/state"
 KPI_URL = "/api/v1/kpis"
 DAY = "2026-11-02"
 # "Now" for every test here: the afternoon of DAY, so the morning's events are in the past.
 NOW = datetime.fromisoformat(f"{DAY}T15:00:00+00:00")
-_ids = itertools.count(1)
 
 pytestmark = pytest.mark.django_db
 
@@ -48,14 +47,9 @@ def at(clock: str, day: str = DAY) -> str:
 
 def send(agent: str, type_: str, clock: str, day: str = DAY, **fields: Any) -> None:
     """Ingest one event through the one ingestion function; it must be accepted."""
-    raw = {
-        "event_id": f"r-{next(_ids)}",
-        "type": type_,
-        "agent": agent,
-        "occurred_at": at(clock, day),
-        **fields,
-    }
-    result = services.ingest_event(raw)
+    result = services.ingest_event(
+        event(agent, type_, datetime.fromisoformat(at(clock, day)), **fields)
+    )
     assert result.status == "accepted", result
 
 
