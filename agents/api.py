@@ -121,7 +121,7 @@ class PayloadTooLarge(exceptions.APIException):
 
 
 def _json_body(request: Request) -> Any:
-    """The request body parsed as JSON, refused above 1 MiB (contract §3)."""
+    """The request body parsed as JSON, refused above 1 MiB (docs/api.md, Answers)."""
     too_large = PayloadTooLarge({"body": "larger than 1 MiB"})
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:

@@ -1,9 +1,9 @@
 """The wall consumer: authenticate, subscribe to the user's teams, send a snapshot, forward.
 
-Contract §5. The teams come from the user on the server (``access``), never from the client.
-Frames carry a per-connection ``seq``. Work per message is a few dictionary operations: the
-only database read is the snapshot, on connect and on resync (trap 4: one sync thread per
-server process).
+docs/wall.md describes the frames. The teams come from the user on the server (``access``),
+never from the client. Frames carry a per-connection ``seq``. Work per message is a few
+dictionary operations: the only database read is the snapshot, on connect and on resync (one
+sync thread per server process: docs/design.md, traps of the stack).
 
 Lost messages. Every layer message carries ``team_id``/``team_seq`` (``agents.events``). The
 consumer remembers, per team, the last number it has seen; the snapshot starts from the numbers

@@ -136,9 +136,9 @@ def _team_targets(team_ids: set[int]) -> dict[int, int]:
 def wall_kpis(team_ids: set[int], now: datetime | None = None) -> dict[str, Any]:
     """Today's average ACW per interaction over ``team_ids`` against the target (wall header).
 
-    Average ACW = ACW seconds / handled interactions (contract §4), from ``kpi_rows``. The
-    target is the teams' target averages weighted by today's interactions (plain mean before
-    the first interaction of the day).
+    Average ACW = ACW seconds / handled interactions (docs/api.md, section 5), from ``kpi_rows``.
+    The target is the teams' target averages weighted by today's interactions (plain mean before the
+    first interaction of the day).
     """
     from reporting.queries import kpi_rows, site_day_bounds, site_today  # see the module docstring
 

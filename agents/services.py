@@ -151,7 +151,7 @@ def ingest_event(
     actor_id: int | None = None,
     policies: PolicyLookup | None = None,
 ) -> IngestResult:
-    """Validate, de-duplicate, store and apply one telephony event (contract §3).
+    """Validate, de-duplicate, store and apply one telephony event (docs/api.md, section 3).
 
     Returns ``accepted`` (stored and applied), ``duplicate`` (same id and content: nothing
     changes), ``conflict`` (same id, other content) or ``rejected`` (invalid; ``error`` names

@@ -1,4 +1,4 @@
-"""Validation of incoming telephony events (contract §3), with DRF serializers.
+"""Validation of incoming telephony events (docs/api.md, section 3), with DRF serializers.
 
 ``parse_event()`` turns one raw event into a ``ParsedEvent`` or raises ``EventRejected`` whose
 message names the offending field. Validation is the first step of ``services.ingest_event``,
@@ -37,7 +37,8 @@ class ParsedEvent:
     data: dict[str, Any]
 
     def same_content(self, type: str, agent: str, occurred_at: datetime, data: dict) -> bool:
-        """Contract §3: type, agent, occurred_at as an instant and the type's own fields."""
+        """As docs/api.md defines it: type, agent, occurred_at as an instant and the type's own
+        fields."""
         return (
             self.type == type
             and self.agent == agent

@@ -1,4 +1,5 @@
-"""``POST /api/v1/events`` (contract §3): shapes, validation, idempotency, batches, outages."""
+"""``POST /api/v1/events`` (docs/api.md, section 3): shapes, validation, idempotency, batches,
+outages."""
 
 from __future__ import annotations
 

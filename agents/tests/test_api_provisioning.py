@@ -1,4 +1,4 @@
-"""``PUT /api/v1/agents/<external_id>`` (contract §4)."""
+"""``PUT /api/v1/agents/<external_id>`` (docs/api.md, section 4)."""
 
 from __future__ import annotations
 

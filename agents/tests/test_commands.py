@@ -1,4 +1,4 @@
-"""Account commands (contract §2): ``create_user`` and ``create_api_token``."""
+"""Account commands (docs/api.md, section 2): ``create_user`` and ``create_api_token``."""
 
 from __future__ import annotations
 

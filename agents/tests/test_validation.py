@@ -1,4 +1,4 @@
-"""Event validation (contract §3) without a database: ``validation.parse_event``."""
+"""Event validation (docs/api.md, section 3) without a database: ``validation.parse_event``."""
 
 from __future__ import annotations
 
