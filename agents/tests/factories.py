@@ -1,4 +1,4 @@
-"""The one builder of events for tests and benchmarks: events as a telephony system posts them.
+"""The one builder of events for tests and benchmarks, and the fixed day the read API tests share.
 
 Every test module and bench script that needs an event dict gets it from ``event()``; modules
 that count time their own way (offsets from a fixed base, clock times on a fixed day) turn their
@@ -31,3 +31,30 @@ def event(
         "occurred_at": occurred_at.isoformat(),
         **fields,
     }
+
+
+# --- One fixed day ---------------------------------------------------------------------------
+# The read API tests replay a day whose figures are computed by hand. Time stands still at NOW
+# (the root conftest's ``frozen_now`` fixture), the afternoon of DAY, so the morning is past.
+
+DAY = "2026-11-02"
+NOW = datetime.fromisoformat(f"{DAY}T15:00:00+00:00")
+
+
+def at(clock: str, day: str = DAY) -> datetime:
+    """``clock`` (HH:MM:SS, UTC) on ``day`` (YYYY-MM-DD)."""
+    return datetime.fromisoformat(f"{day}T{clock}+00:00")
+
+
+def send(agent: str, type_: str, clock: str, day: str = DAY, **fields: Any) -> None:
+    """Ingest one event at ``clock`` on ``day`` through ``ingest_event``; it must be accepted."""
+    from agents import services
+
+    result = services.ingest_event(event(agent, type_, at(clock, day), **fields))
+    assert result.status == "accepted", result
+
+
+def call(agent: str, cid: str, start: str, end: str, day: str = DAY, **fields: Any) -> None:
+    """A phone interaction from ``start`` to ``end`` (clock times on ``day``), no ACW end."""
+    send(agent, "interaction.started", start, day, interaction_id=cid, channel="phone", **fields)
+    send(agent, "interaction.ended", end, day, interaction_id=cid)
