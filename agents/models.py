@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
