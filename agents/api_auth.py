@@ -15,7 +15,8 @@ from .models import ApiToken
 
 
 class BearerTokenAuthentication(BaseAuthentication):
-    """``Authorization: Bearer <token>``; the token's SHA-256 is looked up (contract §2)."""
+    """``Authorization: Bearer <token>``; the token's SHA-256 is looked up (docs/api.md, section
+    2)."""
 
     keyword = b"bearer"
 

@@ -1,9 +1,10 @@
 """The wall consumer: authenticate, subscribe to the user's teams, send a snapshot, forward.
 
-Contract §5. The teams come from the user on the server (``access``), never from the client.
-Frames carry a per-connection ``seq``. Work per message is a few dictionary operations: the
-database reads are the snapshot, on connect and on resync, and a small check of the user's teams
-every ``SEQ_CHECK_SECONDS`` (trap 4: one sync thread per server process).
+docs/wall.md describes the frames. The teams come from the user on the server (``access``),
+never from the client. Frames carry a per-connection ``seq``. Work per message is a few
+dictionary operations: the database reads are the snapshot, on connect and on resync, and a small
+check of the user's rights every ``SEQ_CHECK_SECONDS`` (one sync thread per server process:
+docs/design.md, traps of the stack).
 
 Lost messages. Every layer message carries ``team_id``/``team_seq`` (``agents.events``). The
 consumer remembers, per team, the last number it has seen; the snapshot starts from the numbers

@@ -1,7 +1,9 @@
-"""The wall's WebSocket contract: group names, payload builders and the one place that publishes.
+"""The wall's messages: group names, every message envelope, and the one place that publishes.
 
-Snapshot and deltas use the same ``agent_payload()``, so a reconnecting wall shows exactly what
-a live one shows. ``broadcast_on_commit()`` is the only function that sends to the channel
+Every message a wall receives through the channel layer is built here (``agent_changed``,
+``agent_removed``, ``alert_changed``); docs/wall.md describes the frames the browser gets.
+Snapshot and deltas use the same ``agent_payload()`` (``agents.serializers``, which the API
+renders with too), so a reconnecting wall shows exactly what a live one shows. ``broadcast_on_commit()`` is the only function that sends to the channel
 layer, and it sends only after the transaction commits: a push that is rolled back would show
 supervisors a state that never existed. A failed publish (Redis down) is logged and counted,
 never raised — the event is already stored, and walls catch up by resync.
@@ -32,8 +34,9 @@ from django.db import transaction
 
 from acw_site.redis_keys import redis_key
 
-from .models import AgentState, State
-from .policies import Policies, acw_colour_points
+from .models import AgentState
+from .policies import Policies
+from .serializers import agent_payload
 
 logger = logging.getLogger(__name__)
 
@@ -56,49 +59,6 @@ def team_group(team_id: int) -> str:
 def user_group(user_id: int) -> str:
     """The channel-layer group of one user's open walls (told when their rights change)."""
     return f"wall.user.{user_id}"
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def agent_payload(live: AgentState, policies: Policies | None = None) -> dict[str, Any]:
-    """One agent as in ``GET /api/v1/agents/state`` and the wall frames (contract §4–5).
-
-    Besides the contract's fields, what a tile needs to colour itself without knowing policies
-    (``policies.acw_colour_points``). Expects ``live.agent`` and ``live.agent.team`` loaded
-    (``select_related``); pass ``policies`` when building many payloads.
-    """
-    agent = live.agent
-    return {
-        "agent": agent.external_id,
-        "name": agent.name,
-        "team": agent.team.name,
-        "state": live.state,
-        "reason": live.reason if live.state == "not_ready" else None,
-        "since": _iso(live.since),
-        "interaction_id": live.interaction_id if live.state == "on_interaction" else None,
-        "channel": live.channel if live.state in (State.ON_INTERACTION, State.ACW) else None,
-        "acw_deadline": _iso(live.acw_deadline) if live.state == "acw" else None,
-        "acw_started_at": _iso(live.acw_started_at) if live.state == "acw" else None,
-        "acw_extensions": live.acw_extensions if live.state == "acw" else 0,
-        "acw_timeout": _acw_timeout(live),
-        "version": live.version,
-        **acw_colour_points(live, policies),
-    }
-
-
-def _acw_timeout(live: AgentState) -> dict[str, Any] | None:
-    """What a timed ACW becomes at its deadline (``{"state", "reason"}``), else None.
-
-    Computed by the state machine, so a wall can show the timeout the moment the deadline
-    passes without knowing the rule (policy timeout action) and without waiting for the worker
-    to persist it.
-    """
-    if live.state != "acw" or live.acw_deadline is None:
-        return None
-    after = live.as_of(live.acw_deadline)
-    return {"state": after.state, "reason": after.reason if after.state == "not_ready" else None}
 
 
 @lru_cache(maxsize=1)
@@ -258,3 +218,12 @@ def team_changed(team_id: int) -> tuple[int, Message]:
     """The message telling a team's walls to start over from a fresh snapshot: the team was
     renamed (every tile shows it), or who may see it or its ACW policies changed."""
     return team_id, {"type": "wall.team_changed"}
+
+
+def alert_changed(team_id: int, alert: dict[str, Any]) -> tuple[int, Message]:
+    """The message telling a team's walls that an alert opened, changed or resolved.
+
+    ``alert`` is built by ``reporting.selectors.alert_payload()``: alerts are reporting's rows,
+    and reporting builds on agents, so only the envelope is made here.
+    """
+    return team_id, {"type": "wall.alert", "alert": alert}

@@ -1,8 +1,8 @@
 """Teams, agents, the event log and the rows the events imply.
 
 The append-only ``Event`` table is the truth. ``Interaction``, ``HoldPeriod``, ``AcwSession`` and
-``AgentState`` are projections of each agent's ordered events (``agents.projection``), written
-only by ``agents.services``. All durations are stored as seconds (float).
+``AgentState`` are projections of each agent's ordered events (``agents.states.project()``),
+written only by ``agents.services``. All durations are stored as seconds (float).
 """
 
 from __future__ import annotations
@@ -202,10 +202,6 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"{self.event_id} {self.type}"
 
-    @property
-    def order_key(self) -> tuple[datetime, int]:
-        return (self.occurred_at, self.pk)
-
 
 # Retention (agents.retention) deletes old events but keeps the rows they implied.
 _START_EVENT_HELP = "The event that opened this row (empty once the event log was purged)."
@@ -323,7 +319,8 @@ class AcwSession(models.Model):
 
 
 class AcwPolicy(models.Model):
-    """How ACW works after an interaction: site default → team → team × channel (contract §3)."""
+    """How ACW works after an interaction: site default → team → team × channel (docs/api.md, ACW
+    policies)."""
 
     team = models.ForeignKey(
         Team,

@@ -1,4 +1,10 @@
-"""The read side of the agents app: what the wall, the API and the pages show."""
+"""The read side of the agents app: what the wall, the API and the pages show.
+
+The wall also shows two things that ``reporting`` owns: the open alerts and today's average
+ACW. ``reporting`` builds on this app (it imports its models and ``events``), so those two
+selectors import reporting inside the function: agents never imports reporting at module level
+(docs/design.md, "Modules and their dependencies").
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
-
-from reporting.queries import KpiRow, kpi_rows, site_day_bounds, site_today
 
 from . import access, events
 from .events import agent_payload
@@ -52,8 +56,7 @@ DEFAULT_STATE_TIERS: dict[str, list[int]] = {
 
 def open_alerts(team_ids: set[int]) -> list[dict[str, Any]]:
     """Open alerts of these teams, as the wall shows them (``reporting`` defines them)."""
-    # Imported lazily: reporting builds on agents, so agents stays importable without it.
-    from reporting.selectors import open_alert_payloads
+    from reporting.selectors import open_alert_payloads  # at call time: see the module docstring
 
     return open_alert_payloads(team_ids)
 
@@ -111,6 +114,13 @@ def wall_kpis(team_ids: set[int], now: datetime | None = None) -> dict[str, Any]
     target is the teams' target averages weighted by today's interactions (plain mean before
     the first interaction of the day).
     """
+    from reporting.queries import (  # see the module docstring
+        KpiRow,
+        kpi_rows,
+        site_day_bounds,
+        site_today,
+    )
+
     now = now or timezone.now()
     start, end = site_day_bounds(site_today(), site_today())
     rows = kpi_rows(team_ids=team_ids, group_by="team", start=start, end=end, now=now)

@@ -8,6 +8,11 @@ machine (``agents.states``) from the last event before it — normally the agent
 so only the new event is applied; for a late event, every event after it is re-applied — write
 the rows it implies, update the live state, and after commit publish to the walls and schedule
 the ACW timeout.
+
+Every raw row written here also marks its rollup intervals dirty (``reporting.rollups``), in the
+same transaction and under the same lock. ``reporting`` builds on this app, so that module is
+imported inside the functions that call it: agents never imports reporting at module level
+(docs/design.md, "Modules and their dependencies").
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from django.utils import timezone
 
 from audit import log as audit
 from audit.models import Action
-from reporting import rollups
 
 from . import events, retention
 from .models import (
@@ -196,7 +200,7 @@ def ingest_event(
     actor_id: int | None = None,
     policies: Policies | None = None,
 ) -> IngestResult:
-    """Validate, de-duplicate, store and apply one telephony event (docs/api.md).
+    """Validate, de-duplicate, store and apply one telephony event (docs/api.md, section 3).
 
     Returns ``accepted`` (stored and applied), ``duplicate`` (same id and content: nothing
     changes), ``conflict`` (same id, other content) or ``rejected`` (invalid; ``error`` names
@@ -410,6 +414,8 @@ def replay_agent(agent_id: int, policies: Policies | None = None) -> int:
             )
             return len(later)
         if events:
+            from reporting import rollups  # at call time: reporting builds on agents
+
             # The rollup intervals the old rows counted in must be recomputed too.
             rollups.mark_dirty_before_replay([events[0].pk])
         AcwSession.objects.filter(agent_id=agent_id).delete()
@@ -422,6 +428,8 @@ def replay_agent(agent_id: int, policies: Policies | None = None) -> int:
 
 def _delete_rows_opened_by(keys: list[int]) -> None:
     """Rows opened by replayed events are recreated by the replay."""
+    from reporting import rollups  # at call time: reporting builds on agents
+
     rollups.mark_dirty_before_replay(keys)
     AcwSession.objects.filter(start_event_id__in=keys).delete()
     HoldPeriod.objects.filter(start_event_id__in=keys).delete()
@@ -430,6 +438,8 @@ def _delete_rows_opened_by(keys: list[int]) -> None:
 
 def _write_rows(agent_id: int, rows: Rows, new_keys: set[int]) -> None:
     """Upsert the rows a projection touched, keyed by the event that opened them."""
+    from reporting import rollups  # at call time: reporting builds on agents
+
     rollups.mark_dirty_rows(agent_id, rows)
     interaction_pks: dict[int, int] = {}  # filled for rows created here; others looked up
     for row in rows.interactions.values():

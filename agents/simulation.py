@@ -1,12 +1,13 @@
 """The traffic model behind ``seed_demo`` (history) and ``simulate`` (live traffic).
 
 ``timeline()`` turns a list of agents — each with a persona and a starting state — and a
-``random.Random`` into contract-shaped telephony events (CONTRACT.md §3), in ``occurred_at``
-order, for a time range. It never touches the database and is deterministic for a given seed,
-so ``seed_demo`` writes days of history and ``simulate`` paces the same stream in real time.
-``load_agents()`` is the one reader that builds the model's agents from the database.
+``random.Random`` into telephony events as the event API takes them (docs/api.md, section 3), in
+``occurred_at`` order, for a time range. It never touches the database and is deterministic for a
+given seed, so ``seed_demo`` writes days of history and ``simulate`` paces the same stream in real
+time. ``load_agents()`` is the one reader that builds the model's agents from the database.
 
-The model, per agent (durations from DOMAIN.md "Scale"):
+The model, per agent (durations as contact centers report them: talk of a few minutes, ACW
+of 20–60 s with a long tail):
 
 - contacts arrive as a Poisson process while the agent is available (exponential idle time);
 - talk time is lognormal per channel (phone ~5 min, chat ~9 min, e-mail ~4 min); a minority
@@ -292,14 +293,14 @@ def timeline(
 ) -> Iterator[tuple[datetime, SimEvent]]:
     """Events of ``agents`` from ``start``, merged in ``occurred_at`` order.
 
-    Yields ``(occurred_at, event)``; ``event`` is a contract-shaped dict whose ``event_id`` is
-    ``id_prefix`` + agent + a counter (so ``id_prefix`` must be unique per run). Each agent starts
-    from its ``start`` state (an offline agent logs in first). ``end=None`` runs forever.
-    With ``log_out_at_end`` agents stop taking contacts at ``end``, finish what they are doing
-    and log out; otherwise nothing at or after ``end`` is yielded. ``stagger_breaks`` spreads
-    the agents' break cycles (live mode), instead of aligning them with the start (a shift).
-    Offline agents log in within ``login_within`` seconds of ``start`` (not compressed).
-    Deterministic for the state of ``rng``.
+    Yields ``(occurred_at, event)``; ``event`` is an event dict as the API takes it, whose
+    ``event_id`` is ``id_prefix`` + agent + a counter (so ``id_prefix`` must be unique per run).
+    Each agent starts from its ``start`` state (an offline agent logs in first). ``end=None`` runs
+    forever. With ``log_out_at_end`` agents stop taking contacts at ``end``, finish what they are
+    doing and log out; otherwise nothing at or after ``end`` is yielded. ``stagger_breaks`` spreads
+    the agents' break cycles (live mode), instead of aligning them with the start (a shift). Offline
+    agents log in within ``login_within`` seconds of ``start`` (not compressed). Deterministic for
+    the state of ``rng``.
     """
     if rate <= 0:
         raise ValueError("rate must be positive")
@@ -323,7 +324,7 @@ def timeline(
 
 
 def generate(agents: list[SimAgent], rng: random.Random, **kwargs: Any) -> Iterator[SimEvent]:
-    """``timeline()`` without the timestamps: just the contract-shaped events."""
+    """``timeline()`` without the timestamps: just the events."""
     for _, event in timeline(agents, rng, **kwargs):
         yield event
 

@@ -6,10 +6,10 @@ agent stands after each event plus every interaction, hold and ACW row those eve
 system timeouts included. ``agents.services`` feeds it from the event log and writes its output;
 the same function rebuilds everything on replay.
 
-Timeouts are lazy and provisional: ``advance(projection, t)`` closes an open ACW whose deadline
-has passed *at its deadline*. It runs before every event (contract §3: an event at time t first
-times out every ACW whose deadline is before t) and, for the live state, up to "now". The stored
-per-event projection never contains a timeout that happened after the event, so an event that
+Timeouts are lazy and provisional: ``advance(projection, t)`` closes an open ACW whose deadline has
+passed *at its deadline*. It runs before every event (docs/api.md, Timeouts: an event at time t
+first times out every ACW whose deadline is before t) and, for the live state, up to "now". The
+stored per-event projection never contains a timeout that happened after the event, so an event that
 arrives late but occurred before a deadline is applied to the ACW still open, and the timeout is
 recomputed.
 """
@@ -48,7 +48,8 @@ EVENT_TYPES = (
 )
 
 # What an event does in each state. Missing pairs mean "accepted, stored, changes nothing"
-# (contract §3: e.g. acw.ended with no open ACW, agent.available while on an interaction).
+# (docs/api.md, "Events that do not fit": e.g. acw.ended with no open ACW, agent.available
+# while on an interaction).
 # Guards that depend on more than the state (matching interaction id, being on hold, the ACW
 # policy) are checked by the action itself.
 IGNORE = "ignore"
@@ -229,7 +230,7 @@ class InteractionRow:
 
     @property
     def talk_seconds(self) -> float:
-        """Talk = start to end minus hold (contract §4); 0 while still open."""
+        """Talk = start to end minus hold (docs/api.md, section 5); 0 while still open."""
         if self.ended_at is None:
             return 0.0
         return max(0.0, (self.ended_at - self.started_at).total_seconds() - self.hold_seconds)
@@ -557,7 +558,7 @@ def extension_allowed(acw: OpenAcw) -> bool:
 
 def longest_acw_seconds(policy: PolicySpec) -> int:
     """The longest an ACW may last, extensions included: the policy's maximum, never less than
-    its timer (contract §3: capped so that the ACW lasts at most the maximum from its start)."""
+    its timer (docs/api.md, section 3: capped so that the ACW lasts at most the maximum from its start)."""
     return max(policy.max_seconds, policy.seconds)
 
 

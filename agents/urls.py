@@ -1,4 +1,4 @@
-"""API routes (contract §3–4)."""
+"""API routes of the agents app (docs/api.md, sections 3–4)."""
 
 from django.urls import path, register_converter
 

@@ -1,4 +1,4 @@
-"""Validation of incoming telephony events (contract §3), with DRF serializers.
+"""Validation of incoming telephony events (docs/api.md, section 3), with DRF serializers.
 
 ``parse_event()`` turns one raw event into a ``ParsedEvent`` or raises ``EventRejected`` whose
 message names the offending field. Validation is the first step of ``services.ingest_event``,
@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from .choices import AcwEndReason, Channel, Direction
@@ -39,7 +41,8 @@ class ParsedEvent:
     data: dict[str, Any]
 
     def same_content(self, type: str, agent: str, occurred_at: datetime, data: dict) -> bool:
-        """Contract §3: type, agent, occurred_at as an instant and the type's own fields."""
+        """As docs/api.md defines it: type, agent, occurred_at as an instant and the type's own
+        fields."""
         return (
             self.type == type
             and self.agent == agent
@@ -48,6 +51,7 @@ class ParsedEvent:
         )
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class OffsetDateTimeField(serializers.Field):
     """An ISO 8601 timestamp that must carry its UTC offset."""
 
@@ -98,10 +102,14 @@ def _text(max_length: int, **kwargs: Any) -> serializers.CharField:
 
 
 class EnvelopeSerializer(serializers.Serializer):
-    event_id = _text(100, min_length=1)
+    """The fields every event has; each event type's serializer below adds its own."""
+
+    event_id = _text(100, min_length=1, help_text="Idempotency key.")
     type = serializers.ChoiceField(choices=EVENT_TYPES)
-    agent = _text(100, min_length=1)
-    occurred_at = OffsetDateTimeField()
+    agent = _text(100, min_length=1, help_text="The agent's external id.")
+    occurred_at = OffsetDateTimeField(
+        help_text="ISO 8601 with a UTC offset; from 2000-01-01 to 5 minutes from now."
+    )
 
     def validate_occurred_at(self, value: datetime) -> datetime:
         if value - timezone.now() > MAX_FUTURE:
@@ -111,35 +119,53 @@ class EnvelopeSerializer(serializers.Serializer):
         return value
 
 
-class NoFields(serializers.Serializer):
-    pass
+ENVELOPE_FIELDS = frozenset(EnvelopeSerializer._declared_fields)
 
 
-class NotReadyFields(serializers.Serializer):
-    reason = _text(100, min_length=1)
+class AgentEvent(EnvelopeSerializer):
+    """agent.logged_in, agent.logged_out, agent.available: no fields of their own."""
 
 
-class InteractionFields(serializers.Serializer):
+class NotReadyEvent(EnvelopeSerializer):
+    """agent.not_ready: the agent is not ready, for a reason."""
+
+    reason = _text(100, min_length=1, help_text="break, lunch, meeting, training ...")
+
+
+class InteractionEvent(EnvelopeSerializer):
+    """interaction.held, interaction.resumed, interaction.ended."""
+
     interaction_id = _text(100, min_length=1)
 
 
 # Optional fields accept null as "not given": many integrations serialise absent values as null.
 
 
-class InteractionStartedFields(InteractionFields):
+class InteractionStartedEvent(InteractionEvent):
+    """interaction.started: the agent takes an interaction on a channel."""
+
     channel = serializers.ChoiceField(choices=Channel.values)
     direction = serializers.ChoiceField(choices=Direction.values, required=False, allow_null=True)
     queue = _text(100, required=False, allow_blank=True, allow_null=True)
 
 
-class AcwStartedFields(serializers.Serializer):
+class AcwStartedEvent(EnvelopeSerializer):
+    """acw.started: after-call work a platform announces without an interaction.ended."""
+
     # Both optional: a phone that only knows "the agent pressed wrap-up" sends neither.
     interaction_id = _text(100, required=False, allow_blank=False, allow_null=True)
     channel = serializers.ChoiceField(choices=Channel.values, required=False, allow_null=True)
 
 
-class AcwExtendedFields(serializers.Serializer):
-    seconds = StrictNumberField(required=False, allow_null=True, max_value=86400)
+class AcwExtendedEvent(EnvelopeSerializer):
+    """acw.extended: more time for the open ACW, if its policy allows it."""
+
+    seconds = StrictNumberField(
+        required=False,
+        allow_null=True,
+        max_value=86400,
+        help_text="Greater than 0; default: the policy's extension step.",
+    )
 
     def validate_seconds(self, value: float | None) -> float | None:
         if value is not None and value <= 0:
@@ -147,7 +173,9 @@ class AcwExtendedFields(serializers.Serializer):
         return value
 
 
-class AcwEndedFields(serializers.Serializer):
+class AcwEndedEvent(EnvelopeSerializer):
+    """acw.ended: the agent (or a supervisor) ends the open ACW."""
+
     # The reasons an event may give; the others (timeout, logout...) are the system's own.
     reason = serializers.ChoiceField(
         choices=ACW_ENDED_REASONS, default=AcwEndReason.AGENT_READY.value, allow_null=True
@@ -155,7 +183,10 @@ class AcwEndedFields(serializers.Serializer):
     wrap_up_code = _text(100, required=False, allow_blank=True, allow_null=True)
     note = _text(4000, required=False, allow_blank=True, allow_null=True)
     checklist = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, allow_null=True
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        allow_null=True,
+        help_text="Ids of the checklist items the agent ticked.",
     )
 
     def validate_reason(self, value: str | None) -> str:
@@ -163,19 +194,28 @@ class AcwEndedFields(serializers.Serializer):
         return value or AcwEndReason.AGENT_READY.value
 
 
-TYPE_FIELDS: dict[str, type[serializers.Serializer]] = {
-    "agent.logged_in": NoFields,
-    "agent.logged_out": NoFields,
-    "agent.available": NoFields,
-    "agent.not_ready": NotReadyFields,
-    "interaction.started": InteractionStartedFields,
-    "interaction.held": InteractionFields,
-    "interaction.resumed": InteractionFields,
-    "interaction.ended": InteractionFields,
-    "acw.started": AcwStartedFields,
-    "acw.extended": AcwExtendedFields,
-    "acw.ended": AcwEndedFields,
+EVENT_SERIALIZERS: dict[str, type[EnvelopeSerializer]] = {
+    "agent.logged_in": AgentEvent,
+    "agent.logged_out": AgentEvent,
+    "agent.available": AgentEvent,
+    "agent.not_ready": NotReadyEvent,
+    "interaction.started": InteractionStartedEvent,
+    "interaction.held": InteractionEvent,
+    "interaction.resumed": InteractionEvent,
+    "interaction.ended": InteractionEvent,
+    "acw.started": AcwStartedEvent,
+    "acw.extended": AcwExtendedEvent,
+    "acw.ended": AcwEndedEvent,
 }
+
+# The OpenAPI schema of one event: one of the serializers above, chosen by ``type``. The
+# published schema is generated from the very classes that validate.
+EVENT_SCHEMA = PolymorphicProxySerializer(
+    component_name="Event",
+    serializers=EVENT_SERIALIZERS,
+    resource_type_field_name="type",
+    many=False,
+)
 
 
 def printable(text: str) -> str:
@@ -210,17 +250,23 @@ def parse_event(raw: Any) -> ParsedEvent:
     """Validate one raw event; raise ``EventRejected`` naming the first bad field."""
     if not isinstance(raw, dict):
         raise EventRejected("event: must be a JSON object")
-    envelope = EnvelopeSerializer(data=raw)
-    if not envelope.is_valid():
-        raise EventRejected(_first_error(envelope.errors))
-    fields = TYPE_FIELDS[envelope.validated_data["type"]](data=raw)
-    if not fields.is_valid():
-        raise EventRejected(_first_error(fields.errors))
-    data = {key: value for key, value in fields.validated_data.items() if value is not None}
+    type_ = raw.get("type")
+    # An unknown type has no serializer of its own: the envelope alone names the first bad
+    # field. Either way the envelope's fields come first, so its errors are reported first.
+    serializer_class = EVENT_SERIALIZERS.get(type_) if isinstance(type_, str) else None
+    serializer = (serializer_class or EnvelopeSerializer)(data=raw)
+    if not serializer.is_valid():
+        raise EventRejected(_first_error(serializer.errors))
+    valid = serializer.validated_data
+    data = {
+        key: value
+        for key, value in valid.items()
+        if key not in ENVELOPE_FIELDS and value is not None
+    }
     return ParsedEvent(
-        event_id=envelope.validated_data["event_id"],
-        type=envelope.validated_data["type"],
-        agent=envelope.validated_data["agent"],
-        occurred_at=envelope.validated_data["occurred_at"],
+        event_id=valid["event_id"],
+        type=valid["type"],
+        agent=valid["agent"],
+        occurred_at=valid["occurred_at"],
         data=data,
     )

@@ -1,7 +1,7 @@
 """Pages of the agents app: the supervisor wall and the agent's wrap-up page.
 
 Views parse, authorise, call one service or selector and render. Every state change made here
-(a supervisor ending an ACW, an agent's Ready or Extend) is a contract-shaped event that goes
+(a supervisor ending an ACW, an agent's Ready or Extend) is an event like a telephony one that goes
 through ``services.ingest_event``, so the wall hears of it exactly as of a telephony event.
 """
 

@@ -28,19 +28,13 @@ def floor(agents: int, per_agent: int) -> list[dict[str, Any]]:
     """Our events for ``agents`` agents, ``per_agent`` each, interleaved by time."""
     from django.utils import timezone
 
+    from agents.tests.factories import event
+
     base = timezone.now() - timedelta(hours=2)
     events: list[dict[str, Any]] = []
 
     def add(agent: str, t: float, type_: str, **fields: Any) -> None:
-        events.append(
-            {
-                "event_id": str(uuid.uuid4()),
-                "type": type_,
-                "agent": agent,
-                "occurred_at": (base + timedelta(seconds=t)).isoformat(),
-                **fields,
-            }
-        )
+        events.append(event(agent, type_, base + timedelta(seconds=t), **fields))
 
     for a in range(agents):
         agent = f"agent{a:04d}@example.com"

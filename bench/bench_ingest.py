@@ -20,20 +20,15 @@ from bench._setup import percentile, with_bench_database
 def shift(agent: str, n: int, start: float, rng: random.Random) -> list[dict]:
     from django.utils import timezone
 
+    from agents.tests.factories import event
+
     base = timezone.now() - timedelta(hours=10)
     t = start
     events = []
 
     def add(type_: str, **fields: object) -> None:
-        events.append(
-            {
-                "event_id": f"{agent}-{len(events)}",
-                "type": type_,
-                "agent": agent,
-                "occurred_at": (base + timedelta(seconds=t)).isoformat(),
-                **fields,
-            }
-        )
+        at = base + timedelta(seconds=t)
+        events.append(event(agent, type_, at, event_id=f"{agent}-{len(events)}", **fields))
 
     add("agent.logged_in")
     call = 0

@@ -63,6 +63,7 @@ def _setup_floor(agents: int, teams: int) -> tuple[list[tuple[str, str]], list[t
 
     from agents import access, services
     from agents.models import Team
+    from agents.tests.factories import event
 
     team_names = [f"Team {n:02d}" for n in range(teams)]
     floor = []
@@ -71,11 +72,8 @@ def _setup_floor(agents: int, teams: int) -> tuple[list[tuple[str, str]], list[t
         team = team_names[n % teams]
         services.provision_agent(external_id, name=f"Agent {n:04d}", team_name=team)
         floor.append((external_id, team))
-    now = timezone.now().isoformat()
-    logins = [
-        {"event_id": f"{a}-login", "type": "agent.logged_in", "agent": a, "occurred_at": now}
-        for a, _ in floor
-    ]
+    now = timezone.now()
+    logins = [event(a, "agent.logged_in", now, event_id=f"{a}-login") for a, _ in floor]
     assert all(r.status == "accepted" for r in services.ingest_events(logins))
 
     manager = User.objects.create_user("bench-manager")
@@ -165,6 +163,7 @@ def _send_events(
     from django.utils import timezone
 
     from agents import services
+    from agents.tests.factories import event
 
     sent: dict[tuple[str, datetime], tuple[float, str]] = {}
     calls: list[float] = []
@@ -178,14 +177,13 @@ def _send_events(
         # window ever merges two changes of one agent (which would hide the earlier one).
         agent, team = floor[n % len(floor)]
         turn = n // len(floor)
-        raw: dict[str, Any] = {"event_id": f"bench-{n}", "agent": agent}
-        if turn % 2 == 0:
-            raw.update(type="agent.not_ready", reason=f"bench-{n}")
-        else:
-            raw.update(type="agent.available")
         t0 = time.perf_counter()
         occurred_at = timezone.now()
-        raw["occurred_at"] = occurred_at.isoformat()
+        if turn % 2 == 0:
+            fields = {"reason": f"bench-{n}"}
+            raw = event(agent, "agent.not_ready", occurred_at, event_id=f"bench-{n}", **fields)
+        else:
+            raw = event(agent, "agent.available", occurred_at, event_id=f"bench-{n}")
         result = services.ingest_event(raw)
         calls.append((time.perf_counter() - t0) * 1000)
         assert result.status == "accepted", result

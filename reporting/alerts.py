@@ -249,10 +249,7 @@ def _broadcast_alerts(alert_ids: list[int]) -> None:
         "team", "agent", "acknowledged_by"
     )
     events.broadcast_on_commit(
-        [
-            (alert.team_id, {"type": "wall.alert", "alert": alert_payload(alert)})
-            for alert in changed
-        ]
+        [events.alert_changed(alert.team_id, alert_payload(alert)) for alert in changed]
     )
 
 

@@ -14,7 +14,7 @@ def _iso(value: Any) -> str | None:
 
 
 def alert_payload(alert: Alert) -> dict[str, Any]:
-    """One alert as in the wall's snapshot and ``alert`` frames (contract §5).
+    """One alert as in the wall's snapshot and ``alert`` frames (docs/wall.md, Alerts).
 
     Expects ``team``, ``agent`` and ``acknowledged_by`` loaded (``select_related``).
     """

@@ -8,7 +8,8 @@ def create(apps, schema_editor):
     for name in ("Supervisors", "Managers"):
         Group.objects.get_or_create(name=name)
     apps.get_model("agents", "Team").objects.get_or_create(name="Unassigned")
-    # Contract §3: timed 30 s, early exit allowed, extension in 30 s steps up to 300 s.
+    # The site default (docs/api.md, ACW policies): timed 30 s, early exit allowed, extension in 30
+    # s steps up to 300 s.
     apps.get_model("agents", "AcwPolicy").objects.get_or_create(
         team=None,
         channel="",

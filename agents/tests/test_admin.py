@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,11 +17,11 @@ from rest_framework.test import APIClient
 
 from agents import events, services
 from agents.models import AcwPolicy, AcwSession, Agent, AgentState, Event, Interaction, Team
+from agents.tests.factories import event
 from reporting import rollups
 from reporting.models import Alert, DirtyInterval, KpiRollup
 
 from .admin_forms import post_admin_form
-from .factories import event
 
 pytestmark = pytest.mark.django_db
 
@@ -29,13 +30,7 @@ pytestmark = pytest.mark.django_db
 def admin_client_with_data(admin_ada: Any, alice: Any) -> Client:
     services.ingest_events(
         [
-            {
-                "event_id": f"adm-{n}",
-                "type": type_,
-                "agent": "alice",
-                "occurred_at": f"2026-11-20T09:00:{n:02d}+00:00",
-                **fields,
-            }
+            event("alice", type_, datetime(2026, 11, 20, 9, 0, n, tzinfo=UTC), **fields)
             for n, (type_, fields) in enumerate(
                 [
                     ("agent.logged_in", {}),

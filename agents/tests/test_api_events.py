@@ -1,8 +1,8 @@
-"""``POST /api/v1/events`` (contract §3): shapes, validation, idempotency, batches, outages."""
+"""``POST /api/v1/events`` (docs/api.md, section 3): shapes, validation, idempotency, batches,
+outages."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -16,23 +16,17 @@ from rest_framework.test import APIClient
 
 from agents import events as wall_events
 from agents.models import Agent, AgentState, ApiToken, Event
+from agents.tests import factories
 
 URL = "/api/v1/events"
 BASE = timezone.now().replace(microsecond=0) - timedelta(hours=1)
-_ids = itertools.count(1)
 
 pytestmark = pytest.mark.django_db
 
 
 def event(type_: str = "agent.logged_in", offset: float = 0, agent: str = "alice", **fields: Any):
-    """A contract-shaped event ``offset`` seconds after BASE with a fresh event_id."""
-    return {
-        "event_id": f"evt-{next(_ids)}",
-        "type": type_,
-        "agent": agent,
-        "occurred_at": (BASE + timedelta(seconds=offset)).isoformat(),
-        **fields,
-    }
+    """An event ``offset`` seconds after BASE with a fresh event_id (the factories' builder)."""
+    return factories.event(agent, type_, BASE + timedelta(seconds=offset), **fields)
 
 
 def post(client: APIClient, body: Any) -> Any:

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
-import time_machine
 from rest_framework.test import APIClient
 
-from agents import services
 from agents.models import AcwPolicy, Agent
+from agents.tests.factories import at, call, send
 
 STATE_URL = "/api/v1/agents/state"
 KPI_URL = "/api/v1/kpis"
-DAY = "2026-11-02"
-# "Now" for every test here: the afternoon of DAY, so the morning's events are in the past.
-NOW = datetime.fromisoformat(f"{DAY}T15:00:00+00:00")
-_ids = itertools.count(1)
 
-pytestmark = pytest.mark.django_db
+# Time stands still on the afternoon of DAY (the root conftest's frozen_now).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
 AGENT_FIELDS = {
     "agent",
@@ -33,35 +27,6 @@ AGENT_FIELDS = {
     "interaction_id",
     "acw_deadline",
 }
-
-
-@pytest.fixture(autouse=True)
-def frozen_now() -> Iterator[time_machine.Traveller]:
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-def at(clock: str, day: str = DAY) -> str:
-    """An ISO timestamp (UTC) on ``day`` at ``clock`` (HH:MM:SS)."""
-    return f"{day}T{clock}+00:00"
-
-
-def send(agent: str, type_: str, clock: str, day: str = DAY, **fields: Any) -> None:
-    """Ingest one event through the one ingestion function; it must be accepted."""
-    raw = {
-        "event_id": f"r-{next(_ids)}",
-        "type": type_,
-        "agent": agent,
-        "occurred_at": at(clock, day),
-        **fields,
-    }
-    result = services.ingest_event(raw)
-    assert result.status == "accepted", result
-
-
-def call(agent: str, cid: str, start: str, end: str, day: str = DAY, **fields: Any) -> None:
-    send(agent, "interaction.started", start, day, interaction_id=cid, channel="phone", **fields)
-    send(agent, "interaction.ended", end, day, interaction_id=cid)
 
 
 def client_for(user: Any) -> APIClient:
@@ -106,14 +71,12 @@ def test_agent_states_have_exactly_the_contract_fields(api: APIClient, live_floo
         "interaction_id": "c-7",
         "acw_deadline": None,
     }
-    assert datetime.fromisoformat(agents["alice"]["since"]) == datetime.fromisoformat(
-        at("14:50:00")
-    )
+    assert datetime.fromisoformat(agents["alice"]["since"]) == at("14:50:00")
     bob = agents["bob"]
     assert (bob["state"], bob["reason"], bob["interaction_id"]) == ("acw", None, None)
-    assert datetime.fromisoformat(bob["since"]) == datetime.fromisoformat(at("14:59:50"))
+    assert datetime.fromisoformat(bob["since"]) == at("14:59:50")
     # Site default policy: a timed ACW of 30 s.
-    assert datetime.fromisoformat(bob["acw_deadline"]) == datetime.fromisoformat(at("15:00:20"))
+    assert datetime.fromisoformat(bob["acw_deadline"]) == at("15:00:20")
     carol = agents["carol"]
     assert (carol["state"], carol["reason"], carol["team"]) == ("not_ready", "lunch", "South")
     assert (carol["interaction_id"], carol["acw_deadline"]) == (None, None)

@@ -1,4 +1,4 @@
-"""Account commands (contract §2): ``create_user`` and ``create_api_token``."""
+"""Account commands (docs/api.md, section 2): ``create_user`` and ``create_api_token``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from agents import access
 from agents.models import Agent, ApiToken, Team
+from agents.tests.factories import event
 
 pytestmark = pytest.mark.django_db
 
@@ -203,14 +204,7 @@ def test_create_api_token_prints_a_working_token_on_its_last_line(db: None) -> N
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     response = client.post(
         "/api/v1/events",
-        json.dumps(
-            {
-                "event_id": "t-1",
-                "type": "agent.logged_in",
-                "agent": "alice",
-                "occurred_at": "2026-11-02T09:00:00+00:00",
-            }
-        ),
+        json.dumps(event("alice", "agent.logged_in", 60)),
         content_type="application/json",
     )
     assert response.status_code == 201

@@ -1,4 +1,4 @@
-"""The wall's WebSocket (contract §5), driven through the real ASGI application.
+"""The wall's WebSocket (docs/wall.md), driven through the real ASGI application.
 
 Fast tests use the in-memory channel layer; the ``integration`` ones use what production uses:
 the Redis pub/sub layer and, for the multi-process test, two daphne servers.
@@ -500,7 +500,8 @@ async def test_the_snapshot_carries_the_open_alerts_of_the_users_teams_only(
 async def test_an_idle_socket_on_redis_still_receives_a_push_after_7_seconds(
     supervisor_sam: Any, alice: Any
 ) -> None:
-    # redis-py 8 defaults socket_timeout to 5 s; the layer must not drop an idle wall (trap 1).
+    # redis-py 8 defaults socket_timeout to 5 s; the layer must not drop an idle wall
+    # (docs/design.md, traps of the stack).
     assert "pubsub" in settings.CHANNEL_LAYERS["default"]["BACKEND"]
     wall, _ = await connected_wall(supervisor_sam)
     await asyncio.sleep(7)

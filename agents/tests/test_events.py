@@ -73,8 +73,9 @@ class _Subscriber(threading.Thread):
 def test_500_publishes_from_sync_code_share_one_connection_and_arrive_in_order(
     monkeypatch: Any,
 ) -> None:
-    # STACK.md trap 12: async_to_sync(group_send) from a plain thread ran a new event loop per
-    # call, and the pub/sub layer opened a Redis connection per loop (1.5 ms per publish here).
+    # docs/design.md, traps of the stack: async_to_sync(group_send) from a plain thread ran a new
+    # event loop per call, and the pub/sub layer opened a Redis connection per loop (1.5 ms per
+    # publish here).
     assert "pubsub" in get_channel_layer().__class__.__module__
     team_id = 900_000 + int(time.time()) % 10_000
     subscriber = _Subscriber(team_id, expected=500)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
 from datetime import datetime, timedelta
@@ -15,20 +14,15 @@ from django.utils import timezone
 from agents import services
 from agents.models import AcwPolicy, AcwSession, Agent, AgentState, Event, Interaction, Team
 from agents.policies import Policies
+from agents.tests import factories
 from reporting.queries import kpi_rows
 
 BASE = timezone.now().replace(microsecond=0) - timedelta(hours=2)
-_ids = itertools.count(1)
 
 
 def event(agent: str, type_: str, offset: float, *, base: datetime = BASE, **fields: Any) -> dict:
-    return {
-        "event_id": f"{agent}-{next(_ids)}",
-        "type": type_,
-        "agent": agent,
-        "occurred_at": (base + timedelta(seconds=offset)).isoformat(),
-        **fields,
-    }
+    """An event ``offset`` seconds after ``base`` (the factories' builder)."""
+    return factories.event(agent, type_, base + timedelta(seconds=offset), **fields)
 
 
 def ingest(*events: dict) -> list[str]:

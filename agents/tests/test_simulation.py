@@ -35,6 +35,7 @@ from agents.simulation import (
     roster,
 )
 from agents.states import PolicySpec
+from agents.tests import factories
 
 START = datetime.fromisoformat("2026-11-25T08:00:00+00:00")
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,14 +251,9 @@ def test_simulate_sends_live_events_and_stops_after_its_duration(
 def test_simulate_logs_out_agents_left_from_an_earlier_run_where_they_stopped(alice: Agent) -> None:
     long_ago = timezone.now() - timedelta(hours=3)
     services.ingest_event(
-        {
-            "event_id": "old-call",
-            "type": "interaction.started",
-            "agent": "alice",
-            "occurred_at": long_ago.isoformat(),
-            "interaction_id": "old",
-            "channel": "phone",
-        }
+        factories.event(
+            "alice", "interaction.started", long_ago, interaction_id="old", channel="phone"
+        )
     )
     call_command("simulate", "--duration", "1", "--rate", "60", stdout=StringIO())
     old = Interaction.objects.get(interaction_id="old")

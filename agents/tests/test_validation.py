@@ -1,4 +1,4 @@
-"""Event validation (contract §3) without a database: ``validation.parse_event``."""
+"""Event validation (docs/api.md, section 3) without a database: ``validation.parse_event``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import time_machine
 
 from agents.states import EVENT_TYPES
+from agents.tests.factories import event
 from agents.validation import EventRejected, ParsedEvent, parse_event
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -35,14 +36,11 @@ def frozen() -> Any:
 
 
 def raw(type_: str = "agent.logged_in", **fields: Any) -> dict[str, Any]:
-    return {
-        "event_id": "e-1",
-        "type": type_,
-        "agent": "alice",
-        "occurred_at": "2026-11-02T11:00:00+00:00",
-        **OWN_FIELDS.get(type_, {}),
-        **fields,
-    }
+    # ``fields`` may replace any field, the envelope's included, with a bad value.
+    valid = event(
+        "alice", type_, NOW - timedelta(hours=1), event_id="e-1", **OWN_FIELDS.get(type_, {})
+    )
+    return {**valid, **fields}
 
 
 def rejected(event: Any) -> str:

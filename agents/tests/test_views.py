@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
-from django.utils import timezone
 
 from agents import selectors, services
 from agents.models import (
@@ -24,6 +22,7 @@ from agents.models import (
     StateThreshold,
     WrapUpCode,
 )
+from agents.tests.factories import event
 
 pytestmark = pytest.mark.django_db
 
@@ -35,9 +34,7 @@ def client_for(user: Any, *, csrf: bool = False) -> Client:
 
 
 def ingest(agent: str, type_: str, seconds_ago: float = 0, **fields: Any) -> None:
-    at = timezone.now() - timedelta(seconds=seconds_ago)
-    raw = {"event_id": str(uuid.uuid4()), "type": type_, "agent": agent, **fields}
-    result = services.ingest_event({**raw, "occurred_at": at.isoformat()})
+    result = services.ingest_event(event(agent, type_, seconds_ago, **fields))
     assert result.status == "accepted", result
 
 
@@ -152,8 +149,8 @@ def test_a_supervisor_ends_an_agents_acw_through_the_ingestion_service(
     acw = AcwSession.objects.get(agent=alice)
     assert acw.end_reason == "supervisor"
     assert acw.ended_by == supervisor_sam
-    event = Event.objects.get(agent=alice, type="acw.ended")
-    assert (event.source, event.actor, event.data["reason"]) == (
+    stored = Event.objects.get(agent=alice, type="acw.ended")
+    assert (stored.source, stored.actor, stored.data["reason"]) == (
         "wall",
         supervisor_sam,
         "supervisor",

@@ -14,6 +14,7 @@ import pytest
 
 from agents.simulation import PERSONAS, SimAgent, generate
 from agents.states import PolicySpec
+from agents.tests import factories
 from integrations import connect, queue_log, taskrouter
 from integrations.simulation import AsteriskFeed, ConnectFeed, TwilioFeed
 
@@ -95,13 +96,7 @@ def test_queue_log_lines_translate_back_to_one_login_and_logout_per_agent(tmp_pa
 
 @pytest.mark.parametrize("reason", ["break", "lunch"])
 def test_statuses_and_activities_carry_the_reason(reason: str) -> None:
-    event = {
-        "event_id": "x",
-        "type": "agent.not_ready",
-        "agent": "a",
-        "occurred_at": START.isoformat(),
-        "reason": reason,
-    }
+    event = factories.event("a", "agent.not_ready", START, event_id="x", reason=reason)
     connect_feed = ConnectFeed({})
     connect_feed.records({**event, "type": "agent.logged_in"})
     (record,) = connect_feed.records(event)

@@ -1,24 +1,17 @@
-"""Contract-shaped events for reporting tests (they enter through ``ingest_event`` only)."""
+"""Interactions as event sequences for reporting tests (they enter through ``ingest_event`` only).
+
+``event`` is the test suite's one event builder (``agents.tests.factories``).
+"""
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
 from agents import services
+from agents.tests.factories import event
 
-_ids = itertools.count(1)
-
-
-def event(agent: str, type_: str, at: datetime, **fields: Any) -> dict[str, Any]:
-    return {
-        "event_id": f"rep-{agent}-{next(_ids)}",
-        "type": type_,
-        "agent": agent,
-        "occurred_at": at.isoformat(),
-        **fields,
-    }
+__all__ = ["call", "event", "ingest"]
 
 
 def ingest(*events: dict[str, Any]) -> list[str]:

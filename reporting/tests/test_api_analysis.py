@@ -13,12 +13,12 @@ import time_machine
 from rest_framework.test import APIClient
 
 from agents.models import AcwPolicy, Agent, Department, Team, WrapUpCode
-from agents.tests.test_api_read import DAY, KPI_URL, by_key, client_for, frozen_now, send
+from agents.tests.factories import DAY, send
 from reporting import rollups
+from reporting.tests.test_api_kpis import KPI_URL, by_key, client_for
 
-pytestmark = pytest.mark.django_db
-
-__all__ = ["frozen_now"]  # an autouse fixture: imported so it applies here too
+# Time stands still on the afternoon of DAY (the root conftest's frozen_now).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
 DISTRIBUTION_URL = "/api/v1/kpis/distribution"
 NEW_FIELDS = ("acw_count", "timeouts", "extended", "too_short")

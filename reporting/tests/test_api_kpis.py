@@ -10,17 +10,12 @@ import time_machine
 from rest_framework.test import APIClient
 
 from agents.models import AcwPolicy, Agent
-from agents.tests.test_api_read import (  # the clock, event and client helpers of the read APIs
-    DAY,
-    KPI_URL,
-    by_key,
-    call,
-    client_for,
-    frozen_now,
-    send,
-)
+from agents.tests.factories import DAY, call, send
 
-pytestmark = pytest.mark.django_db
+KPI_URL = "/api/v1/kpis"
+
+# Time stands still on the afternoon of DAY (the root conftest's frozen_now).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
 KPI_FIELDS = {
     "key",
@@ -34,7 +29,17 @@ KPI_FIELDS = {
     "acw_share",
 }
 
-__all__ = ["frozen_now"]  # an autouse fixture: imported so it applies here too
+
+def client_for(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def by_key(response: Any) -> dict[str, dict[str, Any]]:
+    assert response.status_code == 200, response.json()
+    return {row["key"]: row for row in response.json()["rows"]}
+
 
 # --- GET /api/v1/kpis: a scenario computed by hand --------------------------------------------
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from agents import services as agent_services
 from agents.models import AcwPolicy, Department, Team, WrapUpCode
+from agents.tests.factories import event
 from reporting import rollups
 from reporting.queries import (
     GROUP_BYS,
@@ -68,15 +69,7 @@ def _events(agent: str, steps: list[tuple[Any, ...]], ids: Any) -> list[dict[str
     t = BASE
 
     def add(type_: str, at: datetime, **fields: Any) -> None:
-        out.append(
-            {
-                "event_id": f"{agent}-{next(ids)}",
-                "type": type_,
-                "agent": agent,
-                "occurred_at": at.isoformat(),
-                **fields,
-            }
-        )
+        out.append(event(agent, type_, at, event_id=f"{agent}-{next(ids)}", **fields))
 
     add("agent.logged_in", t)
     for n, step in enumerate(steps):

@@ -1,4 +1,4 @@
-// The supervisor wall: one tile per agent, live over /ws/wall/ (contract §5).
+// The supervisor wall: one tile per agent, live over /ws/wall/ (docs/wall.md).
 //
 // The server sends a snapshot, then numbered deltas. The page keeps the agents in a Map keyed by
 // external id, renders tiles once and patches them, and ticks every tile's clock once a second.
@@ -455,10 +455,11 @@
     concurrent_acw: "Many agents in ACW at once",
   };
   const RED_ALERTS = new Set(["long_acw", "concurrent_acw"]);
-  const alertKey = (alert) => String(alert.id ?? `${alert.kind || alert.type}:${alert.agent || alert.team}`);
-  const isClosed = (alert) =>
-    Boolean(alert.closed || alert.resolved || alert.resolved_at || alert.closed_at) ||
-    ["closed", "resolved", "cleared"].includes(alert.status || alert.state);
+  // Alerts as reporting.selectors.alert_payload sends them (docs/wall.md): status is open,
+  // acknowledged or resolved; a resolved alert leaves the list.
+  const alertKey = (alert) => String(alert.id);
+  const isClosed = (alert) => alert.status === "resolved";
+  const isAcknowledged = (alert) => alert.status === "acknowledged";
 
   function applyAlert(alert) {
     if (isClosed(alert)) alerts.delete(alertKey(alert));
@@ -469,11 +470,10 @@
   function renderAlerts() {
     const list = $("#alerts-list");
     const items = [...alerts.values()].sort(
-      (a, b) => Boolean(a.acknowledged || a.acknowledged_at) - Boolean(b.acknowledged || b.acknowledged_at) ||
-        (ms(b.opened_at || b.created_at) || 0) - (ms(a.opened_at || a.created_at) || 0),
+      (a, b) => isAcknowledged(a) - isAcknowledged(b) || (ms(b.opened_at) || 0) - (ms(a.opened_at) || 0),
     );
     list.replaceChildren(...items.map(alertItem));
-    const open = items.filter((a) => !(a.acknowledged || a.acknowledged_at)).length;
+    const open = items.filter((a) => !isAcknowledged(a)).length;
     $("#alerts-count").textContent = String(items.length);
     $("#alerts-count").classList.toggle("hot", open > 0);
     $("#alerts-empty").hidden = items.length > 0;
@@ -484,24 +484,24 @@
     const li = document.createElement("li");
     li.className = "alert";
     li.dataset.alert = alertKey(alert);
-    li.dataset.severity = alert.severity || (RED_ALERTS.has(alert.kind) ? "red" : "warning");
-    const acknowledged = Boolean(alert.acknowledged || alert.acknowledged_at);
+    li.dataset.severity = RED_ALERTS.has(alert.kind) ? "red" : "warning";
+    const acknowledged = isAcknowledged(alert);
     li.dataset.acknowledged = String(acknowledged);
     const title = document.createElement("div");
     title.className = "alert-title";
-    title.textContent = ALERT_TITLES[alert.kind] || (alert.kind || "Alert").replaceAll("_", " ");
+    title.textContent = ALERT_TITLES[alert.kind] || alert.kind.replaceAll("_", " ");
     const meta = document.createElement("div");
     meta.className = "alert-meta";
     const person = alert.agent ? (agents.get(alert.agent) || {}).name || alert.agent : "";
     const who = [person, alert.team].filter(Boolean).join(" · ");
-    const since = ms(alert.opened_at || alert.created_at);
+    const since = ms(alert.opened_at);
     meta.textContent = [who, Number.isNaN(since) ? "" : `since ${new Date(since).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`]
       .filter(Boolean).join(" — ");
     li.append(title, meta);
-    if (alert.message || alert.detail) {
+    if (alert.message) {
       const text = document.createElement("div");
       text.className = "alert-text";
-      text.textContent = alert.message || alert.detail;
+      text.textContent = alert.message;
       li.append(text);
     }
     const foot = document.createElement("div");
@@ -510,7 +510,7 @@
     state.className = "muted";
     state.textContent = acknowledged ? `Acknowledged${alert.acknowledged_by ? ` by ${alert.acknowledged_by}` : ""}` : "";
     foot.append(state);
-    if (!acknowledged && alert.id != null) {
+    if (!acknowledged) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "btn btn-sm";
@@ -527,8 +527,7 @@
     try {
       const response = await post(`/kpis/alerts/${encodeURIComponent(alert.id)}/ack`, {});
       if (!response.ok) throw new Error(String(response.status));
-      const body = await response.json().catch(() => ({}));
-      applyAlert(body.alert || { ...alert, acknowledged: true });
+      applyAlert((await response.json()).alert);
     } catch {
       button.disabled = false;
       button.textContent = "Retry acknowledge";

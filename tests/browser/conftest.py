@@ -1,8 +1,8 @@
 """Browser tests: a real daphne server on the test database and the system chromium.
 
 Playwright's sync API is used directly (no pytest-playwright) with the system chromium
-(STACK.md trap 7: never ``playwright install``). One server process serves every browser
-test; the restart test stops and starts it on the same port.
+(docs/design.md, traps of the stack: never ``playwright install``). One server process serves every
+browser test; the restart test stops and starts it on the same port.
 """
 
 from __future__ import annotations

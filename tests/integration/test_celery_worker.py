@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from agents import services as agent_services
 from agents.models import AcwPolicy, AcwSession, AgentState, Team
+from agents.tests.factories import event
 from reporting import tasks
 from reporting.models import Alert, Grain, KpiRollup
 
@@ -22,22 +23,15 @@ pytestmark = [
 ]
 
 
-def _event(n: int, type_: str, seconds_ago: float, **fields: object) -> dict:
-    at = timezone.now() - timedelta(seconds=seconds_ago)
-    return {
-        "event_id": f"it-{n}-{at.timestamp()}",
-        "type": type_,
-        "agent": "iris",
-        "occurred_at": at.isoformat(),
-        **fields,
-    }
+def _event(type_: str, seconds_ago: float, **fields: object) -> dict:
+    return event("iris", type_, seconds_ago, **fields)
 
 
 def _call(channel: str = "phone") -> list[dict]:
     cid = {"interaction_id": f"call-{timezone.now().timestamp()}"}
     return [
-        _event(1, "interaction.started", 40, channel=channel, **cid),
-        _event(2, "interaction.ended", 0, **cid),
+        _event("interaction.started", 40, channel=channel, **cid),
+        _event("interaction.ended", 0, **cid),
     ]
 
 

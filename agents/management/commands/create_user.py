@@ -1,4 +1,4 @@
-"""``manage.py create_user USERNAME --role supervisor|manager|agent`` (contract §2)."""
+"""``manage.py create_user USERNAME --role supervisor|manager|agent`` (docs/api.md, section 2)."""
 
 from __future__ import annotations
 
