@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from reporting import locks
+from acw_site import locks
 
 from . import retention, services
 

@@ -1,6 +1,6 @@
 """Celery tasks of reporting: thin wrappers around ``reporting.rollups`` and ``reporting.alerts``, run by beat.
 
-Each periodic body runs under a Redis lock (``reporting.locks``), so a run that takes longer
+Each periodic body runs under a Redis lock (``acw_site.locks``), so a run that takes longer
 than its interval is skipped rather than overlapped. The schedules live in django-celery-beat's
 tables (defaults from migration ``0002_default_schedules``).
 """
@@ -14,7 +14,9 @@ import redis
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import alerts, locks, rollups
+from acw_site import locks
+
+from . import alerts, rollups
 
 # Transient: a database restart or failover (OperationalError, InterfaceError on a dropped
 # connection) and a Redis restart (ConnectionError, TimeoutError on the lock). Every body is

@@ -68,21 +68,22 @@ def count_queries(read: Callable[[], Any]) -> int:
     return len(captured.captured_queries)
 
 
-def test_the_wall_snapshot_reads_two_queries_for_any_number_of_agents(
+def test_the_wall_snapshot_reads_three_queries_for_any_number_of_agents(
     supervisor_sam: Any, django_assert_num_queries: Any
 ) -> None:
     small = floor(SMALL, supervisor_sam)
     snapshot_small = count_queries(lambda: selectors.wall_snapshot(small))
     large = floor(LARGE, supervisor_sam)
     assert count_queries(lambda: selectors.wall_snapshot(large)) == snapshot_small
-    # The agents with their teams, then the open alerts with their teams, agents and users.
-    with django_assert_num_queries(2):
+    # The agents with their teams, the ACW policies of those teams (tile colour points), then
+    # the open alerts with their teams, agents and users.
+    with django_assert_num_queries(3):
         snapshot = selectors.wall_snapshot(large)
     assert len(snapshot["agents"]) == SMALL + LARGE
     assert len(snapshot["alerts"]) == SMALL + LARGE
 
 
-def test_the_agent_state_api_reads_three_queries_for_any_number_of_agents(
+def test_the_agent_state_api_reads_four_queries_for_any_number_of_agents(
     api: APIClient, supervisor_sam: Any, django_assert_num_queries: Any
 ) -> None:
     def read() -> Any:
@@ -93,7 +94,7 @@ def test_the_agent_state_api_reads_three_queries_for_any_number_of_agents(
     small = count_queries(read)
     floor(LARGE, supervisor_sam)
     assert count_queries(read) == small
-    # The token, the teams the caller may see, the agents with their teams.
-    with django_assert_num_queries(3):
+    # The token, the teams the caller may see, the agents with their teams, their ACW policies.
+    with django_assert_num_queries(4):
         response = read()
     assert len(response.json()["agents"]) == SMALL + LARGE

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from django_celery_beat.models import PeriodicTask
 
+from acw_site import locks
 from agents.models import Agent
-from reporting import locks, tasks
+from reporting import tasks
 from reporting.models import Grain, KpiRollup
 
 from .factories import call, ingest

@@ -30,7 +30,7 @@ import json, django
 django.setup()
 from acw_site.celery import app
 from agents import events
-from reporting import locks
+from acw_site import locks
 
 events._publish(1, {"type": "wall.agent", "agent": {"agent": "x"}})
 assert events.publish_failures() == 0

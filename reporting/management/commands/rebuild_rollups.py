@@ -8,7 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from reporting import locks, rollups
+from acw_site import locks
+from reporting import rollups
 from reporting.queries import site_today
 
 
