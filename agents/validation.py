@@ -76,13 +76,19 @@ class OffsetDateTimeField(serializers.Field):
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string and nothing else: DRF's CharField would turn ``42`` into ``"42"``."""
+    """A JSON string and nothing else: DRF's CharField would turn ``42`` into ``"42"``.
+
+    Its length limit applies to the string as sent, as the published schema says (DRF would
+    measure it after trimming surrounding white space).
+    """
 
     default_error_messages = {"not_a_string": "must be a string"}
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("not_a_string")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
 
 
