@@ -92,7 +92,9 @@ def test_a_shift_with_pauses_and_transfers_gives_state_and_kpis(
     assert Event.objects.filter(type="agent.logged_in").count() == 1
     assert Event.objects.filter(type="agent.logged_out").count() == 1
     assert list(
-        Event.objects.filter(type="agent.not_ready").values_list("data__reason", flat=True)
+        Event.objects.filter(type="agent.not_ready")
+        .order_by("occurred_at")
+        .values_list("data__reason", flat=True)
     ) == ["Lunch", "Training"]
 
 
