@@ -1,4 +1,5 @@
-"""The one builder of events for tests and benchmarks, and the fixed day the read API tests share.
+"""The one builder of events for tests and benchmarks, the fixed day the read API tests share,
+and their API client helpers.
 
 Every test module and bench script that needs an event dict gets it from ``event()``; modules
 that count time their own way (offsets from a fixed base, clock times on a fixed day) turn their
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 
 def event(
@@ -58,3 +60,16 @@ def call(agent: str, cid: str, start: str, end: str, day: str = DAY, **fields: A
     """A phone interaction from ``start`` to ``end`` (clock times on ``day``), no ACW end."""
     send(agent, "interaction.started", start, day, interaction_id=cid, channel="phone", **fields)
     send(agent, "interaction.ended", end, day, interaction_id=cid)
+
+
+def client_for(user: Any) -> APIClient:
+    """An API client logged in as ``user`` (a session, as the pages use)."""
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def by_key(response: Any) -> dict[str, dict[str, Any]]:
+    """A KPI answer's rows by their ``key``; the answer must be a 200."""
+    assert response.status_code == 200, response.json()
+    return {row["key"]: row for row in response.json()["rows"]}

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from agents import services
 from agents.models import Agent, AgentState, Team
-from agents.tests.factories import event
+from agents.tests.factories import client_for, event
 
 pytestmark = pytest.mark.django_db
 
@@ -19,12 +19,6 @@ def put(client: APIClient, external_id: str, body: Any) -> Any:
     return client.put(
         f"/api/v1/agents/{external_id}", json.dumps(body), content_type="application/json"
     )
-
-
-def client_for(user: Any) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
 
 
 def test_a_token_creates_an_agent_and_its_new_team(api: APIClient) -> None:

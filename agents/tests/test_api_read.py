@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from agents.models import AcwPolicy, Agent
-from agents.tests.factories import at, call, send
+from agents.tests.factories import at, call, client_for, send
 
 STATE_URL = "/api/v1/agents/state"
 KPI_URL = "/api/v1/kpis"
@@ -27,17 +27,6 @@ AGENT_FIELDS = {
     "interaction_id",
     "acw_deadline",
 }
-
-
-def client_for(user: Any) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
-def by_key(response: Any) -> dict[str, dict[str, Any]]:
-    assert response.status_code == 200, response.json()
-    return {row["key"]: row for row in response.json()["rows"]}
 
 
 # --- GET /api/v1/agents/state ---------------------------------------------------------------

@@ -10,7 +10,7 @@ import time_machine
 from rest_framework.test import APIClient
 
 from agents.models import AcwPolicy, Agent
-from agents.tests.factories import DAY, call, send
+from agents.tests.factories import DAY, by_key, call, client_for, send
 
 KPI_URL = "/api/v1/kpis"
 
@@ -28,17 +28,6 @@ KPI_FIELDS = {
     "aht_seconds",
     "acw_share",
 }
-
-
-def client_for(user: Any) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
-def by_key(response: Any) -> dict[str, dict[str, Any]]:
-    assert response.status_code == 200, response.json()
-    return {row["key"]: row for row in response.json()["rows"]}
 
 
 # --- GET /api/v1/kpis: a scenario computed by hand --------------------------------------------
