@@ -115,7 +115,9 @@ def test_too_many_agents_in_acw_at_once_is_a_team_alert(
     assert alert.message.startswith("2 of 2 logged-in agents in ACW")
 
 
-def test_repeatedly_too_short_acws_open_an_alert_until_the_streak_breaks(alice: Agent) -> None:
+def test_repeatedly_too_short_acws_open_an_alert_until_the_streak_breaks(
+    alice: Agent, frozen_now: Any
+) -> None:
     AcwPolicy.objects.create(team=alice.team, min_seconds=20, alert_too_short_count=3)
     now = timezone.now()
     t = now - timedelta(minutes=10)
@@ -128,7 +130,9 @@ def test_repeatedly_too_short_acws_open_an_alert_until_the_streak_breaks(alice: 
     assert kinds() == [(AlertKind.TOO_SHORT_STREAK, "resolved", "alice")]
 
 
-def test_acw_share_today_and_team_average_use_the_kpis(alice: Agent, north: Team) -> None:
+def test_acw_share_today_and_team_average_use_the_kpis(
+    alice: Agent, north: Team, frozen_now: Any
+) -> None:
     AcwPolicy.objects.create(team=north, seconds=60, alert_acw_share=0.3, target_avg_seconds=30)
     now = timezone.now()
     start = now - timedelta(minutes=30)
