@@ -109,6 +109,10 @@ class AgentState(models.Model):
     acw_started_at = models.DateTimeField(null=True, blank=True)
     acw_deadline = models.DateTimeField(null=True, blank=True)
     acw_extensions = models.PositiveIntegerField(default=0)
+    open_contacts = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Contacts the agent holds: interactions connected plus ACWs open.",
+    )
     version = models.PositiveBigIntegerField(
         default=0,
         help_text="+1 on every change walls see: lets a wall drop an older state published late.",
@@ -120,10 +124,11 @@ class AgentState(models.Model):
 
     class Meta:
         indexes = [
+            # Set whenever an ACW is open, also while the agent is on another contact.
             models.Index(
                 fields=["acw_deadline"],
-                name="agentstate_open_acw_deadline",
-                condition=Q(state="acw"),
+                name="agentstate_acw_deadline",
+                condition=Q(acw_deadline__isnull=False),
             ),
         ]
 
@@ -144,6 +149,7 @@ class AgentState(models.Model):
         self.acw_started_at = current.acw.started_at if current.acw else None
         self.acw_deadline = current.acw.deadline if current.acw else None
         self.acw_extensions = current.acw.extensions if current.acw else 0
+        self.open_contacts = current.open_contacts
 
     def as_of(self, now: datetime) -> AgentState:
         """This live state as it is at ``now``, for reading (never saved).
@@ -154,7 +160,7 @@ class AgentState(models.Model):
         because a worker is late or down. The worker's write then changes nothing they see
         but the version.
         """
-        if self.state != State.ACW or self.acw_deadline is None or self.acw_deadline > now:
+        if self.acw_deadline is None or self.acw_deadline > now:
             return self
         current, _ = states.advance(states.AgentProjection.from_json(self.projection), now)
         shown = copy.copy(self)

@@ -32,6 +32,7 @@ from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from .models import AcwSession, AgentState, Event, HoldPeriod, Interaction
+from .states import AgentProjection
 
 # Event fields that may carry personal data (free text, the customer's contact id).
 PERSONAL_EVENT_FIELDS = ("note", "interaction_id")
@@ -65,16 +66,15 @@ def horizon(now: datetime | None = None) -> datetime | None:
 def _projection_keys(state_after: dict[str, Any] | None) -> set[int]:
     """The ids of the events that opened the rows still open in a stored projection."""
     keys: set[int] = set()
-    interaction = (state_after or {}).get("interaction") or {}
-    acw = (state_after or {}).get("acw") or {}
-    for value in (
-        interaction.get("key"),
-        interaction.get("hold_key"),
-        acw.get("key"),
-        acw.get("interaction_key"),
-    ):
-        if value is not None:
-            keys.add(int(value))
+    projection = AgentProjection.from_json(state_after)
+    for it in projection.interactions:
+        keys.add(it.key)
+        if it.hold_key is not None:
+            keys.add(it.hold_key)
+    for acw in projection.acws:
+        keys.add(acw.key)
+        if acw.interaction_key is not None:
+            keys.add(acw.interaction_key)
     return keys
 
 

@@ -70,8 +70,13 @@ class AgentStateSerializer(serializers.Serializer):
     acw_extensions = serializers.IntegerField(
         help_text="How many times the open ACW was extended; 0 outside acw."
     )
+    open_contacts = serializers.IntegerField(
+        help_text="Contacts the agent holds: interactions connected plus ACWs open (a chat "
+        "agent may hold several); 0 when none."
+    )
     acw_timeout = serializers.SerializerMethodField(
-        help_text="Only in a timed acw: what the agent becomes at the deadline (state, reason)."
+        help_text="Only in a timed acw: what the agent becomes at the deadline (state, reason); "
+        "null when another contact's ACW is still open then."
     )
     version = serializers.IntegerField(
         help_text="Grows with every change of this agent's live state; a wall ignores a state "
@@ -99,6 +104,9 @@ class AgentStateSerializer(serializers.Serializer):
         if live.state != ACW or live.acw_deadline is None:
             return None
         after = live.as_of(live.acw_deadline)
+        if after.state == ACW:
+            # Another contact's ACW is still open then: the wall waits for the server's push.
+            return None
         return {"state": after.state, "reason": after.reason if after.state == NOT_READY else None}
 
     def to_representation(self, instance: AgentState) -> dict[str, Any]:

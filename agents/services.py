@@ -528,6 +528,7 @@ LIVE_FIELDS = (
     "acw_started_at",
     "acw_deadline",
     "acw_extensions",
+    "open_contacts",
 )
 
 
@@ -567,7 +568,7 @@ def _store_live(
     if not changed:
         return
     events.broadcast_on_commit([events.agent_changed(_with_team(live), policies)])
-    if live.state == "acw" and live.acw_deadline is not None:
+    if live.acw_deadline is not None:  # in acw, or on a contact while another one's ACW runs
         _schedule_timeout_on_commit(live.agent_id, live.acw_deadline)
 
 
@@ -603,7 +604,7 @@ def expire_acw(agent_id: int, now: datetime | None = None) -> bool:
     with transaction.atomic():
         live = (
             AgentState.objects.select_for_update()
-            .filter(agent_id=agent_id, state="acw", acw_deadline__lte=now)
+            .filter(agent_id=agent_id, acw_deadline__lte=now)
             .first()
         )
         if live is None:
@@ -616,7 +617,7 @@ def expire_acw(agent_id: int, now: datetime | None = None) -> bool:
 def expire_due_acws(now: datetime | None = None) -> int:
     """The safety net behind the per-ACW timers: close every ACW whose deadline has passed."""
     now = now or timezone.now()
-    due = AgentState.objects.filter(state="acw", acw_deadline__lte=now).values_list(
+    due = AgentState.objects.filter(acw_deadline__lte=now).values_list(
         "agent_id", flat=True
     )
     return sum(expire_acw(agent_id, now) for agent_id in list(due))

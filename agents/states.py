@@ -12,6 +12,13 @@ first times out every ACW whose deadline is before t) and, for the live state, u
 stored per-event projection never contains a timeout that happened after the event, so an event that
 arrives late but occurred before a deadline is applied to the ACW still open, and the timeout is
 recomputed.
+
+Several contacts at once (docs/design.md, "Concurrent contacts"): a chat agent may hold several
+chats, and each is its own interaction with its own talk, hold and ACW. The projection keeps every
+open interaction and every open ACW; the agent's state is the busiest of them
+(``on_interaction`` while any interaction is connected, else ``acw`` while any ACW is open). A
+phone call stays exclusive: it ends whatever else is open, and anything that starts during it
+ends it, as with one interaction at a time.
 """
 
 from __future__ import annotations
@@ -86,8 +93,9 @@ TRANSITIONS: dict[str, dict[str, str]] = {
         NOT_READY: "start_acw",
         ON_INTERACTION: "start_acw",
     },
-    "acw.extended": {ACW: "extend_acw"},
-    "acw.ended": {ACW: "end_acw"},
+    # On an interaction, another contact's ACW may still be open (concurrent contacts).
+    "acw.extended": {ACW: "extend_acw", ON_INTERACTION: "extend_acw"},
+    "acw.ended": {ACW: "end_acw", ON_INTERACTION: "end_acw"},
 }
 
 
@@ -165,6 +173,13 @@ class OpenAcw:
     policy: PolicySpec
     extensions: int = 0
     extended_seconds: float = 0.0
+    # The contact it wraps up: the ended interaction's id, or the one acw.started named.
+    interaction_id: str = ""
+
+
+def _acw_order(acw: OpenAcw) -> tuple[bool, datetime, int]:
+    """The next ACW to time out comes first; untimed ones last, oldest first."""
+    return (acw.deadline is None, acw.deadline or acw.started_at, acw.key)
 
 
 @dataclass
@@ -172,8 +187,29 @@ class AgentProjection:
     state: str = OFFLINE
     reason: str = ""
     since: datetime | None = None
-    interaction: OpenInteraction | None = None
-    acw: OpenAcw | None = None
+    # Every interaction still connected, and every ACW still open, in the order they began.
+    interactions: list[OpenInteraction] = field(default_factory=list)
+    acws: list[OpenAcw] = field(default_factory=list)
+
+    @property
+    def interaction(self) -> OpenInteraction | None:
+        """The interaction the live state shows: the oldest one still connected."""
+        return self.interactions[0] if self.interactions else None
+
+    @property
+    def acw(self) -> OpenAcw | None:
+        """The ACW the live state shows: the next one to time out (untimed ones last).
+
+        Its deadline is the next moment time alone changes the agent, which is what the
+        timeout timer waits for.
+        """
+        return min(self.acws, key=_acw_order) if self.acws else None
+
+    @property
+    def open_contacts(self) -> int:
+        """Contacts the agent holds: interactions connected plus ACWs open (an interaction and
+        the ACW after it are never open together)."""
+        return len(self.interactions) + len(self.acws)
 
     def to_json(self) -> dict[str, Any]:
         # The same as _to_json(dataclasses.asdict(self)), about 20 times faster: asdict
@@ -184,31 +220,38 @@ class AgentProjection:
     def from_json(cls, raw: dict[str, Any] | None) -> AgentProjection:
         if not raw:
             return cls()
-        interaction = raw.get("interaction")
-        acw = raw.get("acw")
+        # Projections stored before concurrent contacts hold one "interaction" and one "acw".
+        interactions = raw.get("interactions")
+        if interactions is None:
+            interactions = [raw["interaction"]] if raw.get("interaction") else []
+        acws = raw.get("acws")
+        if acws is None:
+            acws = [raw["acw"]] if raw.get("acw") else []
         return cls(
             state=raw["state"],
             reason=raw.get("reason", ""),
             since=_dt(raw.get("since")),
-            interaction=OpenInteraction(
-                **{
-                    **interaction,
-                    "started_at": _dt(interaction["started_at"]),
-                    "hold_started_at": _dt(interaction.get("hold_started_at")),
-                }
-            )
-            if interaction
-            else None,
-            acw=OpenAcw(
-                **{
-                    **acw,
-                    "started_at": _dt(acw["started_at"]),
-                    "deadline": _dt(acw.get("deadline")),
-                    "policy": PolicySpec(**acw["policy"]),
-                }
-            )
-            if acw
-            else None,
+            interactions=[
+                OpenInteraction(
+                    **{
+                        **it,
+                        "started_at": _dt(it["started_at"]),
+                        "hold_started_at": _dt(it.get("hold_started_at")),
+                    }
+                )
+                for it in interactions
+            ],
+            acws=[
+                OpenAcw(
+                    **{
+                        **acw,
+                        "started_at": _dt(acw["started_at"]),
+                        "deadline": _dt(acw.get("deadline")),
+                        "policy": PolicySpec(**acw["policy"]),
+                    }
+                )
+                for acw in acws
+            ],
         )
 
 
@@ -305,10 +348,10 @@ class _Machine:
         self.rows = Rows()
         # Rows open at the start are re-emitted whatever happens: a late replay may leave open
         # a row that an earlier, now superseded, replay had closed.
-        if self.p.interaction:
-            self._touch_interaction(self.p.interaction)
-        if self.p.acw:
-            self._touch_acw(self.p.acw)
+        for it in self.p.interactions:
+            self._touch_interaction(it)
+        for acw in self.p.acws:
+            self._touch_acw(acw)
 
     # Row bookkeeping ---------------------------------------------------------------------
 
@@ -355,11 +398,36 @@ class _Machine:
         self.p.state = state
         self.p.reason = reason
 
+    def _settle(self, at: datetime, idle: str = AVAILABLE, idle_reason: str = "") -> None:
+        """The busiest state: ``on_interaction`` while any interaction is connected, else
+        ``acw`` while any ACW is open, else ``idle`` (what closing the last one leads to)."""
+        if self.p.interactions:
+            self._set_state(ON_INTERACTION, at)
+        elif self.p.acws:
+            self._set_state(ACW, at)
+        else:
+            self._set_state(idle, at, idle_reason)
+
+    # Finding what an event is about -------------------------------------------------------
+
+    def _open_interaction(self, event: EventIn) -> OpenInteraction | None:
+        """The connected interaction the event names, if any."""
+        wanted = event.data.get("interaction_id")
+        if wanted is None:
+            return None
+        return next((it for it in self.p.interactions if it.interaction_id == str(wanted)), None)
+
+    def _acws_meant(self, event: EventIn) -> list[OpenAcw]:
+        """The open ACWs an ``acw.*`` event is about: the named contact's, else all of them."""
+        wanted = event.data.get("interaction_id")
+        if wanted is None:
+            return list(self.p.acws)
+        return [acw for acw in self.p.acws if acw.interaction_id == str(wanted)]
+
     # Closing things ----------------------------------------------------------------------
 
-    def _end_hold(self, at: datetime) -> None:
-        it = self.p.interaction
-        if it is None or it.hold_key is None:
+    def _end_hold(self, it: OpenInteraction, at: datetime) -> None:
+        if it.hold_key is None:
             return
         assert it.hold_started_at is not None
         self._touch_interaction(it)
@@ -368,27 +436,30 @@ class _Machine:
         it.hold_key = None
         it.hold_started_at = None
 
-    def _end_interaction(self, at: datetime, reason: str, team_id: int) -> OpenInteraction:
-        it = self.p.interaction
-        assert it is not None
-        self._end_hold(at)
+    def _end_interaction(
+        self, it: OpenInteraction, at: datetime, reason: str, team_id: int
+    ) -> OpenInteraction:
+        self._end_hold(it, at)
         row = self._touch_interaction(it)
         row.ended_at = at
         row.end_reason = reason
         row.hold_seconds = it.hold_seconds
         row.team_id = team_id
-        self.p.interaction = None
+        self.p.interactions.remove(it)
         return it
+
+    def _end_all_interactions(self, at: datetime, reason: str, team_id: int) -> None:
+        for it in list(self.p.interactions):
+            self._end_interaction(it, at, reason, team_id)
 
     def _close_acw(
         self,
+        acw: OpenAcw,
         at: datetime,
         reason: str,
         *,
         event: EventIn | None = None,
     ) -> None:
-        acw = self.p.acw
-        assert acw is not None
         row = self._touch_acw(acw)
         row.ended_at = at
         row.end_reason = reason
@@ -408,25 +479,32 @@ class _Machine:
             if policy.wrap_up_required and not row.wrap_up_code:
                 violations.append("missing_wrap_up")
         row.policy_violation = ",".join(violations)
-        self.p.acw = None
+        self.p.acws.remove(acw)
+
+    def _close_all_acws(self, at: datetime, reason: str) -> None:
+        for acw in list(self.p.acws):
+            self._close_acw(acw, at, reason)
 
     # Time ---------------------------------------------------------------------------------
 
     def advance(self, until: datetime, *, inclusive: bool) -> None:
-        """Time out the open ACW if its deadline is before ``until`` (or at it, if inclusive)."""
-        acw = self.p.acw
-        if acw is None or acw.deadline is None:
-            return
-        due = acw.deadline <= until if inclusive else acw.deadline < until
-        if not due:
-            return
-        deadline = acw.deadline
-        policy = acw.policy
-        self._close_acw(deadline, "timeout")
-        if policy.timeout_action == TimeoutAction.NOT_READY:
-            self._set_state(NOT_READY, deadline, policy.timeout_reason or "acw_timeout")
-        else:
-            self._set_state(AVAILABLE, deadline)
+        """Time out every open ACW whose deadline is before ``until`` (or at it, if inclusive),
+        each at its own deadline, in deadline order."""
+        while True:
+            acw = self.p.acw
+            if acw is None or acw.deadline is None:
+                return
+            due = acw.deadline <= until if inclusive else acw.deadline < until
+            if not due:
+                return
+            deadline = acw.deadline
+            policy = acw.policy
+            self._close_acw(acw, deadline, "timeout")
+            # The policy's timeout action applies when the last contact's ACW times out.
+            if policy.timeout_action == TimeoutAction.NOT_READY:
+                self._settle(deadline, NOT_READY, policy.timeout_reason or "acw_timeout")
+            else:
+                self._settle(deadline)
 
     # Events -------------------------------------------------------------------------------
 
@@ -437,29 +515,20 @@ class _Machine:
             getattr(self, action)(event)
 
     def become_available(self, event: EventIn) -> None:
-        if self.p.acw:
-            self._close_acw(event.occurred_at, "agent_ready")
+        self._close_all_acws(event.occurred_at, "agent_ready")
         self._set_state(AVAILABLE, event.occurred_at)
 
     def become_not_ready(self, event: EventIn) -> None:
-        if self.p.acw:
-            self._close_acw(event.occurred_at, "not_ready")
+        self._close_all_acws(event.occurred_at, "not_ready")
         self._set_state(NOT_READY, event.occurred_at, str(event.data.get("reason") or ""))
 
     def log_out(self, event: EventIn) -> None:
-        if self.p.acw:
-            self._close_acw(event.occurred_at, "logout")
-        if self.p.interaction:
-            self._end_interaction(event.occurred_at, "logout", event.team_id)
+        self._close_all_acws(event.occurred_at, "logout")
+        self._end_all_interactions(event.occurred_at, "logout", event.team_id)
         self._set_state(OFFLINE, event.occurred_at)
 
     def start_interaction(self, event: EventIn) -> None:
         at = event.occurred_at
-        if self.p.acw:
-            self._close_acw(at, "interaction")
-        if self.p.interaction:
-            # One interaction at a time: the one still open ends here, with no ACW.
-            self._end_interaction(at, "replaced", event.team_id)
         it = OpenInteraction(
             key=event.key,
             interaction_id=str(event.data["interaction_id"]),
@@ -468,84 +537,113 @@ class _Machine:
             queue=str(event.data.get("queue") or ""),
             started_at=at,
         )
-        self.p.interaction = it
+        same = self._open_interaction(event)
+        if same is not None:
+            # The same contact started again: the open one ends here, with no ACW.
+            self._end_interaction(same, at, "replaced", event.team_id)
+        if not self._runs_alongside(it):
+            # One interaction at a time: whatever is open ends here, with no ACW.
+            self._close_all_acws(at, "interaction")
+            self._end_all_interactions(at, "replaced", event.team_id)
+            # A new interaction is a new state even when the agent was already on one.
+            self.p.state = ""
+        self.p.interactions.append(it)
         self._touch_interaction(it)
-        # A new interaction is a new state even when the agent was already on one.
-        self.p.state = ""
         self._set_state(ON_INTERACTION, at)
 
-    def _is_open_interaction(self, event: EventIn) -> bool:
-        it = self.p.interaction
-        return it is not None and it.interaction_id == str(event.data.get("interaction_id"))
+    def _runs_alongside(self, new: OpenInteraction) -> bool:
+        """Whether ``new`` leaves the open interactions and ACWs as they are (docs/design.md,
+        "Concurrent contacts"): only contacts that are no phone call run concurrently, and an
+        ACW without an interaction (``acw.started``) is the agent's, not a contact's."""
+        return (
+            new.channel != Channel.PHONE
+            and all(it.channel != Channel.PHONE for it in self.p.interactions)
+            and all(
+                acw.channel != Channel.PHONE and acw.interaction_key is not None
+                for acw in self.p.acws
+            )
+        )
 
     def hold(self, event: EventIn) -> None:
-        it = self.p.interaction
-        if it is None or not self._is_open_interaction(event) or it.hold_key is not None:
+        it = self._open_interaction(event)
+        if it is None or it.hold_key is not None:
             return
         it.hold_key = event.key
         it.hold_started_at = event.occurred_at
         self._touch_interaction(it)
 
     def resume(self, event: EventIn) -> None:
-        it = self.p.interaction
-        if it is None or not self._is_open_interaction(event) or it.hold_key is None:
+        it = self._open_interaction(event)
+        if it is None or it.hold_key is None:
             return
-        self._end_hold(event.occurred_at)
+        self._end_hold(it, event.occurred_at)
 
     def end_interaction(self, event: EventIn) -> None:
-        if not self._is_open_interaction(event):
+        it = self._open_interaction(event)
+        if it is None:
             return
-        it = self._end_interaction(event.occurred_at, "ended", event.team_id)
-        self._open_acw(event, it.key, it.channel)
+        self._end_interaction(it, event.occurred_at, "ended", event.team_id)
+        self._open_acw(event, it)
 
     def start_acw(self, event: EventIn) -> None:
         """``acw.started``: after-call work the platform announces itself.
 
         The ACW follows the same policy as one after ``interaction.ended``: the channel is the
         open interaction's (which ends here), else the event's ``channel``, else ``other``.
+        With several interactions connected, the named one ends, or all of them if the event
+        names none of them, each followed by its own ACW.
         """
-        if self.p.interaction:
-            it = self._end_interaction(event.occurred_at, "ended", event.team_id)
-            self._open_acw(event, it.key, it.channel)
+        if self.p.interactions:
+            named = self._open_interaction(event)
+            for it in [named] if named is not None else list(self.p.interactions):
+                self._end_interaction(it, event.occurred_at, "ended", event.team_id)
+                self._open_acw(event, it)
             return
-        self._open_acw(event, None, str(event.data.get("channel") or Channel.OTHER.value))
+        self._open_acw(event, None)
 
-    def _open_acw(self, event: EventIn, interaction_key: int | None, channel: str) -> None:
+    def _open_acw(self, event: EventIn, it: OpenInteraction | None) -> None:
         at = event.occurred_at
+        channel = it.channel if it else str(event.data.get("channel") or Channel.OTHER.value)
         policy = self.policy_for(event.team_id, channel)
-        if not policy.has_acw:
-            self._set_state(AVAILABLE, at)
-            return
-        deadline = at + timedelta(seconds=policy.seconds) if policy.is_timed else None
-        self.p.acw = OpenAcw(
-            key=event.key,
-            interaction_key=interaction_key,
-            team_id=event.team_id,
-            channel=channel,
-            started_at=at,
-            deadline=deadline,
-            policy=policy,
-        )
-        self._touch_acw(self.p.acw)
-        self._set_state(ACW, at)
+        if policy.has_acw:
+            acw = OpenAcw(
+                key=event.key,
+                interaction_key=it.key if it else None,
+                team_id=event.team_id,
+                channel=channel,
+                started_at=at,
+                deadline=at + timedelta(seconds=policy.seconds) if policy.is_timed else None,
+                policy=policy,
+                interaction_id=it.interaction_id
+                if it
+                else str(event.data.get("interaction_id") or ""),
+            )
+            self.p.acws.append(acw)
+            self._touch_acw(acw)
+        self._settle(at)
 
     def extend_acw(self, event: EventIn) -> None:
-        acw = self.p.acw
-        assert acw is not None
-        if not can_extend(acw):
-            return
-        assert acw.deadline is not None
-        seconds = event.data.get("seconds") or acw.policy.extension_step_seconds
-        new_deadline = min(acw.deadline + timedelta(seconds=float(seconds)), latest_deadline(acw))
-        acw.extended_seconds += (new_deadline - acw.deadline).total_seconds()
-        acw.deadline = new_deadline
-        acw.extensions += 1
-        self._touch_acw(acw)
+        for acw in self._acws_meant(event):
+            if not can_extend(acw):
+                continue
+            assert acw.deadline is not None
+            seconds = event.data.get("seconds") or acw.policy.extension_step_seconds
+            new_deadline = min(
+                acw.deadline + timedelta(seconds=float(seconds)), latest_deadline(acw)
+            )
+            acw.extended_seconds += (new_deadline - acw.deadline).total_seconds()
+            acw.deadline = new_deadline
+            acw.extensions += 1
+            self._touch_acw(acw)
 
     def end_acw(self, event: EventIn) -> None:
+        meant = self._acws_meant(event)
+        if not meant:
+            return
         reason = str(event.data.get("reason") or "agent_ready")
-        self._close_acw(event.occurred_at, reason, event=event)
-        self._set_state(AVAILABLE, event.occurred_at)
+        for acw in meant:
+            self._close_acw(acw, event.occurred_at, reason, event=event)
+        self._settle(event.occurred_at)
 
 
 # --- Extension ------------------------------------------------------------------------------
@@ -609,8 +707,8 @@ def _no_new_acw(team_id: int, channel: str) -> PolicySpec:
 def _copy(p: AgentProjection) -> AgentProjection:
     return replace(
         p,
-        interaction=replace(p.interaction) if p.interaction else None,
-        acw=replace(p.acw) if p.acw else None,
+        interactions=[replace(it) for it in p.interactions],
+        acws=[replace(acw) for acw in p.acws],
     )
 
 
@@ -620,21 +718,19 @@ def _dt(value: str | None) -> datetime | None:
 
 def _json_of(p: AgentProjection) -> dict[str, Any]:
     """The projection as JSON-ready values (datetimes as ISO 8601 strings)."""
-    acw = _flat_json(p.acw)
-    if acw is not None:
+    acws = [_flat_json(acw) for acw in p.acws]
+    for acw in acws:
         acw["policy"] = dict(vars(acw["policy"]))
     return {
         "state": p.state,
         "reason": p.reason,
         "since": p.since.isoformat() if p.since is not None else None,
-        "interaction": _flat_json(p.interaction),
-        "acw": acw,
+        "interactions": [_flat_json(it) for it in p.interactions],
+        "acws": acws,
     }
 
 
-def _flat_json(row: OpenInteraction | OpenAcw | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
+def _flat_json(row: OpenInteraction | OpenAcw) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in vars(row).items()}
 
 

@@ -166,6 +166,9 @@ class AcwStartedEvent(EnvelopeSerializer):
 class AcwExtendedEvent(EnvelopeSerializer):
     """acw.extended: more time for the open ACW, if its policy allows it."""
 
+    # Optional: the contact whose ACW this is, when the agent holds several (else every one).
+    interaction_id = _text(100, required=False, allow_blank=False, allow_null=True)
+
     seconds = StrictNumberField(
         required=False,
         allow_null=True,
@@ -181,6 +184,9 @@ class AcwExtendedEvent(EnvelopeSerializer):
 
 class AcwEndedEvent(EnvelopeSerializer):
     """acw.ended: the agent (or a supervisor) ends the open ACW."""
+
+    # Optional: the contact whose ACW this is, when the agent holds several (else every one).
+    interaction_id = _text(100, required=False, allow_blank=False, allow_null=True)
 
     # The reasons an event may give; the others (timeout, logout...) are the system's own.
     reason = serializers.ChoiceField(

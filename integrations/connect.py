@@ -10,8 +10,8 @@ agent may hold several contacts at once; each is its own interaction):
   new state's ``StateStartTimestamp``;
 - ``ENDED`` → ``interaction.ended`` at its ``StateStartTimestamp``: Connect has no ACW state,
   ``ENDED`` is the start of after-contact work;
-- a contact ``ENDED`` in the previous snapshot and gone from the current one → ``acw.ended`` at
-  the record's ``EventTimestamp``.
+- a contact ``ENDED`` in the previous snapshot and gone from the current one → ``acw.ended`` of
+  that contact (``interaction_id``) at the record's ``EventTimestamp``.
 
 Event ids: agent-level events take the record's ``EventId``; contact events take the
 ``ContactId`` and the transition, so a redelivered record — or the same transition seen in two
@@ -100,18 +100,17 @@ def translate(record: Any) -> Translated:
                 add(event_id, "agent.not_ready", when, "status", reason=status)
     was = _contacts(previous, "PreviousAgentSnapshot")
     now = _contacts(current, "CurrentAgentSnapshot")
-    # A contact still in after-contact work owns the agent's open ACW: another contact
-    # disappearing must not close it.
-    acw_still_open = any(c.state == ENDED for c in now.values())
+    # Each contact's after-contact work is its own ACW: acw.ended names the contact, so one
+    # contact leaving never closes the ACW another one is still in.
     for contact_id, gone in was.items():
         if contact_id in now:
             continue
         if gone.state in TALKING:
             # Removed without an ENDED snapshot: the conversation and its wrap-up are over.
             add(contact_id, "interaction.ended", at, "ended-unseen", interaction_id=contact_id)
-            add(contact_id, "acw.ended", at, "gone")
-        elif gone.state == ENDED and gone.connected_at is not None and not acw_still_open:
-            add(contact_id, "acw.ended", at, "gone")
+            add(contact_id, "acw.ended", at, "gone", interaction_id=contact_id)
+        elif gone.state == ENDED and gone.connected_at is not None:
+            add(contact_id, "acw.ended", at, "gone", interaction_id=contact_id)
     for contact_id, contact in now.items():
         prior = was.get(contact_id)
         before_state = prior.state if prior else None

@@ -151,7 +151,9 @@
     el.title = `${agent.name} (${agent.agent}) — ${agent.team}`;
     setText(tile, "team", parts.team, agent.team);
     const compact = view.density === "compact";
-    setText(tile, "state", parts.state, compact ? shortWord(agent) : stateWord(agent));
+    const word = compact ? shortWord(agent) : stateWord(agent);
+    // A chat agent holding several contacts shows how many (docs/wall.md, open_contacts).
+    setText(tile, "state", parts.state, agent.open_contacts > 1 ? `${word} ×${agent.open_contacts}` : word);
     const channel = agent.state === "on_interaction" || agent.state === "acw" ? agent.channel || "other" : "";
     parts.icon.style.display = channel ? "" : "none";
     if (channel) parts.use.setAttribute("href", `#i-${channel}`);
@@ -293,6 +295,7 @@
       acw_deadline: null,
       acw_started_at: null,
       acw_extensions: 0,
+      open_contacts: 0,
       acw_timeout: null,
     };
   }
