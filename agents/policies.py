@@ -18,13 +18,13 @@ admin is picked up by the next load.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Q
 
 from .models import AcwPolicy, AgentState, State
-from .states import PolicySpec
+from .states import PolicySpec, raw_open_acws
 
 
 class Policies:
@@ -96,7 +96,7 @@ def acw_colour_points(live: AgentState, policies: Policies | None = None) -> dic
         if alert_after:
             points["acw_red_at"] = (started + timedelta(seconds=alert_after)).isoformat()
         return points
-    own_policy = (live.projection.get("acw") or {}).get("policy") or {}
+    own_policy = _shown_acw_policy(live)
     timer = own_policy.get("seconds")
     if timer is None:
         timer = (live.acw_deadline - started).total_seconds()
@@ -106,3 +106,18 @@ def acw_colour_points(live: AgentState, policies: Policies | None = None) -> dic
     points["acw_amber_at"] = (red_at - timedelta(seconds=warning)).isoformat()
     points["acw_overrun"] = live.acw_extensions > 0
     return points
+
+
+def _shown_acw_policy(live: AgentState) -> dict[str, Any]:
+    """The stored policy of the ACW the live state shows (an agent holding several contacts may
+    have several ACWs open, each under its own policy); {} if it cannot be found."""
+    for acw in raw_open_acws(live.projection):
+        started, deadline = acw.get("started_at"), acw.get("deadline")
+        if (
+            started
+            and deadline
+            and datetime.fromisoformat(started) == live.acw_started_at
+            and datetime.fromisoformat(deadline) == live.acw_deadline
+        ):
+            return acw.get("policy") or {}
+    return {}

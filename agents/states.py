@@ -220,13 +220,8 @@ class AgentProjection:
     def from_json(cls, raw: dict[str, Any] | None) -> AgentProjection:
         if not raw:
             return cls()
-        # Projections stored before concurrent contacts hold one "interaction" and one "acw".
-        interactions = raw.get("interactions")
-        if interactions is None:
-            interactions = [raw["interaction"]] if raw.get("interaction") else []
-        acws = raw.get("acws")
-        if acws is None:
-            acws = [raw["acw"]] if raw.get("acw") else []
+        interactions = _raw_list(raw, "interactions", "interaction")
+        acws = raw_open_acws(raw)
         return cls(
             state=raw["state"],
             reason=raw.get("reason", ""),
@@ -699,6 +694,19 @@ def advance(projection: AgentProjection, now: datetime) -> tuple[AgentProjection
 def _no_new_acw(team_id: int, channel: str) -> PolicySpec:
     # Time alone never opens an ACW: a timeout follows the open ACW's own policy.
     raise AssertionError("advance() never resolves a policy")
+
+
+def raw_open_acws(raw: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The open ACWs of a stored projection (JSON), without building the projection."""
+    return _raw_list(raw or {}, "acws", "acw")
+
+
+def _raw_list(raw: dict[str, Any], many: str, one: str) -> list[dict[str, Any]]:
+    # Projections stored before concurrent contacts hold one "interaction" and one "acw".
+    items = raw.get(many)
+    if items is None:
+        return [raw[one]] if raw.get(one) else []
+    return list(items)
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -92,9 +92,9 @@ def states(api: APIClient) -> dict[str, dict[str, Any]]:
 EXPECTED = {
     # talk = 5→90 minus 20 s of hold; ACW from ENDED (90) to the contact's disappearance (110)
     ANA: {"interactions": 1, "talk_seconds": 65, "hold_seconds": 20, "acw_seconds": 20},
-    # One interaction at a time: chat-b's start ends chat-a's talk (200→230); chat-b talks to
-    # 400 and wraps up until it disappears (420); chat-a leaving does not close that ACW.
-    BO: {"interactions": 2, "talk_seconds": 200, "hold_seconds": 0, "acw_seconds": 20},
+    # Two concurrent chats, each its own interaction: chat-a talks 200→300 and wraps up until
+    # it disappears (310); chat-b talks 230→400 and wraps up until 420.
+    BO: {"interactions": 2, "talk_seconds": 270, "hold_seconds": 0, "acw_seconds": 30},
 }
 
 

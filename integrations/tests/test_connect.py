@@ -119,11 +119,27 @@ def test_a_contact_that_never_reached_the_agent_is_no_interaction() -> None:
     assert kinds(change([missed], [], 30)) == []
 
 
-def test_a_gone_contact_does_not_end_the_acw_another_contact_is_in() -> None:
+def test_a_gone_contact_ends_its_own_acw_only() -> None:
     a_ended = contact("a", "ENDED", at(50), at(5), channel="CHAT")
     b_ended = contact("b", "ENDED", at(60), at(10), channel="CHAT")
-    assert kinds(change([a_ended, b_ended], [b_ended], 70)) == []
-    assert kinds(change([b_ended], [], 80)) == [("acw.ended", at(80).isoformat())]
+    a_gone = translate(change([a_ended, b_ended], [b_ended], 70)).events
+    assert [(e["type"], e["interaction_id"], e["occurred_at"]) for e in a_gone] == [
+        ("acw.ended", "a", at(70).isoformat())
+    ]
+    b_gone = translate(change([b_ended], [], 80)).events
+    assert [(e["type"], e["interaction_id"]) for e in b_gone] == [("acw.ended", "b")]
+
+
+def test_two_concurrent_chats_are_two_interactions() -> None:
+    a = contact("a", "CONNECTED", at(5), at(5), channel="CHAT")
+    b = contact("b", "CONNECTED", at(10), at(10), channel="CHAT")
+    both = translate(change([a], [a, b], 10)).events
+    assert [(e["type"], e["interaction_id"], e["channel"]) for e in both] == [
+        ("interaction.started", "b", "chat")
+    ]
+    a_ended = contact("a", "ENDED", at(50), at(5), channel="CHAT")
+    ended = translate(change([a, b], [a_ended, b], 50)).events
+    assert [(e["type"], e["interaction_id"]) for e in ended] == [("interaction.ended", "a")]
 
 
 def test_ids_are_repeatable_and_contact_events_are_keyed_by_contact() -> None:
