@@ -6,8 +6,8 @@ A workspace posts one form-encoded event per callback. Agent = ``WorkerSid`` (na
 - ``reservation.accepted`` → ``interaction.started`` (channel from ``TaskChannelUniqueName``);
 - ``reservation.wrapup`` → ``interaction.ended`` (the ACW then runs on the team's policy: the
   server closes it even when the agent's browser, which runs Flex's own wrap-up timer, is gone);
-- ``reservation.completed`` → ``acw.ended`` with the wrap-up code from the task's attributes or
-  its completed reason;
+- ``reservation.completed`` → ``acw.ended`` of that task with the wrap-up code from the task's
+  attributes or its completed reason;
 - ``worker.activity.update`` → ``agent.available`` / ``agent.not_ready`` (reason = the
   activity's name) / ``agent.logged_out`` (``Offline``). Worker events carry no availability
   flag, so it comes from the activity cache (filled by ``activity.*`` events and admins).
@@ -92,7 +92,8 @@ def _wrapup(params: Mapping[str, str], availability: Mapping[str, bool]) -> Hand
 
 def _completed(params: Mapping[str, str], availability: Mapping[str, bool]) -> Handled:
     code = _wrap_up_code(params)
-    return "acw.ended", {"wrap_up_code": code or None}
+    # Named: with multitasking (Flex) each task's wrap-up is its own ACW.
+    return "acw.ended", {"interaction_id": _task(params), "wrap_up_code": code or None}
 
 
 def _activity(params: Mapping[str, str], availability: Mapping[str, bool]) -> Handled:

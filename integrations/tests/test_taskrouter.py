@@ -50,7 +50,11 @@ def test_reservation_lifecycle_maps_to_interaction_and_acw() -> None:
     }
     assert one(ev("reservation.wrapup", 2, **task_fields(TASK)))["type"] == "interaction.ended"
     completed = one(ev("reservation.completed", 3, **task_fields(TASK)))
-    assert (completed["type"], completed.get("wrap_up_code")) == ("acw.ended", None)
+    assert (completed["type"], completed["interaction_id"], completed.get("wrap_up_code")) == (
+        "acw.ended",
+        TASK,
+        None,
+    )
 
 
 @pytest.mark.parametrize(
