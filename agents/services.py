@@ -617,7 +617,5 @@ def expire_acw(agent_id: int, now: datetime | None = None) -> bool:
 def expire_due_acws(now: datetime | None = None) -> int:
     """The safety net behind the per-ACW timers: close every ACW whose deadline has passed."""
     now = now or timezone.now()
-    due = AgentState.objects.filter(acw_deadline__lte=now).values_list(
-        "agent_id", flat=True
-    )
+    due = AgentState.objects.filter(acw_deadline__lte=now).values_list("agent_id", flat=True)
     return sum(expire_acw(agent_id, now) for agent_id in list(due))
