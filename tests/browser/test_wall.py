@@ -163,6 +163,29 @@ def test_a_supervisor_ends_an_acw_from_the_tile(
     assert acw.ended_by == supervisor_sam
 
 
+def test_a_chat_agent_holding_two_chats_shows_the_count_on_the_tile(
+    live_server_up: Server, new_page: Any, supervisor_sam: Any, alice: Any, api_token: str
+) -> None:
+    server = live_server_up
+    server.post_events(
+        api_token,
+        event("alice", "agent.logged_in", 90),
+        event("alice", "interaction.started", 80, interaction_id="c1", channel="chat"),
+        event("alice", "interaction.started", 70, interaction_id="c2", channel="chat"),
+    )
+    page = new_page()
+    log_in(page, server, "sam", "pw-sam")
+    wait_live(page)
+    page.wait_for_selector(tile(page, "alice", "on_interaction"))
+    assert "×2" in page.inner_text(tile(page, "alice"))
+    # c1 ends: its ACW runs while c2 is connected, still two contacts; its ACW ends: one left.
+    server.post_events(api_token, event("alice", "interaction.ended", 2, interaction_id="c1"))
+    server.post_events(api_token, event("alice", "acw.ended", 1, interaction_id="c1"))
+    one_left = page.locator(tile(page, "alice", "on_interaction")).filter(has_not_text="×")
+    one_left.wait_for(timeout=2000)
+    assert page.js_errors == []
+
+
 def test_a_new_alert_appears_live_and_the_supervisor_acknowledges_it(
     live_server_up: Server, new_page: Any, supervisor_sam: Any, alice: Any, api_token: str
 ) -> None:

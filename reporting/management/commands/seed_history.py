@@ -484,6 +484,7 @@ class Command(BaseCommand):
                 acw_started_at=None,
                 acw_deadline=None,
                 acw_extensions=0,
+                open_contacts=0,
                 last_event_at=last_at,
                 last_event_seq=last_key,
                 projection=projection.to_json(),
