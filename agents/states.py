@@ -13,12 +13,14 @@ stored per-event projection never contains a timeout that happened after the eve
 arrives late but occurred before a deadline is applied to the ACW still open, and the timeout is
 recomputed.
 
-Several contacts at once (docs/design.md, "Concurrent contacts"): a chat agent may hold several
-chats, and each is its own interaction with its own talk, hold and ACW. The projection keeps every
-open interaction and every open ACW; the agent's state is the busiest of them
-(``on_interaction`` while any interaction is connected, else ``acw`` while any ACW is open). A
-phone call stays exclusive: it ends whatever else is open, and anything that starts during it
-ends it, as with one interaction at a time.
+One interaction at a time by default: an ``interaction.started`` closes the open ACW (reason
+``interaction``) and ends the interaction still open, with no ACW. Several contacts at once
+(docs/api.md, "Concurrent contacts") only on request: an ``interaction.started`` with
+``concurrent: true`` (sent by the adapters whose platform says the agent holds several contacts)
+leaves the other open contacts and their ACWs running, unless it or one of them is a phone call.
+Each contact is then its own interaction with its own talk, hold and ACW. The projection keeps
+every open interaction and every open ACW; the agent's state is the busiest of them
+(``on_interaction`` while any interaction is connected, else ``acw`` while any ACW is open).
 """
 
 from __future__ import annotations
@@ -536,7 +538,7 @@ class _Machine:
         if same is not None:
             # The same contact started again: the open one ends here, with no ACW.
             self._end_interaction(same, at, "replaced", event.team_id)
-        if not self._runs_alongside(it):
+        if not self._runs_alongside(it, concurrent=event.data.get("concurrent") is True):
             # One interaction at a time: whatever is open ends here, with no ACW.
             self._close_all_acws(at, "interaction")
             self._end_all_interactions(at, "replaced", event.team_id)
@@ -546,12 +548,14 @@ class _Machine:
         self._touch_interaction(it)
         self._set_state(ON_INTERACTION, at)
 
-    def _runs_alongside(self, new: OpenInteraction) -> bool:
-        """Whether ``new`` leaves the open interactions and ACWs as they are (docs/design.md,
-        "Concurrent contacts"): only contacts that are no phone call run concurrently, and an
-        ACW without an interaction (``acw.started``) is the agent's, not a contact's."""
+    def _runs_alongside(self, new: OpenInteraction, *, concurrent: bool) -> bool:
+        """Whether ``new`` leaves the open interactions and ACWs as they are (docs/api.md,
+        "Concurrent contacts"): only when the event asks for it (``concurrent``), and only
+        contacts that are no phone call run concurrently; an ACW without an interaction
+        (``acw.started``) is the agent's, not a contact's."""
         return (
-            new.channel != Channel.PHONE
+            concurrent
+            and new.channel != Channel.PHONE
             and all(it.channel != Channel.PHONE for it in self.p.interactions)
             and all(
                 acw.channel != Channel.PHONE and acw.interaction_key is not None

@@ -103,6 +103,18 @@ class StrictNumberField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON ``true`` or ``false`` and nothing else: DRF's BooleanField accepts ``"yes"``,
+    ``1`` and ``"on"``."""
+
+    default_error_messages = {"not_a_boolean": "must be true or false"}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("not_a_boolean")
+        return data
+
+
 def _text(max_length: int, **kwargs: Any) -> serializers.CharField:
     return StrictCharField(max_length=max_length, trim_whitespace=False, **kwargs)
 
@@ -153,6 +165,21 @@ class InteractionStartedEvent(InteractionEvent):
     channel = serializers.ChoiceField(choices=Channel.values)
     direction = serializers.ChoiceField(choices=Direction.values, required=False, allow_null=True)
     queue = _text(100, required=False, allow_blank=True, allow_null=True)
+    concurrent = StrictBooleanField(
+        required=False,
+        allow_null=True,
+        default=False,
+        help_text=(
+            "true: the agent holds this contact alongside the ones still open (docs/api.md, "
+            '"Concurrent contacts"); false (default): an open ACW closes and an open '
+            "interaction ends, with no ACW."
+        ),
+    )
+
+    def validate_concurrent(self, value: bool | None) -> bool | None:
+        # Stored only when true, so that an explicit false and an omitted flag are the same
+        # content (and a replay sees the same event).
+        return True if value else None
 
 
 class AcwStartedEvent(EnvelopeSerializer):

@@ -1,5 +1,6 @@
-"""Concurrent contacts in the pure state machine: a chat agent holding several contacts, each its
-own interaction with its own talk, hold and ACW; a phone call stays exclusive. No database."""
+"""Concurrent contacts in the pure state machine: a chat agent holding several contacts (each
+started with ``concurrent: true``), each its own interaction with its own talk, hold and ACW; a
+phone call stays exclusive; without the flag, one interaction at a time. No database."""
 
 from __future__ import annotations
 
@@ -14,12 +15,19 @@ from .test_states import at, ev
 CHAT = PolicySpec(seconds=60, max_seconds=300)
 
 
-def chat(contact: str) -> dict[str, str]:
+def chat(contact: str) -> dict[str, Any]:
+    """A chat that starts alongside the contacts open (as the telephony adapters send it)."""
+    return {"interaction_id": contact, "channel": "chat", "concurrent": True}
+
+
+def lone_chat(contact: str) -> dict[str, Any]:
+    """A chat started without the flag: one interaction at a time."""
     return {"interaction_id": contact, "channel": "chat"}
 
 
-def phone(contact: str) -> dict[str, str]:
-    return {"interaction_id": contact, "channel": "phone"}
+def phone(contact: str) -> dict[str, Any]:
+    """A call, flagged too: a call is handled alone whatever the flag says."""
+    return {"interaction_id": contact, "channel": "phone", "concurrent": True}
 
 
 def of(contact: str) -> dict[str, str]:
@@ -95,6 +103,39 @@ SCENARIOS: dict[str, list[tuple[Any, ...]]] = {
         (10, "interaction.started", phone("call"), "on_interaction", 1, "call"),
         (20, "interaction.ended", of("call"), "acw", 1, None),
         (25, "interaction.started", chat("a"), "on_interaction", 1, "a"),
+    ],
+    "without the flag a second chat ends the first, with no ACW": [
+        LOGIN,
+        (10, "interaction.started", lone_chat("a"), "on_interaction", 1, "a"),
+        (40, "interaction.started", lone_chat("b"), "on_interaction", 1, "b"),
+        (100, "interaction.ended", of("a"), "on_interaction", 1, "b"),
+        (200, "interaction.ended", of("b"), "acw", 1, None),
+    ],
+    "without the flag a chat closes the open ACW with reason interaction": [
+        LOGIN,
+        (10, "interaction.started", chat("a"), "on_interaction", 1, "a"),
+        (30, "interaction.ended", of("a"), "acw", 1, None),
+        (40, "interaction.started", lone_chat("b"), "on_interaction", 1, "b"),
+        (50, "acw.ended", of("a"), "on_interaction", 1, "b"),
+    ],
+    "without the flag a chat ends every contact the flagged ones left open": [
+        LOGIN,
+        (10, "interaction.started", chat("a"), "on_interaction", 1, "a"),
+        (20, "interaction.started", chat("b"), "on_interaction", 2, "a"),
+        (30, "interaction.ended", of("a"), "on_interaction", 2, "b"),
+        (40, "interaction.started", lone_chat("c"), "on_interaction", 1, "c"),
+    ],
+    "an e-mail without the flag ends a chat, with no ACW": [
+        LOGIN,
+        (10, "interaction.started", lone_chat("a"), "on_interaction", 1, "a"),
+        (
+            20,
+            "interaction.started",
+            {"interaction_id": "m", "channel": "email"},
+            "on_interaction",
+            1,
+            "m",
+        ),
     ],
     "the same contact started again replaces itself": [
         LOGIN,
@@ -182,6 +223,28 @@ def test_a_phone_call_replaces_open_chats_and_closes_their_acws() -> None:
     assert rows["a"]["acw"] == (10, "interaction")  # its ACW 30→40, closed by the call
     assert rows["b"]["ended"] == "replaced" and rows["b"]["acw"] is None
     assert rows["call"] == {"talk": 10, "hold": 0, "ended": "replaced", "acw": None}
+
+
+def test_without_the_flag_the_open_chat_ends_with_no_acw() -> None:
+    result = run(SCENARIOS["without the flag a second chat ends the first, with no ACW"])
+    assert _rows(result) == {
+        "a": {"talk": 30, "hold": 0, "ended": "replaced", "acw": None},
+        "b": {"talk": 160, "hold": 0, "ended": "ended", "acw": (None, "")},
+    }
+
+
+def test_without_the_flag_an_open_acw_closes_with_reason_interaction() -> None:
+    steps = SCENARIOS["without the flag a chat closes the open ACW with reason interaction"]
+    rows = _rows(run(steps))
+    assert rows["a"] == {"talk": 20, "hold": 0, "ended": "ended", "acw": (10, "interaction")}
+    assert rows["b"]["ended"] == ""  # still connected
+
+
+def test_without_the_flag_every_open_contact_ends_when_a_chat_starts() -> None:
+    steps = SCENARIOS["without the flag a chat ends every contact the flagged ones left open"]
+    rows = _rows(run(steps))
+    assert rows["a"]["acw"] == (10, "interaction")  # its ACW 30→40
+    assert rows["b"] == {"talk": 20, "hold": 0, "ended": "replaced", "acw": None}
 
 
 def test_hold_belongs_to_one_contact() -> None:
