@@ -5,7 +5,9 @@ stored state: statuses and contacts are diffed inside the record. Per ``ContactI
 agent may hold several contacts at once; each is its own interaction):
 
 - a contact that reaches ``CONNECTED`` (or is first seen on hold or ended after reaching the
-  agent) → ``interaction.started`` at ``ConnectedToAgentTimestamp``;
+  agent) → ``interaction.started`` at ``ConnectedToAgentTimestamp``, with ``concurrent: true``
+  when it is no voice contact and the previous or current snapshot holds another contact that
+  is none either (the agent holds both: the new one leaves the other and its ACW running);
 - ``CONNECTED`` ↔ ``CONNECTED_ONHOLD`` → ``interaction.held`` / ``interaction.resumed`` at the
   new state's ``StateStartTimestamp``;
 - ``ENDED`` → ``interaction.ended`` at its ``StateStartTimestamp``: Connect has no ACW state,
@@ -127,6 +129,7 @@ def translate(record: Any) -> Translated:
                 channel=contact.channel,
                 direction=contact.direction,
                 queue=contact.queue,
+                concurrent=_held_alongside(contact, was, now) or None,
             )
         stamp = contact.state_start.isoformat()
         if contact.state == "CONNECTED_ONHOLD" and before_state != "CONNECTED_ONHOLD":
@@ -156,6 +159,19 @@ def translate(record: Any) -> Translated:
                 interaction_id=contact_id,
             )
     return out
+
+
+def _held_alongside(contact: Contact, was: dict[str, Contact], now: dict[str, Contact]) -> bool:
+    """Whether the agent holds ``contact`` alongside another one, as the snapshots show: both
+    are no voice contact (a call is exclusive) and the other is in the previous or current
+    snapshot."""
+    if contact.channel == "phone":
+        return False
+    return any(
+        other.channel != "phone"
+        for contact_id, other in (*was.items(), *now.items())
+        if contact_id != contact.contact_id
+    )
 
 
 # --- Parsing the snapshot -------------------------------------------------------------------

@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from agents import services as agent_services
-from agents.models import Agent
+from agents.choices import Channel
+from agents.models import Agent, Event
+from agents.states import AgentProjection
 
 from . import connect, queue_log, taskrouter
 from .common import RecordRefused, Translated
@@ -228,7 +231,7 @@ def ingest_taskrouter(params: Mapping[str, str]) -> FeedReport:
                 sid=sid, defaults={"name": name, "available": available}
             )
             return Translated()
-        return taskrouter.translate(params, _availability(params))
+        return taskrouter.translate(params, _availability(params), _held_tasks)
 
     take(report, [(position, excerpt, translate)])
     record_status(report)
@@ -240,6 +243,22 @@ def _availability(params: Mapping[str, str]) -> dict[str, bool]:
     if not sid:
         return {}
     return dict(TwilioActivity.objects.filter(sid=sid).values_list("sid", "available"))
+
+
+def _held_tasks(worker: str, at: datetime) -> list[str]:
+    """The tasks other than voice ones the worker held just before ``at``, as the stored
+    callbacks left them (accepted, and in wrap-up until completed): the projection after the
+    worker's last event before ``at``, so that a redelivered callback reads the same."""
+    before = (
+        Event.objects.filter(agent__external_id=worker, occurred_at__lt=at)
+        .order_by("-occurred_at", "-id")
+        .values_list("state_after", flat=True)
+        .first()
+    )
+    projection = AgentProjection.from_json(before)
+    open_contacts = [(it.interaction_id, it.channel) for it in projection.interactions]
+    open_contacts += [(acw.interaction_id, acw.channel) for acw in projection.acws]
+    return [task for task, channel in open_contacts if task and channel != Channel.PHONE]
 
 
 def twilio_refused(reason: str) -> None:

@@ -3,7 +3,9 @@
 A workspace posts one form-encoded event per callback. Agent = ``WorkerSid`` (named from
 ``WorkerName``), interaction = ``TaskSid``, event id from the event's ``Sid``:
 
-- ``reservation.accepted`` → ``interaction.started`` (channel from ``TaskChannelUniqueName``);
+- ``reservation.accepted`` → ``interaction.started`` (channel from ``TaskChannelUniqueName``),
+  with ``concurrent: true`` when the worker still holds another task (accepted and not
+  completed, as the callbacks stored so far show) and neither is a voice task (multitasking);
 - ``reservation.wrapup`` → ``interaction.ended`` (the ACW then runs on the team's policy: the
   server closes it even when the agent's browser, which runs Flex's own wrap-up timer, is gone);
 - ``reservation.completed`` → ``acw.ended`` of that task with the wrap-up code from the task's
@@ -18,7 +20,7 @@ Every other event type changes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -52,8 +54,21 @@ def activity_change(params: Mapping[str, str]) -> tuple[str, str, bool] | None:
     return sid, name, flag == "true"
 
 
-def translate(params: Mapping[str, str], availability: Mapping[str, bool]) -> Translated:
-    """The events one callback implies; ``availability`` maps activity sids to available."""
+# (worker, instant) → the tasks other than voice ones the worker held just before that instant.
+HeldTasks = Callable[[str, datetime], Collection[str]]
+
+
+def _none_held(worker: str, at: datetime) -> Collection[str]:
+    return ()
+
+
+def translate(
+    params: Mapping[str, str],
+    availability: Mapping[str, bool],
+    held: HeldTasks = _none_held,
+) -> Translated:
+    """The events one callback implies; ``availability`` maps activity sids to available,
+    ``held`` tells which tasks the worker already holds (multitasking)."""
     kind = text(params.get("EventType"), "EventType")
     handler = HANDLERS.get(kind)
     if handler is None:
@@ -68,6 +83,8 @@ def translate(params: Mapping[str, str], availability: Mapping[str, bool]) -> Tr
     body = handler(params, availability)
     if body is not None:
         type_, fields = body
+        if type_ == "interaction.started" and _alongside(fields, held, agent, at):
+            fields["concurrent"] = True
         out.events.append(event(derive_id(PREFIX, sid), type_, agent, at, **fields))
     return out
 
@@ -115,6 +132,13 @@ HANDLERS = {
     "reservation.completed": _completed,
     "worker.activity.update": _activity,
 }
+
+
+def _alongside(started: dict[str, Any], held: HeldTasks, worker: str, at: datetime) -> bool:
+    """Whether a task accepted joins others the worker holds (a voice task is handled alone)."""
+    if started["channel"] == "phone":
+        return False
+    return any(task != started["interaction_id"] for task in held(worker, at))
 
 
 def _task(params: Mapping[str, str]) -> str:

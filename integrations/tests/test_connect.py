@@ -134,12 +134,39 @@ def test_two_concurrent_chats_are_two_interactions() -> None:
     a = contact("a", "CONNECTED", at(5), at(5), channel="CHAT")
     b = contact("b", "CONNECTED", at(10), at(10), channel="CHAT")
     both = translate(change([a], [a, b], 10)).events
-    assert [(e["type"], e["interaction_id"], e["channel"]) for e in both] == [
-        ("interaction.started", "b", "chat")
+    assert [(e["type"], e["interaction_id"], e["channel"], e.get("concurrent")) for e in both] == [
+        ("interaction.started", "b", "chat", True)
     ]
     a_ended = contact("a", "ENDED", at(50), at(5), channel="CHAT")
     ended = translate(change([a, b], [a_ended, b], 50)).events
     assert [(e["type"], e["interaction_id"]) for e in ended] == [("interaction.ended", "a")]
+
+
+def started(rec: dict[str, Any]) -> dict[str, bool | None]:
+    """Per contact started by the record: its ``concurrent`` flag (None when not sent)."""
+    return {
+        e["interaction_id"]: e.get("concurrent")
+        for e in translate(rec).events
+        if e["type"] == "interaction.started"
+    }
+
+
+def test_a_contact_is_concurrent_only_when_another_non_voice_one_is_listed() -> None:
+    a = contact("a", "CONNECTED", at(5), at(5), channel="CHAT")
+    b = contact("b", "CONNECTED", at(10), at(10), channel="CHAT")
+    call = contact("call", "CONNECTED", at(10), at(10), channel="VOICE")
+    email = contact("m", "CONNECTED", at(10), at(10), channel="EMAIL")
+    a_ended = contact("a", "ENDED", at(8), at(5), channel="CHAT")
+    # Alone in the snapshot: the contract's one interaction at a time.
+    assert started(change([], [a], 5)) == {"a": None}
+    # Two listed at once: each joins the other.
+    assert started(change([], [a, b], 10)) == {"a": True, "b": True}
+    # The other one still in after-contact work (ENDED), or leaving in this very record.
+    assert started(change([a_ended], [a_ended, email], 10)) == {"m": True}
+    assert started(change([a_ended], [b], 10)) == {"b": True}
+    # A voice contact is handled alone, and a call listed does not make a chat concurrent.
+    assert started(change([a], [a, call], 10)) == {"call": None}
+    assert started(change([call], [call, b], 10)) == {"b": None}
 
 
 def test_ids_are_repeatable_and_contact_events_are_keyed_by_contact() -> None:

@@ -65,6 +65,23 @@ def test_the_task_channel_maps_to_ours(channel: str, ours: str) -> None:
     assert one(ev("reservation.accepted", **task_fields(TASK, channel)))["channel"] == ours
 
 
+def test_a_task_accepted_while_the_worker_holds_another_is_concurrent() -> None:
+    asked: list[tuple[str, datetime]] = []
+
+    def held(worker: str, at: datetime) -> list[str]:
+        asked.append((worker, at))
+        return ["WT" + "1" * 32]
+
+    chat = ev("reservation.accepted", 4, **task_fields(TASK, "chat"))
+    assert translate(chat, AVAILABILITY, held).events[0]["concurrent"] is True
+    assert asked == [(WORKER, T0 + timedelta(seconds=4))]
+    # Only another task counts; a voice task is handled alone; by default none is held.
+    assert "concurrent" not in translate(chat, AVAILABILITY, lambda w, at: [TASK]).events[0]
+    call = ev("reservation.accepted", 5, **task_fields(TASK, "voice"))
+    assert "concurrent" not in translate(call, AVAILABILITY, held).events[0]
+    assert "concurrent" not in one(chat)
+
+
 @pytest.mark.parametrize(
     ("attributes", "reason", "code"),
     [

@@ -107,6 +107,52 @@ def test_a_duplicate_callback_is_a_duplicate(api: APIClient) -> None:
     assert post(params).json() == {"accepted": 0, "duplicates": 1}
 
 
+def multitasking() -> list[dict[str, str]]:
+    """Wes accepts chat A, then chat B while A is open (Flex multitasking); each wraps up and
+    completes on its own; then a call."""
+    n = iter(range(200, 300))
+
+    def ev(kind: str, seconds: float, task: dict[str, str]) -> dict[str, str]:
+        return taskrouter(
+            kind,
+            f"EV{next(n):032d}",
+            BASE + timedelta(seconds=seconds),
+            **worker_fields(WES, "Wes Twilio", "Available"),
+            **task,
+        )
+
+    a = task_fields("WT" + "a" * 32, "chat")
+    b = task_fields("WT" + "b" * 32, "chat")
+    call = task_fields("WT" + "c" * 32, "voice")
+    return [
+        ev("reservation.accepted", 10, a),
+        ev("reservation.accepted", 20, b),
+        ev("reservation.wrapup", 60, a),
+        ev("reservation.completed", 70, a),
+        ev("reservation.wrapup", 100, b),
+        ev("reservation.completed", 110, b),
+        ev("reservation.accepted", 200, call),
+    ]
+
+
+def test_a_second_task_accepted_while_one_is_open_is_concurrent(api: APIClient) -> None:
+    sent = multitasking()
+    for params in sent:
+        assert post(params).status_code == 200
+    flags = dict(
+        Event.objects.filter(type="interaction.started").values_list(
+            "data__interaction_id", "data__concurrent"
+        )
+    )
+    # B joins A; A came alone, and a voice task is handled alone.
+    assert flags == {"WT" + "a" * 32: None, "WT" + "b" * 32: True, "WT" + "c" * 32: None}
+    row = kpi_row(api, WES)
+    # A: talk 10→60, ACW 60→70; B: talk 20→100, ACW 100→110 (each its own).
+    assert (row["interactions"], row["talk_seconds"], row["acw_seconds"]) == (2, 130, 20)
+    # Redelivered after A completed, B's callback reads what held before it: a duplicate.
+    assert post(sent[1]).json() == {"accepted": 0, "duplicates": 1}
+
+
 @pytest.mark.parametrize("signature", ["", "bm90IHRoZSBzaWduYXR1cmU=", "garbage"])
 def test_a_missing_or_wrong_signature_is_403_and_stores_nothing(signature: str) -> None:
     params = callbacks()[0]
