@@ -171,7 +171,14 @@ def test_a_chat_agent_holding_two_chats_shows_the_count_on_the_tile(
         api_token,
         event("alice", "agent.logged_in", 90),
         event("alice", "interaction.started", 80, interaction_id="c1", channel="chat"),
-        event("alice", "interaction.started", 70, interaction_id="c2", channel="chat"),
+        event(
+            "alice",
+            "interaction.started",
+            70,
+            interaction_id="c2",
+            channel="chat",
+            concurrent=True,
+        ),
     )
     page = new_page()
     log_in(page, server, "sam", "pw-sam")
