@@ -9,6 +9,7 @@ may not see (``agents.access``), names its parameter.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -187,3 +188,63 @@ def parse_kpi_query(
         format=params.get("format", "json"),
         bin_seconds=params.get("bin_seconds", 10),
     )
+
+
+# --- The staffing what-if (``GET /api/v1/staffing``, ``/kpis/staffing/``) -------------------
+
+MAX_VOLUME = 10_000_000
+MAX_SECONDS = 86_400
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A float that is a real number: ``nan`` and ``inf`` parse as floats but mean nothing here."""
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
+class StaffingQuerySerializer(serializers.Serializer):
+    """``GET /api/v1/staffing``: the load of one interval and the service-level target."""
+
+    volume = serializers.IntegerField(
+        min_value=1, max_value=MAX_VOLUME, help_text="Contacts offered in the interval."
+    )
+    interval_seconds = serializers.IntegerField(
+        min_value=1, max_value=MAX_SECONDS, help_text="Length of the interval (3600: an hour)."
+    )
+    aht_seconds = FiniteFloatField(
+        min_value=0, max_value=MAX_SECONDS, help_text="Average handle time: talk + hold + ACW."
+    )
+    target_service_level = FiniteFloatField(
+        min_value=0,
+        max_value=1,
+        default=0.8,
+        help_text="Share of contacts to answer within the target time, above 0 and below 1.",
+    )
+    target_answer_seconds = FiniteFloatField(
+        min_value=0, max_value=MAX_SECONDS, default=20, help_text="The target answer time."
+    )
+    acw_change_seconds = FiniteFloatField(
+        required=False,
+        min_value=-MAX_SECONDS,
+        max_value=MAX_SECONDS,
+        help_text="What-if: change of the average ACW (may be negative); the answer adds "
+        "with_acw_change for AHT + this.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["aht_seconds"] <= 0:
+            raise serializers.ValidationError({"aht_seconds": "must be more than 0"})
+        if not 0 < attrs["target_service_level"] < 1:
+            raise serializers.ValidationError(
+                {"target_service_level": "must be more than 0 and less than 1"}
+            )
+        change = attrs.get("acw_change_seconds")
+        if change is not None and attrs["aht_seconds"] + change <= 0:
+            raise serializers.ValidationError(
+                {"acw_change_seconds": "would make the average handle time 0 or less"}
+            )
+        return attrs
