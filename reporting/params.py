@@ -248,3 +248,33 @@ class StaffingQuerySerializer(serializers.Serializer):
                 {"acw_change_seconds": "would make the average handle time 0 or less"}
             )
         return attrs
+
+
+class StaffingPageSerializer(serializers.Serializer):
+    """``/kpis/staffing/``: whose hour to measure, and the inputs the user may override.
+
+    ``volume`` and ``aht_seconds`` default to what the team measured in that hour (an empty
+    form field means "measured"); the service level is given in percent, as people say it.
+    """
+
+    team = serializers.IntegerField(required=False, min_value=1)
+    day = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+    hour = serializers.IntegerField(required=False, min_value=0, max_value=23)
+    volume = serializers.IntegerField(required=False, min_value=1, max_value=MAX_VOLUME)
+    aht_seconds = FiniteFloatField(required=False, min_value=0, max_value=MAX_SECONDS)
+    service_level_percent = FiniteFloatField(default=80, min_value=0, max_value=100)
+    target_answer_seconds = FiniteFloatField(default=20, min_value=0, max_value=MAX_SECONDS)
+    acw_change_seconds = FiniteFloatField(
+        default=-15, min_value=-MAX_SECONDS, max_value=MAX_SECONDS
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "day" in attrs and not KPI_YEARS[0] <= attrs["day"].year <= KPI_YEARS[1]:
+            raise serializers.ValidationError(
+                {"day": f"must be in the years {KPI_YEARS[0]} to {KPI_YEARS[1]}"}
+            )
+        if not 0 < attrs["service_level_percent"] < 100:
+            raise serializers.ValidationError(
+                {"service_level_percent": "must be more than 0 and less than 100"}
+            )
+        return attrs
