@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .choices import AcwMode, Channel, State, TimeoutAction
+from .choices import AcwEndReason, AcwMode, Channel, PolicyViolation, State, TimeoutAction
 
 # The states as plain strings (they are stored in JSON projections), from the model choices.
 OFFLINE, AVAILABLE, ON_INTERACTION, ACW, NOT_READY = (
@@ -44,6 +44,7 @@ EVENT_TYPES = (
     "interaction.ended",
     "acw.started",
     "acw.extended",
+    "acw.updated",
     "acw.ended",
 )
 
@@ -87,6 +88,9 @@ TRANSITIONS: dict[str, dict[str, str]] = {
         ON_INTERACTION: "start_acw",
     },
     "acw.extended": {ACW: "extend_acw"},
+    # The wrap-up as the agent fills it in (checklist ticks, code, note), kept with the open ACW
+    # so that a timeout records what was done (docs/api.md, acw.updated).
+    "acw.updated": {ACW: "update_acw"},
     "acw.ended": {ACW: "end_acw"},
 }
 
@@ -165,6 +169,10 @@ class OpenAcw:
     policy: PolicySpec
     extensions: int = 0
     extended_seconds: float = 0.0
+    # The wrap-up so far (acw.updated); acw.ended's own fields, when given, replace it.
+    checklist: list[int] = field(default_factory=list)
+    wrap_up_code: str = ""
+    note: str = ""
 
 
 @dataclass
@@ -347,6 +355,9 @@ class _Machine:
         row.deadline = acw.deadline
         row.extensions = acw.extensions
         row.extended_seconds = acw.extended_seconds
+        row.checklist = list(acw.checklist)
+        row.wrap_up_code = acw.wrap_up_code
+        row.note = acw.note
         return row
 
     def _set_state(self, state: str, at: datetime, reason: str = "") -> None:
@@ -398,15 +409,16 @@ class _Machine:
         row.overrun = duration > policy.seconds if policy.seconds else False
         violations = []
         if event is not None and event.type == "acw.ended":
-            row.wrap_up_code = str(event.data.get("wrap_up_code") or "")
-            row.note = str(event.data.get("note") or "")
-            row.checklist = list(event.data.get("checklist") or [])
+            _fill_wrap_up(row, event.data)
             row.ended_by_id = event.actor_id
             early = acw.deadline is not None and at < acw.deadline
             if policy.mode == "timed_strict" and reason == "agent_ready" and early:
-                violations.append("early_exit")
+                violations.append(PolicyViolation.EARLY_EXIT.value)
             if policy.wrap_up_required and not row.wrap_up_code:
-                violations.append("missing_wrap_up")
+                violations.append(PolicyViolation.MISSING_WRAP_UP.value)
+        elif reason == AcwEndReason.TIMEOUT and policy.wrap_up_required and not row.wrap_up_code:
+            # The deadline passed before the agent gave the code the policy requires.
+            violations.append(PolicyViolation.MISSING_WRAP_UP.value)
         row.policy_violation = ",".join(violations)
         self.p.acw = None
 
@@ -542,10 +554,34 @@ class _Machine:
         acw.extensions += 1
         self._touch_acw(acw)
 
+    def update_acw(self, event: EventIn) -> None:
+        """``acw.updated``: the wrap-up so far; each field given replaces the one kept."""
+        acw = self.p.acw
+        assert acw is not None
+        data = event.data
+        if data.get("checklist") is not None:
+            acw.checklist = [int(i) for i in data["checklist"]]
+        if data.get("wrap_up_code") is not None:
+            acw.wrap_up_code = str(data["wrap_up_code"])
+        if data.get("note") is not None:
+            acw.note = str(data["note"])
+        self._touch_acw(acw)
+
     def end_acw(self, event: EventIn) -> None:
         reason = str(event.data.get("reason") or "agent_ready")
         self._close_acw(event.occurred_at, reason, event=event)
         self._set_state(AVAILABLE, event.occurred_at)
+
+
+def _fill_wrap_up(row: AcwRow, data: dict[str, Any]) -> None:
+    """``acw.ended``'s wrap-up fields over what ``acw.updated`` kept: a field the event leaves
+    out keeps the saved value."""
+    if data.get("wrap_up_code") is not None:
+        row.wrap_up_code = str(data["wrap_up_code"])
+    if data.get("note") is not None:
+        row.note = str(data["note"])
+    if data.get("checklist") is not None:
+        row.checklist = list(data["checklist"])
 
 
 # --- Extension ------------------------------------------------------------------------------

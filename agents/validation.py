@@ -179,6 +179,20 @@ class AcwExtendedEvent(EnvelopeSerializer):
         return value
 
 
+class AcwUpdatedEvent(EnvelopeSerializer):
+    """acw.updated: the wrap-up so far (checklist ticks, code, note), kept with the open ACW so
+    that a timeout records it; each field given replaces the one kept, acw.ended's fields win."""
+
+    wrap_up_code = _text(100, required=False, allow_blank=True, allow_null=True)
+    note = _text(4000, required=False, allow_blank=True, allow_null=True)
+    checklist = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        allow_null=True,
+        help_text="Ids of the checklist items ticked so far (all of them, not a change).",
+    )
+
+
 class AcwEndedEvent(EnvelopeSerializer):
     """acw.ended: the agent (or a supervisor) ends the open ACW."""
 
@@ -211,6 +225,7 @@ EVENT_SERIALIZERS: dict[str, type[EnvelopeSerializer]] = {
     "interaction.ended": InteractionEvent,
     "acw.started": AcwStartedEvent,
     "acw.extended": AcwExtendedEvent,
+    "acw.updated": AcwUpdatedEvent,
     "acw.ended": AcwEndedEvent,
 }
 

@@ -324,6 +324,7 @@ INTERACTION_FIELDS = [
     "wrap_up_code",
     "note",
     "checklist",
+    "policy_violation",
 ]
 ALERT_FIELDS = [
     "id",
@@ -356,6 +357,7 @@ def _interactions_csv(agent: Agent, rows: list[pages.RecentInteraction]) -> Http
             "wrap_up_code": r.wrap_up_code,
             "note": r.note,
             "checklist": "; ".join(r.checklist),
+            "policy_violation": r.policy_violation,
         }
         for r in rows
     )
