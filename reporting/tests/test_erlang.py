@@ -121,12 +121,4 @@ def test_it_refuses_what_has_no_answer() -> None:
 
 def test_the_api_fields_name_the_agents_needed() -> None:
     fields = erlang.figures(14, 10.0, 180, 20).as_dict()
-    assert set(fields) == {
-        "traffic_erlangs",
-        "agents_needed",
-        "service_level",
-        "waiting_probability",
-        "occupancy",
-        "asa_seconds",
-    }
-    assert fields["agents_needed"] == 14
+    assert (fields["agents_needed"], "agents" in fields) == (14, False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from reporting.queries import site_today
 from reporting.rollups import compute_rollups
 from reporting.staffing import measured_load
 
-from .support import ROOT, Server, event, log_in
+from .support import Server, event, log_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,15 +33,6 @@ pytestmark = [
 ]
 
 LAPTOP = (1366, 768)
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    if os.environ.get("ACW_SCREENSHOTS") == "1":
-        target = ROOT / "docs" / "screenshots"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
 
 
 def _busiest_hour(team: Team) -> tuple[Any, int]:
@@ -114,13 +104,18 @@ def test_a_supervisor_runs_the_staffing_what_if(
     assert page.js_errors == [] and page.csp_violations == []
 
 
-def _open_acw(server: Server, token: str) -> None:
+def _alice_in_acw(server: Server, token: str, new_page: Any) -> Any:
+    """Alice's interaction ends now; her wrap-up page, open on the ACW."""
     server.post_events(
         token,
         event("alice", "agent.logged_in", 100),
         event("alice", "interaction.started", 60, interaction_id="c1", channel="phone"),
         event("alice", "interaction.ended", 1, interaction_id="c1"),
     )
+    page = new_page(1280, 900)
+    log_in(page, server, "alice-login", "pw-alice-login", then="/me/")
+    page.wait_for_selector("#me-form:not([hidden])")
+    return page
 
 
 def test_a_tick_is_saved_without_ready_and_survives_the_timeout(
@@ -136,11 +131,7 @@ def test_a_tick_is_saved_without_ready_and_survives_the_timeout(
     crm = ChecklistItem.objects.create(team=north, label="Update the CRM record")
     ChecklistItem.objects.create(team=north, label="Document the call")
     WrapUpCode.objects.create(code="resolved", label="Resolved")
-    _open_acw(server, api_token)
-
-    page = new_page(1280, 900)
-    log_in(page, server, "alice-login", "pw-alice-login", then="/me/")
-    page.wait_for_selector("#me-form:not([hidden])")
+    page = _alice_in_acw(server, api_token, new_page)
     page.check(f"input[name=checklist][value='{crm.pk}']")
     page.locator("#me-msg", has_text="Saved.").wait_for()
     assert AcwSession.objects.get(agent__external_id="alice").checklist == [crm.pk]
@@ -168,11 +159,7 @@ def test_ready_under_a_strict_policy_waits_for_the_deadline(
 ) -> None:
     server = live_server_up
     AcwPolicy.objects.create(team=north, channel="", mode="timed_strict", seconds=120)
-    _open_acw(server, api_token)
-
-    page = new_page(1280, 900)
-    log_in(page, server, "alice-login", "pw-alice-login", then="/me/")
-    page.wait_for_selector("#me-form:not([hidden])")
+    page = _alice_in_acw(server, api_token, new_page)
     ready = page.locator("#ready")
     assert ready.is_disabled()
     assert ready.inner_text().startswith("Ready in 1:")
