@@ -102,6 +102,7 @@ def test_a_wrap_up_save_is_checked_like_ready(
     assert not Event.objects.filter(type="acw.updated").exists()
 
 
+@pytest.mark.usefixtures("frozen_now")
 def test_ready_under_a_strict_policy_is_refused_before_the_deadline(
     agent_user_alice: User, alice: Any, north: Any
 ) -> None:
