@@ -146,8 +146,7 @@ def _ready_from(acw: states.OpenAcw | None) -> datetime | None:
 
 def _my_state(agent: Agent) -> dict[str, Any]:
     """The agent's live state with the ACW policy that applies to it right now."""
-    stored = AgentState.objects.select_related("agent__team").get(agent=agent)
-    live = stored.as_of(timezone.now())
+    live = AgentState.objects.select_related("agent__team").get(agent=agent).as_of(timezone.now())
     policy = Policies.load([agent.team_id]).spec(agent.team_id, live.channel or "")
     acw = _open_acw(live)
     ready_from = _ready_from(acw)
@@ -291,8 +290,10 @@ def my_ready(request: HttpRequest) -> JsonResponse:
             "state: your ACW policy is strict: Ready is possible at the deadline, in %(n)d s"
         ) % {"n": left}
         return JsonResponse({"error": message, "ready_from": state["ready_from"]}, status=409)
-    if state["policy"]["wrap_up_required"] and not fields.get("wrap_up_code"):
+    saved_code = (state["wrap_up"] or {}).get("wrap_up_code")
+    if state["policy"]["wrap_up_required"] and not (fields.get("wrap_up_code") or saved_code):
         return JsonResponse({"error": "wrap_up_code: is required by your ACW policy"}, status=400)
+    # A code or note left empty keeps what the page saved for this ACW (acw.updated).
     fields = {key: value for key, value in fields.items() if value or key == "checklist"}
     return _ingest(
         _event(agent, "acw.ended", reason="agent_ready", **fields), "agent_page", request

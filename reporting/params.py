@@ -273,6 +273,8 @@ class StaffingPageSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"day": f"must be in the years {KPI_YEARS[0]} to {KPI_YEARS[1]}"}
             )
+        if attrs.get("aht_seconds") == 0:
+            raise serializers.ValidationError({"aht_seconds": "must be more than 0"})
         if not 0 < attrs["service_level_percent"] < 100:
             raise serializers.ValidationError(
                 {"service_level_percent": "must be more than 0 and less than 100"}

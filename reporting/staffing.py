@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.utils.translation import gettext
+
 from . import erlang
 from .erlang import Staffing, StaffingError
 from .queries import KpiRow, kpi_rows, site_tz
+from .templatetags.kpi_format import format_duration
 
 # The table around the answer: a few agents fewer and more, as a planner weighs them.
 TABLE_SPAN = 3
@@ -116,10 +119,25 @@ def what_if(
     target_service_level: float = 0.8,
     target_answer_seconds: float = 20,
     acw_change_seconds: float | None = None,
+    acw_seconds: float | None = None,
 ) -> WhatIf:
     """Agents needed by Erlang C (no shrinkage) for the load and target, and with the average
     ACW changed by ``acw_change_seconds`` (AHT + change). Raises ``StaffingError`` naming the
-    parameter when there is no answer."""
+    parameter when there is no answer.
+
+    ``acw_seconds``, when known (a measured hour), is the average ACW inside that AHT: a cut
+    cannot remove more ACW than there is.
+    """
+    if (
+        acw_change_seconds is not None
+        and acw_seconds is not None
+        and acw_change_seconds < -acw_seconds
+    ):
+        raise StaffingError(
+            "acw_change_seconds",
+            gettext("the measured average ACW is only %(acw)s")
+            % {"acw": format_duration(acw_seconds)},
+        )
     current = _scenario(
         volume, interval_seconds, aht_seconds, target_service_level, target_answer_seconds
     )

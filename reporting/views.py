@@ -485,12 +485,6 @@ def kpi_staffing(request: HttpRequest) -> HttpResponse:
         if measured and measured.interactions and "aht_seconds" not in params
         else None
     )
-    if measured_acw is not None and change < -measured_acw:
-        # The what-if changes the ACW part of the handle time: it cannot cut more than there is.
-        message = gettext("acw_change_seconds: the measured average ACW is only %(acw)s") % {
-            "acw": format_duration(measured_acw)
-        }
-        return _error_page(request, "reporting/staffing.html", message, context)
     try:
         answer = staffing.what_if(
             volume=volume,
@@ -499,6 +493,7 @@ def kpi_staffing(request: HttpRequest) -> HttpResponse:
             target_service_level=context["service_level_percent"] / 100,
             target_answer_seconds=context["target_answer_seconds"],
             acw_change_seconds=change or None,
+            acw_seconds=measured_acw,
         )
     except StaffingError as error:
         return _error_page(request, "reporting/staffing.html", str(error), context)

@@ -184,3 +184,17 @@ def test_the_agents_kpi_page_shows_the_missing_code(
     lines = b"".join(export.streaming_content).decode().splitlines()
     assert lines[0].endswith(",policy_violation")
     assert lines[1].endswith(",missing_wrap_up")
+
+
+def test_ready_accepts_the_code_saved_before(
+    agent_user_alice: User, alice: Any, north: Any
+) -> None:
+    AcwPolicy.objects.create(team=north, channel="", wrap_up_required=True)
+    WrapUpCode.objects.create(code="resolved", label="Resolved")
+    put_in_acw("alice")
+    client = client_for(agent_user_alice)
+    post(client, "/me/wrap-up", {"wrap_up_code": "resolved", "note": "Called back"})
+    response = post(client, "/me/ready", {"wrap_up_code": "", "note": ""})
+    assert response.status_code == 200, response.content
+    acw = AcwSession.objects.get(agent=alice)
+    assert (acw.wrap_up_code, acw.note, acw.policy_violation) == ("resolved", "Called back", "")

@@ -133,6 +133,7 @@ def test_a_cut_larger_than_the_measured_acw_is_refused(
         ({"hour": 24}, "hour: "),
         ({"day": "yesterday"}, "day: "),
         ({"volume": -3}, "volume: "),
+        ({"aht_seconds": 0}, "aht_seconds: must be more than 0"),
     ],
 )
 def test_bad_input_is_a_400_that_names_the_field(
