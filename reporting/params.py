@@ -37,15 +37,21 @@ KPI_YEARS = (1900, 9998)
 MAX_BIN_SECONDS = 3600
 
 
-class StrictChoiceField(serializers.ChoiceField):
-    """A choice where an empty value (``group_by=``) is a wrong value, not a missing one.
+class EmptyIsWrong:
+    """A field where an empty value (``group_by=``) is a wrong value, not a missing one.
 
-    DRF reads an empty query-string value of an optional field as absent; for a choice that
+    DRF reads an empty query-string value of an optional field as absent; for a value that
     selects what the answer means, a client that sent one has a bug worth a 400.
     """
 
+    field_name: str
+
     def get_value(self, dictionary: Mapping[str, Any]) -> Any:
         return dictionary.get(self.field_name, empty)
+
+
+class StrictChoiceField(EmptyIsWrong, serializers.ChoiceField):
+    """A choice that must not be given empty."""
 
 
 class PeriodQuerySerializer(serializers.Serializer):
@@ -206,8 +212,13 @@ class FiniteFloatField(serializers.FloatField):
         return value
 
 
+class StrictFloatField(EmptyIsWrong, FiniteFloatField):
+    """A real number that must not be given empty."""
+
+
 class StaffingQuerySerializer(serializers.Serializer):
-    """``GET /api/v1/staffing``: the load of one interval and the service-level target."""
+    """``GET /api/v1/staffing``: the load of one interval and the service-level target (an
+    empty value is a 400, as the schema says each is a number)."""
 
     volume = serializers.IntegerField(
         min_value=1, max_value=MAX_VOLUME, help_text="Contacts offered in the interval."
@@ -218,16 +229,16 @@ class StaffingQuerySerializer(serializers.Serializer):
     aht_seconds = FiniteFloatField(
         min_value=0, max_value=MAX_SECONDS, help_text="Average handle time: talk + hold + ACW."
     )
-    target_service_level = FiniteFloatField(
+    target_service_level = StrictFloatField(
         min_value=0,
         max_value=1,
         default=0.8,
         help_text="Share of contacts to answer within the target time, above 0 and below 1.",
     )
-    target_answer_seconds = FiniteFloatField(
+    target_answer_seconds = StrictFloatField(
         min_value=0, max_value=MAX_SECONDS, default=20, help_text="The target answer time."
     )
-    acw_change_seconds = FiniteFloatField(
+    acw_change_seconds = StrictFloatField(
         required=False,
         min_value=-MAX_SECONDS,
         max_value=MAX_SECONDS,

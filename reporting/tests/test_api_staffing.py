@@ -83,6 +83,10 @@ def test_the_targets_have_the_usual_defaults(manager_maria: Any) -> None:
         ({"target_answer_seconds": -1}, "target_answer_seconds"),
         ({"acw_change_seconds": -180}, "acw_change_seconds"),
         ({"acw_change_seconds": "soon"}, "acw_change_seconds"),
+        # An empty value is not "use the default": the schema says each is a number.
+        ({"target_answer_seconds": ""}, "target_answer_seconds"),
+        ({"target_service_level": ""}, "target_service_level"),
+        ({"acw_change_seconds": ""}, "acw_change_seconds"),
         # 10 million contacts of a day each in one second: more agents than any queue has.
         ({"volume": 10_000_000, "interval_seconds": 1, "aht_seconds": 86_400}, "volume"),
     ],
