@@ -29,6 +29,12 @@ def _flatten(detail: Any, prefix: str = "") -> str:
     return f"{prefix}: {text}" if prefix else text
 
 
+def error_text(detail: Any) -> str:
+    """The first error of a DRF ``errors``/``detail`` structure as ``"<field>: <message>"`` (the
+    API's envelope text; pages show the same words)."""
+    return _flatten(detail)
+
+
 def error_envelope_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every API error is ``{"error": "<field>: <message>"}``; a database outage is 503.
 

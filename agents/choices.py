@@ -52,6 +52,13 @@ class AcwEndReason(models.TextChoices):
     LOGOUT = "logout", "Logout"
 
 
+class PolicyViolation(models.TextChoices):
+    """What an ACW did against its policy (``AcwSession.policy_violation``, comma-separated)."""
+
+    EARLY_EXIT = "early_exit", "Ended early under a strict policy"
+    MISSING_WRAP_UP = "missing_wrap_up", "Missing wrap-up code"
+
+
 class InteractionEndReason(models.TextChoices):
     ENDED = "ended", "Ended"
     REPLACED = "replaced", "Replaced by a new interaction"

@@ -15,7 +15,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import ExpressionWrapper, Q
 
 from . import states
 from .choices import (  # re-exported: the choices are the models' vocabulary
@@ -24,6 +24,7 @@ from .choices import (  # re-exported: the choices are the models' vocabulary
     Channel,
     Direction,
     InteractionEndReason,
+    PolicyViolation,
     State,
     TimeoutAction,
 )
@@ -311,6 +312,17 @@ class AcwSession(models.Model):
         blank=True,
         default="",
         help_text="Set when the event broke the policy (early exit under strict, missing code).",
+    )
+    # The coaching lists filter on it: computed by the database from policy_violation, so the
+    # projection writes one field and the flag can never disagree with it.
+    missing_wrap_up = models.GeneratedField(
+        expression=ExpressionWrapper(
+            Q(policy_violation__contains=PolicyViolation.MISSING_WRAP_UP.value),
+            output_field=models.BooleanField(),
+        ),
+        output_field=models.BooleanField(),
+        db_persist=True,
+        help_text="No wrap-up code where the policy requires one (a timeout included).",
     )
 
     class Meta:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("wall/end-acw/<path:external_id>", views.end_acw, name="wall-end-acw"),
     path("me/", views.my_acw, name="my-acw"),
     path("me/state", views.my_state, name="my-state"),
+    path("me/wrap-up", views.my_wrap_up, name="my-wrap-up"),
     path("me/ready", views.my_ready, name="my-ready"),
     path("me/extend", views.my_extend, name="my-extend"),
 ]

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .choices import AcwMode, Channel, State, TimeoutAction
+from .choices import AcwEndReason, AcwMode, Channel, PolicyViolation, State, TimeoutAction
 
 # The states as plain strings (they are stored in JSON projections), from the model choices.
 OFFLINE, AVAILABLE, ON_INTERACTION, ACW, NOT_READY = (
@@ -53,6 +53,7 @@ EVENT_TYPES = (
     "interaction.ended",
     "acw.started",
     "acw.extended",
+    "acw.updated",
     "acw.ended",
 )
 
@@ -97,6 +98,9 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     },
     # On an interaction, another contact's ACW may still be open (concurrent contacts).
     "acw.extended": {ACW: "extend_acw", ON_INTERACTION: "extend_acw"},
+    # The wrap-up as the agent fills it in (checklist ticks, code, note), kept with the open ACW
+    # so that a timeout records what was done (docs/api.md, acw.updated).
+    "acw.updated": {ACW: "update_acw", ON_INTERACTION: "update_acw"},
     "acw.ended": {ACW: "end_acw", ON_INTERACTION: "end_acw"},
 }
 
@@ -177,6 +181,10 @@ class OpenAcw:
     extended_seconds: float = 0.0
     # The contact it wraps up: the ended interaction's id, or the one acw.started named.
     interaction_id: str = ""
+    # The wrap-up so far (acw.updated); acw.ended's own fields, when given, replace it.
+    checklist: list[int] = field(default_factory=list)
+    wrap_up_code: str = ""
+    note: str = ""
 
 
 def _acw_order(acw: OpenAcw) -> tuple[bool, datetime, int]:
@@ -387,6 +395,9 @@ class _Machine:
         row.deadline = acw.deadline
         row.extensions = acw.extensions
         row.extended_seconds = acw.extended_seconds
+        row.checklist = list(acw.checklist)
+        row.wrap_up_code = acw.wrap_up_code
+        row.note = acw.note
         return row
 
     def _set_state(self, state: str, at: datetime, reason: str = "") -> None:
@@ -466,15 +477,16 @@ class _Machine:
         row.overrun = duration > policy.seconds if policy.seconds else False
         violations = []
         if event is not None and event.type == "acw.ended":
-            row.wrap_up_code = str(event.data.get("wrap_up_code") or "")
-            row.note = str(event.data.get("note") or "")
-            row.checklist = list(event.data.get("checklist") or [])
+            _fill_wrap_up(row, event.data)
             row.ended_by_id = event.actor_id
             early = acw.deadline is not None and at < acw.deadline
             if policy.mode == "timed_strict" and reason == "agent_ready" and early:
-                violations.append("early_exit")
+                violations.append(PolicyViolation.EARLY_EXIT.value)
             if policy.wrap_up_required and not row.wrap_up_code:
-                violations.append("missing_wrap_up")
+                violations.append(PolicyViolation.MISSING_WRAP_UP.value)
+        elif reason == AcwEndReason.TIMEOUT and policy.wrap_up_required and not row.wrap_up_code:
+            # The deadline passed before the agent gave the code the policy requires.
+            violations.append(PolicyViolation.MISSING_WRAP_UP.value)
         row.policy_violation = ",".join(violations)
         self.p.acws.remove(acw)
 
@@ -635,6 +647,19 @@ class _Machine:
             acw.extensions += 1
             self._touch_acw(acw)
 
+    def update_acw(self, event: EventIn) -> None:
+        """``acw.updated``: the wrap-up so far; each field given replaces the one kept (the named
+        contact's ACW, else every open one)."""
+        data = event.data
+        for acw in self._acws_meant(event):
+            if data.get("checklist") is not None:
+                acw.checklist = [int(i) for i in data["checklist"]]
+            if data.get("wrap_up_code") is not None:
+                acw.wrap_up_code = str(data["wrap_up_code"])
+            if data.get("note") is not None:
+                acw.note = str(data["note"])
+            self._touch_acw(acw)
+
     def end_acw(self, event: EventIn) -> None:
         meant = self._acws_meant(event)
         if not meant:
@@ -643,6 +668,17 @@ class _Machine:
         for acw in meant:
             self._close_acw(acw, event.occurred_at, reason, event=event)
         self._settle(event.occurred_at)
+
+
+def _fill_wrap_up(row: AcwRow, data: dict[str, Any]) -> None:
+    """``acw.ended``'s wrap-up fields over what ``acw.updated`` kept: a field the event leaves
+    out keeps the saved value."""
+    if data.get("wrap_up_code") is not None:
+        row.wrap_up_code = str(data["wrap_up_code"])
+    if data.get("note") is not None:
+        row.note = str(data["note"])
+    if data.get("checklist") is not None:
+        row.checklist = list(data["checklist"])
 
 
 # --- Extension ------------------------------------------------------------------------------

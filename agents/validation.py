@@ -209,23 +209,33 @@ class AcwExtendedEvent(EnvelopeSerializer):
         return value
 
 
-class AcwEndedEvent(EnvelopeSerializer):
-    """acw.ended: the agent (or a supervisor) ends the open ACW."""
+class WrapUpFields(EnvelopeSerializer):
+    """The wrap-up an ACW records: code, note and the checklist items ticked."""
 
     # Optional: the contact whose ACW this is, when the agent holds several (else every one).
     interaction_id = _text(100, required=False, allow_blank=False, allow_null=True)
 
-    # The reasons an event may give; the others (timeout, logout...) are the system's own.
-    reason = serializers.ChoiceField(
-        choices=ACW_ENDED_REASONS, default=AcwEndReason.AGENT_READY.value, allow_null=True
-    )
     wrap_up_code = _text(100, required=False, allow_blank=True, allow_null=True)
     note = _text(4000, required=False, allow_blank=True, allow_null=True)
     checklist = serializers.ListField(
         child=serializers.IntegerField(min_value=1),
         required=False,
         allow_null=True,
-        help_text="Ids of the checklist items the agent ticked.",
+        help_text="Ids of the checklist items the agent ticked (all of them, not a change).",
+    )
+
+
+class AcwUpdatedEvent(WrapUpFields):
+    """acw.updated: the wrap-up so far (checklist ticks, code, note), kept with the open ACW so
+    that a timeout records it; each field given replaces the one kept, acw.ended's fields win."""
+
+
+class AcwEndedEvent(WrapUpFields):
+    """acw.ended: the agent (or a supervisor) ends the open ACW."""
+
+    # The reasons an event may give; the others (timeout, logout...) are the system's own.
+    reason = serializers.ChoiceField(
+        choices=ACW_ENDED_REASONS, default=AcwEndReason.AGENT_READY.value, allow_null=True
     )
 
     def validate_reason(self, value: str | None) -> str:
@@ -244,6 +254,7 @@ EVENT_SERIALIZERS: dict[str, type[EnvelopeSerializer]] = {
     "interaction.ended": InteractionEvent,
     "acw.started": AcwStartedEvent,
     "acw.extended": AcwExtendedEvent,
+    "acw.updated": AcwUpdatedEvent,
     "acw.ended": AcwEndedEvent,
 }
 

@@ -7,7 +7,9 @@ through ``services.ingest_event``, so the wall hears of it exactly as of a telep
 
 from __future__ import annotations
 
+import math
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -16,11 +18,12 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from . import access, jsonbody, selectors, services, states
 from .events import agent_payload
-from .models import Agent, AgentState, Channel, ChecklistItem, State, WrapUpCode
+from .models import AcwMode, Agent, AgentState, Channel, ChecklistItem, State, WrapUpCode
 from .policies import Policies
 from .states import AgentProjection
 
@@ -129,12 +132,34 @@ def _linked_agent(request: HttpRequest) -> Agent | None:
     return Agent.objects.select_related("team").filter(user_id=request.user.pk).first()
 
 
+def _open_acw(live: AgentState) -> states.OpenAcw | None:
+    """The open ACW as the state machine holds it, with the policy it started under."""
+    return AgentProjection.from_json(live.projection).acw if live.state == "acw" else None
+
+
+def _ready_from(acw: states.OpenAcw | None) -> datetime | None:
+    """When Ready becomes possible: a strict policy keeps the agent in ACW until its deadline."""
+    if acw is None or acw.deadline is None or acw.policy.mode != AcwMode.TIMED_STRICT:
+        return None
+    return acw.deadline
+
+
 def _my_state(agent: Agent) -> dict[str, Any]:
     """The agent's live state with the ACW policy that applies to it right now."""
     live = AgentState.objects.select_related("agent__team").get(agent=agent).as_of(timezone.now())
     policy = Policies.load([agent.team_id]).spec(agent.team_id, live.channel or "")
+    acw = _open_acw(live)
+    ready_from = _ready_from(acw)
     return {
         "agent": agent_payload(live),
+        # Set while a strict ACW runs: the page keeps Ready disabled until then.
+        "ready_from": ready_from.isoformat() if ready_from else None,
+        # What the agent saved so far (acw.updated), so a reloaded page shows it again.
+        "wrap_up": (
+            {"checklist": acw.checklist, "wrap_up_code": acw.wrap_up_code, "note": acw.note}
+            if acw
+            else None
+        ),
         "policy": {
             "mode": policy.mode,
             "seconds": policy.seconds,
@@ -188,40 +213,91 @@ def my_state(request: HttpRequest) -> JsonResponse:
     return JsonResponse(_my_state(_agent_or_403(request)))
 
 
+class WrapUpError(ValueError):
+    """A wrap-up field the page cannot accept; the message names it."""
+
+
+def _wrap_up_fields(agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
+    """The checklist, code and note of a posted wrap-up, checked; only the fields posted."""
+    fields: dict[str, Any] = {}
+    if "checklist" in body:
+        allowed = {item.pk for item in _checklist(agent)}
+        raw_ids = body.get("checklist") or []
+        if not isinstance(raw_ids, list):
+            raw_ids = [raw_ids]
+        try:
+            ticked = sorted({int(value) for value in raw_ids})
+        except (TypeError, ValueError):
+            raise WrapUpError("checklist: expected item ids") from None
+        if not set(ticked) <= allowed:
+            raise WrapUpError("checklist: unknown item")
+        fields["checklist"] = ticked
+    if "wrap_up_code" in body:
+        code = str(body.get("wrap_up_code") or "").strip()
+        if code and not WrapUpCode.objects.filter(code=code, active=True).exists():
+            raise WrapUpError("wrap_up_code: unknown code")
+        fields["wrap_up_code"] = code
+    if "note" in body:
+        fields["note"] = str(body.get("note") or "").strip()[:4000]
+    return fields
+
+
 @login_required
 @require_POST
-def my_ready(request: HttpRequest) -> JsonResponse:
-    """ "Ready": ends the agent's ACW with the wrap-up code, note and ticked checklist items."""
+def my_wrap_up(request: HttpRequest) -> JsonResponse:
+    """The wrap-up as the agent fills it in (each checklist tick, the code chosen): saved with
+    the open ACW at once (``acw.updated``), so a timeout records what was done."""
     agent = _agent_or_403(request)
     try:
         body = _json_body(request)
+        fields = _wrap_up_fields(agent, body)
     except jsonbody.JsonBodyError as exc:
         return JsonResponse({"error": f"body: {exc}"}, status=400)
+    except WrapUpError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    if not fields:
+        return JsonResponse({"error": "body: expected checklist, wrap_up_code or note"}, status=400)
+    live = AgentState.objects.get(agent=agent).as_of(timezone.now())
+    if live.state != "acw":
+        return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
+    return _ingest(_event(agent, "acw.updated", **fields), "agent_page", request)
+
+
+@login_required
+@require_POST
+def my_ready(request: HttpRequest) -> JsonResponse:
+    """ "Ready": ends the agent's ACW with the wrap-up code, note and ticked checklist items.
+
+    Under a strict policy (``timed_strict``) the page refuses Ready before the deadline: the
+    agent stays in ACW until then. (An integration's ``acw.ended`` is still applied and flagged
+    ``early_exit``: the telephony, not this page, decided it.)
+    """
+    agent = _agent_or_403(request)
+    try:
+        body = _json_body(request)
+        fields = _wrap_up_fields(agent, {"checklist": [], **body})
+    except jsonbody.JsonBodyError as exc:
+        return JsonResponse({"error": f"body: {exc}"}, status=400)
+    except WrapUpError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
     state = _my_state(agent)
     if state["agent"]["state"] != "acw":
         return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
-    code = str(body.get("wrap_up_code") or "").strip()
-    if state["policy"]["wrap_up_required"] and not code:
+    if state["ready_from"] is not None:
+        ready_from = datetime.fromisoformat(state["ready_from"])
+        left = math.ceil((ready_from - timezone.now()).total_seconds())
+        message = gettext(
+            "state: your ACW policy is strict: Ready is possible at the deadline, in %(n)d s"
+        ) % {"n": left}
+        return JsonResponse({"error": message, "ready_from": state["ready_from"]}, status=409)
+    saved_code = (state["wrap_up"] or {}).get("wrap_up_code")
+    if state["policy"]["wrap_up_required"] and not (fields.get("wrap_up_code") or saved_code):
         return JsonResponse({"error": "wrap_up_code: is required by your ACW policy"}, status=400)
-    if code and not WrapUpCode.objects.filter(code=code, active=True).exists():
-        return JsonResponse({"error": "wrap_up_code: unknown code"}, status=400)
-    allowed = {item.pk for item in _checklist(agent)}
-    raw_ids = body.get("checklist") or []
-    if not isinstance(raw_ids, list):
-        raw_ids = [raw_ids]
-    try:
-        ticked = sorted({int(value) for value in raw_ids})
-    except (TypeError, ValueError):
-        return JsonResponse({"error": "checklist: expected item ids"}, status=400)
-    if not set(ticked) <= allowed:
-        return JsonResponse({"error": "checklist: unknown item"}, status=400)
-    fields: dict[str, Any] = {"reason": "agent_ready", "checklist": ticked}
-    if code:
-        fields["wrap_up_code"] = code
-    note = str(body.get("note") or "").strip()
-    if note:
-        fields["note"] = note[:4000]
-    return _ingest(_event(agent, "acw.ended", **fields), "agent_page", request)
+    # A code or note left empty keeps what the page saved for this ACW (acw.updated).
+    fields = {key: value for key, value in fields.items() if value or key == "checklist"}
+    return _ingest(
+        _event(agent, "acw.ended", reason="agent_ready", **fields), "agent_page", request
+    )
 
 
 @login_required
@@ -230,9 +306,8 @@ def my_extend(request: HttpRequest) -> JsonResponse:
     """ "Extend +N s": adds the policy's extension step to the open ACW, when allowed."""
     agent = _agent_or_403(request)
     live = AgentState.objects.only("state", "projection").get(agent=agent)
-    # The open ACW as the state machine holds it, with the policy it started under: the
-    # machine decides whether an extension would count, so the page asks it the same question.
-    acw = AgentProjection.from_json(live.projection).acw if live.state == "acw" else None
+    # The machine decides whether an extension would count, so the page asks it the same question.
+    acw = _open_acw(live)
     if acw is None:
         return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
     if not states.extension_allowed(acw):

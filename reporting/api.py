@@ -22,15 +22,18 @@ from rest_framework.views import APIView
 
 from agents.api import CanWatch, _errors
 
+from .erlang import StaffingError
 from .params import (
     KPI_YEARS,
     DistributionQuerySerializer,
     KpiQuerySerializer,
+    StaffingQuerySerializer,
     parse_kpi_query,
 )
 from .queries import KpiRow, row_fields
+from .staffing import what_if
 
-__all__ = ["KPI_YEARS", "DistributionView", "KpisView"]
+__all__ = ["KPI_YEARS", "DistributionView", "KpisView", "StaffingView"]
 
 
 class KpiRowSerializer(serializers.Serializer):
@@ -194,3 +197,41 @@ class DistributionView(APIView):
                 body["bins"],
             )
         return Response(body)
+
+
+class StaffingFiguresSerializer(serializers.Serializer):
+    traffic_erlangs = serializers.FloatField(help_text="volume × AHT / interval.")
+    agents_needed = serializers.IntegerField(
+        help_text="The fewest agents whose service level meets the target."
+    )
+    service_level = serializers.FloatField(help_text="Share answered within the target time.")
+    waiting_probability = serializers.FloatField(help_text="Erlang C: share that waits at all.")
+    occupancy = serializers.FloatField(help_text="traffic / agents.")
+    asa_seconds = serializers.FloatField(help_text="Average speed of answer.")
+
+
+class StaffingSerializer(StaffingFiguresSerializer):
+    with_acw_change = StaffingFiguresSerializer(
+        required=False, help_text="Only with acw_change_seconds: the same for AHT + change."
+    )
+
+
+class StaffingView(APIView):
+    """``GET /api/v1/staffing``: agents needed for a service level by Erlang C (no shrinkage),
+    and with ``acw_change_seconds`` the same for the AHT changed by that much (docs/api.md,
+    docs/staffing.md)."""
+
+    permission_classes = [CanWatch]
+
+    @extend_schema(
+        parameters=[StaffingQuerySerializer],
+        responses={200: StaffingSerializer, **_errors(400, 401, 403, 429, 503)},
+    )
+    def get(self, request: Request) -> Any:
+        query = StaffingQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            answer = what_if(**query.validated_data)
+        except StaffingError as error:
+            raise serializers.ValidationError({error.field: error.message}) from error
+        return Response(answer.as_dict())

@@ -18,7 +18,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from agents import access
-from agents.models import AcwSession, Agent, ChecklistItem, Interaction, Team
+from agents.models import AcwSession, Agent, ChecklistItem, Interaction, PolicyViolation, Team
 from agents.policies import Policies
 from agents.states import PolicySpec
 
@@ -407,6 +407,14 @@ class RecentInteraction:
     note: str
     checklist: list[str]
     acw_open: bool = False
+    # What the ACW did against its policy: ``PolicyViolation`` values, comma-separated.
+    policy_violation: str = ""
+
+    @property
+    def flags(self) -> list[tuple[str, str]]:
+        """The policy violations as (value, label), e.g. a timeout without its required code."""
+        labels = dict(PolicyViolation.choices)
+        return [(v, labels.get(v, v)) for v in self.policy_violation.split(",") if v]
 
 
 def recent_interactions(
@@ -469,6 +477,7 @@ def recent_interactions(
                 note=acw.note if acw else "",
                 checklist=[labels.get(i, f"#{i}") for i in (acw.checklist if acw else [])],
                 acw_open=bool(acw and acw.ended_at is None),
+                policy_violation=acw.policy_violation if acw else "",
             )
         )
     return out

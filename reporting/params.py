@@ -9,6 +9,7 @@ may not see (``agents.access``), names its parameter.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -36,15 +37,21 @@ KPI_YEARS = (1900, 9998)
 MAX_BIN_SECONDS = 3600
 
 
-class StrictChoiceField(serializers.ChoiceField):
-    """A choice where an empty value (``group_by=``) is a wrong value, not a missing one.
+class EmptyIsWrong:
+    """A field where an empty value (``group_by=``) is a wrong value, not a missing one.
 
-    DRF reads an empty query-string value of an optional field as absent; for a choice that
+    DRF reads an empty query-string value of an optional field as absent; for a value that
     selects what the answer means, a client that sent one has a bug worth a 400.
     """
 
+    field_name: str
+
     def get_value(self, dictionary: Mapping[str, Any]) -> Any:
         return dictionary.get(self.field_name, empty)
+
+
+class StrictChoiceField(EmptyIsWrong, serializers.ChoiceField):
+    """A choice that must not be given empty."""
 
 
 class PeriodQuerySerializer(serializers.Serializer):
@@ -187,3 +194,100 @@ def parse_kpi_query(
         format=params.get("format", "json"),
         bin_seconds=params.get("bin_seconds", 10),
     )
+
+
+# --- The staffing what-if (``GET /api/v1/staffing``, ``/kpis/staffing/``) -------------------
+
+MAX_VOLUME = 10_000_000
+MAX_SECONDS = 86_400
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A float that is a real number: ``nan`` and ``inf`` parse as floats but mean nothing here."""
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
+class StrictFloatField(EmptyIsWrong, FiniteFloatField):
+    """A real number that must not be given empty."""
+
+
+class StaffingQuerySerializer(serializers.Serializer):
+    """``GET /api/v1/staffing``: the load of one interval and the service-level target (an
+    empty value is a 400, as the schema says each is a number)."""
+
+    volume = serializers.IntegerField(
+        min_value=1, max_value=MAX_VOLUME, help_text="Contacts offered in the interval."
+    )
+    interval_seconds = serializers.IntegerField(
+        min_value=1, max_value=MAX_SECONDS, help_text="Length of the interval (3600: an hour)."
+    )
+    aht_seconds = FiniteFloatField(
+        min_value=0, max_value=MAX_SECONDS, help_text="Average handle time: talk + hold + ACW."
+    )
+    target_service_level = StrictFloatField(
+        min_value=0,
+        max_value=1,
+        default=0.8,
+        help_text="Share of contacts to answer within the target time, above 0 and below 1.",
+    )
+    target_answer_seconds = StrictFloatField(
+        min_value=0, max_value=MAX_SECONDS, default=20, help_text="The target answer time."
+    )
+    acw_change_seconds = StrictFloatField(
+        required=False,
+        min_value=-MAX_SECONDS,
+        max_value=MAX_SECONDS,
+        help_text="What-if: change of the average ACW (may be negative); the answer adds "
+        "with_acw_change for AHT + this.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["aht_seconds"] <= 0:
+            raise serializers.ValidationError({"aht_seconds": "must be more than 0"})
+        if not 0 < attrs["target_service_level"] < 1:
+            raise serializers.ValidationError(
+                {"target_service_level": "must be more than 0 and less than 1"}
+            )
+        change = attrs.get("acw_change_seconds")
+        if change is not None and attrs["aht_seconds"] + change <= 0:
+            raise serializers.ValidationError(
+                {"acw_change_seconds": "would make the average handle time 0 or less"}
+            )
+        return attrs
+
+
+class StaffingPageSerializer(serializers.Serializer):
+    """``/kpis/staffing/``: whose hour to measure, and the inputs the user may override.
+
+    ``volume`` and ``aht_seconds`` default to what the team measured in that hour (an empty
+    form field means "measured"); the service level is given in percent, as people say it.
+    """
+
+    team = serializers.IntegerField(required=False, min_value=1)
+    day = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+    hour = serializers.IntegerField(required=False, min_value=0, max_value=23)
+    volume = serializers.IntegerField(required=False, min_value=1, max_value=MAX_VOLUME)
+    aht_seconds = FiniteFloatField(required=False, min_value=0, max_value=MAX_SECONDS)
+    service_level_percent = FiniteFloatField(default=80, min_value=0, max_value=100)
+    target_answer_seconds = FiniteFloatField(default=20, min_value=0, max_value=MAX_SECONDS)
+    acw_change_seconds = FiniteFloatField(
+        default=-15, min_value=-MAX_SECONDS, max_value=MAX_SECONDS
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "day" in attrs and not KPI_YEARS[0] <= attrs["day"].year <= KPI_YEARS[1]:
+            raise serializers.ValidationError(
+                {"day": f"must be in the years {KPI_YEARS[0]} to {KPI_YEARS[1]}"}
+            )
+        if attrs.get("aht_seconds") == 0:
+            raise serializers.ValidationError({"aht_seconds": "must be more than 0"})
+        if not 0 < attrs["service_level_percent"] < 100:
+            raise serializers.ValidationError(
+                {"service_level_percent": "must be more than 0 and less than 100"}
+            )
+        return attrs

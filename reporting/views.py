@@ -8,6 +8,7 @@ not see answers 404, as if it did not exist.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,16 +17,22 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from agents import access
+from agents.api_errors import error_text
 from agents.models import Agent, Channel, Department, Team
 
-from . import alerts, charts, pages, selectors
+from . import alerts, charts, pages, selectors, staffing
 from .api import csv_response
+from .erlang import StaffingError
 from .models import AlertStatus
 from .pages import Scope, ScopeError
+from .params import StaffingPageSerializer
 from .queries import KpiRow, site_tz
+from .templatetags.kpi_format import format_duration, format_percent
 
 
 def _watcher(request: HttpRequest) -> None:
@@ -317,6 +324,7 @@ INTERACTION_FIELDS = [
     "wrap_up_code",
     "note",
     "checklist",
+    "policy_violation",
 ]
 ALERT_FIELDS = [
     "id",
@@ -349,6 +357,7 @@ def _interactions_csv(agent: Agent, rows: list[pages.RecentInteraction]) -> Http
             "wrap_up_code": r.wrap_up_code,
             "note": r.note,
             "checklist": "; ".join(r.checklist),
+            "policy_violation": r.policy_violation,
         }
         for r in rows
     )
@@ -377,3 +386,127 @@ def acknowledge_alert(request: HttpRequest, alert_id: int) -> JsonResponse:
     if alert.status == AlertStatus.RESOLVED:
         return JsonResponse({"error": "status: the alert is already resolved"}, status=409)
     return JsonResponse({"alert": selectors.alert_payload(alert)})
+
+
+# --- The staffing what-if -------------------------------------------------------------------
+
+
+def _hour_label(hour: int) -> str:
+    return f"{hour:02d}–{(hour + 1) % 24:02d} h"
+
+
+def _acw_sentence(answer: staffing.WhatIf, measured_acw: float | None, hour: str) -> str:
+    """The what-if in one sentence, e.g. "Cutting ACW from 45 s to 30 s needs 3 fewer agents
+    for 80/20 at 10–11 h"."""
+    change = answer.acw_change_seconds or 0.0
+    saved = answer.agents_saved or 0
+    target = (
+        f"{format_percent(answer.target_service_level, 0).replace(' %', '')}"
+        f"/{answer.target_answer_seconds:g}"
+    )
+    if measured_acw is not None:
+        what = (
+            gettext("Cutting ACW from %(old)s to %(new)s")
+            if change < 0
+            else gettext("Raising ACW from %(old)s to %(new)s")
+        ) % {
+            "old": format_duration(measured_acw),
+            "new": format_duration(max(0.0, measured_acw + change)),
+        }
+    else:
+        what = (
+            gettext("Cutting average ACW by %(by)s")
+            if change < 0
+            else gettext("Raising average ACW by %(by)s")
+        ) % {"by": format_duration(abs(change))}
+    if saved > 0:
+        effect = ngettext("needs %(n)d fewer agent", "needs %(n)d fewer agents", saved) % {
+            "n": saved
+        }
+    elif saved < 0:
+        effect = ngettext("needs %(n)d more agent", "needs %(n)d more agents", -saved) % {
+            "n": -saved
+        }
+    else:
+        effect = gettext("needs the same number of agents")
+    return gettext("%(what)s %(effect)s for %(target)s at %(hour)s.") % {
+        "what": what,
+        "effect": effect,
+        "target": target,
+        "hour": hour,
+    }
+
+
+@login_required
+@require_GET
+def kpi_staffing(request: HttpRequest) -> HttpResponse:
+    """``/kpis/staffing/``: agents needed for a service level (Erlang C), fed by default with a
+    visible team's measured volume and AHT for one site hour, and the effect of changing the
+    average ACW; ``format=csv`` downloads the table."""
+    _watcher(request)
+    teams = list(access.visible_teams(request.user).order_by("name"))
+    form = StaffingPageSerializer(data=request.GET)
+    valid = form.is_valid()
+    params = form.validated_data if valid else {}
+    wanted = params.get("team")
+    team = next((t for t in teams if wanted is None or t.pk == wanted), None)
+    if wanted is not None and team is None:
+        # A team the user may not see does not exist for them.
+        raise Http404
+    now = timezone.localtime(timezone.now(), site_tz())
+    last_hour = now - timedelta(hours=1)
+    day = params.get("day", last_hour.date())
+    hour = params.get("hour", last_hour.hour)
+    context: dict[str, Any] = {
+        "team_options": teams,
+        "team": team,
+        "day": day,
+        "hour": hour,
+        "hours": [(h, _hour_label(h)) for h in range(24)],
+        "hour_label": _hour_label(hour),
+        "form": {k: request.GET.get(k, "") for k in ("volume", "aht_seconds")},
+        "service_level_percent": params.get("service_level_percent", 80),
+        "target_answer_seconds": params.get("target_answer_seconds", 20),
+        "acw_change_seconds": params.get("acw_change_seconds", -15),
+    }
+    if not valid:
+        return _error_page(request, "reporting/staffing.html", error_text(form.errors), context)
+    measured = staffing.measured_load(team.pk, day, hour) if team else None
+    context["measured"] = measured
+    volume = params.get("volume") or (measured.interactions if measured else 0)
+    aht = params.get("aht_seconds") or (measured.aht_seconds if measured else 0.0)
+    context.update(volume=volume, aht_seconds=aht)
+    if not volume or not aht:
+        context["missing"] = True
+        return render(request, "reporting/staffing.html", context)
+    change = context["acw_change_seconds"]
+    measured_acw = (
+        measured.avg_acw_seconds
+        if measured and measured.interactions and "aht_seconds" not in params
+        else None
+    )
+    try:
+        answer = staffing.what_if(
+            volume=volume,
+            interval_seconds=3600,
+            aht_seconds=aht,
+            target_service_level=context["service_level_percent"] / 100,
+            target_answer_seconds=context["target_answer_seconds"],
+            acw_change_seconds=change or None,
+            acw_seconds=measured_acw,
+        )
+    except StaffingError as error:
+        return _error_page(request, "reporting/staffing.html", str(error), context)
+    if request.GET.get("format") == "csv":
+        return csv_response(
+            f"staffing-{day}-{hour:02d}h.csv", staffing.TABLE_FIELDS, answer.table()
+        )
+    context.update(
+        answer=answer,
+        table=answer.table(),
+        sentence=_acw_sentence(answer, measured_acw, context["hour_label"])
+        if answer.changed
+        else "",
+        csv_query=urlencode({**request.GET.dict(), "format": "csv"}),
+    )
+    return render(request, "reporting/staffing.html", context)

@@ -126,6 +126,7 @@ def test_the_table_names_an_action_for_every_event_type() -> None:
         "interaction.ended",
         "acw.started",
         "acw.extended",
+        "acw.updated",
         "acw.ended",
     }
 

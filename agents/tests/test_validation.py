@@ -25,6 +25,7 @@ OWN_FIELDS: dict[str, dict[str, Any]] = {
     "interaction.ended": {"interaction_id": "c1"},
     "acw.started": {},
     "acw.extended": {},
+    "acw.updated": {},
     "acw.ended": {},
 }
 

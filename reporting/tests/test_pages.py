@@ -191,7 +191,7 @@ def test_the_agent_page_lists_recent_interactions_with_how_each_acw_ended(
     assert [c.split(" ")[4] for c in cells] == ["c-4", "c-3", "c-2", "c-1"]
     assert "1:40 timeout" in cells[0]
     assert "10 s next contact" in cells[1]
-    assert "50 s supervisor 1 callback Call back on Friday ✓ Update the CRM record" in cells[2]
+    assert "50 s supervisor 1 callback – Call back on Friday ✓ Update the CRM record" in cells[2]
     assert "2:00 0 s 40 s agent – sale" in cells[3]
 
     export = client.get("/kpis/agents/alice/?period=today&csv=interactions")

@@ -2,7 +2,9 @@
 // It polls /me/state (agent users do not use the wall's socket): every 2 s while the page is
 // visible, every 15 s while it is hidden behind the agent's CRM, and at once when it comes back
 // into view. Ready and Extend post events through the same ingestion path as the telephony, so
-// the wall sees them at once.
+// the wall sees them at once. Each checklist tick, the code and the note are saved as they
+// change (/me/wrap-up), so a timeout records them; under a strict policy Ready stays disabled,
+// with a countdown, until the deadline.
 "use strict";
 
 (() => {
@@ -16,6 +18,8 @@
   const CHANNELS = Object.fromEntries(VOCABULARY.channels.map((c) => [c.value, c.label]));
   const interactionWord = (channel) => `${(CHANNELS[channel] || "").toLowerCase()} interaction`.trim();
 
+  // Words the server translated (data attributes of the form), with their placeholders.
+  const TEXT = $("#me-form").dataset;
   let current = JSON.parse($("#me-initial").textContent);
   let acwKey = null; // resets the form when a new ACW starts
 
@@ -60,10 +64,32 @@
       acwKey = key;
       if (inAcw) {
         $("#me-form").reset();
+        restoreWrapUp(current.wrap_up);
         message("");
       }
     }
     tick();
+  }
+
+  // What was saved for this ACW (after a reload, or from another tab) shows again.
+  function restoreWrapUp(saved) {
+    if (!saved) return;
+    const ticked = new Set(saved.checklist || []);
+    for (const box of document.querySelectorAll("input[name=checklist]")) box.checked = ticked.has(Number(box.value));
+    if (saved.wrap_up_code) $("#wrap-up-code").value = saved.wrap_up_code;
+    if (saved.note) $("#note").value = saved.note;
+  }
+
+  let readyBusy = false;
+  function updateReady(t) {
+    const button = $("#ready");
+    const until = ms(current.ready_from);
+    const waiting = current.agent.state === "acw" && until > t;
+    button.disabled = readyBusy || waiting;
+    button.textContent = waiting
+      ? TEXT.readyIn.replace("%(time)s", clock(Math.ceil((until - t) / 1000)))
+      : TEXT.ready;
+    $("#strict-note").hidden = !waiting;
   }
 
   function tick() {
@@ -92,6 +118,7 @@
       label.textContent = "in this state";
     }
     clockBox.dataset.level = level;
+    updateReady(t);
   }
 
   let pollTimer = 0;
@@ -134,8 +161,9 @@
       $("#wrap-up-code").focus();
       return;
     }
-    const checklist = [...form.querySelectorAll("input[name=checklist]:checked")].map((box) => Number(box.value));
-    $("#ready").disabled = true;
+    const checklist = ticked();
+    readyBusy = true;
+    updateReady(Date.now());
     try {
       const data = await post("/me/ready", { wrap_up_code: code, note: $("#note").value, checklist });
       current = { ...current, agent: data.agent };
@@ -144,9 +172,35 @@
     } catch (error) {
       message(`Could not finish: ${error.message}`, "error");
     } finally {
-      $("#ready").disabled = false;
+      readyBusy = false;
+      updateReady(Date.now());
     }
   });
+
+  function ticked() {
+    return [...document.querySelectorAll("input[name=checklist]:checked")].map((box) => Number(box.value));
+  }
+
+  // Saves are chained, so they reach the server in the order the agent made them.
+  let saving = Promise.resolve();
+  function save(fields) {
+    if (current.agent.state !== "acw") return;
+    saving = saving.then(async () => {
+      try {
+        const data = await post("/me/wrap-up", fields);
+        current = { ...current, agent: data.agent };
+        message(TEXT.saved, "ok");
+      } catch (error) {
+        message(TEXT.notSaved.replace("%(error)s", error.message), "error");
+      }
+    });
+  }
+
+  for (const box of document.querySelectorAll("input[name=checklist]")) {
+    box.addEventListener("change", () => save({ checklist: ticked() }));
+  }
+  $("#wrap-up-code").addEventListener("change", (event) => save({ wrap_up_code: event.target.value }));
+  $("#note").addEventListener("change", (event) => save({ note: event.target.value }));
 
   $("#extend").addEventListener("click", async () => {
     const button = $("#extend");

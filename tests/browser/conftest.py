@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .support import Server
+from .support import ROOT, Server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -107,3 +107,14 @@ def new_page(chromium: Any) -> Iterator[Any]:
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: ``docs/screenshots/`` with ``ACW_SCREENSHOTS=1``, else a temporary
+    directory."""
+    if os.environ.get("ACW_SCREENSHOTS") == "1":
+        target = ROOT / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        return target
+    return tmp_path
