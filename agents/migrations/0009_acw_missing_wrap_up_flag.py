@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agents', '0007_retention'),
+        ('agents', '0008_open_contacts_and_acw_deadline_index'),
     ]
 
     operations = [
