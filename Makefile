@@ -20,7 +20,7 @@ run test lint check bench faults fuzz: export DEBUG ?= 1
 # Fault scenarios to run (default: all), e.g. `make faults SCENARIOS="redis_down kill_web"`.
 SCENARIOS ?=
 
-.PHONY: help run test lint check bench faults fuzz fmt chromium
+.PHONY: help run test lint check bench faults fuzz fmt messages chromium
 
 help: ## list the targets
 	@echo "ACW Watch -- make targets:"
@@ -65,6 +65,17 @@ fuzz: $(VENV)/.stamp-dev ## schema-driven API fuzzing, FUZZ_EXAMPLES (5000) case
 fmt: $(VENV)/.stamp-dev ## format the code and apply ruff's safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The translation catalogues (docs/i18n.md): pages, Python and JavaScript, French and Dutch.
+# Needs GNU gettext (apt-get install gettext). The compiled .mo files are committed, so running
+# the site needs no gettext.
+LOCALES := fr nl
+MESSAGES_IGNORE := --ignore=.venv --ignore=staticfiles --ignore=node_modules --ignore=bench --ignore='*/tests/*' --ignore=tests --ignore=conftest.py
+MESSAGES_OPTIONS := $(addprefix -l ,$(LOCALES)) --add-location=file --no-obsolete $(MESSAGES_IGNORE)
+messages: $(VENV)/.stamp-run ## update locale/*/LC_MESSAGES/*.po from the code, then compile the .mo files
+	$(PY) manage.py makemessages -d django $(MESSAGES_OPTIONS)
+	$(PY) manage.py makemessages -d djangojs $(MESSAGES_OPTIONS)
+	$(PY) manage.py compilemessages $(addprefix -l ,$(LOCALES)) --ignore=.venv
 
 # --- plumbing -------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def _watcher(request: HttpRequest) -> set[int]:
     return access.visible_team_ids(request.user)
 
 
-def _vocabulary() -> dict[str, list[dict[str, str]]]:
+def _vocabulary() -> dict[str, list[dict[str, Any]]]:
     """The states and channels with their labels, from the model choices, for the pages' JS."""
     return {
         "states": [{"value": value, "label": label} for value, label in State.choices],

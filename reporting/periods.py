@@ -8,19 +8,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from django.utils.formats import date_format
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 # The longest period a page shows: a year, and a leap year's extra day.
 MAX_DAYS = 366
 
-PRESETS: dict[str, str] = {
-    "today": "Today",
-    "yesterday": "Yesterday",
-    "this_week": "This week",
-    "last_7_days": "Last 7 days",
-    "last_30_days": "Last 30 days",
-    "this_month": "This month",
-    "last_month": "Last month",
-    "custom": "Custom",
+PRESETS: dict[str, StrOrPromise] = {
+    "today": _("Today"),
+    "yesterday": _("Yesterday"),
+    "this_week": _("This week"),
+    "last_7_days": _("Last 7 days"),
+    "last_30_days": _("Last 30 days"),
+    "this_month": _("This month"),
+    "last_month": _("Last month"),
+    "custom": _("Custom"),
 }
 
 
@@ -46,9 +53,10 @@ class Period:
 
     @property
     def label(self) -> str:
+        # Day and month names in the page's language (Django's date formats).
         if self.is_one_day:
-            return f"{self.first:%a %d %b %Y}"
-        return f"{self.first:%d %b %Y} – {self.last:%d %b %Y}"
+            return date_format(self.first, "D d M Y")
+        return f"{date_format(self.first, 'd M Y')} – {date_format(self.last, 'd M Y')}"
 
     def previous(self) -> Period:
         """The period of the same length that ends the day before this one starts.

@@ -11,9 +11,22 @@
   const VOCABULARY = JSON.parse(document.querySelector("#vocabulary").textContent);
   const STATES = VOCABULARY.states.map((s) => s.value);
   const CHANNEL_WORD = Object.fromEntries(VOCABULARY.channels.map((c) => [c.value, c.label]));
+  const STATE_WORD = Object.fromEntries(VOCABULARY.states.map((s) => [s.value, s.label]));
+  const LANGUAGE = document.documentElement.lang || undefined;
+  // Words come from the JavaScript catalog (/jsi18n/, docs/i18n.md) in the page's language.
+  const fmt = (text, values) => interpolate(text, values, true);
   // Compact tiles abbreviate where a label is too long for them; others show the label.
-  const SHORT = { available: "Avail", acw: "ACW", offline: "Off" };
-  const REASON_SHORT = { break: "Brk", lunch: "Lnch", meeting: "Meet", training: "Trng" };
+  const SHORT = {
+    available: pgettext("compact tile", "Avail"),
+    acw: pgettext("compact tile", "ACW"),
+    offline: pgettext("compact tile", "Off"),
+  };
+  const REASON_SHORT = {
+    break: pgettext("compact tile", "Brk"),
+    lunch: pgettext("compact tile", "Lnch"),
+    meeting: pgettext("compact tile", "Meet"),
+    training: pgettext("compact tile", "Trng"),
+  };
   const SUMMARY_EVERY_MS = 30_000;
   const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
   const STORE_KEY = "acw-wall-view";
@@ -90,22 +103,30 @@
 
   function stateWord(agent) {
     switch (agent.state) {
-      case "available": return "Available";
-      case "on_interaction": return `On ${channelWord(agent.channel)}`;
-      case "acw": return agent.acw_extensions ? `ACW +${agent.acw_extensions}` : "ACW";
-      case "not_ready": return agent.reason ? `Not ready · ${agent.reason}` : "Not ready";
-      default: return "Offline";
+      case "available": return gettext("Available");
+      case "on_interaction": return onChannel(agent.channel);
+      case "acw": return agent.acw_extensions ? fmt(gettext("ACW +%(count)s"), { count: agent.acw_extensions }) : gettext("ACW");
+      case "not_ready": return agent.reason ? fmt(gettext("Not ready · %(reason)s"), { reason: agent.reason }) : gettext("Not ready");
+      default: return gettext("Offline");
     }
   }
 
   // "On phone", "On e-mail"; a channel without a specific name reads "On interaction".
-  function channelWord(channel) {
-    return channel && channel !== "other" && CHANNEL_WORD[channel] ? CHANNEL_WORD[channel].toLowerCase() : "interaction";
+  function onChannel(channel) {
+    return channel && channel !== "other" && CHANNEL_WORD[channel]
+      ? fmt(gettext("On %(channel)s"), { channel: CHANNEL_WORD[channel].toLowerCase() })
+      : gettext("On interaction");
   }
 
   function shortWord(agent) {
-    if (agent.state === "on_interaction") return { phone: "Call", chat: "Chat", email: "Mail" }[agent.channel] || "Busy";
-    if (agent.state === "not_ready") return REASON_SHORT[agent.reason] || (agent.reason || "NR").slice(0, 4);
+    if (agent.state === "on_interaction") {
+      return {
+        phone: pgettext("compact tile", "Call"),
+        chat: pgettext("compact tile", "Chat"),
+        email: pgettext("compact tile", "Mail"),
+      }[agent.channel] || pgettext("compact tile", "Busy");
+    }
+    if (agent.state === "not_ready") return REASON_SHORT[agent.reason] || (agent.reason || pgettext("compact tile", "NR")).slice(0, 4);
     return SHORT[agent.state] || agent.state;
   }
 
@@ -230,7 +251,10 @@
     for (const [id, tile] of tiles) if (!keep.has(id)) tile.el.remove();
     grid.appendChild(fragment);
     emptyNote.hidden = shown.length > 0 || agents.size === 0;
-    $("#shown-count").textContent = `${shown.length} of ${agents.size} agents`;
+    $("#shown-count").textContent = fmt(
+      ngettext("%(shown)s of %(total)s agent", "%(shown)s of %(total)s agents", agents.size),
+      { shown: shown.length, total: agents.size },
+    );
   }
 
   function refreshCounts(t) {
@@ -260,18 +284,20 @@
     longest.parentElement.title = longestAgent ? `${longestAgent.name} (${longestAgent.team})` : "";
   }
 
+  const seconds = (value) => fmt(gettext("%(seconds)s s"), { seconds: Math.round(value) });
+
   function refreshKpis() {
     const k = summary.kpis;
     syncClock(k.computed_at);
     $("#kpi-n").textContent = String(k.interactions);
-    $("#kpi-target").textContent = `${Math.round(k.target_avg_seconds)} s`;
+    $("#kpi-target").textContent = seconds(k.target_avg_seconds);
     const box = $("#kpi");
     if (k.avg_acw_seconds == null) {
       $("#kpi-avg").textContent = "–";
       box.dataset.level = "none";
       return;
     }
-    $("#kpi-avg").textContent = `${Math.round(k.avg_acw_seconds)} s`;
+    $("#kpi-avg").textContent = seconds(k.avg_acw_seconds);
     const ratio = k.avg_acw_seconds / (k.target_avg_seconds || 1);
     box.dataset.level = ratio <= 1 ? "ok" : ratio <= 1.2 ? "amber" : "red";
   }
@@ -379,7 +405,7 @@
   function connect() {
     clearTimeout(retryTimer);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    setStatus("connecting", attempt ? "Reconnecting…" : "Connecting…");
+    setStatus("connecting", attempt ? gettext("Reconnecting…") : gettext("Connecting…"));
     const ws = new WebSocket(`${scheme}://${location.host}/ws/wall/`);
     socket = ws;
     expectedSeq = 1;
@@ -388,14 +414,14 @@
       const frame = JSON.parse(event.data);
       if (frame.seq !== expectedSeq) {
         // A frame went missing between server and page: start over from a snapshot.
-        setStatus("resyncing", "Resyncing…");
+        setStatus("resyncing", gettext("Resyncing…"));
         ws.close(4000, "seq gap");
         return;
       }
       expectedSeq = frame.seq + 1;
       if (frame.type === "snapshot") {
         attempt = 0;
-        setStatus("live", "Live");
+        setStatus("live", gettext("Live"));
         document.body.dataset.wsSnapshots = String(Number(document.body.dataset.wsSnapshots || 0) + 1);
       }
       handle(frame);
@@ -412,10 +438,11 @@
       const wait = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] * (0.8 + Math.random() * 0.4);
       attempt += 1;
       let left = Math.ceil(wait / 1000);
-      setStatus("offline", `Offline — retrying in ${left} s`);
+      const retrying = () => fmt(gettext("Offline — retrying in %(seconds)s s"), { seconds: left });
+      setStatus("offline", retrying());
       const countdown = setInterval(() => {
         left -= 1;
-        if (left > 0 && !socket) setStatus("offline", `Offline — retrying in ${left} s`);
+        if (left > 0 && !socket) setStatus("offline", retrying());
         else clearInterval(countdown);
       }, 1000);
       retryTimer = setTimeout(() => {
@@ -447,12 +474,12 @@
   // --- Alerts ------------------------------------------------------------------------------
 
   const ALERT_TITLES = {
-    long_acw: "Long ACW",
-    acw_share: "High ACW share today",
-    team_avg_acw: "Team average ACW above target",
-    too_short_streak: "ACWs repeatedly too short",
-    long_not_ready: "Long not ready",
-    concurrent_acw: "Many agents in ACW at once",
+    long_acw: gettext("Long ACW"),
+    acw_share: gettext("High ACW share today"),
+    team_avg_acw: gettext("Team average ACW above target"),
+    too_short_streak: gettext("ACWs repeatedly too short"),
+    long_not_ready: gettext("Long not ready"),
+    concurrent_acw: gettext("Many agents in ACW at once"),
   };
   const RED_ALERTS = new Set(["long_acw", "concurrent_acw"]);
   // Alerts as reporting.selectors.alert_payload sends them (docs/wall.md): status is open,
@@ -477,7 +504,9 @@
     $("#alerts-count").textContent = String(items.length);
     $("#alerts-count").classList.toggle("hot", open > 0);
     $("#alerts-empty").hidden = items.length > 0;
-    $("#alerts-sub").textContent = items.length ? `${open} unacknowledged` : "none open";
+    $("#alerts-sub").textContent = items.length
+      ? fmt(ngettext("%(count)s unacknowledged", "%(count)s unacknowledged", open), { count: open })
+      : gettext("none open");
   }
 
   function alertItem(alert) {
@@ -495,7 +524,9 @@
     const person = alert.agent ? (agents.get(alert.agent) || {}).name || alert.agent : "";
     const who = [person, alert.team].filter(Boolean).join(" · ");
     const since = ms(alert.opened_at);
-    meta.textContent = [who, Number.isNaN(since) ? "" : `since ${new Date(since).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`]
+    const opened = Number.isNaN(since) ? ""
+      : fmt(gettext("since %(time)s"), { time: new Date(since).toLocaleTimeString(LANGUAGE, { hour: "2-digit", minute: "2-digit" }) });
+    meta.textContent = [who, opened]
       .filter(Boolean).join(" — ");
     li.append(title, meta);
     if (alert.message) {
@@ -508,13 +539,17 @@
     foot.className = "alert-foot";
     const state = document.createElement("span");
     state.className = "muted";
-    state.textContent = acknowledged ? `Acknowledged${alert.acknowledged_by ? ` by ${alert.acknowledged_by}` : ""}` : "";
+    if (acknowledged) {
+      state.textContent = alert.acknowledged_by
+        ? fmt(gettext("Acknowledged by %(user)s"), { user: alert.acknowledged_by })
+        : gettext("Acknowledged");
+    }
     foot.append(state);
     if (!acknowledged) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "btn btn-sm";
-      button.textContent = "Acknowledge";
+      button.textContent = gettext("Acknowledge");
       button.addEventListener("click", () => acknowledge(alert, button));
       foot.append(button);
     }
@@ -530,7 +565,7 @@
       applyAlert((await response.json()).alert);
     } catch {
       button.disabled = false;
-      button.textContent = "Retry acknowledge";
+      button.textContent = gettext("Retry acknowledge");
     }
   }
 
@@ -549,7 +584,7 @@
   function fillDialog() {
     const agent = agents.get(dialogAgent);
     if (!agent) {
-      $("#dlg-sub").textContent = "This agent has left your teams.";
+      $("#dlg-sub").textContent = gettext("This agent has left your teams.");
       $("#dlg-end-acw").disabled = true;
       return;
     }
@@ -557,15 +592,15 @@
     $("#dlg-name").textContent = agent.name;
     $("#dlg-sub").textContent = `${agent.agent} · ${agent.team}`;
     const facts = [
-      ...fact("State", stateWord(agent)),
-      ...fact("In state for", agent.since ? clock((t - ms(agent.since)) / 1000) : "–"),
+      ...fact(gettext("State"), stateWord(agent)),
+      ...fact(gettext("In state for"), agent.since ? clock((t - ms(agent.since)) / 1000) : "–"),
     ];
-    if (agent.channel) facts.push(...fact("Channel", CHANNEL_WORD[agent.channel] || agent.channel));
-    if (agent.interaction_id) facts.push(...fact("Interaction", agent.interaction_id));
+    if (agent.channel) facts.push(...fact(gettext("Channel"), CHANNEL_WORD[agent.channel] || agent.channel));
+    if (agent.interaction_id) facts.push(...fact(gettext("Interaction"), agent.interaction_id));
     if (agent.state === "acw") {
-      facts.push(...fact("ACW deadline", agent.acw_deadline
-        ? new Date(ms(agent.acw_deadline)).toLocaleTimeString() : "none (until the agent ends it)"));
-      facts.push(...fact("Extensions", String(agent.acw_extensions || 0)));
+      facts.push(...fact(gettext("ACW deadline"), agent.acw_deadline
+        ? new Date(ms(agent.acw_deadline)).toLocaleTimeString(LANGUAGE) : gettext("none (until the agent ends it)")));
+      facts.push(...fact(gettext("Extensions"), String(agent.acw_extensions || 0)));
     }
     $("#dlg-facts").replaceChildren(...facts);
     $("#dlg-end-acw").disabled = agent.state !== "acw";
@@ -594,16 +629,16 @@
     const msg = $("#dlg-msg");
     button.disabled = true;
     msg.dataset.kind = "";
-    msg.textContent = "Ending ACW…";
+    msg.textContent = gettext("Ending ACW…");
     try {
       const response = await post(`/wall/end-acw/${encodeURIComponent(dialogAgent)}`, {});
       const body = await response.json().catch(() => ({}));
       if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
       msg.dataset.kind = "ok";
-      msg.textContent = "ACW ended by you; the agent is available.";
+      msg.textContent = gettext("ACW ended by you; the agent is available.");
     } catch (error) {
       msg.dataset.kind = "error";
-      msg.textContent = `Could not end ACW: ${error.message}`;
+      msg.textContent = fmt(gettext("Could not end ACW: %(error)s"), { error: error.message });
       fillDialog();
     }
   });
@@ -642,7 +677,7 @@
     }
     document.querySelector(".stats").classList.toggle("filtering", view.states.size > 0);
     $("#f-states-summary").textContent = view.states.size
-      ? [...view.states].map((s) => s.replace("_", " ")).join(", ") : "all (click a counter to filter)";
+      ? [...view.states].map((s) => STATE_WORD[s] || s).join(", ") : gettext("all (click a counter to filter)");
     $("#f-states-clear").hidden = view.states.size === 0;
     $("#alerts").classList.toggle("collapsed", !view.alertsOpen);
     $("#alerts-toggle").setAttribute("aria-expanded", String(view.alertsOpen));
