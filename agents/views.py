@@ -15,12 +15,14 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import access, jsonbody, selectors, services, states
+from . import access, jsonbody, selectors, services, states, wall_links
 from .events import agent_payload
-from .models import Agent, AgentState, Channel, ChecklistItem, State, WrapUpCode
+from .models import Agent, AgentState, Channel, ChecklistItem, State, WallLink, WrapUpCode
 from .policies import Policies
 from .states import AgentProjection
 
@@ -65,8 +67,104 @@ def wall(request: HttpRequest) -> HttpResponse:
             "summary": _wall_summary(team_ids),
             "states": states,
             "vocabulary": _vocabulary(),
+            "endpoints": {"socket": "/ws/wall/", "summary": reverse("wall-summary")},
         },
     )
+
+
+# --- Kiosk walls: signed wall links for screens on the floor (agents.wall_links) -------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wall_link_list(request: HttpRequest) -> HttpResponse:
+    """The user's wall links: create one (POST ``name``), see and revoke them."""
+    if not wall_links.can_manage(request.user):
+        raise PermissionDenied
+    error = ""
+    if request.method == "POST":
+        name = (request.POST.get("name") or "").strip()
+        max_length = WallLink._meta.get_field("name").max_length or 100
+        if not name or len(name) > max_length:
+            error = _("Give the screen a name of at most %(n)s characters.") % {"n": max_length}
+        else:
+            wall_links.create_wall_link(request.user, name)
+            return redirect("wall-links")
+    links = [
+        {"link": link, "url": request.build_absolute_uri(_kiosk_path(link))}
+        for link in wall_links.visible_links(request.user)
+    ]
+    return render(
+        request,
+        "agents/wall_links.html",
+        {"links": links, "error": error},
+        status=400 if error else 200,
+    )
+
+
+@login_required
+@require_POST
+def wall_link_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke one of the user's wall links (admins: anyone's); its screens close."""
+    if not wall_links.can_manage(request.user):
+        raise PermissionDenied
+    link = wall_links.visible_links(request.user).filter(pk=pk).first()
+    if link is None:
+        raise Http404
+    wall_links.revoke_wall_link(link, request.user)
+    return redirect("wall-links")
+
+
+def _kiosk_path(link: WallLink) -> str:
+    return reverse("wall-kiosk", args=[wall_links.signed_key(link)])
+
+
+class KioskLinkGone(Http404):
+    """A kiosk URL that opens nothing (revoked, altered or unknown)."""
+
+
+def _kiosk_link(signed: str) -> WallLink:
+    link = wall_links.active_link(signed)
+    if link is None:
+        # A revoked, altered or unknown link: as if it never existed.
+        raise KioskLinkGone
+    return link
+
+
+@require_GET
+def wall_kiosk(request: HttpRequest, signed: str) -> HttpResponse:
+    """A read-only wall for a screen on the floor: no login, no actions, its link's teams."""
+    try:
+        link = _kiosk_link(signed)
+    except KioskLinkGone:
+        # The screen says what happened (it reloads onto this page when its link is revoked).
+        return render(request, "agents/kiosk_gone.html", status=404)
+    team_ids = set(link.teams.values_list("pk", flat=True))
+    teams = link.teams.order_by("name").values_list("name", flat=True)
+    states = sorted(State.choices, key=lambda choice: choice[0] == State.OFFLINE)
+    return render(
+        request,
+        "agents/wall.html",
+        {
+            "teams": list(teams),
+            "summary": _wall_summary(team_ids),
+            "states": states,
+            "vocabulary": _vocabulary(),
+            "kiosk": {"link": link, "signed": signed},
+            "endpoints": {
+                "socket": f"/ws/wall/link/{signed}/",
+                "summary": reverse("wall-kiosk-summary", args=[signed]),
+                "kiosk": True,
+            },
+        },
+    )
+
+
+@require_GET
+def wall_kiosk_summary(request: HttpRequest, signed: str) -> JsonResponse:
+    """The kiosk wall's ``/wall/summary``."""
+    link = _kiosk_link(signed)
+    return JsonResponse(_wall_summary(set(link.teams.values_list("pk", flat=True))))
 
 
 @login_required

@@ -30,13 +30,17 @@
   const SUMMARY_EVERY_MS = 30_000;
   const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
   const STORE_KEY = "acw-wall-view";
+  // Where this wall reads from: a user's wall, or a kiosk wall opened from a TV link, which is
+  // read-only (no agent dialog, no acknowledging) and keeps no view settings (docs/wall.md).
+  const ENDPOINTS = JSON.parse(document.querySelector("#wall-endpoints").textContent);
+  const KIOSK = Boolean(ENDPOINTS.kiosk);
 
   const $ = (sel) => document.querySelector(sel);
   const grid = $("#grid");
   const emptyNote = $("#grid-empty");
   const conn = $("#conn");
   const dialog = $("#agent-dialog");
-  const csrfToken = document.querySelector("#csrf input[name=csrfmiddlewaretoken]").value;
+  const csrfToken = KIOSK ? "" : document.querySelector("#csrf input[name=csrfmiddlewaretoken]").value;
 
   const agents = new Map(); // external id → agent payload
   const tiles = new Map(); // external id → { el, parts, last }
@@ -45,7 +49,7 @@
   let clockOffset = 0; // server time − browser time, in ms
   let orderDirty = true;
 
-  const saved = JSON.parse(localStorage.getItem(STORE_KEY) || "{}");
+  const saved = KIOSK ? {} : JSON.parse(localStorage.getItem(STORE_KEY) || "{}");
   const view = {
     team: saved.team || "",
     sort: saved.sort || "longest",
@@ -111,12 +115,10 @@
     }
   }
 
-  // "On phone", "On e-mail"; a channel without a specific name reads "On interaction".
-  function onChannel(channel) {
-    return channel && channel !== "other" && CHANNEL_WORD[channel]
-      ? fmt(gettext("On %(channel)s"), { channel: CHANNEL_WORD[channel].toLowerCase() })
-      : gettext("On interaction");
-  }
+  // "On phone", "On e-mail" (each its own phrase: languages say them differently); any other
+  // channel reads "On interaction".
+  const ON_CHANNEL = { phone: gettext("On phone"), chat: gettext("On chat"), email: gettext("On e-mail") };
+  const onChannel = (channel) => ON_CHANNEL[channel] || gettext("On interaction");
 
   function shortWord(agent) {
     if (agent.state === "on_interaction") {
@@ -252,7 +254,7 @@
     grid.appendChild(fragment);
     emptyNote.hidden = shown.length > 0 || agents.size === 0;
     $("#shown-count").textContent = fmt(
-      ngettext("%(shown)s of %(total)s agent", "%(shown)s of %(total)s agents", agents.size),
+      gettext("%(shown)s of %(total)s agents"),
       { shown: shown.length, total: agents.size },
     );
   }
@@ -406,7 +408,7 @@
     clearTimeout(retryTimer);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     setStatus("connecting", attempt ? gettext("Reconnecting…") : gettext("Connecting…"));
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/wall/`);
+    const ws = new WebSocket(`${scheme}://${location.host}${ENDPOINTS.socket}`);
     socket = ws;
     expectedSeq = 1;
     ws.onmessage = (event) => {
@@ -457,7 +459,7 @@
 
   async function refreshSummary() {
     try {
-      const response = await fetch("/wall/summary", { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      const response = await fetch(ENDPOINTS.summary, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (response.redirected && new URL(response.url).pathname.startsWith("/accounts/login")) {
         location.href = `/accounts/login/?next=${encodeURIComponent(location.pathname)}`;
         return;
@@ -545,7 +547,7 @@
         : gettext("Acknowledged");
     }
     foot.append(state);
-    if (!acknowledged) {
+    if (!acknowledged && !KIOSK) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "btn btn-sm";
@@ -607,6 +609,7 @@
   }
 
   function openDialog(id) {
+    if (KIOSK) return;
     dialogAgent = id;
     const msg = $("#dlg-msg");
     msg.textContent = "";
@@ -658,6 +661,7 @@
   // --- Controls ----------------------------------------------------------------------------
 
   function save() {
+    if (KIOSK) return;
     localStorage.setItem(STORE_KEY, JSON.stringify({
       team: view.team, sort: view.sort, density: view.density, states: [...view.states], alertsOpen: view.alertsOpen,
     }));
@@ -714,11 +718,39 @@
   }
   $("#alerts-toggle").addEventListener("click", () => { view.alertsOpen = !view.alertsOpen; save(); applyView(); });
 
+  // --- Kiosk: a screen on the floor ---------------------------------------------------------
+
+  // ?rotate=30 shows one team after the other, 30 s each (at least 5 s); ?density=compact as on
+  // any wall. The full-screen button hides itself once the screen is full.
+  function startKiosk(params) {
+    const label = $("#kiosk-team");
+    const teams = [...$("#f-team").options].map((o) => o.value).filter(Boolean);
+    const rotate = Number(params.get("rotate"));
+    label.textContent = gettext("All teams");
+    if (rotate > 0 && teams.length > 1) {
+      let index = -1;
+      const next = () => {
+        index = (index + 1) % teams.length;
+        view.team = teams[index];
+        label.textContent = view.team;
+        applyView();
+      };
+      next();
+      setInterval(next, Math.max(5, rotate) * 1000);
+    }
+    const full = $("#kiosk-fullscreen");
+    const showFull = () => { full.hidden = Boolean(document.fullscreenElement) || !document.fullscreenEnabled; };
+    full.addEventListener("click", () => document.documentElement.requestFullscreen().catch(() => {}));
+    document.addEventListener("fullscreenchange", showFull);
+    showFull();
+  }
+
   // --- Start -------------------------------------------------------------------------------
 
   const params = new URLSearchParams(location.search);
   if (params.get("density")) view.density = params.get("density");
   if (params.has("alerts")) view.alertsOpen = params.get("alerts") !== "0";
+  if (KIOSK) startKiosk(params);
   applyView();
   refreshKpis();
   renderAlerts();
