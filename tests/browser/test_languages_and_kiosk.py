@@ -95,7 +95,7 @@ def test_the_wall_and_the_kpi_page_speak_the_browsers_language(
     log_in(page, server, "sam", "pw-sam")
     wait_live(page)
     assert page.get_attribute("html", "lang") == lang
-    page.wait_for_function("document.querySelector('#shown-count').textContent.includes('3')")
+    page.locator("#shown-count", has_text="3").wait_for()
     body = page.inner_text("body").casefold()  # some labels are set in capitals by CSS
     for word in wall_words:
         assert word.casefold() in body
@@ -119,7 +119,7 @@ def test_the_switcher_changes_the_language_and_keeps_it(
     assert page.get_attribute("html", "lang") == "en"
     assert "Average ACW" in page.inner_text("body")
     page.click('.lang-switch button[value="fr"]')
-    page.wait_for_function("document.documentElement.lang === 'fr'")
+    page.wait_for_selector("html[lang=fr]")
     assert page.url.endswith("/kpis/")
     assert "ACW moyen" in page.inner_text("body")
     assert page.get_attribute('.lang-switch button[value="fr"]', "aria-pressed") == "true"
@@ -127,7 +127,7 @@ def test_the_switcher_changes_the_language_and_keeps_it(
     wait_live(page)
     assert page.get_attribute("html", "lang") == "fr"
     page.click('.lang-switch button[value="nl"]')
-    page.wait_for_function("document.documentElement.lang === 'nl'")
+    page.wait_for_selector("html[lang=nl]")
     wait_live(page)
     assert "agents in nawerktijd" in page.inner_text("body").casefold()
     assert page.js_errors == []
@@ -163,10 +163,11 @@ def test_tile_names_are_never_cut_off(
     page = browser_context(width, height)
     log_in(page, server, "sam", "pw-sam")
     wait_live(page)
-    page.wait_for_function("document.querySelectorAll('.tile').length === 20")
+    page.locator(".tile").nth(19).wait_for()
+    assert page.locator(".tile").count() == 20
     for density in ("comfortable", "compact"):
         page.click(f'.segmented button[data-density="{density}"]')
-        page.wait_for_function(f"document.querySelector('#grid').dataset.density === '{density}'")
+        page.wait_for_selector(f'#grid[data-density="{density}"]')
         tiles = page.evaluate(FIT)
         assert len(tiles) == 20
         cut = [t for t in tiles if t["scroll"] > t["client"] or not t["inside"] or not t["tall"]]
@@ -204,9 +205,10 @@ def test_a_tv_link_opens_a_read_only_wall_and_revoking_it_closes_the_screen(
     assert tv.locator(".topnav").count() == 0
     assert "Floor 2 TV" in _text(tv, ".kiosk-bar")
     # One team after the other: North first, then South.
-    tv.wait_for_function("document.querySelectorAll('.tile').length === 4")
+    tv.locator(".tile").nth(3).wait_for()
+    assert tv.locator(".tile").count() == 4
     assert _text(tv, "#kiosk-team") == "North"
-    tv.wait_for_function("document.querySelector('#kiosk-team').textContent === 'South'")
+    tv.locator("#kiosk-team", has_text="South").wait_for()
     assert {t.get_attribute("data-agent") for t in tv.locator(".tile").all()} == set(
         south.agents.values_list("external_id", flat=True)
     )
@@ -253,4 +255,6 @@ def test_the_theme_toggle_is_remembered_and_motion_can_be_reduced(
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") != dark
     # Reduced motion: tiles neither pulse nor flash.
     page.evaluate("document.querySelector('.tile').classList.add('flash')")
-    assert page.evaluate("getComputedStyle(document.querySelector('.tile')).animationName") == "none"
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('.tile')).animationName") == "none"
+    )
