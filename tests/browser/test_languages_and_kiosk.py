@@ -216,6 +216,8 @@ def test_a_tv_link_opens_a_read_only_wall_and_revoking_it_closes_the_screen(
     tv.click(".tile >> nth=0")
     assert not tv.evaluate("document.querySelector('#agent-dialog').open")  # no actions
     assert tv.locator("#alerts-list button").count() == 0
+    cut = [t for t in tv.evaluate(FIT) if t["scroll"] > t["client"] or not t["inside"]]
+    assert cut == []
     tv.screenshot(path=str(shots / "wall-kiosk-light.png"))
 
     # Revoked on the page: the screen's socket closes and the screen says why.
