@@ -94,9 +94,7 @@ def test_a_supervisor_revokes_their_own_links_only_and_an_admin_any(
 
 
 @pytest.mark.django_db
-def test_an_admin_revokes_links_from_the_admin_list(
-    supervisor_sam: Any, admin_ada: Any
-) -> None:
+def test_an_admin_revokes_links_from_the_admin_list(supervisor_sam: Any, admin_ada: Any) -> None:
     link = wall_links.create_wall_link(supervisor_sam, "North TV")
     answer = _client(admin_ada).post(
         reverse("admin:agents_walllink_changelist"),
