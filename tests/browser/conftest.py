@@ -86,7 +86,11 @@ def new_page(chromium: Any) -> Iterator[Any]:
     contexts = []
 
     def make(width: int = 1600, height: int = 1000) -> Any:
-        context = chromium.new_context(viewport={"width": width, "height": height})
+        # Dark, the wall's own look (the pages follow prefers-color-scheme, and Playwright
+        # emulates a light system by default).
+        context = chromium.new_context(
+            viewport={"width": width, "height": height}, color_scheme="dark"
+        )
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()

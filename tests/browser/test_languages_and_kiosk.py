@@ -160,7 +160,7 @@ def test_tile_names_are_never_cut_off(
 ) -> None:
     server = live_server_up
     seed_floor(20, ["North"], seed=3)
-    page = browser_context(width, height)
+    page = browser_context(width, height, color_scheme="dark")
     log_in(page, server, "sam", "pw-sam")
     wait_live(page)
     page.locator(".tile").nth(19).wait_for()
