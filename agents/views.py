@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,7 +22,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import access, jsonbody, selectors, services, states, wall_links
 from .events import agent_payload
-from .models import Agent, AgentState, Channel, ChecklistItem, State, WallLink, WrapUpCode
+from .models import (
+    Agent,
+    AgentState,
+    Channel,
+    ChecklistItem,
+    State,
+    Team,
+    WallLink,
+    WrapUpCode,
+)
 from .policies import Policies
 from .states import AgentProjection
 
@@ -55,19 +64,28 @@ def wall(request: HttpRequest) -> HttpResponse:
     if not access.can_watch(request.user) and _linked_agent(request) is not None:
         # Agents sign in through the same form; their page is the wrap-up page.
         return redirect("my-acw")
-    team_ids = _watcher(request)
-    teams = access.visible_teams(request.user).order_by("name").values_list("name", flat=True)
+    _watcher(request)
+    endpoints = {"socket": "/ws/wall/", "summary": reverse("wall-summary")}
+    return _wall_page(request, access.visible_teams(request.user), endpoints)
+
+
+def _wall_page(
+    request: HttpRequest, teams: QuerySet[Team], endpoints: dict[str, Any], **extra: Any
+) -> HttpResponse:
+    """The wall page for these teams; ``endpoints`` tell its script where to read from."""
+    team_ids = set(teams.values_list("pk", flat=True))
     # The counters read left to right as a shift does: offline last.
     states = sorted(State.choices, key=lambda choice: choice[0] == State.OFFLINE)
     return render(
         request,
         "agents/wall.html",
         {
-            "teams": list(teams),
+            "teams": list(teams.order_by("name").values_list("name", flat=True)),
             "summary": _wall_summary(team_ids),
             "states": states,
             "vocabulary": _vocabulary(),
-            "endpoints": {"socket": "/ws/wall/", "summary": reverse("wall-summary")},
+            "endpoints": endpoints,
+            **extra,
         },
     )
 
@@ -119,51 +137,28 @@ def _kiosk_path(link: WallLink) -> str:
     return reverse("wall-kiosk", args=[wall_links.signed_key(link)])
 
 
-class KioskLinkGone(Http404):
-    """A kiosk URL that opens nothing (revoked, altered or unknown)."""
-
-
-def _kiosk_link(signed: str) -> WallLink:
-    link = wall_links.active_link(signed)
-    if link is None:
-        # A revoked, altered or unknown link: as if it never existed.
-        raise KioskLinkGone
-    return link
-
-
 @require_GET
 def wall_kiosk(request: HttpRequest, signed: str) -> HttpResponse:
     """A read-only wall for a screen on the floor: no login, no actions, its link's teams."""
-    try:
-        link = _kiosk_link(signed)
-    except KioskLinkGone:
-        # The screen says what happened (it reloads onto this page when its link is revoked).
+    link = wall_links.active_link(signed)
+    if link is None:
+        # Revoked, altered or unknown: the screen says so (it reloads onto this page when its
+        # link is revoked).
         return render(request, "agents/kiosk_gone.html", status=404)
-    team_ids = set(link.teams.values_list("pk", flat=True))
-    teams = link.teams.order_by("name").values_list("name", flat=True)
-    states = sorted(State.choices, key=lambda choice: choice[0] == State.OFFLINE)
-    return render(
-        request,
-        "agents/wall.html",
-        {
-            "teams": list(teams),
-            "summary": _wall_summary(team_ids),
-            "states": states,
-            "vocabulary": _vocabulary(),
-            "kiosk": {"link": link, "signed": signed},
-            "endpoints": {
-                "socket": f"/ws/wall/link/{signed}/",
-                "summary": reverse("wall-kiosk-summary", args=[signed]),
-                "kiosk": True,
-            },
-        },
-    )
+    endpoints = {
+        "socket": f"/ws/wall/link/{signed}/",
+        "summary": reverse("wall-kiosk-summary", args=[signed]),
+        "kiosk": True,
+    }
+    return _wall_page(request, link.teams.all(), endpoints, kiosk={"link": link, "signed": signed})
 
 
 @require_GET
 def wall_kiosk_summary(request: HttpRequest, signed: str) -> JsonResponse:
     """The kiosk wall's ``/wall/summary``."""
-    link = _kiosk_link(signed)
+    link = wall_links.active_link(signed)
+    if link is None:
+        raise Http404
     return JsonResponse(_wall_summary(set(link.teams.values_list("pk", flat=True))))
 
 

@@ -6,8 +6,6 @@ Screenshots go to a temporary directory; with ``ACW_SCREENSHOTS=1`` to ``docs/sc
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 
 from agents import wall_links
 
-from .support import ROOT, Server, log_in, seed_floor, wait_live
+from .support import Server, log_in, seed_floor, wait_live
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,35 +22,6 @@ pytestmark = [
 ]
 
 SCREENS = [(1366, 768), (1440, 900), (1920, 1080), (3840, 2160)]
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    if os.environ.get("ACW_SCREENSHOTS") == "1":
-        target = ROOT / "docs" / "screenshots"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
-
-
-@pytest.fixture
-def browser_context(chromium: Any) -> Iterator[Any]:
-    """Pages in fresh contexts with a browser language, colour scheme or motion preference."""
-    contexts = []
-
-    def make(width: int = 1600, height: int = 1000, **options: Any) -> Any:
-        context = chromium.new_context(viewport={"width": width, "height": height}, **options)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.js_errors = errors
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def _text(page: Any, selector: str) -> str:
@@ -81,7 +50,7 @@ def _text(page: Any, selector: str) -> str:
 )
 def test_the_wall_and_the_kpi_page_speak_the_browsers_language(
     live_server_up: Server,
-    browser_context: Any,
+    new_page: Any,
     supervisor_sam: Any,
     north: Any,
     locale: str,
@@ -91,7 +60,7 @@ def test_the_wall_and_the_kpi_page_speak_the_browsers_language(
 ) -> None:
     server = live_server_up
     seed_floor(3, ["North"], seed=5)
-    page = browser_context(locale=locale)
+    page = new_page(locale=locale)
     log_in(page, server, "sam", "pw-sam")
     wait_live(page)
     assert page.get_attribute("html", "lang") == lang
@@ -111,10 +80,10 @@ def test_the_wall_and_the_kpi_page_speak_the_browsers_language(
 
 
 def test_the_switcher_changes_the_language_and_keeps_it(
-    live_server_up: Server, browser_context: Any, supervisor_sam: Any, north: Any
+    live_server_up: Server, new_page: Any, supervisor_sam: Any, north: Any
 ) -> None:
     server = live_server_up
-    page = browser_context(locale="en-US")
+    page = new_page(locale="en-US")
     log_in(page, server, "sam", "pw-sam", then="/kpis/")
     assert page.get_attribute("html", "lang") == "en"
     assert "Average ACW" in page.inner_text("body")
@@ -151,7 +120,7 @@ FIT = """() => [...document.querySelectorAll('.tile')].map((tile) => {
 @pytest.mark.parametrize(("width", "height"), SCREENS)
 def test_tile_names_are_never_cut_off(
     live_server_up: Server,
-    browser_context: Any,
+    new_page: Any,
     supervisor_sam: Any,
     north: Any,
     shots: Path,
@@ -160,7 +129,7 @@ def test_tile_names_are_never_cut_off(
 ) -> None:
     server = live_server_up
     seed_floor(20, ["North"], seed=3)
-    page = browser_context(width, height, color_scheme="dark")
+    page = new_page(width, height, color_scheme="dark")
     log_in(page, server, "sam", "pw-sam")
     wait_live(page)
     page.locator(".tile").nth(19).wait_for()
@@ -181,7 +150,7 @@ def test_tile_names_are_never_cut_off(
 
 def test_a_tv_link_opens_a_read_only_wall_and_revoking_it_closes_the_screen(
     live_server_up: Server,
-    browser_context: Any,
+    new_page: Any,
     supervisor_sam: Any,
     north: Any,
     south: Any,
@@ -191,7 +160,7 @@ def test_a_tv_link_opens_a_read_only_wall_and_revoking_it_closes_the_screen(
     seed_floor(12, ["North", "South", "East"], seed=7)  # East: not sam's
     south.supervisors.add(supervisor_sam)
     # The supervisor creates the link on the page.
-    page = browser_context(1920, 1080)
+    page = new_page(1920, 1080)
     log_in(page, server, "sam", "pw-sam", then="/wall/links/")
     page.fill("input[name=name]", "Floor 2 TV")
     page.click("form.links-form button[type=submit]")
@@ -199,7 +168,7 @@ def test_a_tv_link_opens_a_read_only_wall_and_revoking_it_closes_the_screen(
     assert url and "/tv/" in url
 
     # The screen opens it without a login, full width, read-only, for sam's teams only.
-    tv = browser_context(1920, 1080, color_scheme="light")
+    tv = new_page(1920, 1080, color_scheme="light")
     tv.goto(f"{url}?rotate=5")
     wait_live(tv)
     assert tv.locator(".topnav").count() == 0
@@ -228,23 +197,23 @@ def test_a_tv_link_opens_a_read_only_wall_and_revoking_it_closes_the_screen(
 
 
 def test_a_tampered_tv_link_opens_nothing(
-    live_server_up: Server, browser_context: Any, supervisor_sam: Any, north: Any
+    live_server_up: Server, new_page: Any, supervisor_sam: Any, north: Any
 ) -> None:
     server = live_server_up
     link = wall_links.create_wall_link(supervisor_sam, "Lobby")
     signed = wall_links.signed_key(link)
-    tv = browser_context()
+    tv = new_page()
     response = tv.goto(f"{server.url}/tv/{signed[:-2]}xx/")
     assert response.status == 404
     assert "This wall link is not valid" in tv.inner_text("body")
 
 
 def test_the_theme_toggle_is_remembered_and_motion_can_be_reduced(
-    live_server_up: Server, browser_context: Any, supervisor_sam: Any, north: Any
+    live_server_up: Server, new_page: Any, supervisor_sam: Any, north: Any
 ) -> None:
     server = live_server_up
     seed_floor(4, ["North"], seed=2)
-    page = browser_context(color_scheme="dark", reduced_motion="reduce")
+    page = new_page(color_scheme="dark", reduced_motion="reduce")
     log_in(page, server, "sam", "pw-sam")
     wait_live(page)
     assert page.get_attribute("html", "data-theme") == "dark"
