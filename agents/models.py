@@ -41,7 +41,7 @@ class Department(models.Model):
     A team belongs to at most one department; department figures are sums of its teams.
     """
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
 
     class Meta:
         verbose_name = _("department")
@@ -53,7 +53,7 @@ class Department(models.Model):
 
 
 class Team(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
     department = models.ForeignKey(
         Department,
         null=True,
@@ -61,9 +61,13 @@ class Team(models.Model):
         on_delete=models.SET_NULL,
         related_name="teams",
         help_text=_("The department the team reports under (at most one; empty: none)."),
+        verbose_name=_("department"),
     )
     supervisors = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="supervised_teams"
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="supervised_teams",
+        verbose_name=_("supervisors"),
     )
 
     class Meta:
@@ -77,10 +81,15 @@ class Team(models.Model):
 
 class Agent(models.Model):
     external_id = models.CharField(
-        max_length=100, unique=True, help_text=_("The agent's id in the telephony system.")
+        max_length=100,
+        unique=True,
+        help_text=_("The agent's id in the telephony system."),
+        verbose_name=_("external id"),
     )
-    name = models.CharField(max_length=200)
-    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="agents")
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    team = models.ForeignKey(
+        Team, on_delete=models.PROTECT, related_name="agents", verbose_name=_("team")
+    )
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -88,6 +97,7 @@ class Agent(models.Model):
         on_delete=models.SET_NULL,
         related_name="agent",
         help_text=_("The login of the agent, for the wrap-up page."),
+        verbose_name=_("user"),
     )
 
     class Meta:
@@ -354,6 +364,7 @@ class AcwPolicy(models.Model):
         on_delete=models.CASCADE,
         related_name="acw_policies",
         help_text=_("Empty: the site default."),
+        verbose_name=_("team"),
     )
     channel = models.CharField(
         max_length=10,
@@ -361,50 +372,73 @@ class AcwPolicy(models.Model):
         blank=True,
         default="",
         help_text=_("Empty: every channel."),
+        verbose_name=_("channel"),
     )
-    mode = models.CharField(max_length=20, choices=AcwMode.choices, default=AcwMode.TIMED)
-    seconds = models.PositiveIntegerField(default=30, help_text=_("The ACW timer."))
-    allow_extension = models.BooleanField(default=True)
-    extension_step_seconds = models.PositiveIntegerField(default=30)
+    mode = models.CharField(
+        max_length=20, choices=AcwMode.choices, default=AcwMode.TIMED, verbose_name=_("mode")
+    )
+    seconds = models.PositiveIntegerField(
+        default=30, help_text=_("The ACW timer."), verbose_name=_("seconds")
+    )
+    allow_extension = models.BooleanField(default=True, verbose_name=_("allow extension"))
+    extension_step_seconds = models.PositiveIntegerField(
+        default=30, verbose_name=_("extension step seconds")
+    )
     max_seconds = models.PositiveIntegerField(
-        default=300, help_text=_("The longest an ACW may last, extensions included.")
+        default=300,
+        help_text=_("The longest an ACW may last, extensions included."),
+        verbose_name=_("max seconds"),
     )
     min_seconds = models.PositiveIntegerField(
         default=0,
         help_text=_('Minimum expected ACW: shorter is flagged "too short" (0: no minimum).'),
+        verbose_name=_("min seconds"),
     )
     timeout_action = models.CharField(
-        max_length=20, choices=TimeoutAction.choices, default=TimeoutAction.AVAILABLE
+        max_length=20,
+        choices=TimeoutAction.choices,
+        default=TimeoutAction.AVAILABLE,
+        verbose_name=_("timeout action"),
     )
     timeout_reason = models.CharField(
         max_length=100,
         blank=True,
         default="acw_timeout",
         help_text=_("Not-ready reason after a timeout."),
+        verbose_name=_("timeout reason"),
     )
-    wrap_up_required = models.BooleanField(default=False)
-    target_avg_seconds = models.PositiveIntegerField(default=45, help_text=_("Target average ACW."))
+    wrap_up_required = models.BooleanField(default=False, verbose_name=_("wrap up required"))
+    target_avg_seconds = models.PositiveIntegerField(
+        default=45, help_text=_("Target average ACW."), verbose_name=_("target average seconds")
+    )
     alert_acw_seconds = models.PositiveIntegerField(
-        default=120, help_text=_("Alert when one ACW runs longer than this (seconds; 0: off).")
+        default=120,
+        help_text=_("Alert when one ACW runs longer than this (seconds; 0: off)."),
+        verbose_name=_("alert ACW seconds"),
     )
     alert_acw_share = models.FloatField(
         default=0.30,
         help_text=_(
             "Alert when an agent's ACW share of handle time today exceeds this (0.30 = 30 %; checked from 3 interactions on; 0: off)."
         ),
+        verbose_name=_("alert ACW share"),
     )
     alert_too_short_count = models.PositiveIntegerField(
-        default=3, help_text=_("Alert after this many too-short ACWs in a row today (0: off).")
+        default=3,
+        help_text=_("Alert after this many too-short ACWs in a row today (0: off)."),
+        verbose_name=_("alert too short count"),
     )
     alert_not_ready_seconds = models.PositiveIntegerField(
         default=900,
         help_text=_("Alert when an agent stays not ready longer than this (seconds; 0: off)."),
+        verbose_name=_("alert not ready seconds"),
     )
     alert_concurrent_acw_share = models.FloatField(
         default=0.5,
         help_text=_(
             "Alert when this share of logged-in agents is in ACW at once (from 2 agents in ACW on; 0: off)."
         ),
+        verbose_name=_("alert concurrent ACW share"),
     )
 
     class Meta:
@@ -438,12 +472,14 @@ POLICY_SPEC_FIELDS = tuple(PolicySpec.__dataclass_fields__)
 
 
 class WrapUpCode(models.Model):
-    code = models.CharField(max_length=100, unique=True)
-    label = models.CharField(max_length=200)
+    code = models.CharField(max_length=100, unique=True, verbose_name=_("code"))
+    label = models.CharField(max_length=200, verbose_name=_("label"))
     expected_acw_seconds = models.PositiveIntegerField(
-        default=30, help_text=_("The norm for ACW after an interaction with this outcome.")
+        default=30,
+        help_text=_("The norm for ACW after an interaction with this outcome."),
+        verbose_name=_("expected ACW seconds"),
     )
-    active = models.BooleanField(default=True)
+    active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
         verbose_name = _("wrap-up code")
@@ -462,10 +498,11 @@ class ChecklistItem(models.Model):
         on_delete=models.CASCADE,
         related_name="checklist_items",
         help_text=_("Empty: every team."),
+        verbose_name=_("team"),
     )
-    label = models.CharField(max_length=200)
-    position = models.PositiveIntegerField(default=0)
-    active = models.BooleanField(default=True)
+    label = models.CharField(max_length=200, verbose_name=_("label"))
+    position = models.PositiveIntegerField(default=0, verbose_name=_("position"))
+    active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
         verbose_name = _("checklist item")
@@ -479,14 +516,16 @@ class ChecklistItem(models.Model):
 class ApiToken(models.Model):
     """An integration token. Only its SHA-256 is stored; the token itself is shown once."""
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, verbose_name=_("name"))
     token_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(
-        max_length=8, help_text=_("The first characters, to recognise a token.")
+        max_length=8,
+        help_text=_("The first characters, to recognise a token."),
+        verbose_name=_("prefix"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last used at"))
+    active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
         verbose_name = _("API token")
@@ -514,13 +553,20 @@ class StateThreshold(models.Model):
     countdown and ACW policy instead; this row applies to ACW without a deadline.
     """
 
-    state = models.CharField(max_length=20, choices=State.choices, unique=True)
+    state = models.CharField(
+        max_length=20, choices=State.choices, unique=True, verbose_name=_("state")
+    )
     notice_after_seconds = models.PositiveIntegerField(
         default=10,
         help_text=_("The tile is shaded once the agent has been in the state this long."),
+        verbose_name=_("notice after seconds"),
     )
-    amber_after_seconds = models.PositiveIntegerField(default=60)
-    red_after_seconds = models.PositiveIntegerField(default=300)
+    amber_after_seconds = models.PositiveIntegerField(
+        default=60, verbose_name=_("amber after seconds")
+    )
+    red_after_seconds = models.PositiveIntegerField(
+        default=300, verbose_name=_("red after seconds")
+    )
 
     class Meta:
         ordering = ["state"]

@@ -168,3 +168,19 @@ def test_figures_use_the_languages_separators_and_durations_read_the_same(
         assert format_duration(42) == "42 s"
         assert format_duration(185) == "3:05"
         assert format_duration(3765) == "1:02:45"
+
+
+@pytest.mark.django_db
+def test_admin_shows_our_models_labels_help_texts_and_choices_in_french(admin_ada: Any) -> None:
+    client = Client()
+    client.force_login(admin_ada)
+    page = client.get("/admin/agents/acwpolicy/add/", headers={"accept-language": "fr"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    for text in [
+        "règle d’ACW",  # the model's name
+        "Prolongation permise",  # a field's label
+        "La durée maximale d’un ACW, prolongations comprises.",  # a help text
+        "Minuté, strict (pas de sortie anticipée)",  # a choice
+    ]:
+        assert text in html.replace("&#x27;", "’")
