@@ -209,7 +209,7 @@ def end_acw(request: HttpRequest, external_id: str) -> JsonResponse:
         # Not "forbidden": an agent outside the user's teams does not exist for them.
         raise Http404("no such agent among your teams")
     if not AgentState.objects.filter(agent=agent, state="acw").exists():
-        return JsonResponse({"error": "agent: not in ACW"}, status=409)
+        return JsonResponse({"error": _("agent: not in ACW")}, status=409)
     return _answer(services.end_acw(agent, request.user), agent.external_id)
 
 
@@ -289,15 +289,17 @@ def my_ready(request: HttpRequest) -> JsonResponse:
     try:
         body = _json_body(request)
     except jsonbody.JsonBodyError as exc:
-        return JsonResponse({"error": f"body: {exc}"}, status=400)
+        return JsonResponse({"error": _("body: %s") % exc}, status=400)
     state = _my_state(agent)
     if state["agent"]["state"] != "acw":
-        return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
+        return JsonResponse({"error": _("state: you are not in after-call work")}, status=409)
     code = str(body.get("wrap_up_code") or "").strip()
     if state["policy"]["wrap_up_required"] and not code:
-        return JsonResponse({"error": "wrap_up_code: is required by your ACW policy"}, status=400)
+        return JsonResponse(
+            {"error": _("wrap_up_code: is required by your ACW policy")}, status=400
+        )
     if code and not WrapUpCode.objects.filter(code=code, active=True).exists():
-        return JsonResponse({"error": "wrap_up_code: unknown code"}, status=400)
+        return JsonResponse({"error": _("wrap_up_code: unknown code")}, status=400)
     allowed = {item.pk for item in _checklist(agent)}
     raw_ids = body.get("checklist") or []
     if not isinstance(raw_ids, list):
@@ -305,9 +307,9 @@ def my_ready(request: HttpRequest) -> JsonResponse:
     try:
         ticked = sorted({int(value) for value in raw_ids})
     except (TypeError, ValueError):
-        return JsonResponse({"error": "checklist: expected item ids"}, status=400)
+        return JsonResponse({"error": _("checklist: expected item ids")}, status=400)
     if not set(ticked) <= allowed:
-        return JsonResponse({"error": "checklist: unknown item"}, status=400)
+        return JsonResponse({"error": _("checklist: unknown item")}, status=400)
     fields: dict[str, Any] = {"reason": "agent_ready", "checklist": ticked}
     if code:
         fields["wrap_up_code"] = code
@@ -327,15 +329,15 @@ def my_extend(request: HttpRequest) -> JsonResponse:
     # machine decides whether an extension would count, so the page asks it the same question.
     acw = AgentProjection.from_json(live.projection).acw if live.state == "acw" else None
     if acw is None:
-        return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
+        return JsonResponse({"error": _("state: you are not in after-call work")}, status=409)
     if not states.extension_allowed(acw):
         return JsonResponse(
-            {"error": "seconds: your ACW policy does not allow extension"}, status=400
+            {"error": _("seconds: your ACW policy does not allow extension")}, status=400
         )
     if not states.can_extend(acw):
         longest = states.longest_acw_seconds(acw.policy)
         return JsonResponse(
-            {"error": f"seconds: ACW already at its maximum of {longest} s"}, status=409
+            {"error": _("seconds: ACW already at its maximum of %s s") % longest}, status=409
         )
     event = _event(agent, "acw.extended", seconds=acw.policy.extension_step_seconds)
     return _ingest(event, "agent_page", request)
