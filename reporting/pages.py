@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import ValidationError
@@ -353,7 +354,7 @@ def trend(scope: Scope) -> Trend:
     else:
         for i in range(scope.period.days):
             day = scope.period.first + timedelta(days=i)
-            result.labels.append(f"{day:%d %b}")
+            result.labels.append(date_format(day, "d M"))
             _add_bucket(result, by_key.get(day.isoformat()))
     return result
 
