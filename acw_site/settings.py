@@ -65,6 +65,9 @@ MIDDLEWARE = [
     "acw_site.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's LocaleMiddleware for the pages (the API stays English): after the session (a
+    # language chosen with the switcher), before CommonMiddleware.
+    "acw_site.middleware.PageLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -87,6 +90,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
+                "django.template.context_processors.i18n",
                 "django.contrib.messages.context_processors.messages",
             ],
         },
@@ -200,8 +204,12 @@ if AXES_FAILURE_LIMIT < 1 or timedelta(0) >= AXES_COOLOFF_TIME:
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-# --- I18N / time ----------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# --- I18N / time (docs/i18n.md) -------------------------------------------------------------
+# Pages speak the browser's language (Accept-Language) unless the user picked one with the
+# switcher in the header; English otherwise. Names are written as their speakers write them.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "Français"), ("nl", "Nederlands")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -279,6 +287,13 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "acw-watch@localhost")
 # Alerts are e-mailed to the team's supervisors when they open (only if this is on).
 ALERT_EMAILS = env_bool("ALERT_EMAILS", default=False)
+# The language of alert messages (stored once, shown on the wall, the pages and in e-mails).
+ALERT_LANGUAGE = env_str("ALERT_LANGUAGE", "en")
+if ALERT_LANGUAGE not in {code for code, _name in LANGUAGES}:
+    raise ImproperlyConfigured(
+        f"ALERT_LANGUAGE must be one of {', '.join(code for code, _name in LANGUAGES)}; "
+        f"got {ALERT_LANGUAGE!r}"
+    )
 
 # --- Telephony integrations (docs/integrations.md) ------------------------------------------
 # The account's auth token: TaskRouter callbacks are refused (403) unless it is set.

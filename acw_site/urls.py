@@ -3,6 +3,7 @@
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 urlpatterns = [
@@ -21,6 +22,11 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    # The language switcher posts to set_language (i18n/setlang/); the pages' scripts read
+    # their words from the JavaScript catalog, loaded as a script file (the CSP allows no
+    # inline script).
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("kpis/", include("reporting.urls")),
     path("", include("agents.page_urls")),
 ]

@@ -22,11 +22,14 @@ from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from django.forms import BaseFormSet, ModelForm
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from audit.admin import AuditedAdmin, AuditedUserAdmin
 from audit.models import Action
 
-from . import access, events, services
+from . import access, events, services, wall_links
 from .models import (
     AcwPolicy,
     AcwSession,
@@ -40,6 +43,7 @@ from .models import (
     Interaction,
     StateThreshold,
     Team,
+    WallLink,
     WrapUpCode,
 )
 
@@ -408,6 +412,45 @@ class StateThresholdAdmin(AuditedAdmin):
 
     list_display = ["state", "notice_after_seconds", "amber_after_seconds", "red_after_seconds"]
     list_editable = ["notice_after_seconds", "amber_after_seconds", "red_after_seconds"]
+
+
+@admin.register(WallLink)
+class WallLinkAdmin(admin.ModelAdmin):
+    """TV links: created on the wall's "TV links" page (the creator's teams are taken then);
+    here an admin sees every link and revokes them, which closes their screens."""
+
+    list_display = ["name", "created_by", "created_at", "revoked_at", "address"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "created_by__username"]
+    fields = ["name", "address", "teams", "created_by", "created_at", "revoked_at", "revoked_by"]
+    readonly_fields = [
+        "address",
+        "teams",
+        "created_by",
+        "created_at",
+        "revoked_at",
+        "revoked_by",
+    ]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Revoked, not deleted: the list keeps who opened which screen, and when.
+        return False
+
+    @admin.display(description=_("address"))
+    def address(self, obj: WallLink) -> str:
+        if not obj.is_active:
+            return "–"
+        path = reverse("wall-kiosk", args=[wall_links.signed_key(obj)])
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', path, path)
+
+    @admin.action(description=_("Revoke the selected TV links"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[WallLink]) -> None:
+        for link in queryset.filter(revoked_at__isnull=True):
+            wall_links.revoke_wall_link(link, request.user)
 
 
 User = get_user_model()

@@ -9,47 +9,48 @@ hand them to their JavaScript (``json_script``). Importing this module needs no 
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class State(models.TextChoices):
-    OFFLINE = "offline", "Offline"
-    AVAILABLE = "available", "Available"
-    ON_INTERACTION = "on_interaction", "On interaction"
-    ACW = "acw", "ACW"
-    NOT_READY = "not_ready", "Not ready"
+    OFFLINE = "offline", _("Offline")
+    AVAILABLE = "available", _("Available")
+    ON_INTERACTION = "on_interaction", _("On interaction")
+    ACW = "acw", _("ACW")
+    NOT_READY = "not_ready", _("Not ready")
 
 
 class Channel(models.TextChoices):
-    PHONE = "phone", "Phone"
-    CHAT = "chat", "Chat"
-    EMAIL = "email", "E-mail"
-    OTHER = "other", "Other"
+    PHONE = "phone", _("Phone")
+    CHAT = "chat", _("Chat")
+    EMAIL = "email", _("E-mail")
+    OTHER = "other", _("Other")
 
 
 class Direction(models.TextChoices):
-    INBOUND = "inbound", "Inbound"
-    OUTBOUND = "outbound", "Outbound"
+    INBOUND = "inbound", _("Inbound")
+    OUTBOUND = "outbound", _("Outbound")
 
 
 class AcwMode(models.TextChoices):
-    NONE = "none", "None (straight back to available)"
-    MANUAL = "manual", "Manual (until the agent ends it)"
-    TIMED = "timed", "Timed (automatic timer, early exit allowed)"
-    TIMED_STRICT = "timed_strict", "Timed, strict (no early exit)"
+    NONE = "none", _("None (straight back to available)")
+    MANUAL = "manual", _("Manual (until the agent ends it)")
+    TIMED = "timed", _("Timed (automatic timer, early exit allowed)")
+    TIMED_STRICT = "timed_strict", _("Timed, strict (no early exit)")
 
 
 class TimeoutAction(models.TextChoices):
-    AVAILABLE = "available", "Back to available"
-    NOT_READY = "not_ready", "Not ready with a reason"
+    AVAILABLE = "available", _("Back to available")
+    NOT_READY = "not_ready", _("Not ready with a reason")
 
 
 class AcwEndReason(models.TextChoices):
-    AGENT_READY = "agent_ready", "Agent ready"
-    SUPERVISOR = "supervisor", "Ended by supervisor"
-    TIMEOUT = "timeout", "Timeout"
-    NOT_READY = "not_ready", "Agent went not ready"
-    INTERACTION = "interaction", "New interaction"
-    LOGOUT = "logout", "Logout"
+    AGENT_READY = "agent_ready", _("Agent ready")
+    SUPERVISOR = "supervisor", _("Ended by supervisor")
+    TIMEOUT = "timeout", _("Timeout")
+    NOT_READY = "not_ready", _("Agent went not ready")
+    INTERACTION = "interaction", _("New interaction")
+    LOGOUT = "logout", _("Logout")
 
 
 class PolicyViolation(models.TextChoices):
@@ -60,6 +61,6 @@ class PolicyViolation(models.TextChoices):
 
 
 class InteractionEndReason(models.TextChoices):
-    ENDED = "ended", "Ended"
-    REPLACED = "replaced", "Replaced by a new interaction"
-    LOGOUT = "logout", "Agent logged out"
+    ENDED = "ended", _("Ended")
+    REPLACED = "replaced", _("Replaced by a new interaction")
+    LOGOUT = "logout", _("Agent logged out")

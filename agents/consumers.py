@@ -34,7 +34,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model
 
-from . import access, events, selectors
+from . import access, events, selectors, wall_links
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,12 @@ def _rights(user: Any) -> set[int] | None:
 
 
 _watch_rights = database_sync_to_async(_rights)
+_link_owner = database_sync_to_async(wall_links.wall_link_owner)
+
+
+def _link(scope: dict[str, Any]) -> str | None:
+    """The signed key of a kiosk wall (``/ws/wall/link/<key>/``); None for a user's wall."""
+    return scope.get("url_route", {}).get("kwargs", {}).get("link")
 
 
 @database_sync_to_async
@@ -65,8 +71,12 @@ def _rights_now(scope: dict[str, Any]) -> set[int] | None:
     """The rights of the socket's user as they are now, read afresh from the database.
 
     The session is re-read too (not the copy loaded at connect), so a logout elsewhere, a
-    password change or a deactivation ends the wall like it ends the user's pages.
+    password change or a deactivation ends the wall like it ends the user's pages. A kiosk
+    wall's rights are its link's: none once it is revoked (``wall_links``).
     """
+    link = _link(scope)
+    if link is not None:
+        return wall_links.wall_link_rights(link)
     session = scope.get("session")
     if session is not None and session.session_key:
         fresh = import_module(settings.SESSION_ENGINE).SessionStore(session.session_key)
@@ -85,7 +95,14 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        team_ids = await _watch_rights(user) if user is not None else None
+        link = _link(self.scope)
+        if link is not None:
+            # A kiosk wall: its link's teams; told of a revocation through its creator's group.
+            owner = await _link_owner(link)
+            owner_id, team_ids = owner if owner is not None else (None, None)
+        else:
+            owner_id = getattr(user, "pk", None)
+            team_ids = await _watch_rights(user) if user is not None else None
         if team_ids is None:
             await self.close(code=FORBIDDEN)
             return
@@ -100,7 +117,8 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         self.lock = asyncio.Lock()
         self.window: asyncio.Task[None] | None = None
         # Subscribe first, then read the counters and the snapshot: nothing falls in between.
-        self.user_group = events.user_group(user.pk)
+        assert owner_id is not None  # a wall with teams has a user (or a link's creator)
+        self.user_group = events.user_group(owner_id)
         subscribed = await self._subscribe()
         await self.accept()
         if subscribed:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import secrets
+import uuid
 from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import ExpressionWrapper, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from . import states
 from .choices import (  # re-exported: the choices are the models' vocabulary
@@ -39,9 +42,11 @@ class Department(models.Model):
     A team belongs to at most one department; department figures are sums of its teams.
     """
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
 
     class Meta:
+        verbose_name = _("department")
+        verbose_name_plural = _("departments")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -49,20 +54,26 @@ class Department(models.Model):
 
 
 class Team(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
     department = models.ForeignKey(
         Department,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="teams",
-        help_text="The department the team reports under (at most one; empty: none).",
+        help_text=_("The department the team reports under (at most one; empty: none)."),
+        verbose_name=_("department"),
     )
     supervisors = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="supervised_teams"
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="supervised_teams",
+        verbose_name=_("supervisors"),
     )
 
     class Meta:
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -71,20 +82,28 @@ class Team(models.Model):
 
 class Agent(models.Model):
     external_id = models.CharField(
-        max_length=100, unique=True, help_text="The agent's id in the telephony system."
+        max_length=100,
+        unique=True,
+        help_text=_("The agent's id in the telephony system."),
+        verbose_name=_("external id"),
     )
-    name = models.CharField(max_length=200)
-    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="agents")
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    team = models.ForeignKey(
+        Team, on_delete=models.PROTECT, related_name="agents", verbose_name=_("team")
+    )
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="agent",
-        help_text="The login of the agent, for the wrap-up page.",
+        help_text=_("The login of the agent, for the wrap-up page."),
+        verbose_name=_("user"),
     )
 
     class Meta:
+        verbose_name = _("agent")
+        verbose_name_plural = _("agents")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -112,11 +131,13 @@ class AgentState(models.Model):
     acw_extensions = models.PositiveIntegerField(default=0)
     open_contacts = models.PositiveSmallIntegerField(
         default=0,
-        help_text="Contacts the agent holds: interactions connected plus ACWs open.",
+        help_text=_("Contacts the agent holds: interactions connected plus ACWs open."),
     )
     version = models.PositiveBigIntegerField(
         default=0,
-        help_text="+1 on every change walls see: lets a wall drop an older state published late.",
+        help_text=_(
+            "+1 on every change walls see: lets a wall drop an older state published late."
+        ),
     )
     last_event_at = models.DateTimeField(null=True, blank=True)
     last_event_seq = models.BigIntegerField(default=0)
@@ -124,6 +145,8 @@ class AgentState(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("live agent state")
+        verbose_name_plural = _("live agent states")
         indexes = [
             # Set whenever an ACW is open, also while the agent is on another contact.
             models.Index(
@@ -178,32 +201,34 @@ class Event(models.Model):
         Team,
         on_delete=models.PROTECT,
         related_name="+",
-        help_text="The agent's team when the event arrived (interactions count for it).",
+        help_text=_("The agent's team when the event arrived (interactions count for it)."),
     )
     type = models.CharField(max_length=40)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
     data = models.JSONField(
-        default=dict, blank=True, help_text="The type's own fields, normalised."
+        default=dict, blank=True, help_text=_("The type's own fields, normalised.")
     )
     source = models.CharField(max_length=20, default="api")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     state_after = models.JSONField(
-        default=dict, blank=True, help_text="The agent's projection right after this event."
+        default=dict, blank=True, help_text=_("The agent's projection right after this event.")
     )
     history_anchor = models.BooleanField(
         # A database default too: bulk loaders (seed_history's COPY) leave the column out.
         db_default=False,
         default=False,
-        help_text=(
+        help_text=_(
             "The agent's newest event before the retention horizon, kept (personal fields "
             "erased) so that a replay starts from its projection."
         ),
     )
 
     class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         indexes = [models.Index(fields=["agent", "occurred_at", "id"], name="event_agent_order")]
 
     def __str__(self) -> str:
@@ -211,7 +236,7 @@ class Event(models.Model):
 
 
 # Retention (agents.retention) deletes old events but keeps the rows they implied.
-_START_EVENT_HELP = "The event that opened this row (empty once the event log was purged)."
+_START_EVENT_HELP = _("The event that opened this row (empty once the event log was purged).")
 
 
 class Interaction(models.Model):
@@ -240,6 +265,8 @@ class Interaction(models.Model):
     hold_seconds = models.FloatField(default=0)
 
     class Meta:
+        verbose_name = _("interaction")
+        verbose_name_plural = _("interactions")
         ordering = ["-started_at"]
         indexes = [
             models.Index(fields=["ended_at", "team"], name="interaction_ended_team"),
@@ -264,6 +291,8 @@ class HoldPeriod(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("hold period")
+        verbose_name_plural = _("hold periods")
         ordering = ["started_at"]
 
     def __str__(self) -> str:
@@ -299,19 +328,23 @@ class AcwSession(models.Model):
     wrap_up_code = models.CharField(max_length=100, blank=True, default="")
     note = models.TextField(blank=True, default="")
     checklist = models.JSONField(
-        default=list, blank=True, help_text="Ids of ticked checklist items."
+        default=list, blank=True, help_text=_("Ids of ticked checklist items.")
     )
     ended_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     duration_seconds = models.FloatField(null=True, blank=True)
-    too_short = models.BooleanField(default=False, help_text="Shorter than the policy's minimum.")
-    overrun = models.BooleanField(default=False, help_text="Lasted longer than the policy's timer.")
+    too_short = models.BooleanField(
+        default=False, help_text=_("Shorter than the policy's minimum.")
+    )
+    overrun = models.BooleanField(
+        default=False, help_text=_("Lasted longer than the policy's timer.")
+    )
     policy_violation = models.CharField(
         max_length=100,
         blank=True,
         default="",
-        help_text="Set when the event broke the policy (early exit under strict, missing code).",
+        help_text=_("Set when the event broke the policy (early exit under strict, missing code)."),
     )
     # The coaching lists filter on it: computed by the database from policy_violation, so the
     # projection writes one field and the flag can never disagree with it.
@@ -322,10 +355,12 @@ class AcwSession(models.Model):
         ),
         output_field=models.BooleanField(),
         db_persist=True,
-        help_text="No wrap-up code where the policy requires one (a timeout included).",
+        help_text=_("No wrap-up code where the policy requires one (a timeout included)."),
     )
 
     class Meta:
+        verbose_name = _("ACW session")
+        verbose_name_plural = _("ACW sessions")
         ordering = ["-started_at"]
         indexes = [
             models.Index(fields=["agent", "started_at"], name="acw_agent_started"),
@@ -346,58 +381,87 @@ class AcwPolicy(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="acw_policies",
-        help_text="Empty: the site default.",
+        help_text=_("Empty: the site default."),
+        verbose_name=_("team"),
     )
     channel = models.CharField(
         max_length=10,
         choices=Channel.choices,
         blank=True,
         default="",
-        help_text="Empty: every channel.",
+        help_text=_("Empty: every channel."),
+        verbose_name=_("channel"),
     )
-    mode = models.CharField(max_length=20, choices=AcwMode.choices, default=AcwMode.TIMED)
-    seconds = models.PositiveIntegerField(default=30, help_text="The ACW timer.")
-    allow_extension = models.BooleanField(default=True)
-    extension_step_seconds = models.PositiveIntegerField(default=30)
+    mode = models.CharField(
+        max_length=20, choices=AcwMode.choices, default=AcwMode.TIMED, verbose_name=_("mode")
+    )
+    seconds = models.PositiveIntegerField(
+        default=30, help_text=_("The ACW timer."), verbose_name=_("seconds")
+    )
+    allow_extension = models.BooleanField(default=True, verbose_name=_("allow extension"))
+    extension_step_seconds = models.PositiveIntegerField(
+        default=30, verbose_name=_("extension step seconds")
+    )
     max_seconds = models.PositiveIntegerField(
-        default=300, help_text="The longest an ACW may last, extensions included."
+        default=300,
+        help_text=_("The longest an ACW may last, extensions included."),
+        verbose_name=_("max seconds"),
     )
     min_seconds = models.PositiveIntegerField(
-        default=0, help_text='Minimum expected ACW: shorter is flagged "too short" (0: no minimum).'
+        default=0,
+        help_text=_('Minimum expected ACW: shorter is flagged "too short" (0: no minimum).'),
+        verbose_name=_("min seconds"),
     )
     timeout_action = models.CharField(
-        max_length=20, choices=TimeoutAction.choices, default=TimeoutAction.AVAILABLE
+        max_length=20,
+        choices=TimeoutAction.choices,
+        default=TimeoutAction.AVAILABLE,
+        verbose_name=_("timeout action"),
     )
     timeout_reason = models.CharField(
         max_length=100,
         blank=True,
         default="acw_timeout",
-        help_text="Not-ready reason after a timeout.",
+        help_text=_("Not-ready reason after a timeout."),
+        verbose_name=_("timeout reason"),
     )
-    wrap_up_required = models.BooleanField(default=False)
-    target_avg_seconds = models.PositiveIntegerField(default=45, help_text="Target average ACW.")
+    wrap_up_required = models.BooleanField(default=False, verbose_name=_("wrap up required"))
+    target_avg_seconds = models.PositiveIntegerField(
+        default=45, help_text=_("Target average ACW."), verbose_name=_("target average seconds")
+    )
     alert_acw_seconds = models.PositiveIntegerField(
-        default=120, help_text="Alert when one ACW runs longer than this (seconds; 0: off)."
+        default=120,
+        help_text=_("Alert when one ACW runs longer than this (seconds; 0: off)."),
+        verbose_name=_("alert ACW seconds"),
     )
     alert_acw_share = models.FloatField(
         default=0.30,
-        help_text="Alert when an agent's ACW share of handle time today exceeds this (0.30 = 30 %; checked from 3 interactions on; 0: off).",
+        help_text=_(
+            "Alert when an agent's ACW share of handle time today exceeds this (0.30 = 30 %; checked from 3 interactions on; 0: off)."
+        ),
+        verbose_name=_("alert ACW share"),
     )
     alert_too_short_count = models.PositiveIntegerField(
-        default=3, help_text="Alert after this many too-short ACWs in a row today (0: off)."
+        default=3,
+        help_text=_("Alert after this many too-short ACWs in a row today (0: off)."),
+        verbose_name=_("alert too short count"),
     )
     alert_not_ready_seconds = models.PositiveIntegerField(
         default=900,
-        help_text="Alert when an agent stays not ready longer than this (seconds; 0: off).",
+        help_text=_("Alert when an agent stays not ready longer than this (seconds; 0: off)."),
+        verbose_name=_("alert not ready seconds"),
     )
     alert_concurrent_acw_share = models.FloatField(
         default=0.5,
-        help_text="Alert when this share of logged-in agents is in ACW at once (from 2 agents in ACW on; 0: off).",
+        help_text=_(
+            "Alert when this share of logged-in agents is in ACW at once (from 2 agents in ACW on; 0: off)."
+        ),
+        verbose_name=_("alert concurrent ACW share"),
     )
 
     class Meta:
-        verbose_name = "ACW policy"
-        verbose_name_plural = "ACW policies"
+        verbose_name = _("ACW policy")
+        verbose_name_plural = _("ACW policies")
         constraints = [
             models.UniqueConstraint(
                 fields=["team", "channel"], name="acwpolicy_one_per_team_channel"
@@ -426,14 +490,18 @@ POLICY_SPEC_FIELDS = tuple(PolicySpec.__dataclass_fields__)
 
 
 class WrapUpCode(models.Model):
-    code = models.CharField(max_length=100, unique=True)
-    label = models.CharField(max_length=200)
+    code = models.CharField(max_length=100, unique=True, verbose_name=_("code"))
+    label = models.CharField(max_length=200, verbose_name=_("label"))
     expected_acw_seconds = models.PositiveIntegerField(
-        default=30, help_text="The norm for ACW after an interaction with this outcome."
+        default=30,
+        help_text=_("The norm for ACW after an interaction with this outcome."),
+        verbose_name=_("expected ACW seconds"),
     )
-    active = models.BooleanField(default=True)
+    active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
+        verbose_name = _("wrap-up code")
+        verbose_name_plural = _("wrap-up codes")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -447,13 +515,16 @@ class ChecklistItem(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="checklist_items",
-        help_text="Empty: every team.",
+        help_text=_("Empty: every team."),
+        verbose_name=_("team"),
     )
-    label = models.CharField(max_length=200)
-    position = models.PositiveIntegerField(default=0)
-    active = models.BooleanField(default=True)
+    label = models.CharField(max_length=200, verbose_name=_("label"))
+    position = models.PositiveIntegerField(default=0, verbose_name=_("position"))
+    active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
+        verbose_name = _("checklist item")
+        verbose_name_plural = _("checklist items")
         ordering = ["position", "id"]
 
     def __str__(self) -> str:
@@ -463,15 +534,19 @@ class ChecklistItem(models.Model):
 class ApiToken(models.Model):
     """An integration token. Only its SHA-256 is stored; the token itself is shown once."""
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, verbose_name=_("name"))
     token_hash = models.CharField(max_length=64, unique=True)
-    prefix = models.CharField(max_length=8, help_text="The first characters, to recognise a token.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    active = models.BooleanField(default=True)
+    prefix = models.CharField(
+        max_length=8,
+        help_text=_("The first characters, to recognise a token."),
+        verbose_name=_("prefix"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last used at"))
+    active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
-        verbose_name = "API token"
+        verbose_name = _("API token")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -496,16 +571,24 @@ class StateThreshold(models.Model):
     countdown and ACW policy instead; this row applies to ACW without a deadline.
     """
 
-    state = models.CharField(max_length=20, choices=State.choices, unique=True)
-    notice_after_seconds = models.PositiveIntegerField(
-        default=10, help_text="The tile is shaded once the agent has been in the state this long."
+    state = models.CharField(
+        max_length=20, choices=State.choices, unique=True, verbose_name=_("state")
     )
-    amber_after_seconds = models.PositiveIntegerField(default=60)
-    red_after_seconds = models.PositiveIntegerField(default=300)
+    notice_after_seconds = models.PositiveIntegerField(
+        default=10,
+        help_text=_("The tile is shaded once the agent has been in the state this long."),
+        verbose_name=_("notice after seconds"),
+    )
+    amber_after_seconds = models.PositiveIntegerField(
+        default=60, verbose_name=_("amber after seconds")
+    )
+    red_after_seconds = models.PositiveIntegerField(
+        default=300, verbose_name=_("red after seconds")
+    )
 
     class Meta:
         ordering = ["state"]
-        verbose_name = "wall colour threshold"
+        verbose_name = _("wall colour threshold")
 
     def __str__(self) -> str:
         return (
@@ -519,3 +602,53 @@ class StateThreshold(models.Model):
 
     def as_tiers(self) -> list[int]:
         return [self.notice_after_seconds, self.amber_after_seconds, self.red_after_seconds]
+
+
+class WallLink(models.Model):
+    """A read-only wall for a screen on the floor (kiosk mode), opened without a login.
+
+    Its URL carries the row's ``key`` signed with the site's secret (``agents.wall_links``), so
+    a key cannot be guessed or altered. It shows the teams its creator could see when it was
+    created, until it is revoked; revoking closes the screens that have it open.
+    """
+
+    name = models.CharField(
+        _("name"),
+        max_length=100,
+        help_text=_("Where the screen is, e.g. “Floor 2, by the window”."),
+    )
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="wall_links",
+        verbose_name=_("created by"),
+    )
+    teams = models.ManyToManyField(
+        Team,
+        related_name="+",
+        verbose_name=_("teams"),
+        help_text=_("The teams its creator could see when it was created."),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("revoked by"),
+    )
+
+    class Meta:
+        verbose_name = _("wall link")
+        verbose_name_plural = _("wall links")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -14,16 +14,27 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import access, jsonbody, selectors, services, states
+from . import access, jsonbody, selectors, services, states, wall_links
 from .events import agent_payload
-from .models import AcwMode, Agent, AgentState, Channel, ChecklistItem, State, WrapUpCode
+from .models import (
+    AcwMode,
+    Agent,
+    AgentState,
+    Channel,
+    ChecklistItem,
+    State,
+    Team,
+    WallLink,
+    WrapUpCode,
+)
 from .policies import Policies
 from .states import AgentProjection
 
@@ -37,7 +48,7 @@ def _watcher(request: HttpRequest) -> set[int]:
     return access.visible_team_ids(request.user)
 
 
-def _vocabulary() -> dict[str, list[dict[str, str]]]:
+def _vocabulary() -> dict[str, list[dict[str, Any]]]:
     """The states and channels with their labels, from the model choices, for the pages' JS."""
     return {
         "states": [{"value": value, "label": label} for value, label in State.choices],
@@ -56,20 +67,102 @@ def wall(request: HttpRequest) -> HttpResponse:
     if not access.can_watch(request.user) and _linked_agent(request) is not None:
         # Agents sign in through the same form; their page is the wrap-up page.
         return redirect("my-acw")
-    team_ids = _watcher(request)
-    teams = access.visible_teams(request.user).order_by("name").values_list("name", flat=True)
+    _watcher(request)
+    endpoints = {"socket": "/ws/wall/", "summary": reverse("wall-summary")}
+    return _wall_page(request, access.visible_teams(request.user), endpoints)
+
+
+def _wall_page(
+    request: HttpRequest, teams: QuerySet[Team], endpoints: dict[str, Any], **extra: Any
+) -> HttpResponse:
+    """The wall page for these teams; ``endpoints`` tell its script where to read from."""
+    team_ids = set(teams.values_list("pk", flat=True))
     # The counters read left to right as a shift does: offline last.
     states = sorted(State.choices, key=lambda choice: choice[0] == State.OFFLINE)
     return render(
         request,
         "agents/wall.html",
         {
-            "teams": list(teams),
+            "teams": list(teams.order_by("name").values_list("name", flat=True)),
             "summary": _wall_summary(team_ids),
             "states": states,
             "vocabulary": _vocabulary(),
+            "endpoints": endpoints,
+            **extra,
         },
     )
+
+
+# --- Kiosk walls: signed wall links for screens on the floor (agents.wall_links) -------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wall_link_list(request: HttpRequest) -> HttpResponse:
+    """The user's wall links: create one (POST ``name``), see and revoke them."""
+    if not wall_links.can_manage(request.user):
+        raise PermissionDenied
+    error = ""
+    if request.method == "POST":
+        name = (request.POST.get("name") or "").strip()
+        max_length = WallLink._meta.get_field("name").max_length or 100
+        if not name or len(name) > max_length:
+            error = _("Give the screen a name of at most %(n)s characters.") % {"n": max_length}
+        else:
+            wall_links.create_wall_link(request.user, name)
+            return redirect("wall-links")
+    links = [
+        {"link": link, "url": request.build_absolute_uri(_kiosk_path(link))}
+        for link in wall_links.visible_links(request.user)
+    ]
+    return render(
+        request,
+        "agents/wall_links.html",
+        {"links": links, "error": error},
+        status=400 if error else 200,
+    )
+
+
+@login_required
+@require_POST
+def wall_link_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke one of the user's wall links (admins: anyone's); its screens close."""
+    if not wall_links.can_manage(request.user):
+        raise PermissionDenied
+    link = wall_links.visible_links(request.user).filter(pk=pk).first()
+    if link is None:
+        raise Http404
+    wall_links.revoke_wall_link(link, request.user)
+    return redirect("wall-links")
+
+
+def _kiosk_path(link: WallLink) -> str:
+    return reverse("wall-kiosk", args=[wall_links.signed_key(link)])
+
+
+@require_GET
+def wall_kiosk(request: HttpRequest, signed: str) -> HttpResponse:
+    """A read-only wall for a screen on the floor: no login, no actions, its link's teams."""
+    link = wall_links.active_link(signed)
+    if link is None:
+        # Revoked, altered or unknown: the screen says so (it reloads onto this page when its
+        # link is revoked).
+        return render(request, "agents/kiosk_gone.html", status=404)
+    endpoints = {
+        "socket": f"/ws/wall/link/{signed}/",
+        "summary": reverse("wall-kiosk-summary", args=[signed]),
+        "kiosk": True,
+    }
+    return _wall_page(request, link.teams.all(), endpoints, kiosk={"link": link, "signed": signed})
+
+
+@require_GET
+def wall_kiosk_summary(request: HttpRequest, signed: str) -> JsonResponse:
+    """The kiosk wall's ``/wall/summary``."""
+    link = wall_links.active_link(signed)
+    if link is None:
+        raise Http404
+    return JsonResponse(_wall_summary(set(link.teams.values_list("pk", flat=True))))
 
 
 @login_required
@@ -119,7 +212,7 @@ def end_acw(request: HttpRequest, external_id: str) -> JsonResponse:
         # Not "forbidden": an agent outside the user's teams does not exist for them.
         raise Http404("no such agent among your teams")
     if not AgentState.objects.filter(agent=agent, state="acw").exists():
-        return JsonResponse({"error": "agent: not in ACW"}, status=409)
+        return JsonResponse({"error": _("agent: not in ACW")}, status=409)
     return _answer(services.end_acw(agent, request.user), agent.external_id)
 
 
@@ -228,14 +321,14 @@ def _wrap_up_fields(agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
         try:
             ticked = sorted({int(value) for value in raw_ids})
         except (TypeError, ValueError):
-            raise WrapUpError("checklist: expected item ids") from None
+            raise WrapUpError(_("checklist: expected item ids")) from None
         if not set(ticked) <= allowed:
-            raise WrapUpError("checklist: unknown item")
+            raise WrapUpError(_("checklist: unknown item"))
         fields["checklist"] = ticked
     if "wrap_up_code" in body:
         code = str(body.get("wrap_up_code") or "").strip()
         if code and not WrapUpCode.objects.filter(code=code, active=True).exists():
-            raise WrapUpError("wrap_up_code: unknown code")
+            raise WrapUpError(_("wrap_up_code: unknown code"))
         fields["wrap_up_code"] = code
     if "note" in body:
         fields["note"] = str(body.get("note") or "").strip()[:4000]
@@ -252,14 +345,14 @@ def my_wrap_up(request: HttpRequest) -> JsonResponse:
         body = _json_body(request)
         fields = _wrap_up_fields(agent, body)
     except jsonbody.JsonBodyError as exc:
-        return JsonResponse({"error": f"body: {exc}"}, status=400)
+        return JsonResponse({"error": _("body: %s") % exc}, status=400)
     except WrapUpError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     if not fields:
-        return JsonResponse({"error": "body: expected checklist, wrap_up_code or note"}, status=400)
+        return JsonResponse({"error": _("body: expected checklist, wrap_up_code or note")}, status=400)
     live = AgentState.objects.get(agent=agent).as_of(timezone.now())
     if live.state != "acw":
-        return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
+        return JsonResponse({"error": _("state: you are not in after-call work")}, status=409)
     return _ingest(_event(agent, "acw.updated", **fields), "agent_page", request)
 
 
@@ -277,22 +370,22 @@ def my_ready(request: HttpRequest) -> JsonResponse:
         body = _json_body(request)
         fields = _wrap_up_fields(agent, {"checklist": [], **body})
     except jsonbody.JsonBodyError as exc:
-        return JsonResponse({"error": f"body: {exc}"}, status=400)
+        return JsonResponse({"error": _("body: %s") % exc}, status=400)
     except WrapUpError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     state = _my_state(agent)
     if state["agent"]["state"] != "acw":
-        return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
+        return JsonResponse({"error": _("state: you are not in after-call work")}, status=409)
     if state["ready_from"] is not None:
         ready_from = datetime.fromisoformat(state["ready_from"])
         left = math.ceil((ready_from - timezone.now()).total_seconds())
-        message = gettext(
+        message = _(
             "state: your ACW policy is strict: Ready is possible at the deadline, in %(n)d s"
         ) % {"n": left}
         return JsonResponse({"error": message, "ready_from": state["ready_from"]}, status=409)
     saved_code = (state["wrap_up"] or {}).get("wrap_up_code")
     if state["policy"]["wrap_up_required"] and not (fields.get("wrap_up_code") or saved_code):
-        return JsonResponse({"error": "wrap_up_code: is required by your ACW policy"}, status=400)
+        return JsonResponse({"error": _("wrap_up_code: is required by your ACW policy")}, status=400)
     # A code or note left empty keeps what the page saved for this ACW (acw.updated).
     fields = {key: value for key, value in fields.items() if value or key == "checklist"}
     return _ingest(
@@ -309,15 +402,15 @@ def my_extend(request: HttpRequest) -> JsonResponse:
     # The machine decides whether an extension would count, so the page asks it the same question.
     acw = _open_acw(live)
     if acw is None:
-        return JsonResponse({"error": "state: you are not in after-call work"}, status=409)
+        return JsonResponse({"error": _("state: you are not in after-call work")}, status=409)
     if not states.extension_allowed(acw):
         return JsonResponse(
-            {"error": "seconds: your ACW policy does not allow extension"}, status=400
+            {"error": _("seconds: your ACW policy does not allow extension")}, status=400
         )
     if not states.can_extend(acw):
         longest = states.longest_acw_seconds(acw.policy)
         return JsonResponse(
-            {"error": f"seconds: ACW already at its maximum of {longest} s"}, status=409
+            {"error": _("seconds: ACW already at its maximum of %s s") % longest}, status=409
         )
     event = _event(agent, "acw.extended", seconds=acw.policy.extension_step_seconds)
     return _ingest(event, "agent_page", request)

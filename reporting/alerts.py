@@ -17,7 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext
 
 from agents import events
 from agents.models import AcwSession, AgentState, Team
@@ -105,8 +106,12 @@ def _live_conditions(now: datetime, policies: Policies) -> list[Condition]:
                         a["agent_id"],
                         round(elapsed),
                         limit,
-                        f"{a['agent__name']} in ACW for {_human(elapsed)} "
-                        f"(threshold {_human(limit)})",
+                        gettext("%(name)s in ACW for %(elapsed)s (threshold %(limit)s)")
+                        % {
+                            "name": a["agent__name"],
+                            "elapsed": _human(elapsed),
+                            "limit": _human(limit),
+                        },
                     )
                 )
         if a["state"] == "not_ready" and a["since"] is not None:
@@ -120,8 +125,12 @@ def _live_conditions(now: datetime, policies: Policies) -> list[Condition]:
                         a["agent_id"],
                         round(elapsed),
                         limit,
-                        f"{a['agent__name']} not ready for {_human(elapsed)} "
-                        f"(threshold {_human(limit)})",
+                        gettext("%(name)s not ready for %(elapsed)s (threshold %(limit)s)")
+                        % {
+                            "name": a["agent__name"],
+                            "elapsed": _human(elapsed),
+                            "limit": _human(limit),
+                        },
                     )
                 )
     for team_id, (logged_in, in_acw) in per_team.items():
@@ -135,8 +144,16 @@ def _live_conditions(now: datetime, policies: Policies) -> list[Condition]:
                     None,
                     round(share, 3),
                     share_limit,
-                    f"{in_acw} of {logged_in} logged-in agents in ACW ({share:.0%}, "
-                    f"threshold {share_limit:.0%})",
+                    gettext(
+                        "%(in_acw)s of %(logged_in)s logged-in agents in ACW (%(share)s, "
+                        "threshold %(limit)s)"
+                    )
+                    % {
+                        "in_acw": in_acw,
+                        "logged_in": logged_in,
+                        "share": f"{share:.0%}",
+                        "limit": f"{share_limit:.0%}",
+                    },
                 )
             )
     return found
@@ -167,7 +184,8 @@ def _kpi_conditions(now: datetime, policies: Policies) -> list[Condition]:
                     agent_id,
                     round(row.acw_share, 3),
                     limit,
-                    f"{name}: ACW is {row.acw_share:.0%} of handle time today (target {limit:.0%})",
+                    gettext("%(name)s: ACW is %(share)s of handle time today (target %(limit)s)")
+                    % {"name": name, "share": f"{row.acw_share:.0%}", "limit": f"{limit:.0%}"},
                 )
             )
     teams = dict(Team.objects.values_list("name", "pk"))
@@ -183,8 +201,8 @@ def _kpi_conditions(now: datetime, policies: Policies) -> list[Condition]:
                     None,
                     round(row.avg_acw_seconds),
                     target,
-                    f"Average ACW {_human(row.avg_acw_seconds)} over the last 60 min "
-                    f"(target {_human(target)})",
+                    gettext("Average ACW %(avg)s over the last 60 min (target %(target)s)")
+                    % {"avg": _human(row.avg_acw_seconds), "target": _human(target)},
                 )
             )
     return found
@@ -224,7 +242,11 @@ def _streak_conditions(now: datetime, policies: Policies) -> list[Condition]:
                     agent_id,
                     streak,
                     n,
-                    f"{name}: last {streak} ACWs shorter than the minimum (threshold {n} in a row)",
+                    gettext(
+                        "%(name)s: last %(streak)s ACWs shorter than the minimum "
+                        "(threshold %(n)s in a row)"
+                    )
+                    % {"name": name, "streak": streak, "n": n},
                 )
             )
     return found
@@ -263,12 +285,16 @@ def _email_supervisors(alert_ids: list[int]) -> None:
         if not recipients:
             continue
         try:
-            send_mail(
-                f"[ACW Watch] {alert.team.name}: {alert.get_kind_display()}",
-                f"{alert.message}\n\nOpened at {alert.opened_at:%Y-%m-%d %H:%M:%S %Z}.",
-                None,
-                recipients,
-            )
+            with translation.override(settings.ALERT_LANGUAGE):
+                opened_at = formats.date_format(
+                    timezone.localtime(alert.opened_at), "DATETIME_FORMAT"
+                )
+                send_mail(
+                    f"[ACW Watch] {alert.team.name}: {alert.get_kind_display()}",
+                    f"{alert.message}\n\n" + gettext("Opened at %(time)s.") % {"time": opened_at},
+                    None,
+                    recipients,
+                )
         except Exception:
             # The alert is on the wall already; a mail server outage must not undo it.
             logger.warning("could not e-mail alert %s", alert.pk, exc_info=True)
@@ -289,7 +315,10 @@ def evaluate_alerts(now: datetime | None = None) -> AlertChanges:
     status it expects, and the unique partial constraints stop a second open alert.
     """
     now = now or timezone.now()
-    conditions = current_conditions(now)
+    # Alert messages are stored once and shown to everyone (wall, pages, e-mail): in the site's
+    # alert language (ALERT_LANGUAGE), not in whichever language the caller happens to run.
+    with translation.override(settings.ALERT_LANGUAGE):
+        conditions = current_conditions(now)
     changes = AlertChanges()
     with transaction.atomic():
         active = {

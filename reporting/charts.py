@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from .templatetags.kpi_format import format_duration
 
@@ -45,7 +47,15 @@ VIRIDIS = [
     "#fde725",
 ]
 
-WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+WEEKDAYS = [
+    pgettext_lazy("weekday", "Mon"),
+    pgettext_lazy("weekday", "Tue"),
+    pgettext_lazy("weekday", "Wed"),
+    pgettext_lazy("weekday", "Thu"),
+    pgettext_lazy("weekday", "Fri"),
+    pgettext_lazy("weekday", "Sat"),
+    pgettext_lazy("weekday", "Sun"),
+]
 
 # Round steps for a duration axis, in seconds.
 _STEPS = [1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800]
@@ -94,7 +104,7 @@ def _empty(width: int, height: int, label: str) -> SafeString:
         label,
         [
             f'<text class="chart-empty" x="{width / 2}" y="{height / 2}" '
-            'text-anchor="middle">No interactions in this period</text>'
+            f'text-anchor="middle">{escape(_("No interactions in this period"))}</text>'
         ],
     )
 
@@ -174,7 +184,7 @@ def line_chart(
             f'<line class="target" x1="{frame.left}" x2="{frame.width - frame.right}" '
             f'y1="{y}" y2="{y}"/><text class="tick target-label" '
             f'x="{frame.width - frame.right}" y="{_f(frame.y(target, top) - 4)}" '
-            f'text-anchor="end">target {escape(format_duration(target))}</text>'
+            f'text-anchor="end">{escape(_("target %s") % format_duration(target))}</text>'
         )
     runs: list[list[str]] = [[]]
     dots = []
@@ -224,10 +234,13 @@ def stacked_bars(
             continue
         x = _f(frame.left + slot * i + (slot - bar) / 2)
         base = 0.0
-        tip = (
-            f"{name}: AHT {format_duration(sum(part))} = ACW {format_duration(part[0])}"
-            f" + hold {format_duration(part[1])} + talk {format_duration(part[2])}"
-        )
+        tip = _("%(bucket)s: AHT %(aht)s = ACW %(acw)s + hold %(hold)s + talk %(talk)s") % {
+            "bucket": name,
+            "aht": format_duration(sum(part)),
+            "acw": format_duration(part[0]),
+            "hold": format_duration(part[1]),
+            "talk": format_duration(part[2]),
+        }
         for value, colour, css in zip(
             part, (ACW, HOLD, TALK), ("acw", "hold", "talk"), strict=True
         ):
@@ -290,7 +303,12 @@ def heat_map(
             colour = heat_colour(avg, low, high)
             # Light text on the dark half of the scale, dark text on the light half.
             ink = "#fff" if VIRIDIS.index(colour) < 5 else "#111"
-            tip = f"{WEEKDAYS[day - 1]} {hour:02d}:00: avg ACW {format_duration(avg)}, {n} interactions"
+            tip = _("%(day)s %(hour)02d:00: avg ACW %(avg)s, %(n)s interactions") % {
+                "day": WEEKDAYS[day - 1],
+                "hour": hour,
+                "avg": format_duration(avg),
+                "n": n,
+            }
             body.append(
                 f'<g><title>{escape(tip)}</title><rect x="{_f(x + 1)}" y="{y + 1}" '
                 f'width="{_f(cell_w - 2)}" height="{cell_h - 2}" fill="{colour}"/>'
@@ -349,21 +367,26 @@ def histogram(
     for i, b in enumerate(bins):
         middle = (b["from"] + b["to"]) / 2
         if too_short_below and middle < too_short_below:
-            fill, band = TOO_SHORT, "too short"
+            fill, band = TOO_SHORT, _("too short")
         elif deadline and middle > deadline:
-            fill, band = "url(#hatch)", "over the deadline"
+            fill, band = "url(#hatch)", _("over the deadline")
         else:
-            fill, band = NORMAL, "normal"
+            fill, band = NORMAL, _("normal")
         if not b["count"]:
             continue
         bar_top = frame.y(b["count"], top)
-        tip = f"{format_duration(b['from'])}–{format_duration(b['to'])}: {b['count']} ACWs ({band})"
+        tip = _("%(low)s–%(high)s: %(count)s ACWs (%(band)s)") % {
+            "low": format_duration(b["from"]),
+            "high": format_duration(b["to"]),
+            "count": b["count"],
+            "band": band,
+        }
         body.append(
             f'<rect class="bin" x="{_f(frame.left + slot * i + 0.5)}" y="{_f(bar_top)}" '
             f'width="{_f(max(1.0, slot - 1))}" height="{_f(frame.y(0, top) - bar_top)}" '
             f'fill="{fill}"><title>{escape(tip)}</title></rect>'
         )
-    for limit, name in ((too_short_below, "minimum"), (deadline, "deadline")):
+    for limit, name in ((too_short_below, _("minimum")), (deadline, _("deadline"))):
         if limit and span and bins[0]["from"] < limit < bins[-1]["to"]:
             x = _f(frame.left + frame.plot_w * (limit - bins[0]["from"]) / span)
             body.append(
@@ -415,7 +438,7 @@ def bar_list(
             x = _f(left + plot * norm / top)
             body.append(
                 f'<line class="norm" x1="{x}" x2="{x}" y1="{y + 1}" y2="{y + row_h - 1}">'
-                f"<title>norm {escape(format_duration(norm))}</title></line>"
+                f"<title>{escape(_('norm %s') % format_duration(norm))}</title></line>"
             )
     return _svg(width, height, label, body, "chart-bars")
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from agents.models import Agent, Channel, Team
 
 
 class Grain(models.TextChoices):
     QUARTER = "15m", "15 minutes"
-    DAY = "day", "Day (site time zone)"
+    DAY = "day", _("Day (site time zone)")
     # Sums of day rows: long periods read 12 rows per agent and year instead of 365.
-    MONTH = "mon", "Month (site time zone)"
+    MONTH = "mon", _("Month (site time zone)")
 
 
 class KpiRollup(models.Model):
@@ -40,17 +41,17 @@ class KpiRollup(models.Model):
     interactions = models.PositiveIntegerField(default=0)
     talk_seconds = models.FloatField(default=0)
     hold_seconds = models.FloatField(default=0)
-    acw_seconds = models.FloatField(default=0, help_text="Closed ACWs only.")
-    acw_count = models.PositiveIntegerField(default=0, help_text="Closed ACWs.")
-    extensions = models.PositiveIntegerField(default=0, help_text="Extension events.")
-    extended = models.PositiveIntegerField(default=0, help_text="ACWs extended at least once.")
+    acw_seconds = models.FloatField(default=0, help_text=_("Closed ACWs only."))
+    acw_count = models.PositiveIntegerField(default=0, help_text=_("Closed ACWs."))
+    extensions = models.PositiveIntegerField(default=0, help_text=_("Extension events."))
+    extended = models.PositiveIntegerField(default=0, help_text=_("ACWs extended at least once."))
     timeouts = models.PositiveIntegerField(default=0)
     overruns = models.PositiveIntegerField(default=0)
     too_short = models.PositiveIntegerField(default=0)
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name = "KPI rollup"
+        verbose_name = _("KPI rollup")
         constraints = [
             models.UniqueConstraint(
                 fields=["grain", "bucket_start", "agent", "team", "channel", "wrap_up_code"],
@@ -83,11 +84,13 @@ class AcwDurationRollup(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
     channel = models.CharField(max_length=10, choices=Channel.choices)
-    seconds = models.PositiveIntegerField(help_text="ACW duration, whole seconds (rounded down).")
+    seconds = models.PositiveIntegerField(
+        help_text=_("ACW duration, whole seconds (rounded down).")
+    )
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
-        verbose_name = "ACW duration rollup"
+        verbose_name = _("ACW duration rollup")
         constraints = [
             models.UniqueConstraint(
                 fields=["grain", "bucket_start", "agent", "team", "channel", "seconds"],
@@ -115,6 +118,8 @@ class DirtyInterval(models.Model):
     marked_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("interval to recompute")
+        verbose_name_plural = _("intervals to recompute")
         constraints = [
             models.UniqueConstraint(
                 fields=["agent", "bucket_start"], name="dirtyinterval_one_per_agent_bucket"
@@ -127,18 +132,18 @@ class DirtyInterval(models.Model):
 
 
 class AlertKind(models.TextChoices):
-    LONG_ACW = "long_acw", "ACW longer than the threshold"
-    ACW_SHARE = "acw_share", "ACW share of handle time today above target"
-    TEAM_AVG_ACW = "team_avg_acw", "Team average ACW (last 60 min) above target"
-    TOO_SHORT_STREAK = "too_short_streak", "ACW repeatedly shorter than the minimum"
-    LONG_NOT_READY = "long_not_ready", "Not ready longer than the threshold"
-    CONCURRENT_ACW = "concurrent_acw", "Too many agents in ACW at once"
+    LONG_ACW = "long_acw", _("ACW longer than the threshold")
+    ACW_SHARE = "acw_share", _("ACW share of handle time today above target")
+    TEAM_AVG_ACW = "team_avg_acw", _("Team average ACW (last 60 min) above target")
+    TOO_SHORT_STREAK = "too_short_streak", _("ACW repeatedly shorter than the minimum")
+    LONG_NOT_READY = "long_not_ready", _("Not ready longer than the threshold")
+    CONCURRENT_ACW = "concurrent_acw", _("Too many agents in ACW at once")
 
 
 class AlertStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    ACKNOWLEDGED = "acknowledged", "Acknowledged"
-    RESOLVED = "resolved", "Resolved"
+    OPEN = "open", _("Open")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    RESOLVED = "resolved", _("Resolved")
 
 
 class Alert(models.Model):
@@ -156,7 +161,7 @@ class Alert(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="alerts",
-        help_text="Empty for a team-level alert.",
+        help_text=_("Empty for a team-level alert."),
     )
     status = models.CharField(max_length=20, choices=AlertStatus.choices, default=AlertStatus.OPEN)
     opened_at = models.DateTimeField()
@@ -166,11 +171,13 @@ class Alert(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
-    value = models.FloatField(help_text="The measured value when last evaluated.")
+    value = models.FloatField(help_text=_("The measured value when last evaluated."))
     threshold = models.FloatField()
     message = models.CharField(max_length=300)
 
     class Meta:
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
         ordering = ["-opened_at"]
         constraints = [
             # Two partial constraints instead of one: NULL agents would never collide in a plain

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import ValidationError
 
 from agents import access
@@ -27,9 +30,22 @@ from .models import Alert, Grain, KpiRollup
 from .params import parse_kpi_query
 from .periods import PRESETS, Period, PeriodError, resolve_period
 from .queries import KpiFilter, KpiRow, site_day_bounds, site_today, site_tz
-from .templatetags.kpi_format import format_duration, format_percent
+from .templatetags.kpi_format import format_count, format_duration, format_percent, signed_number
 
-TABLE_GROUPS: dict[str, str] = {"agent": "Agent", "team": "Team", "department": "Department"}
+TABLE_GROUPS: dict[str, StrOrPromise] = {
+    "agent": gettext_lazy("Agent"),
+    "team": gettext_lazy("Team"),
+    "department": gettext_lazy("Department"),
+}
+# The KPI table's heading, per grouping ("Per agent").
+TABLE_HEADINGS: dict[str, StrOrPromise] = {
+    "agent": gettext_lazy("Per agent"),
+    "team": gettext_lazy("Per team"),
+    "department": gettext_lazy("Per department"),
+}
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 RECENT_INTERACTIONS = 50
 RECENT_ALERTS = 20
 
@@ -215,24 +231,24 @@ def _card(
     detail: str = "",
 ) -> Card:
     text: Callable[[float | None], str] = {
-        "count": lambda v: "–" if v is None else f"{round(v):,}".replace(",", "\u202f"),
+        "count": lambda v: format_count(None if v is None else round(v)),
         "duration": format_duration,
         "share": format_percent,
     }[kind]
     if now is None or before is None:
-        change, direction = ("no previous figure" if now is not None else ""), "none"
+        change, direction = (_("no previous figure") if now is not None else ""), "none"
     else:
         diff = now - before
         if kind == "share":
             points = round(diff * 100, 1)
-            change = f"{points:+.1f} pp".replace("-", "−")
+            change = _("%s pp") % signed_number(points, 1)
             moved = points != 0
         elif before:
             pct = round(diff / before * 100)
-            change = f"{pct:+d} %".replace("-", "−")
+            change = _("%s %%") % signed_number(pct, 0)
             moved = pct != 0
         else:
-            change, moved = "new", now != 0
+            change, moved = _("new"), now != 0
         direction = ("up" if diff > 0 else "down") if moved else "flat"
     tone: Literal["better", "worse", "neutral"] = "neutral"
     if lower_is_better is not None and direction in ("up", "down"):
@@ -262,20 +278,27 @@ def headline_cards(now: KpiRow, before: KpiRow) -> list[Card]:
 
     a, b = figures(now), figures(before)
     split = (
-        f"talk {format_duration(now.avg_talk_seconds)} · hold {format_duration(now.avg_hold_seconds)}"
-        f" · ACW {format_duration(now.avg_acw_seconds)}"
+        _("talk %(talk)s · hold %(hold)s · ACW %(acw)s")
+        % {
+            "talk": format_duration(now.avg_talk_seconds),
+            "hold": format_duration(now.avg_hold_seconds),
+            "acw": format_duration(now.avg_acw_seconds),
+        }
         if now.interactions
         else ""
     )
+    of_acws = _("of ACWs")
     return [
-        _card("interactions", "Interactions", a["interactions"], b["interactions"], "count", None),
-        _card("avg_acw", "Average ACW", a["avg_acw"], b["avg_acw"], "duration", True),
-        _card("acw", "Total ACW", a["acw"], b["acw"], "duration", None),
-        _card("aht", "AHT", a["aht"], b["aht"], "duration", True, split),
-        _card("share", "ACW share of handle time", a["share"], b["share"], "share", True),
-        _card("timeouts", "Timeouts", a["timeouts"], b["timeouts"], "share", True, "of ACWs"),
-        _card("extended", "Extended", a["extended"], b["extended"], "share", True, "of ACWs"),
-        _card("too_short", "Too short", a["too_short"], b["too_short"], "share", True, "of ACWs"),
+        _card(
+            "interactions", _("Interactions"), a["interactions"], b["interactions"], "count", None
+        ),
+        _card("avg_acw", _("Average ACW"), a["avg_acw"], b["avg_acw"], "duration", True),
+        _card("acw", _("Total ACW"), a["acw"], b["acw"], "duration", None),
+        _card("aht", _("AHT"), a["aht"], b["aht"], "duration", True, split),
+        _card("share", _("ACW share of handle time"), a["share"], b["share"], "share", True),
+        _card("timeouts", _("Timeouts"), a["timeouts"], b["timeouts"], "share", True, of_acws),
+        _card("extended", _("Extended"), a["extended"], b["extended"], "share", True, of_acws),
+        _card("too_short", _("Too short"), a["too_short"], b["too_short"], "share", True, of_acws),
     ]
 
 
@@ -331,7 +354,7 @@ def trend(scope: Scope) -> Trend:
     else:
         for i in range(scope.period.days):
             day = scope.period.first + timedelta(days=i)
-            result.labels.append(f"{day:%d %b}")
+            result.labels.append(date_format(day, "d M"))
             _add_bucket(result, by_key.get(day.isoformat()))
     return result
 
@@ -384,12 +407,14 @@ def distribution(scope: Scope) -> dict[str, Any]:
 # --- Raw rows: an agent's recent interactions, alerts ---------------------------------------
 
 ACW_END_WORDS = {
-    "agent_ready": "agent",
-    "timeout": "timeout",
-    "supervisor": "supervisor",
-    "interaction": "next contact",
-    "not_ready": "agent (not ready)",
-    "logout": "logout",
+    "agent_ready": gettext_lazy("agent"),
+    "timeout": gettext_lazy("timeout"),
+    "supervisor": gettext_lazy("supervisor"),
+    "interaction": gettext_lazy("next contact"),
+    "not_ready": gettext_lazy("agent (not ready)"),
+    "logout": gettext_lazy("logout"),
+    "running": gettext_lazy("running"),
+    "none": gettext_lazy("no ACW"),
 }
 
 
@@ -407,6 +432,8 @@ class RecentInteraction:
     note: str
     checklist: list[str]
     acw_open: bool = False
+    # How the ACW ended, as a word-free key for styling: a reason of ACW_END_WORDS.
+    acw_end_kind: str = ""
     # What the ACW did against its policy: ``PolicyViolation`` values, comma-separated.
     policy_violation: str = ""
 
@@ -455,6 +482,9 @@ def recent_interactions(
                 else queries.open_acw_elapsed(acw.started_at, acw.deadline, now)
             )
         assert row.ended_at is not None
+        end_kind = (
+            "none" if acw is None else ("running" if acw.ended_at is None else acw.end_reason)
+        )
         out.append(
             RecentInteraction(
                 interaction_id=row.interaction_id,
@@ -463,15 +493,8 @@ def recent_interactions(
                 talk_seconds=row.talk_seconds,
                 hold_seconds=row.hold_seconds,
                 acw_seconds=seconds,
-                acw_end=(
-                    (
-                        "running"
-                        if acw.ended_at is None
-                        else ACW_END_WORDS.get(acw.end_reason, acw.end_reason)
-                    )
-                    if acw
-                    else "no ACW"
-                ),
+                acw_end=str(ACW_END_WORDS.get(end_kind, end_kind)),
+                acw_end_kind=end_kind,
                 extensions=acw.extensions if acw else 0,
                 wrap_up_code=acw.wrap_up_code if acw else "",
                 note=acw.note if acw else "",
@@ -499,16 +522,16 @@ def recent_alerts(
 
 # --- Team page: agents side by side ---------------------------------------------------------
 
-SORTS: dict[str, tuple[str, Callable[[KpiRow], Any]]] = {
-    "name": ("Agent", lambda r: r.name.casefold()),
-    "interactions": ("Interactions", lambda r: r.interactions),
-    "avg_acw": ("Avg ACW", lambda r: r.avg_acw_seconds),
-    "acw": ("ACW", lambda r: r.acw_seconds),
-    "aht": ("AHT", lambda r: r.aht_seconds),
-    "share": ("ACW share", lambda r: r.acw_share),
-    "timeouts": ("Timeouts", lambda r: r.timeouts),
-    "extended": ("Extended", lambda r: r.extended),
-    "too_short": ("Too short", lambda r: r.too_short),
+SORTS: dict[str, tuple[StrOrPromise, Callable[[KpiRow], Any]]] = {
+    "name": (gettext_lazy("Agent"), lambda r: r.name.casefold()),
+    "interactions": (gettext_lazy("Interactions"), lambda r: r.interactions),
+    "avg_acw": (gettext_lazy("Avg ACW"), lambda r: r.avg_acw_seconds),
+    "acw": (gettext_lazy("ACW"), lambda r: r.acw_seconds),
+    "aht": (gettext_lazy("AHT"), lambda r: r.aht_seconds),
+    "share": (gettext_lazy("ACW share"), lambda r: r.acw_share),
+    "timeouts": (gettext_lazy("Timeouts"), lambda r: r.timeouts),
+    "extended": (gettext_lazy("Extended"), lambda r: r.extended),
+    "too_short": (gettext_lazy("Too short"), lambda r: r.too_short),
 }
 
 

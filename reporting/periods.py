@@ -8,19 +8,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from django.utils.formats import date_format
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 # The longest period a page shows: a year, and a leap year's extra day.
 MAX_DAYS = 366
 
-PRESETS: dict[str, str] = {
-    "today": "Today",
-    "yesterday": "Yesterday",
-    "this_week": "This week",
-    "last_7_days": "Last 7 days",
-    "last_30_days": "Last 30 days",
-    "this_month": "This month",
-    "last_month": "Last month",
-    "custom": "Custom",
+PRESETS: dict[str, StrOrPromise] = {
+    "today": _("Today"),
+    "yesterday": _("Yesterday"),
+    "this_week": _("This week"),
+    "last_7_days": _("Last 7 days"),
+    "last_30_days": _("Last 30 days"),
+    "this_month": _("This month"),
+    "last_month": _("Last month"),
+    "custom": _("Custom"),
 }
 
 
@@ -46,9 +54,10 @@ class Period:
 
     @property
     def label(self) -> str:
+        # Day and month names in the page's language (Django's date formats).
         if self.is_one_day:
-            return f"{self.first:%a %d %b %Y}"
-        return f"{self.first:%d %b %Y} – {self.last:%d %b %Y}"
+            return date_format(self.first, "D d M Y")
+        return f"{date_format(self.first, 'd M Y')} – {date_format(self.last, 'd M Y')}"
 
     def previous(self) -> Period:
         """The period of the same length that ends the day before this one starts.
@@ -83,14 +92,14 @@ def preset_period(preset: str, today: date) -> Period:
     if preset == "last_month":
         last = _month_start(today) - timedelta(days=1)
         return Period(_month_start(last), last, preset)
-    raise PeriodError(f"Unknown period {preset!r}.")
+    raise PeriodError(gettext("Unknown period %r.") % preset)
 
 
 def _parse_day(raw: str, name: str) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise PeriodError(f"{name}: write the date as YYYY-MM-DD.") from None
+        raise PeriodError(gettext("%s: write the date as YYYY-MM-DD.") % name) from None
 
 
 def resolve_period(
@@ -103,11 +112,13 @@ def resolve_period(
     """
     if preset and preset != "custom":
         if preset not in PRESETS:
-            raise PeriodError(f"period: choose one of {', '.join(PRESETS)}.")
+            raise PeriodError(gettext("period: choose one of %s.") % ", ".join(PRESETS))
         return preset_period(preset, today)
     if not first and not last:
         if preset == "custom":
-            raise PeriodError("from: choose the first and the last day of a custom period.")
+            raise PeriodError(
+                gettext("from: choose the first and the last day of a custom period.")
+            )
         return preset_period("today", today)
     first_day = _parse_day(first, "from") if first else None
     last_day = _parse_day(last, "to") if last else None
@@ -115,11 +126,11 @@ def resolve_period(
     last_day = last_day or first_day
     assert first_day is not None and last_day is not None
     if first_day > last_day:
-        raise PeriodError("from: the first day must not be after the last.")
+        raise PeriodError(gettext("from: the first day must not be after the last."))
     period = Period(first_day, last_day, "custom")
     if period.days > MAX_DAYS:
-        raise PeriodError(f"to: choose at most {MAX_DAYS} days.")
+        raise PeriodError(gettext("to: choose at most %s days.") % MAX_DAYS)
     # Outside these years a day boundary in some time zone is not a valid datetime.
     if first_day.year < 1900 or last_day.year > 9998:
-        raise PeriodError("from: choose days between the years 1900 and 9998.")
+        raise PeriodError(gettext("from: choose days between the years 1900 and 9998."))
     return period

@@ -391,7 +391,7 @@ def group_key(group_by: str, values: Sequence[Any]) -> tuple[str, str]:
     if group_by == "agent":
         return first, values[1]
     if group_by in ("team", "channel"):
-        return first, Channel(first).label if group_by == "channel" else first
+        return first, str(Channel(first).label) if group_by == "channel" else first
     if group_by == "department":
         return first or "", first or NO_DEPARTMENT
     if group_by == "wrap_up_code":

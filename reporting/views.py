@@ -18,7 +18,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from agents import access
@@ -63,23 +64,28 @@ def _filter_options(request: HttpRequest, scope: Scope) -> dict[str, Any]:
 def _charts(scope: Scope, title: str) -> dict[str, Any]:
     """The charts every page shows for its scope: trend, AHT split, distribution."""
     trend = pages.trend(scope)
-    per = "15 minutes" if trend.group_by == "interval" else "day"
+    per = _("15 minutes") if trend.group_by == "interval" else _("day")
     dist = pages.distribution(scope)
     policy = pages.band_policy(scope)
     deadline = float(policy.seconds) if policy.is_timed else None
     return {
         "trend_per": per,
         "trend_chart": charts.line_chart(
-            trend.labels, trend.avg_acw, label=f"Average ACW per {per}, {title}"
+            trend.labels,
+            trend.avg_acw,
+            label=_("Average ACW per %(per)s, %(title)s") % {"per": per, "title": title},
         ),
         "aht_chart": charts.stacked_bars(
-            trend.labels, trend.parts, label=f"AHT per {per}: ACW, hold and talk, {title}"
+            trend.labels,
+            trend.parts,
+            label=_("AHT per %(per)s: ACW, hold and talk, %(title)s")
+            % {"per": per, "title": title},
         ),
         "trend_query": scope.api_query(trend.group_by, format="csv"),
         "distribution": dist,
         "histogram": charts.histogram(
             dist["bins"],
-            label=f"ACW durations, {title}",
+            label=_("ACW durations, %s") % title,
             too_short_below=float(policy.min_seconds) or None,
             deadline=deadline,
         ),
@@ -98,15 +104,15 @@ def _by_channel_and_code(scope: Scope, title: str) -> dict[str, Any]:
     return {
         "channel_rows": channel_rows,
         "channel_chart": charts.bar_list(
-            [(r.name, r.avg_acw_seconds, f"{r.interactions} int.") for r in by_avg],
-            label=f"Average ACW per channel, {title}",
+            [(r.name, r.avg_acw_seconds, _("%s int.") % r.interactions) for r in by_avg],
+            label=_("Average ACW per channel, %s") % title,
         ),
         "channel_query": scope.api_query("channel", format="csv"),
         "code_rows": code_rows,
         "code_chart": charts.bar_list(
-            [(r.name, r.avg_acw_seconds, f"{r.interactions} int.") for r in busiest],
+            [(r.name, r.avg_acw_seconds, _("%s int.") % r.interactions) for r in busiest],
             norms=[r.norm_acw_seconds for r in busiest],
-            label=f"Average ACW per wrap-up code, {title}",
+            label=_("Average ACW per wrap-up code, %s") % title,
         ),
         "code_query": scope.api_query("wrap_up_code", format="csv"),
     }
@@ -132,7 +138,7 @@ def _links(rows: Iterable[Any], group_by: str, scope: Scope) -> dict[str, str]:
 
 
 def _overview_title(scope: Scope) -> str:
-    parts = [scope.team or scope.department or "all teams"]
+    parts = [scope.team or scope.department or _("all teams")]
     if scope.channel:
         parts.append(dict(Channel.choices)[scope.channel].lower())
     return f"{', '.join(parts)}, {scope.period.label}"
@@ -161,12 +167,14 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
         "total": total,
         "links": _links(rows, scope.group_by, scope),
         "table_query": scope.api_query(scope.group_by, format="csv"),
+        "group_label": pages.TABLE_HEADINGS.get(scope.group_by, scope.group_by),
+        "group_key_label": pages.TABLE_GROUPS.get(scope.group_by, scope.group_by),
         "cards": pages.headline_cards(total, before),
         "previous": scope.period.previous(),
         "heat_query": scope.api_query("weekday_hour", format="csv"),
         "heat_map": charts.heat_map(
             pages.heat_cells(pages.kpi(scope, "weekday_hour")),
-            label=f"Average ACW per weekday and hour, {title}",
+            label=_("Average ACW per weekday and hour, %s") % title,
         ),
         **_charts(scope, title),
         **_by_channel_and_code(scope, title),
@@ -272,7 +280,7 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
                 "row": row,
                 "link": reverse("kpi-agent", args=[row.key]) + f"?{keep}",
                 "spark": charts.sparkline(
-                    sparklines.get(row.key, []), label=f"Average ACW of {row.name}"
+                    sparklines.get(row.key, []), label=_("Average ACW of %s") % row.name
                 ),
             }
             for row in rows
@@ -280,7 +288,7 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         "total": total,
         "sort": sort,
         "sorts": _sort_links(scope, sort),
-        "spark_per": "hour" if scope.period.is_one_day else "day",
+        "spark_per": _("hour") if scope.period.is_one_day else _("day"),
         "cards": pages.headline_cards(total, before),
         "previous": scope.period.previous(),
         "alerts": pages.recent_alerts(scope.team_ids),
@@ -294,7 +302,7 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
 def _sort_links(scope: Scope, current: str) -> dict[str, dict[str, str]]:
     """Per column: the query that sorts by it (descending first, except names) and its state."""
     out = {}
-    for column, (label, _) in pages.SORTS.items():
+    for column, (label, _key) in pages.SORTS.items():
         if current == column:
             target, state = f"-{column}", "ascending"
         elif current == f"-{column}":
@@ -302,7 +310,7 @@ def _sort_links(scope: Scope, current: str) -> dict[str, dict[str, str]]:
         else:
             target, state = (column if column == "name" else f"-{column}"), "none"
         out[column] = {
-            "label": label,
+            "label": str(label),
             "query": urlencode(scope.query(team=None, sort=target)),
             "state": state,
         }
@@ -406,18 +414,18 @@ def _acw_sentence(answer: staffing.WhatIf, measured_acw: float | None, hour: str
     )
     if measured_acw is not None:
         what = (
-            gettext("Cutting ACW from %(old)s to %(new)s")
+            _("Cutting ACW from %(old)s to %(new)s")
             if change < 0
-            else gettext("Raising ACW from %(old)s to %(new)s")
+            else _("Raising ACW from %(old)s to %(new)s")
         ) % {
             "old": format_duration(measured_acw),
             "new": format_duration(max(0.0, measured_acw + change)),
         }
     else:
         what = (
-            gettext("Cutting average ACW by %(by)s")
+            _("Cutting average ACW by %(by)s")
             if change < 0
-            else gettext("Raising average ACW by %(by)s")
+            else _("Raising average ACW by %(by)s")
         ) % {"by": format_duration(abs(change))}
     if saved > 0:
         effect = ngettext("needs %(n)d fewer agent", "needs %(n)d fewer agents", saved) % {
@@ -428,8 +436,8 @@ def _acw_sentence(answer: staffing.WhatIf, measured_acw: float | None, hour: str
             "n": -saved
         }
     else:
-        effect = gettext("needs the same number of agents")
-    return gettext("%(what)s %(effect)s for %(target)s at %(hour)s.") % {
+        effect = _("needs the same number of agents")
+    return _("%(what)s %(effect)s for %(target)s at %(hour)s.") % {
         "what": what,
         "effect": effect,
         "target": target,

@@ -1,12 +1,15 @@
 """How the KPI pages write figures: durations as people read them, shares as percentages.
 
 ``1:02:45`` for an hour and more, ``3:05`` for minutes, ``42 s`` under a minute: never a raw
-count of seconds. The same functions format the change against the previous period.
+count of seconds. The same functions format the change against the previous period. Durations read
+the same in every language; shares and counts use the page language's decimal and thousands
+separators (``12.3 %`` in English, ``12,3 %`` in French and Dutch; docs/i18n.md).
 """
 
 from __future__ import annotations
 
 from django import template
+from django.utils.formats import number_format
 
 register = template.Library()
 
@@ -30,12 +33,26 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_percent(share: float | None, digits: int = 1) -> str:
-    """A share (0.123) as ``12.3 %``; ``–`` for no value."""
+    """A share (0.123) as ``12.3 %`` (``12,3 %`` in French and Dutch); ``–`` for no value."""
     if share is None:
         return DASH
     value = round(share * 100, digits)
-    text = f"{abs(value):.{digits}f} %"
+    text = f"{number_format(abs(value), digits, use_l10n=True)} %"
     return (MINUS + text) if value < 0 else text
+
+
+def format_count(value: int | None) -> str:
+    """An integer with the language's thousands separator (``12,345``, fr ``12 345``, nl
+    ``12.345``); ``–`` for no value."""
+    if value is None:
+        return DASH
+    return number_format(value, use_l10n=True, force_grouping=True)
+
+
+def signed_number(value: float, digits: int) -> str:
+    """``+1.5`` / ``−1.5`` (a true minus sign), with the language's decimal separator."""
+    text = number_format(abs(value), digits or None, use_l10n=True)
+    return ("+" if value >= 0 else MINUS) + text
 
 
 @register.filter
@@ -50,10 +67,8 @@ def percent(share: float | None) -> str:
 
 @register.filter
 def count(value: int | None) -> str:
-    """An integer with thin-space thousands (``12 345``), as the cards and tables show counts."""
-    if value is None:
-        return DASH
-    return f"{value:,}".replace(",", "\u202f")
+    """An integer as the cards and tables show counts (``format_count``)."""
+    return format_count(value)
 
 
 @register.filter

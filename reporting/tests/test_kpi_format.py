@@ -48,4 +48,4 @@ def test_the_template_filters_write_the_same() -> None:
     out = template.render(
         Context({"s": 16714.2, "share": 0.25, "n": 1234567, "names": {"phone": "Phone"}})
     )
-    assert out == "4:38:34 | 25.0 % | 1\u202f234\u202f567 | Phone"
+    assert out == "4:38:34 | 25.0 % | 1,234,567 | Phone"

@@ -16,7 +16,11 @@
   const VOCABULARY = JSON.parse($("#vocabulary").textContent);
   const WORDS = Object.fromEntries(VOCABULARY.states.map((s) => [s.value, s.label]));
   const CHANNELS = Object.fromEntries(VOCABULARY.channels.map((c) => [c.value, c.label]));
-  const interactionWord = (channel) => `${(CHANNELS[channel] || "").toLowerCase()} interaction`.trim();
+  // Words come from the JavaScript catalog (/jsi18n/, docs/i18n.md) in the page's language.
+  const fmt = (text, values) => interpolate(text, values, true);
+  const interactionWord = (channel) => (CHANNELS[channel]
+    ? fmt(gettext("%(channel)s interaction"), { channel: CHANNELS[channel].toLowerCase() })
+    : gettext("interaction"));
 
   // Words the server translated (data attributes of the form), with their placeholders.
   const TEXT = $("#me-form").dataset;
@@ -41,14 +45,17 @@
     const box = $("#me-state");
     box.dataset.state = agent.state;
     $("#me-word").textContent = agent.state === "not_ready" && agent.reason
-      ? `Not ready · ${agent.reason}` : WORDS[agent.state] || agent.state;
+      ? fmt(gettext("Not ready · %(reason)s"), { reason: agent.reason }) : WORDS[agent.state] || agent.state;
     let sub = "";
-    if (agent.state === "on_interaction") sub = `Your ${interactionWord(agent.channel)} ${agent.interaction_id}`;
+    if (agent.state === "on_interaction") {
+      sub = fmt(gettext("Your %(interaction)s %(id)s"), { interaction: interactionWord(agent.channel), id: agent.interaction_id });
+    }
     if (agent.state === "acw") {
       sub = agent.acw_deadline
-        ? `Wrap up your ${interactionWord(agent.channel)}; you become available automatically at the deadline.`
-        : "Wrap up, then press Ready.";
-      if (agent.acw_extensions) sub += ` Extended ${agent.acw_extensions}×.`;
+        ? fmt(gettext("Wrap up your %(interaction)s; you become available automatically at the deadline."),
+          { interaction: interactionWord(agent.channel) })
+        : gettext("Wrap up, then press Ready.");
+      if (agent.acw_extensions) sub += " " + fmt(gettext("Extended %(count)s×."), { count: agent.acw_extensions });
     }
     $("#me-sub").textContent = sub;
 
@@ -58,7 +65,7 @@
     $("#code-required").hidden = !policy.wrap_up_required;
     const extend = $("#extend");
     extend.hidden = !(inAcw && policy.allow_extension && agent.acw_deadline);
-    extend.textContent = `Extend +${policy.extension_step_seconds} s`;
+    extend.textContent = fmt(gettext("Extend +%(seconds)s s"), { seconds: policy.extension_step_seconds });
     const key = inAcw ? agent.acw_started_at : null;
     if (key !== acwKey) {
       acwKey = key;
@@ -105,7 +112,7 @@
       const started = ms(agent.acw_started_at);
       const remaining = (deadline - t) / 1000;
       value.textContent = remaining >= 0 ? clock(Math.ceil(remaining)) : `+${clock(-remaining)}`;
-      label.textContent = remaining >= 0 ? "left in after-call work" : "past the deadline";
+      label.textContent = remaining >= 0 ? gettext("left in after-call work") : gettext("past the deadline");
       // The colour points come with the state, from the server (the same as on the wall).
       if (agent.acw_overrun || t >= ms(agent.acw_red_at)) level = "red";
       else if (t >= ms(agent.acw_amber_at)) level = "amber";
@@ -115,7 +122,7 @@
     } else {
       progress.hidden = true;
       value.textContent = agent.since ? clock((t - ms(agent.since)) / 1000) : "–";
-      label.textContent = "in this state";
+      label.textContent = gettext("in this state");
     }
     clockBox.dataset.level = level;
     updateReady(t);
@@ -157,7 +164,7 @@
     const form = event.target;
     const code = $("#wrap-up-code").value;
     if (current.policy.wrap_up_required && !code) {
-      message("Pick a wrap-up code first: your team requires one.", "error");
+      message(gettext("Pick a wrap-up code first: your team requires one."), "error");
       $("#wrap-up-code").focus();
       return;
     }
@@ -168,9 +175,9 @@
       const data = await post("/me/ready", { wrap_up_code: code, note: $("#note").value, checklist });
       current = { ...current, agent: data.agent };
       render();
-      message("Done — you are available.", "ok");
+      message(gettext("Done — you are available."), "ok");
     } catch (error) {
-      message(`Could not finish: ${error.message}`, "error");
+      message(fmt(gettext("Could not finish: %(error)s"), { error: error.message }), "error");
     } finally {
       readyBusy = false;
       updateReady(Date.now());
@@ -209,9 +216,9 @@
       const data = await post("/me/extend", {});
       current = { ...current, agent: data.agent };
       render();
-      message("Extended.", "ok");
+      message(gettext("Extended."), "ok");
     } catch (error) {
-      message(`Could not extend: ${error.message}`, "error");
+      message(fmt(gettext("Could not extend: %(error)s"), { error: error.message }), "error");
     } finally {
       button.disabled = false;
     }

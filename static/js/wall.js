@@ -11,19 +11,36 @@
   const VOCABULARY = JSON.parse(document.querySelector("#vocabulary").textContent);
   const STATES = VOCABULARY.states.map((s) => s.value);
   const CHANNEL_WORD = Object.fromEntries(VOCABULARY.channels.map((c) => [c.value, c.label]));
+  const STATE_WORD = Object.fromEntries(VOCABULARY.states.map((s) => [s.value, s.label]));
+  const LANGUAGE = document.documentElement.lang || undefined;
+  // Words come from the JavaScript catalog (/jsi18n/, docs/i18n.md) in the page's language.
+  const fmt = (text, values) => interpolate(text, values, true);
   // Compact tiles abbreviate where a label is too long for them; others show the label.
-  const SHORT = { available: "Avail", acw: "ACW", offline: "Off" };
-  const REASON_SHORT = { break: "Brk", lunch: "Lnch", meeting: "Meet", training: "Trng" };
+  const SHORT = {
+    available: pgettext("compact tile", "Avail"),
+    acw: pgettext("compact tile", "ACW"),
+    offline: pgettext("compact tile", "Off"),
+  };
+  const REASON_SHORT = {
+    break: pgettext("compact tile", "Brk"),
+    lunch: pgettext("compact tile", "Lnch"),
+    meeting: pgettext("compact tile", "Meet"),
+    training: pgettext("compact tile", "Trng"),
+  };
   const SUMMARY_EVERY_MS = 30_000;
   const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
   const STORE_KEY = "acw-wall-view";
+  // Where this wall reads from: a user's wall, or a kiosk wall opened from a TV link, which is
+  // read-only (no agent dialog, no acknowledging) and keeps no view settings (docs/wall.md).
+  const ENDPOINTS = JSON.parse(document.querySelector("#wall-endpoints").textContent);
+  const KIOSK = Boolean(ENDPOINTS.kiosk);
 
   const $ = (sel) => document.querySelector(sel);
   const grid = $("#grid");
   const emptyNote = $("#grid-empty");
   const conn = $("#conn");
   const dialog = $("#agent-dialog");
-  const csrfToken = document.querySelector("#csrf input[name=csrfmiddlewaretoken]").value;
+  const csrfToken = KIOSK ? "" : document.querySelector("#csrf input[name=csrfmiddlewaretoken]").value;
 
   const agents = new Map(); // external id → agent payload
   const tiles = new Map(); // external id → { el, parts, last }
@@ -32,7 +49,7 @@
   let clockOffset = 0; // server time − browser time, in ms
   let orderDirty = true;
 
-  const saved = JSON.parse(localStorage.getItem(STORE_KEY) || "{}");
+  const saved = KIOSK ? {} : JSON.parse(localStorage.getItem(STORE_KEY) || "{}");
   const view = {
     team: saved.team || "",
     sort: saved.sort || "longest",
@@ -90,22 +107,28 @@
 
   function stateWord(agent) {
     switch (agent.state) {
-      case "available": return "Available";
-      case "on_interaction": return `On ${channelWord(agent.channel)}`;
-      case "acw": return agent.acw_extensions ? `ACW +${agent.acw_extensions}` : "ACW";
-      case "not_ready": return agent.reason ? `Not ready · ${agent.reason}` : "Not ready";
-      default: return "Offline";
+      case "available": return gettext("Available");
+      case "on_interaction": return onChannel(agent.channel);
+      case "acw": return agent.acw_extensions ? fmt(gettext("ACW +%(count)s"), { count: agent.acw_extensions }) : gettext("ACW");
+      case "not_ready": return agent.reason ? fmt(gettext("Not ready · %(reason)s"), { reason: agent.reason }) : gettext("Not ready");
+      default: return gettext("Offline");
     }
   }
 
-  // "On phone", "On e-mail"; a channel without a specific name reads "On interaction".
-  function channelWord(channel) {
-    return channel && channel !== "other" && CHANNEL_WORD[channel] ? CHANNEL_WORD[channel].toLowerCase() : "interaction";
-  }
+  // "On phone", "On e-mail" (each its own phrase: languages say them differently); any other
+  // channel reads "On interaction".
+  const ON_CHANNEL = { phone: gettext("On phone"), chat: gettext("On chat"), email: gettext("On e-mail") };
+  const onChannel = (channel) => ON_CHANNEL[channel] || gettext("On interaction");
 
   function shortWord(agent) {
-    if (agent.state === "on_interaction") return { phone: "Call", chat: "Chat", email: "Mail" }[agent.channel] || "Busy";
-    if (agent.state === "not_ready") return REASON_SHORT[agent.reason] || (agent.reason || "NR").slice(0, 4);
+    if (agent.state === "on_interaction") {
+      return {
+        phone: pgettext("compact tile", "Call"),
+        chat: pgettext("compact tile", "Chat"),
+        email: pgettext("compact tile", "Mail"),
+      }[agent.channel] || pgettext("compact tile", "Busy");
+    }
+    if (agent.state === "not_ready") return REASON_SHORT[agent.reason] || (agent.reason || pgettext("compact tile", "NR")).slice(0, 4);
     return SHORT[agent.state] || agent.state;
   }
 
@@ -232,7 +255,10 @@
     for (const [id, tile] of tiles) if (!keep.has(id)) tile.el.remove();
     grid.appendChild(fragment);
     emptyNote.hidden = shown.length > 0 || agents.size === 0;
-    $("#shown-count").textContent = `${shown.length} of ${agents.size} agents`;
+    $("#shown-count").textContent = fmt(
+      gettext("%(shown)s of %(total)s agents"),
+      { shown: shown.length, total: agents.size },
+    );
   }
 
   function refreshCounts(t) {
@@ -262,18 +288,20 @@
     longest.parentElement.title = longestAgent ? `${longestAgent.name} (${longestAgent.team})` : "";
   }
 
+  const seconds = (value) => fmt(gettext("%(seconds)s s"), { seconds: Math.round(value) });
+
   function refreshKpis() {
     const k = summary.kpis;
     syncClock(k.computed_at);
     $("#kpi-n").textContent = String(k.interactions);
-    $("#kpi-target").textContent = `${Math.round(k.target_avg_seconds)} s`;
+    $("#kpi-target").textContent = seconds(k.target_avg_seconds);
     const box = $("#kpi");
     if (k.avg_acw_seconds == null) {
       $("#kpi-avg").textContent = "–";
       box.dataset.level = "none";
       return;
     }
-    $("#kpi-avg").textContent = `${Math.round(k.avg_acw_seconds)} s`;
+    $("#kpi-avg").textContent = seconds(k.avg_acw_seconds);
     const ratio = k.avg_acw_seconds / (k.target_avg_seconds || 1);
     box.dataset.level = ratio <= 1 ? "ok" : ratio <= 1.2 ? "amber" : "red";
   }
@@ -382,8 +410,8 @@
   function connect() {
     clearTimeout(retryTimer);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    setStatus("connecting", attempt ? "Reconnecting…" : "Connecting…");
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/wall/`);
+    setStatus("connecting", attempt ? gettext("Reconnecting…") : gettext("Connecting…"));
+    const ws = new WebSocket(`${scheme}://${location.host}${ENDPOINTS.socket}`);
     socket = ws;
     expectedSeq = 1;
     ws.onmessage = (event) => {
@@ -391,14 +419,14 @@
       const frame = JSON.parse(event.data);
       if (frame.seq !== expectedSeq) {
         // A frame went missing between server and page: start over from a snapshot.
-        setStatus("resyncing", "Resyncing…");
+        setStatus("resyncing", gettext("Resyncing…"));
         ws.close(4000, "seq gap");
         return;
       }
       expectedSeq = frame.seq + 1;
       if (frame.type === "snapshot") {
         attempt = 0;
-        setStatus("live", "Live");
+        setStatus("live", gettext("Live"));
         document.body.dataset.wsSnapshots = String(Number(document.body.dataset.wsSnapshots || 0) + 1);
       }
       handle(frame);
@@ -415,10 +443,11 @@
       const wait = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] * (0.8 + Math.random() * 0.4);
       attempt += 1;
       let left = Math.ceil(wait / 1000);
-      setStatus("offline", `Offline — retrying in ${left} s`);
+      const retrying = () => fmt(gettext("Offline — retrying in %(seconds)s s"), { seconds: left });
+      setStatus("offline", retrying());
       const countdown = setInterval(() => {
         left -= 1;
-        if (left > 0 && !socket) setStatus("offline", `Offline — retrying in ${left} s`);
+        if (left > 0 && !socket) setStatus("offline", retrying());
         else clearInterval(countdown);
       }, 1000);
       retryTimer = setTimeout(() => {
@@ -433,7 +462,7 @@
 
   async function refreshSummary() {
     try {
-      const response = await fetch("/wall/summary", { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      const response = await fetch(ENDPOINTS.summary, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (response.redirected && new URL(response.url).pathname.startsWith("/accounts/login")) {
         location.href = `/accounts/login/?next=${encodeURIComponent(location.pathname)}`;
         return;
@@ -450,12 +479,12 @@
   // --- Alerts ------------------------------------------------------------------------------
 
   const ALERT_TITLES = {
-    long_acw: "Long ACW",
-    acw_share: "High ACW share today",
-    team_avg_acw: "Team average ACW above target",
-    too_short_streak: "ACWs repeatedly too short",
-    long_not_ready: "Long not ready",
-    concurrent_acw: "Many agents in ACW at once",
+    long_acw: gettext("Long ACW"),
+    acw_share: gettext("High ACW share today"),
+    team_avg_acw: gettext("Team average ACW above target"),
+    too_short_streak: gettext("ACWs repeatedly too short"),
+    long_not_ready: gettext("Long not ready"),
+    concurrent_acw: gettext("Many agents in ACW at once"),
   };
   const RED_ALERTS = new Set(["long_acw", "concurrent_acw"]);
   // Alerts as reporting.selectors.alert_payload sends them (docs/wall.md): status is open,
@@ -480,7 +509,9 @@
     $("#alerts-count").textContent = String(items.length);
     $("#alerts-count").classList.toggle("hot", open > 0);
     $("#alerts-empty").hidden = items.length > 0;
-    $("#alerts-sub").textContent = items.length ? `${open} unacknowledged` : "none open";
+    $("#alerts-sub").textContent = items.length
+      ? fmt(ngettext("%(count)s unacknowledged", "%(count)s unacknowledged", open), { count: open })
+      : gettext("none open");
   }
 
   function alertItem(alert) {
@@ -498,7 +529,9 @@
     const person = alert.agent ? (agents.get(alert.agent) || {}).name || alert.agent : "";
     const who = [person, alert.team].filter(Boolean).join(" · ");
     const since = ms(alert.opened_at);
-    meta.textContent = [who, Number.isNaN(since) ? "" : `since ${new Date(since).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`]
+    const opened = Number.isNaN(since) ? ""
+      : fmt(gettext("since %(time)s"), { time: new Date(since).toLocaleTimeString(LANGUAGE, { hour: "2-digit", minute: "2-digit" }) });
+    meta.textContent = [who, opened]
       .filter(Boolean).join(" — ");
     li.append(title, meta);
     if (alert.message) {
@@ -511,13 +544,17 @@
     foot.className = "alert-foot";
     const state = document.createElement("span");
     state.className = "muted";
-    state.textContent = acknowledged ? `Acknowledged${alert.acknowledged_by ? ` by ${alert.acknowledged_by}` : ""}` : "";
+    if (acknowledged) {
+      state.textContent = alert.acknowledged_by
+        ? fmt(gettext("Acknowledged by %(user)s"), { user: alert.acknowledged_by })
+        : gettext("Acknowledged");
+    }
     foot.append(state);
-    if (!acknowledged) {
+    if (!acknowledged && !KIOSK) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "btn btn-sm";
-      button.textContent = "Acknowledge";
+      button.textContent = gettext("Acknowledge");
       button.addEventListener("click", () => acknowledge(alert, button));
       foot.append(button);
     }
@@ -533,7 +570,7 @@
       applyAlert((await response.json()).alert);
     } catch {
       button.disabled = false;
-      button.textContent = "Retry acknowledge";
+      button.textContent = gettext("Retry acknowledge");
     }
   }
 
@@ -552,7 +589,7 @@
   function fillDialog() {
     const agent = agents.get(dialogAgent);
     if (!agent) {
-      $("#dlg-sub").textContent = "This agent has left your teams.";
+      $("#dlg-sub").textContent = gettext("This agent has left your teams.");
       $("#dlg-end-acw").disabled = true;
       return;
     }
@@ -560,21 +597,22 @@
     $("#dlg-name").textContent = agent.name;
     $("#dlg-sub").textContent = `${agent.agent} · ${agent.team}`;
     const facts = [
-      ...fact("State", stateWord(agent)),
-      ...fact("In state for", agent.since ? clock((t - ms(agent.since)) / 1000) : "–"),
+      ...fact(gettext("State"), stateWord(agent)),
+      ...fact(gettext("In state for"), agent.since ? clock((t - ms(agent.since)) / 1000) : "–"),
     ];
-    if (agent.channel) facts.push(...fact("Channel", CHANNEL_WORD[agent.channel] || agent.channel));
-    if (agent.interaction_id) facts.push(...fact("Interaction", agent.interaction_id));
+    if (agent.channel) facts.push(...fact(gettext("Channel"), CHANNEL_WORD[agent.channel] || agent.channel));
+    if (agent.interaction_id) facts.push(...fact(gettext("Interaction"), agent.interaction_id));
     if (agent.state === "acw") {
-      facts.push(...fact("ACW deadline", agent.acw_deadline
-        ? new Date(ms(agent.acw_deadline)).toLocaleTimeString() : "none (until the agent ends it)"));
-      facts.push(...fact("Extensions", String(agent.acw_extensions || 0)));
+      facts.push(...fact(gettext("ACW deadline"), agent.acw_deadline
+        ? new Date(ms(agent.acw_deadline)).toLocaleTimeString(LANGUAGE) : gettext("none (until the agent ends it)")));
+      facts.push(...fact(gettext("Extensions"), String(agent.acw_extensions || 0)));
     }
     $("#dlg-facts").replaceChildren(...facts);
     $("#dlg-end-acw").disabled = agent.state !== "acw";
   }
 
   function openDialog(id) {
+    if (KIOSK) return;
     dialogAgent = id;
     const msg = $("#dlg-msg");
     msg.textContent = "";
@@ -597,16 +635,16 @@
     const msg = $("#dlg-msg");
     button.disabled = true;
     msg.dataset.kind = "";
-    msg.textContent = "Ending ACW…";
+    msg.textContent = gettext("Ending ACW…");
     try {
       const response = await post(`/wall/end-acw/${encodeURIComponent(dialogAgent)}`, {});
       const body = await response.json().catch(() => ({}));
       if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
       msg.dataset.kind = "ok";
-      msg.textContent = "ACW ended by you; the agent is available.";
+      msg.textContent = gettext("ACW ended by you; the agent is available.");
     } catch (error) {
       msg.dataset.kind = "error";
-      msg.textContent = `Could not end ACW: ${error.message}`;
+      msg.textContent = fmt(gettext("Could not end ACW: %(error)s"), { error: error.message });
       fillDialog();
     }
   });
@@ -626,6 +664,7 @@
   // --- Controls ----------------------------------------------------------------------------
 
   function save() {
+    if (KIOSK) return;
     localStorage.setItem(STORE_KEY, JSON.stringify({
       team: view.team, sort: view.sort, density: view.density, states: [...view.states], alertsOpen: view.alertsOpen,
     }));
@@ -645,7 +684,7 @@
     }
     document.querySelector(".stats").classList.toggle("filtering", view.states.size > 0);
     $("#f-states-summary").textContent = view.states.size
-      ? [...view.states].map((s) => s.replace("_", " ")).join(", ") : "all (click a counter to filter)";
+      ? [...view.states].map((s) => STATE_WORD[s] || s).join(", ") : gettext("all (click a counter to filter)");
     $("#f-states-clear").hidden = view.states.size === 0;
     $("#alerts").classList.toggle("collapsed", !view.alertsOpen);
     $("#alerts-toggle").setAttribute("aria-expanded", String(view.alertsOpen));
@@ -682,11 +721,39 @@
   }
   $("#alerts-toggle").addEventListener("click", () => { view.alertsOpen = !view.alertsOpen; save(); applyView(); });
 
+  // --- Kiosk: a screen on the floor ---------------------------------------------------------
+
+  // ?rotate=30 shows one team after the other, 30 s each (at least 5 s); ?density=compact as on
+  // any wall. The full-screen button hides itself once the screen is full.
+  function startKiosk(params) {
+    const label = $("#kiosk-team");
+    const teams = [...$("#f-team").options].map((o) => o.value).filter(Boolean);
+    const rotate = Number(params.get("rotate"));
+    label.textContent = gettext("All teams");
+    if (rotate > 0 && teams.length > 1) {
+      let index = -1;
+      const next = () => {
+        index = (index + 1) % teams.length;
+        view.team = teams[index];
+        label.textContent = view.team;
+        applyView();
+      };
+      next();
+      setInterval(next, Math.max(5, rotate) * 1000);
+    }
+    const full = $("#kiosk-fullscreen");
+    const showFull = () => { full.hidden = Boolean(document.fullscreenElement) || !document.fullscreenEnabled; };
+    full.addEventListener("click", () => document.documentElement.requestFullscreen().catch(() => {}));
+    document.addEventListener("fullscreenchange", showFull);
+    showFull();
+  }
+
   // --- Start -------------------------------------------------------------------------------
 
   const params = new URLSearchParams(location.search);
   if (params.get("density")) view.density = params.get("density");
   if (params.has("alerts")) view.alertsOpen = params.get("alerts") !== "0";
+  if (KIOSK) startKiosk(params);
   applyView();
   refreshKpis();
   renderAlerts();

@@ -81,12 +81,29 @@ def chromium(django_db_setup: None) -> Iterator[Any]:
 
 
 @pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: a temporary directory; with ``ACW_SCREENSHOTS=1``,
+    ``docs/screenshots/``."""
+    if os.environ.get("ACW_SCREENSHOTS") == "1":
+        target = ROOT / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        return target
+    return tmp_path
+
+
+@pytest.fixture
 def new_page(chromium: Any) -> Iterator[Any]:
-    """Pages in fresh browser contexts (separate cookies), closed after the test."""
+    """Pages in fresh browser contexts (separate cookies), closed after the test.
+
+    ``options`` are Playwright's context options (``locale``, ``color_scheme``,
+    ``reduced_motion`` ...). Dark unless asked otherwise: the wall's own look (the pages follow
+    prefers-color-scheme, and Playwright emulates a light system by default).
+    """
     contexts = []
 
-    def make(width: int = 1600, height: int = 1000) -> Any:
-        context = chromium.new_context(viewport={"width": width, "height": height})
+    def make(width: int = 1600, height: int = 1000, **options: Any) -> Any:
+        options.setdefault("color_scheme", "dark")
+        context = chromium.new_context(viewport={"width": width, "height": height}, **options)
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
