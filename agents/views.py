@@ -349,7 +349,9 @@ def my_wrap_up(request: HttpRequest) -> JsonResponse:
     except WrapUpError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     if not fields:
-        return JsonResponse({"error": _("body: expected checklist, wrap_up_code or note")}, status=400)
+        return JsonResponse(
+            {"error": _("body: expected checklist, wrap_up_code or note")}, status=400
+        )
     live = AgentState.objects.get(agent=agent).as_of(timezone.now())
     if live.state != "acw":
         return JsonResponse({"error": _("state: you are not in after-call work")}, status=409)
@@ -385,7 +387,9 @@ def my_ready(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": message, "ready_from": state["ready_from"]}, status=409)
     saved_code = (state["wrap_up"] or {}).get("wrap_up_code")
     if state["policy"]["wrap_up_required"] and not (fields.get("wrap_up_code") or saved_code):
-        return JsonResponse({"error": _("wrap_up_code: is required by your ACW policy")}, status=400)
+        return JsonResponse(
+            {"error": _("wrap_up_code: is required by your ACW policy")}, status=400
+        )
     # A code or note left empty keeps what the page saved for this ACW (acw.updated).
     fields = {key: value for key, value in fields.items() if value or key == "checklist"}
     return _ingest(

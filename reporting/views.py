@@ -423,9 +423,7 @@ def _acw_sentence(answer: staffing.WhatIf, measured_acw: float | None, hour: str
         }
     else:
         what = (
-            _("Cutting average ACW by %(by)s")
-            if change < 0
-            else _("Raising average ACW by %(by)s")
+            _("Cutting average ACW by %(by)s") if change < 0 else _("Raising average ACW by %(by)s")
         ) % {"by": format_duration(abs(change))}
     if saved > 0:
         effect = ngettext("needs %(n)d fewer agent", "needs %(n)d fewer agents", saved) % {

@@ -91,9 +91,12 @@ def test_the_wrap_up_survives_the_stored_projection() -> None:
 
 
 def test_a_projection_stored_before_the_wrap_up_fields_still_loads() -> None:
+    # Stored in the format of one open ACW per agent, before the wrap-up fields existed.
     raw = run(OPEN).final.to_json()
-    for name in ("checklist", "wrap_up_code", "note"):
-        del raw["acw"][name]
+    (old,) = raw.pop("acws")
+    for name in ("checklist", "wrap_up_code", "note", "interaction_id"):
+        del old[name]
+    raw["acw"] = old
     acw = AgentProjection.from_json(raw).acw
     assert acw is not None
     assert (acw.checklist, acw.wrap_up_code, acw.note) == ([], "", "")

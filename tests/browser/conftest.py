@@ -124,14 +124,3 @@ def new_page(chromium: Any) -> Iterator[Any]:
     yield make
     for context in contexts:
         context.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: ``docs/screenshots/`` with ``ACW_SCREENSHOTS=1``, else a temporary
-    directory."""
-    if os.environ.get("ACW_SCREENSHOTS") == "1":
-        target = ROOT / "docs" / "screenshots"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
