@@ -1,9 +1,11 @@
-"""URL routes: pages, the API, the OpenAPI schema and its browsable docs, admin and login."""
+"""URL routes: pages, the API, the OpenAPI schema and its browsable docs, admin, login, metrics."""
 
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from .views import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -22,6 +24,8 @@ urlpatterns = [
         name="api-docs",
     ),
     path("kpis/", include("reporting.urls")),
+    # Prometheus; /healthz is answered by acw_site.health.HealthCheckMiddleware.
+    path("metrics", metrics_view, name="metrics"),
     path("", include("agents.page_urls")),
 ]
 
