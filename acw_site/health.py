@@ -124,7 +124,8 @@ def _check_redis_and_heartbeats() -> dict[str, dict[str, Any]]:
         client.ping()
         beat = client.get(_beat_key())
         workers = {
-            name.decode(): float(stamp) for name, stamp in client.hgetall(_workers_key()).items()
+            str(name, "utf-8") if isinstance(name, bytes) else name: float(stamp)
+            for name, stamp in client.hgetall(_workers_key()).items()
         }
     except redis.RedisError as exc:
         unknown = {"status": "unknown", "last_seen": None, "age_seconds": None}
