@@ -99,12 +99,18 @@ def start_worker_heartbeat(hostname: str) -> threading.Thread:
 
 
 def _check_database() -> dict[str, Any]:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DATABASE_DOWN as exc:
-        return {"status": "down", "error": type(exc).__name__}
-    return {"status": "ok"}
+    error: Exception | None = None
+    # Twice: after an outage, the pool may first hand out a connection that died with it
+    # (closing it drops it from the pool); only a second failure means "down".
+    for _ in range(2):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return {"status": "ok"}
+        except DATABASE_DOWN as exc:
+            error = exc
+            connection.close()
+    return {"status": "down", "error": type(error).__name__}
 
 
 def _heartbeat(stamp: float | None, now: float) -> dict[str, Any]:

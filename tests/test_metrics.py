@@ -182,3 +182,25 @@ def test_without_a_multiprocess_dir_it_serves_this_process(monkeypatch: Any) -> 
     body, content_type = metrics.exposition()
     assert b"acw_events_total" in body
     assert content_type.startswith("text/plain")
+
+
+def test_in_multiprocess_mode_it_adds_up_every_process(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    count = (
+        "from acw_site import metrics; "
+        "metrics.EVENTS.labels('api', 'accepted').inc(); metrics.WALL_CONNECTIONS.inc()"
+    )
+    for _ in range(2):  # two server processes, one after the other
+        subprocess.run([sys.executable, "-c", count], cwd=settings.BASE_DIR, env=env, check=True)
+    scrape = "from acw_site import metrics; print(metrics.exposition()[0].decode())"
+    body = subprocess.run(
+        [sys.executable, "-c", scrape], cwd=settings.BASE_DIR, env=env, check=True,
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert 'acw_events_total{source="api",status="accepted"} 2.0' in body
