@@ -146,3 +146,26 @@ def test_the_compose_file_is_valid_and_the_image_builds(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert user.stdout.strip() not in ("", "0")
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_site_exports() -> None:
+    import json
+
+    from prometheus_client import REGISTRY
+
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"\bacw_[a-z_]+", expr)}
+    exported = {
+        sample_name
+        for family in REGISTRY.collect()
+        for sample_name in (
+            family.name,
+            f"{family.name}_total",
+            f"{family.name}_bucket",
+            f"{family.name}_count",
+            f"{family.name}_sum",
+        )
+    } | {"acw_alerts_open", "acw_rollup_lag_seconds"}  # read at scrape time (DatabaseCollector)
+    assert used and used <= exported, used - exported
+    assert "grafana-dashboard.json" in (ROOT / "docs" / "operations.md").read_text()
