@@ -147,7 +147,7 @@ def test_publish_failures_are_counted(settings: Any) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 async def test_wall_connections_frames_and_resyncs_are_counted(
     supervisor_sam: Any, settings: Any
 ) -> None:
