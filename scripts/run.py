@@ -248,7 +248,8 @@ class Orchestrator:
         return True
 
     def start_services(self) -> None:
-        celery = [*CELERY, "-A", "acw_site"]
+        # --quiet: no start-up banner (20 lines each for the worker and beat).
+        celery = [*CELERY, "-A", "acw_site", "--quiet"]
         self.children += [
             Child(
                 "web",

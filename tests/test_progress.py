@@ -61,3 +61,49 @@ def test_purge_expired_data_in_a_pipe_writes_summary_lines_only(
     quiet_out, quiet_err = io.StringIO(), io.StringIO()
     call_command("purge_expired_data", "--dry-run", verbosity=0, stdout=quiet_out, stderr=quiet_err)
     assert quiet_out.getvalue() == quiet_err.getvalue() == ""
+
+
+def _run_script() -> Any:
+    """scripts/run.py (``make run``) as a module."""
+    import importlib.util
+
+    from django.conf import settings
+
+    spec = importlib.util.spec_from_file_location(
+        "acw_run", settings.BASE_DIR / "scripts" / "run.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_run_shows_one_line_for_the_migrations_not_one_per_migration(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    run = _run_script()
+    migrate = "print('Operations to perform:'); print('  Applying agents.0001_initial... OK'); print('  Applying agents.0002_more... OK')"
+    assert run.Orchestrator().run_step(
+        "Migrating the database", [sys.executable, "-c", migrate], quiet=True
+    )
+    out = capsys.readouterr().out
+    assert "Migrating the database: 2 migrations applied." in out
+    assert "Applying" not in out and "Operations to perform" not in out
+
+
+def test_make_run_shows_a_quiet_steps_output_when_it_fails(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    run = _run_script()
+    failing = "import sys; print('  Applying agents.0001_initial...'); sys.exit('no such table: x')"
+    assert not run.Orchestrator().run_step(
+        "Migrating the database", [sys.executable, "-c", failing], quiet=True
+    )
+    out = capsys.readouterr().out
+    assert "Applying agents.0001_initial..." in out
+    assert "no such table: x" in out
+    assert "Migrating the database failed (exit code 1)" in out
