@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger(__name__)
 
 # --- Ingestion ------------------------------------------------------------------------------
 
@@ -119,6 +121,16 @@ class DatabaseCollector(Collector):
     """
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db import InterfaceError, OperationalError
+
+        try:
+            yield from self._read()
+        except (OperationalError, InterfaceError):
+            # The database is down: the processes' own metrics are still served (that is when
+            # they matter most); /healthz names the outage.
+            logger.warning("metrics: database gauges skipped, the database is unreachable")
+
+    def _read(self) -> Iterator[GaugeMetricFamily]:
         from django.db.models import Count, Min
         from django.utils import timezone
 

@@ -37,9 +37,21 @@ def _healthz(web: Web) -> tuple[int, dict[str, Any]]:
         return int(error.code), json.loads(error.read())
 
 
+def _metrics(web: Web) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"{web.url}/metrics", headers={"Authorization": "Bearer health-test-token-1234"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+
+
 def test_with_the_database_down_healthz_answers_503_naming_it_then_recovers(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("METRICS_TOKEN", "health-test-token-1234")
     db_port = int(settings.DATABASES["default"].get("PORT") or 5432)
     proxy = TcpProxy(db_port).start()
     with PrivateRedis() as redis_server:
@@ -54,9 +66,15 @@ def test_with_the_database_down_healthz_answers_503_naming_it_then_recovers(
             assert body["status"] == "down"
             assert body["checks"]["database"]["status"] == "down"
             assert body["checks"]["redis"] == {"status": "ok"}
+            # The processes' own metrics are still served; the database gauges are left out.
+            status, text = _metrics(web)
+            assert status == 200
+            assert "acw_ingest_seconds" in text
+            assert "acw_rollup_lag_seconds" not in text
             proxy.up()
             # At once (no stale pooled connection answered for it), by the same process.
             assert _healthz(web)[0] == 200
+            assert "acw_rollup_lag_seconds 0.0" in _metrics(web)[1]
         finally:
             web.stop()
             proxy.close()
