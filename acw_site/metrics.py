@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 
 EVENTS = Counter(
     "acw_events",
-    "Events offered for ingestion, by source (api, connect, twilio, queue_log, wall, ...) and "
-    "result (accepted, duplicate, conflict, rejected).",
+    "Events offered for ingestion, by source (api, connect, twilio, asterisk, wall, agent_page, "
+    "simulator, seed) and result (accepted, duplicate, conflict, rejected).",
     ["source", "status"],
 )
 INGEST_SECONDS = Histogram(
