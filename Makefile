@@ -2,6 +2,8 @@
 #
 # The virtualenv .venv is created when missing; requirements are (re)installed only when a
 # requirements*.txt file is newer than its stamp (.venv/.stamp-run, .venv/.stamp-dev).
+# requirements*.txt are locks (every package pinned, with its hashes), compiled by `make lock`
+# from requirements*.in; pip installs them with --require-hashes.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -20,7 +22,7 @@ run test lint check bench faults fuzz: export DEBUG ?= 1
 # Fault scenarios to run (default: all), e.g. `make faults SCENARIOS="redis_down kill_web"`.
 SCENARIOS ?=
 
-.PHONY: help run test lint check bench faults fuzz fmt messages chromium gettext
+.PHONY: help run test lint check bench faults fuzz fmt messages lock chromium gettext
 
 help: ## list the targets
 	@echo "ACW Watch -- make targets:"
@@ -77,6 +79,12 @@ messages: $(VENV)/.stamp-run ## update locale/*/LC_MESSAGES/*.po from the code, 
 	$(PY) manage.py makemessages -d djangojs $(MESSAGES_OPTIONS)
 	$(PY) manage.py compilemessages $(addprefix -l ,$(LOCALES)) --ignore=.venv
 
+# uv resolves from PyPI; hashes cover every file of each release (any platform's wheel).
+LOCK := $(VENV)/bin/uv pip compile --generate-hashes --python-version 3.11 --quiet --custom-compile-command "make lock"
+lock: $(VENV)/.stamp-dev ## recompile requirements.txt and requirements-dev.txt (with hashes) from the .in files
+	$(LOCK) requirements.in -o requirements.txt
+	$(LOCK) requirements-dev.in -o requirements-dev.txt
+
 # --- plumbing -------------------------------------------------------------------------------
 
 $(PY):
@@ -86,11 +94,11 @@ $(PY):
 # filtered out, and pip's own exit status still decides (pipefail).
 QUIET_PIP := sed -e '/^WARNING: Location .* is ignored/d'
 $(VENV)/.stamp-run: requirements.txt | $(PY)
-	$(PIP) -r requirements.txt 2>&1 | $(QUIET_PIP)
+	$(PIP) --require-hashes -r requirements.txt 2>&1 | $(QUIET_PIP)
 	@touch $@
 
 $(VENV)/.stamp-dev: requirements-dev.txt requirements.txt | $(PY)
-	$(PIP) -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
+	$(PIP) --require-hashes -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
 	@touch $@ $(VENV)/.stamp-run
 
 # `make messages` and the test that keeps the catalogues complete need GNU gettext.

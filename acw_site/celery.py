@@ -16,5 +16,8 @@ app = Celery("acw_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Heartbeats for /healthz and task metrics for /metrics (beat and every worker).
+from . import celery_signals  # noqa: E402, F401
+
 # A broker restart must not kill the worker (see acw_site/broker_recovery.py).
 broker_recovery.install()

@@ -4,7 +4,9 @@ Every reader fails loudly on a malformed value instead of guessing, so a typo in
 deployment shows up at start-up and not as odd behaviour later.
 """
 
+import ipaddress
 import os
+from email.utils import getaddresses
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -56,6 +58,26 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or networks (``10.0.0.0/8,192.168.1.7``)."""
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in env_list(name, [])]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must list IP addresses or networks: {exc}") from exc
+
+
+def env_addresses(name: str) -> list[tuple[str, str]]:
+    """Comma-separated e-mail addresses, each ``Name <addr>`` or ``addr``, as ``(name, addr)``."""
+    raw = os.environ.get(name, "")
+    pairs = getaddresses([raw])
+    if any("@" not in address for _, address in pairs if raw.strip()):
+        raise ImproperlyConfigured(
+            f"{name} must be e-mail addresses, e.g. 'Ops <ops@example.com>, b@example.com'; "
+            f"got {raw!r}"
+        )
+    return [(name or address, address) for name, address in pairs if address]
 
 
 def embedded_redis_socket(base_dir: Path) -> Path:

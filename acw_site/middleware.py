@@ -1,4 +1,5 @@
-"""Site-wide middleware: the page language, and a clear 503 page while the database is down."""
+"""Site-wide middleware: the request id, the page language, and a clear 503 page while the database
+is down."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from django.utils import translation
 from django.views import defaults
 
 from agents.api_errors import RETRY_AFTER_SECONDS
+
+from . import logs
 
 DATABASE_DOWN = (OperationalError, InterfaceError)
 # Machine-facing paths: their messages, labels and names are part of the API contract and stay
@@ -37,6 +40,28 @@ class PageLocaleMiddleware(LocaleMiddleware):
         if request.path_info.startswith(ENGLISH_ONLY_PREFIXES):
             return response
         return super().process_response(request, response)
+
+
+class RequestIdMiddleware:
+    """Every request gets an id, in its log lines and in the response's ``X-Request-ID``.
+
+    First in ``MIDDLEWARE``, so that whatever is logged while serving it carries the id. A
+    proxy's ``X-Request-ID`` (nginx: ``proxy_set_header X-Request-ID $request_id``) is kept, so
+    the proxy's access log and ours can be joined.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        value = logs.incoming_or_new_request_id(request.headers.get("X-Request-ID"))
+        # Not reset on the way out: Django logs a 4xx/5xx response after the middleware chain
+        # returns, and that line must carry the id too. Each ASGI request runs in a context of
+        # its own, and the next request in a thread sets its own id first.
+        logs.request_id.set(value)
+        response = self.get_response(request)
+        response["X-Request-ID"] = value
+        return response
 
 
 def database_unavailable() -> HttpResponse:

@@ -1,10 +1,12 @@
-"""URL routes: pages, the API, the OpenAPI schema and its browsable docs, admin and login."""
+"""URL routes: pages, the API, the OpenAPI schema and its browsable docs, admin, login, metrics."""
 
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from .views import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -28,6 +30,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("kpis/", include("reporting.urls")),
+    # Prometheus; /healthz is answered by acw_site.health.HealthCheckMiddleware.
+    path("metrics", metrics_view, name="metrics"),
     path("", include("agents.page_urls")),
 ]
 

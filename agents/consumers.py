@@ -34,6 +34,8 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model
 
+from acw_site import metrics
+
 from . import access, events, selectors, wall_links
 
 logger = logging.getLogger(__name__)
@@ -121,6 +123,8 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         self.user_group = events.user_group(owner_id)
         subscribed = await self._subscribe()
         await self.accept()
+        metrics.WALL_CONNECTIONS.inc()
+        self.counted = True  # disconnect takes it off again
         if subscribed:
             try:
                 async with self.lock:
@@ -157,6 +161,8 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         return False
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            metrics.WALL_CONNECTIONS.dec()
         for name in ("window", "watcher", "rights_watcher"):
             task = getattr(self, name, None)
             if task is not None and task is not asyncio.current_task():
@@ -198,8 +204,11 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         """Send one frame with the next ``seq``; callers hold ``self.lock`` (frame order)."""
         self.seq += 1
         await self.send_json({**frame, "seq": self.seq})
+        metrics.WALL_FRAMES.labels(frame["type"]).inc()
 
     async def _send_snapshot(self) -> None:
+        if self.seq:  # not the wall's first frame: a resync
+            metrics.WALL_RESYNCS.inc()
         snapshot = await database_sync_to_async(selectors.wall_snapshot)(self.team_ids)
         self.team_seq = {team_id: int(seq) for team_id, seq in snapshot["team_seqs"].items()}
         self.agent_teams = snapshot["agent_teams"]

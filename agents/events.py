@@ -32,6 +32,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import transaction
 
+from acw_site import metrics
 from acw_site.redis_keys import redis_key
 
 from .models import AgentState
@@ -162,6 +163,7 @@ def _publish_all(pending: list[tuple[int, Message]]) -> None:
         )
     except Exception:
         _counters[PUBLISH_FAILURES_KEY] += len(pending)
+        metrics.PUBLISH_FAILURES.inc(len(pending))
         teams = sorted({team_id for team_id, _ in pending})
         logger.warning("publish to teams %s failed; walls will resync", teams, exc_info=True)
 

