@@ -411,7 +411,10 @@ class WrapUpCode(models.Model):
     code = models.CharField(max_length=100, unique=True)
     label = models.CharField(max_length=200)
     expected_acw_seconds = models.PositiveIntegerField(
-        default=30, help_text="The norm for ACW after an interaction with this outcome."
+        null=True,
+        blank=True,
+        help_text="The norm for ACW after an interaction with this outcome (seconds). Empty: "
+        "learned from the site's last 30 days (docs/coaching.md).",
     )
     active = models.BooleanField(default=True)
 

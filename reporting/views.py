@@ -16,13 +16,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from agents import access
 from agents.models import Agent, Channel, Department, Team
 
-from . import alerts, charts, pages, selectors
-from .api import csv_response
+from . import alerts, charts, coaching, pages, selectors
+from .api import coaching_csv_response, csv_response
 from .models import AlertStatus
 from .pages import Scope, ScopeError
 from .queries import KpiRow, site_tz
@@ -282,6 +283,56 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         **_charts(scope, title),
     }
     return render(request, "reporting/kpi_team.html", context)
+
+
+@login_required
+@require_GET
+def kpi_coaching(request: HttpRequest) -> HttpResponse:
+    """``/kpis/coaching/``: who needs coaching in the visible teams, and why (with the numbers);
+    the checklist analysis; both as CSV (``?csv=coaching`` / ``?csv=checklist``)."""
+    _watcher(request)
+    try:
+        scope = pages.parse_scope(request.user, request.GET)
+    except ScopeError as error:
+        scope = pages.default_scope(request.user)
+        return _error_page(
+            request, "reporting/coaching.html", str(error), _filter_options(request, scope)
+        )
+    result = coaching.coaching(scope.where, scope.period.first, scope.period.last)
+    export = request.GET.get("csv")
+    if export == "coaching":
+        return coaching_csv_response(result, scope.period.first, scope.period.last)
+    checklist = coaching.checklist_rows(result)
+    if export == "checklist":
+        return csv_response(
+            f"acw-checklist-{scope.period.first}-to-{scope.period.last}.csv",
+            coaching.CHECKLIST_FIELDS,
+            checklist,
+        )
+    if export:
+        return _error_page(
+            request,
+            "reporting/coaching.html",
+            "csv: choose coaching or checklist.",
+            _filter_options(request, scope),
+        )
+    keep = urlencode(scope.query(team=None, department=None, group_by=None))
+    agent_links = {
+        e.agent: reverse("kpi-agent", args=[e.agent]) + (f"?{keep}" if keep else "")
+        for e in result.entries
+    }
+    context = {
+        **_filter_options(request, scope),
+        "crumbs": [{"label": gettext("Coaching")}],
+        "title": f"{_overview_title(scope)}",
+        "entries": [{"entry": e, "link": agent_links[e.agent]} for e in result.entries],
+        "checklist_teams": [row for row in checklist if not row["agent"]],
+        "checklist_agents": [row for row in checklist if row["agent"]],
+        "recent": result.recent,
+        "rules": coaching,
+        "csv_query": urlencode(scope.query(group_by=None)),
+    }
+    return render(request, "reporting/coaching.html", context)
 
 
 def _sort_links(scope: Scope, current: str) -> dict[str, dict[str, str]]:
