@@ -61,7 +61,7 @@ RECENT_DAYS = 14
 LATE_AFTER_HOURS = 6
 """Late in the shift: ended more than 6 h after the agent's first interaction that day."""
 LONG_CALL_QUANTILE = 0.75
-"""A long call: talk + hold at or above the agent's own 75th percentile in the window."""
+"""A long call: talk + hold above the agent's own 75th percentile in the window."""
 
 
 # --- Statistics -----------------------------------------------------------------------------
@@ -429,12 +429,13 @@ def grows(flagged: Stats, others: Stats) -> bool:
 
 
 def long_call_flags(acws: list[tuple[float, float, bool]]) -> list[tuple[bool, float]]:
-    """Each ACW with whether its call was long (talk + hold ≥ the agent's 75th percentile)."""
+    """Each ACW with whether its call was long: talk + hold above the agent's 75th percentile
+    (nearest rank), so calls all of one length are never "long"."""
     if not acws:
         return []
     lengths = sorted(a[0] for a in acws)
     cut = lengths[min(len(lengths) - 1, math.ceil(LONG_CALL_QUANTILE * len(lengths)) - 1)]
-    return [(length >= cut, seconds) for length, seconds, _ in acws]
+    return [(length > cut, seconds) for length, seconds, _ in acws]
 
 
 # --- The coaching list ----------------------------------------------------------------------

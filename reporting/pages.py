@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework.exceptions import ValidationError
 
 from agents import access
@@ -22,12 +24,12 @@ from agents.models import AcwSession, Agent, ChecklistItem, Interaction, Team
 from agents.policies import Policies
 from agents.states import PolicySpec
 
-from . import queries
+from . import coaching, queries
 from .models import Alert, Grain, KpiRollup
 from .params import parse_kpi_query
 from .periods import PRESETS, Period, PeriodError, resolve_period
 from .queries import KpiFilter, KpiRow, site_day_bounds, site_today, site_tz
-from .templatetags.kpi_format import format_duration, format_percent
+from .templatetags.kpi_format import format_duration, format_index, format_percent
 
 TABLE_GROUPS: dict[str, str] = {"agent": "Agent", "team": "Team", "department": "Department"}
 RECENT_INTERACTIONS = 50
@@ -60,6 +62,11 @@ class Scope:
             "channels": self.where.channels,
             "department_ids": self.where.department_ids,
         }
+
+    @cached_property
+    def norms(self) -> coaching.Norms:
+        """The wrap-up code norms for the period (read once per page)."""
+        return coaching.site_norms(self.period.last)
 
     def bounds(self, period: Period | None = None) -> tuple[datetime, datetime]:
         period = period or self.period
@@ -180,9 +187,20 @@ def preset_links(scope: Scope) -> list[dict[str, Any]]:
 # --- Figures --------------------------------------------------------------------------------
 
 
-def kpi(scope: Scope, group_by: str, period: Period | None = None) -> list[KpiRow]:
-    """The API's rows for ``scope`` (same function, same figures)."""
+def kpi(
+    scope: Scope, group_by: str, period: Period | None = None, *, index: bool = False
+) -> list[KpiRow]:
+    """The API's rows for ``scope`` (same function, same figures); ``index``: with each row's
+    expected ACW and ACW index against the norms of the scope's period, as the API has them."""
     start, end = scope.bounds(period)
+    if index:
+        return coaching.indexed_rows(
+            group_by=group_by,  # type: ignore[arg-type]
+            start=start,
+            end=end,
+            where=scope.where,
+            norms=scope.norms,
+        )
     return queries.kpi_rows(
         team_ids=scope.team_ids,
         group_by=group_by,  # type: ignore[arg-type]
@@ -210,7 +228,7 @@ def _card(
     label: str,
     now: float | None,
     before: float | None,
-    kind: Literal["count", "duration", "share"],
+    kind: Literal["count", "duration", "share", "index"],
     lower_is_better: bool | None,
     detail: str = "",
 ) -> Card:
@@ -218,6 +236,7 @@ def _card(
         "count": lambda v: "–" if v is None else f"{round(v):,}".replace(",", "\u202f"),
         "duration": format_duration,
         "share": format_percent,
+        "index": format_index,
     }[kind]
     if now is None or before is None:
         change, direction = ("no previous figure" if now is not None else ""), "none"
@@ -258,6 +277,7 @@ def headline_cards(now: KpiRow, before: KpiRow) -> list[Card]:
             "timeouts": row.timeout_share if row.acw_count else None,
             "extended": row.extended_share if row.acw_count else None,
             "too_short": row.too_short_share if row.acw_count else None,
+            "index": row.acw_index,
         }
 
     a, b = figures(now), figures(before)
@@ -270,6 +290,18 @@ def headline_cards(now: KpiRow, before: KpiRow) -> list[Card]:
     return [
         _card("interactions", "Interactions", a["interactions"], b["interactions"], "count", None),
         _card("avg_acw", "Average ACW", a["avg_acw"], b["avg_acw"], "duration", True),
+        _card(
+            "acw_index",
+            gettext("ACW index"),
+            a["index"],
+            b["index"],
+            "index",
+            True,
+            gettext("expected %(seconds)s for the codes handled")
+            % {"seconds": format_duration(now.expected_acw_seconds)}
+            if now.expected_acw_seconds is not None
+            else "",
+        ),
         _card("acw", "Total ACW", a["acw"], b["acw"], "duration", None),
         _card("aht", "AHT", a["aht"], b["aht"], "duration", True, split),
         _card("share", "ACW share of handle time", a["share"], b["share"], "share", True),
@@ -494,12 +526,13 @@ SORTS: dict[str, tuple[str, Callable[[KpiRow], Any]]] = {
     "name": ("Agent", lambda r: r.name.casefold()),
     "interactions": ("Interactions", lambda r: r.interactions),
     "avg_acw": ("Avg ACW", lambda r: r.avg_acw_seconds),
+    "index": ("ACW index", lambda r: -1.0 if r.acw_index is None else r.acw_index),
     "acw": ("ACW", lambda r: r.acw_seconds),
     "aht": ("AHT", lambda r: r.aht_seconds),
     "share": ("ACW share", lambda r: r.acw_share),
     "timeouts": ("Timeouts", lambda r: r.timeouts),
     "extended": ("Extended", lambda r: r.extended),
-    "too_short": ("Too short", lambda r: r.too_short),
+    "too_short": ("Too short", lambda r: r.too_short_share),
 }
 
 

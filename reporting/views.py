@@ -84,7 +84,7 @@ def _charts(scope: Scope, title: str) -> dict[str, Any]:
 
 def _by_channel_and_code(scope: Scope, title: str) -> dict[str, Any]:
     channel_rows = pages.kpi(scope, "channel")
-    code_rows = pages.kpi(scope, "wrap_up_code")
+    code_rows = pages.kpi(scope, "wrap_up_code", index=True)
     by_avg = sorted(channel_rows, key=lambda r: -r.avg_acw_seconds)
     # The chart shows the codes with the most interactions; the table lists every one.
     busiest = sorted(code_rows, key=lambda r: -r.interactions)[:12]
@@ -144,9 +144,9 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
         return _error_page(
             request, "reporting/kpis.html", str(error), _filter_options(request, scope)
         )
-    rows = pages.kpi(scope, scope.group_by)
+    rows = pages.kpi(scope, scope.group_by, index=True)
     total = KpiRow.total(rows)
-    before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous()))
+    before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous(), index=True))
     title = _overview_title(scope)
     context = {
         **_filter_options(request, scope),
@@ -155,6 +155,7 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
         "total": total,
         "links": _links(rows, scope.group_by, scope),
         "table_query": scope.api_query(scope.group_by, format="csv"),
+        "coaching_query": urlencode(scope.query(group_by=None)),
         "cards": pages.headline_cards(total, before),
         "previous": scope.period.previous(),
         "heat_query": scope.api_query("weekday_hour", format="csv"),
@@ -201,8 +202,8 @@ def kpi_agent(request: HttpRequest, external_id: str) -> HttpResponse:
         return _alerts_csv(
             f"alerts-{agent.external_id}", pages.recent_alerts(scope.team_ids, agent)
         )
-    total = KpiRow.total(pages.kpi(scope, "channel"))
-    before = KpiRow.total(pages.kpi(scope, "channel", scope.period.previous()))
+    total = KpiRow.total(pages.kpi(scope, "channel", index=True))
+    before = KpiRow.total(pages.kpi(scope, "channel", scope.period.previous(), index=True))
     title = f"{agent.name}, {scope.period.label}"
     context = {
         **base,
@@ -250,9 +251,11 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         )
     if request.GET.get("csv") == "alerts":
         return _alerts_csv(f"alerts-team-{team.pk}", pages.recent_alerts(scope.team_ids))
-    rows, sort = pages.sort_rows(pages.kpi(scope, "agent"), request.GET.get("sort", "name"))
+    rows, sort = pages.sort_rows(
+        pages.kpi(scope, "agent", index=True), request.GET.get("sort", "name")
+    )
     total = KpiRow.total(rows)
-    before = KpiRow.total(pages.kpi(scope, "agent", scope.period.previous()))
+    before = KpiRow.total(pages.kpi(scope, "agent", scope.period.previous(), index=True))
     title = f"team {team.name}, {scope.period.label}"
     sparklines = pages.agent_sparklines(scope)
     keep = urlencode(scope.query(team=None, group_by=None))
