@@ -13,6 +13,7 @@ thresholds the docs state.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db import connection
+from django.db.models import Count, F, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -56,7 +59,7 @@ TOO_SHORT_RATE = 0.2
 """Too short "persistently": the lower bound of the too-short rate is at least 20 %."""
 OFTEN_RATE = 0.25
 """Extends / times out "often": the lower bound of the rate is at least 25 %."""
-RECENT_DAYS = 14
+RECENT_DAYS = 7
 """The raw-row sections (checklist, long calls, late in shift) read this many last days."""
 LATE_AFTER_HOURS = 6
 """Late in the shift: ended more than 6 h after the agent's first interaction that day."""
@@ -323,13 +326,11 @@ class StepFigures:
         missed = self.acws - self.ticked
         return self.acw_without / missed if missed else None
 
-    def add(self, ticked: bool, seconds: float) -> None:
-        self.acws += 1
-        if ticked:
-            self.ticked += 1
-            self.acw_with += seconds
-        else:
-            self.acw_without += seconds
+    def add(self, other: StepFigures) -> None:
+        self.acws += other.acws
+        self.ticked += other.ticked
+        self.acw_with += other.acw_with
+        self.acw_without += other.acw_without
 
 
 @dataclass
@@ -365,49 +366,88 @@ def recent_window(first: date, last: date) -> tuple[date, date]:
 
 
 def recent_signals(where: KpiFilter, first: date, last: date) -> Recent:
-    """One pass over the closed ACWs of the interactions that ended in the recent window:
-    checklist steps ticked (per team and agent, with ACW with/without each step), and per
-    agent the talk length and shift position of each ACW."""
+    """What the closed ACWs of the interactions that ended in the recent window say: checklist
+    steps ticked (per team and agent, with the ACW with and without each step), and per agent
+    the call length and shift position of each ACW."""
     window_first, window_last = recent_window(first, last)
     start, end = site_day_bounds(window_first, window_last)
     recent = Recent(window_first, window_last)
-    steps = list(ChecklistItem.objects.filter(active=True).order_by("position", "pk"))
-    recent.steps = steps
-    rows = (
-        Interaction.objects.filter(
-            where.q(), ended_at__gte=start, ended_at__lt=end, acw__ended_at__isnull=False
-        )
-        .order_by("agent_id", "ended_at")
-        .values_list(
-            "agent_id",
-            "team_id",
-            "ended_at",
-            "talk_seconds",
-            "hold_seconds",
-            "acw__duration_seconds",
-            "acw__checklist",
-        )
+    recent.steps = list(ChecklistItem.objects.filter(active=True).order_by("position", "pk"))
+    closed = Interaction.objects.filter(
+        where.q(), ended_at__gte=start, ended_at__lt=end, acw__ended_at__isnull=False
     )
-    shift_start: dict[tuple[int, date], datetime] = {}
+    _add_shapes(recent, closed)
+    if recent.steps:
+        _add_checklist(recent, closed)
+    return recent
+
+
+def _add_shapes(recent: Recent, closed: QuerySet[Interaction]) -> None:
+    """Per agent: (talk + hold, ACW seconds, late in the shift) of each closed ACW."""
+    rows = (
+        closed.order_by("agent_id", "ended_at")
+        .annotate(length=F("talk_seconds") + F("hold_seconds"), seconds=F("acw__duration_seconds"))
+        .values_list("agent_id", "ended_at", "length", "seconds")
+    )
     tz = queries.site_tz()
-    for agent_id, team_id, ended_at, talk, hold, seconds, ticked in rows.iterator():
-        seconds = seconds or 0.0
+    late_after = timedelta(hours=LATE_AFTER_HOURS)
+    shift: tuple[int, date] | None = None
+    began = datetime.min
+    for agent_id, ended_at, length, seconds in rows.iterator(chunk_size=5000):
         assert ended_at is not None  # filtered on ended_at
         day = ended_at.astimezone(tz).date()
-        began = shift_start.setdefault((agent_id, day), ended_at)
-        late = ended_at - began > timedelta(hours=LATE_AFTER_HOURS)
+        if shift != (agent_id, day):
+            # Rows come by agent and time: the first of an agent's day starts the shift.
+            shift, began = (agent_id, day), ended_at
+        agent = recent.agents.get(agent_id)
+        if agent is None:
+            agent = recent.agents[agent_id] = RecentAgent()
+        agent.acws.append((length, seconds or 0.0, ended_at - began > late_after))
+
+
+# The ticked steps of each closed ACW, unnested in the database: (team, agent, step) → count
+# and ACW seconds. JSON arrays unnest differently on PostgreSQL and SQLite.
+_UNNEST = {
+    "postgresql": "CROSS JOIN LATERAL jsonb_array_elements_text(b.ticked) AS e(value) "
+    "WHERE jsonb_typeof(b.ticked) = 'array'",
+    "sqlite": ", json_each(b.ticked) AS e WHERE json_type(b.ticked) = 'array'",
+}
+
+
+def _add_checklist(recent: Recent, closed: QuerySet[Interaction]) -> None:
+    """Per team and agent and step: ACWs where the step applied, how many had it ticked, and
+    the ACW seconds with and without it (a team's own steps apply to that team only)."""
+    totals = (
+        closed.values("team_id", "agent_id")
+        .annotate(n=Count("pk"), total=Sum("acw__duration_seconds"))
+        .order_by()
+    )
+    base = closed.annotate(ticked=F("acw__checklist"), seconds=F("acw__duration_seconds")).values(
+        "team_id", "agent_id", "ticked", "seconds"
+    )
+    sql, params = base.order_by().query.sql_with_params()
+    ticks: dict[tuple[int, int, int], tuple[int, float]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT b.team_id, b.agent_id, e.value, COUNT(*), SUM(b.seconds) FROM ({sql}) b "
+            f"{_UNNEST[connection.vendor]} GROUP BY b.team_id, b.agent_id, e.value",
+            params,
+        )
+        for team_id, agent_id, step, n, seconds in cursor.fetchall():
+            with contextlib.suppress(TypeError, ValueError):
+                ticks[(team_id, agent_id, int(step))] = (n, seconds or 0.0)
+    for row in totals:
+        team_id, agent_id, n, total = row["team_id"], row["agent_id"], row["n"], row["total"]
         agent = recent.agents.setdefault(agent_id, RecentAgent())
-        agent.acws.append((talk + hold, seconds, late))
-        done = set(ticked or [])
-        for step in steps:
+        for step in recent.steps:
             if step.team_id not in (None, team_id):
                 continue
-            is_done = step.pk in done
-            agent.steps_due += 1
-            agent.steps_ticked += is_done
-            recent.by_team.setdefault((team_id, step.pk), StepFigures()).add(is_done, seconds)
-            recent.by_agent.setdefault((agent_id, step.pk), StepFigures()).add(is_done, seconds)
-    return recent
+            done, with_seconds = ticks.get((team_id, agent_id, step.pk), (0, 0.0))
+            figures = StepFigures(n, done, with_seconds, (total or 0.0) - with_seconds)
+            agent.steps_due += n
+            agent.steps_ticked += done
+            recent.by_team.setdefault((team_id, step.pk), StepFigures()).add(figures)
+            recent.by_agent.setdefault((agent_id, step.pk), StepFigures()).add(figures)
 
 
 def split_gap(pairs: list[tuple[bool, float]]) -> tuple[Stats, Stats] | None:
