@@ -18,7 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -392,7 +392,7 @@ def _add_shapes(recent: Recent, closed: QuerySet[Interaction]) -> None:
     tz = queries.site_tz()
     late_after = timedelta(hours=LATE_AFTER_HOURS)
     shift: tuple[int, date] | None = None
-    began = datetime.min
+    began = datetime.min.replace(tzinfo=UTC)
     for agent_id, ended_at, length, seconds in rows.iterator(chunk_size=5000):
         assert ended_at is not None  # filtered on ended_at
         day = ended_at.astimezone(tz).date()
