@@ -705,26 +705,19 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                     TOO_SHORT_RATE,
                 )
             )
-        if rate_is_high(row.extended, row.acw_count, OFTEN_RATE):
-            reasons.append(
-                Reason(
-                    "extends_often",
-                    _("Extended %(k)d of %(n)d ACWs (%(rate)s).")
-                    % {"k": row.extended, "n": row.acw_count, "rate": _pct(row.extended_share)},
-                    round(row.extended_share, 4),
-                    OFTEN_RATE,
-                )
-            )
-        if rate_is_high(row.timeouts, row.acw_count, OFTEN_RATE):
-            reasons.append(
-                Reason(
-                    "timeouts_often",
-                    _("%(k)d of %(n)d ACWs ran into the timeout (%(rate)s).")
-                    % {"k": row.timeouts, "n": row.acw_count, "rate": _pct(row.timeout_share)},
-                    round(row.timeout_share, 4),
-                    OFTEN_RATE,
-                )
-            )
+        often = [
+            ("extends_often", row.extended, _("Extended %(k)d of %(n)d ACWs (%(rate)s).")),
+            (
+                "timeouts_often",
+                row.timeouts,
+                _("%(k)d of %(n)d ACWs ran into the timeout (%(rate)s)."),
+            ),
+        ]
+        for code, k, text in often:
+            if rate_is_high(k, row.acw_count, OFTEN_RATE):
+                share = k / row.acw_count
+                message = text % {"k": k, "n": row.acw_count, "rate": _pct(share)}
+                reasons.append(Reason(code, message, round(share, 4), OFTEN_RATE))
         if recent_agent is not None:
             reasons += _recent_reasons(recent_agent, recent)
         if reasons:

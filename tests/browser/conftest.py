@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .support import Server
+from .support import ROOT, Server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -42,6 +42,17 @@ def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: a temporary directory, or ``docs/screenshots/`` with
+    ``ACW_SCREENSHOTS=1``."""
+    if os.environ.get("ACW_SCREENSHOTS") == "1":
+        target = ROOT / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        return target
+    return tmp_path
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ With ``ACW_SCREENSHOTS=1`` the screenshot goes to ``docs/screenshots/``.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from django.core.management import call_command
 from agents.models import AcwPolicy, Agent, ChecklistItem, Team
 from reporting.rollups import compute_rollups
 
-from .support import ROOT, Server, event, log_in
+from .support import Server, event, log_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -26,15 +25,6 @@ pytestmark = [
 
 LAPTOP = (1366, 768)
 PERIOD = "period=last_7_days"
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    if os.environ.get("ACW_SCREENSHOTS") == "1":
-        target = ROOT / "docs" / "screenshots"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
 
 
 def _short_acws(agent: str, ticked: list[int]) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from reporting.alerts import evaluate_alerts
 from reporting.rollups import compute_rollups
 from reporting.templatetags.kpi_format import format_duration
 
-from .support import ROOT, Server, event, log_in
+from .support import Server, event, log_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,15 +27,6 @@ pytestmark = [
 ]
 
 LAPTOP = (1366, 768)
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    if os.environ.get("ACW_SCREENSHOTS") == "1":
-        target = ROOT / "docs" / "screenshots"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
 
 
 NAMES = [

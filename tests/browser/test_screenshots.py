@@ -6,7 +6,6 @@ The images go to a temporary directory; with ``ACW_SCREENSHOTS=1`` they are writ
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from agents.models import AcwPolicy, ChecklistItem, WrapUpCode
 from reporting.alerts import evaluate_alerts
 
-from .support import ROOT, Server, event, log_in, seed_floor, wait_live
+from .support import Server, event, log_in, seed_floor, wait_live
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,15 +23,6 @@ pytestmark = [
 ]
 
 FULL_HD = (1920, 1080)
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    if os.environ.get("ACW_SCREENSHOTS") == "1":
-        target = ROOT / "docs" / "screenshots"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
 
 
 def test_the_wall_with_20_agents_and_the_agent_page(
