@@ -18,11 +18,22 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Window,
+)
+from django.db.models.functions import PercentRank, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -79,27 +90,15 @@ class Stats:
     sd: float
 
     @classmethod
-    def of(cls, values: Iterable[float]) -> Stats:
-        return cls.from_counts(_tally(values))
-
-    @classmethod
-    def from_counts(cls, counts: dict[Any, int]) -> Stats:
-        """From {duration: how many}, e.g. the duration rollups' whole seconds."""
-        n = sum(counts.values())
-        if not n:
+    def from_moments(cls, moments: tuple[int, float, float] | None) -> Stats:
+        """From (count, Σ x, Σ x²) (``queries.acw_moments``)."""
+        if not moments or not moments[0]:
             return cls(0, 0.0, 0.0)
-        mean = sum(v * k for v, k in counts.items()) / n
+        n, total, squares = moments
+        mean = total / n
         if n < 2:
             return cls(n, mean, 0.0)
-        square = sum(k * (v - mean) ** 2 for v, k in counts.items())
-        return cls(n, mean, math.sqrt(square / (n - 1)))
-
-
-def _tally(values: Iterable[float]) -> dict[float, int]:
-    out: dict[float, int] = defaultdict(int)
-    for v in values:
-        out[v] += 1
-    return out
+        return cls(n, mean, math.sqrt(max(0.0, (squares - n * mean * mean) / (n - 1))))
 
 
 def wilson_lower(k: int, n: int, z: float = Z_ONE_SIDED) -> float:
@@ -337,8 +336,22 @@ class StepFigures:
 class RecentAgent:
     """An agent's closed ACWs of the recent window, for the raw-row signals."""
 
-    acws: list[tuple[float, float, bool]] = field(default_factory=list)
-    """(talk + hold seconds, ACW seconds, late in the shift) per closed ACW."""
+    shapes: dict[tuple[bool, bool], tuple[int, float, float]] = field(default_factory=dict)
+    """(after a long call, late in the shift) → (ACWs, Σ seconds, Σ seconds²)."""
+
+    def split(self, by_long: bool) -> tuple[Stats, Stats] | None:
+        """(Stats of the ACWs after long calls, or late in the shift; Stats of the others),
+        when both sides have ``MIN_GROUP`` ACWs."""
+        sides: dict[bool, list[float]] = {True: [0, 0.0, 0.0], False: [0, 0.0, 0.0]}
+        for (is_long, is_late), moments in self.shapes.items():
+            side = sides[is_long if by_long else is_late]
+            for i in range(3):
+                side[i] += moments[i]
+        flagged, others = (Stats.from_moments((int(m[0]), m[1], m[2])) for m in sides.values())
+        if flagged.n < MIN_GROUP or others.n < MIN_GROUP:
+            return None
+        return flagged, others
+
     steps_due: int = 0
     steps_ticked: int = 0
 
@@ -383,26 +396,39 @@ def recent_signals(where: KpiFilter, first: date, last: date) -> Recent:
 
 
 def _add_shapes(recent: Recent, closed: QuerySet[Interaction]) -> None:
-    """Per agent: (talk + hold, ACW seconds, late in the shift) of each closed ACW."""
-    rows = (
-        closed.order_by("agent_id", "ended_at")
-        .annotate(length=F("talk_seconds") + F("hold_seconds"), seconds=F("acw__duration_seconds"))
-        .values_list("agent_id", "ended_at", "length", "seconds")
+    """Per agent: count, sum and sum of squares of the ACW seconds, split by whether the call
+    was long (talk + hold ranked above the agent's 75th percentile in the window: percent rank
+    > 0.75, so calls all of one length are never long) and whether it ended more than
+    ``LATE_AFTER_HOURS`` after the agent's first interaction of that site day. Window functions
+    rank and date each row in the database, which then sums the groups."""
+    length = F("talk_seconds") + F("hold_seconds")
+    day = TruncDate("ended_at", tzinfo=queries.site_tz())
+    ranked = closed.annotate(
+        seconds=F("acw__duration_seconds"),
+        rank=Window(PercentRank(), partition_by=[F("agent_id")], order_by=length.asc()),
+        shift_start=Window(Min("ended_at"), partition_by=[F("agent_id"), day]),
+    ).annotate(
+        is_long=ExpressionWrapper(Q(rank__gt=LONG_CALL_QUANTILE), output_field=BooleanField()),
+        is_late=ExpressionWrapper(
+            Q(ended_at__gt=F("shift_start") + timedelta(hours=LATE_AFTER_HOURS)),
+            output_field=BooleanField(),
+        ),
     )
-    tz = queries.site_tz()
-    late_after = timedelta(hours=LATE_AFTER_HOURS)
-    shift: tuple[int, date] | None = None
-    began = datetime.min.replace(tzinfo=UTC)
-    for agent_id, ended_at, length, seconds in rows.iterator(chunk_size=5000):
-        assert ended_at is not None  # filtered on ended_at
-        day = ended_at.astimezone(tz).date()
-        if shift != (agent_id, day):
-            # Rows come by agent and time: the first of an agent's day starts the shift.
-            shift, began = (agent_id, day), ended_at
-        agent = recent.agents.get(agent_id)
-        if agent is None:
-            agent = recent.agents[agent_id] = RecentAgent()
-        agent.acws.append((length, seconds or 0.0, ended_at - began > late_after))
+    sql, params = (
+        ranked.order_by()
+        .values("agent_id", "seconds", "is_long", "is_late")
+        .query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT w.agent_id, w.is_long, w.is_late, COUNT(*), SUM(w.seconds), "
+            f"SUM(w.seconds * w.seconds) FROM ({sql}) w "
+            "GROUP BY w.agent_id, w.is_long, w.is_late",
+            params,
+        )
+        for agent_id, is_long, is_late, n, total, squares in cursor.fetchall():
+            agent = recent.agents.setdefault(agent_id, RecentAgent())
+            agent.shapes[(bool(is_long), bool(is_late))] = (n, total or 0.0, squares or 0.0)
 
 
 # The ticked steps of each closed ACW, unnested in the database: (team, agent, step) → count
@@ -450,15 +476,6 @@ def _add_checklist(recent: Recent, closed: QuerySet[Interaction]) -> None:
             recent.by_agent.setdefault((agent_id, step.pk), StepFigures()).add(figures)
 
 
-def split_gap(pairs: list[tuple[bool, float]]) -> tuple[Stats, Stats] | None:
-    """(Stats of the flagged ACWs, Stats of the others), when both sides have ``MIN_GROUP``."""
-    flagged = Stats.of([s for f, s in pairs if f])
-    others = Stats.of([s for f, s in pairs if not f])
-    if flagged.n < MIN_GROUP or others.n < MIN_GROUP:
-        return None
-    return flagged, others
-
-
 def grows(flagged: Stats, others: Stats) -> bool:
     """ACW grows in the flagged group (after long calls, late in the shift): its mean is at
     least ``MIN_CHANGE`` above the others' and Welch's z is at least 1.645."""
@@ -466,16 +483,6 @@ def grows(flagged: Stats, others: Stats) -> bool:
         return False
     se = standard_error(flagged.sd, flagged.n, others.sd, others.n)
     return se == 0 or (flagged.mean - others.mean) / se >= Z_ONE_SIDED
-
-
-def long_call_flags(acws: list[tuple[float, float, bool]]) -> list[tuple[bool, float]]:
-    """Each ACW with whether its call was long: talk + hold above the agent's 75th percentile
-    (nearest rank), so calls all of one length are never "long"."""
-    if not acws:
-        return []
-    lengths = sorted(a[0] for a in acws)
-    cut = lengths[min(len(lengths) - 1, math.ceil(LONG_CALL_QUANTILE * len(lengths)) - 1)]
-    return [(length > cut, seconds) for length, seconds, _ in acws]
 
 
 # --- The coaching list ----------------------------------------------------------------------
@@ -576,8 +583,8 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
     before = queries.kpi_rows(
         group_by=detail, start=base_start, end=base_end, now=now, **_filters(where)
     )
-    spread = queries.acw_duration_counts(where, start, end, now, by="agent")
-    spread_before = queries.acw_duration_counts(where, base_start, base_end, now, by="agent")
+    spread = queries.acw_moments(where, start, end, now, by="agent")
+    spread_before = queries.acw_moments(where, base_start, base_end, now, by="agent")
     recent = recent_signals(where, first, last)
 
     agent_info = {
@@ -610,7 +617,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
         if info is None:
             continue
         reasons: list[Reason] = []
-        stats = Stats.from_counts(spread.get(agent_key, {}))
+        stats = Stats.from_moments(spread.get(agent_key))
         index = row.acw_index
         expected = row.expected_acw_seconds
         if high_index(row.avg_acw_seconds, expected, stats):
@@ -665,7 +672,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                 own_total += n * mean
             own_expected = own_total / row.interactions
             now_stats = Stats(stats.n, row.avg_acw_seconds, stats.sd)
-            before_stats = Stats.from_counts(spread_before.get(agent_key, {}))
+            before_stats = Stats.from_moments(spread_before.get(agent_key))
             if change_is_real(now_stats, own_expected, before_stats):
                 reasons.append(
                     Reason(
@@ -733,7 +740,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
 def _recent_reasons(agent: RecentAgent, recent: Recent) -> list[Reason]:
     out = []
     window = _("last %(days)d days") % {"days": (recent.last - recent.first).days + 1}
-    long_calls = split_gap(long_call_flags(agent.acws))
+    long_calls = agent.split(by_long=True)
     if long_calls and grows(*long_calls):
         flagged, others = long_calls
         out.append(
@@ -753,7 +760,7 @@ def _recent_reasons(agent: RecentAgent, recent: Recent) -> list[Reason]:
                 1 + MIN_CHANGE,
             )
         )
-    late = split_gap([(is_late, seconds) for _length, seconds, is_late in agent.acws])
+    late = agent.split(by_long=False)
     if late and grows(*late):
         flagged, others = late
         out.append(

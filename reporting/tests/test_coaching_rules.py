@@ -9,28 +9,27 @@ import pytest
 from reporting.coaching import (
     KpiRow,
     Norms,
+    RecentAgent,
     Stats,
     change_is_real,
     fold_by_code,
     grows,
     high_index,
-    long_call_flags,
     rate_is_high,
-    split_gap,
     wilson_lower,
 )
 from reporting.queries import KEY_SEP
 
 
-def test_stats_from_counts_are_the_sample_mean_and_standard_deviation() -> None:
-    # 19 ACWs of 30 s and one of 600 s: mean (19 × 30 + 600) / 20 = 58.5;
-    # squares 19 × 28.5² + 541.5² = 15 432.75 + 293 222.25 = 308 655, ÷ 19 = 16 245.
-    stats = Stats.from_counts({30: 19, 600: 1})
+def test_stats_from_moments_are_the_sample_mean_and_standard_deviation() -> None:
+    # 19 ACWs of 30 s and one of 600 s: (n, Σx, Σx²) = (20, 19 × 30 + 600, 19 × 900 + 360 000);
+    # mean 1170 / 20 = 58.5; (377 100 − 20 × 58.5²) / 19 = 308 655 / 19 = 16 245.
+    stats = Stats.from_moments((20, 1170.0, 377100.0))
     assert stats.n == 20
     assert stats.mean == pytest.approx(58.5)
     assert stats.sd == pytest.approx(math.sqrt(16245))
-    assert Stats.of([10, 20, 30]) == Stats(3, 20.0, 10.0)
-    assert Stats.of([]) == Stats(0, 0.0, 0.0)
+    assert Stats.from_moments((3, 60.0, 1400.0)) == Stats(3, 20.0, 10.0)  # 10, 20, 30
+    assert Stats.from_moments(None) == Stats(0, 0.0, 0.0)
 
 
 def test_the_wilson_lower_bound_by_hand() -> None:
@@ -57,15 +56,15 @@ def test_a_rate_is_persistently_high_only_with_enough_cases_and_a_bound_over_the
 def test_one_long_acw_never_makes_an_index_high() -> None:
     # The spike: average 58.5 s against 30 s expected (index 1.95), but the lower bound
     # 58.5 − 1.645 × 127.46 / √20 = 58.5 − 46.88 = 11.6 s is under the 30 s expected.
-    spike = Stats.from_counts({30: 19, 600: 1})
+    spike = Stats.from_moments((20, 1170.0, 377100.0))
     assert not high_index(58.5, 30.0, spike)
 
 
 def test_a_persistently_long_acw_makes_the_index_high() -> None:
-    steady = Stats.from_counts({45: 20})  # index 1.5, no spread
+    steady = Stats(20, 45.0, 0.0)  # index 1.5, no spread
     assert high_index(45.0, 30.0, steady)
-    assert not high_index(33.0, 30.0, Stats.from_counts({33: 20})), "index 1.1 < 1.2"
-    assert not high_index(45.0, 30.0, Stats.from_counts({45: 19})), "19 ACWs"
+    assert not high_index(33.0, 30.0, Stats(20, 33.0, 0.0)), "index 1.1 < 1.2"
+    assert not high_index(45.0, 30.0, Stats(19, 45.0, 0.0)), "19 ACWs"
     assert not high_index(45.0, None, steady), "no expected ACW"
 
 
@@ -86,15 +85,18 @@ def test_acw_grows_in_a_group_when_welch_says_so() -> None:
     assert grows(Stats(10, 60.0, 20.0), Stats(30, 40.0, 20.0))
     # Same means, spread 60: se = 21.9, z = 0.91.
     assert not grows(Stats(10, 60.0, 60.0), Stats(30, 40.0, 60.0))
-    assert split_gap([(True, 60.0)] * 9 + [(False, 40.0)] * 30) is None, "9 long calls"
 
 
-def test_a_long_call_is_above_the_agents_75th_percentile() -> None:
-    acws = [(10.0, 1.0, False), (40.0, 4.0, False), (20.0, 2.0, False), (30.0, 3.0, False)]
-    # Sorted lengths 10, 20, 30, 40: the 75th percentile (nearest rank 3) is 30.
-    assert long_call_flags(acws) == [(False, 1.0), (True, 4.0), (False, 2.0), (False, 3.0)]
-    same = [(60.0, 1.0, False)] * 8
-    assert not any(flag for flag, _ in long_call_flags(same)), "all alike: none is long"
+def test_long_calls_and_late_acws_are_compared_when_both_sides_have_ten() -> None:
+    agent = RecentAgent()
+    # 10 ACWs after long calls: 600 s in all, squares 36 000 (all 60 s); 30 others of 40 s.
+    agent.shapes[(True, False)] = (10, 600.0, 36000.0)
+    agent.shapes[(False, False)] = (30, 1200.0, 48000.0)
+    flagged, others = agent.split(by_long=True) or (None, None)
+    assert flagged == Stats(10, 60.0, 0.0) and others == Stats(30, 40.0, 0.0)
+    assert agent.split(by_long=False) is None, "no late ACW at all"
+    agent.shapes[(True, False)] = (9, 540.0, 32400.0)
+    assert agent.split(by_long=True) is None, "9 long calls"
 
 
 def test_norms_prefer_admin_then_learned_then_the_site_mean() -> None:
