@@ -24,13 +24,11 @@ from typing import Any
 from django.db import connection
 from django.db.models import (
     BooleanField,
-    Count,
     ExpressionWrapper,
     F,
     Min,
     Q,
     QuerySet,
-    Sum,
     Window,
 )
 from django.db.models.functions import PercentRank, TruncDate
@@ -370,6 +368,8 @@ class Recent:
     agents: dict[int, RecentAgent] = field(default_factory=dict)
     by_team: dict[tuple[int, int], StepFigures] = field(default_factory=dict)
     by_agent: dict[tuple[int, int], StepFigures] = field(default_factory=dict)
+    closed: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
+    """(team, agent) → (closed ACWs, their seconds), from ``_add_shapes``."""
     steps: list[ChecklistItem] = field(default_factory=list)
 
 
@@ -390,7 +390,7 @@ def recent_signals(where: KpiFilter, first: date, last: date) -> Recent:
         where.q(), ended_at__gte=start, ended_at__lt=end, acw__ended_at__isnull=False
     )
     _add_shapes(recent, closed)
-    if recent.steps:
+    if recent.steps:  # after the shapes: it needs recent.closed
         _add_checklist(recent, closed)
     return recent
 
@@ -414,21 +414,25 @@ def _add_shapes(recent: Recent, closed: QuerySet[Interaction]) -> None:
             output_field=BooleanField(),
         ),
     )
-    sql, params = (
-        ranked.order_by()
-        .values("agent_id", "seconds", "is_long", "is_late")
-        .query.sql_with_params()
-    )
+    columns = ("team_id", "agent_id", "seconds", "is_long", "is_late")
+    sql, params = ranked.order_by().values(*columns).query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT w.agent_id, w.is_long, w.is_late, COUNT(*), SUM(w.seconds), "
+            "SELECT w.team_id, w.agent_id, w.is_long, w.is_late, COUNT(*), SUM(w.seconds), "
             f"SUM(w.seconds * w.seconds) FROM ({sql}) w "
-            "GROUP BY w.agent_id, w.is_long, w.is_late",
+            "GROUP BY w.team_id, w.agent_id, w.is_long, w.is_late",
             params,
         )
-        for agent_id, is_long, is_late, n, total, squares in cursor.fetchall():
-            agent = recent.agents.setdefault(agent_id, RecentAgent())
-            agent.shapes[(bool(is_long), bool(is_late))] = (n, total or 0.0, squares or 0.0)
+        rows = cursor.fetchall()
+    for team_id, agent_id, is_long, is_late, n, total, squares in rows:
+        total, squares = total or 0.0, squares or 0.0
+        agent = recent.agents.setdefault(agent_id, RecentAgent())
+        shape = (bool(is_long), bool(is_late))
+        had = agent.shapes.get(shape, (0, 0.0, 0.0))
+        agent.shapes[shape] = (had[0] + n, had[1] + total, had[2] + squares)
+        # The closed ACWs per team and agent: where the checklist steps applied.
+        count, seconds = recent.closed.get((team_id, agent_id), (0, 0.0))
+        recent.closed[(team_id, agent_id)] = (count + n, seconds + total)
 
 
 # The ticked steps of each closed ACW, unnested in the database: (team, agent, step) → count
@@ -443,11 +447,6 @@ _UNNEST = {
 def _add_checklist(recent: Recent, closed: QuerySet[Interaction]) -> None:
     """Per team and agent and step: ACWs where the step applied, how many had it ticked, and
     the ACW seconds with and without it (a team's own steps apply to that team only)."""
-    totals = (
-        closed.values("team_id", "agent_id")
-        .annotate(n=Count("pk"), total=Sum("acw__duration_seconds"))
-        .order_by()
-    )
     base = closed.annotate(ticked=F("acw__checklist"), seconds=F("acw__duration_seconds")).values(
         "team_id", "agent_id", "ticked", "seconds"
     )
@@ -462,8 +461,7 @@ def _add_checklist(recent: Recent, closed: QuerySet[Interaction]) -> None:
         for team_id, agent_id, step, n, seconds in cursor.fetchall():
             with contextlib.suppress(TypeError, ValueError):
                 ticks[(team_id, agent_id, int(step))] = (n, seconds or 0.0)
-    for row in totals:
-        team_id, agent_id, n, total = row["team_id"], row["agent_id"], row["n"], row["total"]
+    for (team_id, agent_id), (n, total) in recent.closed.items():
         agent = recent.agents.setdefault(agent_id, RecentAgent())
         for step in recent.steps:
             if step.team_id not in (None, team_id):
