@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -52,6 +53,8 @@ from .templatetags.kpi_format import format_duration, format_percent
 
 NORM_DAYS = 30
 """Unset norms are learned from the site's last 30 days (up to the period's last day)."""
+LEARNED_CACHE_SECONDS = 300
+"""How long learned norms are reused (per period end day, per process)."""
 BASELINE_DAYS = 30
 """An agent's own baseline: the 30 days before the period."""
 MIN_INTERACTIONS = 20
@@ -174,24 +177,34 @@ class Norms:
 
 
 def site_norms(last_day: date, now: datetime | None = None) -> Norms:
-    """The norms for a period ending on ``last_day``: admin-set ones, else learned from every
-    team's interactions of the ``NORM_DAYS`` site days up to ``last_day``."""
-    start, end = site_day_bounds(last_day - timedelta(days=NORM_DAYS - 1), last_day)
-    rows = queries.kpi_rows(
-        team_ids=Team.objects.values_list("pk", flat=True),
-        group_by="wrap_up_code",
-        start=start,
-        end=end,
-        now=now,
-    )
+    """The norms for a period ending on ``last_day``: admin-set ones (read every time, so an
+    edit shows at once), else learned from every team's interactions of the ``NORM_DAYS`` site
+    days up to ``last_day`` (cached ``LEARNED_CACHE_SECONDS``: a 30-day mean barely moves in
+    that time, and every KPI request needs it)."""
     admin = {
         code: float(seconds)
         for code, seconds in WrapUpCode.objects.values_list("code", "expected_acw_seconds")
         if seconds is not None
     }
-    learned = {row.key: row.avg_acw_seconds for row in rows if row.interactions}
-    total = KpiRow.total(rows)
-    return Norms(admin, learned, total.avg_acw_seconds if total.interactions else None)
+    key = f"coaching:learned-norms:{last_day.isoformat()}"
+    cached = cache.get(key)
+    if cached is None:
+        start, end = site_day_bounds(last_day - timedelta(days=NORM_DAYS - 1), last_day)
+        rows = queries.kpi_rows(
+            team_ids=Team.objects.values_list("pk", flat=True),
+            group_by="wrap_up_code",
+            start=start,
+            end=end,
+            now=now,
+        )
+        total = KpiRow.total(rows)
+        cached = (
+            {row.key: row.avg_acw_seconds for row in rows if row.interactions},
+            total.avg_acw_seconds if total.interactions else None,
+        )
+        cache.set(key, cached, LEARNED_CACHE_SECONDS)
+    learned, fallback = cached
+    return Norms(admin, learned, fallback)
 
 
 def add_expected(row: KpiRow, code: str, interactions: int, norms: Norms) -> None:
