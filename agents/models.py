@@ -493,8 +493,12 @@ class WrapUpCode(models.Model):
     code = models.CharField(max_length=100, unique=True, verbose_name=_("code"))
     label = models.CharField(max_length=200, verbose_name=_("label"))
     expected_acw_seconds = models.PositiveIntegerField(
-        default=30,
-        help_text=_("The norm for ACW after an interaction with this outcome."),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The norm for ACW after an interaction with this outcome (seconds). Empty: learned "
+            "from the site's last 30 days (docs/coaching.md)."
+        ),
         verbose_name=_("expected ACW seconds"),
     )
     active = models.BooleanField(default=True, verbose_name=_("active"))

@@ -47,6 +47,8 @@ def urls(first: str, last: str, team: str, department: str, agent: str) -> list[
         f"/api/v1/kpis/distribution?{period}&team={team}&bin_seconds=5",
         f"/kpis/?{period}&group_by=agent",
     ]
+    # The coaching list and its API (docs/coaching.md).
+    out += [f"/kpis/coaching/?{period}", f"/api/v1/coaching?{period}"]
     return out
 
 

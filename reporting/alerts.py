@@ -26,6 +26,7 @@ from agents.policies import Policies
 from audit import log as audit
 from audit.models import Action as AuditAction
 
+from . import coaching
 from .models import Alert, AlertKind, AlertStatus
 from .queries import (
     kpi_rows,
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 SHARE_MIN_INTERACTIONS = 3
 # One agent in ACW out of one logged in is not "too many at once".
 CONCURRENT_MIN_AGENTS = 2
+# A persistent too-short pattern is looked for over this many site days (today included).
+PERSISTENT_DAYS = 7
 
 AlertKey = tuple[str, int, int | None]
 """(kind, team id, agent id or None)."""
@@ -252,6 +255,47 @@ def _streak_conditions(now: datetime, policies: Policies) -> list[Condition]:
     return found
 
 
+def _persistent_too_short_conditions(now: datetime) -> list[Condition]:
+    """Agents whose ACWs of the last ``PERSISTENT_DAYS`` site days were too short too often:
+    the coaching rule (``coaching.rate_is_high``: at least 20 ACWs and the lower 95 % Wilson
+    bound of the too-short rate at least ``coaching.TOO_SHORT_RATE``). Same alert family as
+    the streak: a pattern over days, where the streak catches the last few ACWs of today."""
+    found: list[Condition] = []
+    today = site_today(now)
+    start, end = site_day_bounds(today - timedelta(days=PERSISTENT_DAYS - 1), today)
+    team_ids = list(Team.objects.values_list("pk", flat=True))
+    rows = [
+        row
+        for row in kpi_rows(team_ids=team_ids, group_by="agent", start=start, end=end, now=now)
+        if coaching.rate_is_high(row.too_short, row.acw_count, coaching.TOO_SHORT_RATE)
+    ]
+    if not rows:
+        return found
+    agents = AgentState.objects.filter(agent__external_id__in=[r.key for r in rows])
+    ids = {
+        external_id: (agent_id, team_id)
+        for agent_id, external_id, team_id in agents.values_list(
+            "agent_id", "agent__external_id", "agent__team_id"
+        )
+    }
+    for row in rows:
+        if row.key not in ids:
+            continue
+        agent_id, team_id = ids[row.key]
+        found.append(
+            Condition(
+                AlertKind.TOO_SHORT_STREAK,
+                team_id,
+                agent_id,
+                round(row.too_short_share, 3),
+                coaching.TOO_SHORT_RATE,
+                f"{row.name}: {row.too_short} of {row.acw_count} ACWs shorter than the minimum "
+                f"over the last {PERSISTENT_DAYS} days ({row.too_short_share:.0%})",
+            )
+        )
+    return found
+
+
 def current_conditions(now: datetime | None = None) -> dict[AlertKey, Condition]:
     """Every alert condition that holds at ``now``, keyed by (kind, team, agent)."""
     now = now or timezone.now()
@@ -259,6 +303,8 @@ def current_conditions(now: datetime | None = None) -> dict[AlertKey, Condition]
     found = [
         *_live_conditions(now, policies),
         *_kpi_conditions(now, policies),
+        # Before the streak: for the same agent the live streak's message wins.
+        *_persistent_too_short_conditions(now),
         *_streak_conditions(now, policies),
     ]
     return {condition.key: condition for condition in found}

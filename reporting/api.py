@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -22,9 +23,11 @@ from rest_framework.views import APIView
 
 from agents.api import CanWatch, _errors
 
+from .coaching import ENTRY_FIELDS, REASON_CODES, Coaching, coaching
 from .erlang import StaffingError
 from .params import (
     KPI_YEARS,
+    CoachingQuerySerializer,
     DistributionQuerySerializer,
     KpiQuerySerializer,
     StaffingQuerySerializer,
@@ -33,7 +36,7 @@ from .params import (
 from .queries import KpiRow, row_fields
 from .staffing import what_if
 
-__all__ = ["KPI_YEARS", "DistributionView", "KpisView", "StaffingView"]
+__all__ = ["KPI_YEARS", "CoachingView", "DistributionView", "KpisView", "StaffingView"]
 
 
 class KpiRowSerializer(serializers.Serializer):
@@ -57,6 +60,15 @@ class KpiRowSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="group_by=wrap_up_code only: the code's expected ACW (null when unset).",
+    )
+    expected_acw_seconds = serializers.FloatField(
+        allow_null=True,
+        help_text="The ACW expected for this row's mix of wrap-up codes: the sum over codes of "
+        "interactions × the code's norm (set in admin, else learned), ÷ interactions "
+        "(docs/coaching.md).",
+    )
+    acw_index = serializers.FloatField(
+        allow_null=True, help_text="avg_acw_seconds ÷ expected_acw_seconds (1.0: as expected)."
     )
 
 
@@ -167,6 +179,74 @@ class KpisView(APIView):
             return kpi_csv_response(query)
         norm = query.group_by == "wrap_up_code"
         return Response({"rows": [row.as_dict(norm=norm) for row in query.rows()]})
+
+
+class CoachingReasonSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=REASON_CODES, help_text="The rule (docs/coaching.md).")
+    message = serializers.CharField(help_text="Why, with the numbers.")
+    value = serializers.FloatField(help_text="The measured value (index, ratio or rate).")
+    threshold = serializers.FloatField()
+
+
+class CoachingEntrySerializer(serializers.Serializer):
+    agent = serializers.CharField(help_text="The agent's external id.")
+    name = serializers.CharField()
+    team = serializers.CharField()
+    interactions = serializers.IntegerField()
+    avg_acw_seconds = serializers.FloatField()
+    expected_acw_seconds = serializers.FloatField(allow_null=True)
+    acw_index = serializers.FloatField(allow_null=True)
+    too_short_rate = serializers.FloatField(help_text="too_short ÷ acw_count.")
+    checklist_completion = serializers.FloatField(
+        allow_null=True, help_text="Ticked ÷ applicable checklist steps (recent window)."
+    )
+    reasons = CoachingReasonSerializer(many=True)
+
+
+class CoachingSerializer(serializers.Serializer):
+    entries = CoachingEntrySerializer(many=True)
+
+
+class CoachingView(APIView):
+    """``GET /api/v1/coaching``: the agents of the visible teams who need coaching in the
+    period, each with the rules they meet and the numbers (docs/coaching.md); ``format=csv``
+    for the same entries as a CSV file (reasons as codes, the sentences in ``why``)."""
+
+    permission_classes = [CanWatch]
+    renderer_classes = [*APIView.renderer_classes, CsvRenderer]
+    content_negotiation_class = FormatParameterNegotiation
+
+    @extend_schema(
+        parameters=[CoachingQuerySerializer],
+        responses={
+            (200, "application/json"): CoachingSerializer,
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="format=csv: the entries as CSV."
+            ),
+            **_errors(400, 401, 403, 429, 503),
+        },
+    )
+    def get(self, request: Request) -> Any:
+        query = parse_kpi_query(request.user, request.query_params, CoachingQuerySerializer)
+        result = coaching(query.where, query.first, query.last)
+        if query.format == "csv":
+            return coaching_csv_response(result, query.first, query.last)
+        entries = []
+        for entry in result.entries:
+            body = entry.as_dict()
+            body["reasons"] = [asdict(reason) for reason in entry.reasons]
+            del body["why"]
+            entries.append(body)
+        return Response({"entries": entries})
+
+
+def coaching_csv_response(result: Coaching, first: Any, last: Any) -> Any:
+    """The coaching list as a streamed CSV (page and API)."""
+    return csv_response(
+        f"acw-coaching-{first}-to-{last}.csv",
+        ENTRY_FIELDS,
+        ({**e.as_dict(), "reasons": "; ".join(e.as_dict()["reasons"])} for e in result.entries),
+    )
 
 
 class DistributionView(APIView):

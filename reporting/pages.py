@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
@@ -25,12 +26,18 @@ from agents.models import AcwSession, Agent, ChecklistItem, Interaction, PolicyV
 from agents.policies import Policies
 from agents.states import PolicySpec
 
-from . import queries
+from . import coaching, queries
 from .models import Alert, Grain, KpiRollup
 from .params import parse_kpi_query
 from .periods import PRESETS, Period, PeriodError, resolve_period
 from .queries import KpiFilter, KpiRow, site_day_bounds, site_today, site_tz
-from .templatetags.kpi_format import format_count, format_duration, format_percent, signed_number
+from .templatetags.kpi_format import (
+    format_count,
+    format_duration,
+    format_index,
+    format_percent,
+    signed_number,
+)
 
 TABLE_GROUPS: dict[str, StrOrPromise] = {
     "agent": gettext_lazy("Agent"),
@@ -76,6 +83,11 @@ class Scope:
             "channels": self.where.channels,
             "department_ids": self.where.department_ids,
         }
+
+    @cached_property
+    def norms(self) -> coaching.Norms:
+        """The wrap-up code norms for the period (read once per page)."""
+        return coaching.site_norms(self.period.last)
 
     def bounds(self, period: Period | None = None) -> tuple[datetime, datetime]:
         period = period or self.period
@@ -196,9 +208,20 @@ def preset_links(scope: Scope) -> list[dict[str, Any]]:
 # --- Figures --------------------------------------------------------------------------------
 
 
-def kpi(scope: Scope, group_by: str, period: Period | None = None) -> list[KpiRow]:
-    """The API's rows for ``scope`` (same function, same figures)."""
+def kpi(
+    scope: Scope, group_by: str, period: Period | None = None, *, index: bool = False
+) -> list[KpiRow]:
+    """The API's rows for ``scope`` (same function, same figures); ``index``: with each row's
+    expected ACW and ACW index against the norms of the scope's period, as the API has them."""
     start, end = scope.bounds(period)
+    if index:
+        return coaching.indexed_rows(
+            group_by=group_by,  # type: ignore[arg-type]
+            start=start,
+            end=end,
+            where=scope.where,
+            norms=scope.norms,
+        )
     return queries.kpi_rows(
         team_ids=scope.team_ids,
         group_by=group_by,  # type: ignore[arg-type]
@@ -226,7 +249,7 @@ def _card(
     label: str,
     now: float | None,
     before: float | None,
-    kind: Literal["count", "duration", "share"],
+    kind: Literal["count", "duration", "share", "index"],
     lower_is_better: bool | None,
     detail: str = "",
 ) -> Card:
@@ -234,6 +257,7 @@ def _card(
         "count": lambda v: format_count(None if v is None else round(v)),
         "duration": format_duration,
         "share": format_percent,
+        "index": format_index,
     }[kind]
     if now is None or before is None:
         change, direction = (_("no previous figure") if now is not None else ""), "none"
@@ -274,6 +298,7 @@ def headline_cards(now: KpiRow, before: KpiRow) -> list[Card]:
             "timeouts": row.timeout_share if row.acw_count else None,
             "extended": row.extended_share if row.acw_count else None,
             "too_short": row.too_short_share if row.acw_count else None,
+            "index": row.acw_index,
         }
 
     a, b = figures(now), figures(before)
@@ -293,6 +318,18 @@ def headline_cards(now: KpiRow, before: KpiRow) -> list[Card]:
             "interactions", _("Interactions"), a["interactions"], b["interactions"], "count", None
         ),
         _card("avg_acw", _("Average ACW"), a["avg_acw"], b["avg_acw"], "duration", True),
+        _card(
+            "acw_index",
+            _("ACW index"),
+            a["index"],
+            b["index"],
+            "index",
+            True,
+            _("expected %(seconds)s for the codes handled")
+            % {"seconds": format_duration(now.expected_acw_seconds)}
+            if now.expected_acw_seconds is not None
+            else "",
+        ),
         _card("acw", _("Total ACW"), a["acw"], b["acw"], "duration", None),
         _card("aht", _("AHT"), a["aht"], b["aht"], "duration", True, split),
         _card("share", _("ACW share of handle time"), a["share"], b["share"], "share", True),
@@ -526,12 +563,16 @@ SORTS: dict[str, tuple[StrOrPromise, Callable[[KpiRow], Any]]] = {
     "name": (gettext_lazy("Agent"), lambda r: r.name.casefold()),
     "interactions": (gettext_lazy("Interactions"), lambda r: r.interactions),
     "avg_acw": (gettext_lazy("Avg ACW"), lambda r: r.avg_acw_seconds),
+    "index": (
+        gettext_lazy("ACW index"),
+        lambda r: -1.0 if r.acw_index is None else r.acw_index,
+    ),
     "acw": (gettext_lazy("ACW"), lambda r: r.acw_seconds),
     "aht": (gettext_lazy("AHT"), lambda r: r.aht_seconds),
     "share": (gettext_lazy("ACW share"), lambda r: r.acw_share),
     "timeouts": (gettext_lazy("Timeouts"), lambda r: r.timeouts),
     "extended": (gettext_lazy("Extended"), lambda r: r.extended),
-    "too_short": (gettext_lazy("Too short"), lambda r: r.too_short),
+    "too_short": (gettext_lazy("Too short"), lambda r: r.too_short_share),
 }
 
 

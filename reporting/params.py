@@ -21,13 +21,12 @@ from rest_framework.fields import empty
 from agents import access
 from agents.models import Agent, Channel, Department
 
+from .coaching import indexed_rows, iter_indexed_rows, site_norms
 from .queries import (
     GROUP_BYS,
     GroupBy,
     KpiFilter,
     acw_distribution,
-    iter_kpi_rows,
-    kpi_rows,
     site_day_bounds,
     site_today,
 )
@@ -96,6 +95,14 @@ class KpiQuerySerializer(PeriodQuerySerializer):
     )
 
 
+class CoachingQuerySerializer(PeriodQuerySerializer):
+    """``GET /api/v1/coaching``."""
+
+    format = serializers.ChoiceField(
+        choices=["json", "csv"], default="json", help_text="csv: the entries as a CSV file."
+    )
+
+
 class DistributionQuerySerializer(PeriodQuerySerializer):
     """``GET /api/v1/kpis/distribution``."""
 
@@ -132,14 +139,27 @@ class KpiQuery:
         }
 
     def rows(self, now: datetime | None = None) -> list[Any]:
-        """``queries.kpi_rows`` for this query."""
+        """``queries.kpi_rows`` for this query, with each row's expected ACW and ACW index
+        (``reporting.coaching``)."""
         start, end = self.bounds
-        return kpi_rows(group_by=self.group_by, start=start, end=end, now=now, **self._filters())
+        return indexed_rows(
+            group_by=self.group_by,
+            start=start,
+            end=end,
+            where=self.where,
+            norms=site_norms(self.last, now),
+            now=now,
+        )
 
     def iter_rows(self, now: datetime | None = None) -> Any:
-        """``queries.iter_kpi_rows`` for this query (exports)."""
-        return iter_kpi_rows(
-            group_by=self.group_by, first=self.first, last=self.last, now=now, **self._filters()
+        """``queries.iter_kpi_rows`` for this query (exports), with the ACW index."""
+        return iter_indexed_rows(
+            group_by=self.group_by,
+            first=self.first,
+            last=self.last,
+            where=self.where,
+            norms=site_norms(self.last, now),
+            now=now,
         )
 
     def distribution(self) -> dict[str, Any]:

@@ -28,12 +28,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import F, FloatField, Q, QuerySet, Sum
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from agents.models import AcwSession, Channel, Interaction, WrapUpCode
@@ -76,6 +77,9 @@ class KpiRow:
     - ``extended``: ACWs extended at least once (open ones included).
     - ``too_short``: closed ACWs shorter than their policy's minimum, where it sets one.
     - ``norm_acw_seconds``: wrap-up code rows only: the code's expected ACW (None if not set).
+    - ``expected_acw_total`` / ``expected_interactions``: the sum of the interactions' expected
+      ACW for their codes, and how many interactions had one (``reporting.coaching``, which
+      sets them; 0 elsewhere): the mix-adjusted expected ACW and the ACW index follow.
     """
 
     key: str
@@ -89,6 +93,22 @@ class KpiRow:
     extended: int = 0
     too_short: int = 0
     norm_acw_seconds: float | None = None
+    expected_acw_total: float = 0.0
+    expected_interactions: int = 0
+
+    @property
+    def expected_acw_seconds(self) -> float | None:
+        """The ACW expected for this call mix = Σ over codes (count × code's expected ACW) ÷
+        interactions; None unless every interaction had an expected ACW (docs/coaching.md)."""
+        if not self.interactions or self.expected_interactions != self.interactions:
+            return None
+        return self.expected_acw_total / self.interactions
+
+    @property
+    def acw_index(self) -> float | None:
+        """ACW index = average ACW ÷ expected ACW for the mix (1.0: as expected)."""
+        expected = self.expected_acw_seconds
+        return self.avg_acw_seconds / expected if expected else None
 
     @property
     def handle_seconds(self) -> float:
@@ -136,7 +156,7 @@ class KpiRow:
 
     def add(self, other: KpiRow) -> None:
         """Add ``other``'s stored measures to this row (the ratios follow from them)."""
-        for name in SUMMED:
+        for name in (*SUMMED, "expected_acw_total", "expected_interactions"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @classmethod
@@ -166,6 +186,9 @@ class KpiRow:
         }
         if norm:
             out["norm_acw_seconds"] = self.norm_acw_seconds
+        expected, index = self.expected_acw_seconds, self.acw_index
+        out["expected_acw_seconds"] = None if expected is None else round(expected, 3)
+        out["acw_index"] = None if index is None else round(index, 3)
         return out
 
 
@@ -385,8 +408,40 @@ NO_DEPARTMENT = "No department"
 NO_CODE = "No wrap-up code"
 
 
+# A composite grouping ("agent+wrap_up_code"): rows per combination of its parts, for
+# figures that need a breakdown inside each group (the ACW index weighs each code). Internal
+# only (the API's group_by is one of GROUP_BYS); the key joins the parts' keys with KEY_SEP.
+KEY_SEP = "\x1f"
+
+
+def composite(*parts: GroupBy) -> GroupBy:
+    """The grouping by all of ``parts`` together (not a time grouping)."""
+    return cast(GroupBy, "+".join(parts))
+
+
+def split_key(key: str) -> list[str]:
+    """The parts' keys of a composite row's key."""
+    return key.split(KEY_SEP)
+
+
+def group_fields(group_by: str, *, raw: bool = False) -> tuple[str, ...]:
+    """The columns a group's key comes from, on the rollups or (``raw``) on interactions."""
+    table = _RAW_GROUP_FIELDS if raw else _ROLLUP_GROUP_FIELDS
+    return tuple(f for part in group_by.split("+") for f in table[part])
+
+
 def group_key(group_by: str, values: Sequence[Any]) -> tuple[str, str]:
     """(key, name) of the group of an interaction or rollup row, from its group columns."""
+    if "+" in group_by:
+        # The name is the first part's: the others are for the caller's breakdown.
+        keys, names, at = [], [], 0
+        for part in group_by.split("+"):
+            width = len(_ROLLUP_GROUP_FIELDS[part])
+            key, name = group_key(part, values[at : at + width])
+            keys.append(key)
+            names.append(name)
+            at += width
+        return KEY_SEP.join(keys), names[0]
     first = values[0]
     if group_by == "agent":
         return first, values[1]
@@ -407,6 +462,11 @@ def group_key(group_by: str, values: Sequence[Any]) -> tuple[str, str]:
         f"{local.isoweekday()}-{local.hour:02d}",
         f"{_WEEKDAYS[local.weekday()]} {local.hour:02d}:00",
     )
+
+
+def order_rows(rows: Iterable[KpiRow], group_by: str) -> list[KpiRow]:
+    """``rows`` in the order of the API (by key; intervals by their instant)."""
+    return sorted(rows, key=_sort_key(group_by))
 
 
 def _sort_key(group_by: str) -> Any:
@@ -441,9 +501,9 @@ _ROLLUP_SUMS = {
 def _add_rollup_sums(
     rows: dict[str, KpiRow], group_by: str, sums: Iterable[dict[str, Any]]
 ) -> None:
-    group_fields = _ROLLUP_GROUP_FIELDS[group_by]
+    columns = group_fields(group_by)
     for r in sums:
-        row = _row(rows, group_by, [r[f] for f in group_fields])
+        row = _row(rows, group_by, [r[f] for f in columns])
         row.interactions += r["s_interactions"] or 0
         row.talk_seconds += r["s_talk"] or 0.0
         row.hold_seconds += r["s_hold"] or 0.0
@@ -457,11 +517,11 @@ def _add_rollup_sums(
 def _add_raw(rows: dict[str, KpiRow], group_by: str, interactions: QuerySet[Interaction]) -> None:
     """Add ended ``interactions`` one by one, with ``Measures.add_interaction`` as the rollups
     do (so both paths count exactly alike)."""
-    group_fields = _RAW_GROUP_FIELDS[group_by]
+    columns = group_fields(group_by, raw=True)
     measures: dict[tuple[Any, ...], Measures] = defaultdict(Measures)
-    names = list(dict.fromkeys((*group_fields, *RAW_FIELDS)))
+    names = list(dict.fromkeys((*columns, *RAW_FIELDS)))
     for r in interactions.filter(ended_at__isnull=False).values(*names).iterator():
-        measures[tuple(r[f] for f in group_fields)].add_interaction(r)
+        measures[tuple(r[f] for f in columns)].add_interaction(r)
     for group, m in measures.items():
         row = _row(rows, group_by, group)
         row.add(KpiRow("", "", **{name: getattr(m, name) for name in SUMMED}))
@@ -476,9 +536,9 @@ def _add_open_acws(
     now: datetime,
 ) -> None:
     """An ACW still open counts in its interaction's row with the time elapsed so far."""
-    group_fields = [
+    columns = [
         "wrap_up_code" if f == "acw__wrap_up_code" else f"interaction__{f}"
-        for f in _RAW_GROUP_FIELDS[group_by]
+        for f in group_fields(group_by, raw=True)
     ]
     # From the few open ACWs to their interactions (a join), never the other way: a year of
     # interactions is millions of rows.
@@ -487,7 +547,7 @@ def _add_open_acws(
         ended_at__isnull=True,
         interaction__ended_at__gte=start,
         interaction__ended_at__lt=end,
-    ).values_list("started_at", "deadline", "extensions", *group_fields)
+    ).values_list("started_at", "deadline", "extensions", *columns)
     for started_at, deadline, extensions, *group in still_open:
         key, _ = group_key(group_by, group)
         # A row is missing only if its interaction ended after the rows were read.
@@ -503,7 +563,8 @@ def _add_code_norms(rows: dict[str, KpiRow]) -> None:
     for code in codes.only("code", "label", "expected_acw_seconds"):
         row = rows[code.code]
         row.name = code.label or code.code
-        row.norm_acw_seconds = float(code.expected_acw_seconds)
+        if code.expected_acw_seconds is not None:
+            row.norm_acw_seconds = float(code.expected_acw_seconds)
 
 
 def _finish(rows: dict[str, KpiRow], group_by: str) -> list[KpiRow]:
@@ -690,9 +751,9 @@ def kpi_rows(
     """
     now = now or timezone.now()
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
-    plan = _plan(start, end, now, finest=_FINEST.get(group_by, Grain.MONTH))
+    plan = _plan(start, end, now, finest=_FINEST.get(group_by.split("+")[0], Grain.MONTH))
     rows: dict[str, KpiRow] = {}
-    group_fields = _ROLLUP_GROUP_FIELDS[group_by]
+    columns = group_fields(group_by)
     with _consistent_read():
         dirty = _dirty_ranges(plan, start, end)
         if len(_by_range(dirty)) > MAX_RAW_RANGES:
@@ -707,7 +768,7 @@ def kpi_rows(
                 department_ids=where.department_ids,
             )
         for grain, segment in plan.segments():
-            sums = _rollups(KpiRollup, grain, segment, where, dirty).values(*group_fields)
+            sums = _rollups(KpiRollup, grain, segment, where, dirty).values(*columns)
             _add_rollup_sums(rows, group_by, sums.annotate(**_ROLLUP_SUMS))
         filtered = Interaction.objects.filter(where.q())
         raw = _raw_ranges(plan, dirty)
@@ -745,7 +806,8 @@ def iter_kpi_rows(
         "channels": channels,
         "department_ids": department_ids,
     }
-    chunk = CHUNK_DAYS if group_by in ("day", "interval") else (last - first).days + 1
+    per_time = group_by.split("+")[0] in ("day", "interval")
+    chunk = CHUNK_DAYS if per_time else (last - first).days + 1
     day = first
     while day <= last:
         chunk_last = min(last, day + timedelta(days=chunk - 1))
@@ -794,12 +856,20 @@ def distribution_from_counts(counts: dict[int, int], bin_seconds: int) -> dict[s
     }
 
 
-def _add_raw_durations(counts: dict[int, int], interactions: QuerySet[Interaction]) -> None:
-    names = ("acw__ended_at", "acw__duration_seconds")
+DurationCounts = dict[str, dict[int, int]]
+"""{group key: {whole seconds: closed ACWs}}; the key is "" when not grouped."""
+
+
+def _add_raw_durations(
+    counts: DurationCounts, interactions: QuerySet[Interaction], by: str | None = None
+) -> None:
+    column = group_fields(by, raw=True)[0] if by else None
+    names = ("acw__ended_at", "acw__duration_seconds", *([column] if column else []))
     for r in interactions.filter(ended_at__isnull=False, acw__isnull=False).values(*names):
         seconds = acw_whole_seconds(r)
         if seconds is not None:
-            counts[seconds] += 1
+            key = r[column] if column else ""
+            counts[key][seconds] = counts[key].get(seconds, 0) + 1
 
 
 def acw_distribution_raw(
@@ -814,10 +884,10 @@ def acw_distribution_raw(
 ) -> dict[str, Any]:
     """``acw_distribution`` from the raw rows only (the reference for the rollups)."""
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
-    counts: dict[int, int] = defaultdict(int)
+    counts: DurationCounts = defaultdict(dict)
     ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
     _add_raw_durations(counts, ended)
-    return distribution_from_counts(counts, bin_seconds)
+    return distribution_from_counts(counts.get("", {}), bin_seconds)
 
 
 def acw_distribution(
@@ -837,30 +907,86 @@ def acw_distribution(
     not counted. Read from the duration rollups like ``kpi_rows``.
     """
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
-    plan = _plan(start, end, now or timezone.now())
-    counts: dict[int, int] = defaultdict(int)
+    counts = acw_duration_counts(where, start, end, now or timezone.now())
+    return distribution_from_counts(counts.get("", {}), bin_seconds)
+
+
+def acw_duration_counts(
+    where: KpiFilter, start: datetime, end: datetime, now: datetime, by: GroupBy | None = None
+) -> DurationCounts:
+    """How many closed ACWs lasted each whole second, for the interactions that ended in
+    [start, end), per group ``by`` (``"agent"`` or ``"team"``: keyed by external id or team
+    name) or all together (key ``""``). Read from the duration rollups like ``kpi_rows``."""
+    plan = _plan(start, end, now)
+    counts: DurationCounts = defaultdict(dict)
+    column = group_fields(by)[0] if by else None
     with _consistent_read():
         dirty = _dirty_ranges(plan, start, end)
         if len(_by_range(dirty)) > MAX_RAW_RANGES:
-            return acw_distribution_raw(
-                team_ids=where.team_ids,
-                start=start,
-                end=end,
-                bin_seconds=bin_seconds,
-                agent_ids=where.agent_ids,
-                channels=where.channels,
-                department_ids=where.department_ids,
-            )
+            ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
+            _add_raw_durations(counts, ended, by)
+            return counts
         for grain, segment in plan.segments():
+            names = ("seconds", *([column] if column else []))
             sums = (
                 _rollups(AcwDurationRollup, grain, segment, where, dirty)
-                .values("seconds")
+                .values(*names)
                 .annotate(n=Sum("count"))
-                .values_list("seconds", "n")
             )
-            for seconds, n in sums:
-                counts[seconds] += n
+            for r in sums:
+                key = r[column] if column else ""
+                counts[key][r["seconds"]] = counts[key].get(r["seconds"], 0) + r["n"]
         raw = _raw_ranges(plan, dirty)
         if raw is not None:
-            _add_raw_durations(counts, Interaction.objects.filter(where.q()).filter(raw))
-    return distribution_from_counts(counts, bin_seconds)
+            _add_raw_durations(counts, Interaction.objects.filter(where.q()).filter(raw), by)
+    return counts
+
+
+Moments = dict[str, tuple[int, float, float]]
+"""{group key: (closed ACWs, Σ seconds, Σ seconds²)}, in whole seconds as in the histogram."""
+
+
+def acw_moments(
+    where: KpiFilter, start: datetime, end: datetime, now: datetime, by: GroupBy
+) -> Moments:
+    """Count, sum and sum of squares of the closed ACW durations per group ``by`` (e.g.
+    ``"agent"``), for the interactions that ended in [start, end): the mean and standard
+    deviation of each group without reading its histogram. Same rollups and dirty rules as
+    ``acw_duration_counts``; the sums are taken in the database."""
+    plan = _plan(start, end, now)
+    column = group_fields(by)[0]
+    out: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    counts: DurationCounts = defaultdict(dict)
+    seconds = Cast("seconds", FloatField())  # squares overflow a 32-bit integer
+    with _consistent_read():
+        dirty = _dirty_ranges(plan, start, end)
+        if len(_by_range(dirty)) > MAX_RAW_RANGES:
+            ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
+            _add_raw_durations(counts, ended, by)
+        else:
+            for grain, segment in plan.segments():
+                sums = (
+                    _rollups(AcwDurationRollup, grain, segment, where, dirty)
+                    .values(column)
+                    .annotate(
+                        n=Sum("count"),
+                        s1=Sum(seconds * F("count")),
+                        s2=Sum(seconds * seconds * F("count")),
+                    )
+                )
+                for r in sums:
+                    m = out[r[column]]
+                    m[0] += r["n"]
+                    m[1] += r["s1"]
+                    m[2] += r["s2"]
+            raw = _raw_ranges(plan, dirty)
+            if raw is not None:
+                interactions = Interaction.objects.filter(where.q()).filter(raw)
+                _add_raw_durations(counts, interactions, by)
+    for key, per_second in counts.items():
+        m = out[key]
+        for whole, n in per_second.items():
+            m[0] += n
+            m[1] += n * whole
+            m[2] += n * whole * whole
+    return {key: (int(m[0]), m[1], m[2]) for key, m in out.items()}

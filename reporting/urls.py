@@ -6,6 +6,7 @@ from . import views
 
 urlpatterns = [
     path("", views.kpi_overview, name="kpis"),
+    path("coaching/", views.kpi_coaching, name="kpi-coaching"),
     path("agents/<path:external_id>/", views.kpi_agent, name="kpi-agent"),
     path("teams/<int:team_id>/", views.kpi_team, name="kpi-team"),
     path("staffing/", views.kpi_staffing, name="kpi-staffing"),

@@ -19,15 +19,14 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from agents import access
 from agents.api_errors import error_text
 from agents.models import Agent, Channel, Department, Team
 
-from . import alerts, charts, pages, selectors, staffing
-from .api import csv_response
+from . import alerts, charts, coaching, pages, selectors, staffing
+from .api import coaching_csv_response, csv_response
 from .erlang import StaffingError
 from .models import AlertStatus
 from .pages import Scope, ScopeError
@@ -96,7 +95,7 @@ def _charts(scope: Scope, title: str) -> dict[str, Any]:
 
 def _by_channel_and_code(scope: Scope, title: str) -> dict[str, Any]:
     channel_rows = pages.kpi(scope, "channel")
-    code_rows = pages.kpi(scope, "wrap_up_code")
+    code_rows = pages.kpi(scope, "wrap_up_code", index=True)
     by_avg = sorted(channel_rows, key=lambda r: -r.avg_acw_seconds)
     # The chart shows the codes with the most interactions; the table lists every one.
     busiest = sorted(code_rows, key=lambda r: -r.interactions)[:12]
@@ -156,9 +155,9 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
         return _error_page(
             request, "reporting/kpis.html", str(error), _filter_options(request, scope)
         )
-    rows = pages.kpi(scope, scope.group_by)
+    rows = pages.kpi(scope, scope.group_by, index=True)
     total = KpiRow.total(rows)
-    before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous()))
+    before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous(), index=True))
     title = _overview_title(scope)
     context = {
         **_filter_options(request, scope),
@@ -169,6 +168,7 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
         "table_query": scope.api_query(scope.group_by, format="csv"),
         "group_label": pages.TABLE_HEADINGS.get(scope.group_by, scope.group_by),
         "group_key_label": pages.TABLE_GROUPS.get(scope.group_by, scope.group_by),
+        "coaching_query": urlencode(scope.query(group_by=None)),
         "cards": pages.headline_cards(total, before),
         "previous": scope.period.previous(),
         "heat_query": scope.api_query("weekday_hour", format="csv"),
@@ -215,8 +215,8 @@ def kpi_agent(request: HttpRequest, external_id: str) -> HttpResponse:
         return _alerts_csv(
             f"alerts-{agent.external_id}", pages.recent_alerts(scope.team_ids, agent)
         )
-    total = KpiRow.total(pages.kpi(scope, "channel"))
-    before = KpiRow.total(pages.kpi(scope, "channel", scope.period.previous()))
+    total = KpiRow.total(pages.kpi(scope, "channel", index=True))
+    before = KpiRow.total(pages.kpi(scope, "channel", scope.period.previous(), index=True))
     title = f"{agent.name}, {scope.period.label}"
     context = {
         **base,
@@ -264,9 +264,11 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         )
     if request.GET.get("csv") == "alerts":
         return _alerts_csv(f"alerts-team-{team.pk}", pages.recent_alerts(scope.team_ids))
-    rows, sort = pages.sort_rows(pages.kpi(scope, "agent"), request.GET.get("sort", "name"))
+    rows, sort = pages.sort_rows(
+        pages.kpi(scope, "agent", index=True), request.GET.get("sort", "name")
+    )
     total = KpiRow.total(rows)
-    before = KpiRow.total(pages.kpi(scope, "agent", scope.period.previous()))
+    before = KpiRow.total(pages.kpi(scope, "agent", scope.period.previous(), index=True))
     title = f"team {team.name}, {scope.period.label}"
     sparklines = pages.agent_sparklines(scope)
     keep = urlencode(scope.query(team=None, group_by=None))
@@ -297,6 +299,56 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         **_charts(scope, title),
     }
     return render(request, "reporting/kpi_team.html", context)
+
+
+@login_required
+@require_GET
+def kpi_coaching(request: HttpRequest) -> HttpResponse:
+    """``/kpis/coaching/``: who needs coaching in the visible teams, and why (with the numbers);
+    the checklist analysis; both as CSV (``?csv=coaching`` / ``?csv=checklist``)."""
+    _watcher(request)
+    try:
+        scope = pages.parse_scope(request.user, request.GET)
+    except ScopeError as error:
+        scope = pages.default_scope(request.user)
+        return _error_page(
+            request, "reporting/coaching.html", str(error), _filter_options(request, scope)
+        )
+    result = coaching.coaching(scope.where, scope.period.first, scope.period.last)
+    export = request.GET.get("csv")
+    if export == "coaching":
+        return coaching_csv_response(result, scope.period.first, scope.period.last)
+    checklist = coaching.checklist_rows(result)
+    if export == "checklist":
+        return csv_response(
+            f"acw-checklist-{scope.period.first}-to-{scope.period.last}.csv",
+            coaching.CHECKLIST_FIELDS,
+            checklist,
+        )
+    if export:
+        return _error_page(
+            request,
+            "reporting/coaching.html",
+            "csv: choose coaching or checklist.",
+            _filter_options(request, scope),
+        )
+    keep = urlencode(scope.query(team=None, department=None, group_by=None))
+    agent_links = {
+        e.agent: reverse("kpi-agent", args=[e.agent]) + (f"?{keep}" if keep else "")
+        for e in result.entries
+    }
+    context = {
+        **_filter_options(request, scope),
+        "crumbs": [{"label": _("Coaching")}],
+        "title": f"{_overview_title(scope)}",
+        "entries": [{"entry": e, "link": agent_links[e.agent]} for e in result.entries],
+        "checklist_teams": [row for row in checklist if not row["agent"]],
+        "checklist_agents": [row for row in checklist if row["agent"]],
+        "recent": result.recent,
+        "rules": coaching,
+        "csv_query": urlencode(scope.query(group_by=None)),
+    }
+    return render(request, "reporting/coaching.html", context)
 
 
 def _sort_links(scope: Scope, current: str) -> dict[str, dict[str, str]]:

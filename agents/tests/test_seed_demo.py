@@ -133,3 +133,15 @@ def test_a_second_run_keeps_the_history_and_refreshes_the_set_up() -> None:
     assert "History kept for 3 agents" in output
     assert AcwPolicy.objects.get(team__name="North", channel="phone").seconds == 30
     assert User.objects.get(username="sam").check_password(DEMO_PASSWORD)
+
+
+def test_the_demo_history_puts_someone_on_the_coaching_list() -> None:
+    from reporting.coaching import coaching
+    from reporting.queries import KpiFilter, site_day
+
+    seed("--days", "1", "--agents", "4", "--shift-hours", "8", "--seed", "3")
+    ended = Interaction.objects.exclude(ended_at=None).values_list("ended_at", flat=True)
+    first, last = site_day(min(ended)), site_day(max(ended))
+    result = coaching(KpiFilter.of(Team.objects.values_list("pk", flat=True)), first, last)
+    # The long-ACW and forgetful personas meet the rules (docs/coaching.md).
+    assert {entry.agent for entry in result.entries} & {"a-1001", "a-1003", "a-2003", "a-2005"}

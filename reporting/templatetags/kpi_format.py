@@ -75,3 +75,13 @@ def count(value: int | None) -> str:
 def get_item(mapping: dict | None, key: str) -> object:
     """``mapping[key]`` in a template (None when absent)."""
     return (mapping or {}).get(key)
+
+
+def format_index(value: float | None) -> str:
+    """An ACW index (average ÷ expected) with two decimals: ``1.25``; ``–`` for no value."""
+    return DASH if value is None else f"{value:.2f}"
+
+
+@register.filter
+def index(value: float | None) -> str:
+    return format_index(value)

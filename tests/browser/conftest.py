@@ -45,6 +45,17 @@ def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: a temporary directory, or ``docs/screenshots/`` with
+    ``ACW_SCREENSHOTS=1``."""
+    if os.environ.get("ACW_SCREENSHOTS") == "1":
+        target = ROOT / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        return target
+    return tmp_path
+
+
+@pytest.fixture
 def live_server_up(server: Server) -> Server:
     """The server, started again if a previous test stopped it."""
     if server.proc is None or server.proc.poll() is not None:

@@ -1,0 +1,844 @@
+"""Coaching signals (docs/coaching.md): ACW norms per wrap-up code, the mix-adjusted ACW index,
+baselines, the coaching list and the checklist analysis.
+
+Every figure over a period reads the rollups through ``reporting.queries`` (a bounded number
+of queries on any period). Two signals need single interactions, which the rollups do not keep
+(talk length, position in the shift, ticked checklist steps): they read the raw rows of the
+last ``RECENT_DAYS`` days of the period only, which the page says.
+
+The rules are pure functions of counts and sums (``high_index``, ``rate_is_high``,
+``change_is_real`` ...), tested with hand-computed numbers; the constants below are the
+thresholds the docs state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    F,
+    Min,
+    Q,
+    QuerySet,
+    Window,
+)
+from django.db.models.functions import PercentRank, TruncDate
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from agents.models import Agent, ChecklistItem, Interaction, Team, WrapUpCode
+
+from . import queries
+from .queries import (
+    GroupBy,
+    KpiFilter,
+    KpiRow,
+    composite,
+    site_day_bounds,
+    split_key,
+)
+from .templatetags.kpi_format import format_duration, format_percent
+
+# --- The rules' constants (docs/coaching.md) ------------------------------------------------
+
+NORM_DAYS = 30
+"""Unset norms are learned from the site's last 30 days (up to the period's last day)."""
+LEARNED_CACHE_SECONDS = 300
+"""How long learned norms are reused (per period end day, per process)."""
+BASELINE_DAYS = 30
+"""An agent's own baseline: the 30 days before the period."""
+MIN_INTERACTIONS = 20
+"""No signal from fewer interactions (or ACWs) than this: one call is never a pattern."""
+MIN_GROUP = 10
+"""Long calls / late in the shift: each side of the comparison needs this many ACWs."""
+Z_ONE_SIDED = 1.645
+"""The normal quantile of a one-sided 95 % bound."""
+HIGH_INDEX = 1.2
+"""An ACW index is high from 1.2 on (20 % above the mix's expected ACW) ..."""
+MIN_CHANGE = 0.15
+"""... and a change against a baseline counts from 15 % on, if it is more than noise."""
+TOO_SHORT_RATE = 0.2
+"""Too short "persistently": the lower bound of the too-short rate is at least 20 %."""
+OFTEN_RATE = 0.25
+"""Extends / times out "often": the lower bound of the rate is at least 25 %."""
+RECENT_DAYS = 7
+"""The raw-row sections (checklist, long calls, late in shift) read this many last days."""
+LATE_AFTER_HOURS = 6
+"""Late in the shift: ended more than 6 h after the agent's first interaction that day."""
+LONG_CALL_QUANTILE = 0.75
+"""A long call: talk + hold above the agent's own 75th percentile in the window."""
+
+
+# --- Statistics -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Count, mean and sample standard deviation of a set of ACW durations (seconds)."""
+
+    n: int
+    mean: float
+    sd: float
+
+    @classmethod
+    def from_moments(cls, moments: tuple[int, float, float] | None) -> Stats:
+        """From (count, Σ x, Σ x²) (``queries.acw_moments``)."""
+        if not moments or not moments[0]:
+            return cls(0, 0.0, 0.0)
+        n, total, squares = moments
+        mean = total / n
+        if n < 2:
+            return cls(n, mean, 0.0)
+        return cls(n, mean, math.sqrt(max(0.0, (squares - n * mean * mean) / (n - 1))))
+
+
+def wilson_lower(k: int, n: int, z: float = Z_ONE_SIDED) -> float:
+    """The lower Wilson score bound of a rate k / n (one-sided 95 % with the default z)."""
+    if not n:
+        return 0.0
+    p = k / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - spread) / (1 + z * z / n))
+
+
+def rate_is_high(k: int, n: int, threshold: float) -> bool:
+    """A rate is persistently high when there are at least ``MIN_INTERACTIONS`` cases and its
+    lower Wilson bound reaches ``threshold`` (a few unlucky cases never do)."""
+    return n >= MIN_INTERACTIONS and wilson_lower(k, n) >= threshold
+
+
+def standard_error(sd: float, n: int, other_sd: float = 0.0, other_n: int = 0) -> float:
+    """Welch's standard error of a difference of means (one mean when ``other_n`` is 0)."""
+    se2 = sd * sd / n if n else math.inf
+    if other_n:
+        se2 += other_sd * other_sd / other_n
+    return math.sqrt(se2)
+
+
+def high_index(avg_acw: float, expected: float | None, stats: Stats) -> bool:
+    """The ACW index (avg ÷ expected) is high: at least ``MIN_INTERACTIONS`` ACWs, index ≥
+    ``HIGH_INDEX``, and the one-sided 95 % lower bound of the average,
+    avg − 1.645 × sd / √n, still above the expected ACW."""
+    if not expected or stats.n < MIN_INTERACTIONS:
+        return False
+    lower = avg_acw - Z_ONE_SIDED * standard_error(stats.sd, stats.n)
+    return avg_acw / expected >= HIGH_INDEX and lower > expected
+
+
+def change_is_real(now: Stats, expected: float, before: Stats) -> bool:
+    """The average rose against a baseline by more than noise: both sides have at least
+    ``MIN_INTERACTIONS`` ACWs, the rise is at least ``MIN_CHANGE`` of the baseline, and Welch's
+    z = (now − expected) / √(sd_now² / n_now + sd_before² / n_before) is at least 1.645."""
+    if now.n < MIN_INTERACTIONS or before.n < MIN_INTERACTIONS or expected <= 0:
+        return False
+    se = standard_error(now.sd, now.n, before.sd, before.n)
+    rise = now.mean - expected
+    if rise < MIN_CHANGE * expected:
+        return False
+    return se == 0 or rise / se >= Z_ONE_SIDED
+
+
+# --- Norms and the ACW index ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Norms:
+    """The expected ACW per interaction for each wrap-up code ("" = no code given).
+
+    ``admin``: set on the code in admin; ``learned``: the site's mean ACW per interaction of
+    that code over the last ``NORM_DAYS`` days (acw_seconds ÷ interactions, like the average
+    ACW); ``fallback``: the site's mean over all codes in that window, for a code with neither.
+    """
+
+    admin: dict[str, float] = field(default_factory=dict)
+    learned: dict[str, float] = field(default_factory=dict)
+    fallback: float | None = None
+
+    def expected(self, code: str) -> float | None:
+        if code in self.admin:
+            return self.admin[code]
+        return self.learned.get(code, self.fallback)
+
+    def source(self, code: str) -> str:
+        if code in self.admin:
+            return "admin"
+        return "learned" if code in self.learned else "site"
+
+
+def site_norms(last_day: date, now: datetime | None = None) -> Norms:
+    """The norms for a period ending on ``last_day``: admin-set ones (read every time, so an
+    edit shows at once), else learned from every team's interactions of the ``NORM_DAYS`` site
+    days up to ``last_day`` (cached ``LEARNED_CACHE_SECONDS``: a 30-day mean barely moves in
+    that time, and every KPI request needs it)."""
+    admin = {
+        code: float(seconds)
+        for code, seconds in WrapUpCode.objects.values_list("code", "expected_acw_seconds")
+        if seconds is not None
+    }
+    key = f"coaching:learned-norms:{last_day.isoformat()}"
+    cached = cache.get(key)
+    if cached is None:
+        start, end = site_day_bounds(last_day - timedelta(days=NORM_DAYS - 1), last_day)
+        rows = queries.kpi_rows(
+            team_ids=Team.objects.values_list("pk", flat=True),
+            group_by="wrap_up_code",
+            start=start,
+            end=end,
+            now=now,
+        )
+        total = KpiRow.total(rows)
+        cached = (
+            {row.key: row.avg_acw_seconds for row in rows if row.interactions},
+            total.avg_acw_seconds if total.interactions else None,
+        )
+        cache.set(key, cached, LEARNED_CACHE_SECONDS)
+    learned, fallback = cached
+    return Norms(admin, learned, fallback)
+
+
+def add_expected(row: KpiRow, code: str, interactions: int, norms: Norms) -> None:
+    """Count ``interactions`` of ``code`` into ``row``'s expected ACW."""
+    expected = norms.expected(code)
+    if expected is not None:
+        row.expected_acw_total += interactions * expected
+        row.expected_interactions += interactions
+
+
+def fold_by_code(rows: Iterable[KpiRow], norms: Norms) -> Iterator[KpiRow]:
+    """Rows of a ``group+wrap_up_code`` grouping (in key order) folded into one row per group,
+    with the expected ACW of each group's call mix."""
+    current: KpiRow | None = None
+    for row in rows:
+        key, code = split_key(row.key)[0], split_key(row.key)[-1]
+        if current is None or current.key != key:
+            if current is not None:
+                yield current
+            current = KpiRow(key, row.name)
+        current.add(row)
+        add_expected(current, code, row.interactions, norms)
+    if current is not None:
+        yield current
+
+
+def with_index(rows: Iterable[KpiRow], norms: Norms) -> list[KpiRow]:
+    """``group_by=wrap_up_code`` rows with each code's own expected ACW."""
+    out = list(rows)
+    for row in out:
+        add_expected(row, row.key, row.interactions, norms)
+    return out
+
+
+def indexed_rows(
+    *,
+    group_by: GroupBy,
+    start: datetime,
+    end: datetime,
+    where: KpiFilter,
+    norms: Norms,
+    now: datetime | None = None,
+) -> list[KpiRow]:
+    """``queries.kpi_rows`` with ``expected_acw_seconds`` and ``acw_index`` on every row: the
+    same rows, read per wrap-up code inside each group (one read) and folded."""
+    filters = _filters(where)
+    if group_by == "wrap_up_code":
+        rows = queries.kpi_rows(group_by=group_by, start=start, end=end, now=now, **filters)
+        return with_index(rows, norms)
+    split = queries.kpi_rows(
+        group_by=composite(group_by, "wrap_up_code"), start=start, end=end, now=now, **filters
+    )
+    folded = fold_by_code(queries.order_rows(split, "wrap_up_code"), norms)
+    return queries.order_rows(_by_group(folded), group_by)
+
+
+def _by_group(rows: Iterable[KpiRow]) -> list[KpiRow]:
+    """Merge rows of the same key (the split rows sort by code inside a group only when the
+    group's keys sort alike; this makes the fold independent of that)."""
+    merged: dict[str, KpiRow] = {}
+    for row in rows:
+        if row.key in merged:
+            merged[row.key].add(row)
+        else:
+            merged[row.key] = row
+    return list(merged.values())
+
+
+def iter_indexed_rows(
+    *,
+    group_by: GroupBy,
+    first: date,
+    last: date,
+    where: KpiFilter,
+    norms: Norms,
+    now: datetime | None = None,
+) -> Iterator[KpiRow]:
+    """``queries.iter_kpi_rows`` with the ACW index (exports): read in the same chunks."""
+    filters = _filters(where)
+    if group_by == "wrap_up_code":
+        rows = queries.iter_kpi_rows(group_by=group_by, first=first, last=last, now=now, **filters)
+        yield from with_index(rows, norms)
+        return
+    chunks = queries.iter_kpi_rows(
+        group_by=composite(group_by, "wrap_up_code"), first=first, last=last, now=now, **filters
+    )
+    # Rows of one group are adjacent within a chunk, and no time group spans two chunks.
+    buffer: list[KpiRow] = []
+    for row in chunks:
+        if buffer and split_key(buffer[-1].key)[0] != split_key(row.key)[0]:
+            yield from fold_by_code(buffer, norms)
+            buffer = []
+        buffer.append(row)
+    yield from fold_by_code(buffer, norms)
+
+
+def _filters(where: KpiFilter) -> dict[str, Any]:
+    return {
+        "team_ids": where.team_ids,
+        "agent_ids": where.agent_ids,
+        "channels": where.channels,
+        "department_ids": where.department_ids,
+    }
+
+
+# --- Checklist and raw-row signals ----------------------------------------------------------
+
+
+@dataclass
+class StepFigures:
+    """One checklist step in one group (team or agent): closed ACWs where it applied, how many
+    had it ticked, and their ACW seconds with and without it."""
+
+    acws: int = 0
+    ticked: int = 0
+    acw_with: float = 0.0
+    acw_without: float = 0.0
+
+    @property
+    def ticked_share(self) -> float:
+        return self.ticked / self.acws if self.acws else 0.0
+
+    @property
+    def avg_with(self) -> float | None:
+        return self.acw_with / self.ticked if self.ticked else None
+
+    @property
+    def avg_without(self) -> float | None:
+        missed = self.acws - self.ticked
+        return self.acw_without / missed if missed else None
+
+    def add(self, other: StepFigures) -> None:
+        self.acws += other.acws
+        self.ticked += other.ticked
+        self.acw_with += other.acw_with
+        self.acw_without += other.acw_without
+
+
+@dataclass
+class RecentAgent:
+    """An agent's closed ACWs of the recent window, for the raw-row signals."""
+
+    shapes: dict[tuple[bool, bool], tuple[int, float, float]] = field(default_factory=dict)
+    """(after a long call, late in the shift) → (ACWs, Σ seconds, Σ seconds²)."""
+
+    def split(self, by_long: bool) -> tuple[Stats, Stats] | None:
+        """(Stats of the ACWs after long calls, or late in the shift; Stats of the others),
+        when both sides have ``MIN_GROUP`` ACWs."""
+        sides: dict[bool, list[float]] = {True: [0, 0.0, 0.0], False: [0, 0.0, 0.0]}
+        for (is_long, is_late), moments in self.shapes.items():
+            side = sides[is_long if by_long else is_late]
+            for i in range(3):
+                side[i] += moments[i]
+        flagged, others = (Stats.from_moments((int(m[0]), m[1], m[2])) for m in sides.values())
+        if flagged.n < MIN_GROUP or others.n < MIN_GROUP:
+            return None
+        return flagged, others
+
+    steps_due: int = 0
+    steps_ticked: int = 0
+
+    @property
+    def checklist_completion(self) -> float | None:
+        """Ticked steps ÷ steps that applied, over the agent's closed ACWs."""
+        return self.steps_ticked / self.steps_due if self.steps_due else None
+
+
+@dataclass
+class Recent:
+    """What the raw rows of the recent window say, per team, agent and checklist step."""
+
+    first: date
+    last: date
+    agents: dict[int, RecentAgent] = field(default_factory=dict)
+    by_team: dict[tuple[int, int], StepFigures] = field(default_factory=dict)
+    by_agent: dict[tuple[int, int], StepFigures] = field(default_factory=dict)
+    closed: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
+    """(team, agent) → (closed ACWs, their seconds), from ``_add_shapes``."""
+    steps: list[ChecklistItem] = field(default_factory=list)
+
+
+def recent_window(first: date, last: date) -> tuple[date, date]:
+    """The last ``RECENT_DAYS`` days of the period (the whole period if shorter)."""
+    return max(first, last - timedelta(days=RECENT_DAYS - 1)), last
+
+
+def recent_signals(where: KpiFilter, first: date, last: date) -> Recent:
+    """What the closed ACWs of the interactions that ended in the recent window say: checklist
+    steps ticked (per team and agent, with the ACW with and without each step), and per agent
+    the call length and shift position of each ACW."""
+    window_first, window_last = recent_window(first, last)
+    start, end = site_day_bounds(window_first, window_last)
+    recent = Recent(window_first, window_last)
+    recent.steps = list(ChecklistItem.objects.filter(active=True).order_by("position", "pk"))
+    closed = Interaction.objects.filter(
+        where.q(), ended_at__gte=start, ended_at__lt=end, acw__ended_at__isnull=False
+    )
+    _add_shapes(recent, closed)
+    if recent.steps:  # after the shapes: it needs recent.closed
+        _add_checklist(recent, closed)
+    return recent
+
+
+def _add_shapes(recent: Recent, closed: QuerySet[Interaction]) -> None:
+    """Per agent: count, sum and sum of squares of the ACW seconds, split by whether the call
+    was long (talk + hold ranked above the agent's 75th percentile in the window: percent rank
+    > 0.75, so calls all of one length are never long) and whether it ended more than
+    ``LATE_AFTER_HOURS`` after the agent's first interaction of that site day. Window functions
+    rank and date each row in the database, which then sums the groups."""
+    length = F("talk_seconds") + F("hold_seconds")
+    day = TruncDate("ended_at", tzinfo=queries.site_tz())
+    ranked = closed.annotate(
+        seconds=F("acw__duration_seconds"),
+        rank=Window(PercentRank(), partition_by=[F("agent_id")], order_by=length.asc()),
+        shift_start=Window(Min("ended_at"), partition_by=[F("agent_id"), day]),
+    ).annotate(
+        is_long=ExpressionWrapper(Q(rank__gt=LONG_CALL_QUANTILE), output_field=BooleanField()),
+        is_late=ExpressionWrapper(
+            Q(ended_at__gt=F("shift_start") + timedelta(hours=LATE_AFTER_HOURS)),
+            output_field=BooleanField(),
+        ),
+    )
+    columns = ("team_id", "agent_id", "seconds", "is_long", "is_late")
+    sql, params = ranked.order_by().values(*columns).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT w.team_id, w.agent_id, w.is_long, w.is_late, COUNT(*), SUM(w.seconds), "
+            f"SUM(w.seconds * w.seconds) FROM ({sql}) w "
+            "GROUP BY w.team_id, w.agent_id, w.is_long, w.is_late",
+            params,
+        )
+        rows = cursor.fetchall()
+    for team_id, agent_id, is_long, is_late, n, total, squares in rows:
+        total, squares = total or 0.0, squares or 0.0
+        agent = recent.agents.setdefault(agent_id, RecentAgent())
+        shape = (bool(is_long), bool(is_late))
+        had = agent.shapes.get(shape, (0, 0.0, 0.0))
+        agent.shapes[shape] = (had[0] + n, had[1] + total, had[2] + squares)
+        # The closed ACWs per team and agent: where the checklist steps applied.
+        count, seconds = recent.closed.get((team_id, agent_id), (0, 0.0))
+        recent.closed[(team_id, agent_id)] = (count + n, seconds + total)
+
+
+# The ticked steps of each closed ACW, unnested in the database: (team, agent, step) → count
+# and ACW seconds. JSON arrays unnest differently on PostgreSQL and SQLite.
+_UNNEST = {
+    "postgresql": "CROSS JOIN LATERAL jsonb_array_elements_text(b.ticked) AS e(value) "
+    "WHERE jsonb_typeof(b.ticked) = 'array'",
+    "sqlite": ", json_each(b.ticked) AS e WHERE json_type(b.ticked) = 'array'",
+}
+
+
+def _add_checklist(recent: Recent, closed: QuerySet[Interaction]) -> None:
+    """Per team and agent and step: ACWs where the step applied, how many had it ticked, and
+    the ACW seconds with and without it (a team's own steps apply to that team only)."""
+    base = closed.annotate(ticked=F("acw__checklist"), seconds=F("acw__duration_seconds")).values(
+        "team_id", "agent_id", "ticked", "seconds"
+    )
+    sql, params = base.order_by().query.sql_with_params()
+    ticks: dict[tuple[int, int, int], tuple[int, float]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT b.team_id, b.agent_id, e.value, COUNT(*), SUM(b.seconds) FROM ({sql}) b "
+            f"{_UNNEST[connection.vendor]} GROUP BY b.team_id, b.agent_id, e.value",
+            params,
+        )
+        for team_id, agent_id, step, n, seconds in cursor.fetchall():
+            with contextlib.suppress(TypeError, ValueError):
+                ticks[(team_id, agent_id, int(step))] = (n, seconds or 0.0)
+    for (team_id, agent_id), (n, total) in recent.closed.items():
+        agent = recent.agents.setdefault(agent_id, RecentAgent())
+        for step in recent.steps:
+            if step.team_id not in (None, team_id):
+                continue
+            done, with_seconds = ticks.get((team_id, agent_id, step.pk), (0, 0.0))
+            figures = StepFigures(n, done, with_seconds, (total or 0.0) - with_seconds)
+            agent.steps_due += n
+            agent.steps_ticked += done
+            recent.by_team.setdefault((team_id, step.pk), StepFigures()).add(figures)
+            recent.by_agent.setdefault((agent_id, step.pk), StepFigures()).add(figures)
+
+
+def grows(flagged: Stats, others: Stats) -> bool:
+    """ACW grows in the flagged group (after long calls, late in the shift): its mean is at
+    least ``MIN_CHANGE`` above the others' and Welch's z is at least 1.645."""
+    if others.mean <= 0 or flagged.mean - others.mean < MIN_CHANGE * others.mean:
+        return False
+    se = standard_error(flagged.sd, flagged.n, others.sd, others.n)
+    return se == 0 or (flagged.mean - others.mean) / se >= Z_ONE_SIDED
+
+
+# --- The coaching list ----------------------------------------------------------------------
+
+
+REASON_CODES = [
+    "high_index",
+    "above_team",
+    "above_own_baseline",
+    "too_short",
+    "extends_often",
+    "timeouts_often",
+    "grows_after_long_calls",
+    "grows_late_in_shift",
+]
+"""The rules of the coaching list, in the order an entry lists them."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an agent is on the coaching list: a rule (``code``), its numbers, a sentence."""
+
+    code: str
+    message: str
+    value: float
+    threshold: float
+
+
+@dataclass
+class Entry:
+    agent: str
+    name: str
+    team: str
+    row: KpiRow
+    reasons: list[Reason] = field(default_factory=list)
+    checklist_completion: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        expected = self.row.expected_acw_seconds
+        index = self.row.acw_index
+        return {
+            "agent": self.agent,
+            "name": self.name,
+            "team": self.team,
+            "interactions": self.row.interactions,
+            "avg_acw_seconds": round(self.row.avg_acw_seconds, 3),
+            "expected_acw_seconds": None if expected is None else round(expected, 3),
+            "acw_index": None if index is None else round(index, 3),
+            "too_short_rate": round(self.row.too_short_share, 4),
+            "checklist_completion": (
+                None if self.checklist_completion is None else round(self.checklist_completion, 4)
+            ),
+            "reasons": [r.code for r in self.reasons],
+            "why": " ".join(r.message for r in self.reasons),
+        }
+
+
+ENTRY_FIELDS = list(Entry("", "", "", KpiRow("", "")).as_dict())
+"""The coaching list's fields, in the API's and the CSV's order."""
+
+
+def _s(seconds: float) -> str:
+    return format_duration(seconds)
+
+
+def _pct(share: float) -> str:
+    return format_percent(share, digits=0)
+
+
+@dataclass
+class Coaching:
+    """The coaching list of a scope, and the checklist analysis behind it."""
+
+    entries: list[Entry]
+    recent: Recent
+    agents: dict[int, tuple[str, str, str]]
+    """agent id → (external id, name, team name), for every agent with figures."""
+    teams: dict[int, str]
+
+
+def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = None) -> Coaching:
+    """Who needs coaching in the period, and why (docs/coaching.md).
+
+    Per agent: the ACW index against the site's norms; ACW against their own last
+    ``BASELINE_DAYS`` days and against their team's average for the same codes and channels
+    (mix-adjusted); too-short, extended and timeout rates; and in the recent window, ACW after
+    long calls and late in the shift. Each reason needs ``MIN_INTERACTIONS`` and a confidence
+    bound, so one long or short ACW never puts anyone on the list.
+    """
+    now = now or timezone.now()
+    norms = site_norms(last, now)
+    start, end = site_day_bounds(first, last)
+    base_start, base_end = site_day_bounds(
+        first - timedelta(days=BASELINE_DAYS), first - timedelta(days=1)
+    )
+    detail = composite("agent", "wrap_up_code", "channel")
+    split = queries.kpi_rows(group_by=detail, start=start, end=end, now=now, **_filters(where))
+    before = queries.kpi_rows(
+        group_by=detail, start=base_start, end=base_end, now=now, **_filters(where)
+    )
+    spread = queries.acw_moments(where, start, end, now, by="agent")
+    spread_before = queries.acw_moments(where, base_start, base_end, now, by="agent")
+    recent = recent_signals(where, first, last)
+
+    agent_info = {
+        a["external_id"]: a
+        for a in Agent.objects.filter(external_id__in={split_key(r.key)[0] for r in split}).values(
+            "pk", "external_id", "name", "team_id", "team__name"
+        )
+    }
+    rows: dict[str, KpiRow] = {}
+    cells: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    team_cells: dict[tuple[int, str, str], KpiRow] = {}
+    for row in split:
+        agent_key, code, channel = split_key(row.key)
+        total = rows.setdefault(agent_key, KpiRow(agent_key, row.name))
+        total.add(row)
+        add_expected(total, code, row.interactions, norms)
+        cells[agent_key].append((code, channel, row.interactions))
+        team_id = agent_info[agent_key]["team_id"] if agent_key in agent_info else 0
+        team_cells.setdefault((team_id, code, channel), KpiRow("", "")).add(row)
+    own_cells: dict[tuple[str, str, str], KpiRow] = {}
+    own_totals: dict[str, KpiRow] = {}
+    for row in before:
+        agent_key, code, channel = split_key(row.key)
+        own_cells.setdefault((agent_key, code, channel), KpiRow("", "")).add(row)
+        own_totals.setdefault(agent_key, KpiRow("", "")).add(row)
+
+    entries = []
+    for agent_key, row in rows.items():
+        info = agent_info.get(agent_key)
+        if info is None:
+            continue
+        reasons: list[Reason] = []
+        stats = Stats.from_moments(spread.get(agent_key))
+        index = row.acw_index
+        expected = row.expected_acw_seconds
+        if high_index(row.avg_acw_seconds, expected, stats):
+            assert index is not None and expected is not None
+            reasons.append(
+                Reason(
+                    "high_index",
+                    _(
+                        "ACW index %(index).2f: average ACW %(avg)s against %(expected)s "
+                        "expected for the codes handled (%(n)d ACWs)."
+                    )
+                    % {
+                        "index": index,
+                        "avg": _s(row.avg_acw_seconds),
+                        "expected": _s(expected),
+                        "n": stats.n,
+                    },
+                    round(index, 3),
+                    HIGH_INDEX,
+                )
+            )
+        # Against the team's average for the same codes and channels (the agent included).
+        team_total = sum(
+            n * team_cells[(info["team_id"], code, channel)].avg_acw_seconds
+            for code, channel, n in cells[agent_key]
+        )
+        team_expected = team_total / row.interactions if row.interactions else 0.0
+        if team_expected > 0 and high_index(row.avg_acw_seconds, team_expected, stats):
+            reasons.append(
+                Reason(
+                    "above_team",
+                    _(
+                        "Average ACW %(avg)s against %(team)s for the team on the same codes "
+                        "and channels (+%(pct)s)."
+                    )
+                    % {
+                        "avg": _s(row.avg_acw_seconds),
+                        "team": _s(team_expected),
+                        "pct": _pct(row.avg_acw_seconds / team_expected - 1),
+                    },
+                    round(row.avg_acw_seconds / team_expected, 3),
+                    HIGH_INDEX,
+                )
+            )
+        # Against the agent's own last 30 days, for the same mix.
+        own = own_totals.get(agent_key)
+        if own is not None and own.interactions:
+            own_total = 0.0
+            for code, channel, n in cells[agent_key]:
+                cell = own_cells.get((agent_key, code, channel))
+                mean = cell.avg_acw_seconds if cell and cell.interactions else own.avg_acw_seconds
+                own_total += n * mean
+            own_expected = own_total / row.interactions
+            now_stats = Stats(stats.n, row.avg_acw_seconds, stats.sd)
+            before_stats = Stats.from_moments(spread_before.get(agent_key))
+            if change_is_real(now_stats, own_expected, before_stats):
+                reasons.append(
+                    Reason(
+                        "above_own_baseline",
+                        _(
+                            "Average ACW %(avg)s against %(own)s in the %(days)d days before, "
+                            "for the same codes and channels (+%(pct)s)."
+                        )
+                        % {
+                            "avg": _s(row.avg_acw_seconds),
+                            "own": _s(own_expected),
+                            "days": BASELINE_DAYS,
+                            "pct": _pct(row.avg_acw_seconds / own_expected - 1),
+                        },
+                        round(row.avg_acw_seconds / own_expected, 3),
+                        1 + MIN_CHANGE,
+                    )
+                )
+        recent_agent = recent.agents.get(info["pk"])
+        completion = recent_agent.checklist_completion if recent_agent else None
+        if rate_is_high(row.too_short, row.acw_count, TOO_SHORT_RATE):
+            checklist = (
+                _(" Checklist completion %(done)s.") % {"done": _pct(completion)}
+                if completion is not None
+                else ""
+            )
+            reasons.append(
+                Reason(
+                    "too_short",
+                    _(
+                        "%(k)d of %(n)d ACWs shorter than the policy's minimum (%(rate)s): "
+                        "a documentation risk."
+                    )
+                    % {"k": row.too_short, "n": row.acw_count, "rate": _pct(row.too_short_share)}
+                    + checklist,
+                    round(row.too_short_share, 4),
+                    TOO_SHORT_RATE,
+                )
+            )
+        often = [
+            ("extends_often", row.extended, _("Extended %(k)d of %(n)d ACWs (%(rate)s).")),
+            (
+                "timeouts_often",
+                row.timeouts,
+                _("%(k)d of %(n)d ACWs ran into the timeout (%(rate)s)."),
+            ),
+        ]
+        for code, k, text in often:
+            if rate_is_high(k, row.acw_count, OFTEN_RATE):
+                share = k / row.acw_count
+                message = text % {"k": k, "n": row.acw_count, "rate": _pct(share)}
+                reasons.append(Reason(code, message, round(share, 4), OFTEN_RATE))
+        if recent_agent is not None:
+            reasons += _recent_reasons(recent_agent, recent)
+        if reasons:
+            entries.append(
+                Entry(agent_key, info["name"], info["team__name"], row, reasons, completion)
+            )
+    entries.sort(key=lambda e: (e.team, -len(e.reasons), e.name))
+    agents = {a["pk"]: (a["external_id"], a["name"], a["team__name"]) for a in agent_info.values()}
+    teams = dict(Team.objects.filter(pk__in=where.team_ids).values_list("pk", "name"))
+    return Coaching(entries, recent, agents, teams)
+
+
+def _recent_reasons(agent: RecentAgent, recent: Recent) -> list[Reason]:
+    out = []
+    window = _("last %(days)d days") % {"days": (recent.last - recent.first).days + 1}
+    long_calls = agent.split(by_long=True)
+    if long_calls and grows(*long_calls):
+        flagged, others = long_calls
+        out.append(
+            Reason(
+                "grows_after_long_calls",
+                _(
+                    "ACW after long calls %(long)s against %(other)s after the others "
+                    "(%(n)d long calls, %(window)s)."
+                )
+                % {
+                    "long": _s(flagged.mean),
+                    "other": _s(others.mean),
+                    "n": flagged.n,
+                    "window": window,
+                },
+                round(flagged.mean / others.mean, 3),
+                1 + MIN_CHANGE,
+            )
+        )
+    late = agent.split(by_long=False)
+    if late and grows(*late):
+        flagged, others = late
+        out.append(
+            Reason(
+                "grows_late_in_shift",
+                _(
+                    "ACW late in the shift %(late)s against %(other)s earlier "
+                    "(more than %(hours)d h after the first call of the day, %(window)s)."
+                )
+                % {
+                    "late": _s(flagged.mean),
+                    "other": _s(others.mean),
+                    "hours": LATE_AFTER_HOURS,
+                    "window": window,
+                },
+                round(flagged.mean / others.mean, 3),
+                1 + MIN_CHANGE,
+            )
+        )
+    return out
+
+
+# --- Checklist analysis rows ----------------------------------------------------------------
+
+CHECKLIST_FIELDS = [
+    "step",
+    "team",
+    "agent",
+    "agent_name",
+    "acws",
+    "ticked",
+    "ticked_share",
+    "avg_acw_with_seconds",
+    "avg_acw_without_seconds",
+]
+
+
+def checklist_rows(result: Coaching) -> list[dict[str, Any]]:
+    """The checklist analysis, per step: one row per team, then one per agent."""
+    recent = result.recent
+    out = []
+
+    def line(
+        step: ChecklistItem, team: str, agent: tuple[str, str], f: StepFigures
+    ) -> dict[str, Any]:
+        return {
+            "step": step.label,
+            "team": team,
+            "agent": agent[0],
+            "agent_name": agent[1],
+            "acws": f.acws,
+            "ticked": f.ticked,
+            "ticked_share": round(f.ticked_share, 4),
+            "avg_acw_with_seconds": None if f.avg_with is None else round(f.avg_with, 3),
+            "avg_acw_without_seconds": (None if f.avg_without is None else round(f.avg_without, 3)),
+        }
+
+    for step in recent.steps:
+        for (team_id, step_id), figures in sorted(
+            recent.by_team.items(), key=lambda i: result.teams.get(i[0][0], "")
+        ):
+            if step_id == step.pk:
+                out.append(line(step, result.teams.get(team_id, ""), ("", ""), figures))
+        for (agent_id, step_id), figures in sorted(
+            recent.by_agent.items(), key=lambda i: result.agents.get(i[0][0], ("", "", ""))[1]
+        ):
+            if step_id == step.pk and agent_id in result.agents:
+                external_id, name, team = result.agents[agent_id]
+                out.append(line(step, team, (external_id, name), figures))
+    return out

@@ -1,0 +1,312 @@
+"""Coaching signals end to end: events in, the ACW index on the KPI API and pages, the coaching
+list (page, CSV, API), the checklist analysis and the persistent too-short alert
+(docs/coaching.md). Every expected number is computed by hand in the test."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.test import Client
+
+from agents.models import AcwPolicy, Agent, ChecklistItem, WrapUpCode
+from agents.tests.factories import by_key, client_for
+from reporting.alerts import current_conditions
+from reporting.models import AlertKind
+from reporting.queries import site_today, site_tz
+
+from .factories import call, event, ingest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _afternoon(db: None) -> Iterator[None]:
+    """Today at 15:00 (site time), and a site policy whose timer (700 s) lets each ACW last as
+    long as the test says, with a 10 s minimum for the too-short rules."""
+    AcwPolicy.objects.filter(team=None, channel="").update(
+        seconds=700, max_seconds=700, min_seconds=10
+    )
+    with time_machine.travel(datetime.combine(site_today(), time(15), site_tz()), tick=True):
+        yield
+
+
+def _at(hour: int, minute: int = 0, days_ago: int = 0) -> datetime:
+    day = site_today() - timedelta(days=days_ago)
+    return datetime.combine(day, time(hour, minute), site_tz())
+
+
+def calls(
+    agent: str,
+    acws: list[float],
+    *,
+    code: str = "",
+    start: datetime | None = None,
+    talk: float = 60,
+    every: int = 3,
+    checklist: list[list[int]] | None = None,
+) -> None:
+    """One call every ``every`` minutes from ``start`` (8:00 today), with these ACW lengths."""
+    start = start or _at(8)
+    events: list[dict[str, Any]] = []
+    for i, acw in enumerate(acws):
+        begin = start + timedelta(minutes=every * i)
+        cid = f"{agent}-{begin:%j%H%M}-{i}"
+        if checklist is None:
+            events += call(agent, cid, begin, talk=talk, acw=acw, code=code)
+        else:
+            events += call(agent, cid, begin, talk=talk, acw=None)
+            end = begin + timedelta(seconds=talk + acw)
+            events.append(event(agent, "acw.ended", end, checklist=checklist[i]))
+    assert set(ingest(*events)) == {"accepted"}
+
+
+def _kpis(user: Any, **params: str) -> dict[str, dict[str, Any]]:
+    return by_key(client_for(user).get("/api/v1/kpis", params))
+
+
+# --- The ACW index on /api/v1/kpis ------------------------------------------------------------
+
+
+def test_the_api_rows_carry_the_mix_adjusted_expected_acw_and_the_index(
+    manager_maria: Any, alice: Agent, carol: Agent
+) -> None:
+    WrapUpCode.objects.create(code="sale", label="Sale", expected_acw_seconds=40)
+    calls("alice", [50, 70], code="sale")
+    calls("alice", [30], start=_at(9))
+    calls("carol", [10], start=_at(9))
+    # Uncoded: learned from the site's last 30 days = (30 + 10) ÷ 2 = 20 s.
+    # alice: expected (2 × 40 + 1 × 20) ÷ 3 = 33.333 s; average 150 ÷ 3 = 50 s; index 1.5.
+    rows = _kpis(manager_maria, group_by="agent")
+    assert rows["alice"]["expected_acw_seconds"] == 33.333
+    assert rows["alice"]["acw_index"] == 1.5
+    assert rows["carol"]["expected_acw_seconds"] == 20.0 and rows["carol"]["acw_index"] == 0.5
+    # Team North = alice alone; the §4b fields are unchanged.
+    north = _kpis(manager_maria, group_by="team")["North"]
+    assert (north["interactions"], north["avg_acw_seconds"], north["acw_index"]) == (3, 50.0, 1.5)
+    codes = _kpis(manager_maria, group_by="wrap_up_code")
+    assert codes["sale"]["norm_acw_seconds"] == 40.0
+    assert codes["sale"]["acw_index"] == 1.5  # 60 ÷ 40
+    assert codes[""]["norm_acw_seconds"] is None and codes[""]["acw_index"] == 1.0
+
+
+def test_an_unset_norm_is_learned_as_the_sites_mean_for_that_code(
+    manager_maria: Any, alice: Agent, bob: Agent
+) -> None:
+    WrapUpCode.objects.create(code="info", label="Info", expected_acw_seconds=None)
+    calls("alice", [20, 40], code="info")
+    calls("bob", [90], code="info", start=_at(10))
+    # Learned: (20 + 40 + 90) ÷ 3 = 50 s for "info"; alice 30 ÷ 50 = 0.6, bob 90 ÷ 50 = 1.8.
+    rows = _kpis(manager_maria, group_by="agent")
+    assert rows["alice"]["expected_acw_seconds"] == 50.0 and rows["alice"]["acw_index"] == 0.6
+    assert rows["bob"]["acw_index"] == 1.8
+    assert _kpis(manager_maria, group_by="wrap_up_code")["info"]["norm_acw_seconds"] is None
+
+
+def test_the_kpi_csv_has_the_added_columns_after_the_contracts(
+    manager_maria: Any, alice: Agent
+) -> None:
+    calls("alice", [30, 30])
+    response = client_for(manager_maria).get("/api/v1/kpis", {"format": "csv"})
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert lines[0][-3:] == ["too_short", "expected_acw_seconds", "acw_index"]
+    assert lines[1][-2:] == ["30.0", "1.0"]
+
+
+# --- The coaching list ------------------------------------------------------------------------
+
+
+def test_a_persistently_long_acw_puts_the_agent_on_the_list_with_the_numbers(
+    manager_maria: Any, alice: Agent, bob: Agent
+) -> None:
+    WrapUpCode.objects.create(code="sale", label="Sale", expected_acw_seconds=30)
+    calls("alice", [60] * 20, code="sale")  # index 2.0 over 20 ACWs
+    calls("bob", [30] * 19 + [600], code="sale", start=_at(11))  # one spike: 58.5 s average
+    body = client_for(manager_maria).get("/api/v1/coaching").json()
+    by_agent = {e["agent"]: e for e in body["entries"]}
+    assert "bob" not in by_agent, "one long ACW is not a pattern"
+    alice_entry = by_agent["alice"]
+    assert alice_entry["acw_index"] == 2.0 and alice_entry["expected_acw_seconds"] == 30.0
+    (reason,) = [r for r in alice_entry["reasons"] if r["code"] == "high_index"]
+    assert reason["value"] == 2.0 and reason["threshold"] == 1.2
+    assert "ACW index 2.00" in reason["message"] and "1:00" in reason["message"]
+
+
+def test_too_short_acws_are_a_documentation_risk_with_the_checklist_completion(
+    manager_maria: Any, alice: Agent
+) -> None:
+    step = ChecklistItem.objects.create(label="Update the CRM record")
+    # 20 ACWs of 5 s (< 10 s minimum), the step ticked on 5 of them: completion 25 %.
+    calls("alice", [5] * 20, checklist=[[step.pk]] * 5 + [[]] * 15)
+    (entry,) = client_for(manager_maria).get("/api/v1/coaching").json()["entries"]
+    assert entry["too_short_rate"] == 1.0 and entry["checklist_completion"] == 0.25
+    (reason,) = [r for r in entry["reasons"] if r["code"] == "too_short"]
+    assert "20 of 20 ACWs" in reason["message"] and "25 %" in reason["message"]
+
+
+def test_an_agent_above_their_own_last_30_days_is_flagged(manager_maria: Any, alice: Agent) -> None:
+    calls("alice", [30] * 20, start=_at(9, days_ago=10))
+    calls("alice", [45] * 20)
+    body = client_for(manager_maria).get("/api/v1/coaching").json()
+    (entry,) = body["entries"]
+    (reason,) = [r for r in entry["reasons"] if r["code"] == "above_own_baseline"]
+    # Same (uncoded, phone) mix: expected 30 s from the baseline; 45 ÷ 30 = 1.5.
+    assert reason["value"] == 1.5
+    assert "45 s against 30 s" in reason["message"]
+
+
+def test_an_agent_above_the_team_for_the_same_codes_and_channels_is_flagged(
+    manager_maria: Any, alice: Agent, bob: Agent
+) -> None:
+    calls("alice", [90] * 20)
+    calls("bob", [30] * 60, start=_at(9))
+    # Team mean (uncoded, phone): (20 × 90 + 60 × 30) ÷ 80 = 45 s; alice 90 ÷ 45 = 2.0.
+    entries = {
+        e["agent"]: e for e in client_for(manager_maria).get("/api/v1/coaching").json()["entries"]
+    }
+    (reason,) = [r for r in entries["alice"]["reasons"] if r["code"] == "above_team"]
+    assert reason["value"] == 2.0
+    assert "above_team" not in [r["code"] for r in entries.get("bob", {"reasons": []})["reasons"]]
+
+
+def test_frequent_extensions_and_timeouts_are_reasons(manager_maria: Any, alice: Agent) -> None:
+    AcwPolicy.objects.filter(team=None, channel="").update(seconds=20, max_seconds=300)
+    events: list[dict[str, Any]] = []
+    for i in range(20):
+        begin = _at(8) + timedelta(minutes=3 * i)
+        end = begin + timedelta(seconds=60)
+        cid = f"t{i}"
+        events += call("alice", cid, begin, talk=60, acw=None)
+        # Extended at 15 s, then left to the (extended) timer: every ACW extended and timed out.
+        events.append(event("alice", "acw.extended", end + timedelta(seconds=15)))
+    ingest(*events)
+    (entry,) = client_for(manager_maria).get("/api/v1/coaching").json()["entries"]
+    codes = [r["code"] for r in entry["reasons"]]
+    assert "extends_often" in codes and "timeouts_often" in codes
+
+
+def test_acw_that_grows_after_long_calls_is_a_reason(manager_maria: Any, alice: Agent) -> None:
+    # 30 short calls (60 s) with 30 s of ACW, 10 long ones (600 s) with 60 s.
+    calls("alice", [30] * 30, talk=60)
+    calls("alice", [60] * 10, talk=600, every=12, start=_at(10))
+    (entry,) = client_for(manager_maria).get("/api/v1/coaching").json()["entries"]
+    (reason,) = [r for r in entry["reasons"] if r["code"] == "grows_after_long_calls"]
+    assert reason["value"] == 2.0  # 60 ÷ 30
+    assert "grows_late_in_shift" not in [r["code"] for r in entry["reasons"]]
+
+
+def test_acw_that_grows_late_in_the_shift_is_a_reason(manager_maria: Any, alice: Agent) -> None:
+    calls("alice", [30] * 20, start=_at(7))
+    calls("alice", [50] * 10, start=_at(13, 30))  # more than 6 h after the first call
+    (entry,) = client_for(manager_maria).get("/api/v1/coaching").json()["entries"]
+    (reason,) = [r for r in entry["reasons"] if r["code"] == "grows_late_in_shift"]
+    assert reason["value"] == pytest.approx(50 / 30, abs=1e-3)
+
+
+# --- Visibility, errors, CSV ------------------------------------------------------------------
+
+
+def test_a_supervisor_sees_only_their_teams_on_the_coaching_page_and_api(
+    client: Client, supervisor_sam: Any, alice: Agent, carol: Agent
+) -> None:
+    calls("alice", [5] * 20)
+    calls("carol", [5] * 20)
+    client.force_login(supervisor_sam)
+    page = client.get("/kpis/coaching/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Alice Martin" in html and "Carol Dubois" not in html
+    assert 'href="/kpis/agents/alice/' in html
+    assert client.get("/kpis/coaching/", {"team": "South"}).status_code == 400
+    assert client.get("/kpis/coaching/", {"csv": "nonsense"}).status_code == 400
+    api = client_for(supervisor_sam)
+    assert [e["agent"] for e in api.get("/api/v1/coaching").json()["entries"]] == ["alice"]
+    assert api.get("/api/v1/coaching", {"team": "South"}).status_code == 400
+    assert api.get("/api/v1/coaching", {"from": "2020-13-01"}).status_code == 400
+
+
+def test_agent_users_may_not_open_the_coaching_page(client: Client, agent_user_alice: Any) -> None:
+    client.force_login(agent_user_alice)
+    assert client.get("/kpis/coaching/").status_code == 403
+    assert client_for(agent_user_alice).get("/api/v1/coaching").status_code == 403
+
+
+def test_the_coaching_list_downloads_as_a_streamed_csv(
+    client: Client, manager_maria: Any, alice: Agent
+) -> None:
+    calls("alice", [5] * 20)
+    client.force_login(manager_maria)
+    response = client.get("/kpis/coaching/", {"csv": "coaching"})
+    assert response.streaming and response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["agent"], r["too_short_rate"], r["reasons"]) for r in rows] == [
+        ("alice", "1.0", "too_short")
+    ]
+    api = client_for(manager_maria).get("/api/v1/coaching", {"format": "csv"})
+    assert b"".join(api.streaming_content).decode().splitlines()[0].startswith("agent,name,team")
+
+
+# --- Checklist analysis -----------------------------------------------------------------------
+
+
+def test_the_checklist_analysis_counts_ticks_and_acw_with_and_without_each_step(
+    client: Client, manager_maria: Any, alice: Agent, bob: Agent, carol: Agent
+) -> None:
+    crm = ChecklistItem.objects.create(label="Update the CRM record")
+    north_only = ChecklistItem.objects.create(label="Book the callback", team=alice.team)
+    # alice: CRM ticked on the 40 s and 60 s ACWs (with: 50 s), not on 20 s and 30 s (25 s).
+    calls(
+        "alice",
+        [40, 60, 20, 30],
+        checklist=[[crm.pk, north_only.pk], [crm.pk], [], []],
+    )
+    calls("carol", [10, 10], checklist=[[crm.pk], [crm.pk]], start=_at(9))
+    client.force_login(manager_maria)
+    response = client.get("/kpis/coaching/", {"csv": "checklist"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    got = {(r["step"], r["team"], r["agent"]): r for r in rows}
+    alice_crm = got[("Update the CRM record", "North", "alice")]
+    assert (alice_crm["acws"], alice_crm["ticked"], alice_crm["ticked_share"]) == ("4", "2", "0.5")
+    assert (alice_crm["avg_acw_with_seconds"], alice_crm["avg_acw_without_seconds"]) == (
+        "50.0",
+        "25.0",
+    )
+    south_crm = got[("Update the CRM record", "South", "")]
+    assert (south_crm["ticked_share"], south_crm["avg_acw_without_seconds"]) == ("1.0", "")
+    # A team's own step applies to that team only.
+    assert ("Book the callback", "South", "") not in got
+    assert got[("Book the callback", "North", "")]["ticked"] == "1"
+    page = client.get("/kpis/coaching/").content.decode()
+    assert "Update the CRM record" in page and "Book the callback" in page
+
+
+# --- Too short everywhere, and the alert ------------------------------------------------------
+
+
+def test_the_kpi_pages_show_the_too_short_rate_and_the_index(
+    client: Client, manager_maria: Any, alice: Agent
+) -> None:
+    calls("alice", [5, 30, 30, 30])  # 1 of 4 too short = 25 %
+    client.force_login(manager_maria)
+    for url in ["/kpis/", f"/kpis/teams/{alice.team_id}/", "/kpis/agents/alice/"]:
+        html = client.get(url).content.decode()
+        assert "25.0 %" in html, url
+        assert "ACW index" in html, url
+
+
+def test_a_persistent_too_short_pattern_raises_the_too_short_alert(alice: Agent) -> None:
+    # 20 ACWs yesterday, 12 too short (60 %, bound 41 %): a pattern even with none today.
+    calls("alice", [5] * 12 + [30] * 8, start=_at(9, days_ago=1))
+    condition = current_conditions()[(AlertKind.TOO_SHORT_STREAK, alice.team_id, alice.pk)]
+    assert condition.value == 0.6 and condition.threshold == 0.2
+    assert "12 of 20 ACWs" in condition.message
+
+
+def test_a_few_short_acws_raise_no_persistent_alert(alice: Agent) -> None:
+    calls("alice", [5] * 2 + [30] * 18, start=_at(9, days_ago=1))
+    assert (AlertKind.TOO_SHORT_STREAK, alice.team_id, alice.pk) not in current_conditions()
