@@ -92,17 +92,6 @@ def chromium(django_db_setup: None) -> Iterator[Any]:
 
 
 @pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: a temporary directory; with ``ACW_SCREENSHOTS=1``,
-    ``docs/screenshots/``."""
-    if os.environ.get("ACW_SCREENSHOTS") == "1":
-        target = ROOT / "docs" / "screenshots"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
-
-
-@pytest.fixture
 def new_page(chromium: Any) -> Iterator[Any]:
     """Pages in fresh browser contexts (separate cookies), closed after the test.
 
