@@ -18,7 +18,7 @@ CHROMIUM := /usr/bin/chromium
 ARGS ?=
 
 # Local plain-HTTP runs: DEBUG=1 unless the caller set DEBUG (docs/api.md, section 1).
-run test lint check bench faults fuzz: export DEBUG ?= 1
+run test lint check bench faults fuzz messages lock: export DEBUG ?= 1
 # Fault scenarios to run (default: all), e.g. `make faults SCENARIOS="redis_down kill_web"`.
 SCENARIOS ?=
 
