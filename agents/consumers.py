@@ -124,8 +124,9 @@ class WallConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
-        if self.resyncer is not None and self.resyncer is not asyncio.current_task():
-            self.resyncer.cancel()
+        resyncer = getattr(self, "resyncer", None)
+        if resyncer is not None and resyncer is not asyncio.current_task():
+            resyncer.cancel()
         if hasattr(self, "hub"):
             await self.hub.leave(self)
 

@@ -23,6 +23,7 @@ wall, one read per session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import weakref
@@ -42,7 +43,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.05
-GAP_GRACE_SECONDS = 0.2
+# How long a skipped number may take to turn up before it counts as lost. Web processes (and
+# threads) number their messages at commit and publish them a moment later, so consecutive
+# numbers may arrive out of order; on a loaded machine (bench_wall: 4 ingesting threads, load
+# average 12 on 2 cores) 0.2 s turned such reorderings into needless resyncs.
+GAP_GRACE_SECONDS = 0.5
 # A jump of more numbers than this is not tracked number by number: the team resyncs.
 MAX_TRACKED_GAP = 1000
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -142,7 +147,8 @@ class WallHub:
                 except REDIS_DOWN:
                     logger.info("wall subscribe failed (attempt %d)", attempt + 1, exc_info=True)
             else:
-                await self._prune()
+                with contextlib.suppress(*REDIS_DOWN):
+                    await self._prune()
                 return False
             self.walls.add(wall)
             self.users.setdefault(wall.user_id, set()).add(wall)
@@ -228,10 +234,11 @@ class WallHub:
     # --- Layer messages -----------------------------------------------------------------------
 
     async def _read(self, channel: str) -> None:
-        while True:
+        while self.reader is asyncio.current_task():
             try:
                 message = await self.layer.receive(channel)
-            except REDIS_DOWN:
+            except Exception:
+                # Redis is down: the layer reconnects; the walls resync on the numbering.
                 logger.warning("wall hub receive failed; retrying", exc_info=True)
                 await asyncio.sleep(1)
                 continue
@@ -337,7 +344,9 @@ class WallHub:
             await asyncio.sleep(COALESCE_SECONDS)
             try:
                 if self._lost_something(stream):
-                    self._resync_team(stream)
+                    self._resync_team(
+                        stream, f"team {team_id}: numbers {sorted(stream.missing)} lost"
+                    )
                 elif stream.pending:
                     await self._flush(team_id, stream)
                 elif not stream.missing:
@@ -348,9 +357,10 @@ class WallHub:
                 stream.window = None
                 return
 
-    def _resync_team(self, stream: TeamStream, *, restart: bool = False) -> None:
+    def _resync_team(self, stream: TeamStream, why: str, *, restart: bool = False) -> None:
         """A message of the team was lost: its walls start over from a fresh snapshot (which
         holds whatever was waiting). ``restart``: the numbering itself started over."""
+        logger.info("wall resync of %d walls: %s", len(stream.walls), why)
         stream.missing.clear()
         stream.pending.clear()
         stream.pending_seq = None
@@ -378,7 +388,11 @@ class WallHub:
         for wall in walls:
             wall.push(frame)
         for wall in walls:
-            await wall.drain()
+            try:
+                await wall.drain()
+            except Exception:
+                # One socket's failure is not the others': it is closing, or resyncs later.
+                logger.warning("wall send failed", exc_info=True)
 
     # --- Snapshots ----------------------------------------------------------------------------
 
@@ -448,22 +462,28 @@ class WallHub:
         """
         read = sync_to_async(events.team_seqs, thread_sensitive=False)
         previous: dict[int, int] = {}
-        while True:
+        # Until stopped (``_stop``), even from within this loop (a wall closed by its rights).
+        while self.checker is asyncio.current_task():
             timing = self.timing
             await asyncio.sleep(min(timing.seq_check_seconds, timing.rights_check_seconds))
+            # What the hub had received before the read: messages keep arriving during it.
+            received = {team_id: stream.last for team_id, stream in self.teams.items()}
             try:
-                current = await read(set(self.teams))
+                current = await read(set(received))
             except Exception:
                 logger.warning("lost-message check failed", exc_info=True)
             else:
                 for team_id, seq in current.items():
                     stream = self.teams.get(team_id)
-                    if stream is None or stream.last is None:
+                    last = received.get(team_id)
+                    if stream is None or stream.last is None or last is None:
                         continue
-                    if seq < stream.last:
-                        self._resync_team(stream, restart=True)
+                    if seq < last:
+                        self._resync_team(
+                            stream, f"team {team_id}: counter went back", restart=True
+                        )
                     elif previous.get(team_id, 0) > stream.last:
-                        self._resync_team(stream)
+                        self._resync_team(stream, f"team {team_id}: last message lost")
                 previous = current
             for wall in list(self.walls):
                 if wall.stale:

@@ -41,9 +41,11 @@ from typing import Any
 from bench._setup import ROOT, percentile, with_bench_database
 
 SUPERVISORS = 5
+# Deliveries are complete once no frame arrived for this long.
 DRAIN_SECONDS = 3.0
 # Handshakes in flight at once while the walls connect.
 CONNECTING_AT_ONCE = 50
+CONNECT_ATTEMPTS = 3
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 INGEST_THREADS = 4
 
@@ -89,19 +91,29 @@ async def _client_main(walls: list[Wall], control: Any) -> None:
     ready = [asyncio.Event() for _ in walls]
     gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
     sockets: list[Any] = []
+    retries: list[int] = []
 
     async def run(index: int, wall: Wall) -> None:
         ws_url = wall.url.replace("http://", "ws://")
         async with gate:
-            ws = await connect(
-                ws_url,
-                origin=wall.url.split("/ws/")[0],  # type: ignore[arg-type]
-                additional_headers={"Cookie": wall.cookie},
-                max_size=None,
-                open_timeout=60,
-            )
+            for attempt in range(CONNECT_ATTEMPTS):
+                # A refused or dropped handshake is tried again, as the wall page does.
+                try:
+                    ws = await connect(
+                        ws_url,
+                        origin=wall.url.split("/ws/")[0],  # type: ignore[arg-type]
+                        additional_headers={"Cookie": wall.cookie},
+                        max_size=None,
+                        open_timeout=60,
+                    )
+                    first = await asyncio.wait_for(ws.recv(), timeout=60)
+                    break
+                except Exception:
+                    if attempt == CONNECT_ATTEMPTS - 1:
+                        raise
+                    retries.append(index)
+                    await asyncio.sleep(1)
             sockets.append(ws)
-            first = await asyncio.wait_for(ws.recv(), timeout=60)
         assert json.loads(first)["type"] == "snapshot", str(first)[:200]
         ready[index].set()
         frames = received[index]
@@ -119,8 +131,12 @@ async def _client_main(walls: list[Wall], control: Any) -> None:
     await asyncio.wait([all_ready, *tasks], timeout=120, return_when=asyncio.FIRST_COMPLETED)
     failed = [t.exception() for t in tasks if t.done() and t.exception() is not None]
     connected = sum(r.is_set() for r in ready)
-    control.send(("connected", connected, time.perf_counter() - began, repr(failed[:3])))
-    await asyncio.get_running_loop().run_in_executor(None, control.recv)  # "stop"
+    seconds = time.perf_counter() - began
+    control.send(("connected", connected, seconds, len(retries), repr(failed[:3])))
+    loop = asyncio.get_running_loop()
+    while await loop.run_in_executor(None, control.recv) == "count":
+        control.send(sum(len(frames) for frames in received))
+    # "stop"
     for ws in sockets:
         await ws.close()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -155,10 +171,25 @@ class Clients:
     def start(self) -> float:
         """Open every wall; the seconds until the last one had its snapshot."""
         self.process.start()
-        _, connected, seconds, failed = self.control.recv()
+        _, connected, seconds, retries, failed = self.control.recv()
+        if retries:
+            print(f"handshakes tried again: {retries}")
         if connected != len(self.walls):
             raise RuntimeError(f"{connected} of {len(self.walls)} walls connected: {failed}")
         return seconds
+
+    def wait_until_quiet(self, quiet: float = DRAIN_SECONDS, limit: float = 180) -> None:
+        """Wait until no frame arrived for ``quiet`` seconds (every delivery is in)."""
+        deadline = time.monotonic() + limit
+        self.control.send("count")
+        count = self.control.recv()
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            self.control.send("count")
+            now = self.control.recv()
+            if now == count:
+                return
+            count = now
 
     def stop(self) -> list[tuple[int, float, str, list[tuple[str, str]]]]:
         self.control.send("stop")
@@ -391,15 +422,18 @@ class Result:
         lat = self.latencies or [float("nan")]
         share = self.matched / self.expected if self.expected else 0
         cpu = ", ".join(
-            f"{name} {seconds / self.elapsed:.2f}" for name, seconds in self.cpu.items()
+            f"{name} {seconds:.1f} s ({seconds / self.elapsed:.2f} cores)"
+            for name, seconds in self.cpu.items()
         )
+        per_delivery = self.cpu.get("web0", 0) / max(self.matched, 1) * 1e6
         rss = ", ".join(f"{name} {mb:.0f} MB" for name, mb in self.rss.items())
         return (
             f"{self.label}: connect {self.connect_seconds:.1f} s; deliveries "
             f"{self.matched} / {self.expected} ({share:.1%}); resync snapshots {self.resyncs}; "
             f"latency p50 {percentile(lat, 50):.1f} ms  p95 {percentile(lat, 95):.1f} ms  "
             f"p99 {percentile(lat, 99):.1f} ms  max {max(lat):.1f} ms\n"
-            f"  CPU (cores busy during the events): {cpu}\n  RSS: {rss}"
+            f"  CPU from the first event until the last frame arrived ({self.elapsed:.1f} s): "
+            f"{cpu}; web0 per delivery {per_delivery:.0f} µs\n  RSS after connecting: {rss}"
         )
 
 
@@ -441,8 +475,10 @@ def _run_product(args: argparse.Namespace, floor: list, viewers: list, logs: Pat
         pids["ingest"] = os.getpid()
         rss = {name: rss_mb(pid) for name, pid in pids.items() if name.startswith("web")}
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        began = time.perf_counter()
         sent, elapsed, calls = _send_events(floor, args.rate, args.seconds)
-        time.sleep(DRAIN_SECONDS)
+        clients.wait_until_quiet()
+        busy = time.perf_counter() - began
         cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         summary = clients.stop()
         clients = None
@@ -457,8 +493,7 @@ def _run_product(args: argparse.Namespace, floor: list, viewers: list, logs: Pat
     )
     expected, resyncs, latencies = _match(walls, summary, sent)
     return Result(
-        "product", connect_seconds, expected, len(latencies), resyncs, latencies, cpu, rss,
-        elapsed + DRAIN_SECONDS,
+        "product", connect_seconds, expected, len(latencies), resyncs, latencies, cpu, rss, busy,
     )  # fmt: skip
 
 
@@ -490,8 +525,10 @@ def _run_baseline(args: argparse.Namespace, floor: list, viewers: list, logs: Pa
         pids["ingest"] = os.getpid()
         rss = {"web0": rss_mb(server.proc.pid)}
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        began = time.perf_counter()
         sent, elapsed = _publish_raw(floor, args.rate, args.seconds, channel, template)
-        time.sleep(DRAIN_SECONDS)
+        clients.wait_until_quiet()
+        busy = time.perf_counter() - began
         cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         summary = clients.stop()
         clients = None
@@ -499,10 +536,11 @@ def _run_baseline(args: argparse.Namespace, floor: list, viewers: list, logs: Pa
         if clients is not None:
             clients.process.kill()
         server.stop()
+    print(f"baseline events published: {len(sent)} in {elapsed:.1f} s")
     expected, resyncs, latencies = _match(walls, summary, sent)
     return Result(
         "baseline (raw websockets)", connect_seconds, expected, len(latencies), resyncs,
-        latencies, cpu, rss, elapsed + DRAIN_SECONDS,
+        latencies, cpu, rss, busy,
     )  # fmt: skip
 
 
