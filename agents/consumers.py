@@ -23,7 +23,6 @@ from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -59,10 +58,6 @@ def _rights(user: Any) -> set[int] | None:
     return access.visible_team_ids(user)
 
 
-_watch_rights = database_sync_to_async(_rights)
-
-
-@database_sync_to_async
 def _rights_now(scope: dict[str, Any]) -> set[int] | None:
     """The rights of the socket's user as they are now, read afresh from the database.
 
@@ -88,15 +83,20 @@ class WallConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        team_ids = await _watch_rights(user) if user is not None else None
+        self.hub = wall_hub.hub_for(get_channel_layer(), type(self))
+        session = self.scope.get("session")
+        # Walls of one session share their rights reads (many walls connecting at once).
+        self.rights_key = (getattr(session, "session_key", None), getattr(user, "pk", None))
+        team_ids = None
+        if user is not None and self.rights_key[1] is not None:
+            team_ids = await self.hub.shared_read(
+                ("rights", self.rights_key), lambda: _rights(user)
+            )
         if team_ids is None:
             await self.close(code=FORBIDDEN)
             return
-        self.team_ids: set[int] = team_ids
+        self.team_ids: set[int] = set(team_ids)
         self.user_id: int = user.pk
-        session = self.scope.get("session")
-        # Walls of one session share one rights read.
-        self.rights_key = (getattr(session, "session_key", None), user.pk)
         self.closed = False
         self.seq = 0
         self.floor: dict[int, int] = {}  # per team, the last number the snapshot holds
@@ -107,7 +107,6 @@ class WallConsumer(AsyncWebsocketConsumer):
         self.resyncer: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()
         # Subscribe first, then read the counters and the snapshot: nothing falls in between.
-        self.hub = wall_hub.hub_for(get_channel_layer(), type(self))
         subscribed = await self.hub.join(self)
         await self.accept()
         if subscribed:
@@ -205,7 +204,12 @@ class WallConsumer(AsyncWebsocketConsumer):
     # --- Rights (called by the hub) -----------------------------------------------------------
 
     async def read_rights(self) -> set[int] | None:
-        return await _rights_now(self.scope)
+        """The user's rights read afresh (``_rights_now``), once for the walls of a session."""
+        rights = await self.hub.shared_read(("rights", self.rights_key), self._read_rights_now)
+        return None if rights is None else set(rights)
+
+    def _read_rights_now(self) -> set[int] | None:
+        return _rights_now(self.scope)
 
     async def follow_rights(self, team_ids: set[int] | None, *, resync: bool) -> None:
         """Follow the teams the user may see now; a snapshot if they changed (or asked); close
@@ -225,7 +229,7 @@ class WallConsumer(AsyncWebsocketConsumer):
             if team_ids == self.team_ids and not resync:
                 return
             if team_ids != self.team_ids:
-                await self.hub.retarget(self, team_ids)
+                await self.hub.retarget(self, set(team_ids))
             # The snapshot replaces the wall's whole view: tiles of a team no longer seen go.
             self.stale = False
             await self._send_snapshot()

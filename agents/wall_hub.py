@@ -14,8 +14,8 @@ Per team, the hub keeps what every wall of that team used to keep for itself:
   changes in the next ``COALESCE_SECONDS`` are merged per agent into one ``agents`` frame;
 - the per-agent ``version``: an older state published after a newer one is dropped.
 
-Snapshots are built once per burst: walls that ask for the same teams while a build has not
-started reading share it (``snapshot``). One periodic check per process (``_check``) reads the
+Snapshots are read once per burst: walls that ask for the same teams while a read has not
+started share it (``snapshot``); so do the rights reads of one session (``shared_read``). One periodic check per process (``_check``) reads the
 team counters (a lost *last* message, a counter gone backwards) and re-checks the rights of every
 wall, one read per session.
 """
@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import weakref
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -92,11 +92,10 @@ class Snapshot:
 
 
 @dataclass(eq=False)
-class _Build:
-    """A snapshot being read; walls may join it until the read starts (``started``)."""
+class _SharedRead:
+    """A database read for several walls; they may join it until it starts (``started``)."""
 
-    team_ids: frozenset[int]
-    result: asyncio.Future[Snapshot]
+    result: asyncio.Future[Any]
     started: bool = False
 
 
@@ -123,7 +122,8 @@ class WallHub:
         self.users: dict[int, set[WallConsumer]] = {}
         self.versions: dict[str, int] = {}
         self.agent_teams: dict[str, int] = {}
-        self.builds: dict[frozenset[int], _Build] = {}
+        self.reads: dict[Hashable, _SharedRead] = {}
+        self.running_reads: set[asyncio.Task[None]] = set()
         self.subscriptions = asyncio.Lock()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.reader: asyncio.Task[None] | None = None
@@ -402,13 +402,10 @@ class WallHub:
         Walls asking for the same teams share a read that has not started yet: its team
         counters are read after each of them subscribed, so each may rely on it.
         """
-        key = frozenset(team_ids)
-        build = self.builds.get(key)
-        if build is None or build.started:
-            build = _Build(key, asyncio.get_running_loop().create_future())
-            self.builds[key] = build
-            self._spawn(self._build(build))
-        snapshot = await asyncio.shield(build.result)
+        teams = frozenset(team_ids)
+        snapshot: Snapshot = await self.shared_read(
+            ("snapshot", teams), lambda: _read_snapshot(teams)
+        )
         for external_id, version in snapshot.versions.items():
             if version > self.versions.get(external_id, 0):
                 self.versions[external_id] = version
@@ -419,24 +416,41 @@ class WallHub:
                 stream.last = seq
         return snapshot
 
-    async def _build(self, build: _Build) -> None:
+    async def shared_read(self, key: Hashable, read: Callable[[], Any]) -> Any:
+        """``read()`` in the database thread, shared by the callers with the same ``key`` that
+        come before it starts: each of them gets a read that began after it asked."""
+        shared = self.reads.get(key)
+        if shared is None or shared.started:
+            shared = _SharedRead(asyncio.get_running_loop().create_future())
+            self.reads[key] = shared
+            # Not one of ``self.tasks``: a wall may be waiting for it while the hub stops.
+            task = asyncio.ensure_future(self._run_read(key, shared, read))
+            self.running_reads.add(task)
+            task.add_done_callback(self.running_reads.discard)
+        return await asyncio.shield(shared.result)
+
+    async def _run_read(self, key: Hashable, shared: _SharedRead, read: Callable[[], Any]) -> None:
+        def start_and_read() -> Any:
+            shared.started = True  # from here on, nobody may join
+            return read()
+
         try:
-            snapshot = await database_sync_to_async(_read_snapshot)(build)
+            value = await database_sync_to_async(start_and_read)()
         except Exception as error:
-            build.result.set_exception(error)
+            shared.result.set_exception(error)
         else:
-            build.result.set_result(snapshot)
+            shared.result.set_result(value)
         finally:
-            if self.builds.get(build.team_ids) is build:
-                del self.builds[build.team_ids]
-        # Retrieved by every waiter; mark it so a build nobody awaited logs nothing.
-        build.result.exception()
+            if self.reads.get(key) is shared:
+                del self.reads[key]
+        # Retrieved by every waiter; mark it so a read nobody awaited logs nothing.
+        shared.result.exception()
 
     # --- The periodic check -------------------------------------------------------------------
 
     async def check_rights(self, walls: Iterable[WallConsumer], *, resync: bool) -> None:
         """Re-read the rights behind these walls, once per session, and let each follow them."""
-        by_session: dict[tuple[str | None, int], list[WallConsumer]] = {}
+        by_session: dict[Hashable, list[WallConsumer]] = {}
         for wall in list(walls):
             by_session.setdefault(wall.rights_key, []).append(wall)
         for members in by_session.values():
@@ -492,9 +506,8 @@ class WallHub:
             await self.check_rights(self.walls, resync=False)
 
 
-def _read_snapshot(build: _Build) -> Snapshot:
-    build.started = True  # from here on the counters are read: nobody may join any more
-    read = selectors.wall_snapshot(set(build.team_ids))
+def _read_snapshot(team_ids: frozenset[int]) -> Snapshot:
+    read = selectors.wall_snapshot(set(team_ids))
     body = encode({"type": "snapshot", "agents": read["agents"], "alerts": read["alerts"]})
     return Snapshot(
         team_seqs={team_id: int(seq) for team_id, seq in read["team_seqs"].items()},
