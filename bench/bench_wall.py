@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -368,7 +369,10 @@ def _send_events(
         assert result.status == "accepted", result
         sent[(agent, occurred_at)] = (t0, team)
 
+    everyone = threading.Barrier(INGEST_THREADS)
+
     def close_connection() -> None:
+        everyone.wait(timeout=30)  # one per thread: each closes its own connection
         connection.close()
 
     began = time.perf_counter()
