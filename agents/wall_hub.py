@@ -15,9 +15,9 @@ Per team, the hub keeps what every wall of that team used to keep for itself:
 - the per-agent ``version``: an older state published after a newer one is dropped.
 
 Snapshots are read once per burst: walls that ask for the same teams while a read has not
-started share it (``snapshot``); so do the rights reads of one session (``shared_read``). One periodic check per process (``_check``) reads the
-team counters (a lost *last* message, a counter gone backwards) and re-checks the rights of every
-wall, one read per session.
+started share it (``snapshot``); so do the rights reads of one session (``shared_read``). One
+periodic check per process (``_check``) reads the team counters (a lost *last* message, a
+counter gone backwards) and re-checks the rights of every wall, one read per session.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ logger = logging.getLogger(__name__)
 COALESCE_SECONDS = 0.05
 # How long a skipped number may take to turn up before it counts as lost. Web processes (and
 # threads) number their messages at commit and publish them a moment later, so consecutive
-# numbers may arrive out of order; on a loaded machine (bench_wall: 4 ingesting threads, load
-# average 12 on 2 cores) 0.2 s turned such reorderings into needless resyncs.
+# numbers may arrive out of order, the more so on a loaded machine (ingest_event p99 of 80 to
+# 480 ms in bench_wall at load average 8 to 17). A message really lost costs 0.5 s before its
+# walls resync; a reordering taken for a loss would cost every wall of the team a snapshot.
 GAP_GRACE_SECONDS = 0.5
 # A jump of more numbers than this is not tracked number by number: the team resyncs.
 MAX_TRACKED_GAP = 1000
