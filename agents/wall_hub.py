@@ -46,7 +46,7 @@ COALESCE_SECONDS = 0.05
 # How long a skipped number may take to turn up before it counts as lost. Web processes (and
 # threads) number their messages at commit and publish them a moment later, so consecutive
 # numbers may arrive out of order, the more so on a loaded machine (ingest_event p99 of 80 to
-# 480 ms in bench_wall at load average 8 to 17). A message really lost costs 0.5 s before its
+# 480 ms in bench_wall at load average 6 to 17). A message really lost costs 0.5 s before its
 # walls resync; a reordering taken for a loss would cost every wall of the team a snapshot.
 GAP_GRACE_SECONDS = 0.5
 # A jump of more numbers than this is not tracked number by number: the team resyncs.
