@@ -1,55 +1,58 @@
-"""The wall consumer: authenticate, subscribe to the user's teams, send a snapshot, forward.
+"""The wall consumer: authenticate, join the process's hub, send a snapshot, forward frames.
 
 docs/wall.md describes the frames. The teams come from the user on the server (``access``),
-never from the client. Frames carry a per-connection ``seq``. Work per message is a few
-dictionary operations: the database reads are the snapshot, on connect and on resync, and a small
-check of the user's rights every ``SEQ_CHECK_SECONDS`` (one sync thread per server process:
-docs/design.md, traps of the stack).
+never from the client. A wall has no channel-layer subscription of its own: the process's hub
+(``agents.wall_hub``) receives each team's messages once, numbers-checks and coalesces them per
+team, and hands every wall of the team the same encoded frame (``push``). The wall adds its own
+``seq`` and sends. The database reads are the snapshot (shared by the walls that ask at the same
+time), on connect and on resync, and the rights check (one read per session, every
+``SEQ_CHECK_SECONDS`` and when a change is pushed). A kiosk wall (``/ws/wall/link/<key>/``)
+has no user: its rights are its signed link's (``wall_links``), read the same way, and a
+revocation reaches it through its creator's group.
 
-Lost messages. Every layer message carries ``team_id``/``team_seq`` (``agents.events``). The
-consumer remembers, per team, the last number it has seen; the snapshot starts from the numbers
-read just before it. A number that is skipped and does not turn up within ``GAP_GRACE_SECONDS``
-(two web processes may publish a team's consecutive numbers slightly out of order) means the
-layer dropped a message: the consumer sends a fresh snapshot. A periodic check of the team
-counters catches a lost *last* message, and a counter that went backwards (Redis restarted).
-
-Coalescing. The first change after a quiet period goes out at once as an ``agent`` frame;
-changes arriving in the next ``COALESCE_SECONDS`` are merged per agent and sent as one
-``agents`` frame (or ``agent`` if only one agent changed), so a burst costs one frame per window.
+A wall sends in order from its outbox (``drain``). While a snapshot is being read the outbox
+waits; once it is sent, the frames whose changes the snapshot already holds are skipped. An
+outbox that grows past ``OUTBOX_LIMIT`` (a socket that does not keep up) is dropped and replaced
+by a fresh snapshot, never by unbounded memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
-import redis
-from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model
 
 from acw_site import metrics
 
-from . import access, events, selectors, wall_links
+from . import access, wall_hub, wall_links
+from .wall_hub import COALESCE_SECONDS, GAP_GRACE_SECONDS, Frame
+
+__all__ = ["COALESCE_SECONDS", "GAP_GRACE_SECONDS", "WallConsumer"]
 
 logger = logging.getLogger(__name__)
 
-COALESCE_SECONDS = 0.05
-GAP_GRACE_SECONDS = 0.2
 SEQ_CHECK_SECONDS = 10.0
 TRY_AGAIN_LATER = 1013  # WebSocket close code (RFC 6455 registry): a service is down for now
-# Rights are re-checked when a change is pushed (``events.recheck_rights_on_commit``) and at
-# least this often, for changes made where nothing pushes (a shell, a bulk update, an expired
-# or deleted session).
+# Rights are re-checked when a change is pushed (``events.recheck_rights_on_commit``) and by
+# the hub's periodic check, at least this often, for changes made where nothing pushes (a
+# shell, a bulk update, an expired or deleted session).
 RIGHTS_CHECK_SECONDS = 60.0
 # Close code for a wall whose user may no longer watch (as for a refused connection).
 FORBIDDEN = 4403
+# Frames waiting for one socket before it is given a fresh snapshot instead.
+OUTBOX_LIMIT = 500
+# A channel-layer alias that is not configured: Channels then gives the consumer no channel
+# (no subscription per socket); the hub holds the process's one subscription.
+NO_CHANNEL = "wall-hub-only"
 
 
 def _rights(user: Any) -> set[int] | None:
@@ -59,16 +62,11 @@ def _rights(user: Any) -> set[int] | None:
     return access.visible_team_ids(user)
 
 
-_watch_rights = database_sync_to_async(_rights)
-_link_owner = database_sync_to_async(wall_links.wall_link_owner)
-
-
 def _link(scope: dict[str, Any]) -> str | None:
     """The signed key of a kiosk wall (``/ws/wall/link/<key>/``); None for a user's wall."""
     return scope.get("url_route", {}).get("kwargs", {}).get("link")
 
 
-@database_sync_to_async
 def _rights_now(scope: dict[str, Any]) -> set[int] | None:
     """The rights of the socket's user as they are now, read afresh from the database.
 
@@ -90,38 +88,51 @@ def _rights_now(scope: dict[str, Any]) -> set[int] | None:
     return _rights(get_user_model().objects.filter(pk=user_id, is_active=True).first())
 
 
-class WallConsumer(AsyncJsonWebsocketConsumer):
-    # Overridable in tests to exercise the periodic checks quickly.
+class WallConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = NO_CHANNEL
+    # Read by the hub at every round; overridable in tests to exercise the checks quickly.
     seq_check_seconds = SEQ_CHECK_SECONDS
     rights_check_seconds = RIGHTS_CHECK_SECONDS
 
     async def connect(self) -> None:
         user = self.scope.get("user")
+        self.hub = wall_hub.hub_for(get_channel_layer(), type(self))
         link = _link(self.scope)
+        owner_id: int | None = None
+        team_ids: set[int] | None = None
         if link is not None:
             # A kiosk wall: its link's teams; told of a revocation through its creator's group.
-            owner = await _link_owner(link)
-            owner_id, team_ids = owner if owner is not None else (None, None)
+            self.rights_key: tuple[Any, Any] = ("link", link)
+            owner = await self.hub.shared_read(
+                ("owner", self.rights_key), lambda: wall_links.wall_link_owner(link)
+            )
+            if owner is not None:
+                owner_id, team_ids = owner
         else:
-            owner_id = getattr(user, "pk", None)
-            team_ids = await _watch_rights(user) if user is not None else None
-        if team_ids is None:
+            session = self.scope.get("session")
+            # Walls of one session share their rights reads (many walls connecting at once).
+            self.rights_key = (getattr(session, "session_key", None), getattr(user, "pk", None))
+            owner_id = self.rights_key[1]
+            if user is not None and owner_id is not None:
+                team_ids = await self.hub.shared_read(
+                    ("rights", self.rights_key), lambda: _rights(user)
+                )
+        if team_ids is None or owner_id is None:
             await self.close(code=FORBIDDEN)
             return
-        self.team_ids: set[int] = team_ids
+        self.team_ids: set[int] = set(team_ids)
+        self.user_id: int = owner_id  # the user's (or the link creator's) group
         self.closed = False
         self.seq = 0
-        self.team_seq: dict[int, int] = {}
-        self.missing: dict[tuple[int, int], float] = {}
-        self.pending: dict[str, dict[str, Any]] = {}
-        self.agent_teams: dict[str, int] = {}
-        self.versions: dict[str, int] = {}
+        self.floor: dict[int, int] = {}  # per team, the last number the snapshot holds
+        self.outbox: deque[Frame] = deque()
+        self.paused = True  # until the first snapshot is sent
+        self.draining = False
+        self.stale = False
+        self.resyncer: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()
-        self.window: asyncio.Task[None] | None = None
         # Subscribe first, then read the counters and the snapshot: nothing falls in between.
-        assert owner_id is not None  # a wall with teams has a user (or a link's creator)
-        self.user_group = events.user_group(owner_id)
-        subscribed = await self._subscribe()
+        subscribed = await self.hub.join(self)
         await self.accept()
         metrics.WALL_CONNECTIONS.inc()
         self.counted = True  # disconnect takes it off again
@@ -135,248 +146,123 @@ class WallConsumer(AsyncJsonWebsocketConsumer):
         if not subscribed:
             # Redis or the database is down: "try again later", never a 500 handshake. The
             # page reconnects with backoff and gets a fresh snapshot then.
-            await self.close(code=TRY_AGAIN_LATER)
-            return
-        self.watcher: asyncio.Task[None] = asyncio.create_task(self._watch_counters())
-        self.rights_watcher: asyncio.Task[None] = asyncio.create_task(self._watch_rights())
-
-    async def _subscribe(self) -> bool:
-        """Join the user's group and team groups; False if Redis cannot be reached.
-
-        One retry: after a Redis restart, the layer's pub/sub connection in a process that had
-        no wall subscribed (so nothing was reading from it) is still the dead one, and the
-        first subscribe fails on it; redis-py reconnects for the next command.
-        """
-        for attempt in range(2):
-            try:
-                # The user's own group carries "your rights changed" (events.recheck_rights...).
-                await self.channel_layer.group_add(self.user_group, self.channel_name)
-                for team_id in self.team_ids:
-                    await self.channel_layer.group_add(
-                        events.team_group(team_id), self.channel_name
-                    )
-                return True
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                logger.info("wall subscribe failed (attempt %d)", attempt + 1, exc_info=True)
-        return False
+            await self._close(TRY_AGAIN_LATER)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "counted", False):
+            self.counted = False
             metrics.WALL_CONNECTIONS.dec()
-        for name in ("window", "watcher", "rights_watcher"):
-            task = getattr(self, name, None)
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
-        try:
-            if hasattr(self, "user_group"):
-                await self.channel_layer.group_discard(self.user_group, self.channel_name)
-            for team_id in getattr(self, "team_ids", ()):
-                await self.channel_layer.group_discard(
-                    events.team_group(team_id), self.channel_name
-                )
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            # Redis is down: its subscriptions went with it.
-            logger.info("wall unsubscribe failed", exc_info=True)
+        self.closed = True
+        resyncer = getattr(self, "resyncer", None)
+        if resyncer is not None and resyncer is not asyncio.current_task():
+            resyncer.cancel()
+        if hasattr(self, "hub"):
+            await self.hub.leave(self)
 
-    # --- Rights -------------------------------------------------------------------------------
+    async def _close(self, code: int) -> None:
+        self.closed = True
+        self.outbox.clear()
+        await self.hub.leave(self)
+        await self.close(code=code)
 
-    async def _recheck_rights(self) -> None:
-        """Close the wall if its user may no longer watch; narrow or widen it to their teams."""
-        async with self.lock:
-            await self._follow_rights(resync=False)
+    # --- Frames (called by the hub) -----------------------------------------------------------
 
-    async def _watch_rights(self) -> None:
-        while True:
-            await asyncio.sleep(self.rights_check_seconds)
-            try:
-                await self._recheck_rights()
-            except Exception:
-                # The database is down: keep the wall until its user can be checked again.
-                logger.warning("wall rights check failed", exc_info=True)
-
-    async def wall_rights(self, message: dict[str, Any]) -> None:
-        """Pushed by ``events.recheck_rights_on_commit`` when the user's rights changed."""
-        await self._recheck_rights()
-
-    # --- Frames -------------------------------------------------------------------------------
-
-    async def _send(self, frame: dict[str, Any]) -> None:
-        """Send one frame with the next ``seq``; callers hold ``self.lock`` (frame order)."""
-        self.seq += 1
-        await self.send_json({**frame, "seq": self.seq})
-        metrics.WALL_FRAMES.labels(frame["type"]).inc()
-
-    async def _send_snapshot(self) -> None:
-        if self.seq:  # not the wall's first frame: a resync
-            metrics.WALL_RESYNCS.inc()
-        snapshot = await database_sync_to_async(selectors.wall_snapshot)(self.team_ids)
-        self.team_seq = {team_id: int(seq) for team_id, seq in snapshot["team_seqs"].items()}
-        self.agent_teams = snapshot["agent_teams"]
-        self.versions = {agent["agent"]: agent["version"] for agent in snapshot["agents"]}
-        self.missing.clear()
-        # The snapshot supersedes whatever was waiting to be sent.
-        self.pending.clear()
-        await self._send(
-            {"type": "snapshot", "agents": snapshot["agents"], "alerts": snapshot["alerts"]}
-        )
-
-    async def _flush(self) -> None:
-        if not self.pending:
+    def push(self, frame: Frame) -> None:
+        """Queue a frame of the hub's; ``drain`` sends it."""
+        if len(self.outbox) >= OUTBOX_LIMIT:
+            # Not keeping up: what waits is replaced by a fresh snapshot.
+            self.outbox.clear()
+            self.request_resync()
             return
-        agents = list(self.pending.values())
-        self.pending.clear()
-        if len(agents) == 1:
-            await self._send({"type": "agent", "agent": agents[0]})
-        else:
-            await self._send({"type": "agents", "agents": agents})
+        self.outbox.append(frame)
 
-    # --- Sequence bookkeeping -----------------------------------------------------------------
-
-    def _is_new(self, message: dict[str, Any]) -> bool:
-        """Record ``team_seq`` and say whether the message is news for this wall."""
-        team_id, seq = message.get("team_id"), message.get("team_seq")
-        if team_id is not None and team_id not in self.team_ids:
+    def _wants(self, frame: Frame) -> bool:
+        if frame.team_id not in self.team_ids:
             # Still in flight when the wall was narrowed to fewer teams.
             return False
-        if team_id is None or seq is None:
-            return True
-        last = self.team_seq.get(team_id, 0)
-        if seq <= last:
-            # Either a late arrival we were waiting for, or already in the snapshot.
-            return self.missing.pop((team_id, seq), None) is not None
-        now = asyncio.get_running_loop().time()
-        for skipped in range(last + 1, seq):
-            self.missing[(team_id, skipped)] = now
-        self.team_seq[team_id] = seq
-        return True
-
-    def _lost_something(self) -> bool:
-        if not self.missing:
+        if frame.moved_to is not None and frame.moved_to in self.team_ids:
+            # Moved between two teams this wall shows: the agent frame already moved it.
             return False
-        oldest = min(self.missing.values())
-        return asyncio.get_running_loop().time() - oldest >= GAP_GRACE_SECONDS
+        return frame.team_seq is None or frame.team_seq > self.floor.get(frame.team_id, 0)
 
-    def _open_window(self) -> None:
-        if self.window is None or self.window.done():
-            self.window = asyncio.create_task(self._run_window())
+    async def drain(self) -> None:
+        """Send what waits in the outbox, in order (one drainer at a time)."""
+        if self.draining or self.paused or self.closed:
+            return
+        self.draining = True
+        try:
+            while self.outbox and not self.paused:
+                frame = self.outbox.popleft()
+                if self._wants(frame):
+                    await self._send_body(frame.body, frame.kind)
+        finally:
+            self.draining = False
 
-    async def _run_window(self) -> None:
-        """Send what accumulated, every ``COALESCE_SECONDS``, until nothing is waiting."""
-        while True:
-            await asyncio.sleep(COALESCE_SECONDS)
-            async with self.lock:
-                try:
-                    if self._lost_something():
-                        await self._send_snapshot()
-                    elif self.pending:
-                        await self._flush()
-                    elif not self.missing:
-                        self.window = None
-                        return
-                except Exception:
-                    # The database is down mid-resync: the next change or check tries again.
-                    logger.warning("wall resync failed", exc_info=True)
-                    self.window = None
-                    return
+    async def _send_body(self, body: str, kind: str) -> None:
+        self.seq += 1
+        await self.send(text_data=f'{{"seq": {self.seq}, {body}')
+        metrics.WALL_FRAMES.labels(kind).inc()
 
-    async def _watch_counters(self) -> None:
-        """Resync when a team's counter moved past us and stayed there, or went backwards, or
-        when the teams the user may see changed."""
-        read = sync_to_async(events.team_seqs, thread_sensitive=False)
-        previous: dict[int, int] = {}
-        while True:
-            await asyncio.sleep(self.seq_check_seconds)
-            try:
-                current = await read(self.team_ids)
-                async with self.lock:
-                    stale = any(
-                        previous.get(team_id, 0) > self.team_seq.get(team_id, 0)
-                        or seq < self.team_seq.get(team_id, 0)
-                        for team_id, seq in current.items()
-                    )
-                    if stale:
-                        await self._send_snapshot()
-                    await self._follow_rights(resync=False)
-            except Exception:
-                # Redis or the database is down: the next round tries again.
-                logger.warning("lost-message check failed", exc_info=True)
-                continue
-            previous = current
-
-    # --- Layer messages (``events`` names them wall.*) ----------------------------------------
-
-    async def wall_agent(self, message: dict[str, Any]) -> None:
-        async with self.lock:
-            if not self._is_new(message):
-                return
-            payload = message["agent"]
-            version = payload.get("version", 0)
-            if version < self.versions.get(payload["agent"], 0):
-                # An older state that another web process published after a newer one.
-                return
-            self.versions[payload["agent"]] = version
-            if message.get("team_id") is not None:
-                self.agent_teams[payload["agent"]] = message["team_id"]
-            self.pending[payload["agent"]] = payload
-            if self.window is None or self.window.done():
-                # Leading edge: a lone change goes out at once; followers are coalesced.
-                await self._flush()
-            self._open_window()
-
-    async def wall_agent_removed(self, message: dict[str, Any]) -> None:
-        async with self.lock:
-            if not self._is_new(message):
-                return
-            external_id, team_id = message["agent"], message.get("team_id")
-            now_in = self.agent_teams.get(external_id)
-            if now_in is not None and now_in != team_id and now_in in self.team_ids:
-                # Moved between two teams this wall shows: the agent frame already moved it.
-                return
-            self.agent_teams.pop(external_id, None)
-            self.pending.pop(external_id, None)
-            await self._send({"type": "agent_removed", "agent": external_id})
-            if self.missing:
-                self._open_window()
-
-    async def wall_team_changed(self, message: dict[str, Any]) -> None:
-        """A team this wall shows changed in admin: re-check what the user may see (a
-        supervisor taken off the team stops receiving it now, not at their next reconnect),
-        and start over from a snapshot (the team's new name, its agents' colour points)."""
-        async with self.lock:
-            self._is_new(message)
-            await self._follow_rights(resync=True)
-
-    async def _follow_rights(self, *, resync: bool) -> None:
-        """Subscribe to the teams the user may see now; a snapshot if they changed (or asked);
-        close the wall if its user may no longer watch.
-
-        Callers hold ``self.lock``. The user and session are read afresh (``_rights_now``), so
-        a deactivation or a logout elsewhere ends the wall. Run on a pushed change
-        (``wall.rights``, ``wall.team_changed``) and by the periodic checks, which is also how
-        a team the user may newly see (a new team for a manager) reaches an open wall.
-        """
-        team_ids = await _rights_now(self.scope)
+    async def _send_snapshot(self) -> None:
+        """Send a fresh snapshot, then what arrived meanwhile; callers hold ``self.lock``."""
+        self.paused = True
+        snapshot = await self.hub.snapshot(self.team_ids)
         if self.closed:
             return
-        if team_ids is None:
-            self.closed = True
-            await self.close(code=FORBIDDEN)
-            return
-        if team_ids == self.team_ids and not resync:
-            return
-        for team_id in self.team_ids - team_ids:
-            await self.channel_layer.group_discard(events.team_group(team_id), self.channel_name)
-        for team_id in team_ids - self.team_ids:
-            await self.channel_layer.group_add(events.team_group(team_id), self.channel_name)
-        self.team_ids = team_ids
-        # The snapshot replaces the wall's whole view: tiles of a team no longer seen go.
-        await self._send_snapshot()
+        self.floor = {team_id: snapshot.team_seqs.get(team_id, 0) for team_id in self.team_ids}
+        if self.seq:  # not the wall's first frame: a resync
+            metrics.WALL_RESYNCS.inc()
+        await self._send_body(snapshot.body, "snapshot")
+        self.paused = False
+        await self.drain()
 
-    async def wall_alert(self, message: dict[str, Any]) -> None:
+    def request_resync(self) -> None:
+        """Start over from a fresh snapshot soon (a lost message, an outbox overflow)."""
+        self.stale = True
+        if self.resyncer is None or self.resyncer.done():
+            self.resyncer = asyncio.create_task(self._resync())
+
+    async def _resync(self) -> None:
         async with self.lock:
-            if not self._is_new(message):
+            while self.stale and not self.closed:
+                self.stale = False
+                try:
+                    await self._send_snapshot()
+                except Exception:
+                    # The database is down: the hub's next check tries again.
+                    logger.warning("wall resync failed", exc_info=True)
+                    self.stale = True
+                    return
+
+    # --- Rights (called by the hub) -----------------------------------------------------------
+
+    async def read_rights(self) -> set[int] | None:
+        """The user's rights read afresh (``_rights_now``), once for the walls of a session."""
+        rights = await self.hub.shared_read(("rights", self.rights_key), self._read_rights_now)
+        return None if rights is None else set(rights)
+
+    def _read_rights_now(self) -> set[int] | None:
+        return _rights_now(self.scope)
+
+    async def follow_rights(self, team_ids: set[int] | None, *, resync: bool) -> None:
+        """Follow the teams the user may see now; a snapshot if they changed (or asked); close
+        the wall if its user may no longer watch.
+
+        ``team_ids`` come from ``read_rights``: the user and session read afresh, so a
+        deactivation or a logout elsewhere ends the wall. Called on a pushed change
+        (``wall.rights``, ``wall.team_changed``) and by the hub's periodic check, which is also
+        how a team the user may newly see (a new team for a manager) reaches an open wall.
+        """
+        async with self.lock:
+            if self.closed:
                 return
-            await self._flush()
-            await self._send({"type": "alert", "alert": message["alert"]})
-            if self.missing:
-                self._open_window()
+            if team_ids is None:
+                await self._close(FORBIDDEN)
+                return
+            if team_ids == self.team_ids and not resync:
+                return
+            if team_ids != self.team_ids:
+                await self.hub.retarget(self, set(team_ids))
+            # The snapshot replaces the wall's whole view: tiles of a team no longer seen go.
+            self.stale = False
+            await self._send_snapshot()

@@ -188,7 +188,7 @@ def recheck_rights_on_commit(user_ids: Iterable[int | None]) -> None:
     messages: a lost one is covered by the walls' own periodic re-check.
     """
     sends = [
-        (user_group(user_id), {"type": "wall.rights"})
+        (user_group(user_id), {"type": "wall.rights", "user_id": user_id})
         for user_id in sorted({user_id for user_id in user_ids if user_id is not None})
     ]
     if not sends:

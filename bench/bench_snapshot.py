@@ -5,7 +5,8 @@
 Runs on DATABASE_URL in a throw-away test database. Prints, per round's median: the time to
 render one agent (``agent_payload``, the serializer that the API and every wall frame use), the
 time of ``selectors.wall_snapshot`` for every team (what a manager's wall reads on connect and on
-each resync: the queries plus the rendering), and the rendering's share of it.
+each resync: the queries plus the rendering), the rendering's share of it, and the JSON encoding
+of the snapshot frame (done once per read and shared by every wall that asked: ``wall_hub``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bench._setup import with_bench_database
 
 
 def run(agents: int, rounds: int) -> None:
-    from agents import selectors, services
+    from agents import selectors, services, wall_hub
     from agents.events import agent_payload
     from agents.models import AgentState, Team
     from agents.tests.factories import event
@@ -33,15 +34,18 @@ def run(agents: int, rounds: int) -> None:
     team_ids = set(Team.objects.values_list("pk", flat=True))
     rows = list(AgentState.objects.select_related("agent__team"))
 
-    render, snapshot = [], []
+    render, snapshot, encoding = [], [], []
     for _ in range(rounds):
         began = time.perf_counter()
         for live in rows:
             agent_payload(live)
         render.append((time.perf_counter() - began) / len(rows))
         began = time.perf_counter()
-        selectors.wall_snapshot(team_ids)
+        read = selectors.wall_snapshot(team_ids)
         snapshot.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        wall_hub.encode({"type": "snapshot", "agents": read["agents"], "alerts": read["alerts"]})
+        encoding.append(time.perf_counter() - began)
 
     one = statistics.median(render)
     whole = statistics.median(snapshot)
@@ -49,6 +53,9 @@ def run(agents: int, rounds: int) -> None:
     print(f"agent_payload: {one * 1e6:.1f} µs per agent")
     print(
         f"wall_snapshot (all teams): {whole * 1000:.1f} ms, of which rendering {one * len(rows) / whole:.0%}"
+    )
+    print(
+        f"snapshot frame JSON encoding (once per read): {statistics.median(encoding) * 1000:.1f} ms"
     )
     print(f"reproduce: python -m bench.bench_snapshot --agents {agents} --rounds {rounds}")
 
