@@ -1,8 +1,9 @@
 """Overload push-back for the APIs: a bounded number of requests per web process, a short queue.
 
-Django runs a process's views one at a time in its one sync thread, so requests beyond what the
-process can serve only wait, and a client that gives up meanwhile would still be served (and
-its events committed) behind its back. This ASGI middleware lets at most ``API_CONCURRENCY``
+Django serves each request of a process in a thread of its own, all sharing the process's
+interpreter and its database pool (``DB_POOL_MAX_SIZE``): requests beyond what the process can
+serve only make every request slower, and a client that gives up meanwhile would still be
+served (and its events committed) behind its back. This ASGI middleware lets at most ``API_CONCURRENCY``
 requests to ``/api/`` into Django at once; up to ``API_QUEUE_LENGTH`` more wait for their turn,
 in arrival order, at most ``API_QUEUE_TIMEOUT`` seconds. Anything beyond is answered at once,
 and a request that waited too long is answered when its time is up, in both cases ``503`` with

@@ -263,8 +263,8 @@ API_CACHE_SECONDS = env_float("API_CACHE_SECONDS", 1.0)
 # Overload push-back (acw_site.overload): requests to /api/ that one web process lets into Django
 # at once, how many more may wait for their turn and for how long (seconds); beyond either bound
 # a request is answered 503 + Retry-After before anything is read or written.
-API_CONCURRENCY = env_int("API_CONCURRENCY", 2)
-API_QUEUE_LENGTH = env_int("API_QUEUE_LENGTH", 16)
+API_CONCURRENCY = env_int("API_CONCURRENCY", 16)
+API_QUEUE_LENGTH = env_int("API_QUEUE_LENGTH", 32)
 API_QUEUE_TIMEOUT = env_float("API_QUEUE_TIMEOUT", 2.0)
 
 # /api/schema/ and /api/docs/ are for logged-in staff unless this is on.

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Model
 from django.utils import timezone
 
 from audit import log as audit
@@ -614,19 +614,20 @@ class _Writes:
         if self.replayed:
             _delete_rows_opened_by(self.replayed)
         _write_rows(self.rows)
-        if len(self.state_after) == 1:
-            [(key, after)] = self.state_after.items()
-            Event.objects.filter(pk=key).update(state_after=after)
-        elif self.state_after:
-            Event.objects.bulk_update(
-                [Event(pk=key, state_after=after) for key, after in self.state_after.items()],
-                ["state_after"],
-                batch_size=500,
-            )
-        if len(self.lives) == 1:
-            self.lives[0].save(update_fields=SAVED_LIVE_FIELDS)
-        elif self.lives:
-            AgentState.objects.bulk_update(self.lives, SAVED_LIVE_FIELDS, batch_size=500)
+        _update_rows(
+            Event, "id", {key: {"state_after": after} for key, after in self.state_after.items()}
+        )
+        _update_rows(
+            AgentState,
+            "agent",
+            {
+                live.agent_id: {
+                    name: getattr(live, AgentState._meta.get_field(name).attname)
+                    for name in SAVED_LIVE_FIELDS
+                }
+                for live in self.lives
+            },
+        )
         events.broadcast_on_commit(self.messages)
         if self.timeouts:
             timeouts = dict(self.timeouts)
@@ -703,43 +704,61 @@ def _write_rows(touched: list[tuple[int, Rows, set[int]]]) -> None:
     _upsert(AcwSession, acws, new_keys)
 
 
-# Up to this many existing rows are updated one statement each; more in one bulk statement.
-FEW_UPDATES = 2
-
-
 def _upsert(
     model: type[Interaction] | type[HoldPeriod] | type[AcwSession],
     rows: dict[int, dict[str, Any]],
     new_keys: set[int],
 ) -> dict[int, int]:
     """Create the rows opened by ``new_keys``, update the others (created if missing); returns
-    the pk of each row by its key, where known without a query."""
-    if not rows:
-        return {}
-    pks: dict[int, int] = {}
+    the pk of each row by its key."""
     create = {key: fields for key, fields in rows.items() if key in new_keys}
     update = {key: fields for key, fields in rows.items() if key not in new_keys}
-    if 0 < len(update) <= FEW_UPDATES:
-        for key, fields in update.items():
-            if not model.objects.filter(start_event_id=key).update(**fields):
-                create[key] = fields
-    elif update:
-        pks.update(
-            model.objects.filter(start_event_id__in=update).values_list("start_event_id", "pk")
-        )
-        create.update({key: fields for key, fields in update.items() if key not in pks})
-        existing = [
-            model(pk=pks[key], start_event_id=key, **fields)
-            for key, fields in update.items()
-            if key in pks
-        ]
-        if existing:
-            field_names = list(next(iter(update.values())))
-            model.objects.bulk_update(existing, field_names, batch_size=500)  # type: ignore[attr-defined]
+    pks = _update_rows(model, "start_event", update)
+    create.update({key: fields for key, fields in update.items() if key not in pks})
     created = [model(start_event_id=key, **fields) for key, fields in create.items()]
     model.objects.bulk_create(created, batch_size=500)  # type: ignore[attr-defined]
     pks.update({row.start_event_id: row.pk for row in created})
     return pks
+
+
+def _update_rows(model: type[Model], key: str, rows: dict[Any, dict[str, Any]]) -> dict[Any, int]:
+    """Update each row whose ``key`` field has a key of ``rows`` with its values (the same
+    fields for all); returns the pk of every row found, by key.
+
+    On PostgreSQL one ``UPDATE ... FROM (VALUES ...) RETURNING`` for any number of rows
+    (Django's ``bulk_update`` builds a CASE per field and row: most of a batch's time);
+    elsewhere (the embedded SQLite) one statement per row.
+    """
+    if not rows:
+        return {}
+    names = list(next(iter(rows.values())))
+    if connection.vendor != "postgresql":
+        found = dict(
+            model._default_manager.filter(**{f"{key}__in": list(rows)}).values_list(key, "pk")
+        )
+        for row_key, pk in found.items():
+            model._default_manager.filter(pk=pk).update(**rows[row_key])
+        return found
+    meta = model._meta
+    fields = [meta.get_field(name) for name in (key, *names)]
+    quote = connection.ops.quote_name
+    columns = [quote(field.column) for field in fields]  # type: ignore[union-attr]
+    one_row = "(" + ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields) + ")"  # type: ignore[union-attr]
+    params = [
+        field.get_db_prep_save(value, connection)  # type: ignore[union-attr]
+        for row_key, values in rows.items()
+        for field, value in zip(fields, (row_key, *(values[name] for name in names)), strict=True)
+    ]
+    sql = (
+        f"UPDATE {quote(meta.db_table)} AS t "
+        f"SET {', '.join(f'{column} = v.{column}' for column in columns[1:])} "
+        f"FROM (VALUES {', '.join([one_row] * len(rows))}) AS v ({', '.join(columns)}) "
+        f"WHERE t.{columns[0]} = v.{columns[0]} "
+        f"RETURNING t.{columns[0]}, t.{quote(meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
 
 
 def _store_live(live: AgentState, projection: AgentProjection, now: datetime) -> None:
