@@ -17,6 +17,7 @@ imported inside the functions that call it: agents never imports reporting at mo
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -381,27 +382,78 @@ def _insert_events(
         return {}
     names = ("event_id", "agent", "team", "type", "occurred_at", "received_at", "data",
              "source", "actor", "state_after", "history_anchor")  # fmt: skip
-    fields = [Event._meta.get_field(name) for name in names]
     now = timezone.now()
-    params: list[Any] = []
-    for parsed, live in rows:
-        values = (parsed.event_id, live.agent_id, live.agent.team_id, parsed.type,
-                  parsed.occurred_at, now, parsed.data, source, actor_id, {}, False)  # fmt: skip
-        params.extend(
-            field.get_db_prep_save(value, connection)
-            for field, value in zip(fields, values, strict=True)
-        )
+    source_sql, params, columns = _derived_table(
+        Event,
+        names,
+        [
+            (
+                parsed.event_id,
+                live.agent_id,
+                live.agent.team_id,
+                parsed.type,
+                parsed.occurred_at,
+                now,
+                parsed.data,
+                source,
+                actor_id,
+                {},
+                False,
+            )
+            for parsed, live in rows
+        ],
+    )
     quote = connection.ops.quote_name
-    one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = (
-        f"INSERT INTO {quote(Event._meta.db_table)} "
-        f"({', '.join(quote(field.column) for field in fields)}) "  # type: ignore[union-attr]
-        f"VALUES {', '.join([one_row] * len(rows))} "
+        f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT * FROM {source_sql} WHERE true "
         f"ON CONFLICT ({quote('event_id')}) DO NOTHING RETURNING {quote('id')}, {quote('event_id')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {event_id: pk for pk, event_id in cursor.fetchall()}
+
+
+def _derived_table(
+    model: type[Model], names: Iterable[str], rows: list[tuple[Any, ...]]
+) -> tuple[str, list[Any], list[str]]:
+    """``rows`` (values in the order of ``names``, model fields) as a derived table ``v`` for
+    an INSERT or UPDATE: its SQL, parameters and quoted column names, rows in input order.
+
+    On PostgreSQL one array per column (``unnest``): a few parameters however many rows (the
+    driver's handling of thousands of parameters cost more than the statement); elsewhere a
+    VALUES list.
+    """
+    fields = [model._meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    columns = [quote(field.column) for field in fields]  # type: ignore[union-attr]
+    if connection.vendor != "postgresql":
+        one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        params = [
+            field.get_db_prep_save(value, connection)  # type: ignore[union-attr]
+            for row in rows
+            for field, value in zip(fields, row, strict=True)
+        ]
+        values = ", ".join([one_row] * len(rows))
+        return f"(VALUES {values}) AS v", params, columns  # in column order (for an INSERT)
+    arrays, selected = [], []
+    for index, (field, column) in enumerate(zip(fields, columns, strict=True)):
+        values = [row[index] for row in rows]
+        if field.get_internal_type() == "JSONField":
+            encoder = field.encoder  # type: ignore[union-attr]
+            arrays.append(("text[]", [json.dumps(value, cls=encoder) for value in values]))
+            selected.append(f"v.{column}::jsonb AS {column}")
+        else:
+            array_type = f"{field.cast_db_type(connection)}[]"  # type: ignore[union-attr]
+            prepared = [field.get_db_prep_save(value, connection) for value in values]  # type: ignore[union-attr]
+            arrays.append((array_type, prepared))
+            selected.append(f"v.{column}")
+    unnest = ", ".join(f"%s::{array_type}" for array_type, _ in arrays)
+    sql = (
+        f"(SELECT {', '.join(selected)} FROM unnest({unnest}) WITH ORDINALITY "
+        f"AS v ({', '.join(columns)}, n) ORDER BY n) AS v"
+    )
+    return sql, [values for _, values in arrays], columns
 
 
 def _answer_the_others(
@@ -725,9 +777,9 @@ def _update_rows(model: type[Model], key: str, rows: dict[Any, dict[str, Any]]) 
     """Update each row whose ``key`` field has a key of ``rows`` with its values (the same
     fields for all); returns the pk of every row found, by key.
 
-    On PostgreSQL one ``UPDATE ... FROM (VALUES ...) RETURNING`` for any number of rows
-    (Django's ``bulk_update`` builds a CASE per field and row: most of a batch's time);
-    elsewhere (the embedded SQLite) one statement per row.
+    On PostgreSQL one ``UPDATE ... FROM (rows) RETURNING`` for any number of rows (Django's
+    ``bulk_update`` builds a CASE per field and row: it was most of a batch's time); elsewhere
+    (the embedded SQLite) one statement per row.
     """
     if not rows:
         return {}
@@ -739,22 +791,17 @@ def _update_rows(model: type[Model], key: str, rows: dict[Any, dict[str, Any]]) 
         for row_key, pk in found.items():
             model._default_manager.filter(pk=pk).update(**rows[row_key])
         return found
-    meta = model._meta
-    fields = [meta.get_field(name) for name in (key, *names)]
+    source_sql, params, columns = _derived_table(
+        model,
+        (key, *names),
+        [(row_key, *(values[name] for name in names)) for row_key, values in rows.items()],
+    )
     quote = connection.ops.quote_name
-    columns = [quote(field.column) for field in fields]  # type: ignore[union-attr]
-    one_row = "(" + ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields) + ")"  # type: ignore[union-attr]
-    params = [
-        field.get_db_prep_save(value, connection)  # type: ignore[union-attr]
-        for row_key, values in rows.items()
-        for field, value in zip(fields, (row_key, *(values[name] for name in names)), strict=True)
-    ]
     sql = (
-        f"UPDATE {quote(meta.db_table)} AS t "
+        f"UPDATE {quote(model._meta.db_table)} AS t "
         f"SET {', '.join(f'{column} = v.{column}' for column in columns[1:])} "
-        f"FROM (VALUES {', '.join([one_row] * len(rows))}) AS v ({', '.join(columns)}) "
-        f"WHERE t.{columns[0]} = v.{columns[0]} "
-        f"RETURNING t.{columns[0]}, t.{quote(meta.pk.column)}"
+        f"FROM {source_sql} WHERE t.{columns[0]} = v.{columns[0]} "
+        f"RETURNING t.{columns[0]}, t.{quote(model._meta.pk.column)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

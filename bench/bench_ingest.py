@@ -50,11 +50,24 @@ HEADERS = {"Content-Type": "application/json", "X-Forwarded-Proto": "https"}
 
 
 class Traffic:
-    """Endless in-order traffic of many agents (calls with ACW), round robin over the agents."""
+    """Endless in-order traffic of many agents (calls with ACW), round robin over the agents.
+
+    The agents are created up front (in bulk), so that what is measured is the steady state of
+    known agents; ``agent.logged_in`` starts each one's traffic."""
 
     def __init__(self, prefix: str, agents: int) -> None:
         from django.utils import timezone
 
+        from agents.models import Agent, AgentState, Team
+
+        team, _ = Team.objects.get_or_create(name="Bench")
+        created = Agent.objects.bulk_create(
+            [
+                Agent(external_id=f"{prefix}-{n}", name=f"{prefix}-{n}", team=team)
+                for n in range(agents)
+            ]
+        )
+        AgentState.objects.bulk_create([AgentState(agent=agent) for agent in created])
         self.prefix, self.agents = prefix, agents
         self.base = timezone.now() - timedelta(hours=20)
         self.count = 0
@@ -336,15 +349,17 @@ def main() -> None:
               f"{steady.statuses.get(200, 0)}")  # fmt: skip
 
         print(f"\n3. batches of {args.batch_size} ({args.batch_clients} clients, closed loop, "
-              f"200 agents mixed)")  # fmt: skip
+              f"each its own 200 agents, mixed in every batch)")  # fmt: skip
         per_client = max(1, args.batches // args.batch_clients)
 
-        async def limited(url: str, traffic: Traffic) -> Outcome:
-            bodies = batches(traffic, args.batch_size)
+        def per_client_batches(prefix: str) -> list[Iterator[dict[str, Any]]]:
+            return [batches(Traffic(f"{prefix}{n}", 200), args.batch_size) for n in range(args.batch_clients)]  # fmt: skip
+
+        async def limited(url: str, traffic: list[Iterator[dict[str, Any]]]) -> Outcome:
             outcome = Outcome(events_per_request=args.batch_size)
             async with _session() as session:
 
-                async def client() -> None:
+                async def client(bodies: Iterator[dict[str, Any]]) -> None:
                     for _ in range(per_client):
                         body = next(bodies)
                         sent = time.monotonic()
@@ -352,12 +367,12 @@ def main() -> None:
                         outcome.add(status, (time.monotonic() - sent) * 1000, None, retry)
 
                 began = time.monotonic()
-                await asyncio.gather(*(client() for _ in range(args.batch_clients)))
+                await asyncio.gather(*(client(bodies) for bodies in traffic))
                 outcome.elapsed = time.monotonic() - began
             return outcome
 
-        raw_batch = phase("raw baseline (one multi-row INSERT)", limited(f"{raw_url}/raw/batch", Traffic("rawb", 200)))  # fmt: skip
-        product_batch = phase("product", limited(f"{product_url}/api/v1/events", Traffic("bat", 200)))  # fmt: skip
+        raw_batch = phase("raw baseline (one multi-row INSERT)", limited(f"{raw_url}/raw/batch", per_client_batches("rawb")))  # fmt: skip
+        product_batch = phase("product", limited(f"{product_url}/api/v1/events", per_client_batches("bat")))  # fmt: skip
         batch_rate = product_batch.served * args.batch_size / product_batch.elapsed
         raw_batch_rate = raw_batch.served * args.batch_size / raw_batch.elapsed
         print(f"    product / raw: {batch_rate / raw_batch_rate:.0%}")
