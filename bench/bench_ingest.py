@@ -40,9 +40,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench._setup import ROOT, percentile
+from bench._setup import ROOT, SHORT, percentile
 
-SHORT = os.environ.get("BENCH_SHORT") == "1"
 HEADERS = {"Content-Type": "application/json", "X-Forwarded-Proto": "https"}
 
 

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench._setup import percentile, with_bench_database
+from bench._setup import percentile, size, with_bench_database
 
 SUPERVISORS = 5
 DRAIN_SECONDS = 3.0
@@ -234,9 +234,9 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--teams", type=int, default=10)
     parser.add_argument("--servers", type=int, default=2, choices=[1, 2, 3, 4])
-    parser.add_argument("--walls", type=int, default=50)
+    parser.add_argument("--walls", type=int, default=size(50, 10))
     parser.add_argument("--rate", type=float, default=30, help="events per second")
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=size(20, 5))
     args = parser.parse_args()
     if not (0 < args.walls <= 500 and 0 < args.rate <= 1000 and 0 < args.seconds <= 300):
         parser.error("walls 1-500, rate up to 1000/s, seconds up to 300")
