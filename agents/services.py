@@ -3,11 +3,13 @@ through ``ingest_event()``; timeouts go through ``expire_acw()``; agents are cre
 ``provision_agent()``.
 
 ``ingest_event`` in one transaction: validate, lock the agent's live-state row (serialises
-concurrent events of one agent), de-duplicate on ``event_id``, store the event, run the pure state
-machine (``agents.states``) from the last event before it — normally the agent's newest event,
-so only the new event is applied; for a late event, every event after it is re-applied — write
-the rows it implies, update the live state, and after commit publish to the walls and schedule
-the ACW timeout.
+concurrent events of one agent), store the event unless its ``event_id`` is taken (``INSERT ...
+ON CONFLICT DO NOTHING``: a duplicate or a conflict), run the pure state machine
+(``agents.states``) from the last event before it — normally the agent's newest event, so only
+the new event is applied; for a late event, every event after it is re-applied — write the rows
+it implies, update the live state, and after commit publish to the walls and schedule the ACW
+timeout. ``ingest_events`` does the same for a batch, chunk by chunk: each agent of a chunk is
+locked and projected once, and every kind of row is written with one statement.
 
 Every raw row written here also marks its rollup intervals dirty (``reporting.rollups``), in the
 same transaction and under the same lock. ``reporting`` builds on this app, so that module is
