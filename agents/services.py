@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max, Model
+from django.db.models import Field, Max, Model
 from django.utils import timezone
 
 from audit import log as audit
@@ -426,28 +426,28 @@ def _derived_table(
     driver's handling of thousands of parameters cost more than the statement); elsewhere a
     VALUES list.
     """
-    fields = [model._meta.get_field(name) for name in names]
+    fields = [cast(Field, model._meta.get_field(name)) for name in names]
     quote = connection.ops.quote_name
-    columns = [quote(field.column) for field in fields]  # type: ignore[union-attr]
+    columns = [quote(field.column) for field in fields]
     if connection.vendor != "postgresql":
         one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         params = [
-            field.get_db_prep_save(value, connection)  # type: ignore[union-attr]
+            field.get_db_prep_save(value, connection)
             for row in rows
             for field, value in zip(fields, row, strict=True)
         ]
-        values = ", ".join([one_row] * len(rows))
-        return f"(VALUES {values}) AS v", params, columns  # in column order (for an INSERT)
+        all_rows = ", ".join([one_row] * len(rows))
+        return f"(VALUES {all_rows}) AS v", params, columns  # in column order (for an INSERT)
     arrays, selected = [], []
     for index, (field, column) in enumerate(zip(fields, columns, strict=True)):
         values = [row[index] for row in rows]
         if field.get_internal_type() == "JSONField":
-            encoder = field.encoder  # type: ignore[union-attr]
+            encoder = field.encoder  # type: ignore[attr-defined]
             arrays.append(("text[]", [json.dumps(value, cls=encoder) for value in values]))
             selected.append(f"v.{column}::jsonb AS {column}")
         else:
-            array_type = f"{field.cast_db_type(connection)}[]"  # type: ignore[union-attr]
-            prepared = [field.get_db_prep_save(value, connection) for value in values]  # type: ignore[union-attr]
+            array_type = f"{field.cast_db_type(connection)}[]"  # type: ignore[attr-defined]
+            prepared = [field.get_db_prep_save(value, connection) for value in values]
             arrays.append((array_type, prepared))
             selected.append(f"v.{column}")
     unnest = ", ".join(f"%s::{array_type}" for array_type, _ in arrays)
@@ -676,7 +676,7 @@ class _Writes:
             "agent",
             {
                 live.agent_id: {
-                    name: getattr(live, AgentState._meta.get_field(name).attname)
+                    name: getattr(live, cast(Field, AgentState._meta.get_field(name)).attname)
                     for name in SAVED_LIVE_FIELDS
                 }
                 for live in self.lives
@@ -770,7 +770,7 @@ def _upsert(
     pks = _update_rows(model, "start_event", update)
     create.update({key: fields for key, fields in update.items() if key not in pks})
     created = [model(start_event_id=key, **fields) for key, fields in create.items()]
-    model.objects.bulk_create(created, batch_size=500)  # type: ignore[attr-defined]
+    cast(Any, model)._default_manager.bulk_create(created, batch_size=500)
     pks.update({row.start_event_id: row.pk for row in created})
     return pks
 
