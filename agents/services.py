@@ -861,11 +861,19 @@ class _TimeoutSender:
 
     @staticmethod
     def _send(deadlines: dict[int, datetime]) -> None:
-        from .tasks import expire_acw_task
+        from acw_site.celery import app
+
+        from .tasks import EXPIRE_ACW_TASK, expire_acw_task
 
         for agent_id, deadline in deadlines.items():
+            options: dict[str, Any] = {"args": [agent_id], "eta": deadline, "expires": 3600}
             try:
-                expire_acw_task.apply_async(args=[agent_id], eta=deadline, expires=3600)
+                if app.conf.task_always_eager:
+                    expire_acw_task.apply_async(**options)
+                else:
+                    # By name on the site's app: in this thread Celery's "current app" (which
+                    # a task object resolves through) may be another one.
+                    app.send_task(EXPIRE_ACW_TASK, **options)
             except Exception:
                 # The periodic sweep closes the ACW anyway; a broker outage must not fail an
                 # event.
