@@ -19,6 +19,9 @@ ARGS ?=
 
 # Local plain-HTTP runs: DEBUG=1 unless the caller set DEBUG (docs/api.md, section 1).
 run test lint check bench faults fuzz messages lock: export DEBUG ?= 1
+# `make bench SHORT=1`: every benchmark at a small size (BENCH_SHORT=1), a quick check.
+SHORT ?=
+bench: export BENCH_SHORT = $(if $(SHORT),1,)
 # Fault scenarios to run (default: all), e.g. `make faults SCENARIOS="redis_down kill_web"`.
 SCENARIOS ?=
 
@@ -47,7 +50,7 @@ lint: $(VENV)/.stamp-dev ## lint, format check, type check and the migrations ch
 
 check: lint test ## lint + types + migrations check, then the whole test suite
 
-bench: $(VENV)/.stamp-dev ## run every bench/bench_*.py (python -m bench.bench_x)
+bench: $(VENV)/.stamp-dev ## run every bench/bench_*.py (python -m bench.bench_x; SHORT=1: small sizes)
 	@shopt -s nullglob; files=(bench/bench_*.py); \
 	if [ $${#files[@]} -eq 0 ]; then echo "No benchmarks in bench/."; exit 0; fi; \
 	for f in "$${files[@]}"; do \

@@ -288,6 +288,16 @@ API_RATE_TOKEN = _rate("API_RATE_TOKEN", "6000/min")
 API_RATE_USER = _rate("API_RATE_USER", "600/min")
 API_RATE_ANON = _rate("API_RATE_ANON", "60/min")
 
+# How long a web process reuses the integration tokens and ACW policies it read (ingestion reads
+# neither per event; a change made through the ORM in the same process clears them at once).
+API_CACHE_SECONDS = env_float("API_CACHE_SECONDS", 0.0)
+# Overload push-back (acw_site.overload): requests to /api/ that one web process lets into Django
+# at once, how many more may wait for their turn and for how long (seconds); beyond either bound
+# a request is answered 503 + Retry-After before anything is read or written.
+API_CONCURRENCY = env_int("API_CONCURRENCY", 16)
+API_QUEUE_LENGTH = env_int("API_QUEUE_LENGTH", 32)
+API_QUEUE_TIMEOUT = env_float("API_QUEUE_TIMEOUT", 2.0)
+
 # /api/schema/ and /api/docs/ are for logged-in staff unless this is on.
 API_SCHEMA_PUBLIC = env_bool("API_SCHEMA_PUBLIC", default=False)
 

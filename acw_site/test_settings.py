@@ -10,3 +10,7 @@ from .settings import *  # noqa: F403
 # PBKDF2 is slow on purpose (a million iterations per hash); the suite creates users in most
 # tests and needs no protection against brute force.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Tests change tokens and policies with queryset updates and expect the next request to see the
+# change; the tests of the caches themselves turn them on (agents/tests/test_ingest_caches.py).
+API_CACHE_SECONDS = 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -12,6 +13,17 @@ from rest_framework.request import Request
 
 from .access import IntegrationUser
 from .models import ApiToken
+from .ttl_cache import TtlCache
+
+# Token hash -> the active token, kept for API_CACHE_SECONDS; saving
+# or deleting a token in this process (revoke_api_token, admin) clears it at once.
+_tokens: TtlCache[ApiToken | None] = TtlCache()
+post_save.connect(_tokens.clear, sender=ApiToken, dispatch_uid="api-token-cache-save")
+post_delete.connect(_tokens.clear, sender=ApiToken, dispatch_uid="api-token-cache-delete")
+
+
+def _active_token(token_hash: str) -> ApiToken | None:
+    return ApiToken.objects.filter(token_hash=token_hash, active=True).first()
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -30,13 +42,15 @@ class BearerTokenAuthentication(BaseAuthentication):
             token = parts[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Authorization: invalid token") from exc
-        row = ApiToken.objects.filter(token_hash=ApiToken.hash(token), active=True).first()
+        token_hash = ApiToken.hash(token)
+        row = _tokens.get(token_hash, lambda: _active_token(token_hash))
         if row is None:
             raise exceptions.AuthenticationFailed("Authorization: invalid or revoked token")
-        # One cheap UPDATE at most once a minute per token, not one per request.
+        # One cheap UPDATE at most once a minute per token (and process), not one per request.
         now = timezone.now()
         if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
             ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
+            row.last_used_at = now
         return IntegrationUser(row.name), row
 
     def authenticate_header(self, request: Request) -> str:

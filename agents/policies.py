@@ -12,7 +12,9 @@ disagree about which row applies.
 
 ``Policies.load()`` reads the rows once (one query); resolving is then a few dictionary
 look-ups. Load it once per request, event or evaluation and pass it on: a policy edited in
-admin is picked up by the next load.
+admin is picked up by the next load. Ingestion reads ``Policies.current()`` instead: every
+policy, kept by the process for ``API_CACHE_SECONDS`` (0 by default: read afresh) and dropped at once when a policy is
+saved or deleted through the ORM in this process (docs/api.md, "Caches of the event API").
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
 
 from .models import AcwPolicy, AgentState, State
 from .states import PolicySpec, raw_open_acws
+from .ttl_cache import TtlCache
 
 
 class Policies:
@@ -46,6 +50,11 @@ class Policies:
             rows = rows.filter(Q(team_id__in=list(team_ids)) | Q(team__isnull=True))
         return cls(rows)
 
+    @classmethod
+    def current(cls) -> Policies:
+        """Every policy, as this process read them at most ``API_CACHE_SECONDS`` ago."""
+        return _current.get(None, cls.load)
+
     def resolve(self, team_id: int | None, channel: str = "") -> AcwPolicy:
         """The policy for ``channel`` in team ``team_id`` ("": the team's default policy)."""
         for scope in ((team_id, channel), (team_id, ""), (None, channel), (None, "")):
@@ -61,6 +70,11 @@ class Policies:
         if spec is None:
             spec = self._specs[key] = self.resolve(team_id, channel).as_spec()
         return spec
+
+
+_current: TtlCache[Policies] = TtlCache()
+post_save.connect(_current.clear, sender=AcwPolicy, dispatch_uid="policies-cache-save")
+post_delete.connect(_current.clear, sender=AcwPolicy, dispatch_uid="policies-cache-delete")
 
 
 # --- What a policy means for a running ACW's tile -----------------------------------------

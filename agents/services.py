@@ -3,11 +3,13 @@ through ``ingest_event()``; timeouts go through ``expire_acw()``; agents are cre
 ``provision_agent()``.
 
 ``ingest_event`` in one transaction: validate, lock the agent's live-state row (serialises
-concurrent events of one agent), de-duplicate on ``event_id``, store the event, run the pure state
-machine (``agents.states``) from the last event before it — normally the agent's newest event,
-so only the new event is applied; for a late event, every event after it is re-applied — write
-the rows it implies, update the live state, and after commit publish to the walls and schedule
-the ACW timeout.
+concurrent events of one agent), store the event unless its ``event_id`` is taken (``INSERT ...
+ON CONFLICT DO NOTHING``: a duplicate or a conflict), run the pure state machine
+(``agents.states``) from the last event before it — normally the agent's newest event, so only
+the new event is applied; for a late event, every event after it is re-applied — write the rows
+it implies, update the live state, and after commit publish to the walls and schedule the ACW
+timeout. ``ingest_events`` does the same for a batch, chunk by chunk: each agent of a chunk is
+locked and projected once, and every kind of row is written with one statement.
 
 Every raw row written here also marks its rollup intervals dirty (``reporting.rollups``), in the
 same transaction and under the same lock. ``reporting`` builds on this app, so that module is
@@ -17,14 +19,18 @@ imported inside the functions that call it: agents never imports reporting at mo
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Field, Max, Model
 from django.utils import timezone
 
 from acw_site import metrics
@@ -43,13 +49,7 @@ from .models import (
     Team,
 )
 from .policies import Policies
-from .states import (
-    AgentProjection,
-    EventIn,
-    Rows,
-    advance,
-    project,
-)
+from .states import AgentProjection, EventIn, Rows, advance, project
 from .validation import EventRejected, ParsedEvent, parse_event, printable
 
 logger = logging.getLogger(__name__)
@@ -176,23 +176,43 @@ def end_acw(agent: Agent, actor: Any, *, source: str = "wall") -> IngestResult:
 
 # --- Ingestion ------------------------------------------------------------------------------
 
+# A batch is written in chunks of this many consecutive events, one transaction each: what a web
+# process killed mid-batch leaves behind is a prefix of the batch (docs/reliability.md).
+CHUNK_SIZE = 200
+PURGED_HISTORY = (
+    "occurred_at: before the start of this agent's history kept after a retention purge"
+)
+
 
 @metrics.observe_ingest
 def ingest_events(
     raw_events: Iterable[Any], *, source: str = "api", actor_id: int | None = None
 ) -> list[IngestResult]:
-    """Ingest several events in input order; each is accepted or refused on its own.
+    """Ingest several events; one result per event, in input order, each accepted or refused
+    on its own.
 
     The whole batch is validated before the first event is written: whatever validation
     raises, it raises before anything is committed, so a retried batch never meets a half
-    of itself stored by an attempt that failed.
+    of itself stored by an attempt that failed. It is then written in chunks of
+    ``CHUNK_SIZE`` consecutive events (``_ingest_chunk``).
     """
     checked = [_validated(raw) for raw in raw_events]
-    policies = Policies.load()
-    return [
-        _ingest_parsed(item, source, actor_id, policies) if isinstance(item, ParsedEvent) else item
-        for item in checked
-    ]
+    policies = Policies.current()
+    results = list(checked)
+    for start in range(0, len(checked), CHUNK_SIZE):
+        positions = [
+            index
+            for index in range(start, min(start + CHUNK_SIZE, len(checked)))
+            if isinstance(checked[index], ParsedEvent)
+        ]
+        if not positions:
+            continue
+        chunk = [cast(ParsedEvent, checked[index]) for index in positions]
+        for index, result in zip(
+            positions, _ingest_chunk(chunk, source, actor_id, policies), strict=True
+        ):
+            results[index] = result
+    return cast(list[IngestResult], results)
 
 
 @metrics.observe_ingest
@@ -212,8 +232,7 @@ def ingest_event(
     checked = _validated(raw)
     if not isinstance(checked, ParsedEvent):
         return checked
-    # Read once for the event: the state machine and the walls' payload resolve from it.
-    return _ingest_parsed(checked, source, actor_id, policies or Policies.load())
+    return _ingest_chunk([checked], source, actor_id, policies or Policies.current())[0]
 
 
 def _validated(raw: Any) -> ParsedEvent | IngestResult:
@@ -235,92 +254,250 @@ def _validated(raw: Any) -> ParsedEvent | IngestResult:
     return parsed
 
 
-def _ingest_parsed(
-    parsed: ParsedEvent, source: str, actor_id: int | None, policies: Policies
-) -> IngestResult:
-    try:
-        return _store_and_apply(parsed, source, actor_id, policies)
-    except IntegrityError:
-        # The same event_id was stored at the same moment for another agent (so under another
-        # row lock): the unique index refused ours. Same-agent races never get here: the lock
-        # makes the second one see the first one's event.
-        existing = _existing_event(parsed.event_id)
-        if existing is None:
-            raise
-        return _duplicate_or_conflict(parsed, existing)
+def _ingest_chunk(
+    items: list[ParsedEvent], source: str, actor_id: int | None, policies: Policies
+) -> list[IngestResult]:
+    """Store and apply valid events in one transaction; their results in the same order.
 
-
-def _store_and_apply(
-    parsed: ParsedEvent, source: str, actor_id: int | None, policies: Policies
-) -> IngestResult:
+    Every agent of the chunk is locked once (its live-state row, in agent order, so that two
+    chunks never wait for each other in a circle), its new events stored in one statement and
+    projected once.
+    """
+    agents = {parsed.agent for parsed in items}
     with transaction.atomic():
-        live = _locked_live_state(parsed.agent)
-        if live is None:
-            # An unknown agent is created only for an event that will be stored: a duplicate
-            # or a conflict must not make a phantom agent appear on the walls.
-            existing = _existing_event(parsed.event_id)
-            if existing is not None:
-                return _duplicate_or_conflict(parsed, existing)
-            get_or_create_agent(parsed.agent)
-            live = _locked_live_state(parsed.agent)
-            assert live is not None
-        existing = _existing_event(parsed.event_id)
-        if existing is not None:
-            return _duplicate_or_conflict(parsed, existing)
-        if _before_purged_history(live, parsed.occurred_at):
-            return IngestResult(
-                parsed.event_id,
-                "rejected",
-                "occurred_at: before the start of this agent's history kept after a retention purge",
-            )
-        event = Event.objects.create(
-            event_id=parsed.event_id,
-            agent_id=live.agent_id,
-            team_id=live.agent.team_id,
-            type=parsed.type,
-            occurred_at=parsed.occurred_at,
-            data=parsed.data,
-            source=source,
-            actor_id=actor_id,
-        )
-        _apply(live, event, policies)
-    return IngestResult(parsed.event_id, "accepted")
+        lives = _locked_live_states(agents)
+        if lives.keys() >= agents:
+            return _store_and_apply(items, lives, source, actor_id, policies)
+    # New agents: created first, each on its own (never under other agents' locks), and only
+    # for an event that will be stored: a duplicate or a conflict must not make a phantom
+    # agent appear on the walls.
+    unknown = agents - lives.keys()
+    stored = set(
+        Event.objects.filter(
+            event_id__in=[p.event_id for p in items if p.agent in unknown]
+        ).values_list("event_id", flat=True)
+    )
+    for external_id in sorted({p.agent for p in items if p.event_id not in stored} & unknown):
+        get_or_create_agent(external_id)
+    with transaction.atomic():
+        return _store_and_apply(items, _locked_live_states(agents), source, actor_id, policies)
 
 
-def _before_purged_history(live: AgentState, occurred_at: datetime) -> bool:
-    """A late event at or before the agent's retention anchor: the events it would be replayed
-    with are gone (e.g. after ACW_RETENTION_DAYS was raised), so it cannot be applied."""
-    if live.last_event_at is None or occurred_at >= live.last_event_at:
-        return False  # in order: the common case costs no query
-    return Event.objects.filter(
-        agent_id=live.agent_id, history_anchor=True, occurred_at__gte=occurred_at
-    ).exists()
-
-
-def _locked_live_state(external_id: str) -> AgentState | None:
-    """The agent's live-state row, locked for this transaction (agent and team loaded).
+def _locked_live_states(external_ids: Iterable[str]) -> dict[str, AgentState]:
+    """The agents' live-state rows by external id, locked for this transaction in agent order
+    (agent and team loaded).
 
     The row lock serialises every write for one agent: events, timeouts, replays.
     """
-    return (
+    rows = (
         AgentState.objects.select_for_update(of=("self",))
         .select_related("agent__team")
-        .filter(agent__external_id=external_id)
-        .first()
+        .filter(agent__external_id__in=sorted(external_ids))
+        .order_by("agent_id")
+    )
+    return {live.agent.external_id: live for live in rows}
+
+
+def _store_and_apply(
+    items: list[ParsedEvent],
+    lives: dict[str, AgentState],
+    source: str,
+    actor_id: int | None,
+    policies: Policies,
+) -> list[IngestResult]:
+    """Under the agents' locks: de-duplicate, store, and apply the new events per agent."""
+    results: list[IngestResult | None] = [None] * len(items)
+    first_of: dict[str, int] = {}  # event_id -> its first position in the chunk
+    anchors = _retention_anchors(items, lives)
+    candidates: list[int] = []
+    for index, parsed in enumerate(items):
+        if parsed.event_id in first_of:
+            continue  # the same id again in the chunk: answered from the first one, below
+        first_of[parsed.event_id] = index
+        live = lives.get(parsed.agent)
+        if live is None:
+            continue  # an unknown agent's event is stored already (or the agent was removed)
+        anchor = anchors.get(live.agent_id)
+        if anchor is not None and parsed.occurred_at <= anchor:
+            results[index] = IngestResult(parsed.event_id, "rejected", PURGED_HISTORY)
+        else:
+            candidates.append(index)
+    keys = _insert_events([(items[i], lives[items[i].agent]) for i in candidates], source, actor_id)
+    accepted = [i for i in candidates if items[i].event_id in keys]
+    for index in accepted:
+        results[index] = IngestResult(items[index].event_id, "accepted")
+    _answer_the_others(items, results, first_of, set(accepted))
+
+    new_by_agent: dict[int, list[EventIn]] = defaultdict(list)
+    by_agent_id = {live.agent_id: live for live in lives.values()}
+    for index in accepted:
+        parsed = items[index]
+        live = lives[parsed.agent]
+        new_by_agent[live.agent_id].append(
+            EventIn(
+                key=keys[parsed.event_id],
+                type=parsed.type,
+                occurred_at=parsed.occurred_at,
+                team_id=live.agent.team_id,
+                data=parsed.data,
+                actor_id=actor_id,
+            )
+        )
+    writes = _Writes(policies)
+    for agent_id, new in new_by_agent.items():
+        live = by_agent_id[agent_id]
+        start, replay, replayed = _replay_plan(live, new)
+        writes.replay(live, start, replay, replayed)
+    writes.flush()
+    return cast(list[IngestResult], results)
+
+
+def _retention_anchors(items: list[ParsedEvent], lives: dict[str, AgentState]) -> dict[int, Any]:
+    """The newest retention anchor of each agent with a late event: an event at or before it
+    cannot be applied, as the events it would be replayed with are gone (e.g. after
+    ACW_RETENTION_DAYS was raised). In-order traffic, the common case, costs no query."""
+    late = {
+        live.agent_id
+        for parsed in items
+        if (live := lives.get(parsed.agent)) is not None
+        and live.last_event_at is not None
+        and parsed.occurred_at < live.last_event_at
+    }
+    if not late:
+        return {}
+    return dict(
+        Event.objects.filter(agent_id__in=late, history_anchor=True)
+        .values("agent_id")
+        .annotate(newest=Max("occurred_at"))
+        .order_by()
+        .values_list("agent_id", "newest")
     )
 
 
-def _existing_event(event_id: str) -> tuple[str, str, datetime, dict] | None:
-    return (
-        Event.objects.filter(event_id=event_id)
-        .values_list("type", "agent__external_id", "occurred_at", "data")
-        .first()
+def _insert_events(
+    rows: list[tuple[ParsedEvent, AgentState]], source: str, actor_id: int | None
+) -> dict[str, int]:
+    """Store the events whose id is new, in one ``INSERT ... ON CONFLICT DO NOTHING``, in input
+    order (ids ascend with arrival); returns the row id of each one stored, by ``event_id``.
+
+    An id already stored (by now, or at this moment by a request for another agent) is left
+    out, never an error: the caller answers it as a duplicate or a conflict.
+    """
+    if not rows:
+        return {}
+    names = ("event_id", "agent", "team", "type", "occurred_at", "received_at", "data",
+             "source", "actor", "state_after", "history_anchor")  # fmt: skip
+    now = timezone.now()
+    source_sql, params, columns = _derived_table(
+        Event,
+        names,
+        [
+            (
+                parsed.event_id,
+                live.agent_id,
+                live.agent.team_id,
+                parsed.type,
+                parsed.occurred_at,
+                now,
+                parsed.data,
+                source,
+                actor_id,
+                {},
+                False,
+            )
+            for parsed, live in rows
+        ],
     )
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT * FROM {source_sql} WHERE true "
+        f"ON CONFLICT ({quote('event_id')}) DO NOTHING RETURNING {quote('id')}, {quote('event_id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {event_id: pk for pk, event_id in cursor.fetchall()}
 
 
-def _duplicate_or_conflict(
-    parsed: ParsedEvent, existing: tuple[str, str, datetime, dict]
-) -> IngestResult:
+def _derived_table(
+    model: type[Model], names: Iterable[str], rows: list[tuple[Any, ...]]
+) -> tuple[str, list[Any], list[str]]:
+    """``rows`` (values in the order of ``names``, model fields) as a derived table ``v`` for
+    an INSERT or UPDATE: its SQL, parameters and quoted column names, rows in input order.
+
+    On PostgreSQL one array per column (``unnest``): a few parameters however many rows (the
+    driver's handling of thousands of parameters cost more than the statement); elsewhere a
+    VALUES list.
+    """
+    fields = [cast(Field, model._meta.get_field(name)) for name in names]
+    quote = connection.ops.quote_name
+    columns = [quote(field.column) for field in fields]
+    if connection.vendor != "postgresql":
+        one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        params = [
+            field.get_db_prep_save(value, connection)
+            for row in rows
+            for field, value in zip(fields, row, strict=True)
+        ]
+        all_rows = ", ".join([one_row] * len(rows))
+        return f"(VALUES {all_rows}) AS v", params, columns  # in column order (for an INSERT)
+    arrays, selected = [], []
+    for index, (field, column) in enumerate(zip(fields, columns, strict=True)):
+        values = [row[index] for row in rows]
+        if field.get_internal_type() == "JSONField":
+            encoder = field.encoder  # type: ignore[attr-defined]
+            arrays.append(("text[]", [json.dumps(value, cls=encoder) for value in values]))
+            selected.append(f"v.{column}::jsonb AS {column}")
+        else:
+            array_type = f"{field.cast_db_type(connection)}[]"  # type: ignore[attr-defined]
+            prepared = [field.get_db_prep_save(value, connection) for value in values]
+            arrays.append((array_type, prepared))
+            selected.append(f"v.{column}")
+    unnest = ", ".join(f"%s::{array_type}" for array_type, _ in arrays)
+    sql = (
+        f"(SELECT {', '.join(selected)} FROM unnest({unnest}) WITH ORDINALITY "
+        f"AS v ({', '.join(columns)}, n) ORDER BY n) AS v"
+    )
+    return sql, [values for _, values in arrays], columns
+
+
+def _answer_the_others(
+    items: list[ParsedEvent],
+    results: list[IngestResult | None],
+    first_of: dict[str, int],
+    accepted: set[int],
+) -> None:
+    """Duplicates and conflicts: against the stored event, or the chunk's first of that id."""
+    open_ids = {items[i].event_id for i, result in enumerate(results) if result is None}
+    stored = {
+        row[0]: row[1:]
+        for row in Event.objects.filter(
+            event_id__in=[e for e in open_ids if first_of[e] not in accepted]
+        ).values_list("event_id", "type", "agent__external_id", "occurred_at", "data")
+    }
+    for index, parsed in enumerate(items):
+        if results[index] is not None:
+            continue
+        first = first_of[parsed.event_id]
+        if first in accepted:
+            other = items[first]
+            existing = (other.type, other.agent, other.occurred_at, other.data)
+        elif parsed.event_id in stored:
+            existing = stored[parsed.event_id]
+        else:
+            # Only when the first of this id was refused, or the agent was removed meanwhile.
+            results[index] = (
+                results[first]
+                if first != index
+                else IngestResult(
+                    parsed.event_id, "rejected", "agent: removed while the event arrived"
+                )
+            )
+            continue
+        results[index] = _duplicate_or_conflict(parsed, existing)
+
+
+def _duplicate_or_conflict(parsed: ParsedEvent, existing: tuple[Any, ...]) -> IngestResult:
     if parsed.same_content(*existing):
         return IngestResult(parsed.event_id, "duplicate")
     return IngestResult(
@@ -339,56 +516,38 @@ def _event_in(event: Event) -> EventIn:
     )
 
 
-def _apply(live: AgentState, event: Event, policies: Policies) -> None:
-    """Apply a stored event to the agent, replaying later events if it arrived late."""
-    in_order = live.last_event_at is None or event.occurred_at >= live.last_event_at
-    if in_order:
-        start = AgentProjection.from_json(live.projection)
-        replay = [event]
-    else:
-        # Replay from the last event before this one (order: occurred_at, then arrival).
-        previous = (
-            Event.objects.filter(agent_id=live.agent_id, occurred_at__lte=event.occurred_at)
-            .exclude(pk=event.pk)
-            .order_by("-occurred_at", "-id")
-            .only("occurred_at", "state_after")
-            .first()
-        )
-        start = AgentProjection.from_json(previous.state_after if previous else None)
-        later = Event.objects.filter(agent_id=live.agent_id).order_by("occurred_at", "id")
-        if previous is not None:
-            later = later.filter(occurred_at__gte=previous.occurred_at)
-        replay = [
-            e
-            for e in later
-            if previous is None or (e.occurred_at, e.pk) > (previous.occurred_at, previous.pk)
-        ]
-    _replay(live, start, replay, policies)
+def _replay_plan(
+    live: AgentState, new: list[EventIn]
+) -> tuple[AgentProjection, list[EventIn], list[int]]:
+    """Where to start an agent's projection for its new events, and what to run from there.
 
-
-def _replay(
-    live: AgentState, start: AgentProjection, replay: list[Event], policies: Policies
-) -> None:
-    """Run ``replay`` (ordered) from ``start``; rewrite the rows and projections it implies."""
-    result = project(start, (_event_in(e) for e in replay), policies.spec)
-    replayed_keys = [key for key, _ in result.after_each]
-    after = {key: projection.to_json() for key, projection in result.after_each}
-    if len(replay) == 1:
-        Event.objects.filter(pk=replay[0].pk).update(state_after=after[replay[0].pk])
-    else:
-        for e in replay:
-            e.state_after = after[e.pk]
-        Event.objects.bulk_update(replay, ["state_after"], batch_size=500)
-        _delete_rows_opened_by(replayed_keys)
-    if replay:
-        newest = replay[-1]
-        if live.last_event_at is None or (newest.occurred_at, newest.pk) >= (
-            live.last_event_at,
-            live.last_event_seq,
-        ):
-            live.last_event_at, live.last_event_seq = newest.occurred_at, newest.pk
-    _write_rows(live.agent_id, result.rows, set(replayed_keys))
-    _store_live(live, result.final, policies=policies)
+    Returns the start, the events to run (order: occurred_at, then arrival) and the stored
+    events among them. Normally every new event is at or after the agent's newest one: only
+    they run, from the live projection. A late one replays from the last event before it.
+    """
+    new = sorted(new, key=lambda e: (e.occurred_at, e.key))
+    first = new[0]
+    if live.last_event_at is None or first.occurred_at >= live.last_event_at:
+        return AgentProjection.from_json(live.projection), new, []
+    new_keys = [e.key for e in new]
+    stored = Event.objects.filter(agent_id=live.agent_id).exclude(pk__in=new_keys)
+    previous = (
+        stored.filter(occurred_at__lte=first.occurred_at)
+        .order_by("-occurred_at", "-id")
+        .only("occurred_at", "state_after")
+        .first()
+    )
+    later = stored.order_by("occurred_at", "id")
+    if previous is not None:
+        later = later.filter(occurred_at__gte=previous.occurred_at)
+    replayed = [
+        _event_in(e)
+        for e in later
+        if previous is None or (e.occurred_at, e.pk) > (previous.occurred_at, previous.pk)
+    ]
+    start = AgentProjection.from_json(previous.state_after if previous else None)
+    replay = sorted(replayed + new, key=lambda e: (e.occurred_at, e.key))
+    return start, replay, [e.key for e in replayed]
 
 
 def replay_agent(agent_id: int, policies: Policies | None = None) -> int:
@@ -397,6 +556,7 @@ def replay_agent(agent_id: int, policies: Policies | None = None) -> int:
     The same state machine as live ingestion, from an empty start: after a fix to the state
     machine, or a policy change meant to apply to history, this makes the past consistent.
     """
+    writes = _Writes(policies or Policies.load())
     with transaction.atomic():
         live = AgentState.objects.select_for_update().get(agent_id=agent_id)
         live.agent = Agent.objects.select_related("team").get(pk=agent_id)
@@ -406,15 +566,11 @@ def replay_agent(agent_id: int, policies: Policies | None = None) -> int:
             # The log before the anchor was purged (agents.retention): start from the
             # anchor's projection and rebuild only the rows the later events opened; the
             # rows of the purged period stay as they are.
-            later = events[events.index(anchor) + 1 :]
+            later = [_event_in(e) for e in events[events.index(anchor) + 1 :]]
             live.last_event_at, live.last_event_seq = anchor.occurred_at, anchor.pk
-            _delete_rows_opened_by([e.pk for e in later])
-            _replay(
-                live,
-                AgentProjection.from_json(anchor.state_after),
-                later,
-                policies or Policies.load(),
-            )
+            start = AgentProjection.from_json(anchor.state_after)
+            writes.replay(live, start, later, [e.key for e in later])
+            writes.flush()
             return len(later)
         if events:
             from reporting import rollups  # at call time: reporting builds on agents
@@ -425,101 +581,9 @@ def replay_agent(agent_id: int, policies: Policies | None = None) -> int:
         HoldPeriod.objects.filter(interaction__agent_id=agent_id).delete()
         Interaction.objects.filter(agent_id=agent_id).delete()
         live.last_event_at, live.last_event_seq = None, 0
-        _replay(live, AgentProjection(), events, policies or Policies.load())
+        writes.replay(live, AgentProjection(), [_event_in(e) for e in events], [])
+        writes.flush()
         return len(events)
-
-
-def _delete_rows_opened_by(keys: list[int]) -> None:
-    """Rows opened by replayed events are recreated by the replay."""
-    from reporting import rollups  # at call time: reporting builds on agents
-
-    rollups.mark_dirty_before_replay(keys)
-    AcwSession.objects.filter(start_event_id__in=keys).delete()
-    HoldPeriod.objects.filter(start_event_id__in=keys).delete()
-    Interaction.objects.filter(start_event_id__in=keys).delete()
-
-
-def _write_rows(agent_id: int, rows: Rows, new_keys: set[int]) -> None:
-    """Upsert the rows a projection touched, keyed by the event that opened them."""
-    from reporting import rollups  # at call time: reporting builds on agents
-
-    rollups.mark_dirty_rows(agent_id, rows)
-    interaction_pks: dict[int, int] = {}  # filled for rows created here; others looked up
-    for row in rows.interactions.values():
-        fields = {
-            "team_id": row.team_id,
-            "interaction_id": row.interaction_id,
-            "channel": row.channel,
-            "direction": row.direction,
-            "queue": row.queue,
-            "started_at": row.started_at,
-            "ended_at": row.ended_at,
-            "end_reason": row.end_reason,
-            "talk_seconds": row.talk_seconds,
-            "hold_seconds": row.hold_seconds,
-        }
-        created_pk = _upsert(Interaction, agent_id, row.key, fields, new_keys)
-        if created_pk is not None:
-            interaction_pks[row.key] = created_pk
-    referenced = [h.interaction_key for h in rows.holds.values()] + [
-        a.interaction_key for a in rows.acws.values()
-    ]
-    needed = {key for key in referenced if key is not None and key not in interaction_pks}
-    if needed:
-        interaction_pks.update(
-            Interaction.objects.filter(start_event_id__in=needed).values_list(
-                "start_event_id", "pk"
-            )
-        )
-    for hold in rows.holds.values():
-        fields = {
-            "interaction_id": interaction_pks[hold.interaction_key],
-            "started_at": hold.started_at,
-            "ended_at": hold.ended_at,
-        }
-        _upsert(HoldPeriod, None, hold.key, fields, new_keys)
-    for acw in rows.acws.values():
-        data = asdict(acw)
-        fields = {
-            name: data[name]
-            for name in (
-                "team_id",
-                "channel",
-                "mode",
-                "started_at",
-                "deadline",
-                "ended_at",
-                "end_reason",
-                "extensions",
-                "extended_seconds",
-                "wrap_up_code",
-                "note",
-                "checklist",
-                "ended_by_id",
-                "too_short",
-                "overrun",
-                "policy_violation",
-            )
-        }
-        fields["duration_seconds"] = acw.duration_seconds
-        fields["interaction_id"] = (
-            interaction_pks.get(acw.interaction_key) if acw.interaction_key else None
-        )
-        _upsert(AcwSession, agent_id, acw.key, fields, new_keys)
-
-
-def _upsert(
-    model: type[Interaction] | type[HoldPeriod] | type[AcwSession],
-    agent_id: int | None,
-    key: int,
-    fields: Mapping[str, Any],
-    new_keys: set[int],
-) -> int | None:
-    """Update the row opened by event ``key``, or create it; returns the pk if created."""
-    owner = {"agent_id": agent_id} if agent_id is not None else {}
-    if key not in new_keys and model.objects.filter(start_event_id=key).update(**fields):
-        return None
-    return model.objects.create(start_event_id=key, **owner, **fields).pk
 
 
 LIVE_FIELDS = (
@@ -533,46 +597,229 @@ LIVE_FIELDS = (
     "acw_extensions",
     "open_contacts",
 )
+SAVED_LIVE_FIELDS = [
+    *LIVE_FIELDS,
+    "version",
+    "last_event_at",
+    "last_event_seq",
+    "projection",
+    "updated_at",
+]
+ACW_FIELDS = ("team_id", "channel", "mode", "started_at", "deadline", "ended_at", "end_reason",
+              "extensions", "extended_seconds", "wrap_up_code", "note", "checklist",
+              "ended_by_id", "too_short", "overrun", "policy_violation")  # fmt: skip
 
 
-def _store_live(
-    live: AgentState,
-    projection: AgentProjection,
-    now: datetime | None = None,
-    *,
-    policies: Policies | None = None,
-) -> None:
-    """Store the projection after the newest event, and the live state it implies now.
+class _Writes:
+    """What one transaction writes for the agents it projected, gathered and then written in
+    a few statements (``flush``): the event projections, the rows opened by replayed events
+    (deleted, then rewritten), the rows, their rollup marks and the live states; after commit,
+    one publication to the walls and the ACW timeouts."""
 
-    Walls are told only when what they show changed, and a timeout task is scheduled only
-    when the deadline moved (an ignored event during ACW neither pushes nor re-schedules).
-    """
-    before = tuple(getattr(live, name) for name in LIVE_FIELDS)
-    live.projection = projection.to_json()
-    current, timeout_rows = advance(projection, now or timezone.now())
-    if timeout_rows.acws:
-        _write_rows(live.agent_id, timeout_rows, set())
-    live.set_live_fields(current)
-    changed = tuple(getattr(live, name) for name in LIVE_FIELDS) != before
-    if changed:
+    def __init__(self, policies: Policies) -> None:
+        self.policies = policies
+        self.now = timezone.now()
+        self.state_after: dict[int, dict[str, Any]] = {}
+        self.replayed: list[int] = []
+        self.rows: list[tuple[int, Rows, set[int]]] = []
+        self.lives: list[AgentState] = []
+        self.messages: list[tuple[int, events.Message]] = []
+        self.timeouts: dict[int, datetime] = {}
+
+    def replay(
+        self, live: AgentState, start: AgentProjection, replay: list[EventIn], replayed: list[int]
+    ) -> None:
+        """Run ``replay`` (ordered) from ``start``; ``replayed``: the stored events among them,
+        whose rows are deleted and written again."""
+        result = project(start, replay, self.policies.spec)
+        for key, projection in result.after_each:
+            self.state_after[key] = projection.to_json()
+        self.replayed.extend(replayed)
+        if replay:
+            newest = replay[-1]
+            if live.last_event_at is None or (newest.occurred_at, newest.key) >= (
+                live.last_event_at,
+                live.last_event_seq,
+            ):
+                live.last_event_at, live.last_event_seq = newest.occurred_at, newest.key
+        self.rows.append((live.agent_id, result.rows, {e.key for e in replay}))
+        self.live(live, result.final)
+
+    def live(self, live: AgentState, projection: AgentProjection) -> None:
+        """Store the projection after the newest event, and the live state it implies now.
+
+        Walls are told only when what they show changed, and a timeout task is scheduled only
+        when the deadline moved (an ignored event during ACW neither pushes nor re-schedules).
+        """
+        before = tuple(getattr(live, name) for name in LIVE_FIELDS)
+        live.projection = projection.to_json()
+        current, timeout_rows = advance(projection, self.now)
+        if timeout_rows.acws:
+            self.rows.append((live.agent_id, timeout_rows, set()))
+        live.set_live_fields(current)
+        live.updated_at = self.now
+        self.lives.append(live)
+        if tuple(getattr(live, name) for name in LIVE_FIELDS) == before:
+            return
         # Under the row lock, so versions of one agent are strictly increasing: two web
         # processes may publish in the other order than they committed.
         live.version += 1
-    live.save(
-        update_fields=[
-            *LIVE_FIELDS,
-            "version",
-            "last_event_at",
-            "last_event_seq",
-            "projection",
-            "updated_at",
-        ]
+        self.messages.append(events.agent_changed(_with_team(live), self.policies))
+        if live.acw_deadline is not None:  # in acw, or on a contact while another one's ACW runs
+            self.timeouts[live.agent_id] = live.acw_deadline
+
+    def flush(self) -> None:
+        if self.replayed:
+            _delete_rows_opened_by(self.replayed)
+        _write_rows(self.rows)
+        _update_rows(
+            Event, "id", {key: {"state_after": after} for key, after in self.state_after.items()}
+        )
+        _update_rows(
+            AgentState,
+            "agent",
+            {
+                live.agent_id: {
+                    name: getattr(live, cast(Field, AgentState._meta.get_field(name)).attname)
+                    for name in SAVED_LIVE_FIELDS
+                }
+                for live in self.lives
+            },
+        )
+        events.broadcast_on_commit(self.messages)
+        if self.timeouts:
+            timeouts = dict(self.timeouts)
+            transaction.on_commit(lambda: _timeout_sender.send(timeouts))
+
+
+def _delete_rows_opened_by(keys: list[int]) -> None:
+    """Rows opened by replayed events are recreated by the replay."""
+    from reporting import rollups  # at call time: reporting builds on agents
+
+    rollups.mark_dirty_before_replay(keys)
+    AcwSession.objects.filter(start_event_id__in=keys).delete()
+    HoldPeriod.objects.filter(start_event_id__in=keys).delete()
+    Interaction.objects.filter(start_event_id__in=keys).delete()
+
+
+def _write_rows(touched: list[tuple[int, Rows, set[int]]]) -> None:
+    """Write the rows projections touched, keyed by the event that opened them: ``(agent id,
+    rows, keys of the events that ran)``, a row opened by one of those is new (or was deleted
+    for the replay), any other one exists and is updated."""
+    from reporting import rollups  # at call time: reporting builds on agents
+
+    rollups.mark_dirty_rows_of((agent_id, rows) for agent_id, rows, _ in touched)
+    interactions: dict[int, dict[str, Any]] = {}
+    holds: dict[int, dict[str, Any]] = {}
+    acws: dict[int, dict[str, Any]] = {}
+    new_keys: set[int] = set()
+    for agent_id, rows, ran in touched:
+        new_keys |= ran
+        for row in rows.interactions.values():
+            interactions[row.key] = {
+                "agent_id": agent_id,
+                "team_id": row.team_id,
+                "interaction_id": row.interaction_id,
+                "channel": row.channel,
+                "direction": row.direction,
+                "queue": row.queue,
+                "started_at": row.started_at,
+                "ended_at": row.ended_at,
+                "end_reason": row.end_reason,
+                "talk_seconds": row.talk_seconds,
+                "hold_seconds": row.hold_seconds,
+            }
+    interaction_pks = _upsert(Interaction, interactions, new_keys)
+    all_rows = [rows for _, rows, _ in touched]
+    referenced = {h.interaction_key for rows in all_rows for h in rows.holds.values()} | {
+        a.interaction_key for rows in all_rows for a in rows.acws.values()
+    }
+    needed = {key for key in referenced if key is not None and key not in interaction_pks}
+    if needed:
+        interaction_pks.update(
+            Interaction.objects.filter(start_event_id__in=needed).values_list(
+                "start_event_id", "pk"
+            )
+        )
+    for agent_id, rows, _ in touched:
+        for hold in rows.holds.values():
+            holds[hold.key] = {
+                "interaction_id": interaction_pks[hold.interaction_key],
+                "started_at": hold.started_at,
+                "ended_at": hold.ended_at,
+            }
+        for acw in rows.acws.values():
+            data = asdict(acw)
+            acws[acw.key] = {
+                "agent_id": agent_id,
+                **{name: data[name] for name in ACW_FIELDS},
+                "duration_seconds": acw.duration_seconds,
+                "interaction_id": (
+                    interaction_pks.get(acw.interaction_key) if acw.interaction_key else None
+                ),
+            }
+    _upsert(HoldPeriod, holds, new_keys)
+    _upsert(AcwSession, acws, new_keys)
+
+
+def _upsert(
+    model: type[Interaction] | type[HoldPeriod] | type[AcwSession],
+    rows: dict[int, dict[str, Any]],
+    new_keys: set[int],
+) -> dict[int, int]:
+    """Create the rows opened by ``new_keys``, update the others (created if missing); returns
+    the pk of each row by its key."""
+    create = {key: fields for key, fields in rows.items() if key in new_keys}
+    update = {key: fields for key, fields in rows.items() if key not in new_keys}
+    pks = _update_rows(model, "start_event", update)
+    create.update({key: fields for key, fields in update.items() if key not in pks})
+    created = [model(start_event_id=key, **fields) for key, fields in create.items()]
+    cast(Any, model)._default_manager.bulk_create(created, batch_size=500)
+    pks.update({row.start_event_id: row.pk for row in created})
+    return pks
+
+
+def _update_rows(model: type[Model], key: str, rows: dict[Any, dict[str, Any]]) -> dict[Any, int]:
+    """Update each row whose ``key`` field has a key of ``rows`` with its values (the same
+    fields for all); returns the pk of every row found, by key.
+
+    On PostgreSQL one ``UPDATE ... FROM (rows) RETURNING`` for any number of rows (Django's
+    ``bulk_update`` builds a CASE per field and row: it was most of a batch's time); elsewhere
+    (the embedded SQLite) one statement per row.
+    """
+    if not rows:
+        return {}
+    names = list(next(iter(rows.values())))
+    if connection.vendor != "postgresql":
+        found = dict(
+            model._default_manager.filter(**{f"{key}__in": list(rows)}).values_list(key, "pk")
+        )
+        for row_key, pk in found.items():
+            model._default_manager.filter(pk=pk).update(**rows[row_key])
+        return found
+    source_sql, params, columns = _derived_table(
+        model,
+        (key, *names),
+        [(row_key, *(values[name] for name in names)) for row_key, values in rows.items()],
     )
-    if not changed:
-        return
-    events.broadcast_on_commit([events.agent_changed(_with_team(live), policies)])
-    if live.acw_deadline is not None:  # in acw, or on a contact while another one's ACW runs
-        _schedule_timeout_on_commit(live.agent_id, live.acw_deadline)
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} AS t "
+        f"SET {', '.join(f'{column} = v.{column}' for column in columns[1:])} "
+        f"FROM {source_sql} WHERE t.{columns[0]} = v.{columns[0]} "
+        f"RETURNING t.{columns[0]}, t.{quote(model._meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
+
+
+def _store_live(live: AgentState, projection: AgentProjection, now: datetime) -> None:
+    """Store one agent's projection and the live state it implies at ``now`` (timeouts)."""
+    writes = _Writes(Policies.current())
+    writes.now = now
+    writes.live(live, projection)
+    writes.flush()
 
 
 def _with_team(live: AgentState) -> AgentState:
@@ -581,17 +828,65 @@ def _with_team(live: AgentState) -> AgentState:
     return live
 
 
-def _schedule_timeout_on_commit(agent_id: int, deadline: datetime) -> None:
-    def schedule() -> None:
-        from .tasks import expire_acw_task
+class _TimeoutSender:
+    """Schedules ACW timeout tasks from one background thread of the process, off the request
+    path: deadlines wait here until the thread sends them, and several for one agent send only
+    the newest (``expire_acw`` re-reads the deadline anyway). Deadlines of a process that dies
+    before sending them are closed by the beat sweep (``expire_due_acws``, every 5 s).
 
-        try:
-            expire_acw_task.apply_async(args=[agent_id], eta=deadline, expires=3600)
-        except Exception:
-            # The periodic sweep closes the ACW anyway; a broker outage must not fail an event.
-            logger.warning("could not schedule ACW timeout for agent %s", agent_id, exc_info=True)
+    With Celery's eager mode (the tests) the task runs at once, in the caller's thread.
+    """
 
-    transaction.on_commit(schedule)
+    def __init__(self) -> None:
+        self._pending: dict[int, datetime] = {}
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def send(self, deadlines: dict[int, datetime]) -> None:
+        from acw_site.celery import app
+
+        if app.conf.task_always_eager:
+            self._send(deadlines)
+            return
+        with self._wake:
+            self._pending.update(deadlines)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="acw-timeouts", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending:
+                    self._wake.wait()
+                pending, self._pending = self._pending, {}
+            self._send(pending)
+
+    @staticmethod
+    def _send(deadlines: dict[int, datetime]) -> None:
+        from acw_site.celery import app
+
+        from .tasks import EXPIRE_ACW_TASK, expire_acw_task
+
+        for agent_id, deadline in deadlines.items():
+            options: dict[str, Any] = {"args": [agent_id], "eta": deadline, "expires": 3600}
+            try:
+                if app.conf.task_always_eager:
+                    expire_acw_task.apply_async(**options)
+                else:
+                    # By name on the site's app: in this thread Celery's "current app" (which
+                    # a task object resolves through) may be another one.
+                    app.send_task(EXPIRE_ACW_TASK, **options)
+            except Exception:
+                # The periodic sweep closes the ACW anyway; a broker outage must not fail an
+                # event.
+                logger.warning(
+                    "could not schedule ACW timeout for agent %s", agent_id, exc_info=True
+                )
+
+
+_timeout_sender = _TimeoutSender()
 
 
 # --- Timeouts -------------------------------------------------------------------------------

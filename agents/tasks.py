@@ -7,10 +7,15 @@ from acw_site import locks
 
 from . import retention, services
 
+# Sent by name from the ingestion's timeout thread (agents.services).
+EXPIRE_ACW_TASK = "agents.tasks.expire_acw_task"
+
 
 # Retried on OperationalError: a database restart or failover is transient; the row lock makes
 # a retry (or a duplicate run with the sweep) harmless.
-@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+@shared_task(
+    name=EXPIRE_ACW_TASK, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
+)
 def expire_acw_task(agent_id: int) -> bool:
     """Close one agent's ACW at its deadline (scheduled with ``eta`` when the ACW starts)."""
     return services.expire_acw(agent_id)

@@ -13,6 +13,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "acw_site.settings")
 os.environ.setdefault("DEBUG", "1")
 
+# ``make bench SHORT=1`` (BENCH_SHORT=1): every benchmark runs a small size, for a quick check.
+SHORT = os.environ.get("BENCH_SHORT") == "1"
+
+
+def size(full: int, short: int) -> int:
+    """A default size knob: ``full``, or ``short`` under BENCH_SHORT=1."""
+    return short if SHORT else full
+
 
 def with_bench_database(run: Callable[[], Any]) -> Any:
     """Create a fresh test database (``test_<name>``), run, and drop it again."""

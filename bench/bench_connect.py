@@ -21,7 +21,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from bench._setup import percentile, with_bench_database
+from bench._setup import percentile, size, with_bench_database
 
 
 def floor(agents: int, per_agent: int) -> list[dict[str, Any]]:
@@ -62,8 +62,8 @@ def floor(agents: int, per_agent: int) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--agents", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=6)
+    parser.add_argument("--agents", type=int, default=size(100, 20))
+    parser.add_argument("--requests", type=int, default=size(6, 2))
     parser.add_argument("--records", type=int, default=500, help="records per request")
     args = parser.parse_args()
 

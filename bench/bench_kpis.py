@@ -18,7 +18,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from bench._setup import percentile
+from bench._setup import percentile, size
 
 PERIODS = (1, 30, 365)
 GROUP_BYS = (
@@ -118,9 +118,9 @@ def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agents", type=int, default=200)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--agents", type=int, default=size(200, 20))
+    parser.add_argument("--days", type=int, default=size(365, 7))
+    parser.add_argument("--repeat", type=int, default=size(20, 3))
     parser.add_argument("--keepdb", action="store_true", help="keep (and reuse) the database")
     args = parser.parse_args()
 

@@ -15,7 +15,7 @@ import random
 import time
 from datetime import timedelta
 
-from bench._setup import percentile, with_bench_database
+from bench._setup import percentile, size, with_bench_database
 
 
 def history(agent: str, n: int, rng: random.Random) -> list[dict]:
@@ -93,8 +93,8 @@ def run(agents: int, per_agent: int, batch_size: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agents", type=int, default=40)
-    parser.add_argument("--events", type=int, default=250, help="events per agent")
+    parser.add_argument("--agents", type=int, default=size(40, 10))
+    parser.add_argument("--events", type=int, default=size(250, 50), help="events per agent")
     parser.add_argument("--batch-size", type=int, default=2000)
     args = parser.parse_args()
     with_bench_database(lambda: run(args.agents, args.events, args.batch_size))

@@ -15,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from bench._setup import with_bench_database
+from bench._setup import size, with_bench_database
 
 
 def run(agents: int, rounds: int) -> None:
@@ -62,8 +62,8 @@ def run(agents: int, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--agents", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--agents", type=int, default=size(1000, 200))
+    parser.add_argument("--rounds", type=int, default=size(20, 5))
     args = parser.parse_args()
     with_bench_database(lambda: run(args.agents, args.rounds))
 

@@ -39,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench._setup import ROOT, percentile, with_bench_database
+from bench._setup import ROOT, percentile, size, with_bench_database
 
 SUPERVISORS = 5
 # Deliveries are complete once no frame arrived for this long.
@@ -550,13 +550,12 @@ def _run_baseline(args: argparse.Namespace, floor: list, viewers: list, logs: Pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    short = os.environ.get("BENCH_SHORT") == "1"
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--teams", type=int, default=10)
     parser.add_argument("--servers", type=int, default=1, choices=[1, 2, 3, 4])
-    parser.add_argument("--walls", type=int, default=100 if short else 1000)
+    parser.add_argument("--walls", type=int, default=size(1000, 100))
     parser.add_argument("--rate", type=float, default=30, help="events per second")
-    parser.add_argument("--seconds", type=float, default=5 if short else 20)
+    parser.add_argument("--seconds", type=float, default=size(20, 5))
     parser.add_argument("--no-baseline", action="store_true", help="skip the raw baseline")
     parser.add_argument("--raw-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--raw-redis", help=argparse.SUPPRESS)

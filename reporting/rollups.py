@@ -48,31 +48,44 @@ logger = logging.getLogger(__name__)
 
 
 def mark_dirty(agent_id: int, moments: Iterable[datetime | None]) -> None:
-    """Mark the agent's 15-minute intervals holding ``moments`` for the next rollup run.
+    """Mark the agent's 15-minute intervals holding ``moments`` for the next rollup run."""
+    _mark_dirty_many((agent_id, moment) for moment in moments)
 
-    Called on every raw write, so it is one ``INSERT ... ON CONFLICT DO NOTHING`` at most, and
-    no query when nothing ended.
-    """
-    buckets = {quarter_start(moment) for moment in moments if moment is not None}
+
+def _mark_dirty_many(marks: Iterable[tuple[int, datetime | None]]) -> None:
+    """Called on every raw write, so it is one ``INSERT ... ON CONFLICT DO NOTHING`` at most
+    (for any number of agents), and no query when nothing ended."""
+    buckets = {
+        (agent_id, quarter_start(moment)) for agent_id, moment in marks if moment is not None
+    }
     if buckets:
         DirtyInterval.objects.bulk_create(
-            [DirtyInterval(agent_id=agent_id, bucket_start=bucket) for bucket in buckets],
+            [
+                DirtyInterval(agent_id=agent_id, bucket_start=bucket)
+                for agent_id, bucket in sorted(buckets)
+            ],
             ignore_conflicts=True,
         )
 
 
 def mark_dirty_rows(agent_id: int, rows: Rows) -> None:
-    """The intervals of the interactions that ended and the ACWs a projection wrote.
+    """The intervals of the interactions that ended and the ACWs a projection wrote."""
+    mark_dirty_rows_of([(agent_id, rows)])
+
+
+def mark_dirty_rows_of(touched: Iterable[tuple[int, Rows]]) -> None:
+    """``mark_dirty_rows`` for several agents' rows in one statement (a batch of events).
 
     An interaction counts in the interval it ended in, and its ACW (which starts at that end)
     counts there too.
     """
-    mark_dirty(
-        agent_id,
-        [
+    _mark_dirty_many(
+        (agent_id, moment)
+        for agent_id, rows in touched
+        for moment in (
             *(row.ended_at for row in rows.interactions.values()),
             *(row.started_at for row in rows.acws.values()),
-        ],
+        )
     )
 
 

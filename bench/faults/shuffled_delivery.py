@@ -55,7 +55,8 @@ def _manage(database_url: str, *args: str) -> str:
 
 
 def _deliver(url: str, token: str, batches: list[list[dict[str, Any]]], clients: int) -> dict:
-    """Send the batches with ``clients`` threads; returns the summed answers."""
+    """Send the batches with ``clients`` threads, each batch again after a ``503`` as its
+    ``Retry-After`` says (a well-behaved client); returns the summed answers."""
     lock, totals = threading.Lock(), {"accepted": 0, "duplicates": 0, "rejected": 0, "errors": 0}
     queue = list(reversed(batches))
 
@@ -66,6 +67,11 @@ def _deliver(url: str, token: str, batches: list[list[dict[str, Any]]], clients:
                     return
                 batch = queue.pop()
             answer = post(url, token, {"events": batch}, timeout=600)
+            while answer.status == 503:  # busy or no database connection yet: as told, later
+                with lock:
+                    totals["retries after 503"] = totals.get("retries after 503", 0) + 1
+                time.sleep(float(answer.retry_after or 1))
+                answer = post(url, token, {"events": batch}, timeout=600)
             with lock:
                 if answer.status != 200:
                     totals["errors"] += 1

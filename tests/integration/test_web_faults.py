@@ -4,6 +4,8 @@
   the restart, is accepted (it was a 500).
 - With the database unreachable, API requests answer 503 + Retry-After fast (about a second,
   not the pool's full timeout), and the same process serves again once it is back.
+- Beyond its concurrency limit and queue (acw_site.overload) a process answers 503 +
+  Retry-After and writes nothing of the refused requests, and serves again once a turn frees.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -40,13 +43,20 @@ pytestmark = [
 class Web:
     """One uvicorn process on the test database (optionally through a proxy) and a Redis."""
 
-    def __init__(self, log: Path, redis_url: str, db_port: int | None = None) -> None:
+    def __init__(
+        self,
+        log: Path,
+        redis_url: str,
+        db_port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         db = settings.DATABASES["default"]
         port = db_port or db.get("PORT") or 5432
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DEBUG": "1", "REDIS_URL": redis_url,
-               "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@127.0.0.1:{port}/{db['NAME']}"}  # fmt: skip
+               "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@127.0.0.1:{port}/{db['NAME']}",
+               **(extra_env or {})}  # fmt: skip
         with log.open("w") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "acw_site.asgi:application",
@@ -139,3 +149,62 @@ def test_with_the_database_down_the_api_answers_503_fast_and_recovers(
     finally:
         web.stop()
         proxy.close()
+
+
+def _raw_post(web: Web, token: str, event: dict[str, Any], *, hold_body: bool = False) -> Any:
+    """Open a connection and send a POST of ``event``; with ``hold_body`` only its headers (the
+    request then occupies its turn until ``_finish`` sends the body)."""
+    body = json.dumps(event).encode()
+    sock = socket.create_connection(("127.0.0.1", web.port), timeout=30)
+    sock.sendall(
+        (
+            f"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        + (b"" if hold_body else body)
+    )
+    return sock, body
+
+
+def _answer(sock: Any) -> tuple[int, dict[str, str]]:
+    """The status and headers of the answer on ``sock`` (then closed)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    head = data.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in head[1:])
+    return int(head[0].split()[1]), {name.lower(): value for name, value in headers.items()}
+
+
+def test_beyond_its_limit_and_queue_a_process_answers_503_and_writes_nothing(
+    api_token: str, alice: Any, tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    from agents.models import Event
+
+    # One request at a time, one more may wait (for at most half a second).
+    limits = {"API_CONCURRENCY": "1", "API_QUEUE_LENGTH": "1", "API_QUEUE_TIMEOUT": "0.5"}
+    web = Web(tmp_path / "web.log", private_redis.url, extra_env=limits)
+    try:
+        first = event("alice", "agent.logged_in", 60)
+        held, held_body = _raw_post(web, api_token, first, hold_body=True)
+        # The held request occupies the only turn (its body has not arrived). Of the next two,
+        # one finds the queue full and one waits in it past its bound: both are refused.
+        refused = [
+            _raw_post(web, api_token, event("alice", "agent.not_ready", 30 - n, reason="break"))
+            for n in range(2)
+        ]
+        answers = [_answer(sock) for sock, _ in refused]
+        assert [status for status, _ in answers] == [503, 503]
+        assert all(headers["retry-after"] == "1" for _, headers in answers)
+        held.sendall(held_body)
+        assert _answer(held)[0] == 201
+        # Nothing of the refused requests was written; the process serves again.
+        assert list(Event.objects.values_list("event_id", flat=True)) == [first["event_id"]]
+        assert _post_event(web, api_token, event("alice", "agent.available", 10)) == 201
+    finally:
+        web.stop()
