@@ -23,20 +23,13 @@ class Grain(models.TextChoices):
     MONTH = "mon", "Month (site time zone)"
 
 
-class KpiRollup(models.Model):
-    """Interactions that ended in [bucket_start, bucket_end), per agent, team, channel, code.
+class RollupSums(models.Model):
+    """What every KPI rollup row adds up (``reporting.queries.Measures``).
 
     ``acw_*`` measures count closed ACWs only: an ACW still open is added at query time with the
     time elapsed so far (it changes every second, so it is never stored).
     """
 
-    grain = models.CharField(max_length=3, choices=Grain.choices)
-    bucket_start = models.DateTimeField()
-    bucket_end = models.DateTimeField()
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    wrap_up_code = models.CharField(max_length=100, blank=True, default="")
     interactions = models.PositiveIntegerField(default=0)
     talk_seconds = models.FloatField(default=0)
     hold_seconds = models.FloatField(default=0)
@@ -48,6 +41,21 @@ class KpiRollup(models.Model):
     overruns = models.PositiveIntegerField(default=0)
     too_short = models.PositiveIntegerField(default=0)
     computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class KpiRollup(RollupSums):
+    """Interactions that ended in [bucket_start, bucket_end), per agent, team, channel, code."""
+
+    grain = models.CharField(max_length=3, choices=Grain.choices)
+    bucket_start = models.DateTimeField()
+    bucket_end = models.DateTimeField()
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    wrap_up_code = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         verbose_name = "KPI rollup"
@@ -66,6 +74,77 @@ class KpiRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} agent {self.agent_id}"
+
+
+class TeamKpiRollup(RollupSums):
+    """``KpiRollup`` day and month rows summed over the agents: per team, channel and code.
+
+    What a team, department, channel, wrap-up code or day grouping reads over a long period
+    (a year of a whole site is about 150 rows a day instead of one per agent). Rewritten from
+    the agent rows of the same buckets (``reporting.rollups.refresh_team_buckets``); a bucket
+    listed in ``StaleTeamBucket`` or holding a dirty interval is read from the agent rows.
+    """
+
+    grain = models.CharField(max_length=3, choices=Grain.choices)
+    bucket_start = models.DateTimeField()
+    bucket_end = models.DateTimeField()
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    wrap_up_code = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        verbose_name = "team KPI rollup"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "bucket_start", "team", "channel", "wrap_up_code"],
+                name="teamkpirollup_one_per_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} team {self.team_id}"
+
+
+class TeamIntervalRollup(RollupSums):
+    """``KpiRollup`` 15-minute rows summed over the agents and wrap-up codes: per team and
+    channel, what the 15-minute trend and the weekday × hour heat map read (same refresh rules
+    as ``TeamKpiRollup``)."""
+
+    bucket_start = models.DateTimeField()
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+
+    class Meta:
+        verbose_name = "team interval rollup"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket_start", "team", "channel"], name="teamintervalrollup_one_per_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket_start:%Y-%m-%d %H:%M} team {self.team_id}"
+
+
+class StaleTeamBucket(models.Model):
+    """A bucket whose agent rows changed after its team rows were written.
+
+    Written in the transaction that rewrites the agent rows, so a reader never uses team rows
+    older than the agent rows it could see; removed when the team rows are rewritten.
+    """
+
+    grain = models.CharField(max_length=3, choices=Grain.choices)
+    bucket_start = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "bucket_start"], name="staleteambucket_one_per_bucket"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M}"
 
 
 class AcwDurationRollup(models.Model):

@@ -38,7 +38,15 @@ from django.utils import timezone
 
 from agents.models import AcwSession, Channel, Interaction, WrapUpCode
 
-from .models import AcwDurationRollup, DirtyInterval, Grain, KpiRollup
+from .models import (
+    AcwDurationRollup,
+    DirtyInterval,
+    Grain,
+    KpiRollup,
+    StaleTeamBucket,
+    TeamIntervalRollup,
+    TeamKpiRollup,
+)
 
 GroupBy = Literal[
     "agent", "team", "department", "channel", "wrap_up_code", "day", "interval", "weekday_hour"
@@ -635,6 +643,35 @@ def _rollups(
     return rows.order_by()
 
 
+def _team_level(group_by: str, where: KpiFilter) -> bool:
+    """Whether the team tables answer: groups and filters that do not name agents."""
+    return group_by != "agent" and where.agent_ids is None
+
+
+def _team_rollups(
+    group_by: str, grain: str, segment: tuple[datetime, datetime], where: KpiFilter
+) -> QuerySet[Any] | None:
+    """The team rows of ``grain`` in ``segment``, or None where no team table has them
+    (15-minute rows have no wrap-up code)."""
+    in_segment = Q(where.q(), bucket_start__gte=segment[0], bucket_start__lt=segment[1])
+    if grain == Grain.QUARTER:
+        if group_by == "wrap_up_code":
+            return None
+        return TeamIntervalRollup.objects.filter(in_segment).order_by()
+    return TeamKpiRollup.objects.filter(in_segment, grain=grain).order_by()
+
+
+def _stale_team_buckets(plan: _Plan) -> set[tuple[str, datetime]]:
+    """(grain, start) of the buckets in ``plan`` whose team rows are being rewritten."""
+    segments = plan.segments()
+    if not segments:
+        return set()
+    first = min(s for _, (s, _) in segments)
+    last = max(e for _, (_, e) in segments)
+    stale = StaleTeamBucket.objects.filter(bucket_start__gte=first, bucket_start__lt=last)
+    return set(stale.values_list("grain", "bucket_start"))
+
+
 def _dirty_ranges(
     plan: _Plan, start: datetime, end: datetime
 ) -> list[tuple[int, datetime, datetime]]:
@@ -706,8 +743,23 @@ def kpi_rows(
                 channels=where.channels,
                 department_ids=where.department_ids,
             )
+        team_level = _team_level(group_by, where)
+        stale = _stale_team_buckets(plan) if team_level else set()
         for grain, segment in plan.segments():
-            sums = _rollups(KpiRollup, grain, segment, where, dirty).values(*group_fields)
+            agent_rows = _rollups(KpiRollup, grain, segment, where, dirty)
+            team_rows = _team_rollups(group_by, grain, segment, where) if team_level else None
+            if team_rows is not None:
+                # Buckets whose team rows may lag behind: their agent rows (and raw rows).
+                busy = sorted(
+                    {s for _, s, _ in dirty if segment[0] <= s < segment[1]}
+                    | {s for g, s in stale if g == grain and segment[0] <= s < segment[1]}
+                )
+                team_sums = team_rows.exclude(bucket_start__in=busy).values(*group_fields)
+                _add_rollup_sums(rows, group_by, team_sums.annotate(**_ROLLUP_SUMS))
+                if not busy:
+                    continue
+                agent_rows = agent_rows.filter(bucket_start__in=busy)
+            sums = agent_rows.values(*group_fields)
             _add_rollup_sums(rows, group_by, sums.annotate(**_ROLLUP_SUMS))
         filtered = Interaction.objects.filter(where.q())
         raw = _raw_ranges(plan, dirty)

@@ -4,10 +4,17 @@
 transaction that writes an agent's interactions and ACWs, under that agent's live-state row
 lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
 ``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
-recomputes exactly those intervals, their days and their months; ``rebuild_day()`` recomputes a
-whole day (and its month) from the raw rows (the daily close, and ``manage.py rebuild_rollups``).
-All are idempotent upserts. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums)
-and ``AcwDurationRollup`` (how many ACWs lasted each whole number of seconds).
+recomputes exactly those intervals, their days and their months; ``rebuild_range()`` recomputes
+whole site days (and their months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
+GROUP BY``: the daily close, ``manage.py rebuild_rollups``, ``manage.py seed_history``). All are
+idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums) and
+``AcwDurationRollup`` (how many ACWs lasted each whole number of seconds).
+
+The team tables (``TeamKpiRollup``: days and months per team, channel and code;
+``TeamIntervalRollup``: 15 minutes per team and channel) are sums of the agent rows. Whatever
+rewrites agent rows marks their buckets in ``StaleTeamBucket`` in the same transaction, and
+``refresh_team_buckets()`` rewrites those team rows from the agent rows (at the end of every
+``compute_rollups()`` run); readers use a team bucket only when it is neither stale nor dirty.
 """
 
 from __future__ import annotations
@@ -15,19 +22,29 @@ from __future__ import annotations
 import logging
 import operator
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache, reduce
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.db.models import Min, Q, QuerySet, Sum
+from django.utils import timezone
 
-from agents.models import AgentState, Event, Interaction
+from agents.models import AcwSession, AgentState, Event, HoldPeriod, Interaction
 from agents.states import Rows
 
-from .models import AcwDurationRollup, DirtyInterval, Grain, KpiRollup
+from .models import (
+    AcwDurationRollup,
+    DirtyInterval,
+    Grain,
+    KpiRollup,
+    StaleTeamBucket,
+    TeamIntervalRollup,
+    TeamKpiRollup,
+)
 from .queries import (
     MEASURES,
     QUARTER,
@@ -196,58 +213,57 @@ def rebuild_month(day: date, agent_id: int | None = None) -> None:
 _KEY_FIELDS = ("bucket_start", "agent_id", "team_id", "channel")
 
 
-def _replace_rollups(grain: str, scope: Q, fresh: Fresh) -> None:
-    """Make the ``grain`` rows of both tables inside ``scope`` exactly ``fresh``: upsert, delete
-    the rest."""
-    existing = KpiRollup.objects.filter(scope, grain=grain).values_list(
-        "pk", *_KEY_FIELDS, "wrap_up_code"
-    )
-    stale = [pk for pk, *key in existing if tuple(key) not in fresh.measures]
+def _replace(
+    model: type[models.Model],
+    grain: str,
+    scope: Q,
+    keys: Sequence[str],
+    fresh: Mapping[tuple[Any, ...], Mapping[str, Any]],
+) -> None:
+    """Make ``model``'s ``grain`` rows inside ``scope`` exactly ``fresh`` ({values of ``keys``
+    (the first is ``bucket_start``): values of the other fields}): delete the rest, upsert."""
+    existing = model._default_manager.filter(scope, grain=grain).values_list("pk", *keys)
+    stale = [pk for pk, *key in existing if tuple(key) not in fresh]
     if stale:
-        KpiRollup.objects.filter(pk__in=stale).delete()
-    KpiRollup.objects.bulk_create(
+        model._default_manager.filter(pk__in=stale).delete()
+    if not fresh:
+        return
+    values = list(next(iter(fresh.values())))
+    updated = [*values, "bucket_end"]
+    if any(f.name == "computed_at" for f in model._meta.concrete_fields):
+        updated.append("computed_at")
+    model._default_manager.bulk_create(
         [
-            KpiRollup(
+            model(
                 grain=grain,
-                bucket_start=bucket,
-                bucket_end=bucket_end(grain, bucket),
-                agent_id=agent_id,
-                team_id=team_id,
-                channel=channel,
-                wrap_up_code=code,
-                **{name: getattr(measures, name) for name in MEASURES},
+                bucket_end=bucket_end(grain, key[0]),
+                **dict(zip(keys, key, strict=True)),
+                **row,
             )
-            for (bucket, agent_id, team_id, channel, code), measures in fresh.measures.items()
-        ],
-        batch_size=500,
-        update_conflicts=True,
-        unique_fields=["grain", "bucket_start", "agent", "team", "channel", "wrap_up_code"],
-        update_fields=[*MEASURES, "bucket_end", "computed_at"],
-    )
-    existing_durations = AcwDurationRollup.objects.filter(scope, grain=grain).values_list(
-        "pk", *_KEY_FIELDS, "seconds"
-    )
-    stale = [pk for pk, *key in existing_durations if tuple(key) not in fresh.durations]
-    if stale:
-        AcwDurationRollup.objects.filter(pk__in=stale).delete()
-    AcwDurationRollup.objects.bulk_create(
-        [
-            AcwDurationRollup(
-                grain=grain,
-                bucket_start=bucket,
-                bucket_end=bucket_end(grain, bucket),
-                agent_id=agent_id,
-                team_id=team_id,
-                channel=channel,
-                seconds=seconds,
-                count=count,
-            )
-            for (bucket, agent_id, team_id, channel, seconds), count in fresh.durations.items()
+            for key, row in fresh.items()
         ],
         batch_size=1000,
         update_conflicts=True,
-        unique_fields=["grain", "bucket_start", "agent", "team", "channel", "seconds"],
-        update_fields=["count", "bucket_end"],
+        unique_fields=["grain", *keys],
+        update_fields=updated,
+    )
+
+
+def _replace_rollups(grain: str, scope: Q, fresh: Fresh) -> None:
+    """Make the ``grain`` rows of both agent tables inside ``scope`` exactly ``fresh``."""
+    _replace(
+        KpiRollup,
+        grain,
+        scope,
+        (*_KEY_FIELDS, "wrap_up_code"),
+        {key: {name: getattr(m, name) for name in MEASURES} for key, m in fresh.measures.items()},
+    )
+    _replace(
+        AcwDurationRollup,
+        grain,
+        scope,
+        (*_KEY_FIELDS, "seconds"),
+        {key: {"count": n} for key, n in fresh.durations.items()},
     )
 
 
@@ -286,8 +302,23 @@ def _recompute_agent(agent_id: int, buckets: list[datetime]) -> None:
     _replace_rollups(
         Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), sum_days(quarters)
     )
-    for month in sorted({site_month_bounds(site_day(s))[0] for s in day_starts}):
+    months = sorted({site_month_bounds(site_day(s))[0] for s in day_starts})
+    for month in months:
         rebuild_month(site_day(month), agent_id)
+    _mark_team_stale(
+        [
+            *((Grain.QUARTER, b) for b in buckets),
+            *((Grain.DAY, d) for d in day_starts),
+            *((Grain.MONTH, m) for m in months),
+        ]
+    )
+
+
+def _mark_team_stale(buckets: Iterable[tuple[str, datetime]]) -> None:
+    StaleTeamBucket.objects.bulk_create(
+        [StaleTeamBucket(grain=grain, bucket_start=start) for grain, start in buckets],
+        ignore_conflicts=True,
+    )
 
 
 def compute_rollups() -> int:
@@ -295,7 +326,8 @@ def compute_rollups() -> int:
 
     One transaction per agent, holding the agent's live-state row lock: every raw write of that
     agent holds the same lock and marks its intervals in its own transaction, so no change can
-    slip in between claiming the marks and reading the raw rows.
+    slip in between claiming the marks and reading the raw rows. Then the team rows of the
+    buckets it changed (``refresh_team_buckets``).
     """
     done = 0
     agent_ids = list(DirtyInterval.objects.values_list("agent_id", flat=True).distinct().order_by())
@@ -309,25 +341,254 @@ def compute_rollups() -> int:
             marks.delete()
             _recompute_agent(agent_id, buckets)
             done += len(buckets)
+    refresh_team_buckets()
     return done
 
 
-def rebuild_day(day: date, *, month: bool = True) -> int:
-    """Recompute every rollup of one site day from the raw rows, and (``month``) its month's
-    rows; returns the 15-minute rows.
+# --- Set-based SQL --------------------------------------------------------------------------
+#
+# The same sums as ``aggregate`` / ``Measures.add_interaction``, computed by the database: a
+# year of a whole site is rebuilt in a few statements instead of a Python loop per row.
+
+_VENDOR_SQL = {
+    "postgresql": {
+        "quarter": "to_timestamp(floor(extract(epoch FROM {0}) / 900) * 900)",
+        "plus_quarter": "({0} + interval '15 minutes')",
+        "whole_seconds": "GREATEST(0, floor({0}))::integer",
+    },
+    "sqlite": {
+        "quarter": "datetime((CAST(strftime('%%s', {0}) AS INTEGER) / 900) * 900, 'unixepoch')",
+        "plus_quarter": "datetime({0}, '+15 minutes')",
+        "whole_seconds": "MAX(0, CAST({0} AS INTEGER))",
+    },
+}
+
+
+def _sql(name: str, operand: str) -> str:
+    return _VENDOR_SQL[connection.vendor][name].format(operand)
+
+
+_CLOSED = "a.ended_at IS NOT NULL"
+# Per measure: its sum over ended interactions ``i`` left-joined to their ACW ``a``.
+_RAW_SUMS = {
+    "interactions": "COUNT(*)",
+    "talk_seconds": "SUM(i.talk_seconds)",
+    "hold_seconds": "SUM(i.hold_seconds)",
+    "acw_seconds": f"SUM(CASE WHEN {_CLOSED} THEN COALESCE(a.duration_seconds, 0) ELSE 0 END)",
+    "acw_count": f"SUM(CASE WHEN {_CLOSED} THEN 1 ELSE 0 END)",
+    "extensions": f"SUM(CASE WHEN {_CLOSED} THEN COALESCE(a.extensions, 0) ELSE 0 END)",
+    "extended": f"SUM(CASE WHEN {_CLOSED} AND a.extensions > 0 THEN 1 ELSE 0 END)",
+    "timeouts": f"SUM(CASE WHEN {_CLOSED} AND a.end_reason = 'timeout' THEN 1 ELSE 0 END)",
+    "overruns": f"SUM(CASE WHEN {_CLOSED} AND a.overrun THEN 1 ELSE 0 END)",
+    "too_short": f"SUM(CASE WHEN {_CLOSED} AND a.too_short THEN 1 ELSE 0 END)",
+}
+assert tuple(_RAW_SUMS) == MEASURES
+
+
+def _table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _db(moment: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def _execute(sql: str, params: Sequence[Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _calendar(bounds: Sequence[tuple[datetime, datetime]]) -> tuple[str, list[Any]]:
+    """A derived table ``c(b_start, b_end)`` of buckets (site days or months): their ends are
+    not a fixed length in UTC, so they come from Python, not from SQL arithmetic."""
+    selects = " UNION ALL ".join(["SELECT %s AS b_start, %s AS b_end"] * len(bounds))
+    return f"({selects}) c", [_db(moment) for pair in bounds for moment in pair]
+
+
+def _insert_quarters(start: datetime, end: datetime) -> int:
+    """Both agent tables' 15-minute rows of the interactions that ended in [start, end)."""
+    interaction, acw = _table(Interaction), _table(AcwSession)
+    bucket = _sql("quarter", "i.ended_at")
+    keys = f"{bucket}, i.agent_id, i.team_id, i.channel"
+    code = "COALESCE(a.wrap_up_code, '')"
+    measures = ", ".join(_RAW_SUMS.values())
+    now = _db(timezone.now())
+    rows = _execute(
+        f"INSERT INTO {_table(KpiRollup)} (grain, bucket_start, agent_id, team_id, channel, "
+        f"wrap_up_code, {', '.join(MEASURES)}, bucket_end, computed_at) "
+        f"SELECT %s, {keys}, {code}, {measures}, {_sql('plus_quarter', bucket)}, %s "
+        f"FROM {interaction} i LEFT JOIN {acw} a ON a.interaction_id = i.id "
+        "WHERE i.ended_at >= %s AND i.ended_at < %s "
+        f"GROUP BY {keys}, {code}",
+        [Grain.QUARTER, now, _db(start), _db(end)],
+    )
+    seconds = _sql("whole_seconds", "a.duration_seconds")
+    _execute(
+        f"INSERT INTO {_table(AcwDurationRollup)} (grain, bucket_start, agent_id, team_id, "
+        f"channel, seconds, count, bucket_end) "
+        f"SELECT %s, {keys}, {seconds}, COUNT(*), {_sql('plus_quarter', bucket)} "
+        f"FROM {interaction} i JOIN {acw} a ON a.interaction_id = i.id "
+        "WHERE i.ended_at >= %s AND i.ended_at < %s "
+        "AND a.ended_at IS NOT NULL AND a.duration_seconds IS NOT NULL "
+        f"GROUP BY {keys}, {seconds}",
+        [Grain.QUARTER, _db(start), _db(end)],
+    )
+    return rows
+
+
+def _insert_sums(
+    source: str, target: str, bounds: Sequence[tuple[datetime, datetime]], *, agents: bool = True
+) -> None:
+    """The ``target`` grain rows of ``bounds`` (buckets), as sums of the ``source`` grain rows
+    inside them: of both agent tables, or (``agents=False``) of the team day/month table."""
+    if not bounds:
+        return
+    calendar, calendar_params = _calendar(bounds)
+    where = "k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s"
+    params = [*calendar_params, source, _db(bounds[0][0]), _db(bounds[-1][1])]
+    join = calendar + " JOIN {} k ON k.bucket_start >= c.b_start AND k.bucket_start < c.b_end"
+    sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
+    now = _db(timezone.now())
+    who = "k.agent_id, k.team_id" if agents else "k.team_id"
+    out = _table(KpiRollup if agents else TeamKpiRollup)
+    _execute(
+        f"INSERT INTO {out} (grain, bucket_start, bucket_end, {who.replace('k.', '')}, channel, "
+        f"wrap_up_code, {', '.join(MEASURES)}, computed_at) "
+        f"SELECT %s, c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code, {sums}, %s "
+        f"FROM {join.format(_table(KpiRollup))} WHERE {where} "
+        f"GROUP BY c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code",
+        [target, now, *params],
+    )
+    if agents:
+        _execute(
+            f"INSERT INTO {_table(AcwDurationRollup)} (grain, bucket_start, bucket_end, "
+            "agent_id, team_id, channel, seconds, count) "
+            "SELECT %s, c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds, "
+            f"SUM(k.count) FROM {join.format(_table(AcwDurationRollup))} WHERE {where} "
+            "GROUP BY c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds",
+            [target, *params],
+        )
+
+
+def _insert_team_intervals(where: str, params: Sequence[Any]) -> None:
+    sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
+    _execute(
+        f"INSERT INTO {_table(TeamIntervalRollup)} (bucket_start, team_id, channel, "
+        f"{', '.join(MEASURES)}, computed_at) "
+        f"SELECT k.bucket_start, k.team_id, k.channel, {sums}, %s FROM {_table(KpiRollup)} k "
+        f"WHERE k.grain = %s AND {where} GROUP BY k.bucket_start, k.team_id, k.channel",
+        [_db(timezone.now()), Grain.QUARTER, *params],
+    )
+
+
+def _day_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
+    return [
+        site_day_bounds(first + timedelta(days=n), first + timedelta(days=n))
+        for n in range((last - first).days + 1)
+    ]
+
+
+def _month_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
+    out = [site_month_bounds(first)]
+    while out[-1][1] < site_day_bounds(last, last)[1]:
+        out.append(site_month_bounds(site_day(out[-1][1])))
+    return out
+
+
+def rebuild_range(first: date, last: date, *, months: bool = True) -> int:
+    """Recompute every rollup of the site days ``first`` to ``last`` from the raw rows, and
+    (``months``) the month rows of the months they touch (sums of their day rows); returns the
+    15-minute rows written. Set-based: a few statements whatever the length of the range.
 
     Reads without agent locks: an event ingested meanwhile leaves its dirty mark (nothing here
     deletes marks), so the next ``compute_rollups()`` corrects whatever this wrote too early.
     Callers keep it from overlapping ``compute_rollups()`` (the ``rollups`` lock).
     """
-    start, end = site_day_bounds(day, day)
-    fresh = aggregate(Interaction.objects.filter(ended_at__gte=start, ended_at__lt=end))
+    start, end = site_day_bounds(first, last)
+    days = _day_bounds(first, last)
+    in_range = Q(bucket_start__gte=start, bucket_start__lt=end)
     with transaction.atomic():
-        _replace_rollups(Grain.QUARTER, Q(bucket_start__gte=start, bucket_start__lt=end), fresh)
-        _replace_rollups(Grain.DAY, Q(bucket_start=start), sum_days(fresh))
-        if month:
-            rebuild_month(day)
-    return len(fresh.measures)
+        for model in (KpiRollup, AcwDurationRollup):
+            model._default_manager.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY]).delete()
+        rows = _insert_quarters(start, end)
+        _insert_sums(Grain.QUARTER, Grain.DAY, days)
+        month_bounds = _month_bounds(first, last) if months else []
+        if month_bounds:
+            in_months = Q(
+                bucket_start__gte=month_bounds[0][0], bucket_start__lt=month_bounds[-1][1]
+            )
+            for model in (KpiRollup, AcwDurationRollup):
+                model._default_manager.filter(in_months, grain=Grain.MONTH).delete()
+            _insert_sums(Grain.DAY, Grain.MONTH, month_bounds)
+        _rebuild_team_rows(start, end, days, month_bounds)
+    return rows
+
+
+def _rebuild_team_rows(
+    start: datetime,
+    end: datetime,
+    days: Sequence[tuple[datetime, datetime]],
+    months: Sequence[tuple[datetime, datetime]],
+) -> None:
+    in_range = Q(bucket_start__gte=start, bucket_start__lt=end)
+    TeamIntervalRollup.objects.filter(in_range).delete()
+    _insert_team_intervals("k.bucket_start >= %s AND k.bucket_start < %s", [_db(start), _db(end)])
+    TeamKpiRollup.objects.filter(in_range, grain=Grain.DAY).delete()
+    _insert_sums(Grain.DAY, Grain.DAY, days, agents=False)
+    stale = StaleTeamBucket.objects.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY])
+    if months:
+        in_months = Q(bucket_start__gte=months[0][0], bucket_start__lt=months[-1][1])
+        TeamKpiRollup.objects.filter(in_months, grain=Grain.MONTH).delete()
+        _insert_sums(Grain.MONTH, Grain.MONTH, months, agents=False)
+        stale |= StaleTeamBucket.objects.filter(in_months, grain=Grain.MONTH)
+    stale.delete()
+
+
+def refresh_team_buckets() -> int:
+    """Rewrite the team rows of every bucket in ``StaleTeamBucket`` from the agent rows;
+    returns how many buckets. Callers hold the ``rollups`` lock (or are ``compute_rollups``)."""
+    with transaction.atomic():
+        stale = list(StaleTeamBucket.objects.values_list("pk", "grain", "bucket_start"))
+        if not stale:
+            return 0
+        quarters = [start for _, grain, start in stale if grain == Grain.QUARTER]
+        if quarters:
+            TeamIntervalRollup.objects.filter(bucket_start__in=quarters).delete()
+            holes = ", ".join(["%s"] * len(quarters))
+            _insert_team_intervals(f"k.bucket_start IN ({holes})", [_db(q) for q in quarters])
+        for grain in (Grain.DAY, Grain.MONTH):
+            starts = sorted(start for _, g, start in stale if g == grain)
+            if starts:
+                TeamKpiRollup.objects.filter(grain=grain, bucket_start__in=starts).delete()
+                bounds = [(s, bucket_end(grain, s)) for s in starts]
+                _insert_sums(grain, grain, bounds, agents=False)
+        StaleTeamBucket.objects.filter(pk__in=[pk for pk, *_ in stale]).delete()
+    return len(stale)
+
+
+def rebuild_day(day: date, *, month: bool = True) -> int:
+    """``rebuild_range`` of one site day."""
+    return rebuild_range(day, day, months=month)
+
+
+def analyze() -> None:
+    """Fresh planner statistics for the raw and rollup tables (PostgreSQL), after a rebuild or
+    a bulk load: with stale ones the planner picks plans made for nearly empty tables."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for model in (
+            Event,
+            Interaction,
+            HoldPeriod,
+            AcwSession,
+            KpiRollup,
+            AcwDurationRollup,
+            TeamKpiRollup,
+            TeamIntervalRollup,
+        ):
+            cursor.execute(f"ANALYZE {_table(model)}")
 
 
 def close_day(day: date | None = None) -> int:
