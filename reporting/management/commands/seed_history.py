@@ -182,9 +182,10 @@ class Command(BaseCommand):
         prefix = options["prefix"]
         if Event.objects.filter(agent__external_id__startswith=f"{prefix}-").exists():
             raise CommandError(f"Agents {prefix}-* already have history: choose another --prefix")
-        agents = self._set_up(
-            prefix, options["agents"], options["team_size"], options["departments"]
-        )
+        with transaction.atomic():  # one commit for the agents, not one per row
+            agents = self._set_up(
+                prefix, options["agents"], options["team_size"], options["departments"]
+            )
         rng = random.Random(options["seed"])
         policies = Policies.load().spec
         last = site_today() - timedelta(days=1)
@@ -193,7 +194,10 @@ class Command(BaseCommand):
         finals: dict[int, tuple[AgentProjection, int, datetime]] = {}
         totals = {"events": 0, "interactions": 0}
         began = timezone.now()
-        bar = tqdm(days, unit="day", desc="History", file=sys.stderr)
+        # A bar on a terminal; in a pipe or a log only the summary line.
+        bar = tqdm(
+            days, unit="day", desc="History", file=sys.stderr, disable=not sys.stderr.isatty()
+        )
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 # A bulk load: a crash may lose the last commits (run it again with another
