@@ -22,15 +22,14 @@ from __future__ import annotations
 import logging
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache, reduce
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Min, Q, QuerySet, Sum
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from agents.models import AcwSession, AgentState, Event, HoldPeriod, Interaction
@@ -48,9 +47,6 @@ from .models import (
 from .queries import (
     MEASURES,
     QUARTER,
-    RAW_FIELDS,
-    Measures,
-    acw_whole_seconds,
     quarter_start,
     site_day,
     site_day_bounds,
@@ -113,56 +109,6 @@ def mark_dirty_before_replay(event_keys: Iterable[int]) -> None:
 
 # --- Rollups --------------------------------------------------------------------------------
 
-RollupKey = tuple[datetime, int, int, str, str]
-"""(bucket start, agent id, team id, channel, wrap-up code)."""
-
-DurationKey = tuple[datetime, int, int, str, int]
-"""(bucket start, agent id, team id, channel, whole seconds of ACW)."""
-
-
-@dataclass
-class Fresh:
-    """Rollup rows computed from raw rows, for both rollup tables."""
-
-    measures: dict[RollupKey, Measures] = field(default_factory=lambda: defaultdict(Measures))
-    durations: dict[DurationKey, int] = field(default_factory=lambda: defaultdict(int))
-
-
-def aggregate(interactions: QuerySet[Interaction]) -> Fresh:
-    """15-minute measures and ACW durations of ended ``interactions``."""
-    out = Fresh()
-    for row in interactions.filter(ended_at__isnull=False).values(*RAW_FIELDS).iterator():
-        bucket = quarter_start(row["ended_at"])
-        agent_team_channel = (row["agent_id"], row["team_id"], row["channel"])
-        out.measures[(bucket, *agent_team_channel, row["acw__wrap_up_code"] or "")].add_interaction(
-            row
-        )
-        seconds = acw_whole_seconds(row)
-        if seconds is not None:
-            out.durations[(bucket, *agent_team_channel, seconds)] += 1
-    return out
-
-
-def _day_start(moment: datetime) -> datetime:
-    return _day_start_in(moment, settings.TIME_ZONE)
-
-
-@lru_cache(maxsize=4096)
-def _day_start_in(moment: datetime, time_zone: str) -> datetime:
-    # Cached: a day's worth of rollup keys asks for the same few 15-minute buckets thousands
-    # of times. The time zone is part of the key (tests change it).
-    day = site_day(moment)
-    return site_day_bounds(day, day)[0]
-
-
-def sum_days(quarters: Fresh) -> Fresh:
-    days = Fresh()
-    for (bucket, *rest), measures in quarters.measures.items():
-        days.measures[(_day_start(bucket), *rest)].add(measures)  # type: ignore[index]
-    for (bucket, *rest), count in quarters.durations.items():
-        days.durations[(_day_start(bucket), *rest)] += count  # type: ignore[index]
-    return days
-
 
 def bucket_end(grain: str, start: datetime) -> datetime:
     if grain == Grain.QUARTER:
@@ -173,144 +119,89 @@ def bucket_end(grain: str, start: datetime) -> datetime:
     return site_day_bounds(day, day)[1]
 
 
-def _month_rollups(month_start: datetime, scope: Q) -> Fresh:
-    """The month rows starting at ``month_start`` inside ``scope``: sums of their day rows
-    (added up by the database: a month of a whole site is tens of thousands of day rows)."""
-    in_month = Q(
-        scope,
-        grain=Grain.DAY,
-        bucket_start__gte=month_start,
-        bucket_start__lt=bucket_end(Grain.MONTH, month_start),
-    )
-    fresh = Fresh()
-    keys = ("agent_id", "team_id", "channel")
-    sums = {f"s_{name}": Sum(name) for name in MEASURES}  # (a field's own name is taken)
-    for r in KpiRollup.objects.filter(in_month).values(*keys, "wrap_up_code").annotate(**sums):
-        fresh.measures[
-            (month_start, r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"])
-        ].add({name: r[f"s_{name}"] for name in MEASURES})
-    durations = (
-        AcwDurationRollup.objects.filter(in_month)
-        .values(*keys, "seconds")
-        .annotate(n=Sum("count"))
-        .values_list(*keys, "seconds", "n")
-    )
-    for agent, team, channel, seconds, n in durations:
-        fresh.durations[(month_start, agent, team, channel, seconds)] = n
-    return fresh
+def _day_start(moment: datetime) -> datetime:
+    return _day_start_in(moment, settings.TIME_ZONE)
 
 
-def rebuild_month(day: date, agent_id: int | None = None) -> None:
-    """Recompute the month rows of the site month holding ``day`` from its day rows (of one
-    agent, or of all)."""
-    month_start = site_month_bounds(day)[0]
-    scope = Q(agent_id=agent_id) if agent_id is not None else Q()
-    _replace_rollups(
-        Grain.MONTH, Q(scope, bucket_start=month_start), _month_rollups(month_start, scope)
-    )
+@lru_cache(maxsize=4096)
+def _day_start_in(moment: datetime, time_zone: str) -> datetime:
+    # Cached: a busy minute asks for the same few 15-minute buckets for every agent. The time
+    # zone is part of the key (tests change it).
+    day = site_day(moment)
+    return site_day_bounds(day, day)[0]
 
 
-_KEY_FIELDS = ("bucket_start", "agent_id", "team_id", "channel")
+# (agent id, bucket start) of one grain.
+AgentBucket = tuple[int, datetime]
+
+# Marks recomputed per statement (each is two parameters of a derived table).
+MARKS_PER_STATEMENT = 1000
 
 
-def _replace(
-    model: type[models.Model],
-    grain: str,
-    scope: Q,
-    keys: Sequence[str],
-    fresh: Mapping[tuple[Any, ...], Mapping[str, Any]],
-) -> None:
-    """Make ``model``'s ``grain`` rows inside ``scope`` exactly ``fresh`` ({values of ``keys``
-    (the first is ``bucket_start``): values of the other fields}): delete the rest, upsert."""
-    existing = model._default_manager.filter(scope, grain=grain).values_list("pk", *keys)
-    stale = [pk for pk, *key in existing if tuple(key) not in fresh]
-    if stale:
-        model._default_manager.filter(pk__in=stale).delete()
-    if not fresh:
-        return
-    values = list(next(iter(fresh.values())))
-    updated = [*values, "bucket_end"]
-    if any(f.name == "computed_at" for f in model._meta.concrete_fields):
-        updated.append("computed_at")
-    model._default_manager.bulk_create(
-        [
-            model(
-                grain=grain,
-                bucket_end=bucket_end(grain, key[0]),
-                **dict(zip(keys, key, strict=True)),
-                **row,
+def compute_rollups() -> int:
+    """Recompute every dirty interval, its day and its month; returns how many intervals.
+
+    One transaction holding the live-state row locks of every dirty agent (taken in id order):
+    every raw write of an agent holds its lock and marks its intervals in its own transaction,
+    so no change can slip in between claiming the marks and reading the raw rows. The work is
+    set-based (a few statements per grain, whatever the number of agents), so the locks are
+    held for well under a second at the open interval of a large site. Then the team rows of
+    the buckets it changed (``refresh_team_buckets``).
+    """
+    with transaction.atomic():
+        agent_ids = sorted(set(DirtyInterval.objects.values_list("agent_id", flat=True)))
+        if agent_ids:
+            locked = AgentState.objects.select_for_update().filter(agent_id__in=agent_ids)
+            list(locked.order_by("agent_id").values_list("pk", flat=True))
+        marks = list(
+            DirtyInterval.objects.filter(agent_id__in=agent_ids).values_list(
+                "pk", "agent_id", "bucket_start"
             )
-            for key, row in fresh.items()
-        ],
-        batch_size=1000,
-        update_conflicts=True,
-        unique_fields=["grain", *keys],
-        update_fields=updated,
-    )
+        )
+        DirtyInterval.objects.filter(pk__in=[pk for pk, *_ in marks]).delete()
+        _recompute(sorted({(agent_id, bucket) for _, agent_id, bucket in marks}))
+    refresh_team_buckets()
+    return len(marks)
 
 
-def _replace_rollups(grain: str, scope: Q, fresh: Fresh) -> None:
-    """Make the ``grain`` rows of both agent tables inside ``scope`` exactly ``fresh``."""
-    _replace(
-        KpiRollup,
-        grain,
-        scope,
-        (*_KEY_FIELDS, "wrap_up_code"),
-        {key: {name: getattr(m, name) for name in MEASURES} for key, m in fresh.measures.items()},
-    )
-    _replace(
-        AcwDurationRollup,
-        grain,
-        scope,
-        (*_KEY_FIELDS, "seconds"),
-        {key: {"count": n} for key, n in fresh.durations.items()},
-    )
-
-
-def _merge(buckets: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Adjacent 15-minute intervals as ranges (fewer ORs in the raw query)."""
-    ranges: list[tuple[datetime, datetime]] = []
-    for bucket in sorted(buckets):
-        if ranges and ranges[-1][1] == bucket:
-            ranges[-1] = (ranges[-1][0], bucket + QUARTER)
-        else:
-            ranges.append((bucket, bucket + QUARTER))
-    return ranges
-
-
-def _recompute_agent(agent_id: int, buckets: list[datetime]) -> None:
-    ranges = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in _merge(buckets)]
-    raw = Interaction.objects.filter(reduce(operator.or_, ranges), agent_id=agent_id)
-    _replace_rollups(Grain.QUARTER, Q(agent_id=agent_id, bucket_start__in=buckets), aggregate(raw))
-    day_starts = sorted({_day_start(bucket) for bucket in buckets})
-    in_days = reduce(
-        operator.or_,
-        [Q(bucket_start__gte=s, bucket_start__lt=bucket_end(Grain.DAY, s)) for s in day_starts],
-    )
-    # The days are sums of their (just updated) 15-minute rows.
-    quarters = Fresh()
-    for r in KpiRollup.objects.filter(in_days, grain=Grain.QUARTER, agent_id=agent_id).values(
-        *_KEY_FIELDS, "wrap_up_code", *MEASURES
-    ):
-        quarters.measures[
-            (r["bucket_start"], r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"])
-        ].add(r)
-    for bucket, agent, team, channel, seconds, count in AcwDurationRollup.objects.filter(
-        in_days, grain=Grain.QUARTER, agent_id=agent_id
-    ).values_list(*_KEY_FIELDS, "seconds", "count"):
-        quarters.durations[(bucket, agent, team, channel, seconds)] += count
-    _replace_rollups(
-        Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), sum_days(quarters)
-    )
-    months = sorted({site_month_bounds(site_day(s))[0] for s in day_starts})
-    for month in months:
-        rebuild_month(site_day(month), agent_id)
+def _recompute(quarters: list[AgentBucket]) -> None:
+    """The agent rows of these 15-minute intervals from the raw rows, then of their days and
+    months from the rows below them; their team buckets are marked stale."""
+    if not quarters:
+        return
+    days = sorted({(agent_id, _day_start(bucket)) for agent_id, bucket in quarters})
+    months = sorted({(agent_id, site_month_bounds(site_day(day))[0]) for agent_id, day in days})
+    for grain, buckets in ((Grain.QUARTER, quarters), (Grain.DAY, days), (Grain.MONTH, months)):
+        for n in range(0, len(buckets), MARKS_PER_STATEMENT):
+            chunk = buckets[n : n + MARKS_PER_STATEMENT]
+            for model in (KpiRollup, AcwDurationRollup):
+                model._default_manager.filter(_agent_buckets_q(chunk), grain=grain).delete()
+            bounds = [(start, bucket_end(grain, start), agent_id) for agent_id, start in chunk]
+            if grain == Grain.QUARTER:
+                _insert_quarters(bounds)
+            else:
+                _insert_sums(Grain.QUARTER if grain == Grain.DAY else Grain.DAY, grain, bounds)
     _mark_team_stale(
-        [
-            *((Grain.QUARTER, b) for b in buckets),
-            *((Grain.DAY, d) for d in day_starts),
-            *((Grain.MONTH, m) for m in months),
-        ]
+        {
+            (grain, start)
+            for grain, buckets in (
+                (Grain.QUARTER, quarters),
+                (Grain.DAY, days),
+                (Grain.MONTH, months),
+            )
+            for _, start in buckets
+        }
+    )
+
+
+def _agent_buckets_q(buckets: Sequence[AgentBucket]) -> Q:
+    """Rows of these (agent, bucket start) pairs: one condition per bucket (at a busy minute
+    every agent is dirty in the same interval)."""
+    agents: dict[datetime, list[int]] = defaultdict(list)
+    for agent_id, start in buckets:
+        agents[start].append(agent_id)
+    return reduce(
+        operator.or_, [Q(bucket_start=start, agent_id__in=ids) for start, ids in agents.items()]
     )
 
 
@@ -321,34 +212,11 @@ def _mark_team_stale(buckets: Iterable[tuple[str, datetime]]) -> None:
     )
 
 
-def compute_rollups() -> int:
-    """Recompute every dirty interval (and its day); returns how many intervals it recomputed.
-
-    One transaction per agent, holding the agent's live-state row lock: every raw write of that
-    agent holds the same lock and marks its intervals in its own transaction, so no change can
-    slip in between claiming the marks and reading the raw rows. Then the team rows of the
-    buckets it changed (``refresh_team_buckets``).
-    """
-    done = 0
-    agent_ids = list(DirtyInterval.objects.values_list("agent_id", flat=True).distinct().order_by())
-    for agent_id in agent_ids:
-        with transaction.atomic():
-            AgentState.objects.select_for_update().filter(agent_id=agent_id).exists()
-            marks = DirtyInterval.objects.filter(agent_id=agent_id)
-            buckets = sorted(set(marks.values_list("bucket_start", flat=True)))
-            if not buckets:
-                continue
-            marks.delete()
-            _recompute_agent(agent_id, buckets)
-            done += len(buckets)
-    refresh_team_buckets()
-    return done
-
-
 # --- Set-based SQL --------------------------------------------------------------------------
 #
-# The same sums as ``aggregate`` / ``Measures.add_interaction``, computed by the database: a
-# year of a whole site is rebuilt in a few statements instead of a Python loop per row.
+# What one ended interaction adds (``queries.Measures.add_interaction``, the reference the
+# property tests compare with), summed by the database: a year of a whole site, or the open
+# interval of every agent, is a few statements instead of a Python loop per row.
 
 _VENDOR_SQL = {
     "postgresql": {
@@ -399,73 +267,87 @@ def _execute(sql: str, params: Sequence[Any]) -> int:
         return cursor.rowcount
 
 
-def _calendar(bounds: Sequence[tuple[datetime, datetime]]) -> tuple[str, list[Any]]:
-    """A derived table ``c(b_start, b_end)`` of buckets (site days or months): their ends are
-    not a fixed length in UTC, so they come from Python, not from SQL arithmetic."""
-    selects = " UNION ALL ".join(["SELECT %s AS b_start, %s AS b_end"] * len(bounds))
-    return f"({selects}) c", [_db(moment) for pair in bounds for moment in pair]
+Bounds = tuple[datetime, datetime] | tuple[datetime, datetime, int]
+"""A bucket [start, end) of all agents, or of one agent (id last)."""
 
 
-def _insert_quarters(start: datetime, end: datetime) -> int:
-    """Both agent tables' 15-minute rows of the interactions that ended in [start, end)."""
-    interaction, acw = _table(Interaction), _table(AcwSession)
+def _calendar(bounds: Sequence[Bounds], column: str) -> tuple[str, list[Any]]:
+    """A derived table ``c(b_start, b_end[, b_agent])`` of ``bounds`` (all of one shape), and
+    the join condition of ``column`` (a time) and its row's ``agent_id`` to it. Day and month
+    ends are not a fixed length in UTC, so buckets come from Python, not from SQL arithmetic."""
+    per_agent = len(bounds[0]) == 3
+    one = "SELECT %s AS b_start, %s AS b_end" + (", %s AS b_agent" if per_agent else "")
+    table = f"({' UNION ALL '.join([one] * len(bounds))}) c"
+    alias = column.split(".")[0]
+    on = f"{column} >= c.b_start AND {column} < c.b_end"
+    if per_agent:
+        on += f" AND {alias}.agent_id = c.b_agent"
+    params = [_db(v) if isinstance(v, datetime) else v for bucket in bounds for v in bucket]
+    return f"{table} JOIN {{}} {alias} ON {on}", params
+
+
+def _span(bounds: Sequence[Bounds]) -> list[Any]:
+    """[first start, last end) of ``bounds``: a plain range the indexes serve."""
+    return [_db(min(b[0] for b in bounds)), _db(max(b[1] for b in bounds))]
+
+
+def _insert_quarters(bounds: Sequence[Bounds]) -> int:
+    """Both agent tables' 15-minute rows of the interactions that ended in ``bounds``."""
+    calendar, params = _calendar(bounds, "i.ended_at")
+    join = calendar.format(_table(Interaction))
+    acw = f"LEFT JOIN {_table(AcwSession)} a ON a.interaction_id = i.id"
+    where = "i.ended_at >= %s AND i.ended_at < %s"
     bucket = _sql("quarter", "i.ended_at")
     keys = f"{bucket}, i.agent_id, i.team_id, i.channel"
     code = "COALESCE(a.wrap_up_code, '')"
     measures = ", ".join(_RAW_SUMS.values())
-    now = _db(timezone.now())
     rows = _execute(
         f"INSERT INTO {_table(KpiRollup)} (grain, bucket_start, agent_id, team_id, channel, "
         f"wrap_up_code, {', '.join(MEASURES)}, bucket_end, computed_at) "
         f"SELECT %s, {keys}, {code}, {measures}, {_sql('plus_quarter', bucket)}, %s "
-        f"FROM {interaction} i LEFT JOIN {acw} a ON a.interaction_id = i.id "
-        "WHERE i.ended_at >= %s AND i.ended_at < %s "
-        f"GROUP BY {keys}, {code}",
-        [Grain.QUARTER, now, _db(start), _db(end)],
+        f"FROM {join} {acw} WHERE {where} GROUP BY {keys}, {code}",
+        [Grain.QUARTER, _db(timezone.now()), *params, *_span(bounds)],
     )
     seconds = _sql("whole_seconds", "a.duration_seconds")
     _execute(
         f"INSERT INTO {_table(AcwDurationRollup)} (grain, bucket_start, agent_id, team_id, "
         f"channel, seconds, count, bucket_end) "
         f"SELECT %s, {keys}, {seconds}, COUNT(*), {_sql('plus_quarter', bucket)} "
-        f"FROM {interaction} i JOIN {acw} a ON a.interaction_id = i.id "
-        "WHERE i.ended_at >= %s AND i.ended_at < %s "
+        f"FROM {join} {acw} WHERE {where} "
         "AND a.ended_at IS NOT NULL AND a.duration_seconds IS NOT NULL "
         f"GROUP BY {keys}, {seconds}",
-        [Grain.QUARTER, _db(start), _db(end)],
+        [Grain.QUARTER, *params, *_span(bounds)],
     )
     return rows
 
 
 def _insert_sums(
-    source: str, target: str, bounds: Sequence[tuple[datetime, datetime]], *, agents: bool = True
+    source: str, target: str, bounds: Sequence[Bounds], *, agents: bool = True
 ) -> None:
     """The ``target`` grain rows of ``bounds`` (buckets), as sums of the ``source`` grain rows
     inside them: of both agent tables, or (``agents=False``) of the team day/month table."""
     if not bounds:
         return
-    calendar, calendar_params = _calendar(bounds)
+    calendar, calendar_params = _calendar(bounds, "k.bucket_start")
     where = "k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s"
-    params = [*calendar_params, source, _db(bounds[0][0]), _db(bounds[-1][1])]
-    join = calendar + " JOIN {} k ON k.bucket_start >= c.b_start AND k.bucket_start < c.b_end"
+    params = [*calendar_params, source, *_span(bounds)]
     sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
-    now = _db(timezone.now())
     who = "k.agent_id, k.team_id" if agents else "k.team_id"
     out = _table(KpiRollup if agents else TeamKpiRollup)
     _execute(
         f"INSERT INTO {out} (grain, bucket_start, bucket_end, {who.replace('k.', '')}, channel, "
         f"wrap_up_code, {', '.join(MEASURES)}, computed_at) "
         f"SELECT %s, c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code, {sums}, %s "
-        f"FROM {join.format(_table(KpiRollup))} WHERE {where} "
+        f"FROM {calendar.format(_table(KpiRollup))} WHERE {where} "
         f"GROUP BY c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code",
-        [target, now, *params],
+        [target, _db(timezone.now()), *params],
     )
     if agents:
         _execute(
             f"INSERT INTO {_table(AcwDurationRollup)} (grain, bucket_start, bucket_end, "
             "agent_id, team_id, channel, seconds, count) "
             "SELECT %s, c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds, "
-            f"SUM(k.count) FROM {join.format(_table(AcwDurationRollup))} WHERE {where} "
+            f"SUM(k.count) FROM {calendar.format(_table(AcwDurationRollup))} WHERE {where} "
             "GROUP BY c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds",
             [target, *params],
         )
@@ -511,7 +393,7 @@ def rebuild_range(first: date, last: date, *, months: bool = True) -> int:
     with transaction.atomic():
         for model in (KpiRollup, AcwDurationRollup):
             model._default_manager.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY]).delete()
-        rows = _insert_quarters(start, end)
+        rows = _insert_quarters([(start, end)])
         _insert_sums(Grain.QUARTER, Grain.DAY, days)
         month_bounds = _month_bounds(first, last) if months else []
         if month_bounds:
