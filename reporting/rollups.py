@@ -394,6 +394,8 @@ def rebuild_range(first: date, last: date, *, months: bool = True) -> int:
         for model in (KpiRollup, AcwDurationRollup):
             model._default_manager.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY]).delete()
         rows = _insert_quarters([(start, end)])
+        # Each step reads what the one before wrote: statistics first (they may say "empty").
+        analyze(KpiRollup, AcwDurationRollup)
         _insert_sums(Grain.QUARTER, Grain.DAY, days)
         month_bounds = _month_bounds(first, last) if months else []
         if month_bounds:
@@ -403,7 +405,9 @@ def rebuild_range(first: date, last: date, *, months: bool = True) -> int:
             for model in (KpiRollup, AcwDurationRollup):
                 model._default_manager.filter(in_months, grain=Grain.MONTH).delete()
             _insert_sums(Grain.DAY, Grain.MONTH, month_bounds)
+        analyze(KpiRollup, AcwDurationRollup)
         _rebuild_team_rows(start, end, days, month_bounds)
+    analyze(*_ROLLUP_TABLES)
     return rows
 
 
@@ -454,23 +458,19 @@ def rebuild_day(day: date, *, month: bool = True) -> int:
     return rebuild_range(day, day, months=month)
 
 
-def analyze() -> None:
-    """Fresh planner statistics for the raw and rollup tables (PostgreSQL), after a rebuild or
-    a bulk load: with stale ones the planner picks plans made for nearly empty tables."""
+def analyze(*tables: type[models.Model]) -> None:
+    """Fresh planner statistics for ``tables`` (default: the raw and rollup tables), on
+    PostgreSQL, after a rebuild or a bulk load: with stale ones the planner picks plans made for
+    nearly empty tables (a nested loop that scans a million rollup rows per site day)."""
     if connection.vendor != "postgresql":
         return
+    every = (Event, Interaction, HoldPeriod, AcwSession, *_ROLLUP_TABLES)
     with connection.cursor() as cursor:
-        for model in (
-            Event,
-            Interaction,
-            HoldPeriod,
-            AcwSession,
-            KpiRollup,
-            AcwDurationRollup,
-            TeamKpiRollup,
-            TeamIntervalRollup,
-        ):
+        for model in tables or every:
             cursor.execute(f"ANALYZE {_table(model)}")
+
+
+_ROLLUP_TABLES = (KpiRollup, AcwDurationRollup, TeamKpiRollup, TeamIntervalRollup)
 
 
 def close_day(day: date | None = None) -> int:

@@ -183,6 +183,7 @@ def test_day_rows_follow_the_site_time_zone(settings: Any, alice: Agent) -> None
 def test_the_rollup_run_is_idempotent(alice: Agent) -> None:
     ingest(*call("alice", "c1", NOON, talk=10, acw=1))
     rollups.compute_rollups()
+
     def rows() -> list[dict[str, Any]]:
         # Rows are rewritten (new ids, new computed_at): the same keys and sums.
         ordered = KpiRollup.objects.order_by("grain", "bucket_start").values()

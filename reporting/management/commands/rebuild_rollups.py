@@ -62,7 +62,6 @@ class Command(BaseCommand):
                 if not held:
                     raise CommandError("another rollup run has held the lock for 2 minutes")
                 rows += rollups.rebuild_range(chunk_first, chunk_last)
-        rollups.analyze()
         days = (today - first).days + 1
         self.stdout.write(
             self.style.SUCCESS(
