@@ -1,7 +1,7 @@
 """Server time and queries of every KPI API call and page over 1, 30 and 365 days of history,
 against a hand-written SQL baseline on the rollups, plus the rollup jobs themselves.
 
-    python -m bench.bench_kpis [--agents 200] [--days 365] [--repeat 20] [--keepdb]
+    python -m bench.bench_kpis [--agents 200] [--days 365] [--repeat 20] [--keepdb] [--reads-only]
     BENCH_SHORT=1 python -m bench.bench_kpis      # 40 agents, 60 days, 5 repetitions
 
 Runs on DATABASE_URL (PostgreSQL, as in production) in a test database ``test_<name>``: seeds
@@ -59,7 +59,7 @@ def urls(first: str, last: str, team: Any, department: str, agent: str) -> list[
         (f"/api/v1/kpis/distribution?{period}", "distribution"),
         (f"/api/v1/kpis/distribution?{period}&team={team.name}&bin_seconds=5", "distribution"),
         (f"/kpis/?{period}&group_by=agent", "agent"),
-        (f"/kpis/?{period}&group_by=wrap_up_code", "wrap_up_code"),
+        (f"/kpis/?{period}&group_by=department", "department"),
         (f"/kpis/teams/{team.pk}/?{period}", "agent"),
         (f"/kpis/agents/{agent}/?{period}", "day"),
     ]
@@ -186,7 +186,8 @@ def run(args: argparse.Namespace) -> None:
             f"{time.perf_counter() - t0:.0f} s"
         )
     last = site_today() - timedelta(days=1)
-    rollup_jobs(last - timedelta(days=args.days - 1), last)
+    if not args.reads_only:
+        rollup_jobs(last - timedelta(days=args.days - 1), last)
     user, _ = User.objects.get_or_create(username="bench-manager")
     user.groups.add(Group.objects.get(name="Managers"))
     client = Client()
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace) -> None:
     print(
         f"reproduce: {'BENCH_SHORT=1 ' if SHORT else ''}python -m bench.bench_kpis "
         f"--agents {args.agents} --days {args.days} --repeat {args.repeat}"
-        f"{' --keepdb' if args.keepdb else ''}"
+        f"{' --keepdb' if args.keepdb else ''}{' --reads-only' if args.reads_only else ''}"
     )
 
 
@@ -238,6 +239,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60 if SHORT else 365)
     parser.add_argument("--repeat", type=int, default=5 if SHORT else 20)
     parser.add_argument("--keepdb", action="store_true", help="keep (and reuse) the database")
+    parser.add_argument(
+        "--reads-only", action="store_true", help="skip the rebuild and the incremental run"
+    )
     args = parser.parse_args()
 
     import django

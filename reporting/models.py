@@ -81,8 +81,8 @@ class TeamKpiRollup(RollupSums):
 
     What a team, department, channel, wrap-up code or day grouping reads over a long period
     (a year of a whole site is about 150 rows a day instead of one per agent). Rewritten from
-    the agent rows of the same buckets (``reporting.rollups.refresh_team_buckets``); a bucket
-    listed in ``StaleTeamBucket`` or holding a dirty interval is read from the agent rows.
+    the agent rows of the same buckets (``reporting.rollups.refresh_stale_buckets``); a bucket
+    listed in ``StaleBucket`` or holding a dirty interval is read from the agent rows.
     """
 
     grain = models.CharField(max_length=3, choices=Grain.choices)
@@ -126,11 +126,14 @@ class TeamIntervalRollup(RollupSums):
         return f"{self.bucket_start:%Y-%m-%d %H:%M} team {self.team_id}"
 
 
-class StaleTeamBucket(models.Model):
-    """A bucket whose agent rows changed after its team rows were written.
+class StaleBucket(models.Model):
+    """A bucket whose sums lag behind the rows below it (never read while listed).
 
-    Written in the transaction that rewrites the agent rows, so a reader never uses team rows
-    older than the agent rows it could see; removed when the team rows are rewritten.
+    15-minute and day buckets: their team rows (``TeamIntervalRollup``, ``TeamKpiRollup``),
+    written in the transaction that rewrites the bucket's agent rows and removed when the team
+    rows are rewritten. Month buckets: the month rows of every agent and team; a month is summed
+    from its days once it has ended (``reporting.rollups.refresh_stale_buckets``), and until then
+    queries read its days.
     """
 
     grain = models.CharField(max_length=3, choices=Grain.choices)
@@ -139,7 +142,7 @@ class StaleTeamBucket(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["grain", "bucket_start"], name="staleteambucket_one_per_bucket"
+                fields=["grain", "bucket_start"], name="stalebucket_one_per_bucket"
             ),
         ]
 

@@ -44,7 +44,7 @@ from .models import (
     DirtyInterval,
     Grain,
     KpiRollup,
-    StaleTeamBucket,
+    StaleBucket,
     TeamIntervalRollup,
     TeamKpiRollup,
 )
@@ -599,13 +599,21 @@ class _Plan:
         return out + [(Grain.QUARTER, segment) for segment in self.quarters]
 
 
-def _plan(start: datetime, end: datetime, now: datetime, *, finest: str = Grain.MONTH) -> _Plan:
+def _plan(
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    *,
+    finest: str = Grain.MONTH,
+    stale_months: Iterable[datetime] = (),
+) -> _Plan:
     """The coarsest rollups that tile [start, end): months inside, then days, then 15-minute
     intervals, then raw rows at edges off a 15-minute boundary. ``finest``: the coarsest grain
     a grouping may use (day keys cannot come from months, hours not from days).
 
     Only months that ended before today are read as months: the current month's rows change
-    all day, and one dirty interval would send a whole agent-month to the raw rows.
+    all day, and one dirty interval would send a whole agent-month to the raw rows. Months are
+    summed once they have ended (``stale_months`` until then).
     """
     first, last = quarter_ceil(start), quarter_start(end)
     if first >= last:
@@ -618,6 +626,8 @@ def _plan(start: datetime, end: datetime, now: datetime, *, finest: str = Grain.
     month_start = _first_month_start_at_or_after(day_start)
     today = site_day(now)
     month_end = _last_month_start_at_or_before(min(day_end, site_day_bounds(today, today)[0]))
+    # Nor months whose rows are not summed yet (``StaleBucket``): their days answer.
+    month_end = min([month_end, *(s for s in stale_months if month_start <= s < month_end)])
     if finest == Grain.DAY or month_start >= month_end:
         return _Plan(None, [(day_start, day_end)], quarters, edges)
     days = [r for r in ((day_start, month_start), (month_end, day_end)) if r[0] < r[1]]
@@ -677,15 +687,14 @@ def _team_rollups(
     return TeamKpiRollup.objects.filter(in_segment, grain=grain).order_by()
 
 
-def _stale_team_buckets(plan: _Plan) -> set[tuple[str, datetime]]:
-    """(grain, start) of the buckets in ``plan`` whose team rows are being rewritten."""
-    segments = plan.segments()
-    if not segments:
-        return set()
-    first = min(s for _, (s, _) in segments)
-    last = max(e for _, (_, e) in segments)
-    stale = StaleTeamBucket.objects.filter(bucket_start__gte=first, bucket_start__lt=last)
+def _stale_buckets(start: datetime, end: datetime) -> set[tuple[str, datetime]]:
+    """(grain, start) of the buckets in [start, end) whose sums lag (``StaleBucket``)."""
+    stale = StaleBucket.objects.filter(bucket_start__gte=start, bucket_start__lt=end)
     return set(stale.values_list("grain", "bucket_start"))
+
+
+def _months(stale: set[tuple[str, datetime]]) -> list[datetime]:
+    return [s for grain, s in stale if grain == Grain.MONTH]
 
 
 def _dirty_ranges(
@@ -743,9 +752,12 @@ def kpi_rows(
     """
     now = now or timezone.now()
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
-    plan = _plan(start, end, now, finest=_FINEST.get(group_by, Grain.MONTH))
     rows: dict[str, KpiRow] = {}
     with _consistent_read():
+        stale = _stale_buckets(start, end)
+        plan = _plan(
+            start, end, now, finest=_FINEST.get(group_by, Grain.MONTH), stale_months=_months(stale)
+        )
         dirty = _dirty_ranges(plan, start, end)
         if len(_by_range(dirty)) > MAX_RAW_RANGES:
             return kpi_rows_raw(
@@ -759,7 +771,6 @@ def kpi_rows(
                 department_ids=where.department_ids,
             )
         team_level = _team_level(group_by, where)
-        stale = _stale_team_buckets(plan) if team_level else set()
         for grain, segment in plan.segments():
             agent_rows = _rollups(KpiRollup, grain, segment, where, dirty)
             team_rows = _team_rollups(group_by, grain, segment, where) if team_level else None
@@ -902,9 +913,10 @@ def acw_distribution(
     not counted. Read from the duration rollups like ``kpi_rows``.
     """
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
-    plan = _plan(start, end, now or timezone.now())
     counts: dict[int, int] = defaultdict(int)
     with _consistent_read():
+        stale = _stale_buckets(start, end)
+        plan = _plan(start, end, now or timezone.now(), stale_months=_months(stale))
         dirty = _dirty_ranges(plan, start, end)
         if len(_by_range(dirty)) > MAX_RAW_RANGES:
             return acw_distribution_raw(

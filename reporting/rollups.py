@@ -4,7 +4,7 @@
 transaction that writes an agent's interactions and ACWs, under that agent's live-state row
 lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
 ``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
-recomputes exactly those intervals, their days and their months; ``rebuild_range()`` recomputes
+recomputes exactly those intervals and their days (their months once ended); ``rebuild_range()`` recomputes
 whole site days (and their months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
 GROUP BY``: the daily close, ``manage.py rebuild_rollups``, ``manage.py seed_history``). All are
 idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums) and
@@ -12,9 +12,11 @@ idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums) a
 
 The team tables (``TeamKpiRollup``: days and months per team, channel and code;
 ``TeamIntervalRollup``: 15 minutes per team and channel) are sums of the agent rows. Whatever
-rewrites agent rows marks their buckets in ``StaleTeamBucket`` in the same transaction, and
-``refresh_team_buckets()`` rewrites those team rows from the agent rows (at the end of every
+rewrites agent rows marks their buckets in ``StaleBucket`` in the same transaction, and
+``refresh_stale_buckets()`` rewrites those team rows from the agent rows (at the end of every
 ``compute_rollups()`` run); readers use a team bucket only when it is neither stale nor dirty.
+Month rows (agents and teams) are summed from the days once the month has ended; a stale month
+is read as days.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from .models import (
     DirtyInterval,
     Grain,
     KpiRollup,
-    StaleTeamBucket,
+    StaleBucket,
     TeamIntervalRollup,
     TeamKpiRollup,
 )
@@ -139,14 +141,14 @@ MARKS_PER_STATEMENT = 1000
 
 
 def compute_rollups() -> int:
-    """Recompute every dirty interval, its day and its month; returns how many intervals.
+    """Recompute every dirty interval and its day; returns how many intervals.
 
     One transaction holding the live-state row locks of every dirty agent (taken in id order):
     every raw write of an agent holds its lock and marks its intervals in its own transaction,
     so no change can slip in between claiming the marks and reading the raw rows. The work is
     set-based (a few statements per grain, whatever the number of agents), so the locks are
     held for well under a second at the open interval of a large site. Then the team rows of
-    the buckets it changed (``refresh_team_buckets``).
+    the buckets it changed (``refresh_stale_buckets``).
     """
     with transaction.atomic():
         agent_ids = sorted(set(DirtyInterval.objects.values_list("agent_id", flat=True)))
@@ -160,7 +162,7 @@ def compute_rollups() -> int:
         )
         DirtyInterval.objects.filter(pk__in=[pk for pk, *_ in marks]).delete()
         _recompute(sorted({(agent_id, bucket) for _, agent_id, bucket in marks}))
-    refresh_team_buckets()
+    refresh_stale_buckets()
     return len(marks)
 
 
@@ -171,7 +173,10 @@ def _recompute(quarters: list[AgentBucket]) -> None:
         return
     days = sorted({(agent_id, _day_start(bucket)) for agent_id, bucket in quarters})
     months = sorted({(agent_id, site_month_bounds(site_day(day))[0]) for agent_id, day in days})
-    for grain, buckets in ((Grain.QUARTER, quarters), (Grain.DAY, days), (Grain.MONTH, months)):
+    # Months are summed from their days once they have ended (``refresh_stale_buckets``): no
+    # query reads the current month as a month, and summing it again every minute would cost
+    # more than the rest of the run.
+    for grain, buckets in ((Grain.QUARTER, quarters), (Grain.DAY, days)):
         for n in range(0, len(buckets), MARKS_PER_STATEMENT):
             chunk = buckets[n : n + MARKS_PER_STATEMENT]
             for model in (KpiRollup, AcwDurationRollup):
@@ -180,7 +185,7 @@ def _recompute(quarters: list[AgentBucket]) -> None:
             if grain == Grain.QUARTER:
                 _insert_quarters(bounds)
             else:
-                _insert_sums(Grain.QUARTER if grain == Grain.DAY else Grain.DAY, grain, bounds)
+                _insert_sums(Grain.QUARTER, Grain.DAY, bounds)
     _mark_team_stale(
         {
             (grain, start)
@@ -206,8 +211,8 @@ def _agent_buckets_q(buckets: Sequence[AgentBucket]) -> Q:
 
 
 def _mark_team_stale(buckets: Iterable[tuple[str, datetime]]) -> None:
-    StaleTeamBucket.objects.bulk_create(
-        [StaleTeamBucket(grain=grain, bucket_start=start) for grain, start in buckets],
+    StaleBucket.objects.bulk_create(
+        [StaleBucket(grain=grain, bucket_start=start) for grain, start in buckets],
         ignore_conflicts=True,
     )
 
@@ -422,20 +427,27 @@ def _rebuild_team_rows(
     _insert_team_intervals("k.bucket_start >= %s AND k.bucket_start < %s", [_db(start), _db(end)])
     TeamKpiRollup.objects.filter(in_range, grain=Grain.DAY).delete()
     _insert_sums(Grain.DAY, Grain.DAY, days, agents=False)
-    stale = StaleTeamBucket.objects.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY])
+    stale = StaleBucket.objects.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY])
     if months:
         in_months = Q(bucket_start__gte=months[0][0], bucket_start__lt=months[-1][1])
         TeamKpiRollup.objects.filter(in_months, grain=Grain.MONTH).delete()
         _insert_sums(Grain.MONTH, Grain.MONTH, months, agents=False)
-        stale |= StaleTeamBucket.objects.filter(in_months, grain=Grain.MONTH)
+        stale |= StaleBucket.objects.filter(in_months, grain=Grain.MONTH)
     stale.delete()
 
 
-def refresh_team_buckets() -> int:
-    """Rewrite the team rows of every bucket in ``StaleTeamBucket`` from the agent rows;
-    returns how many buckets. Callers hold the ``rollups`` lock (or are ``compute_rollups``)."""
+def refresh_stale_buckets(now: datetime | None = None) -> int:
+    """Rewrite what ``StaleBucket`` lists: the team rows of 15-minute and day buckets from the
+    agent rows, and the agent and team rows of months that have ended (by ``now``) from their
+    day rows; returns how many buckets. Callers hold the ``rollups`` lock (or are
+    ``compute_rollups``)."""
+    now = now or timezone.now()
     with transaction.atomic():
-        stale = list(StaleTeamBucket.objects.values_list("pk", "grain", "bucket_start"))
+        stale = [
+            (pk, grain, start)
+            for pk, grain, start in StaleBucket.objects.values_list("pk", "grain", "bucket_start")
+            if grain != Grain.MONTH or bucket_end(grain, start) <= now
+        ]
         if not stale:
             return 0
         quarters = [start for _, grain, start in stale if grain == Grain.QUARTER]
@@ -443,14 +455,30 @@ def refresh_team_buckets() -> int:
             TeamIntervalRollup.objects.filter(bucket_start__in=quarters).delete()
             holes = ", ".join(["%s"] * len(quarters))
             _insert_team_intervals(f"k.bucket_start IN ({holes})", [_db(q) for q in quarters])
-        for grain in (Grain.DAY, Grain.MONTH):
-            starts = sorted(start for _, g, start in stale if g == grain)
-            if starts:
-                TeamKpiRollup.objects.filter(grain=grain, bucket_start__in=starts).delete()
-                bounds = [(s, bucket_end(grain, s)) for s in starts]
-                _insert_sums(grain, grain, bounds, agents=False)
-        StaleTeamBucket.objects.filter(pk__in=[pk for pk, *_ in stale]).delete()
+        days = [
+            (s, bucket_end(Grain.DAY, s)) for _, g, s in sorted(stale, key=_start) if g == Grain.DAY
+        ]
+        if days:
+            TeamKpiRollup.objects.filter(
+                grain=Grain.DAY, bucket_start__in=[s for s, _ in days]
+            ).delete()
+            _insert_sums(Grain.DAY, Grain.DAY, days, agents=False)
+        months = [
+            (s, bucket_end(Grain.MONTH, s))
+            for _, g, s in sorted(stale, key=_start)
+            if g == Grain.MONTH
+        ]
+        for month in months:
+            for model in (KpiRollup, AcwDurationRollup, TeamKpiRollup):
+                model._default_manager.filter(grain=Grain.MONTH, bucket_start=month[0]).delete()
+            _insert_sums(Grain.DAY, Grain.MONTH, [month])
+            _insert_sums(Grain.MONTH, Grain.MONTH, [month], agents=False)
+        StaleBucket.objects.filter(pk__in=[pk for pk, *_ in stale]).delete()
     return len(stale)
+
+
+def _start(stale: tuple[int, str, datetime]) -> datetime:
+    return stale[2]
 
 
 def rebuild_day(day: date, *, month: bool = True) -> int:

@@ -15,7 +15,7 @@ from reporting.models import (
     DirtyInterval,
     Grain,
     KpiRollup,
-    StaleTeamBucket,
+    StaleBucket,
     TeamIntervalRollup,
     TeamKpiRollup,
 )
@@ -246,26 +246,44 @@ def test_team_rows_are_the_sums_of_the_agent_rows(alice: Agent, bob: Agent) -> N
         (NOON, 2),  # alice and bob (same team)
         (NOON + timedelta(minutes=15), 1),
     ]
-    assert not StaleTeamBucket.objects.exists()
+    # November is summed into month rows once it has ended.
+    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))
+    assert not StaleBucket.objects.exists()
     month = TeamKpiRollup.objects.get(grain=Grain.MONTH, team=bob.team, wrap_up_code="")
     assert (month.interactions, month.talk_seconds) == (1, 30)
+    agent_month = KpiRollup.objects.get(grain=Grain.MONTH, agent=alice)
+    assert (agent_month.interactions, agent_month.talk_seconds) == (2, 30)
 
 
 def test_a_stale_team_bucket_is_read_from_the_agent_rows_until_refreshed(alice: Agent) -> None:
     ingest(*call("alice", "a1", NOON, talk=10, acw=5))
     rollups.compute_rollups()
     TeamKpiRollup.objects.all().update(talk_seconds=999)  # team rows behind the agent rows
-    StaleTeamBucket.objects.create(grain=Grain.DAY, bucket_start=DAY)
-    StaleTeamBucket.objects.create(
+    StaleBucket.objects.create(grain=Grain.DAY, bucket_start=DAY)
+    StaleBucket.objects.get_or_create(
         grain=Grain.MONTH, bucket_start=datetime(2026, 11, 1, tzinfo=UTC)
     )
     team_ids = [alice.team_id]
     start, end = site_day_bounds(DAY.date(), DAY.date())
     rolled, raw = kpis(team_ids, start, end, "team")
     assert rolled == raw and rolled[0]["talk_seconds"] == 10
-    assert rollups.refresh_team_buckets() == 2
+    assert rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC)) == 2
     assert set(TeamKpiRollup.objects.values_list("talk_seconds", flat=True)) == {10}
-    assert not StaleTeamBucket.objects.exists()
+    assert not StaleBucket.objects.exists()
+
+
+def test_a_month_is_read_as_days_until_its_rows_are_summed(alice: Agent) -> None:
+    ingest(*call("alice", "a1", NOON, talk=10, acw=5))
+    rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))
+    KpiRollup.objects.filter(grain=Grain.MONTH).update(talk_seconds=999)  # lagging month rows
+    TeamKpiRollup.objects.filter(grain=Grain.MONTH).update(talk_seconds=999)
+    StaleBucket.objects.create(grain=Grain.MONTH, bucket_start=datetime(2026, 11, 1, tzinfo=UTC))
+    start, end = site_day_bounds(DAY.date() - timedelta(days=40), DAY.date() + timedelta(days=20))
+    now = datetime(2026, 12, 15, tzinfo=UTC)
+    for group_by in ("agent", "team"):
+        rolled, raw = kpis([alice.team_id], start, end, group_by, now=now)
+        assert rolled == raw and rolled[0]["talk_seconds"] == 10, group_by
 
 
 def test_a_set_based_rebuild_writes_what_the_incremental_runs_wrote(
@@ -276,6 +294,7 @@ def test_a_set_based_rebuild_writes_what_the_incremental_runs_wrote(
         ingest(*call("alice", f"a{n}", at, talk=10 + n, acw=n + 1, code=["", "sale"][n % 2]))
         ingest(*call("bob", f"b{n}", at, talk=20 + n, acw=None if n == 5 else n + 0.5))
     rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))  # November's rows
 
     def everything() -> list[Any]:
         return [
