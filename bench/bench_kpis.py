@@ -1,13 +1,24 @@
-"""Server time and queries of every KPI API call and page over 1, 30 and 365 days of history.
+"""Server time and queries of every KPI API call and page over 1, 30 and 365 days of history,
+against a hand-written SQL baseline on the rollups, plus the rollup jobs themselves.
 
-    python -m bench.bench_kpis [--agents 200] [--days 365] [--repeat 20] [--keepdb]
+    python -m bench.bench_kpis [--agents 200] [--days 365] [--repeat 20] [--keepdb] [--reads-only]
+    BENCH_SHORT=1 python -m bench.bench_kpis      # 40 agents, 60 days, 5 repetitions
 
 Runs on DATABASE_URL (PostgreSQL, as in production) in a test database ``test_<name>``: seeds
 it with ``manage.py seed_history --agents A --days D`` (about 27 interactions per agent-day),
-then requests each URL ``--repeat`` times through Django's full request stack as a manager and
-prints p50 / p95 / max server time (ms) and the queries per request. ``--keepdb`` keeps the
-seeded database between runs (it is seeded only once); without it the database is dropped.
-docs/benchmarks.md records the figures.
+then:
+
+- ``rebuild_rollups`` of the whole history, next to the plain SQL aggregate of the same raw rows
+  (the 15-minute GROUP BY alone, nothing written): the rebuild should stay within 5× of it;
+- the incremental run (``compute_rollups``) after every agent's last interval was marked dirty
+  (the open interval at the end of a busy minute);
+- each URL ``--repeat`` times through Django's full request stack as a manager: p50 / p95 / max
+  server time (ms), the queries per request, and the p95 of the baseline, a hand-written SQL
+  statement that reads the same grouping from the rollup tables (agent rows, no dirty or open
+  ACW handling), with the ratio call / baseline.
+
+``--keepdb`` keeps the seeded database between runs (it is seeded only once); without it the
+database is dropped. docs/benchmarks.md records the figures.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bench._setup import percentile, size
@@ -31,25 +42,72 @@ GROUP_BYS = (
     "interval",
     "weekday_hour",
 )
+SHORT = os.environ.get("BENCH_SHORT") == "1"
 
 
-def urls(first: str, last: str, team: str, department: str, agent: str) -> list[str]:
-    """Every call the KPI pages make, for the site days ``first`` to ``last``."""
+def urls(first: str, last: str, team: Any, department: str, agent: str) -> list[tuple[str, str]]:
+    """(url, grouping of its baseline) of every call the KPI pages make, for the site days
+    ``first`` to ``last``."""
     period = f"from={first}&to={last}"
-    out = [f"/api/v1/kpis?group_by={g}&{period}" for g in GROUP_BYS]
+    out = [(f"/api/v1/kpis?group_by={g}&{period}", g) for g in GROUP_BYS]
     out += [
-        f"/api/v1/kpis?group_by=agent&{period}&team={team}",
-        f"/api/v1/kpis?group_by=team&{period}&department={department}",
-        f"/api/v1/kpis?group_by=day&{period}&agent={agent}",
-        f"/api/v1/kpis?group_by=weekday_hour&{period}&channel=phone",
-        f"/api/v1/kpis?group_by=interval&{period}&format=csv",
-        f"/api/v1/kpis/distribution?{period}",
-        f"/api/v1/kpis/distribution?{period}&team={team}&bin_seconds=5",
-        f"/kpis/?{period}&group_by=agent",
+        (f"/api/v1/kpis?group_by=agent&{period}&team={team.name}", "agent"),
+        (f"/api/v1/kpis?group_by=team&{period}&department={department}", "team"),
+        (f"/api/v1/kpis?group_by=day&{period}&agent={agent}", "day"),
+        (f"/api/v1/kpis?group_by=weekday_hour&{period}&channel=phone", "weekday_hour"),
+        (f"/api/v1/kpis?group_by=interval&{period}&format=csv", "interval"),
+        (f"/api/v1/kpis/distribution?{period}", "distribution"),
+        (f"/api/v1/kpis/distribution?{period}&team={team.name}&bin_seconds=5", "distribution"),
+        (f"/kpis/?{period}&group_by=agent", "agent"),
+        (f"/kpis/?{period}&group_by=department", "department"),
+        (f"/kpis/teams/{team.pk}/?{period}", "agent"),
+        (f"/kpis/agents/{agent}/?{period}", "day"),
     ]
     # The coaching list and its API (docs/coaching.md).
     out += [f"/kpis/coaching/?{period}", f"/api/v1/coaching?{period}"]
     return out
+
+
+# The baseline: one hand-written statement per grouping on the agent rollups (day rows, or
+# 15-minute rows for the groupings by time of day), summed by the database.
+_BASELINE_GROUP = {
+    "agent": "k.agent_id",
+    "team": "k.team_id",
+    "department": "t.department_id",
+    "channel": "k.channel",
+    "wrap_up_code": "k.wrap_up_code",
+    "day": "k.bucket_start",
+    "interval": "k.bucket_start",
+    "weekday_hour": "k.bucket_start",
+}
+
+
+def baseline_sql(group_by: str) -> str:
+    if group_by == "distribution":
+        return (
+            "SELECT k.seconds, SUM(k.count) FROM reporting_acwdurationrollup k "
+            "WHERE k.grain = 'day' AND k.bucket_start >= %s AND k.bucket_start < %s "
+            "GROUP BY k.seconds"
+        )
+    grain = "15m" if group_by in ("interval", "weekday_hour") else "day"
+    column = _BASELINE_GROUP[group_by]
+    return (
+        f"SELECT {column}, SUM(k.interactions), SUM(k.talk_seconds), SUM(k.hold_seconds), "
+        "SUM(k.acw_seconds), SUM(k.acw_count), SUM(k.timeouts), SUM(k.extended), "
+        "SUM(k.too_short) FROM reporting_kpirollup k "
+        "JOIN agents_team t ON t.id = k.team_id "
+        f"WHERE k.grain = '{grain}' AND k.bucket_start >= %s AND k.bucket_start < %s "
+        f"GROUP BY {column}"
+    )
+
+
+def timed(run: Any, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
 
 
 def measure(client: Any, url: str, repeat: int) -> tuple[list[float], int, int]:
@@ -71,13 +129,56 @@ def measure(client: Any, url: str, repeat: int) -> tuple[list[float], int, int]:
     return times, queries, size
 
 
+def rollup_jobs(first: date, last: date) -> None:
+    """The full rebuild next to the plain aggregate, and the incremental run."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from agents.models import Agent
+    from reporting import rollups
+    from reporting.queries import quarter_start, site_day_bounds
+
+    start, end = site_day_bounds(first, last)
+    with connection.cursor() as cursor:
+        t0 = time.perf_counter()
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT to_timestamp(floor(extract(epoch FROM i.ended_at) "
+            "/ 900) * 900), i.agent_id, i.team_id, i.channel, COALESCE(a.wrap_up_code, ''), "
+            "count(*), sum(i.talk_seconds), sum(i.hold_seconds), sum(a.duration_seconds) "
+            "FROM agents_interaction i LEFT JOIN agents_acwsession a ON a.interaction_id = i.id "
+            "WHERE i.ended_at >= %s AND i.ended_at < %s GROUP BY 1, 2, 3, 4, 5) g",
+            [start, end],
+        )
+        groups = cursor.fetchone()[0]
+        plain = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    call_command("rebuild_rollups", "--from", first.isoformat(), verbosity=0)
+    rebuild = time.perf_counter() - t0
+    print(
+        f"rebuild_rollups {first}..today: {rebuild:.1f} s; plain SQL aggregate "
+        f"({groups} 15-minute groups): {plain:.1f} s; ratio {rebuild / plain:.1f}×"
+    )
+    # Every agent's last busy interval of the last day, dirty at once (a live minute).
+    moment = quarter_start(end - timedelta(hours=8))
+    agent_ids = list(Agent.objects.values_list("pk", flat=True))
+    for agent_id in agent_ids:
+        rollups.mark_dirty(agent_id, [moment])
+    t0 = time.perf_counter()
+    done = rollups.compute_rollups()
+    print(
+        f"compute_rollups: {done} dirty intervals of {len(agent_ids)} agents in "
+        f"{time.perf_counter() - t0:.2f} s"
+    )
+
+
 def run(args: argparse.Namespace) -> None:
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
+    from django.db import connection
     from django.test import Client
 
     from agents.models import Agent, Department, Team
-    from reporting.queries import site_today
+    from reporting.queries import site_day_bounds, site_today
 
     if not Agent.objects.filter(external_id__startswith="hist-").exists():
         t0 = time.perf_counter()
@@ -86,6 +187,9 @@ def run(args: argparse.Namespace) -> None:
             f"seed_history --agents {args.agents} --days {args.days}: "
             f"{time.perf_counter() - t0:.0f} s"
         )
+    last = site_today() - timedelta(days=1)
+    if not args.reads_only:
+        rollup_jobs(last - timedelta(days=args.days - 1), last)
     user, _ = User.objects.get_or_create(username="bench-manager")
     user.groups.add(Group.objects.get(name="Managers"))
     client = Client()
@@ -94,34 +198,52 @@ def run(args: argparse.Namespace) -> None:
     department = Department.objects.order_by("name").first()
     agent = Agent.objects.filter(external_id__startswith="hist-").order_by("external_id").first()
     assert team and department and agent, "no seeded history"
-    last = site_today() - timedelta(days=1)
-    print(f"{'days':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>7} {'bytes':>9}  url")
+    print(
+        f"{'days':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>7} {'bytes':>9} "
+        f"{'base ms':>8} {'ratio':>6}  url"
+    )
     worst = 0.0
     for days in PERIODS:
         first = last - timedelta(days=days - 1)
-        for url in urls(str(first), str(last), team.name, department.name, agent.external_id):
+        bounds: tuple[datetime, datetime] = site_day_bounds(first, last)
+        baselines: dict[str, float] = {}
+        for url, group_by in urls(str(first), str(last), team, department.name, agent.external_id):
             client.get(url)  # warm the caches as a running server has them
             times, queries, size = measure(client, url, args.repeat)
+            if group_by not in baselines:
+                sql = baseline_sql(group_by)
+
+                def query(sql: str = sql, bounds: Any = bounds) -> None:
+                    with connection.cursor() as cursor:
+                        cursor.execute(sql, list(bounds))
+                        cursor.fetchall()
+
+                baselines[group_by] = percentile(timed(query, args.repeat), 95)
             p95 = percentile(times, 95)
             worst = max(worst, p95)
             print(
                 f"{days:>4} {percentile(times, 50):>8.1f} {p95:>8.1f} {max(times):>8.1f} "
-                f"{queries:>7} {size:>9}  {url}",
+                f"{queries:>7} {size:>9} {baselines[group_by]:>8.1f} "
+                f"{p95 / max(baselines[group_by], 0.1):>6.1f}  {url}",
                 flush=True,
             )
     print(f"worst p95: {worst:.1f} ms; load average now: {os.getloadavg()[0]:.1f}")
     print(
-        f"reproduce: python -m bench.bench_kpis --agents {args.agents} --days {args.days} "
-        f"--repeat {args.repeat}{' --keepdb' if args.keepdb else ''}"
+        f"reproduce: {'BENCH_SHORT=1 ' if SHORT else ''}python -m bench.bench_kpis "
+        f"--agents {args.agents} --days {args.days} --repeat {args.repeat}"
+        f"{' --keepdb' if args.keepdb else ''}{' --reads-only' if args.reads_only else ''}"
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agents", type=int, default=size(200, 20))
-    parser.add_argument("--days", type=int, default=size(365, 7))
-    parser.add_argument("--repeat", type=int, default=size(20, 3))
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--agents", type=int, default=size(200, 40))
+    parser.add_argument("--days", type=int, default=size(365, 60))
+    parser.add_argument("--repeat", type=int, default=size(20, 5))
     parser.add_argument("--keepdb", action="store_true", help="keep (and reuse) the database")
+    parser.add_argument(
+        "--reads-only", action="store_true", help="skip the rebuild and the incremental run"
+    )
     args = parser.parse_args()
 
     import django

@@ -24,20 +24,13 @@ class Grain(models.TextChoices):
     MONTH = "mon", _("Month (site time zone)")
 
 
-class KpiRollup(models.Model):
-    """Interactions that ended in [bucket_start, bucket_end), per agent, team, channel, code.
+class RollupSums(models.Model):
+    """What every KPI rollup row adds up (``reporting.queries.Measures``).
 
     ``acw_*`` measures count closed ACWs only: an ACW still open is added at query time with the
     time elapsed so far (it changes every second, so it is never stored).
     """
 
-    grain = models.CharField(max_length=3, choices=Grain.choices)
-    bucket_start = models.DateTimeField()
-    bucket_end = models.DateTimeField()
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    wrap_up_code = models.CharField(max_length=100, blank=True, default="")
     interactions = models.PositiveIntegerField(default=0)
     talk_seconds = models.FloatField(default=0)
     hold_seconds = models.FloatField(default=0)
@@ -49,6 +42,21 @@ class KpiRollup(models.Model):
     overruns = models.PositiveIntegerField(default=0)
     too_short = models.PositiveIntegerField(default=0)
     computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class KpiRollup(RollupSums):
+    """Interactions that ended in [bucket_start, bucket_end), per agent, team, channel, code."""
+
+    grain = models.CharField(max_length=3, choices=Grain.choices)
+    bucket_start = models.DateTimeField()
+    bucket_end = models.DateTimeField()
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    wrap_up_code = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         verbose_name = _("KPI rollup")
@@ -67,6 +75,82 @@ class KpiRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} agent {self.agent_id}"
+
+
+class TeamKpiRollup(RollupSums):
+    """``KpiRollup`` day and month rows summed over the agents: per team, channel and code.
+
+    What a team, department, channel, wrap-up code or day grouping reads over a long period
+    (a year of a whole site is about 150 rows a day instead of one per agent). Rewritten from
+    the agent rows of the same buckets (``reporting.rollups.refresh_stale_buckets``); a bucket
+    listed in ``StaleBucket`` or holding a dirty interval is read from the agent rows.
+    """
+
+    grain = models.CharField(max_length=3, choices=Grain.choices)
+    bucket_start = models.DateTimeField()
+    bucket_end = models.DateTimeField()
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    wrap_up_code = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("team KPI rollup")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "bucket_start", "team", "channel", "wrap_up_code"],
+                name="teamkpirollup_one_per_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} team {self.team_id}"
+
+
+class TeamIntervalRollup(RollupSums):
+    """``KpiRollup`` 15-minute rows summed over the agents and wrap-up codes: per team and
+    channel, what the 15-minute trend and the weekday × hour heat map read (same refresh rules
+    as ``TeamKpiRollup``)."""
+
+    bucket_start = models.DateTimeField()
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+
+    class Meta:
+        verbose_name = _("team interval rollup")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket_start", "team", "channel"], name="teamintervalrollup_one_per_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket_start:%Y-%m-%d %H:%M} team {self.team_id}"
+
+
+class StaleBucket(models.Model):
+    """A bucket whose sums lag behind the rows below it (never read while listed).
+
+    15-minute and day buckets: their team rows (``TeamIntervalRollup``, ``TeamKpiRollup``),
+    written in the transaction that rewrites the bucket's agent rows and removed when the team
+    rows are rewritten. Month buckets: the month rows of every agent and team; a month is summed
+    from its days once it has ended (``reporting.rollups.refresh_stale_buckets``), and until then
+    queries read its days.
+    """
+
+    grain = models.CharField(max_length=3, choices=Grain.choices)
+    bucket_start = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("bucket to refresh")
+        verbose_name_plural = _("buckets to refresh")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "bucket_start"], name="stalebucket_one_per_bucket"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M}"
 
 
 class AcwDurationRollup(models.Model):

@@ -34,12 +34,20 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, FloatField, Q, QuerySet, Sum
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, ExtractHour, ExtractIsoWeekDay
 from django.utils import timezone
 
 from agents.models import AcwSession, Channel, Interaction, WrapUpCode
 
-from .models import AcwDurationRollup, DirtyInterval, Grain, KpiRollup
+from .models import (
+    AcwDurationRollup,
+    DirtyInterval,
+    Grain,
+    KpiRollup,
+    StaleBucket,
+    TeamIntervalRollup,
+    TeamKpiRollup,
+)
 
 GroupBy = Literal[
     "agent", "team", "department", "channel", "wrap_up_code", "day", "interval", "weekday_hour"
@@ -458,10 +466,12 @@ def group_key(group_by: str, values: Sequence[Any]) -> tuple[str, str]:
     if group_by == "interval":
         start = quarter_start(first).astimezone(site_tz())
         return start.isoformat(), f"{start:%Y-%m-%d %H:%M}"
-    return (
-        f"{local.isoweekday()}-{local.hour:02d}",
-        f"{_WEEKDAYS[local.weekday()]} {local.hour:02d}:00",
-    )
+    return weekday_hour_key(local.isoweekday(), local.hour)
+
+
+def weekday_hour_key(weekday: int, hour: int) -> tuple[str, str]:
+    """(key, name) of a heat-map cell: ISO weekday 1-7 and hour 0-23 of the site time zone."""
+    return f"{weekday}-{hour:02d}", f"{_WEEKDAYS[weekday - 1]} {hour:02d}:00"
 
 
 def order_rows(rows: Iterable[KpiRow], group_by: str) -> list[KpiRow]:
@@ -498,20 +508,33 @@ _ROLLUP_SUMS = {
 }
 
 
-def _add_rollup_sums(
-    rows: dict[str, KpiRow], group_by: str, sums: Iterable[dict[str, Any]]
-) -> None:
+def _add_rollup_sums(rows: dict[str, KpiRow], group_by: str, rollups: QuerySet[Any]) -> None:
+    """Add the sums of ``rollups`` (rows of any rollup table) per group of ``group_by``."""
+    if group_by == "weekday_hour":
+        # Summed per cell by the database: a year of 15-minute rows is 168 cells.
+        tz = site_tz()
+        cells = rollups.annotate(
+            c_weekday=ExtractIsoWeekDay("bucket_start", tzinfo=tz),
+            c_hour=ExtractHour("bucket_start", tzinfo=tz),
+        )
+        for r in cells.values("c_weekday", "c_hour").annotate(**_ROLLUP_SUMS):
+            key, name = weekday_hour_key(r["c_weekday"], r["c_hour"])
+            _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
+        return
     columns = group_fields(group_by)
-    for r in sums:
-        row = _row(rows, group_by, [r[f] for f in columns])
-        row.interactions += r["s_interactions"] or 0
-        row.talk_seconds += r["s_talk"] or 0.0
-        row.hold_seconds += r["s_hold"] or 0.0
-        row.acw_seconds += r["s_acw"] or 0.0
-        row.acw_count += r["s_acw_count"] or 0
-        row.timeouts += r["s_timeouts"] or 0
-        row.extended += r["s_extended"] or 0
-        row.too_short += r["s_too_short"] or 0
+    for r in rollups.values(*columns).annotate(**_ROLLUP_SUMS):
+        _add_sums(_row(rows, group_by, [r[f] for f in columns]), r)
+
+
+def _add_sums(row: KpiRow, r: dict[str, Any]) -> None:
+    row.interactions += r["s_interactions"] or 0
+    row.talk_seconds += r["s_talk"] or 0.0
+    row.hold_seconds += r["s_hold"] or 0.0
+    row.acw_seconds += r["s_acw"] or 0.0
+    row.acw_count += r["s_acw_count"] or 0
+    row.timeouts += r["s_timeouts"] or 0
+    row.extended += r["s_extended"] or 0
+    row.too_short += r["s_too_short"] or 0
 
 
 def _add_raw(rows: dict[str, KpiRow], group_by: str, interactions: QuerySet[Interaction]) -> None:
@@ -636,13 +659,21 @@ class _Plan:
         return out + [(Grain.QUARTER, segment) for segment in self.quarters]
 
 
-def _plan(start: datetime, end: datetime, now: datetime, *, finest: str = Grain.MONTH) -> _Plan:
+def _plan(
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    *,
+    finest: str = Grain.MONTH,
+    stale_months: Iterable[datetime] = (),
+) -> _Plan:
     """The coarsest rollups that tile [start, end): months inside, then days, then 15-minute
     intervals, then raw rows at edges off a 15-minute boundary. ``finest``: the coarsest grain
     a grouping may use (day keys cannot come from months, hours not from days).
 
     Only months that ended before today are read as months: the current month's rows change
-    all day, and one dirty interval would send a whole agent-month to the raw rows.
+    all day, and one dirty interval would send a whole agent-month to the raw rows. Months are
+    summed once they have ended (``stale_months`` until then).
     """
     first, last = quarter_ceil(start), quarter_start(end)
     if first >= last:
@@ -655,6 +686,8 @@ def _plan(start: datetime, end: datetime, now: datetime, *, finest: str = Grain.
     month_start = _first_month_start_at_or_after(day_start)
     today = site_day(now)
     month_end = _last_month_start_at_or_before(min(day_end, site_day_bounds(today, today)[0]))
+    # Nor months whose rows are not summed yet (``StaleBucket``): their days answer.
+    month_end = min([month_end, *(s for s in stale_months if month_start <= s < month_end)])
     if finest == Grain.DAY or month_start >= month_end:
         return _Plan(None, [(day_start, day_end)], quarters, edges)
     days = [r for r in ((day_start, month_start), (month_end, day_end)) if r[0] < r[1]]
@@ -694,6 +727,34 @@ def _rollups(
         if segment[0] <= bucket < segment[1]:
             rows = rows.exclude(bucket_start=bucket, agent_id__in=agent_ids)
     return rows.order_by()
+
+
+def _team_level(group_by: str, where: KpiFilter) -> bool:
+    """Whether the team tables answer: groups and filters that do not name agents."""
+    return "agent" not in group_by.split("+") and where.agent_ids is None
+
+
+def _team_rollups(
+    group_by: str, grain: str, segment: tuple[datetime, datetime], where: KpiFilter
+) -> QuerySet[Any] | None:
+    """The team rows of ``grain`` in ``segment``, or None where no team table has them
+    (15-minute rows have no wrap-up code)."""
+    in_segment = Q(where.q(), bucket_start__gte=segment[0], bucket_start__lt=segment[1])
+    if grain == Grain.QUARTER:
+        if "wrap_up_code" in group_by.split("+"):
+            return None
+        return TeamIntervalRollup.objects.filter(in_segment).order_by()
+    return TeamKpiRollup.objects.filter(in_segment, grain=grain).order_by()
+
+
+def _stale_buckets(start: datetime, end: datetime) -> set[tuple[str, datetime]]:
+    """(grain, start) of the buckets in [start, end) whose sums lag (``StaleBucket``)."""
+    stale = StaleBucket.objects.filter(bucket_start__gte=start, bucket_start__lt=end)
+    return set(stale.values_list("grain", "bucket_start"))
+
+
+def _months(stale: set[tuple[str, datetime]]) -> list[datetime]:
+    return [s for grain, s in stale if grain == Grain.MONTH]
 
 
 def _dirty_ranges(
@@ -751,10 +812,16 @@ def kpi_rows(
     """
     now = now or timezone.now()
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
-    plan = _plan(start, end, now, finest=_FINEST.get(group_by.split("+")[0], Grain.MONTH))
     rows: dict[str, KpiRow] = {}
-    columns = group_fields(group_by)
     with _consistent_read():
+        stale = _stale_buckets(start, end)
+        plan = _plan(
+            start,
+            end,
+            now,
+            finest=_FINEST.get(group_by.split("+")[0], Grain.MONTH),
+            stale_months=_months(stale),
+        )
         dirty = _dirty_ranges(plan, start, end)
         if len(_by_range(dirty)) > MAX_RAW_RANGES:
             return kpi_rows_raw(
@@ -767,9 +834,21 @@ def kpi_rows(
                 channels=where.channels,
                 department_ids=where.department_ids,
             )
+        team_level = _team_level(group_by, where)
         for grain, segment in plan.segments():
-            sums = _rollups(KpiRollup, grain, segment, where, dirty).values(*columns)
-            _add_rollup_sums(rows, group_by, sums.annotate(**_ROLLUP_SUMS))
+            agent_rows = _rollups(KpiRollup, grain, segment, where, dirty)
+            team_rows = _team_rollups(group_by, grain, segment, where) if team_level else None
+            if team_rows is not None:
+                # Buckets whose team rows may lag behind: their agent rows (and raw rows).
+                busy = sorted(
+                    {s for _, s, _ in dirty if segment[0] <= s < segment[1]}
+                    | {s for g, s in stale if g == grain and segment[0] <= s < segment[1]}
+                )
+                _add_rollup_sums(rows, group_by, team_rows.exclude(bucket_start__in=busy))
+                if not busy:
+                    continue
+                agent_rows = agent_rows.filter(bucket_start__in=busy)
+            _add_rollup_sums(rows, group_by, agent_rows)
         filtered = Interaction.objects.filter(where.q())
         raw = _raw_ranges(plan, dirty)
         if raw is not None:
@@ -917,10 +996,11 @@ def acw_duration_counts(
     """How many closed ACWs lasted each whole second, for the interactions that ended in
     [start, end), per group ``by`` (``"agent"`` or ``"team"``: keyed by external id or team
     name) or all together (key ``""``). Read from the duration rollups like ``kpi_rows``."""
-    plan = _plan(start, end, now)
     counts: DurationCounts = defaultdict(dict)
     column = group_fields(by)[0] if by else None
     with _consistent_read():
+        stale = _stale_buckets(start, end)
+        plan = _plan(start, end, now or timezone.now(), stale_months=_months(stale))
         dirty = _dirty_ranges(plan, start, end)
         if len(_by_range(dirty)) > MAX_RAW_RANGES:
             ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
@@ -953,12 +1033,12 @@ def acw_moments(
     ``"agent"``), for the interactions that ended in [start, end): the mean and standard
     deviation of each group without reading its histogram. Same rollups and dirty rules as
     ``acw_duration_counts``; the sums are taken in the database."""
-    plan = _plan(start, end, now)
     column = group_fields(by)[0]
     out: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     counts: DurationCounts = defaultdict(dict)
     seconds = Cast("seconds", FloatField())  # squares overflow a 32-bit integer
     with _consistent_read():
+        plan = _plan(start, end, now, stale_months=_months(_stale_buckets(start, end)))
         dirty = _dirty_ranges(plan, start, end)
         if len(_by_range(dirty)) > MAX_RAW_RANGES:
             ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)

@@ -4,10 +4,19 @@
 transaction that writes an agent's interactions and ACWs, under that agent's live-state row
 lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
 ``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
-recomputes exactly those intervals, their days and their months; ``rebuild_day()`` recomputes a
-whole day (and its month) from the raw rows (the daily close, and ``manage.py rebuild_rollups``).
-All are idempotent upserts. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums)
-and ``AcwDurationRollup`` (how many ACWs lasted each whole number of seconds).
+recomputes exactly those intervals and their days (their months once ended); ``rebuild_range()`` recomputes
+whole site days (and their months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
+GROUP BY``: the daily close, ``manage.py rebuild_rollups``, ``manage.py seed_history``). All are
+idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums) and
+``AcwDurationRollup`` (how many ACWs lasted each whole number of seconds).
+
+The team tables (``TeamKpiRollup``: days and months per team, channel and code;
+``TeamIntervalRollup``: 15 minutes per team and channel) are sums of the agent rows. Whatever
+rewrites agent rows marks their buckets in ``StaleBucket`` in the same transaction, and
+``refresh_stale_buckets()`` rewrites those team rows from the agent rows (at the end of every
+``compute_rollups()`` run); readers use a team bucket only when it is neither stale nor dirty.
+Month rows (agents and teams) are summed from the days once the month has ended; a stale month
+is read as days.
 """
 
 from __future__ import annotations
@@ -15,25 +24,31 @@ from __future__ import annotations
 import logging
 import operator
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache, reduce
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Min, Q, QuerySet, Sum
+from django.db import connection, models, transaction
+from django.db.models import Min, Q
+from django.utils import timezone
 
-from agents.models import AgentState, Event, Interaction
+from agents.models import AcwSession, AgentState, Event, HoldPeriod, Interaction
 from agents.states import Rows
 
-from .models import AcwDurationRollup, DirtyInterval, Grain, KpiRollup
+from .models import (
+    AcwDurationRollup,
+    DirtyInterval,
+    Grain,
+    KpiRollup,
+    StaleBucket,
+    TeamIntervalRollup,
+    TeamKpiRollup,
+)
 from .queries import (
     MEASURES,
     QUARTER,
-    RAW_FIELDS,
-    Measures,
-    acw_whole_seconds,
     quarter_start,
     site_day,
     site_day_bounds,
@@ -109,56 +124,6 @@ def mark_dirty_before_replay(event_keys: Iterable[int]) -> None:
 
 # --- Rollups --------------------------------------------------------------------------------
 
-RollupKey = tuple[datetime, int, int, str, str]
-"""(bucket start, agent id, team id, channel, wrap-up code)."""
-
-DurationKey = tuple[datetime, int, int, str, int]
-"""(bucket start, agent id, team id, channel, whole seconds of ACW)."""
-
-
-@dataclass
-class Fresh:
-    """Rollup rows computed from raw rows, for both rollup tables."""
-
-    measures: dict[RollupKey, Measures] = field(default_factory=lambda: defaultdict(Measures))
-    durations: dict[DurationKey, int] = field(default_factory=lambda: defaultdict(int))
-
-
-def aggregate(interactions: QuerySet[Interaction]) -> Fresh:
-    """15-minute measures and ACW durations of ended ``interactions``."""
-    out = Fresh()
-    for row in interactions.filter(ended_at__isnull=False).values(*RAW_FIELDS).iterator():
-        bucket = quarter_start(row["ended_at"])
-        agent_team_channel = (row["agent_id"], row["team_id"], row["channel"])
-        out.measures[(bucket, *agent_team_channel, row["acw__wrap_up_code"] or "")].add_interaction(
-            row
-        )
-        seconds = acw_whole_seconds(row)
-        if seconds is not None:
-            out.durations[(bucket, *agent_team_channel, seconds)] += 1
-    return out
-
-
-def _day_start(moment: datetime) -> datetime:
-    return _day_start_in(moment, settings.TIME_ZONE)
-
-
-@lru_cache(maxsize=4096)
-def _day_start_in(moment: datetime, time_zone: str) -> datetime:
-    # Cached: a day's worth of rollup keys asks for the same few 15-minute buckets thousands
-    # of times. The time zone is part of the key (tests change it).
-    day = site_day(moment)
-    return site_day_bounds(day, day)[0]
-
-
-def sum_days(quarters: Fresh) -> Fresh:
-    days = Fresh()
-    for (bucket, *rest), measures in quarters.measures.items():
-        days.measures[(_day_start(bucket), *rest)].add(measures)  # type: ignore[index]
-    for (bucket, *rest), count in quarters.durations.items():
-        days.durations[(_day_start(bucket), *rest)] += count  # type: ignore[index]
-    return days
-
 
 def bucket_end(grain: str, start: datetime) -> datetime:
     if grain == Grain.QUARTER:
@@ -169,178 +134,393 @@ def bucket_end(grain: str, start: datetime) -> datetime:
     return site_day_bounds(day, day)[1]
 
 
-def _month_rollups(month_start: datetime, scope: Q) -> Fresh:
-    """The month rows starting at ``month_start`` inside ``scope``: sums of their day rows
-    (added up by the database: a month of a whole site is tens of thousands of day rows)."""
-    in_month = Q(
-        scope,
-        grain=Grain.DAY,
-        bucket_start__gte=month_start,
-        bucket_start__lt=bucket_end(Grain.MONTH, month_start),
-    )
-    fresh = Fresh()
-    keys = ("agent_id", "team_id", "channel")
-    sums = {f"s_{name}": Sum(name) for name in MEASURES}  # (a field's own name is taken)
-    for r in KpiRollup.objects.filter(in_month).values(*keys, "wrap_up_code").annotate(**sums):
-        fresh.measures[
-            (month_start, r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"])
-        ].add({name: r[f"s_{name}"] for name in MEASURES})
-    durations = (
-        AcwDurationRollup.objects.filter(in_month)
-        .values(*keys, "seconds")
-        .annotate(n=Sum("count"))
-        .values_list(*keys, "seconds", "n")
-    )
-    for agent, team, channel, seconds, n in durations:
-        fresh.durations[(month_start, agent, team, channel, seconds)] = n
-    return fresh
+def _day_start(moment: datetime) -> datetime:
+    return _day_start_in(moment, settings.TIME_ZONE)
 
 
-def rebuild_month(day: date, agent_id: int | None = None) -> None:
-    """Recompute the month rows of the site month holding ``day`` from its day rows (of one
-    agent, or of all)."""
-    month_start = site_month_bounds(day)[0]
-    scope = Q(agent_id=agent_id) if agent_id is not None else Q()
-    _replace_rollups(
-        Grain.MONTH, Q(scope, bucket_start=month_start), _month_rollups(month_start, scope)
-    )
+@lru_cache(maxsize=4096)
+def _day_start_in(moment: datetime, time_zone: str) -> datetime:
+    # Cached: a busy minute asks for the same few 15-minute buckets for every agent. The time
+    # zone is part of the key (tests change it).
+    day = site_day(moment)
+    return site_day_bounds(day, day)[0]
 
 
-_KEY_FIELDS = ("bucket_start", "agent_id", "team_id", "channel")
+# (agent id, bucket start) of one grain.
+AgentBucket = tuple[int, datetime]
 
-
-def _replace_rollups(grain: str, scope: Q, fresh: Fresh) -> None:
-    """Make the ``grain`` rows of both tables inside ``scope`` exactly ``fresh``: upsert, delete
-    the rest."""
-    existing = KpiRollup.objects.filter(scope, grain=grain).values_list(
-        "pk", *_KEY_FIELDS, "wrap_up_code"
-    )
-    stale = [pk for pk, *key in existing if tuple(key) not in fresh.measures]
-    if stale:
-        KpiRollup.objects.filter(pk__in=stale).delete()
-    KpiRollup.objects.bulk_create(
-        [
-            KpiRollup(
-                grain=grain,
-                bucket_start=bucket,
-                bucket_end=bucket_end(grain, bucket),
-                agent_id=agent_id,
-                team_id=team_id,
-                channel=channel,
-                wrap_up_code=code,
-                **{name: getattr(measures, name) for name in MEASURES},
-            )
-            for (bucket, agent_id, team_id, channel, code), measures in fresh.measures.items()
-        ],
-        batch_size=500,
-        update_conflicts=True,
-        unique_fields=["grain", "bucket_start", "agent", "team", "channel", "wrap_up_code"],
-        update_fields=[*MEASURES, "bucket_end", "computed_at"],
-    )
-    existing_durations = AcwDurationRollup.objects.filter(scope, grain=grain).values_list(
-        "pk", *_KEY_FIELDS, "seconds"
-    )
-    stale = [pk for pk, *key in existing_durations if tuple(key) not in fresh.durations]
-    if stale:
-        AcwDurationRollup.objects.filter(pk__in=stale).delete()
-    AcwDurationRollup.objects.bulk_create(
-        [
-            AcwDurationRollup(
-                grain=grain,
-                bucket_start=bucket,
-                bucket_end=bucket_end(grain, bucket),
-                agent_id=agent_id,
-                team_id=team_id,
-                channel=channel,
-                seconds=seconds,
-                count=count,
-            )
-            for (bucket, agent_id, team_id, channel, seconds), count in fresh.durations.items()
-        ],
-        batch_size=1000,
-        update_conflicts=True,
-        unique_fields=["grain", "bucket_start", "agent", "team", "channel", "seconds"],
-        update_fields=["count", "bucket_end"],
-    )
-
-
-def _merge(buckets: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Adjacent 15-minute intervals as ranges (fewer ORs in the raw query)."""
-    ranges: list[tuple[datetime, datetime]] = []
-    for bucket in sorted(buckets):
-        if ranges and ranges[-1][1] == bucket:
-            ranges[-1] = (ranges[-1][0], bucket + QUARTER)
-        else:
-            ranges.append((bucket, bucket + QUARTER))
-    return ranges
-
-
-def _recompute_agent(agent_id: int, buckets: list[datetime]) -> None:
-    ranges = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in _merge(buckets)]
-    raw = Interaction.objects.filter(reduce(operator.or_, ranges), agent_id=agent_id)
-    _replace_rollups(Grain.QUARTER, Q(agent_id=agent_id, bucket_start__in=buckets), aggregate(raw))
-    day_starts = sorted({_day_start(bucket) for bucket in buckets})
-    in_days = reduce(
-        operator.or_,
-        [Q(bucket_start__gte=s, bucket_start__lt=bucket_end(Grain.DAY, s)) for s in day_starts],
-    )
-    # The days are sums of their (just updated) 15-minute rows.
-    quarters = Fresh()
-    for r in KpiRollup.objects.filter(in_days, grain=Grain.QUARTER, agent_id=agent_id).values(
-        *_KEY_FIELDS, "wrap_up_code", *MEASURES
-    ):
-        quarters.measures[
-            (r["bucket_start"], r["agent_id"], r["team_id"], r["channel"], r["wrap_up_code"])
-        ].add(r)
-    for bucket, agent, team, channel, seconds, count in AcwDurationRollup.objects.filter(
-        in_days, grain=Grain.QUARTER, agent_id=agent_id
-    ).values_list(*_KEY_FIELDS, "seconds", "count"):
-        quarters.durations[(bucket, agent, team, channel, seconds)] += count
-    _replace_rollups(
-        Grain.DAY, Q(agent_id=agent_id, bucket_start__in=day_starts), sum_days(quarters)
-    )
-    for month in sorted({site_month_bounds(site_day(s))[0] for s in day_starts}):
-        rebuild_month(site_day(month), agent_id)
+# Marks recomputed per statement (each is two parameters of a derived table).
+MARKS_PER_STATEMENT = 1000
 
 
 def compute_rollups() -> int:
-    """Recompute every dirty interval (and its day); returns how many intervals it recomputed.
+    """Recompute every dirty interval and its day; returns how many intervals.
 
-    One transaction per agent, holding the agent's live-state row lock: every raw write of that
-    agent holds the same lock and marks its intervals in its own transaction, so no change can
-    slip in between claiming the marks and reading the raw rows.
+    One transaction holding the live-state row locks of every dirty agent (taken in id order):
+    every raw write of an agent holds its lock and marks its intervals in its own transaction,
+    so no change can slip in between claiming the marks and reading the raw rows. The work is
+    set-based (a few statements per grain, whatever the number of agents), so the locks are
+    held for well under a second at the open interval of a large site. Then the team rows of
+    the buckets it changed (``refresh_stale_buckets``).
     """
-    done = 0
-    agent_ids = list(DirtyInterval.objects.values_list("agent_id", flat=True).distinct().order_by())
-    for agent_id in agent_ids:
-        with transaction.atomic():
-            AgentState.objects.select_for_update().filter(agent_id=agent_id).exists()
-            marks = DirtyInterval.objects.filter(agent_id=agent_id)
-            buckets = sorted(set(marks.values_list("bucket_start", flat=True)))
-            if not buckets:
-                continue
-            marks.delete()
-            _recompute_agent(agent_id, buckets)
-            done += len(buckets)
-    return done
+    with transaction.atomic():
+        agent_ids = sorted(set(DirtyInterval.objects.values_list("agent_id", flat=True)))
+        if agent_ids:
+            locked = AgentState.objects.select_for_update().filter(agent_id__in=agent_ids)
+            list(locked.order_by("agent_id").values_list("pk", flat=True))
+        marks = list(
+            DirtyInterval.objects.filter(agent_id__in=agent_ids).values_list(
+                "pk", "agent_id", "bucket_start"
+            )
+        )
+        DirtyInterval.objects.filter(pk__in=[pk for pk, *_ in marks]).delete()
+        _recompute(sorted({(agent_id, bucket) for _, agent_id, bucket in marks}))
+    refresh_stale_buckets()
+    return len(marks)
 
 
-def rebuild_day(day: date, *, month: bool = True) -> int:
-    """Recompute every rollup of one site day from the raw rows, and (``month``) its month's
-    rows; returns the 15-minute rows.
+def _recompute(quarters: list[AgentBucket]) -> None:
+    """The agent rows of these 15-minute intervals from the raw rows, then of their days and
+    months from the rows below them; their team buckets are marked stale."""
+    if not quarters:
+        return
+    days = sorted({(agent_id, _day_start(bucket)) for agent_id, bucket in quarters})
+    months = sorted({(agent_id, site_month_bounds(site_day(day))[0]) for agent_id, day in days})
+    # Months are summed from their days once they have ended (``refresh_stale_buckets``): no
+    # query reads the current month as a month, and summing it again every minute would cost
+    # more than the rest of the run.
+    for grain, buckets in ((Grain.QUARTER, quarters), (Grain.DAY, days)):
+        for n in range(0, len(buckets), MARKS_PER_STATEMENT):
+            chunk = buckets[n : n + MARKS_PER_STATEMENT]
+            for model in (KpiRollup, AcwDurationRollup):
+                model._default_manager.filter(_agent_buckets_q(chunk), grain=grain).delete()
+            bounds = [(start, bucket_end(grain, start), agent_id) for agent_id, start in chunk]
+            if grain == Grain.QUARTER:
+                _insert_quarters(bounds)
+            else:
+                _insert_sums(Grain.QUARTER, Grain.DAY, bounds)
+    _mark_team_stale(
+        {
+            (grain, start)
+            for grain, buckets in (
+                (Grain.QUARTER, quarters),
+                (Grain.DAY, days),
+                (Grain.MONTH, months),
+            )
+            for _, start in buckets
+        }
+    )
+
+
+def _agent_buckets_q(buckets: Sequence[AgentBucket]) -> Q:
+    """Rows of these (agent, bucket start) pairs: one condition per bucket (at a busy minute
+    every agent is dirty in the same interval)."""
+    agents: dict[datetime, list[int]] = defaultdict(list)
+    for agent_id, start in buckets:
+        agents[start].append(agent_id)
+    return reduce(
+        operator.or_, [Q(bucket_start=start, agent_id__in=ids) for start, ids in agents.items()]
+    )
+
+
+def _mark_team_stale(buckets: Iterable[tuple[str, datetime]]) -> None:
+    StaleBucket.objects.bulk_create(
+        [StaleBucket(grain=grain, bucket_start=start) for grain, start in buckets],
+        ignore_conflicts=True,
+    )
+
+
+# --- Set-based SQL --------------------------------------------------------------------------
+#
+# What one ended interaction adds (``queries.Measures.add_interaction``, the reference the
+# property tests compare with), summed by the database: a year of a whole site, or the open
+# interval of every agent, is a few statements instead of a Python loop per row.
+
+_VENDOR_SQL = {
+    "postgresql": {
+        "quarter": "to_timestamp(floor(extract(epoch FROM {0}) / 900) * 900)",
+        "plus_quarter": "({0} + interval '15 minutes')",
+        "whole_seconds": "GREATEST(0, floor({0}))::integer",
+    },
+    "sqlite": {
+        "quarter": "datetime((CAST(strftime('%%s', {0}) AS INTEGER) / 900) * 900, 'unixepoch')",
+        "plus_quarter": "datetime({0}, '+15 minutes')",
+        "whole_seconds": "MAX(0, CAST({0} AS INTEGER))",
+    },
+}
+
+
+def _sql(name: str, operand: str) -> str:
+    return _VENDOR_SQL[connection.vendor][name].format(operand)
+
+
+_CLOSED = "a.ended_at IS NOT NULL"
+# Per measure: its sum over ended interactions ``i`` left-joined to their ACW ``a``.
+_RAW_SUMS = {
+    "interactions": "COUNT(*)",
+    "talk_seconds": "SUM(i.talk_seconds)",
+    "hold_seconds": "SUM(i.hold_seconds)",
+    "acw_seconds": f"SUM(CASE WHEN {_CLOSED} THEN COALESCE(a.duration_seconds, 0) ELSE 0 END)",
+    "acw_count": f"SUM(CASE WHEN {_CLOSED} THEN 1 ELSE 0 END)",
+    "extensions": f"SUM(CASE WHEN {_CLOSED} THEN COALESCE(a.extensions, 0) ELSE 0 END)",
+    "extended": f"SUM(CASE WHEN {_CLOSED} AND a.extensions > 0 THEN 1 ELSE 0 END)",
+    "timeouts": f"SUM(CASE WHEN {_CLOSED} AND a.end_reason = 'timeout' THEN 1 ELSE 0 END)",
+    "overruns": f"SUM(CASE WHEN {_CLOSED} AND a.overrun THEN 1 ELSE 0 END)",
+    "too_short": f"SUM(CASE WHEN {_CLOSED} AND a.too_short THEN 1 ELSE 0 END)",
+}
+assert tuple(_RAW_SUMS) == MEASURES
+
+
+def _table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _db(moment: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def _execute(sql: str, params: Sequence[Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+Bounds = tuple[datetime, datetime] | tuple[datetime, datetime, int]
+"""A bucket [start, end) of all agents, or of one agent (id last)."""
+
+
+def _calendar(bounds: Sequence[Bounds], column: str) -> tuple[str, list[Any]]:
+    """A derived table ``c(b_start, b_end[, b_agent])`` of ``bounds`` (all of one shape), and
+    the join condition of ``column`` (a time) and its row's ``agent_id`` to it. Day and month
+    ends are not a fixed length in UTC, so buckets come from Python, not from SQL arithmetic."""
+    per_agent = len(bounds[0]) == 3
+    names = ("b_start", "b_end", "b_agent")[: len(bounds[0])]
+    if connection.vendor == "postgresql":
+        # Three array parameters, however many buckets: a thousand-row UNION ALL takes longer
+        # to plan than to run.
+        types = ("timestamptz[]", "timestamptz[]", "bigint[]")[: len(names)]
+        arrays = ", ".join(f"%s::{t}" for t in types)
+        table = f"unnest({arrays}) AS c({', '.join(names)})"
+        params: list[Any] = [list(values) for values in zip(*bounds, strict=True)]
+    else:
+        one = ", ".join(f"%s AS {name}" for name in names)
+        table = f"({' UNION ALL '.join([f'SELECT {one}'] * len(bounds))}) c"
+        params = [_db(v) if isinstance(v, datetime) else v for bucket in bounds for v in bucket]
+    alias = column.split(".")[0]
+    on = f"{column} >= c.b_start AND {column} < c.b_end"
+    if per_agent:
+        on += f" AND {alias}.agent_id = c.b_agent"
+    return f"{table} JOIN {{}} {alias} ON {on}", params
+
+
+def _span(bounds: Sequence[Bounds]) -> list[Any]:
+    """[first start, last end) of ``bounds``: a plain range the indexes serve."""
+    return [_db(min(b[0] for b in bounds)), _db(max(b[1] for b in bounds))]
+
+
+def _insert_quarters(bounds: Sequence[Bounds]) -> int:
+    """Both agent tables' 15-minute rows of the interactions that ended in ``bounds``."""
+    calendar, params = _calendar(bounds, "i.ended_at")
+    join = calendar.format(_table(Interaction))
+    acw = f"LEFT JOIN {_table(AcwSession)} a ON a.interaction_id = i.id"
+    where = "i.ended_at >= %s AND i.ended_at < %s"
+    bucket = _sql("quarter", "i.ended_at")
+    keys = f"{bucket}, i.agent_id, i.team_id, i.channel"
+    code = "COALESCE(a.wrap_up_code, '')"
+    measures = ", ".join(_RAW_SUMS.values())
+    rows = _execute(
+        f"INSERT INTO {_table(KpiRollup)} (grain, bucket_start, agent_id, team_id, channel, "
+        f"wrap_up_code, {', '.join(MEASURES)}, bucket_end, computed_at) "
+        f"SELECT %s, {keys}, {code}, {measures}, {_sql('plus_quarter', bucket)}, %s "
+        f"FROM {join} {acw} WHERE {where} GROUP BY {keys}, {code}",
+        [Grain.QUARTER, _db(timezone.now()), *params, *_span(bounds)],
+    )
+    seconds = _sql("whole_seconds", "a.duration_seconds")
+    _execute(
+        f"INSERT INTO {_table(AcwDurationRollup)} (grain, bucket_start, agent_id, team_id, "
+        f"channel, seconds, count, bucket_end) "
+        f"SELECT %s, {keys}, {seconds}, COUNT(*), {_sql('plus_quarter', bucket)} "
+        f"FROM {join} {acw} WHERE {where} "
+        "AND a.ended_at IS NOT NULL AND a.duration_seconds IS NOT NULL "
+        f"GROUP BY {keys}, {seconds}",
+        [Grain.QUARTER, *params, *_span(bounds)],
+    )
+    return rows
+
+
+def _insert_sums(
+    source: str, target: str, bounds: Sequence[Bounds], *, agents: bool = True
+) -> None:
+    """The ``target`` grain rows of ``bounds`` (buckets), as sums of the ``source`` grain rows
+    inside them: of both agent tables, or (``agents=False``) of the team day/month table."""
+    if not bounds:
+        return
+    calendar, calendar_params = _calendar(bounds, "k.bucket_start")
+    where = "k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s"
+    params = [*calendar_params, source, *_span(bounds)]
+    sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
+    who = "k.agent_id, k.team_id" if agents else "k.team_id"
+    out = _table(KpiRollup if agents else TeamKpiRollup)
+    _execute(
+        f"INSERT INTO {out} (grain, bucket_start, bucket_end, {who.replace('k.', '')}, channel, "
+        f"wrap_up_code, {', '.join(MEASURES)}, computed_at) "
+        f"SELECT %s, c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code, {sums}, %s "
+        f"FROM {calendar.format(_table(KpiRollup))} WHERE {where} "
+        f"GROUP BY c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code",
+        [target, _db(timezone.now()), *params],
+    )
+    if agents:
+        _execute(
+            f"INSERT INTO {_table(AcwDurationRollup)} (grain, bucket_start, bucket_end, "
+            "agent_id, team_id, channel, seconds, count) "
+            "SELECT %s, c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds, "
+            f"SUM(k.count) FROM {calendar.format(_table(AcwDurationRollup))} WHERE {where} "
+            "GROUP BY c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds",
+            [target, *params],
+        )
+
+
+def _insert_team_intervals(where: str, params: Sequence[Any]) -> None:
+    sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
+    _execute(
+        f"INSERT INTO {_table(TeamIntervalRollup)} (bucket_start, team_id, channel, "
+        f"{', '.join(MEASURES)}, computed_at) "
+        f"SELECT k.bucket_start, k.team_id, k.channel, {sums}, %s FROM {_table(KpiRollup)} k "
+        f"WHERE k.grain = %s AND {where} GROUP BY k.bucket_start, k.team_id, k.channel",
+        [_db(timezone.now()), Grain.QUARTER, *params],
+    )
+
+
+def _day_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
+    return [
+        site_day_bounds(first + timedelta(days=n), first + timedelta(days=n))
+        for n in range((last - first).days + 1)
+    ]
+
+
+def _month_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
+    out = [site_month_bounds(first)]
+    while out[-1][1] < site_day_bounds(last, last)[1]:
+        out.append(site_month_bounds(site_day(out[-1][1])))
+    return out
+
+
+def rebuild_range(first: date, last: date, *, months: bool = True) -> int:
+    """Recompute every rollup of the site days ``first`` to ``last`` from the raw rows, and
+    (``months``) the month rows of the months they touch (sums of their day rows); returns the
+    15-minute rows written. Set-based: a few statements whatever the length of the range.
 
     Reads without agent locks: an event ingested meanwhile leaves its dirty mark (nothing here
     deletes marks), so the next ``compute_rollups()`` corrects whatever this wrote too early.
     Callers keep it from overlapping ``compute_rollups()`` (the ``rollups`` lock).
     """
-    start, end = site_day_bounds(day, day)
-    fresh = aggregate(Interaction.objects.filter(ended_at__gte=start, ended_at__lt=end))
+    start, end = site_day_bounds(first, last)
+    days = _day_bounds(first, last)
+    in_range = Q(bucket_start__gte=start, bucket_start__lt=end)
     with transaction.atomic():
-        _replace_rollups(Grain.QUARTER, Q(bucket_start__gte=start, bucket_start__lt=end), fresh)
-        _replace_rollups(Grain.DAY, Q(bucket_start=start), sum_days(fresh))
-        if month:
-            rebuild_month(day)
-    return len(fresh.measures)
+        for model in (KpiRollup, AcwDurationRollup):
+            model._default_manager.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY]).delete()
+        rows = _insert_quarters([(start, end)])
+        # Each step reads what the one before wrote: statistics first (they may say "empty").
+        analyze(KpiRollup, AcwDurationRollup)
+        _insert_sums(Grain.QUARTER, Grain.DAY, days)
+        month_bounds = _month_bounds(first, last) if months else []
+        if month_bounds:
+            in_months = Q(
+                bucket_start__gte=month_bounds[0][0], bucket_start__lt=month_bounds[-1][1]
+            )
+            for model in (KpiRollup, AcwDurationRollup):
+                model._default_manager.filter(in_months, grain=Grain.MONTH).delete()
+            _insert_sums(Grain.DAY, Grain.MONTH, month_bounds)
+        analyze(KpiRollup, AcwDurationRollup)
+        _rebuild_team_rows(start, end, days, month_bounds)
+    analyze(*_ROLLUP_TABLES)
+    return rows
+
+
+def _rebuild_team_rows(
+    start: datetime,
+    end: datetime,
+    days: Sequence[tuple[datetime, datetime]],
+    months: Sequence[tuple[datetime, datetime]],
+) -> None:
+    in_range = Q(bucket_start__gte=start, bucket_start__lt=end)
+    TeamIntervalRollup.objects.filter(in_range).delete()
+    _insert_team_intervals("k.bucket_start >= %s AND k.bucket_start < %s", [_db(start), _db(end)])
+    TeamKpiRollup.objects.filter(in_range, grain=Grain.DAY).delete()
+    _insert_sums(Grain.DAY, Grain.DAY, days, agents=False)
+    stale = StaleBucket.objects.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY])
+    if months:
+        in_months = Q(bucket_start__gte=months[0][0], bucket_start__lt=months[-1][1])
+        TeamKpiRollup.objects.filter(in_months, grain=Grain.MONTH).delete()
+        _insert_sums(Grain.MONTH, Grain.MONTH, months, agents=False)
+        stale |= StaleBucket.objects.filter(in_months, grain=Grain.MONTH)
+    stale.delete()
+
+
+def refresh_stale_buckets(now: datetime | None = None) -> int:
+    """Rewrite what ``StaleBucket`` lists: the team rows of 15-minute and day buckets from the
+    agent rows, and the agent and team rows of months that have ended (by ``now``) from their
+    day rows; returns how many buckets. Callers hold the ``rollups`` lock (or are
+    ``compute_rollups``)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        stale = [
+            (pk, grain, start)
+            for pk, grain, start in StaleBucket.objects.values_list("pk", "grain", "bucket_start")
+            if grain != Grain.MONTH or bucket_end(grain, start) <= now
+        ]
+        if not stale:
+            return 0
+        quarters = [start for _, grain, start in stale if grain == Grain.QUARTER]
+        if quarters:
+            TeamIntervalRollup.objects.filter(bucket_start__in=quarters).delete()
+            holes = ", ".join(["%s"] * len(quarters))
+            _insert_team_intervals(f"k.bucket_start IN ({holes})", [_db(q) for q in quarters])
+        days = [
+            (s, bucket_end(Grain.DAY, s)) for _, g, s in sorted(stale, key=_start) if g == Grain.DAY
+        ]
+        if days:
+            TeamKpiRollup.objects.filter(
+                grain=Grain.DAY, bucket_start__in=[s for s, _ in days]
+            ).delete()
+            _insert_sums(Grain.DAY, Grain.DAY, days, agents=False)
+        months = [
+            (s, bucket_end(Grain.MONTH, s))
+            for _, g, s in sorted(stale, key=_start)
+            if g == Grain.MONTH
+        ]
+        for month in months:
+            for model in (KpiRollup, AcwDurationRollup, TeamKpiRollup):
+                model._default_manager.filter(grain=Grain.MONTH, bucket_start=month[0]).delete()
+            _insert_sums(Grain.DAY, Grain.MONTH, [month])
+            _insert_sums(Grain.MONTH, Grain.MONTH, [month], agents=False)
+        StaleBucket.objects.filter(pk__in=[pk for pk, *_ in stale]).delete()
+    return len(stale)
+
+
+def _start(stale: tuple[int, str, datetime]) -> datetime:
+    return stale[2]
+
+
+def rebuild_day(day: date, *, month: bool = True) -> int:
+    """``rebuild_range`` of one site day."""
+    return rebuild_range(day, day, months=month)
+
+
+def analyze(*tables: type[models.Model]) -> None:
+    """Fresh planner statistics for ``tables`` (default: the raw and rollup tables), on
+    PostgreSQL, after a rebuild or a bulk load: with stale ones the planner picks plans made for
+    nearly empty tables (a nested loop that scans a million rollup rows per site day)."""
+    if connection.vendor != "postgresql":
+        return
+    every = (Event, Interaction, HoldPeriod, AcwSession, *_ROLLUP_TABLES)
+    with connection.cursor() as cursor:
+        for model in tables or every:
+            cursor.execute(f"ANALYZE {_table(model)}")
+
+
+_ROLLUP_TABLES = (KpiRollup, AcwDurationRollup, TeamKpiRollup, TeamIntervalRollup)
 
 
 def close_day(day: date | None = None) -> int:

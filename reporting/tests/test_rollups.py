@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
@@ -10,7 +11,14 @@ from django.core.management import call_command
 
 from agents.models import AcwPolicy, Agent, Team
 from reporting import rollups
-from reporting.models import DirtyInterval, Grain, KpiRollup
+from reporting.models import (
+    DirtyInterval,
+    Grain,
+    KpiRollup,
+    StaleBucket,
+    TeamIntervalRollup,
+    TeamKpiRollup,
+)
 from reporting.queries import kpi_rows, kpi_rows_raw, site_day_bounds
 
 from .factories import call, event, ingest
@@ -175,13 +183,17 @@ def test_day_rows_follow_the_site_time_zone(settings: Any, alice: Agent) -> None
 def test_the_rollup_run_is_idempotent(alice: Agent) -> None:
     ingest(*call("alice", "c1", NOON, talk=10, acw=1))
     rollups.compute_rollups()
-    before = list(KpiRollup.objects.order_by("pk").values())
+
+    def rows() -> list[dict[str, Any]]:
+        # Rows are rewritten (new ids, new computed_at): the same keys and sums.
+        ordered = KpiRollup.objects.order_by("grain", "bucket_start").values()
+        return [{k: v for k, v in r.items() if k not in ("id", "computed_at")} for r in ordered]
+
+    before = rows()
     DirtyInterval.objects.create(agent=alice, bucket_start=NOON)
     assert rollups.compute_rollups() == 1
     assert rollups.compute_rollups() == 0
-    after = list(KpiRollup.objects.order_by("pk").values())
-    strip = [{k: v for k, v in r.items() if k != "computed_at"} for r in after]
-    assert strip == [{k: v for k, v in r.items() if k != "computed_at"} for r in before]
+    assert rows() == before
 
 
 def test_an_event_that_ends_nothing_marks_no_interval(alice: Agent) -> None:
@@ -210,6 +222,96 @@ def test_rebuild_rollups_recomputes_history_from_a_date(alice: Agent) -> None:
     assert list(
         KpiRollup.objects.filter(grain=Grain.MONTH).values_list("talk_seconds", flat=True)
     ) == [30]
+
+
+def test_rebuild_rollups_in_a_pipe_prints_one_summary_line_and_no_progress(alice: Agent) -> None:
+    ingest(*call("alice", "c1", NOON, talk=10, acw=1))
+    out, err = StringIO(), StringIO()
+    call_command("rebuild_rollups", "--from", DAY.date().isoformat(), stdout=out, stderr=err)
+    assert err.getvalue() == ""
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Rebuilt "), lines
+    assert "1 15-minute rollup rows" in lines[0]
+
+
+def test_team_rows_are_the_sums_of_the_agent_rows(alice: Agent, bob: Agent) -> None:
+    ingest(*call("alice", "a1", NOON, talk=10, acw=5, code="sale"))
+    ingest(*call("alice", "a2", NOON + timedelta(minutes=20), talk=20, acw=7, code="sale"))
+    ingest(*call("bob", "b1", NOON + timedelta(minutes=1), talk=30, acw=9))
+    rollups.compute_rollups()
+    day = TeamKpiRollup.objects.get(grain=Grain.DAY, team=alice.team, wrap_up_code="sale")
+    assert (day.interactions, day.talk_seconds, day.acw_seconds) == (2, 30, 12)
+    quarters = TeamIntervalRollup.objects.filter(team=alice.team).order_by("bucket_start")
+    assert [(q.bucket_start, q.interactions) for q in quarters] == [
+        (NOON, 2),  # alice and bob (same team)
+        (NOON + timedelta(minutes=15), 1),
+    ]
+    # November is summed into month rows once it has ended.
+    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))
+    assert not StaleBucket.objects.exists()
+    month = TeamKpiRollup.objects.get(grain=Grain.MONTH, team=bob.team, wrap_up_code="")
+    assert (month.interactions, month.talk_seconds) == (1, 30)
+    agent_month = KpiRollup.objects.get(grain=Grain.MONTH, agent=alice)
+    assert (agent_month.interactions, agent_month.talk_seconds) == (2, 30)
+
+
+def test_a_stale_team_bucket_is_read_from_the_agent_rows_until_refreshed(alice: Agent) -> None:
+    ingest(*call("alice", "a1", NOON, talk=10, acw=5))
+    rollups.compute_rollups()
+    TeamKpiRollup.objects.all().update(talk_seconds=999)  # team rows behind the agent rows
+    StaleBucket.objects.create(grain=Grain.DAY, bucket_start=DAY)
+    StaleBucket.objects.get_or_create(
+        grain=Grain.MONTH, bucket_start=datetime(2026, 11, 1, tzinfo=UTC)
+    )
+    team_ids = [alice.team_id]
+    start, end = site_day_bounds(DAY.date(), DAY.date())
+    rolled, raw = kpis(team_ids, start, end, "team")
+    assert rolled == raw and rolled[0]["talk_seconds"] == 10
+    assert rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC)) == 2
+    assert set(TeamKpiRollup.objects.values_list("talk_seconds", flat=True)) == {10}
+    assert not StaleBucket.objects.exists()
+
+
+def test_a_month_is_read_as_days_until_its_rows_are_summed(alice: Agent) -> None:
+    ingest(*call("alice", "a1", NOON, talk=10, acw=5))
+    rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))
+    KpiRollup.objects.filter(grain=Grain.MONTH).update(talk_seconds=999)  # lagging month rows
+    TeamKpiRollup.objects.filter(grain=Grain.MONTH).update(talk_seconds=999)
+    StaleBucket.objects.create(grain=Grain.MONTH, bucket_start=datetime(2026, 11, 1, tzinfo=UTC))
+    start, end = site_day_bounds(DAY.date() - timedelta(days=40), DAY.date() + timedelta(days=20))
+    now = datetime(2026, 12, 15, tzinfo=UTC)
+    for group_by in ("agent", "team"):
+        rolled, raw = kpis([alice.team_id], start, end, group_by, now=now)
+        assert rolled == raw and rolled[0]["talk_seconds"] == 10, group_by
+
+
+def test_a_set_based_rebuild_writes_what_the_incremental_runs_wrote(
+    alice: Agent, bob: Agent
+) -> None:
+    for n in range(6):
+        at = NOON + timedelta(hours=n * 7, minutes=n)
+        ingest(*call("alice", f"a{n}", at, talk=10 + n, acw=n + 1, code=["", "sale"][n % 2]))
+        ingest(*call("bob", f"b{n}", at, talk=20 + n, acw=None if n == 5 else n + 0.5))
+    rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))  # November's rows
+
+    def everything() -> list[Any]:
+        return [
+            sorted(
+                model.objects.values_list(*fields, "interactions", "talk_seconds", "acw_seconds")
+            )
+            for model, fields in (
+                (KpiRollup, ("grain", "bucket_start", "bucket_end", "agent_id", "wrap_up_code")),
+                (TeamKpiRollup, ("grain", "bucket_start", "bucket_end", "team_id", "wrap_up_code")),
+                (TeamIntervalRollup, ("bucket_start", "team_id", "channel")),
+            )
+        ]
+
+    incremental = everything()
+    assert incremental[0]
+    rollups.rebuild_range(DAY.date() - timedelta(days=1), DAY.date() + timedelta(days=2))
+    assert everything() == incremental
 
 
 def test_the_daily_close_recomputes_yesterday(alice: Agent) -> None:

@@ -4,7 +4,9 @@ Random event streams for a few agents (valid contract events), shuffled and part
 go through ``ingest_event``, with rollup runs in between; before and after a final run,
 ``kpi_rows`` (rollups + dirty intervals + open ACWs) must equal ``kpi_rows_raw`` to the second,
 in every grouping, with every field (timeouts, extensions, too-short ACWs ...), unfiltered and
-filtered; and ``acw_distribution`` (duration rollups) must equal ``acw_distribution_raw``.
+filtered; and ``acw_distribution`` (duration rollups) must equal ``acw_distribution_raw``. The
+same holds after a set-based ``rebuild_range`` of the days, and for the team tables (read by every
+grouping but ``agent`` once no bucket is dirty).
 """
 
 from __future__ import annotations
@@ -194,7 +196,12 @@ def test_rollup_kpis_equal_raw_kpis_for_shuffled_duplicated_streams(
             assert sales is not None
             _assert_rollups_match_raw(team_ids, ranges, sales)  # dirty intervals read raw
             rollups.compute_rollups()
+            _assert_rollups_match_raw(team_ids, ranges, sales)  # November read as days
+            rollups.refresh_stale_buckets(now=NOW)  # November has ended: its month rows
             _assert_rollups_match_raw(team_ids, ranges, sales)  # everything from rollups
+            # The set-based rebuild (SQL) writes the same rows as the incremental runs.
+            rollups.rebuild_range(BASE.date() - timedelta(days=1), BASE.date() + timedelta(days=3))
+            _assert_rollups_match_raw(team_ids, ranges, sales)
             raise _Rollback
     except _Rollback:
         pass

@@ -5,8 +5,8 @@ departments) for the ``--days`` site days before today: a shift a day with calls
 e-mails, holds, ACWs ended by the agent, extended or left to time out, with wrap-up codes. The
 rows those events imply (interactions, holds, ACW sessions, live state) come from the same pure
 state machine as live ingestion (``agents.states.project``), so ``replay_events`` would rebuild
-exactly what is written here; the rollups are built per day as ``rollups.rebuild_day`` does, and
-per month by ``rollups.rebuild_month``.
+exactly what is written here; the rollups of the whole period are then built at once by
+``rollups.rebuild_range`` (set-based SQL).
 
 Speed: rows go in with PostgreSQL's COPY (``bulk_create`` on SQLite), one transaction per
 site day, ids reserved from the tables' sequences so the site may keep running. 200 agents ×
@@ -27,6 +27,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from acw_site import locks
 from acw_site.progress import progress
 from agents.models import (
     AcwSession,
@@ -42,8 +43,7 @@ from agents.models import (
 from agents.policies import Policies
 from agents.states import AgentProjection, EventIn, PolicyLookup, Rows, project
 from reporting import rollups
-from reporting.models import AcwDurationRollup, Grain, KpiRollup
-from reporting.queries import MEASURES, site_day_bounds, site_today, site_tz
+from reporting.queries import site_today, site_tz
 
 SOURCE = "seed_history"
 DEPARTMENT_NAMES = ("Sales", "Service", "Back office", "Digital", "Retention")
@@ -57,9 +57,6 @@ CODES = (
 )
 # (channel, share, mean talk seconds)
 CHANNELS = (("phone", 0.6, 300), ("chat", 0.25, 480), ("email", 0.15, 240))
-
-
-ROLLUP_KEY_COLUMNS = ("grain", "bucket_start", "bucket_end", "agent_id", "team_id", "channel")
 
 
 @dataclass
@@ -184,9 +181,10 @@ class Command(BaseCommand):
         prefix = options["prefix"]
         if Event.objects.filter(agent__external_id__startswith=f"{prefix}-").exists():
             raise CommandError(f"Agents {prefix}-* already have history: choose another --prefix")
-        agents = self._set_up(
-            prefix, options["agents"], options["team_size"], options["departments"]
-        )
+        with transaction.atomic():  # one commit for the agents, not one per row
+            agents = self._set_up(
+                prefix, options["agents"], options["team_size"], options["departments"]
+            )
         rng = random.Random(options["seed"])
         policies = Policies.load().spec
         last = site_today() - timedelta(days=1)
@@ -206,21 +204,19 @@ class Command(BaseCommand):
             for day in days:
                 with transaction.atomic():
                     counts = self._write_day(rng, agents, day, options["calls"], policies, finals)
-                    self._write_rollups(agents, day)
                 for name in totals:
                     totals[name] += counts[name]
                 bar.update(1)
                 bar.set_postfix_str(f"{totals['interactions']} interactions")
-        for month in sorted({day.replace(day=1) for day in days}):
-            rollups.rebuild_month(month)  # sums of the day rows just written
         self._store_live(finals)
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                # Fresh planner statistics: after a bulk load the old ones (or none) make
-                # PostgreSQL choose plans for empty tables, seconds slower on these.
-                for model in (Event, Interaction, HoldPeriod, AcwSession, KpiRollup):
-                    cursor.execute(f'ANALYZE "{model._meta.db_table}"')
-                cursor.execute(f'ANALYZE "{AcwDurationRollup._meta.db_table}"')
+        loaded = timezone.now()
+        # Fresh planner statistics, then every rollup of the period in a few set-based
+        # statements (the rows of other agents on those days are recomputed too: same sums).
+        rollups.analyze()
+        with locks.exclusive("rollups", ttl=3600, wait=120) as held:
+            if not held:
+                raise CommandError("another rollup run has held the lock for 2 minutes")
+            rollups.rebuild_range(days[-1], days[0])  # (and fresh statistics of its tables)
         elapsed = (timezone.now() - began).total_seconds()
         if not options["verbosity"]:
             return
@@ -228,7 +224,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"History: {len(agents)} agents, {len(days)} days ({days[-1]} to {days[0]}), "
                 f"{totals['events']} events, {totals['interactions']} interactions "
-                f"in {elapsed:.0f} s."
+                f"in {elapsed:.0f} s (rollups: {(timezone.now() - loaded).total_seconds():.0f} s)."
             )
         )
 
@@ -433,47 +429,6 @@ class Command(BaseCommand):
             [(next(acw_ids), *row) for row in acws],
         )
         return len(interactions)
-
-    def _write_rollups(self, agents: list[_Agent], day: date) -> None:
-        """The day's rollups of these (new) agents, computed as ``rollups.rebuild_day`` does
-        but inserted with COPY: they have no rollup rows yet, so there is nothing to upsert."""
-        start, end = site_day_bounds(day, day)
-        ended = Interaction.objects.filter(
-            agent_id__in=[a.pk for a in agents], ended_at__gte=start, ended_at__lt=end
-        )
-        quarters = rollups.aggregate(ended)
-        now = timezone.now()
-        for grain, fresh in ((Grain.QUARTER, quarters), (Grain.DAY, rollups.sum_days(quarters))):
-            _write(
-                KpiRollup,
-                (*ROLLUP_KEY_COLUMNS, "wrap_up_code", *MEASURES, "computed_at"),
-                [
-                    (
-                        *(grain, bucket, rollups.bucket_end(grain, bucket), agent, team, channel),
-                        code,
-                        *(getattr(m, name) for name in MEASURES),
-                        now,
-                    )
-                    for (bucket, agent, team, channel, code), m in fresh.measures.items()
-                ],
-            )
-            _write(
-                AcwDurationRollup,
-                (*ROLLUP_KEY_COLUMNS, "seconds", "count"),
-                [
-                    (
-                        grain,
-                        bucket,
-                        rollups.bucket_end(grain, bucket),
-                        agent,
-                        team,
-                        channel,
-                        seconds,
-                        n,
-                    )
-                    for (bucket, agent, team, channel, seconds), n in fresh.durations.items()
-                ],
-            )
 
     def _store_live(self, finals: dict[int, tuple[AgentProjection, int, datetime]]) -> None:
         """Each agent's live state after its last seeded event (logged out), so that live
