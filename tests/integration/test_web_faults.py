@@ -144,7 +144,17 @@ def test_with_the_database_down_the_api_answers_503_fast_and_recovers(
         # loose bound, to be a fact about the timeout and not about this machine's speed.
         assert per_request < 5, times
         proxy.up()
-        assert _post_event(web, api_token, lost) == 201  # same process, no restart
+        # Same process, no restart. The pool reconnects in the background (with a backoff after
+        # its failed attempts), so a request may still get a 503 just after the database is
+        # back: the client retries after Retry-After, as told.
+        after = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            after.append(_post_event(web, api_token, lost))
+            if after[-1] != 503:
+                break
+            time.sleep(1)
+        assert after[-1] == 201 and set(after[:-1]) <= {503}, after
         assert _post_event(web, api_token, lost) == 200  # and it was not half-stored before
     finally:
         web.stop()
