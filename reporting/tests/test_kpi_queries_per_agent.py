@@ -71,7 +71,8 @@ def test_the_kpi_api_reads_a_fixed_number_of_queries(
     assert response.status_code == 200
     rows = response.json()["rows"]
     assert len(rows) == (SMALL + LARGE if group_by == "agent" else 2)
-    # Every KPI read asks which buckets lag (StaleBucket); a team grouping reads the team
-    # rollups, and the agent rows of dirty buckets.
-    pins = {"agent": (6, 7), "team": (6, 8)}[group_by]
+    # Every KPI read asks which buckets lag (StaleBucket) and reads the wrap-up codes' norms
+    # (the ACW index); a team grouping reads the team rollups, and the agent rows of dirty
+    # buckets.
+    pins = {"agent": (7, 8), "team": (7, 9)}[group_by]
     assert small == (pins[0] if rolled_up else pins[1])
