@@ -64,7 +64,7 @@ def urls(first: str, last: str, team: Any, department: str, agent: str) -> list[
         (f"/kpis/agents/{agent}/?{period}", "day"),
     ]
     # The coaching list and its API (docs/coaching.md).
-    out += [f"/kpis/coaching/?{period}", f"/api/v1/coaching?{period}"]
+    out += [(f"/kpis/coaching/?{period}", "agent"), (f"/api/v1/coaching?{period}", "agent")]
     return out
 
 
