@@ -239,6 +239,12 @@ def with_index(rows: Iterable[KpiRow], norms: Norms) -> list[KpiRow]:
     return out
 
 
+# Groupings by time of day: their rows come from the 15-minute rollups, which do not keep the
+# wrap-up code (a split per code would read every agent's 15-minute rows instead of the team
+# tables); their rows carry no expected ACW and no index (docs/coaching.md).
+WITHOUT_INDEX = ("interval", "weekday_hour")
+
+
 def indexed_rows(
     *,
     group_by: GroupBy,
@@ -251,6 +257,8 @@ def indexed_rows(
     """``queries.kpi_rows`` with ``expected_acw_seconds`` and ``acw_index`` on every row: the
     same rows, read per wrap-up code inside each group (one read) and folded."""
     filters = _filters(where)
+    if group_by in WITHOUT_INDEX:
+        return queries.kpi_rows(group_by=group_by, start=start, end=end, now=now, **filters)
     if group_by == "wrap_up_code":
         rows = queries.kpi_rows(group_by=group_by, start=start, end=end, now=now, **filters)
         return with_index(rows, norms)
@@ -284,6 +292,11 @@ def iter_indexed_rows(
 ) -> Iterator[KpiRow]:
     """``queries.iter_kpi_rows`` with the ACW index (exports): read in the same chunks."""
     filters = _filters(where)
+    if group_by in WITHOUT_INDEX:
+        yield from queries.iter_kpi_rows(
+            group_by=group_by, first=first, last=last, now=now, **filters
+        )
+        return
     if group_by == "wrap_up_code":
         rows = queries.iter_kpi_rows(group_by=group_by, first=first, last=last, now=now, **filters)
         yield from with_index(rows, norms)
