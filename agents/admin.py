@@ -415,7 +415,7 @@ class StateThresholdAdmin(AuditedAdmin):
 
 
 @admin.register(WallLink)
-class WallLinkAdmin(admin.ModelAdmin):
+class WallLinkAdmin(AuditedAdmin):
     """TV links: created on the wall's "TV links" page (the creator's teams are taken then);
     here an admin sees every link and revokes them, which closes their screens."""
 
