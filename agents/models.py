@@ -564,7 +564,7 @@ class AcwPolicy(models.Model):
 
     def clean(self) -> None:
         if self.max_seconds and self.seconds > self.max_seconds:
-            raise ValidationError({"max_seconds": "The maximum must be at least the ACW timer."})
+            raise ValidationError({"max_seconds": _("The maximum must be at least the ACW timer.")})
 
 
 POLICY_SPEC_FIELDS = tuple(PolicySpec.__dataclass_fields__)
@@ -685,7 +685,7 @@ class StateThreshold(models.Model):
 
     def clean(self) -> None:
         if not (self.notice_after_seconds <= self.amber_after_seconds <= self.red_after_seconds):
-            raise ValidationError("Thresholds must grow: notice ≤ amber ≤ red.")
+            raise ValidationError(_("Thresholds must grow: notice ≤ amber ≤ red."))
 
     def as_tiers(self) -> list[int]:
         return [self.notice_after_seconds, self.amber_after_seconds, self.red_after_seconds]
