@@ -230,7 +230,7 @@ class AcwPolicyAdmin(AuditedAdmin):
     fieldsets = [
         (None, {"fields": ["team", "channel", "mode"]}),
         (
-            "Timer",
+            _("Timer"),
             {
                 "fields": [
                     "seconds",
@@ -245,7 +245,7 @@ class AcwPolicyAdmin(AuditedAdmin):
             },
         ),
         (
-            "Targets and alerts",
+            _("Targets and alerts"),
             {
                 "fields": [
                     "target_avg_seconds",
