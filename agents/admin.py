@@ -104,7 +104,7 @@ class DepartmentAdmin(AuditedAdmin):
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).prefetch_related("teams")
 
-    @admin.display(description="Teams")
+    @admin.display(description=_("teams"))
     def team_names(self, department: Department) -> str:
         return ", ".join(team.name for team in department.teams.all())
 
@@ -131,11 +131,11 @@ class TeamAdmin(AuditedAdmin):
         events.recheck_rights_on_commit(supervisors.values_list("user_id", flat=True))
         super().delete_queryset(request, queryset)
 
-    @admin.display(description="Agents")
+    @admin.display(description=_("agents"))
     def agent_count(self, team: Team) -> int:
         return len(team.agents.all())
 
-    @admin.display(description="Supervisors")
+    @admin.display(description=_("supervisors"))
     def supervisor_names(self, team: Team) -> str:
         return ", ".join(user.get_username() for user in team.supervisors.all())
 
@@ -208,7 +208,7 @@ class AgentAdmin(AuditedAdmin, _AgentWritesThroughServices):
         # The telephony's id names the agent in its events and on the walls: fixed once created.
         return ("external_id",) if obj is not None else ()
 
-    @admin.display(description="State", ordering="live__state")
+    @admin.display(description=_("state"), ordering="live__state")
     def live_state(self, agent: Agent) -> str:
         return agent.live.get_state_display() if hasattr(agent, "live") else "—"
 
@@ -230,7 +230,7 @@ class AcwPolicyAdmin(AuditedAdmin):
     fieldsets = [
         (None, {"fields": ["team", "channel", "mode"]}),
         (
-            "Timer",
+            _("Timer"),
             {
                 "fields": [
                     "seconds",
@@ -245,7 +245,7 @@ class AcwPolicyAdmin(AuditedAdmin):
             },
         ),
         (
-            "Targets and alerts",
+            _("Targets and alerts"),
             {
                 "fields": [
                     "target_avg_seconds",
@@ -321,7 +321,7 @@ class EventAdmin(ReadOnlyAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return self.get_fields(request, obj)
 
-    @admin.display(description="Data")
+    @admin.display(description=_("data"))
     def data_without_note(self, event: Event) -> dict[str, Any]:
         return {k: ("(hidden)" if k == "note" else v) for k, v in event.data.items()}
 
@@ -415,7 +415,7 @@ class StateThresholdAdmin(AuditedAdmin):
 
 
 @admin.register(WallLink)
-class WallLinkAdmin(admin.ModelAdmin):
+class WallLinkAdmin(AuditedAdmin):
     """TV links: created on the wall's "TV links" page (the creator's teams are taken then);
     here an admin sees every link and revokes them, which closes their screens."""
 

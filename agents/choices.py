@@ -56,8 +56,8 @@ class AcwEndReason(models.TextChoices):
 class PolicyViolation(models.TextChoices):
     """What an ACW did against its policy (``AcwSession.policy_violation``, comma-separated)."""
 
-    EARLY_EXIT = "early_exit", "Ended early under a strict policy"
-    MISSING_WRAP_UP = "missing_wrap_up", "Missing wrap-up code"
+    EARLY_EXIT = "early_exit", _("Ended early under a strict policy")
+    MISSING_WRAP_UP = "missing_wrap_up", _("Missing wrap-up code")
 
 
 class InteractionEndReason(models.TextChoices):

@@ -119,30 +119,42 @@ class AgentState(models.Model):
     """
 
     agent = models.OneToOneField(
-        Agent, primary_key=True, on_delete=models.CASCADE, related_name="live"
+        Agent,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="live",
+        verbose_name=_("agent"),
     )
-    state = models.CharField(max_length=20, choices=State.choices, default=State.OFFLINE)
-    reason = models.CharField(max_length=100, blank=True, default="")
-    since = models.DateTimeField(null=True, blank=True)
-    interaction_id = models.CharField(max_length=100, blank=True, default="")
-    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True, default="")
-    acw_started_at = models.DateTimeField(null=True, blank=True)
-    acw_deadline = models.DateTimeField(null=True, blank=True)
-    acw_extensions = models.PositiveIntegerField(default=0)
+    state = models.CharField(
+        max_length=20, choices=State.choices, default=State.OFFLINE, verbose_name=_("state")
+    )
+    reason = models.CharField(max_length=100, blank=True, default="", verbose_name=_("reason"))
+    since = models.DateTimeField(null=True, blank=True, verbose_name=_("since"))
+    interaction_id = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("interaction id")
+    )
+    channel = models.CharField(
+        max_length=10, choices=Channel.choices, blank=True, default="", verbose_name=_("channel")
+    )
+    acw_started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ACW started at"))
+    acw_deadline = models.DateTimeField(null=True, blank=True, verbose_name=_("ACW deadline"))
+    acw_extensions = models.PositiveIntegerField(default=0, verbose_name=_("ACW extensions"))
     open_contacts = models.PositiveSmallIntegerField(
         default=0,
         help_text=_("Contacts the agent holds: interactions connected plus ACWs open."),
+        verbose_name=_("open contacts"),
     )
     version = models.PositiveBigIntegerField(
         default=0,
         help_text=_(
             "+1 on every change walls see: lets a wall drop an older state published late."
         ),
+        verbose_name=_("version"),
     )
-    last_event_at = models.DateTimeField(null=True, blank=True)
-    last_event_seq = models.BigIntegerField(default=0)
-    projection = models.JSONField(default=dict, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    last_event_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last event at"))
+    last_event_seq = models.BigIntegerField(default=0, verbose_name=_("last event sequence"))
+    projection = models.JSONField(default=dict, blank=True, verbose_name=_("projection"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("live agent state")
@@ -195,26 +207,40 @@ class AgentState(models.Model):
 class Event(models.Model):
     """One telephony event as received. Append-only: the idempotency key is ``event_id``."""
 
-    event_id = models.CharField(max_length=100, unique=True)
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="events")
+    event_id = models.CharField(max_length=100, unique=True, verbose_name=_("event id"))
+    agent = models.ForeignKey(
+        Agent, on_delete=models.PROTECT, related_name="events", verbose_name=_("agent")
+    )
     team = models.ForeignKey(
         Team,
         on_delete=models.PROTECT,
         related_name="+",
         help_text=_("The agent's team when the event arrived (interactions count for it)."),
+        verbose_name=_("team"),
     )
-    type = models.CharField(max_length=40)
-    occurred_at = models.DateTimeField()
-    received_at = models.DateTimeField(auto_now_add=True)
+    type = models.CharField(max_length=40, verbose_name=_("type"))
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
+    received_at = models.DateTimeField(auto_now_add=True, verbose_name=_("received at"))
     data = models.JSONField(
-        default=dict, blank=True, help_text=_("The type's own fields, normalised.")
+        default=dict,
+        blank=True,
+        help_text=_("The type's own fields, normalised."),
+        verbose_name=_("data"),
     )
-    source = models.CharField(max_length=20, default="api")
+    source = models.CharField(max_length=20, default="api", verbose_name=_("source"))
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("actor"),
     )
     state_after = models.JSONField(
-        default=dict, blank=True, help_text=_("The agent's projection right after this event.")
+        default=dict,
+        blank=True,
+        help_text=_("The agent's projection right after this event."),
+        verbose_name=_("state after"),
     )
     history_anchor = models.BooleanField(
         # A database default too: bulk loaders (seed_history's COPY) leave the column out.
@@ -224,6 +250,7 @@ class Event(models.Model):
             "The agent's newest event before the retention horizon, kept (personal fields "
             "erased) so that a replay starts from its projection."
         ),
+        verbose_name=_("history anchor"),
     )
 
     class Meta:
@@ -240,9 +267,16 @@ _START_EVENT_HELP = _("The event that opened this row (empty once the event log 
 
 
 class Interaction(models.Model):
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="interactions")
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="interactions", verbose_name=_("agent")
+    )
     team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="interactions"
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="interactions",
+        verbose_name=_("team"),
     )
     start_event = models.OneToOneField(
         Event,
@@ -251,18 +285,29 @@ class Interaction(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text=_START_EVENT_HELP,
+        verbose_name=_("start event"),
     )
-    interaction_id = models.CharField(max_length=100)
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    direction = models.CharField(max_length=10, choices=Direction.choices, blank=True, default="")
-    queue = models.CharField(max_length=100, blank=True, default="")
-    started_at = models.DateTimeField()
-    ended_at = models.DateTimeField(null=True, blank=True)
+    interaction_id = models.CharField(max_length=100, verbose_name=_("interaction id"))
+    channel = models.CharField(max_length=10, choices=Channel.choices, verbose_name=_("channel"))
+    direction = models.CharField(
+        max_length=10,
+        choices=Direction.choices,
+        blank=True,
+        default="",
+        verbose_name=_("direction"),
+    )
+    queue = models.CharField(max_length=100, blank=True, default="", verbose_name=_("queue"))
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
     end_reason = models.CharField(
-        max_length=20, choices=InteractionEndReason.choices, blank=True, default=""
+        max_length=20,
+        choices=InteractionEndReason.choices,
+        blank=True,
+        default="",
+        verbose_name=_("end reason"),
     )
-    talk_seconds = models.FloatField(default=0)
-    hold_seconds = models.FloatField(default=0)
+    talk_seconds = models.FloatField(default=0, verbose_name=_("talk seconds"))
+    hold_seconds = models.FloatField(default=0, verbose_name=_("hold seconds"))
 
     class Meta:
         verbose_name = _("interaction")
@@ -278,7 +323,9 @@ class Interaction(models.Model):
 
 
 class HoldPeriod(models.Model):
-    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="holds")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="holds", verbose_name=_("interaction")
+    )
     start_event = models.OneToOneField(
         Event,
         null=True,
@@ -286,9 +333,10 @@ class HoldPeriod(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text=_START_EVENT_HELP,
+        verbose_name=_("start event"),
     )
-    started_at = models.DateTimeField()
-    ended_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
 
     class Meta:
         verbose_name = _("hold period")
@@ -300,12 +348,24 @@ class HoldPeriod(models.Model):
 
 
 class AcwSession(models.Model):
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="acw_sessions")
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="acw_sessions", verbose_name=_("agent")
+    )
     team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="acw_sessions"
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="acw_sessions",
+        verbose_name=_("team"),
     )
     interaction = models.OneToOneField(
-        Interaction, on_delete=models.CASCADE, related_name="acw", null=True, blank=True
+        Interaction,
+        on_delete=models.CASCADE,
+        related_name="acw",
+        null=True,
+        blank=True,
+        verbose_name=_("interaction"),
     )
     start_event = models.OneToOneField(
         Event,
@@ -314,37 +374,57 @@ class AcwSession(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text=_START_EVENT_HELP,
+        verbose_name=_("start event"),
     )
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    mode = models.CharField(max_length=20, choices=AcwMode.choices)
-    started_at = models.DateTimeField()
-    deadline = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices, verbose_name=_("channel"))
+    mode = models.CharField(max_length=20, choices=AcwMode.choices, verbose_name=_("mode"))
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    deadline = models.DateTimeField(null=True, blank=True, verbose_name=_("deadline"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
     end_reason = models.CharField(
-        max_length=20, choices=AcwEndReason.choices, blank=True, default=""
+        max_length=20,
+        choices=AcwEndReason.choices,
+        blank=True,
+        default="",
+        verbose_name=_("end reason"),
     )
-    extensions = models.PositiveIntegerField(default=0)
-    extended_seconds = models.FloatField(default=0)
-    wrap_up_code = models.CharField(max_length=100, blank=True, default="")
-    note = models.TextField(blank=True, default="")
+    extensions = models.PositiveIntegerField(default=0, verbose_name=_("extensions"))
+    extended_seconds = models.FloatField(default=0, verbose_name=_("extended seconds"))
+    wrap_up_code = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("wrap-up code")
+    )
+    note = models.TextField(blank=True, default="", verbose_name=_("note"))
     checklist = models.JSONField(
-        default=list, blank=True, help_text=_("Ids of ticked checklist items.")
+        default=list,
+        blank=True,
+        help_text=_("Ids of ticked checklist items."),
+        verbose_name=_("checklist"),
     )
     ended_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("ended by"),
     )
-    duration_seconds = models.FloatField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True, verbose_name=_("duration seconds"))
     too_short = models.BooleanField(
-        default=False, help_text=_("Shorter than the policy's minimum.")
+        default=False,
+        help_text=_("Shorter than the policy's minimum."),
+        verbose_name=_("too short"),
     )
     overrun = models.BooleanField(
-        default=False, help_text=_("Lasted longer than the policy's timer.")
+        default=False,
+        help_text=_("Lasted longer than the policy's timer."),
+        verbose_name=_("overrun"),
     )
     policy_violation = models.CharField(
         max_length=100,
         blank=True,
         default="",
         help_text=_("Set when the event broke the policy (early exit under strict, missing code)."),
+        verbose_name=_("policy violation"),
     )
     # The coaching lists filter on it: computed by the database from policy_violation, so the
     # projection writes one field and the flag can never disagree with it.
@@ -356,6 +436,7 @@ class AcwSession(models.Model):
         output_field=models.BooleanField(),
         db_persist=True,
         help_text=_("No wrap-up code where the policy requires one (a timeout included)."),
+        verbose_name=_("missing wrap-up code"),
     )
 
     class Meta:
@@ -483,7 +564,7 @@ class AcwPolicy(models.Model):
 
     def clean(self) -> None:
         if self.max_seconds and self.seconds > self.max_seconds:
-            raise ValidationError({"max_seconds": "The maximum must be at least the ACW timer."})
+            raise ValidationError({"max_seconds": _("The maximum must be at least the ACW timer.")})
 
 
 POLICY_SPEC_FIELDS = tuple(PolicySpec.__dataclass_fields__)
@@ -539,7 +620,7 @@ class ApiToken(models.Model):
     """An integration token. Only its SHA-256 is stored; the token itself is shown once."""
 
     name = models.CharField(max_length=100, verbose_name=_("name"))
-    token_hash = models.CharField(max_length=64, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True, verbose_name=_("token hash"))
     prefix = models.CharField(
         max_length=8,
         help_text=_("The first characters, to recognise a token."),
@@ -551,6 +632,7 @@ class ApiToken(models.Model):
 
     class Meta:
         verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -593,6 +675,7 @@ class StateThreshold(models.Model):
     class Meta:
         ordering = ["state"]
         verbose_name = _("wall colour threshold")
+        verbose_name_plural = _("wall colour thresholds")
 
     def __str__(self) -> str:
         return (
@@ -602,7 +685,7 @@ class StateThreshold(models.Model):
 
     def clean(self) -> None:
         if not (self.notice_after_seconds <= self.amber_after_seconds <= self.red_after_seconds):
-            raise ValidationError("Thresholds must grow: notice ≤ amber ≤ red.")
+            raise ValidationError(_("Thresholds must grow: notice ≤ amber ≤ red."))
 
     def as_tiers(self) -> list[int]:
         return [self.notice_after_seconds, self.amber_after_seconds, self.red_after_seconds]
@@ -621,7 +704,7 @@ class WallLink(models.Model):
         max_length=100,
         help_text=_("Where the screen is, e.g. “Floor 2, by the window”."),
     )
-    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("key"))
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,

@@ -17,6 +17,9 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
+from audit import log as audit
+from audit.models import Action
+
 from . import access, events
 from .models import WallLink
 
@@ -80,18 +83,28 @@ def visible_links(user: Any) -> Any:
 
 @transaction.atomic
 def create_wall_link(user: Any, name: str) -> WallLink:
-    """A new link showing the teams ``user`` may see now."""
+    """A new link showing the teams ``user`` may see now (audited, with those teams)."""
     link = WallLink.objects.create(name=name, created_by=user)
     link.teams.set(access.visible_team_ids(user))
+    audit.record(Action.CREATE, link, actor=user, after=audit.snapshot(link))
     return link
 
 
 @transaction.atomic
 def revoke_wall_link(link: WallLink, by: Any) -> None:
-    """Revoke a link; the screens showing it close after commit."""
+    """Revoke a link (audited; revoking it again logs nothing); the screens showing it close
+    after commit."""
+    before = audit.stored_snapshot(WallLink, link.pk)
     updated = WallLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_by=by
     )
     if updated:
+        audit.record(
+            Action.REVOKE_WALL_LINK,
+            link,
+            actor=by,
+            before=before,
+            after=audit.stored_snapshot(WallLink, link.pk),
+        )
         # The kiosk walls listen on their creator's group (consumers.WallConsumer).
         events.recheck_rights_on_commit([link.created_by_id])

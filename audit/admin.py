@@ -18,6 +18,7 @@ from django.db import models, transaction
 from django.db.models import QuerySet
 from django.forms import BaseModelFormSet, ModelForm
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from . import log
 from .models import Action, AuditEntry
@@ -52,7 +53,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="Fields")
+    @admin.display(description=_("fields"))
     def changed_fields(self, entry: AuditEntry) -> str:
         return ", ".join(entry.changes)
 

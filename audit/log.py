@@ -22,8 +22,9 @@ from .models import Action, AuditEntry
 
 Snapshot = dict[str, Any]
 
-# Values that must never be copied into the log; a change to them is recorded as such.
-SECRET_FIELDS = frozenset({"password", "token_hash"})
+# Values that must never be copied into the log; a change to them is recorded as such (a TV
+# link's key is what its signed address carries).
+SECRET_FIELDS = frozenset({"password", "token_hash", "key"})
 HIDDEN = "(hidden)"
 # Bookkeeping the system updates by itself: noise in a diff of what a person changed.
 IGNORED_FIELDS = frozenset({"last_login", "last_used_at", "updated_at"})

@@ -10,6 +10,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from . import alerts
 from .models import Alert, AlertStatus, DirtyInterval, KpiRollup
@@ -38,12 +40,14 @@ class AlertAdmin(ReadOnlyAdmin):
     list_select_related = ("team", "agent", "acknowledged_by")
     actions = ["acknowledge"]
 
-    @admin.action(description="Acknowledge the selected open alerts")
+    @admin.action(description=_("Acknowledge the selected open alerts"))
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         open_ids = list(queryset.filter(status=AlertStatus.OPEN).values_list("pk", flat=True))
         for alert_id in open_ids:
             alerts.acknowledge_alert(alert_id, request.user)
-        self.message_user(request, f"{len(open_ids)} alert(s) acknowledged.", messages.SUCCESS)
+        count = len(open_ids)
+        done = ngettext("%(n)d alert acknowledged.", "%(n)d alerts acknowledged.", count)
+        self.message_user(request, done % {"n": count}, messages.SUCCESS)
 
 
 @admin.register(KpiRollup)

@@ -18,7 +18,7 @@ from agents.models import Agent, Channel, Team
 
 
 class Grain(models.TextChoices):
-    QUARTER = "15m", "15 minutes"
+    QUARTER = "15m", _("15 minutes")
     DAY = "day", _("Day (site time zone)")
     # Sums of day rows: long periods read 12 rows per agent and year instead of 365.
     MONTH = "mon", _("Month (site time zone)")
@@ -31,17 +31,25 @@ class RollupSums(models.Model):
     time elapsed so far (it changes every second, so it is never stored).
     """
 
-    interactions = models.PositiveIntegerField(default=0)
-    talk_seconds = models.FloatField(default=0)
-    hold_seconds = models.FloatField(default=0)
-    acw_seconds = models.FloatField(default=0, help_text=_("Closed ACWs only."))
-    acw_count = models.PositiveIntegerField(default=0, help_text=_("Closed ACWs."))
-    extensions = models.PositiveIntegerField(default=0, help_text=_("Extension events."))
-    extended = models.PositiveIntegerField(default=0, help_text=_("ACWs extended at least once."))
-    timeouts = models.PositiveIntegerField(default=0)
-    overruns = models.PositiveIntegerField(default=0)
-    too_short = models.PositiveIntegerField(default=0)
-    computed_at = models.DateTimeField(auto_now=True)
+    interactions = models.PositiveIntegerField(default=0, verbose_name=_("interactions"))
+    talk_seconds = models.FloatField(default=0, verbose_name=_("talk seconds"))
+    hold_seconds = models.FloatField(default=0, verbose_name=_("hold seconds"))
+    acw_seconds = models.FloatField(
+        default=0, help_text=_("Closed ACWs only."), verbose_name=_("ACW seconds")
+    )
+    acw_count = models.PositiveIntegerField(
+        default=0, help_text=_("Closed ACWs."), verbose_name=_("ACW count")
+    )
+    extensions = models.PositiveIntegerField(
+        default=0, help_text=_("Extension events."), verbose_name=_("extensions")
+    )
+    extended = models.PositiveIntegerField(
+        default=0, help_text=_("ACWs extended at least once."), verbose_name=_("extended")
+    )
+    timeouts = models.PositiveIntegerField(default=0, verbose_name=_("timeouts"))
+    overruns = models.PositiveIntegerField(default=0, verbose_name=_("overruns"))
+    too_short = models.PositiveIntegerField(default=0, verbose_name=_("too short"))
+    computed_at = models.DateTimeField(auto_now=True, verbose_name=_("computed at"))
 
     class Meta:
         abstract = True
@@ -50,16 +58,23 @@ class RollupSums(models.Model):
 class KpiRollup(RollupSums):
     """Interactions that ended in [bucket_start, bucket_end), per agent, team, channel, code."""
 
-    grain = models.CharField(max_length=3, choices=Grain.choices)
-    bucket_start = models.DateTimeField()
-    bucket_end = models.DateTimeField()
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    wrap_up_code = models.CharField(max_length=100, blank=True, default="")
+    grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))
+    bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
+    bucket_end = models.DateTimeField(verbose_name=_("bucket end"))
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="+", verbose_name=_("agent")
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="+", verbose_name=_("team")
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, verbose_name=_("channel"))
+    wrap_up_code = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("wrap-up code")
+    )
 
     class Meta:
         verbose_name = _("KPI rollup")
+        verbose_name_plural = _("KPI rollups")
         constraints = [
             models.UniqueConstraint(
                 fields=["grain", "bucket_start", "agent", "team", "channel", "wrap_up_code"],
@@ -86,15 +101,20 @@ class TeamKpiRollup(RollupSums):
     listed in ``StaleBucket`` or holding a dirty interval is read from the agent rows.
     """
 
-    grain = models.CharField(max_length=3, choices=Grain.choices)
-    bucket_start = models.DateTimeField()
-    bucket_end = models.DateTimeField()
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    wrap_up_code = models.CharField(max_length=100, blank=True, default="")
+    grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))
+    bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
+    bucket_end = models.DateTimeField(verbose_name=_("bucket end"))
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="+", verbose_name=_("team")
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, verbose_name=_("channel"))
+    wrap_up_code = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("wrap-up code")
+    )
 
     class Meta:
         verbose_name = _("team KPI rollup")
+        verbose_name_plural = _("team KPI rollups")
         constraints = [
             models.UniqueConstraint(
                 fields=["grain", "bucket_start", "team", "channel", "wrap_up_code"],
@@ -111,12 +131,15 @@ class TeamIntervalRollup(RollupSums):
     channel, what the 15-minute trend and the weekday × hour heat map read (same refresh rules
     as ``TeamKpiRollup``)."""
 
-    bucket_start = models.DateTimeField()
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(max_length=10, choices=Channel.choices)
+    bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="+", verbose_name=_("team")
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, verbose_name=_("channel"))
 
     class Meta:
         verbose_name = _("team interval rollup")
+        verbose_name_plural = _("team interval rollups")
         constraints = [
             models.UniqueConstraint(
                 fields=["bucket_start", "team", "channel"], name="teamintervalrollup_one_per_key"
@@ -137,8 +160,8 @@ class StaleBucket(models.Model):
     queries read its days.
     """
 
-    grain = models.CharField(max_length=3, choices=Grain.choices)
-    bucket_start = models.DateTimeField()
+    grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))
+    bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
 
     class Meta:
         verbose_name = _("bucket to refresh")
@@ -162,19 +185,25 @@ class AcwDurationRollup(models.Model):
     (no wrap-up code: nothing reads the histogram per code).
     """
 
-    grain = models.CharField(max_length=3, choices=Grain.choices)
-    bucket_start = models.DateTimeField()
-    bucket_end = models.DateTimeField()
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    seconds = models.PositiveIntegerField(
-        help_text=_("ACW duration, whole seconds (rounded down).")
+    grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))
+    bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
+    bucket_end = models.DateTimeField(verbose_name=_("bucket end"))
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="+", verbose_name=_("agent")
     )
-    count = models.PositiveIntegerField(default=0)
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="+", verbose_name=_("team")
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, verbose_name=_("channel"))
+    seconds = models.PositiveIntegerField(
+        help_text=_("ACW duration, whole seconds (rounded down)."),
+        verbose_name=_("seconds"),
+    )
+    count = models.PositiveIntegerField(default=0, verbose_name=_("count"))
 
     class Meta:
         verbose_name = _("ACW duration rollup")
+        verbose_name_plural = _("ACW duration rollups")
         constraints = [
             models.UniqueConstraint(
                 fields=["grain", "bucket_start", "agent", "team", "channel", "seconds"],
@@ -197,9 +226,11 @@ class AcwDurationRollup(models.Model):
 class DirtyInterval(models.Model):
     """A 15-minute interval of one agent whose raw rows changed since it was last rolled up."""
 
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
-    bucket_start = models.DateTimeField()
-    marked_at = models.DateTimeField(auto_now_add=True)
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="+", verbose_name=_("agent")
+    )
+    bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
+    marked_at = models.DateTimeField(auto_now_add=True, verbose_name=_("marked at"))
 
     class Meta:
         verbose_name = _("interval to recompute")
@@ -237,8 +268,10 @@ class Alert(models.Model):
     and a condition that comes back after it resolved opens a new alert.
     """
 
-    kind = models.CharField(max_length=20, choices=AlertKind.choices)
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=20, choices=AlertKind.choices, verbose_name=_("kind"))
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("team")
+    )
     agent = models.ForeignKey(
         Agent,
         null=True,
@@ -246,18 +279,31 @@ class Alert(models.Model):
         on_delete=models.CASCADE,
         related_name="alerts",
         help_text=_("Empty for a team-level alert."),
+        verbose_name=_("agent"),
     )
-    status = models.CharField(max_length=20, choices=AlertStatus.choices, default=AlertStatus.OPEN)
-    opened_at = models.DateTimeField()
-    updated_at = models.DateTimeField()
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=20,
+        choices=AlertStatus.choices,
+        default=AlertStatus.OPEN,
+        verbose_name=_("status"),
+    )
+    opened_at = models.DateTimeField(verbose_name=_("opened at"))
+    updated_at = models.DateTimeField(verbose_name=_("updated at"))
+    resolved_at = models.DateTimeField(null=True, blank=True, verbose_name=_("resolved at"))
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("acknowledged by"),
     )
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    value = models.FloatField(help_text=_("The measured value when last evaluated."))
-    threshold = models.FloatField()
-    message = models.CharField(max_length=300)
+    acknowledged_at = models.DateTimeField(null=True, blank=True, verbose_name=_("acknowledged at"))
+    value = models.FloatField(
+        help_text=_("The measured value when last evaluated."), verbose_name=_("value")
+    )
+    threshold = models.FloatField(verbose_name=_("threshold"))
+    message = models.CharField(max_length=300, verbose_name=_("message"))
 
     class Meta:
         verbose_name = _("alert")

@@ -478,7 +478,7 @@ class RecentInteraction:
     def flags(self) -> list[tuple[str, str]]:
         """The policy violations as (value, label), e.g. a timeout without its required code."""
         labels = dict(PolicyViolation.choices)
-        return [(v, labels.get(v, v)) for v in self.policy_violation.split(",") if v]
+        return [(v, str(labels.get(v, v))) for v in self.policy_violation.split(",") if v]
 
 
 def recent_interactions(

@@ -14,9 +14,12 @@ from typing import Any
 
 import polib
 import pytest
+from django.apps import apps
 from django.test import Client
 from django.utils import translation
+from django.utils.functional import Promise
 
+from agents import wall_links
 from reporting.templatetags.kpi_format import format_count, format_duration, format_percent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,3 +187,34 @@ def test_admin_shows_our_models_labels_help_texts_and_choices_in_french(admin_ad
         "Minuté, strict (pas de sortie anticipée)",  # a choice
     ]:
         assert text in html.replace("&#x27;", "’")
+
+
+OUR_APPS = ["agents", "reporting", "audit", "integrations"]
+
+
+def test_every_field_of_our_models_has_a_translatable_label_and_help_text() -> None:
+    plain = [
+        f"{model.__name__}.{field.name}"
+        for app in OUR_APPS
+        for model in apps.get_app_config(app).get_models()
+        for field in [*model._meta.fields, *model._meta.many_to_many]
+        if not field.auto_created
+        and not (
+            isinstance(field.verbose_name, Promise)
+            and (not field.help_text or isinstance(field.help_text, Promise))
+        )
+    ]
+    assert plain == []
+
+
+@pytest.mark.django_db
+def test_read_only_admin_pages_show_their_labels_in_dutch(admin_ada: Any) -> None:
+    wall_links.create_wall_link(admin_ada, "Lobby")  # an audit log entry to list
+    client = Client()
+    client.force_login(admin_ada)
+    page = client.get("/admin/audit/auditentry/", headers={"accept-language": "nl"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    for text in ["Auditlog", "Tijdstip", "Naam van de uitvoerder", "Objecttype", "Velden"]:
+        assert text in html, text
+    assert "Actor name" not in html and "Object type" not in html

@@ -16,6 +16,7 @@ from agents import consumers, wall_links
 from agents.models import WallLink
 from agents.tests.test_consumers import DB, by_agent, frames_until_quiet
 from agents.tests.test_wall_revocation import closed_code
+from audit.models import AuditEntry
 
 
 @pytest.fixture
@@ -103,6 +104,10 @@ def test_an_admin_revokes_links_from_the_admin_list(supervisor_sam: Any, admin_a
     assert answer.status_code == 302
     link.refresh_from_db()
     assert link.revoked_by == admin_ada
+    # The revocation is in the audit log under the admin (docs/audit.md).
+    revoked = AuditEntry.objects.get(action="revoke_wall_link")
+    assert (revoked.actor, revoked.object_id) == (admin_ada, str(link.pk))
+    assert revoked.changes["revoked_by"] == [None, "ada"]
 
 
 # --- The kiosk page -------------------------------------------------------------------------

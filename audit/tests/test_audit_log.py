@@ -22,6 +22,7 @@ from agents.models import (
     ChecklistItem,
     StateThreshold,
     Team,
+    WallLink,
     WrapUpCode,
 )
 from agents.tests.factories import event
@@ -304,6 +305,44 @@ def test_revoking_a_token_in_admin_is_logged(admin_ada: User, api_token: str) ->
     assert (entry.actor, entry.changes) == (admin_ada, {"active": [True, False]})
 
 
+# --- TV links -------------------------------------------------------------------------------
+
+
+def test_creating_and_revoking_a_tv_link_on_the_wall_is_logged(
+    supervisor_sam: User, north: Team
+) -> None:
+    client = _login(supervisor_sam)
+    assert client.post(reverse("wall-links"), {"name": "Floor 2 TV"}).status_code == 302
+    link = WallLink.objects.get()
+
+    created = _only("create")
+    assert (created.actor, created.actor_name, created.object_repr) == (
+        supervisor_sam,
+        "sam",
+        "Floor 2 TV",
+    )
+    assert created.object_type.model == "walllink" and created.object_id == str(link.pk)
+    assert created.changes["name"] == [None, "Floor 2 TV"]
+    assert created.changes["created_by"] == [None, "sam"]
+    assert created.changes["teams"] == [None, ["North"]]
+    # The key its address carries is never copied into the log.
+    assert created.changes["key"] == [None, "(hidden)"]
+    assert str(link.key) not in str(created.changes)
+
+    revoke = reverse("wall-link-revoke", args=[link.pk])
+    assert client.post(revoke).status_code == 302
+    link.refresh_from_db()
+    revoked = _only("revoke_wall_link")
+    assert (revoked.actor, revoked.object_id) == (supervisor_sam, str(link.pk))
+    assert set(revoked.changes) == {"revoked_at", "revoked_by"}
+    assert revoked.changes["revoked_at"][0] is None and revoked.changes["revoked_at"][1]
+    assert revoked.changes["revoked_by"] == [None, "sam"]
+
+    # Revoking a link already revoked changes nothing and logs nothing.
+    assert client.post(revoke).status_code == 302
+    assert len(_entries("revoke_wall_link")) == 1
+
+
 # --- Users and teams ------------------------------------------------------------------------
 
 
@@ -406,7 +445,7 @@ def test_the_audit_log_is_read_only_in_admin_and_filterable(
     changelist = reverse("admin:audit_auditentry_changelist")
     listing = client.get(changelist)
     filters = {spec.title for spec in listing.context["cl"].filter_specs}
-    assert filters == {"action", "object type", "actor", "at"}
+    assert filters == {"action", "object type", "actor", "time"}
     assert listing.context["cl"].result_count == 1
     for query in (
         "?action=end_acw",
@@ -417,7 +456,7 @@ def test_the_audit_log_is_read_only_in_admin_and_filterable(
     today = next(
         choice["query_string"]
         for spec in listing.context["cl"].filter_specs
-        if spec.title == "at"
+        if spec.title == "time"
         for choice in spec.choices(listing.context["cl"])
         if choice["display"] == "Today"
     )
