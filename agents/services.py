@@ -6,7 +6,8 @@ through ``ingest_event()``; timeouts go through ``expire_acw()``; agents are cre
 concurrent events of one agent), store the event unless its ``event_id`` is taken (``INSERT ...
 ON CONFLICT DO NOTHING``: a duplicate or a conflict), run the pure state machine
 (``agents.states``) from the last event before it — normally the agent's newest event, so only
-the new event is applied; for a late event, every event after it is re-applied — write the rows
+the new event is applied; for a late event, the events after it are re-applied until the
+history converges with the stored one (``_Writes.replay``) — write the rows
 it implies, update the live state, and after commit publish to the walls and schedule the ACW
 timeout. ``ingest_events`` does the same for a batch, chunk by chunk: each agent of a chunk is
 locked and projected once, and every kind of row is written with one statement.
@@ -685,7 +686,7 @@ class _Writes:
             def converged(event: EventIn, projection: AgentProjection) -> bool:
                 stored = stored_after.get(event.key)
                 return (
-                    stored is not None
+                    bool(stored)  # {}: not projected yet
                     and _order(event) > newest_new
                     and AgentProjection.from_json(stored) == projection
                 )
