@@ -26,6 +26,7 @@ from typing import Any
 
 from .harness import ROOT, post, projection_rows, report, stack
 
+EXPIRE_DUE_ACWS = "from agents.services import expire_due_acws; expire_due_acws()"
 COMMAND = "make faults SCENARIOS=shuffled_delivery, or: .venv/bin/python -m bench.faults.shuffled_delivery --agents {agents} --hours {hours} --duplicates {duplicates}"
 
 
@@ -130,6 +131,10 @@ def main(argv: list[str] | None = None) -> bool:
 
             dumps = []
             for database_url in (s.direct_url(), url_b):
+                # No worker runs here: ACWs whose deadline has passed are closed first, or one
+                # still open when the quick in-order delivery ended would differ from its twin
+                # that timed out while the shuffled delivery ran.
+                _manage(database_url, "shell", "-c", EXPIRE_DUE_ACWS)
                 _manage(database_url, "rebuild_rollups")
                 env = {**os.environ, "DATABASE_URL": database_url}
                 out = subprocess.run([sys.executable, "-m", "bench.faults.shuffled_delivery", "--dump"],
