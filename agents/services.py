@@ -351,8 +351,12 @@ def _store_and_apply(
     writes = _Writes(policies)
     for agent_id, new in new_by_agent.items():
         live = by_agent_id[agent_id]
-        start, replay, stored_after = _replay_plan(live, new)
-        writes.replay(live, start, replay, stored_after, converge_after=max(new, key=_order))
+        # Late events far apart (a shuffled batch) replay one stretch each: a replay that
+        # converges before the next one leaves it to a replay of its own.
+        while new:
+            start, replay, stored_after = _replay_plan(live, new)
+            ran = writes.replay(live, start, replay, stored_after, converge=True)
+            new = [e for e in new if e.key not in ran]
     writes.flush()
     return cast(list[IngestResult], results)
 
@@ -665,31 +669,27 @@ class _Writes:
         replay: Iterable[EventIn],
         stored_after: dict[int, dict[str, Any]],
         *,
-        converge_after: EventIn | None = None,
-    ) -> None:
-        """Run ``replay`` (in ``_order``) from ``start``. ``stored_after``: the stored events
-        among them (filled in by the time each one runs), with the projection stored after
-        each; their rows are deleted and written again.
+        converge: bool = False,
+    ) -> set[int]:
+        """Run ``replay`` (in ``_order``) from ``start``; returns the keys of the events run.
+        ``stored_after``: the stored events among them (filled in by the time each one runs),
+        with the projection stored after each; their rows are deleted and written again.
 
-        With ``converge_after`` (the newest of the new events), the run stops at the first
-        stored event after it whose new projection equals its stored one: every later event
-        and row is right as stored. What it writes then (``project()`` states the rule): the
+        With ``converge`` (a late event's replay), the run stops at the first stored event whose
+        new projection equals its stored one: every later stored event and row is right as
+        stored, and a new event after it is left to a replay of its own. What it writes then (``project()`` states the rule): the
         events re-applied before the stop, and the rows touched except those still open at the
         stop. The stored rows of those open ones are kept (neither deleted nor written), and
         so is the interaction an open ACW wraps up (a deleted interaction takes its ACW with
         it): it is updated in place.
         """
         converged = None
-        if converge_after is not None:
-            newest_new = _order(converge_after)
+        if converge:
 
             def converged(event: EventIn, projection: AgentProjection) -> bool:
                 stored = stored_after.get(event.key)
-                return (
-                    bool(stored)  # {}: not projected yet
-                    and _order(event) > newest_new
-                    and AgentProjection.from_json(stored) == projection
-                )
+                # {}: not projected yet.
+                return bool(stored) and AgentProjection.from_json(stored) == projection
 
         result = project(start, replay, self.policies.spec, converged)
         for key, projection in result.after_each:
@@ -699,16 +699,18 @@ class _Writes:
         if result.stopped:
             assert result.last is not None
             ran.add(result.last.key)
-            self.stops[live.agent_id] = result.last.occurred_at
+            self.stops[live.agent_id] = result.last.occurred_at  # stretches run in time order
             open_now = result.final
             kept = {it.key for it in open_now.interactions}
             kept |= {it.hold_key for it in open_now.interactions if it.hold_key is not None}
             kept |= {acw.key for acw in open_now.acws}
             kept |= {acw.interaction_key for acw in open_now.acws if acw.interaction_key}
+        else:
+            self.stops.pop(live.agent_id, None)
         replayed = [key for key in ran if key in stored_after]
         self.replayed.extend(replayed)
         self.rewritten.extend(key for key in replayed if key not in kept)
-        if converge_after is not None:
+        if converge:
             metrics.REPLAYED_EVENTS.inc(len(replayed))
         newest = result.last  # when stopped, the agent's newest event is a later one
         if (
@@ -724,6 +726,7 @@ class _Writes:
         # Stopped: the projection after the newest event is the stored one.
         final = AgentProjection.from_json(live.projection) if result.stopped else result.final
         self.live(live, final)
+        return ran
 
     def live(self, live: AgentState, projection: AgentProjection) -> None:
         """Store the projection after the newest event, and the live state it implies now.
