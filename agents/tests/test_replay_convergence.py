@@ -124,8 +124,8 @@ def test_a_hold_added_late_changes_talk_and_keeps_the_acw_open_across_the_stop(
 
 
 def test_late_events_in_one_batch_stop_after_the_last_of_them(north: Team) -> None:
-    # From before the call: the replay re-applies interaction.started too. The call's row is
-    # rewritten in place, as its ACW (open at the stop) is kept with it.
+    # Late events far apart: the first one's replay stops at interaction.started, the hold
+    # and resume replay from there, up to interaction.ended.
     expected, actual, count = deliver_twice(a_phone_call, {1, 3, 4}, batch=True)
     assert actual == expected
     assert expected["acws"][0][9] == "done"
@@ -237,3 +237,30 @@ def test_the_rollups_after_a_replay_that_stopped_early_equal_in_order_ones(north
 
     assert rollups("late") == rollups("inorder")
     assert any(row[6] == 20.0 for row in rollups("late"))
+
+
+def chats_wrapped_up_after_the_stop(agent: str) -> list[dict[str, Any]]:
+    a, c = {"interaction_id": "chat-a"}, {"interaction_id": "chat-c"}
+    return [
+        at(agent, "agent.logged_in", 0),
+        at(agent, "interaction.started", 5, channel="chat", concurrent=True, **c),
+        at(agent, "interaction.held", 7, **c),  # late
+        at(agent, "interaction.resumed", 8, **c),  # late
+        at(agent, "interaction.started", 10, channel="chat", concurrent=True, **a),
+        at(agent, "interaction.ended", 30, **a),
+        at(agent, "interaction.ended", 35, **c),
+        at(agent, "acw.ended", 50, wrap_up_code="info", **a),
+        at(agent, "acw.ended", 55, wrap_up_code="sale", **c),
+    ]
+
+
+def test_an_acw_open_at_the_stop_keeps_its_re_applied_interaction(north: Team) -> None:
+    # Chat A starts and ends within the replay (its row is rewritten), and its ACW is still
+    # open where the replay converges: the row is updated in place, so the ACW stays.
+    expected, actual, count = deliver_twice(chats_wrapped_up_after_the_stop, {2, 3})
+    assert actual == expected
+    assert [(acw[0], acw[8]) for acw in expected["acws"]] == [
+        ("chat-a", "info"),
+        ("chat-c", "sale"),
+    ]
+    assert count == 6  # chat A's start and end, chat C's end, for each late event
