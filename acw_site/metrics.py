@@ -50,6 +50,11 @@ INGEST_SECONDS = Histogram(
     ["source"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+REPLAYED_EVENTS = Counter(
+    "acw_replayed_events",
+    "Stored events re-applied because a late event arrived before them (a replay stops where "
+    "the re-applied history equals the stored one).",
+)
 
 # --- The wall -------------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ through ``ingest_event()``; timeouts go through ``expire_acw()``; agents are cre
 concurrent events of one agent), store the event unless its ``event_id`` is taken (``INSERT ...
 ON CONFLICT DO NOTHING``: a duplicate or a conflict), run the pure state machine
 (``agents.states``) from the last event before it — normally the agent's newest event, so only
-the new event is applied; for a late event, every event after it is re-applied — write the rows
+the new event is applied; for a late event, the events after it are re-applied until the
+history converges with the stored one (``_Writes.replay``) — write the rows
 it implies, update the live state, and after commit publish to the walls and schedule the ACW
 timeout. ``ingest_events`` does the same for a batch, chunk by chunk: each agent of a chunk is
 locked and projected once, and every kind of row is written with one statement.
@@ -19,18 +20,19 @@ imported inside the functions that call it: agents never imports reporting at mo
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Field, Max, Model
+from django.db.models import Field, Max, Model, Q, QuerySet
 from django.utils import timezone
 
 from acw_site import metrics
@@ -179,6 +181,9 @@ def end_acw(agent: Agent, actor: Any, *, source: str = "wall") -> IngestResult:
 # A batch is written in chunks of this many consecutive events, one transaction each: what a web
 # process killed mid-batch leaves behind is a prefix of the batch (docs/reliability.md).
 CHUNK_SIZE = 200
+# A late event's replay reads the stored events after it this many at first (most replays
+# converge within a few events), then pages four times larger.
+REPLAY_PAGE = 16
 PURGED_HISTORY = (
     "occurred_at: before the start of this agent's history kept after a retention purge"
 )
@@ -346,8 +351,12 @@ def _store_and_apply(
     writes = _Writes(policies)
     for agent_id, new in new_by_agent.items():
         live = by_agent_id[agent_id]
-        start, replay, replayed = _replay_plan(live, new)
-        writes.replay(live, start, replay, replayed)
+        # Late events far apart (a shuffled batch) replay one stretch each: a replay that
+        # converges before the next one leaves it to a replay of its own.
+        while new:
+            start, replay, stored_after = _replay_plan(live, new)
+            ran = writes.replay(live, start, replay, stored_after, converge=True)
+            new = [e for e in new if e.key not in ran]
     writes.flush()
     return cast(list[IngestResult], results)
 
@@ -516,19 +525,26 @@ def _event_in(event: Event) -> EventIn:
     )
 
 
+def _order(event: EventIn) -> tuple[datetime, int]:
+    """An agent's events run in this order: occurred_at, then arrival."""
+    return (event.occurred_at, event.key)
+
+
 def _replay_plan(
     live: AgentState, new: list[EventIn]
-) -> tuple[AgentProjection, list[EventIn], list[int]]:
+) -> tuple[AgentProjection, Iterable[EventIn], dict[int, dict[str, Any]]]:
     """Where to start an agent's projection for its new events, and what to run from there.
 
-    Returns the start, the events to run (order: occurred_at, then arrival) and the stored
-    events among them. Normally every new event is at or after the agent's newest one: only
-    they run, from the live projection. A late one replays from the last event before it.
+    Returns the start, the events to run (in ``_order``) and the projection stored after each
+    stored event among them, filled in as they are read. Normally every new event is at or
+    after the agent's newest one: only they run, from the live projection. A late one replays
+    from the last event before it, the stored events read a page at a time, as far as the
+    replay goes (it stops where the history converges: ``_Writes.replay``).
     """
-    new = sorted(new, key=lambda e: (e.occurred_at, e.key))
+    new = sorted(new, key=_order)
     first = new[0]
     if live.last_event_at is None or first.occurred_at >= live.last_event_at:
-        return AgentProjection.from_json(live.projection), new, []
+        return AgentProjection.from_json(live.projection), new, {}
     new_keys = [e.key for e in new]
     stored = Event.objects.filter(agent_id=live.agent_id).exclude(pk__in=new_keys)
     previous = (
@@ -537,17 +553,34 @@ def _replay_plan(
         .only("occurred_at", "state_after")
         .first()
     )
-    later = stored.order_by("occurred_at", "id")
-    if previous is not None:
-        later = later.filter(occurred_at__gte=previous.occurred_at)
-    replayed = [
-        _event_in(e)
-        for e in later
-        if previous is None or (e.occurred_at, e.pk) > (previous.occurred_at, previous.pk)
-    ]
     start = AgentProjection.from_json(previous.state_after if previous else None)
-    replay = sorted(replayed + new, key=lambda e: (e.occurred_at, e.key))
-    return start, replay, [e.key for e in replayed]
+    stored_after: dict[int, dict[str, Any]] = {}
+    after = (previous.occurred_at, previous.pk) if previous is not None else None
+    later = _stored_events_after(stored, after, stored_after)
+    return start, heapq.merge(later, new, key=_order), stored_after
+
+
+def _stored_events_after(
+    stored: QuerySet[Event],
+    after: tuple[datetime, int] | None,
+    stored_after: dict[int, dict[str, Any]],
+) -> Iterator[EventIn]:
+    """The ``stored`` events after ``after`` (in ``_order``), read in pages that grow as the
+    replay goes on; the projection stored after each one is put in ``stored_after``."""
+    size = REPLAY_PAGE
+    while True:
+        page = stored.order_by("occurred_at", "id")
+        if after is not None:
+            moment, key = after
+            page = page.filter(Q(occurred_at__gt=moment) | Q(occurred_at=moment, pk__gt=key))
+        rows = list(page[:size])
+        for event in rows:
+            stored_after[event.pk] = event.state_after
+            yield _event_in(event)
+        if len(rows) < size:
+            return
+        after = (rows[-1].occurred_at, rows[-1].pk)
+        size = min(size * 4, CHUNK_SIZE * 10)
 
 
 def replay_agent(agent_id: int, policies: Policies | None = None) -> int:
@@ -569,7 +602,8 @@ def replay_agent(agent_id: int, policies: Policies | None = None) -> int:
             later = [_event_in(e) for e in events[events.index(anchor) + 1 :]]
             live.last_event_at, live.last_event_seq = anchor.occurred_at, anchor.pk
             start = AgentProjection.from_json(anchor.state_after)
-            writes.replay(live, start, later, [e.key for e in later])
+            stored_after = {e.pk: e.state_after for e in events[events.index(anchor) + 1 :]}
+            writes.replay(live, start, later, stored_after)
             writes.flush()
             return len(later)
         if events:
@@ -581,7 +615,7 @@ def replay_agent(agent_id: int, policies: Policies | None = None) -> int:
         HoldPeriod.objects.filter(interaction__agent_id=agent_id).delete()
         Interaction.objects.filter(agent_id=agent_id).delete()
         live.last_event_at, live.last_event_seq = None, 0
-        writes.replay(live, AgentProjection(), [_event_in(e) for e in events], [])
+        writes.replay(live, AgentProjection(), [_event_in(e) for e in events], {})
         writes.flush()
         return len(events)
 
@@ -620,30 +654,79 @@ class _Writes:
         self.policies = policies
         self.now = timezone.now()
         self.state_after: dict[int, dict[str, Any]] = {}
-        self.replayed: list[int] = []
+        self.replayed: list[int] = []  # stored events re-applied
+        self.rewritten: list[int] = []  # those whose rows are deleted and written again
+        self.stops: dict[int, datetime] = {}  # agent id -> where its replay converged
         self.rows: list[tuple[int, Rows, set[int]]] = []
         self.lives: list[AgentState] = []
         self.messages: list[tuple[int, events.Message]] = []
         self.timeouts: dict[int, datetime] = {}
 
     def replay(
-        self, live: AgentState, start: AgentProjection, replay: list[EventIn], replayed: list[int]
-    ) -> None:
-        """Run ``replay`` (ordered) from ``start``; ``replayed``: the stored events among them,
-        whose rows are deleted and written again."""
-        result = project(start, replay, self.policies.spec)
+        self,
+        live: AgentState,
+        start: AgentProjection,
+        replay: Iterable[EventIn],
+        stored_after: dict[int, dict[str, Any]],
+        *,
+        converge: bool = False,
+    ) -> set[int]:
+        """Run ``replay`` (in ``_order``) from ``start``; returns the keys of the events run.
+        ``stored_after``: the stored events among them (filled in by the time each one runs),
+        with the projection stored after each; their rows are deleted and written again.
+
+        With ``converge`` (a late event's replay), the run stops at the first stored event whose
+        new projection equals its stored one: every later stored event and row is right as
+        stored, and a new event after it is left to a replay of its own. What it writes then (``project()`` states the rule): the
+        events re-applied before the stop, and the rows touched except those still open at the
+        stop. The stored rows of those open ones are kept (neither deleted nor written), and
+        so is the interaction an open ACW wraps up (a deleted interaction takes its ACW with
+        it): it is updated in place.
+        """
+        converged = None
+        if converge:
+
+            def converged(event: EventIn, projection: AgentProjection) -> bool:
+                stored = stored_after.get(event.key)
+                # {}: not projected yet.
+                return bool(stored) and AgentProjection.from_json(stored) == projection
+
+        result = project(start, replay, self.policies.spec, converged)
         for key, projection in result.after_each:
             self.state_after[key] = projection.to_json()
+        ran = {key for key, _ in result.after_each}
+        kept: set[int] = set()
+        if result.stopped:
+            assert result.last is not None
+            ran.add(result.last.key)
+            self.stops[live.agent_id] = result.last.occurred_at  # stretches run in time order
+            open_now = result.final
+            kept = {it.key for it in open_now.interactions}
+            kept |= {it.hold_key for it in open_now.interactions if it.hold_key is not None}
+            kept |= {acw.key for acw in open_now.acws}
+            kept |= {acw.interaction_key for acw in open_now.acws if acw.interaction_key}
+        else:
+            self.stops.pop(live.agent_id, None)
+        replayed = [key for key in ran if key in stored_after]
         self.replayed.extend(replayed)
-        if replay:
-            newest = replay[-1]
-            if live.last_event_at is None or (newest.occurred_at, newest.key) >= (
-                live.last_event_at,
-                live.last_event_seq,
-            ):
-                live.last_event_at, live.last_event_seq = newest.occurred_at, newest.key
-        self.rows.append((live.agent_id, result.rows, {e.key for e in replay}))
-        self.live(live, result.final)
+        self.rewritten.extend(key for key in replayed if key not in kept)
+        if converge:
+            metrics.REPLAYED_EVENTS.inc(len(replayed))
+        newest = result.last  # when stopped, the agent's newest event is a later one
+        if (
+            newest is not None
+            and not result.stopped
+            and (
+                live.last_event_at is None
+                or _order(newest) >= (live.last_event_at, live.last_event_seq)
+            )
+        ):
+            live.last_event_at, live.last_event_seq = newest.occurred_at, newest.key
+        self.rows.append((live.agent_id, result.rows, ran - kept))
+        # Stopped: the projection after the newest event is the stored one.
+        final = AgentProjection.from_json(live.projection) if result.stopped else result.final
+        self.live(live, final)
+        return ran
 
     def live(self, live: AgentState, projection: AgentProjection) -> None:
         """Store the projection after the newest event, and the live state it implies now.
@@ -670,7 +753,7 @@ class _Writes:
 
     def flush(self) -> None:
         if self.replayed:
-            _delete_rows_opened_by(self.replayed)
+            _delete_rows_opened_by(self.replayed, self.rewritten, self.stops)
         _write_rows(self.rows)
         _update_rows(
             Event, "id", {key: {"state_after": after} for key, after in self.state_after.items()}
@@ -692,11 +775,14 @@ class _Writes:
             transaction.on_commit(lambda: _timeout_sender.send(timeouts))
 
 
-def _delete_rows_opened_by(keys: list[int]) -> None:
-    """Rows opened by replayed events are recreated by the replay."""
+def _delete_rows_opened_by(
+    replayed: list[int], keys: list[int], stops: dict[int, datetime]
+) -> None:
+    """Rows opened by the replayed events ``keys`` are recreated by the replay; where the rows
+    of the ``replayed`` events counted so far is marked dirty (up to ``stops``)."""
     from reporting import rollups  # at call time: reporting builds on agents
 
-    rollups.mark_dirty_before_replay(keys)
+    rollups.mark_dirty_before_replay(replayed, until=stops)
     AcwSession.objects.filter(start_event_id__in=keys).delete()
     HoldPeriod.objects.filter(start_event_id__in=keys).delete()
     Interaction.objects.filter(start_event_id__in=keys).delete()

@@ -339,6 +339,9 @@ class ProjectionResult:
     final: AgentProjection
     after_each: list[tuple[int, AgentProjection]]
     rows: Rows
+    # The last event applied; with ``converged``, the one the run stopped at (``stopped``).
+    last: EventIn | None = None
+    stopped: bool = False
 
 
 # --- The machine ----------------------------------------------------------------------------
@@ -399,6 +402,15 @@ class _Machine:
         row.wrap_up_code = acw.wrap_up_code
         row.note = acw.note
         return row
+
+    def leave_out_open_rows(self) -> None:
+        """Forget the rows of what is open now (``project()``: a replay that converged)."""
+        for it in self.p.interactions:
+            self.rows.interactions.pop(it.key, None)
+            if it.hold_key is not None:
+                self.rows.holds.pop(it.hold_key, None)
+        for acw in self.p.acws:
+            self.rows.acws.pop(acw.key, None)
 
     def _set_state(self, state: str, at: datetime, reason: str = "") -> None:
         if state != self.p.state or reason != self.p.reason or self.p.since is None:
@@ -708,19 +720,38 @@ def can_extend(acw: OpenAcw) -> bool:
 
 
 def project(
-    start: AgentProjection, events: Iterable[EventIn], policy_for: PolicyLookup
+    start: AgentProjection,
+    events: Iterable[EventIn],
+    policy_for: PolicyLookup,
+    converged: Callable[[EventIn, AgentProjection], bool] | None = None,
 ) -> ProjectionResult:
     """Apply ``events`` (already in ``occurred_at``/arrival order) to ``start``.
 
     Returns the projection after each event (without later timeouts), the final one, and every
     row touched — the rows open in ``start`` included.
+
+    A replay after a late event passes ``converged``: the run stops after the first event for
+    which it is true (the projection equals the one stored after that event, so every later
+    event and every row opened after it stay as stored). That event is then ``last``, left out
+    of ``after_each`` (its stored projection is right), and ``final`` is the projection there.
+    The rule for the rows when it stops: a row still open at that point (an interaction, its
+    hold, an ACW) is left out of ``rows``, as the stored row already holds what the later
+    events made of it (its closing values): the open item is equal in both projections, its
+    accumulated values (hold seconds, extensions, wrap-up so far) included, and so are the
+    later events. Every other row touched — closed up to that point, or opened by an event
+    before it and not open any more — is in ``rows``, in its final form.
     """
     machine = _Machine(start, policy_for)
     after_each: list[tuple[int, AgentProjection]] = []
+    last = None
     for event in events:
         machine.apply(event)
+        last = event
+        if converged is not None and converged(event, machine.p):
+            machine.leave_out_open_rows()
+            return ProjectionResult(machine.p, after_each, machine.rows, last, stopped=True)
         after_each.append((event.key, _copy(machine.p)))
-    return ProjectionResult(final=machine.p, after_each=after_each, rows=machine.rows)
+    return ProjectionResult(final=machine.p, after_each=after_each, rows=machine.rows, last=last)
 
 
 def advance(projection: AgentProjection, now: datetime) -> tuple[AgentProjection, Rows]:

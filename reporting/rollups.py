@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache, reduce
 from typing import Any
@@ -104,12 +104,16 @@ def mark_dirty_rows_of(touched: Iterable[tuple[int, Rows]]) -> None:
     )
 
 
-def mark_dirty_before_replay(event_keys: Iterable[int]) -> None:
+def mark_dirty_before_replay(
+    event_keys: Iterable[int], until: Mapping[int, datetime] | None = None
+) -> None:
     """Before a late event's replay deletes and rewrites rows: mark where they counted so far.
 
     A replay from time t can only move interaction ends that are at or after t, so marking every
     interval of the agent's interactions that ended since t covers the rows it deletes and the
-    ones whose end it moves; the rewritten rows are marked by ``mark_dirty_rows``.
+    ones whose end it moves; the rewritten rows are marked by ``mark_dirty_rows``. A replay that
+    stopped where the history converged (``until``: agent id -> that event's time) changes only
+    rows that were closed by then (the ones open there are kept), so the marks stop there too.
     """
     firsts = (
         Event.objects.filter(pk__in=list(event_keys))
@@ -119,6 +123,8 @@ def mark_dirty_before_replay(event_keys: Iterable[int]) -> None:
     )
     for row in firsts:
         ended = Interaction.objects.filter(agent_id=row["agent_id"], ended_at__gte=row["first"])
+        if until and row["agent_id"] in until:
+            ended = ended.filter(ended_at__lte=until[row["agent_id"]])
         mark_dirty(row["agent_id"], ended.values_list("ended_at", flat=True))
 
 

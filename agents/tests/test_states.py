@@ -395,3 +395,30 @@ def test_the_machines_states_are_the_models_states() -> None:
 
 def test_the_simulator_knows_every_channel() -> None:
     assert set(simulation.CHANNELS) == set(Channel.values)
+
+
+def test_a_run_that_converges_stops_there_and_leaves_out_the_rows_still_open() -> None:
+    events = [
+        ev(1, "agent.logged_in", 0),
+        ev(2, "interaction.started", 10, interaction_id="c1", channel="phone"),
+        ev(3, "interaction.held", 20, interaction_id="c1"),
+        ev(4, "interaction.resumed", 30, interaction_id="c1"),
+        ev(5, "interaction.ended", 60, interaction_id="c1"),
+        ev(6, "acw.ended", 70),
+    ]
+    whole = run(events)
+    stored = dict(whole.after_each)
+    seen: list[int] = []
+
+    def converged(event: EventIn, projection: AgentProjection) -> bool:
+        seen.append(event.key)
+        return event.key >= 5 and projection == stored[event.key]
+
+    result = project(AgentProjection(), events, lambda t, c: PolicySpec(), converged)
+    assert (result.stopped, result.last, seen) == (True, events[4], [1, 2, 3, 4, 5])
+    assert [key for key, _ in result.after_each] == [1, 2, 3, 4]
+    assert result.final == stored[5]
+    # The call closed before the stop is there; its ACW, still open at the stop, is not.
+    assert result.rows.interactions[2] == whole.rows.interactions[2]
+    assert result.rows.holds[3] == whole.rows.holds[3]
+    assert 5 not in result.rows.acws and 5 in whole.rows.acws
