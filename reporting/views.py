@@ -48,6 +48,25 @@ def _error_page(
     return render(request, template, {**context, "error": error}, status=400)
 
 
+def _scope_or_error_page(
+    request: HttpRequest,
+    template: str,
+    base: dict[str, Any] | None = None,
+    *,
+    team: Team | None = None,
+    agent: Agent | None = None,
+) -> Scope | HttpResponse:
+    """The scope the page's query string asks for (of ``team`` or ``agent``), or the page's
+    form with the error over today's default scope (a 400)."""
+    try:
+        return pages.parse_scope(request.user, request.GET, team=team, agent=agent)
+    except ScopeError as error:
+        scope = pages.default_scope(request.user, team=team, agent=agent)
+        return _error_page(
+            request, template, str(error), {**(base or {}), **_filter_options(request, scope)}
+        )
+
+
 def _filter_options(request: HttpRequest, scope: Scope) -> dict[str, Any]:
     teams = access.visible_teams(request.user).order_by("name")
     departments = Department.objects.filter(teams__in=teams).distinct().order_by("name")
@@ -149,13 +168,9 @@ def _overview_title(scope: Scope) -> str:
 def kpi_overview(request: HttpRequest) -> HttpResponse:
     """``/kpis/``: headline cards against the previous period, charts, and the KPI table."""
     _watcher(request)
-    try:
-        scope = pages.parse_scope(request.user, request.GET)
-    except ScopeError as error:
-        scope = pages.default_scope(request.user)
-        return _error_page(
-            request, "reporting/kpis.html", str(error), _filter_options(request, scope)
-        )
+    scope = _scope_or_error_page(request, "reporting/kpis.html")
+    if isinstance(scope, HttpResponse):
+        return scope
     rows = pages.kpi(scope, scope.group_by, index=True)
     total = KpiRow.total(rows)
     before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous(), index=True))
@@ -199,16 +214,9 @@ def kpi_agent(request: HttpRequest, external_id: str) -> HttpResponse:
     _watcher(request)
     agent = _agent_or_404(request, external_id)
     base = {"agent": agent}
-    try:
-        scope = pages.parse_scope(request.user, request.GET, agent=agent)
-    except ScopeError as error:
-        scope = pages.default_scope(request.user, agent=agent)
-        return _error_page(
-            request,
-            "reporting/kpi_agent.html",
-            str(error),
-            {**base, **_filter_options(request, scope)},
-        )
+    scope = _scope_or_error_page(request, "reporting/kpi_agent.html", base, agent=agent)
+    if isinstance(scope, HttpResponse):
+        return scope
     export = request.GET.get("csv")
     if export == "interactions":
         return _interactions_csv(agent, pages.recent_interactions(scope))
@@ -253,16 +261,9 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
     if team is None:
         raise Http404
     base = {"team": team}
-    try:
-        scope = pages.parse_scope(request.user, request.GET, team=team)
-    except ScopeError as error:
-        scope = pages.default_scope(request.user, team=team)
-        return _error_page(
-            request,
-            "reporting/kpi_team.html",
-            str(error),
-            {**base, **_filter_options(request, scope)},
-        )
+    scope = _scope_or_error_page(request, "reporting/kpi_team.html", base, team=team)
+    if isinstance(scope, HttpResponse):
+        return scope
     if request.GET.get("csv") == "alerts":
         return _alerts_csv(f"alerts-team-{team.pk}", pages.recent_alerts(scope.team_ids))
     rows, sort = pages.sort_rows(
@@ -308,13 +309,9 @@ def kpi_coaching(request: HttpRequest) -> HttpResponse:
     """``/kpis/coaching/``: who needs coaching in the visible teams, and why (with the numbers);
     the checklist analysis; both as CSV (``?csv=coaching`` / ``?csv=checklist``)."""
     _watcher(request)
-    try:
-        scope = pages.parse_scope(request.user, request.GET)
-    except ScopeError as error:
-        scope = pages.default_scope(request.user)
-        return _error_page(
-            request, "reporting/coaching.html", str(error), _filter_options(request, scope)
-        )
+    scope = _scope_or_error_page(request, "reporting/coaching.html")
+    if isinstance(scope, HttpResponse):
+        return scope
     result = coaching.coaching(scope.where, scope.period.first, scope.period.last)
     export = request.GET.get("csv")
     if export == "coaching":
