@@ -8,18 +8,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "acw_site.settings")
 # Django must be set up before the routing imports models.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from .overload import OverloadLimiter  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
 from .security import SameOriginValidator  # noqa: E402
+from .ws_auth import WebSocketAuthStack  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # At most API_CONCURRENCY API requests at once, a short queue, then 503 (overload.py).
         "http": OverloadLimiter(django_asgi_app),
-        # Same-origin only: the Origin's scheme, host and port must be the page's own.
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Same-origin only: the Origin's scheme, host and port must be the page's own. The
+        # session and user are read at the handshake; frames go out unwrapped (ws_auth.py).
+        "websocket": SameOriginValidator(WebSocketAuthStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -27,6 +27,10 @@ def with_bench_database(run: Callable[[], Any]) -> Any:
     import django
 
     django.setup()
+    import logging
+
+    # The benchmarks log their users in by the hundred: not one INFO line per login.
+    logging.getLogger("axes").setLevel(logging.WARNING)
     from django.db import connection
     from django.test.utils import setup_test_environment, teardown_test_environment
 

@@ -3,14 +3,15 @@
     python -m bench.bench_wall [--agents 200] [--teams 10] [--servers 1] [--walls 1000]
                                [--rate 30] [--seconds 20] [--no-baseline]
 
-Runs on DATABASE_URL/REDIS_URL in a throw-away test database. Starts ``--servers`` daphne
-processes against it (same Redis, same REDIS_PREFIX), opens ``--walls`` WebSockets spread over
-them (half as a manager who sees every team, half as supervisors of two teams each), then calls
-``agents.services.ingest_event()`` in this process at ``--rate`` events/s. Each event changes an
-agent's live state (not_ready with a unique reason, then available, in turn), so each one is
-identified in the frames by the agent and its ``since``. Latency runs from the start of the
-``ingest_event`` call (validation, row lock, commit, publish) to the frame's arrival at the
-client, for every wall that can see the agent's team.
+Runs on DATABASE_URL/REDIS_URL in a throw-away test database. Starts ``--servers`` web
+processes as deployed (uvicorn, DEBUG off) against it (same Redis, same REDIS_PREFIX), opens
+``--walls`` WebSockets spread over them (half as a manager who sees every team, half as
+supervisors of two teams each), then calls ``agents.services.ingest_event()`` in this process at
+``--rate`` events/s. Each event changes an agent's live state (not_ready with a unique reason,
+then available, in turn), so each one is identified in the frames by the agent and its
+``since``. Latency runs from the start of the ``ingest_event`` call (validation, row lock,
+commit, publish) to the frame's arrival at the client, for every wall that can see the agent's
+team.
 
 The wall clients run in a process of their own (``--client`` mode), so that they do not share
 this process's interpreter lock with the ingestion. The baseline then runs the same clients
@@ -463,7 +464,7 @@ def _match(
 def _run_product(args: argparse.Namespace, floor: list, viewers: list, logs: Path) -> Result:
     from tests.browser.support import Server
 
-    servers = [Server(logs / f"daphne-{n}.log") for n in range(args.servers)]
+    servers = [Server(logs / f"web-{n}.log", production=True) for n in range(args.servers)]
     clients: Clients | None = None
     try:
         for server in servers:
@@ -604,8 +605,9 @@ def main() -> None:
 
     with_bench_database(run)
     print(
-        "reproduce: DATABASE_URL=postgres://postgres@127.0.0.1:5432/test "
-        "REDIS_URL=redis://127.0.0.1:6379/0 REDIS_PREFIX=bench "
+        f"reproduce: DATABASE_URL={os.environ.get('DATABASE_URL', '')} "
+        f"REDIS_URL={os.environ.get('REDIS_URL', '')} "
+        f"REDIS_PREFIX={os.environ.get('REDIS_PREFIX', '')} "
         f".venv/bin/python -m bench.bench_wall --agents {args.agents} --teams {args.teams} "
         f"--servers {args.servers} --walls {args.walls} --rate {args.rate:g} "
         f"--seconds {args.seconds:g}" + (" --no-baseline" if args.no_baseline else "")

@@ -26,12 +26,17 @@ def _free_port() -> int:
 
 
 class Server:
-    """A daphne process serving ``acw_site.asgi:application`` against the test database."""
+    """A server process serving ``acw_site.asgi:application`` against the test database.
 
-    def __init__(self, log_path: Path) -> None:
+    daphne with DEBUG on by default (the browser tests); ``production=True`` runs it as
+    deployed (docs/deploy.md): one uvicorn process with DEBUG off, for the benchmarks.
+    """
+
+    def __init__(self, log_path: Path, *, production: bool = False) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.production = production
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _env(self) -> dict[str, str]:
@@ -44,21 +49,22 @@ class Server:
         else:
             env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
         env["DEBUG"] = "1"
+        if self.production:
+            # Sessions made by this process must verify there: the same secret key.
+            env.update(DEBUG="0", SECRET_KEY=settings.SECRET_KEY, ALLOWED_HOSTS="127.0.0.1")
         return env
+
+    def _command(self) -> list[str]:
+        app = "acw_site.asgi:application"
+        if self.production:
+            return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
+                    "--port", str(self.port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app]
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "acw_site.asgi:application",
-            ],
+            self._command(),
             cwd=ROOT,
             env=self._env(),
             stdout=log,
