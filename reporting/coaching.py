@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.core.cache import cache
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import get_language, gettext
 
 from agents.models import Agent, ChecklistItem, Team, WrapUpCode
 
@@ -64,6 +66,17 @@ OFTEN_RATE = 0.25
 """Extends / times out "often": the lower bound of the rate is at least 25 %."""
 RECENT_DAYS = 7
 """The long-call, late-in-the-shift and checklist sections read this many last days."""
+
+
+@lru_cache(maxsize=256)
+def _translated(language: str | None, message: str) -> str:
+    return gettext(message)
+
+
+def _(message: str) -> str:
+    """``gettext``, remembered per language: the coaching list words the same few sentences
+    for every agent, thousands of times on a large site."""
+    return _translated(get_language(), message)
 
 
 # --- Statistics -----------------------------------------------------------------------------
@@ -562,11 +575,13 @@ def _fold(
     """The agents' figures from their cells (agent × code × channel) of the period and of the
     baseline, in a few passes over plain lists (tens of thousands of cells on a large site)."""
     out = Figures()
-    totals = _totals(cells)
+    totals: dict[int, list[float]] = {}
     norm_of: dict[str, float | None] = {}
     expected: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
     teams: dict[tuple[int, str, str], list[float]] = defaultdict(lambda: [0, 0.0])
     for (agent, code, channel), values in cells.items():
+        had = totals.get(agent)
+        totals[agent] = values.copy() if had is None else list(map(operator.add, had, values))
         if code not in norm_of:
             norm_of[code] = norms.expected(code)
         norm = norm_of[code]
@@ -609,9 +624,7 @@ def _totals(cells: dict[signals.Cell, list[float]]) -> dict[int, list[float]]:
     out: dict[int, list[float]] = {}
     for (agent, *_code_channel), values in cells.items():
         had = out.get(agent)
-        out[agent] = (
-            list(values) if had is None else [a + b for a, b in zip(had, values, strict=True)]
-        )
+        out[agent] = list(values) if had is None else list(map(operator.add, had, values))
     return out
 
 
@@ -638,7 +651,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
     recent = recent_signals(where, first, last, now)
     agent_info = {
         a["pk"]: a
-        for a in Agent.objects.filter(pk__in={agent for agent, _, _ in cells}).values(
+        for a in Agent.objects.filter(pk__in={cell[0] for cell in cells}).values(
             "pk", "external_id", "name", "team_id", "team__name"
         )
     }
