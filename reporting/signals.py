@@ -117,7 +117,8 @@ def _summed(
     query."""
     if not segments:
         return []
-    parts, params = [], []
+    parts: list[str] = []
+    params: list[Any] = []
     for rows in segments:
         sql, part_params = rows.values_list(*keys, *columns).query.sql_with_params()
         parts.append(sql)
