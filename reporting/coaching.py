@@ -92,7 +92,7 @@ class Stats:
 
     @classmethod
     def from_moments(cls, moments: tuple[int, float, float] | None) -> Stats:
-        """From (count, Σ x, Σ x²) (``queries.acw_moments``)."""
+        """From (count, Σ x, Σ x²) (the coaching rollups' sums)."""
         if not moments or not moments[0]:
             return cls(0, 0.0, 0.0)
         n, total, squares = moments
@@ -657,6 +657,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
     }
     figures = _fold(cells, before, {pk: a["team_id"] for pk, a in agent_info.items()}, norms)
 
+    window = _("last %(days)d days") % {"days": (recent.last - recent.first).days + 1}
     entries = []
     for agent_id, info in agent_info.items():
         agent_key = info["external_id"]
@@ -762,7 +763,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                 message = text % {"k": k, "n": row.acw_count, "rate": _pct(share)}
                 reasons.append(Reason(code, message, round(share, 4), OFTEN_RATE))
         if recent_agent is not None:
-            reasons += _recent_reasons(recent_agent, recent)
+            reasons += _recent_reasons(recent_agent, window)
         if reasons:
             entries.append(
                 Entry(agent_key, info["name"], info["team__name"], row, reasons, completion)
@@ -773,9 +774,9 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
     return Coaching(entries, recent, agents, teams)
 
 
-def _recent_reasons(agent: RecentAgent, recent: Recent) -> list[Reason]:
+def _recent_reasons(agent: RecentAgent, window: str) -> list[Reason]:
+    """The long-call and late-in-the-shift reasons; ``window`` names the recent window."""
     out = []
-    window = _("last %(days)d days") % {"days": (recent.last - recent.first).days + 1}
     long_calls = agent.split(by_long=True)
     if long_calls and grows(*long_calls):
         flagged, others = long_calls

@@ -33,8 +33,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, FloatField, Q, QuerySet, Sum
-from django.db.models.functions import Cast, ExtractHour, ExtractIsoWeekDay
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.utils import timezone
 
 from agents.models import AcwSession, Channel, Interaction, WrapUpCode
@@ -1050,53 +1050,3 @@ def acw_duration_counts(
         if raw is not None:
             _add_raw_durations(counts, Interaction.objects.filter(where.q()).filter(raw), by)
     return counts
-
-
-Moments = dict[str, tuple[int, float, float]]
-"""{group key: (closed ACWs, Σ seconds, Σ seconds²)}, in whole seconds as in the histogram."""
-
-
-def acw_moments(
-    where: KpiFilter, start: datetime, end: datetime, now: datetime, by: GroupBy
-) -> Moments:
-    """Count, sum and sum of squares of the closed ACW durations per group ``by`` (e.g.
-    ``"agent"``), for the interactions that ended in [start, end): the mean and standard
-    deviation of each group without reading its histogram. Same rollups and dirty rules as
-    ``acw_duration_counts``; the sums are taken in the database."""
-    column = group_fields(by)[0]
-    out: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-    counts: DurationCounts = defaultdict(dict)
-    seconds = Cast("seconds", FloatField())  # squares overflow a 32-bit integer
-    with consistent_read():
-        plan = _plan(start, end, now, stale_months=_months(_stale_buckets(start, end)))
-        dirty = _dirty_ranges(plan, start, end)
-        if len(dirty_by_range(dirty)) > MAX_RAW_RANGES:
-            ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
-            _add_raw_durations(counts, ended, by)
-        else:
-            for grain, segment in plan.segments():
-                sums = (
-                    _rollups(AcwDurationRollup, grain, segment, where, dirty)
-                    .values(column)
-                    .annotate(
-                        n=Sum("count"),
-                        s1=Sum(seconds * F("count")),
-                        s2=Sum(seconds * seconds * F("count")),
-                    )
-                )
-                for r in sums:
-                    m = out[r[column]]
-                    m[0] += r["n"]
-                    m[1] += r["s1"]
-                    m[2] += r["s2"]
-            raw = _raw_ranges(plan, dirty)
-            if raw is not None:
-                interactions = Interaction.objects.filter(where.q()).filter(raw)
-                _add_raw_durations(counts, interactions, by)
-    for key, per_second in counts.items():
-        m = out[key]
-        for whole, n in per_second.items():
-            m[0] += n
-            m[1] += n * whole
-            m[2] += n * whole * whole
-    return {key: (int(m[0]), m[1], m[2]) for key, m in out.items()}
