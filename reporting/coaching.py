@@ -649,9 +649,11 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
         where, first - timedelta(days=BASELINE_DAYS), first - timedelta(days=1), now
     )
     recent = recent_signals(where, first, last, now)
+    # In external id order: entries that sort alike keep it.
+    agents_with_figures = Agent.objects.filter(pk__in={cell[0] for cell in cells})
     agent_info = {
         a["pk"]: a
-        for a in Agent.objects.filter(pk__in={cell[0] for cell in cells}).values(
+        for a in agents_with_figures.order_by("external_id").values(
             "pk", "external_id", "name", "team_id", "team__name"
         )
     }
