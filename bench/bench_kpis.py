@@ -3,6 +3,7 @@ against a hand-written SQL baseline on the rollups, plus the rollup jobs themsel
 
     python -m bench.bench_kpis [--agents 200] [--days 365] [--repeat 20] [--keepdb] [--reads-only]
     BENCH_SHORT=1 python -m bench.bench_kpis      # 40 agents, 60 days, 5 repetitions
+    python -m bench.bench_kpis --database-as-is --reads-only   # a database seeded beforehand
 
 Runs on DATABASE_URL (PostgreSQL, as in production) in a test database ``test_<name>``: seeds
 it with ``manage.py seed_history --agents A --days D`` (about 27 interactions per agent-day),
@@ -18,7 +19,10 @@ then:
   ACW handling), with the ratio call / baseline.
 
 ``--keepdb`` keeps the seeded database between runs (it is seeded only once); without it the
-database is dropped. docs/benchmarks.md records the figures.
+database is dropped. ``--database-as-is`` reads DATABASE_URL's own database instead, as it is
+(seeded beforehand with ``manage.py seed_history``; never dropped): with ``--reads-only``
+nothing is written to it but the benchmark's manager user. docs/benchmarks.md records the
+figures.
 """
 
 from __future__ import annotations
@@ -63,8 +67,22 @@ def urls(first: str, last: str, team: Any, department: str, agent: str) -> list[
         (f"/kpis/teams/{team.pk}/?{period}", "agent"),
         (f"/kpis/agents/{agent}/?{period}", "day"),
     ]
-    # The coaching list and its API (docs/coaching.md).
-    out += [(f"/kpis/coaching/?{period}", "agent"), (f"/api/v1/coaching?{period}", "agent")]
+    # The coaching list, its API and the checklist analysis (docs/coaching.md).
+    out += [
+        (f"/kpis/coaching/?{period}", "agent"),
+        (f"/api/v1/coaching?{period}", "agent"),
+        (f"/kpis/coaching/?{period}&csv=checklist", "agent"),
+    ]
+    # The staffing what-if (docs/staffing.md): one measured hour of the period's last day, and
+    # the API's Erlang C for a large floor (the same whatever the period).
+    out += [
+        (f"/kpis/staffing/?team={team.pk}&day={last}&hour=11", "team"),
+        (
+            "/api/v1/staffing?volume=4000&interval_seconds=3600&aht_seconds=420"
+            "&acw_change_seconds=-15",
+            "team",
+        ),
+    ]
     return out
 
 
@@ -171,6 +189,10 @@ def rollup_jobs(first: date, last: date) -> None:
     )
 
 
+def _load() -> str:
+    return " ".join(f"{n:.1f}" for n in os.getloadavg())
+
+
 def run(args: argparse.Namespace) -> None:
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
@@ -198,6 +220,7 @@ def run(args: argparse.Namespace) -> None:
     department = Department.objects.order_by("name").first()
     agent = Agent.objects.filter(external_id__startswith="hist-").order_by("external_id").first()
     assert team and department and agent, "no seeded history"
+    print(f"load average: {_load()}")
     print(
         f"{'days':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>7} {'bytes':>9} "
         f"{'base ms':>8} {'ratio':>6}  url"
@@ -208,6 +231,8 @@ def run(args: argparse.Namespace) -> None:
         bounds: tuple[datetime, datetime] = site_day_bounds(first, last)
         baselines: dict[str, float] = {}
         for url, group_by in urls(str(first), str(last), team, department.name, agent.external_id):
+            if args.only and not any(part in url for part in args.only.split(",")):
+                continue
             client.get(url)  # warm the caches as a running server has them
             times, queries, size = measure(client, url, args.repeat)
             if group_by not in baselines:
@@ -227,11 +252,13 @@ def run(args: argparse.Namespace) -> None:
                 f"{p95 / max(baselines[group_by], 0.1):>6.1f}  {url}",
                 flush=True,
             )
-    print(f"worst p95: {worst:.1f} ms; load average now: {os.getloadavg()[0]:.1f}")
+    print(f"worst p95: {worst:.1f} ms; load average now: {_load()}")
     print(
         f"reproduce: {'BENCH_SHORT=1 ' if SHORT else ''}python -m bench.bench_kpis "
         f"--agents {args.agents} --days {args.days} --repeat {args.repeat}"
         f"{' --keepdb' if args.keepdb else ''}{' --reads-only' if args.reads_only else ''}"
+        f"{' --database-as-is' if args.database_as_is else ''}"
+        f"{f' --only {args.only}' if args.only else ''}"
     )
 
 
@@ -243,6 +270,14 @@ def main() -> None:
     parser.add_argument("--keepdb", action="store_true", help="keep (and reuse) the database")
     parser.add_argument(
         "--reads-only", action="store_true", help="skip the rebuild and the incremental run"
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated: measure only the URLs containing one of these"
+    )
+    parser.add_argument(
+        "--database-as-is",
+        action="store_true",
+        help="read DATABASE_URL's database as it is (no test database, never dropped)",
     )
     args = parser.parse_args()
 
@@ -258,6 +293,12 @@ def main() -> None:
 
     app.conf.task_always_eager = True
     setup_test_environment()
+    if args.database_as_is:
+        try:
+            run(args)
+        finally:
+            teardown_test_environment()
+        return
     name = connection.creation.create_test_db(
         verbosity=0, autoclobber=True, serialize=False, keepdb=args.keepdb
     )

@@ -15,31 +15,23 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
-from django.db.models import (
-    BooleanField,
-    ExpressionWrapper,
-    F,
-    Min,
-    Q,
-    QuerySet,
-    Window,
-)
-from django.db.models.functions import PercentRank, TruncDate
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import get_language, gettext
 
-from agents.models import Agent, ChecklistItem, Interaction, Team, WrapUpCode
+from agents.models import Agent, ChecklistItem, Team, WrapUpCode
 
-from . import queries
+from . import queries, signals
 from .queries import (
+    SUMMED,
     GroupBy,
     KpiFilter,
     KpiRow,
@@ -47,6 +39,7 @@ from .queries import (
     site_day_bounds,
     split_key,
 )
+from .rollups import LATE_AFTER_HOURS
 from .templatetags.kpi_format import format_duration, format_percent
 
 # --- The rules' constants (docs/coaching.md) ------------------------------------------------
@@ -72,11 +65,18 @@ TOO_SHORT_RATE = 0.2
 OFTEN_RATE = 0.25
 """Extends / times out "often": the lower bound of the rate is at least 25 %."""
 RECENT_DAYS = 7
-"""The raw-row sections (checklist, long calls, late in shift) read this many last days."""
-LATE_AFTER_HOURS = 6
-"""Late in the shift: ended more than 6 h after the agent's first interaction that day."""
-LONG_CALL_QUANTILE = 0.75
-"""A long call: talk + hold above the agent's own 75th percentile in the window."""
+"""The long-call, late-in-the-shift and checklist sections read this many last days."""
+
+
+@lru_cache(maxsize=256)
+def _translated(language: str | None, message: str) -> str:
+    return gettext(message)
+
+
+def _(message: str) -> str:
+    """``gettext``, remembered per language: the coaching list words the same few sentences
+    for every agent, thousands of times on a large site."""
+    return _translated(get_language(), message)
 
 
 # --- Statistics -----------------------------------------------------------------------------
@@ -92,7 +92,7 @@ class Stats:
 
     @classmethod
     def from_moments(cls, moments: tuple[int, float, float] | None) -> Stats:
-        """From (count, Σ x, Σ x²) (``queries.acw_moments``)."""
+        """From (count, Σ x, Σ x²) (the coaching rollups' sums)."""
         if not moments or not moments[0]:
             return cls(0, 0.0, 0.0)
         n, total, squares = moments
@@ -356,28 +356,38 @@ class StepFigures:
         self.acw_without += other.acw_without
 
 
+Moments = tuple[float, float, float]
+"""(count, Σ seconds, Σ seconds²) of a set of ACWs."""
+
+
 @dataclass
 class RecentAgent:
-    """An agent's closed ACWs of the recent window, for the raw-row signals."""
+    """An agent's closed ACWs of the recent window, for the long-call and late-shift signals
+    (moments of all of them, of those after long calls and of those late in the shift) and
+    their checklist completion."""
 
-    shapes: dict[tuple[bool, bool], tuple[int, float, float]] = field(default_factory=dict)
-    """(after a long call, late in the shift) → (ACWs, Σ seconds, Σ seconds²)."""
+    closed: Moments = (0, 0.0, 0.0)
+    long: Moments = (0, 0.0, 0.0)
+    late: Moments = (0, 0.0, 0.0)
+    steps_due: int = 0
+    steps_ticked: int = 0
+
+    def add(self, closed: Moments, long: Moments, late: Moments) -> None:
+        self.closed, self.long, self.late = (
+            _plus(self.closed, closed),
+            _plus(self.long, long),
+            _plus(self.late, late),
+        )
 
     def split(self, by_long: bool) -> tuple[Stats, Stats] | None:
         """(Stats of the ACWs after long calls, or late in the shift; Stats of the others),
         when both sides have ``MIN_GROUP`` ACWs."""
-        sides: dict[bool, list[float]] = {True: [0, 0.0, 0.0], False: [0, 0.0, 0.0]}
-        for (is_long, is_late), moments in self.shapes.items():
-            side = sides[is_long if by_long else is_late]
-            for i in range(3):
-                side[i] += moments[i]
-        flagged, others = (Stats.from_moments((int(m[0]), m[1], m[2])) for m in sides.values())
-        if flagged.n < MIN_GROUP or others.n < MIN_GROUP:
+        flagged = self.long if by_long else self.late
+        others = tuple(a - b for a, b in zip(self.closed, flagged, strict=True))
+        sides = [Stats.from_moments((int(m[0]), m[1], m[2])) for m in (flagged, others)]
+        if sides[0].n < MIN_GROUP or sides[1].n < MIN_GROUP:
             return None
-        return flagged, others
-
-    steps_due: int = 0
-    steps_ticked: int = 0
+        return sides[0], sides[1]
 
     @property
     def checklist_completion(self) -> float | None:
@@ -385,17 +395,19 @@ class RecentAgent:
         return self.steps_ticked / self.steps_due if self.steps_due else None
 
 
+def _plus(a: Moments, b: Moments) -> Moments:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
 @dataclass
 class Recent:
-    """What the raw rows of the recent window say, per team, agent and checklist step."""
+    """What the recent window says, per team, agent and checklist step."""
 
     first: date
     last: date
     agents: dict[int, RecentAgent] = field(default_factory=dict)
     by_team: dict[tuple[int, int], StepFigures] = field(default_factory=dict)
     by_agent: dict[tuple[int, int], StepFigures] = field(default_factory=dict)
-    closed: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
-    """(team, agent) → (closed ACWs, their seconds), from ``_add_shapes``."""
     steps: list[ChecklistItem] = field(default_factory=list)
 
 
@@ -404,100 +416,47 @@ def recent_window(first: date, last: date) -> tuple[date, date]:
     return max(first, last - timedelta(days=RECENT_DAYS - 1)), last
 
 
-def recent_signals(where: KpiFilter, first: date, last: date) -> Recent:
-    """What the closed ACWs of the interactions that ended in the recent window say: checklist
-    steps ticked (per team and agent, with the ACW with and without each step), and per agent
-    the call length and shift position of each ACW."""
+def recent_signals(where: KpiFilter, first: date, last: date, now: datetime) -> Recent:
+    """What the closed ACWs of the interactions that ended in the recent window say, from the
+    coaching rollups: per agent the ACWs after long calls and late in the shift, and the
+    checklist steps ticked (per team and agent, with the ACW with and without each step)."""
     window_first, window_last = recent_window(first, last)
-    start, end = site_day_bounds(window_first, window_last)
     recent = Recent(window_first, window_last)
     recent.steps = list(ChecklistItem.objects.filter(active=True).order_by("position", "pk"))
-    closed = Interaction.objects.filter(
-        where.q(), ended_at__gte=start, ended_at__lt=end, acw__ended_at__isnull=False
-    )
-    _add_shapes(recent, closed)
-    if recent.steps:  # after the shapes: it needs recent.closed
-        _add_checklist(recent, closed)
+    sums = signals.recent_sums(where, window_first, window_last, now)
+    ticks: dict[tuple[int, int, int], list[float]] = {}
+    for (team_id, agent_id, step), values in sums.ticks.items():
+        with contextlib.suppress(TypeError, ValueError):
+            had = ticks.setdefault((team_id, agent_id, int(step)), [0, 0.0])
+            had[0] += values[0]
+            had[1] += values[1]
+    for (team_id, agent_id), m in sums.closed.items():
+        agent = recent.agents.setdefault(agent_id, RecentAgent())
+        agent.add((m[0], m[1], m[2]), (m[3], m[4], m[5]), (m[6], m[7], m[8]))
+        _add_steps(recent, agent, team_id, agent_id, (int(m[0]), m[1]), ticks)
     return recent
 
 
-def _add_shapes(recent: Recent, closed: QuerySet[Interaction]) -> None:
-    """Per agent: count, sum and sum of squares of the ACW seconds, split by whether the call
-    was long (talk + hold ranked above the agent's 75th percentile in the window: percent rank
-    > 0.75, so calls all of one length are never long) and whether it ended more than
-    ``LATE_AFTER_HOURS`` after the agent's first interaction of that site day. Window functions
-    rank and date each row in the database, which then sums the groups."""
-    length = F("talk_seconds") + F("hold_seconds")
-    day = TruncDate("ended_at", tzinfo=queries.site_tz())
-    ranked = closed.annotate(
-        seconds=F("acw__duration_seconds"),
-        rank=Window(PercentRank(), partition_by=[F("agent_id")], order_by=length.asc()),
-        shift_start=Window(Min("ended_at"), partition_by=[F("agent_id"), day]),
-    ).annotate(
-        is_long=ExpressionWrapper(Q(rank__gt=LONG_CALL_QUANTILE), output_field=BooleanField()),
-        is_late=ExpressionWrapper(
-            Q(ended_at__gt=F("shift_start") + timedelta(hours=LATE_AFTER_HOURS)),
-            output_field=BooleanField(),
-        ),
-    )
-    columns = ("team_id", "agent_id", "seconds", "is_long", "is_late")
-    sql, params = ranked.order_by().values(*columns).query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT w.team_id, w.agent_id, w.is_long, w.is_late, COUNT(*), SUM(w.seconds), "
-            f"SUM(w.seconds * w.seconds) FROM ({sql}) w "
-            "GROUP BY w.team_id, w.agent_id, w.is_long, w.is_late",
-            params,
-        )
-        rows = cursor.fetchall()
-    for team_id, agent_id, is_long, is_late, n, total, squares in rows:
-        total, squares = total or 0.0, squares or 0.0
-        agent = recent.agents.setdefault(agent_id, RecentAgent())
-        shape = (bool(is_long), bool(is_late))
-        had = agent.shapes.get(shape, (0, 0.0, 0.0))
-        agent.shapes[shape] = (had[0] + n, had[1] + total, had[2] + squares)
-        # The closed ACWs per team and agent: where the checklist steps applied.
-        count, seconds = recent.closed.get((team_id, agent_id), (0, 0.0))
-        recent.closed[(team_id, agent_id)] = (count + n, seconds + total)
-
-
-# The ticked steps of each closed ACW, unnested in the database: (team, agent, step) → count
-# and ACW seconds. JSON arrays unnest differently on PostgreSQL and SQLite.
-_UNNEST = {
-    "postgresql": "CROSS JOIN LATERAL jsonb_array_elements_text(b.ticked) AS e(value) "
-    "WHERE jsonb_typeof(b.ticked) = 'array'",
-    "sqlite": ", json_each(b.ticked) AS e WHERE json_type(b.ticked) = 'array'",
-}
-
-
-def _add_checklist(recent: Recent, closed: QuerySet[Interaction]) -> None:
-    """Per team and agent and step: ACWs where the step applied, how many had it ticked, and
-    the ACW seconds with and without it (a team's own steps apply to that team only)."""
-    base = closed.annotate(ticked=F("acw__checklist"), seconds=F("acw__duration_seconds")).values(
-        "team_id", "agent_id", "ticked", "seconds"
-    )
-    sql, params = base.order_by().query.sql_with_params()
-    ticks: dict[tuple[int, int, int], tuple[int, float]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT b.team_id, b.agent_id, e.value, COUNT(*), SUM(b.seconds) FROM ({sql}) b "
-            f"{_UNNEST[connection.vendor]} GROUP BY b.team_id, b.agent_id, e.value",
-            params,
-        )
-        for team_id, agent_id, step, n, seconds in cursor.fetchall():
-            with contextlib.suppress(TypeError, ValueError):
-                ticks[(team_id, agent_id, int(step))] = (n, seconds or 0.0)
-    for (team_id, agent_id), (n, total) in recent.closed.items():
-        agent = recent.agents.setdefault(agent_id, RecentAgent())
-        for step in recent.steps:
-            if step.team_id not in (None, team_id):
-                continue
-            done, with_seconds = ticks.get((team_id, agent_id, step.pk), (0, 0.0))
-            figures = StepFigures(n, done, with_seconds, (total or 0.0) - with_seconds)
-            agent.steps_due += n
-            agent.steps_ticked += done
-            recent.by_team.setdefault((team_id, step.pk), StepFigures()).add(figures)
-            recent.by_agent.setdefault((agent_id, step.pk), StepFigures()).add(figures)
+def _add_steps(
+    recent: Recent,
+    agent: RecentAgent,
+    team_id: int,
+    agent_id: int,
+    closed: tuple[int, float],
+    ticks: dict[tuple[int, int, int], list[float]],
+) -> None:
+    """Each step that applies to the team (a team's own steps apply to that team only) over
+    the agent's closed ACWs in it: how many had it ticked, ACW seconds with and without it."""
+    n, total = closed
+    for step in recent.steps:
+        if step.team_id not in (None, team_id):
+            continue
+        done, with_seconds = ticks.get((team_id, agent_id, step.pk), (0, 0.0))
+        figures = StepFigures(n, int(done), with_seconds, total - with_seconds)
+        agent.steps_due += n
+        agent.steps_ticked += int(done)
+        recent.by_team.setdefault((team_id, step.pk), StepFigures()).add(figures)
+        recent.by_agent.setdefault((agent_id, step.pk), StepFigures()).add(figures)
 
 
 def grows(flagged: Stats, others: Stats) -> bool:
@@ -587,6 +546,93 @@ class Coaching:
     teams: dict[int, str]
 
 
+@dataclass
+class Figures:
+    """Per agent id, what the rules weigh: the period's row (with the expected ACW for the
+    agent's mix), the spread of their ACWs, the team's and their own baseline's ACW for the same
+    codes and channels (``own_expected`` only for agents with a baseline), the baseline's
+    spread."""
+
+    rows: dict[int, KpiRow] = field(default_factory=dict)
+    stats: dict[int, Stats] = field(default_factory=dict)
+    team_expected: dict[int, float] = field(default_factory=dict)
+    own_expected: dict[int, float] = field(default_factory=dict)
+    stats_before: dict[int, Stats] = field(default_factory=dict)
+
+
+_N = signals.PERIOD_COLUMNS.index("interactions")
+_ACW = signals.PERIOD_COLUMNS.index("acw_seconds")
+_MOMENTS = slice(signals.PERIOD_COLUMNS.index("durations"), None)
+assert signals.PERIOD_COLUMNS[: len(SUMMED)] == SUMMED
+
+
+def _fold(
+    cells: dict[signals.Cell, list[float]],
+    before: dict[signals.Cell, list[float]],
+    team_of: dict[int, int],
+    norms: Norms,
+) -> Figures:
+    """The agents' figures from their cells (agent × code × channel) of the period and of the
+    baseline, in a few passes over plain lists (tens of thousands of cells on a large site)."""
+    out = Figures()
+    totals: dict[int, list[float]] = {}
+    norm_of: dict[str, float | None] = {}
+    expected: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
+    teams: dict[tuple[int, str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+    for (agent, code, channel), values in cells.items():
+        had = totals.get(agent)
+        totals[agent] = values.copy() if had is None else list(map(operator.add, had, values))
+        if code not in norm_of:
+            norm_of[code] = norms.expected(code)
+        norm = norm_of[code]
+        if norm is not None:
+            mix = expected[agent]
+            mix[0] += values[_N] * norm
+            mix[1] += values[_N]
+        team = teams[(team_of.get(agent, 0), code, channel)]
+        team[0] += values[_N]
+        team[1] += values[_ACW]
+    team_total: dict[int, float] = defaultdict(float)
+    own_total: dict[int, float] = defaultdict(float)
+    own = _totals(before)
+    for (agent, code, channel), values in cells.items():
+        n, acw = teams[(team_of.get(agent, 0), code, channel)]
+        team_total[agent] += values[_N] * (acw / n if n else 0.0)
+        if agent in own and own[agent][_N]:
+            cell = before.get((agent, code, channel))
+            base = cell if cell and cell[_N] else own[agent]
+            own_total[agent] += values[_N] * base[_ACW] / base[_N]
+    for agent, values in totals.items():
+        row = KpiRow("", "")
+        for name, value in zip(SUMMED, values, strict=False):
+            setattr(row, name, value)
+        row.expected_acw_total, row.expected_interactions = (
+            expected[agent][0],
+            int(expected[agent][1]),
+        )
+        out.rows[agent] = row
+        out.stats[agent] = _stats(values)
+        out.team_expected[agent] = team_total[agent] / row.interactions if row.interactions else 0
+        if agent in own and own[agent][_N] and row.interactions:
+            out.own_expected[agent] = own_total[agent] / row.interactions
+            out.stats_before[agent] = _stats(own[agent])
+    return out
+
+
+def _totals(cells: dict[signals.Cell, list[float]]) -> dict[int, list[float]]:
+    """Each agent's cells summed."""
+    out: dict[int, list[float]] = {}
+    for (agent, *_code_channel), values in cells.items():
+        had = out.get(agent)
+        out[agent] = list(values) if had is None else list(map(operator.add, had, values))
+    return out
+
+
+def _stats(values: list[float]) -> Stats:
+    n, total, squares = values[_MOMENTS]
+    return Stats.from_moments((int(n), total, squares))
+
+
 def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = None) -> Coaching:
     """Who needs coaching in the period, and why (docs/coaching.md).
 
@@ -598,50 +644,29 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
     """
     now = now or timezone.now()
     norms = site_norms(last, now)
-    start, end = site_day_bounds(first, last)
-    base_start, base_end = site_day_bounds(
-        first - timedelta(days=BASELINE_DAYS), first - timedelta(days=1)
+    cells = signals.period_cells(where, first, last, now)
+    before = signals.period_cells(
+        where, first - timedelta(days=BASELINE_DAYS), first - timedelta(days=1), now
     )
-    detail = composite("agent", "wrap_up_code", "channel")
-    split = queries.kpi_rows(group_by=detail, start=start, end=end, now=now, **_filters(where))
-    before = queries.kpi_rows(
-        group_by=detail, start=base_start, end=base_end, now=now, **_filters(where)
-    )
-    spread = queries.acw_moments(where, start, end, now, by="agent")
-    spread_before = queries.acw_moments(where, base_start, base_end, now, by="agent")
-    recent = recent_signals(where, first, last)
-
+    recent = recent_signals(where, first, last, now)
+    # In external id order: entries that sort alike keep it.
+    agents_with_figures = Agent.objects.filter(pk__in={cell[0] for cell in cells})
     agent_info = {
-        a["external_id"]: a
-        for a in Agent.objects.filter(external_id__in={split_key(r.key)[0] for r in split}).values(
+        a["pk"]: a
+        for a in agents_with_figures.order_by("external_id").values(
             "pk", "external_id", "name", "team_id", "team__name"
         )
     }
-    rows: dict[str, KpiRow] = {}
-    cells: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
-    team_cells: dict[tuple[int, str, str], KpiRow] = {}
-    for row in split:
-        agent_key, code, channel = split_key(row.key)
-        total = rows.setdefault(agent_key, KpiRow(agent_key, row.name))
-        total.add(row)
-        add_expected(total, code, row.interactions, norms)
-        cells[agent_key].append((code, channel, row.interactions))
-        team_id = agent_info[agent_key]["team_id"] if agent_key in agent_info else 0
-        team_cells.setdefault((team_id, code, channel), KpiRow("", "")).add(row)
-    own_cells: dict[tuple[str, str, str], KpiRow] = {}
-    own_totals: dict[str, KpiRow] = {}
-    for row in before:
-        agent_key, code, channel = split_key(row.key)
-        own_cells.setdefault((agent_key, code, channel), KpiRow("", "")).add(row)
-        own_totals.setdefault(agent_key, KpiRow("", "")).add(row)
+    figures = _fold(cells, before, {pk: a["team_id"] for pk, a in agent_info.items()}, norms)
 
+    window = _("last %(days)d days") % {"days": (recent.last - recent.first).days + 1}
     entries = []
-    for agent_key, row in rows.items():
-        info = agent_info.get(agent_key)
-        if info is None:
-            continue
+    for agent_id, info in agent_info.items():
+        agent_key = info["external_id"]
+        row = figures.rows[agent_id]
+        row.key, row.name = agent_key, info["name"]
         reasons: list[Reason] = []
-        stats = Stats.from_moments(spread.get(agent_key))
+        stats = figures.stats[agent_id]
         index = row.acw_index
         expected = row.expected_acw_seconds
         if high_index(row.avg_acw_seconds, expected, stats):
@@ -664,11 +689,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                 )
             )
         # Against the team's average for the same codes and channels (the agent included).
-        team_total = sum(
-            n * team_cells[(info["team_id"], code, channel)].avg_acw_seconds
-            for code, channel, n in cells[agent_key]
-        )
-        team_expected = team_total / row.interactions if row.interactions else 0.0
+        team_expected = figures.team_expected[agent_id]
         if team_expected > 0 and high_index(row.avg_acw_seconds, team_expected, stats):
             reasons.append(
                 Reason(
@@ -687,16 +708,10 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                 )
             )
         # Against the agent's own last 30 days, for the same mix.
-        own = own_totals.get(agent_key)
-        if own is not None and own.interactions:
-            own_total = 0.0
-            for code, channel, n in cells[agent_key]:
-                cell = own_cells.get((agent_key, code, channel))
-                mean = cell.avg_acw_seconds if cell and cell.interactions else own.avg_acw_seconds
-                own_total += n * mean
-            own_expected = own_total / row.interactions
+        if agent_id in figures.own_expected:
+            own_expected = figures.own_expected[agent_id]
             now_stats = Stats(stats.n, row.avg_acw_seconds, stats.sd)
-            before_stats = Stats.from_moments(spread_before.get(agent_key))
+            before_stats = figures.stats_before[agent_id]
             if change_is_real(now_stats, own_expected, before_stats):
                 reasons.append(
                     Reason(
@@ -750,7 +765,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                 message = text % {"k": k, "n": row.acw_count, "rate": _pct(share)}
                 reasons.append(Reason(code, message, round(share, 4), OFTEN_RATE))
         if recent_agent is not None:
-            reasons += _recent_reasons(recent_agent, recent)
+            reasons += _recent_reasons(recent_agent, window)
         if reasons:
             entries.append(
                 Entry(agent_key, info["name"], info["team__name"], row, reasons, completion)
@@ -761,9 +776,9 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
     return Coaching(entries, recent, agents, teams)
 
 
-def _recent_reasons(agent: RecentAgent, recent: Recent) -> list[Reason]:
+def _recent_reasons(agent: RecentAgent, window: str) -> list[Reason]:
+    """The long-call and late-in-the-shift reasons; ``window`` names the recent window."""
     out = []
-    window = _("last %(days)d days") % {"days": (recent.last - recent.first).days + 1}
     long_calls = agent.split(by_long=True)
     if long_calls and grows(*long_calls):
         flagged, others = long_calls

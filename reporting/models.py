@@ -223,6 +223,129 @@ class AcwDurationRollup(models.Model):
         return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} agent {self.agent_id}: {self.seconds} s"
 
 
+class CoachingRollup(RollupSums):
+    """What the coaching signals add up, per site day (and month) × agent × team × channel ×
+    wrap-up code (docs/coaching.md): the KPI sums, and over the closed ACWs the moments the
+    confidence bounds need and the split after long calls and late in the shift.
+
+    Day rows are computed from the raw rows of the agent's whole site day (both splits are
+    relative to that day: the agent's 75th percentile of talk + hold, their first interaction),
+    never from 15-minute rows; months are sums of their days. Same dirty marks, rebuild and
+    month rules as ``KpiRollup`` (``reporting.rollups``).
+    """
+
+    grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))
+    bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
+    bucket_end = models.DateTimeField(verbose_name=_("bucket end"))
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="+", verbose_name=_("agent")
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="+", verbose_name=_("team")
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, verbose_name=_("channel"))
+    wrap_up_code = models.CharField(
+        max_length=100, blank=True, default="", verbose_name=_("wrap-up code")
+    )
+    durations = models.PositiveIntegerField(
+        default=0,
+        help_text=_("Closed ACWs with a duration."),
+        verbose_name=_("durations"),
+    )
+    duration_sum = models.FloatField(
+        default=0,
+        help_text=_("Their durations in whole seconds (rounded down), summed."),
+        verbose_name=_("sum of whole seconds"),
+    )
+    duration_squares = models.FloatField(
+        default=0,
+        help_text=_("Their durations in whole seconds (rounded down), squared and summed."),
+        verbose_name=_("sum of squared whole seconds"),
+    )
+    acw_squares = models.FloatField(
+        default=0,
+        help_text=_("Closed ACWs: seconds squared and summed."),
+        verbose_name=_("ACW seconds squared"),
+    )
+    long_count = models.PositiveIntegerField(
+        default=0,
+        help_text=_("Closed ACWs after a call longer than the agent's 75th percentile that day."),
+        verbose_name=_("ACWs after long calls"),
+    )
+    long_seconds = models.FloatField(default=0, verbose_name=_("ACW seconds after long calls"))
+    long_squares = models.FloatField(
+        default=0, verbose_name=_("ACW seconds squared after long calls")
+    )
+    late_count = models.PositiveIntegerField(
+        default=0,
+        help_text=_("Closed ACWs more than 6 h after the agent's first interaction that day."),
+        verbose_name=_("ACWs late in the shift"),
+    )
+    late_seconds = models.FloatField(default=0, verbose_name=_("ACW seconds late in the shift"))
+    late_squares = models.FloatField(
+        default=0, verbose_name=_("ACW seconds squared late in the shift")
+    )
+
+    class Meta:
+        verbose_name = _("coaching rollup")
+        verbose_name_plural = _("coaching rollups")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "bucket_start", "agent", "team", "channel", "wrap_up_code"],
+                name="coachingrollup_one_per_key",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["grain", "bucket_start", "team"], name="coachrollup_grain_start_team"
+            ),
+            models.Index(fields=["agent", "grain", "bucket_start"], name="coachrollup_agent_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket_start:%Y-%m-%d} agent {self.agent_id}"
+
+
+class ChecklistRollup(models.Model):
+    """Ticked checklist steps of closed ACWs per site day × agent × team × channel × step (the
+    value stored in the ACW's ``checklist``), with those ACWs' seconds: the checklist analysis
+    (docs/coaching.md §5). Day rows only, from the raw rows, with the ``CoachingRollup`` days."""
+
+    bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
+    bucket_end = models.DateTimeField(verbose_name=_("bucket end"))
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="+", verbose_name=_("agent")
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="+", verbose_name=_("team")
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, verbose_name=_("channel"))
+    step = models.CharField(
+        max_length=100,
+        help_text=_("The checklist item's id as ticked."),
+        verbose_name=_("step"),
+    )
+    ticked = models.PositiveIntegerField(default=0, verbose_name=_("ticked"))
+    ticked_seconds = models.FloatField(
+        default=0,
+        help_text=_("ACW seconds of the ACWs with the step ticked."),
+        verbose_name=_("ACW seconds when ticked"),
+    )
+
+    class Meta:
+        verbose_name = _("checklist rollup")
+        verbose_name_plural = _("checklist rollups")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket_start", "agent", "team", "channel", "step"],
+                name="checklistrollup_one_per_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket_start:%Y-%m-%d} agent {self.agent_id} step {self.step}"
+
+
 class DirtyInterval(models.Model):
     """A 15-minute interval of one agent whose raw rows changed since it was last rolled up."""
 

@@ -33,8 +33,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, FloatField, Q, QuerySet, Sum
-from django.db.models.functions import Cast, ExtractHour, ExtractIsoWeekDay
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.utils import timezone
 
 from agents.models import AcwSession, Channel, Interaction, WrapUpCode
@@ -627,7 +627,7 @@ def kpi_rows_raw(
 
 
 @contextmanager
-def _consistent_read() -> Iterator[None]:
+def consistent_read() -> Iterator[None]:
     """One snapshot for the several reads of a KPI query (PostgreSQL, outside a transaction).
 
     Without it a rollup run committing between two reads could make an interval count twice
@@ -707,7 +707,7 @@ _FINEST = {"day": Grain.DAY, "interval": Grain.QUARTER, "weekday_hour": Grain.QU
 
 
 def _rollups(
-    model: type[KpiRollup] | type[AcwDurationRollup],
+    model: type[Any],
     grain: str,
     segment: tuple[datetime, datetime],
     where: KpiFilter,
@@ -723,10 +723,38 @@ def _rollups(
     rows = model.objects.filter(
         where.q(), grain=grain, bucket_start__gte=segment[0], bucket_start__lt=segment[1]
     )
-    for (bucket, _), agent_ids in _by_range(dirty).items():
+    for (bucket, _), agent_ids in dirty_by_range(dirty).items():
         if segment[0] <= bucket < segment[1]:
             rows = rows.exclude(bucket_start=bucket, agent_id__in=agent_ids)
     return rows.order_by()
+
+
+DirtyRange = tuple[int, datetime, datetime]
+"""(agent id, start, end): a bucket of one agent the rollups cannot answer."""
+
+
+def day_rollups(
+    model: type[Any],
+    where: KpiFilter,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    *,
+    months: bool = True,
+) -> tuple[list[QuerySet[Any]], list[DirtyRange]]:
+    """The rows of an agent table of day (and, with ``months``, month) rows that answer the
+    whole site days [start, end) where they are up to date, and the (agent, day or month)
+    ranges left to the raw rows: those holding a dirty interval. Same plan, stale-month and
+    dirty rules as ``kpi_rows``; call inside ``consistent_read()``."""
+    stale = _stale_buckets(start, end) if months else set()
+    plan = _plan(
+        start, end, now, finest=Grain.MONTH if months else Grain.DAY, stale_months=_months(stale)
+    )
+    assert not plan.quarters and not plan.raw_edges, "whole site days only"
+    dirty = _dirty_ranges(plan, start, end)
+    return [
+        _rollups(model, grain, segment, where, dirty) for grain, segment in plan.segments()
+    ], dirty
 
 
 def _team_level(group_by: str, where: KpiFilter) -> bool:
@@ -777,7 +805,9 @@ def _dirty_ranges(
     return sorted(ranges)
 
 
-def _by_range(dirty: list[tuple[int, datetime, datetime]]) -> dict[tuple[datetime, datetime], list]:
+def dirty_by_range(
+    dirty: list[tuple[int, datetime, datetime]],
+) -> dict[tuple[datetime, datetime], list]:
     """The dirty agents per range: at a busy moment most agents are dirty in the same day."""
     agents: dict[tuple[datetime, datetime], list[int]] = defaultdict(list)
     for agent_id, s, e in dirty:
@@ -788,7 +818,7 @@ def _by_range(dirty: list[tuple[int, datetime, datetime]]) -> dict[tuple[datetim
 def _raw_ranges(plan: _Plan, dirty: list[tuple[int, datetime, datetime]]) -> Q | None:
     raw = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in plan.raw_edges] + [
         Q(agent_id__in=agent_ids, ended_at__gte=s, ended_at__lt=e)
-        for (s, e), agent_ids in _by_range(dirty).items()
+        for (s, e), agent_ids in dirty_by_range(dirty).items()
     ]
     return reduce(operator.or_, raw) if raw else None
 
@@ -813,7 +843,7 @@ def kpi_rows(
     now = now or timezone.now()
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
     rows: dict[str, KpiRow] = {}
-    with _consistent_read():
+    with consistent_read():
         stale = _stale_buckets(start, end)
         plan = _plan(
             start,
@@ -823,7 +853,7 @@ def kpi_rows(
             stale_months=_months(stale),
         )
         dirty = _dirty_ranges(plan, start, end)
-        if len(_by_range(dirty)) > MAX_RAW_RANGES:
+        if len(dirty_by_range(dirty)) > MAX_RAW_RANGES:
             return kpi_rows_raw(
                 team_ids=where.team_ids,
                 group_by=group_by,
@@ -998,11 +1028,11 @@ def acw_duration_counts(
     name) or all together (key ``""``). Read from the duration rollups like ``kpi_rows``."""
     counts: DurationCounts = defaultdict(dict)
     column = group_fields(by)[0] if by else None
-    with _consistent_read():
+    with consistent_read():
         stale = _stale_buckets(start, end)
         plan = _plan(start, end, now or timezone.now(), stale_months=_months(stale))
         dirty = _dirty_ranges(plan, start, end)
-        if len(_by_range(dirty)) > MAX_RAW_RANGES:
+        if len(dirty_by_range(dirty)) > MAX_RAW_RANGES:
             ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
             _add_raw_durations(counts, ended, by)
             return counts
@@ -1020,53 +1050,3 @@ def acw_duration_counts(
         if raw is not None:
             _add_raw_durations(counts, Interaction.objects.filter(where.q()).filter(raw), by)
     return counts
-
-
-Moments = dict[str, tuple[int, float, float]]
-"""{group key: (closed ACWs, Σ seconds, Σ seconds²)}, in whole seconds as in the histogram."""
-
-
-def acw_moments(
-    where: KpiFilter, start: datetime, end: datetime, now: datetime, by: GroupBy
-) -> Moments:
-    """Count, sum and sum of squares of the closed ACW durations per group ``by`` (e.g.
-    ``"agent"``), for the interactions that ended in [start, end): the mean and standard
-    deviation of each group without reading its histogram. Same rollups and dirty rules as
-    ``acw_duration_counts``; the sums are taken in the database."""
-    column = group_fields(by)[0]
-    out: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-    counts: DurationCounts = defaultdict(dict)
-    seconds = Cast("seconds", FloatField())  # squares overflow a 32-bit integer
-    with _consistent_read():
-        plan = _plan(start, end, now, stale_months=_months(_stale_buckets(start, end)))
-        dirty = _dirty_ranges(plan, start, end)
-        if len(_by_range(dirty)) > MAX_RAW_RANGES:
-            ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
-            _add_raw_durations(counts, ended, by)
-        else:
-            for grain, segment in plan.segments():
-                sums = (
-                    _rollups(AcwDurationRollup, grain, segment, where, dirty)
-                    .values(column)
-                    .annotate(
-                        n=Sum("count"),
-                        s1=Sum(seconds * F("count")),
-                        s2=Sum(seconds * seconds * F("count")),
-                    )
-                )
-                for r in sums:
-                    m = out[r[column]]
-                    m[0] += r["n"]
-                    m[1] += r["s1"]
-                    m[2] += r["s2"]
-            raw = _raw_ranges(plan, dirty)
-            if raw is not None:
-                interactions = Interaction.objects.filter(where.q()).filter(raw)
-                _add_raw_durations(counts, interactions, by)
-    for key, per_second in counts.items():
-        m = out[key]
-        for whole, n in per_second.items():
-            m[0] += n
-            m[1] += n * whole
-            m[2] += n * whole * whole
-    return {key: (int(m[0]), m[1], m[2]) for key, m in out.items()}

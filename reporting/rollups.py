@@ -17,6 +17,12 @@ rewrites agent rows marks their buckets in ``StaleBucket`` in the same transacti
 ``compute_rollups()`` run); readers use a team bucket only when it is neither stale nor dirty.
 Month rows (agents and teams) are summed from the days once the month has ended; a stale month
 is read as days.
+
+The coaching tables (``CoachingRollup``: days and months per agent, team, channel and code;
+``ChecklistRollup``: days per agent, team, channel and ticked step) follow the same marks, but
+their day rows are recomputed from the raw rows of the whole agent-day whenever one of its
+intervals is dirty: whether an ACW followed a long call or came late in the shift depends on the
+agent's whole day (docs/coaching.md).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from agents.states import Rows
 
 from .models import (
     AcwDurationRollup,
+    ChecklistRollup,
+    CoachingRollup,
     DirtyInterval,
     Grain,
     KpiRollup,
@@ -205,6 +213,7 @@ def _recompute(quarters: list[AgentBucket]) -> None:
                 _insert_quarters(bounds)
             else:
                 _insert_sums(Grain.QUARTER, Grain.DAY, bounds)
+                _recompute_coaching_days(chunk, bounds)
     _mark_team_stale(
         {
             (grain, start)
@@ -216,6 +225,13 @@ def _recompute(quarters: list[AgentBucket]) -> None:
             for _, start in buckets
         }
     )
+
+
+def _recompute_coaching_days(days: Sequence[AgentBucket], bounds: Sequence[Bounds]) -> None:
+    """The coaching rows of these agent-days, from the raw rows of each whole day."""
+    CoachingRollup.objects.filter(_agent_buckets_q(days), grain=Grain.DAY).delete()
+    ChecklistRollup.objects.filter(_agent_buckets_q(days)).delete()
+    _insert_coaching_days(bounds)
 
 
 def _agent_buckets_q(buckets: Sequence[AgentBucket]) -> Q:
@@ -247,17 +263,24 @@ _VENDOR_SQL = {
         "quarter": "to_timestamp(floor(extract(epoch FROM {0}) / 900) * 900)",
         "plus_quarter": "({0} + interval '15 minutes')",
         "whole_seconds": "GREATEST(0, floor({0}))::integer",
+        "late": "{0} > {1} + interval '{2} hours'",
+        "unnest": "CROSS JOIN LATERAL jsonb_array_elements_text("
+        "CASE WHEN jsonb_typeof({0}) = 'array' THEN {0} END) AS e(value)",
+        "is_array": "jsonb_typeof({0}) = 'array'",
     },
     "sqlite": {
         "quarter": "datetime((CAST(strftime('%%s', {0}) AS INTEGER) / 900) * 900, 'unixepoch')",
         "plus_quarter": "datetime({0}, '+15 minutes')",
         "whole_seconds": "MAX(0, CAST({0} AS INTEGER))",
+        "late": "{0} > strftime('%%Y-%%m-%%d %%H:%%M:%%f', {1}, '+{2} hours')",
+        "unnest": ", json_each({0}) AS e",
+        "is_array": "json_type({0}) = 'array'",
     },
 }
 
 
-def _sql(name: str, operand: str) -> str:
-    return _VENDOR_SQL[connection.vendor][name].format(operand)
+def _sql(name: str, *operands: str) -> str:
+    return _VENDOR_SQL[connection.vendor][name].format(*operands)
 
 
 _CLOSED = "a.ended_at IS NOT NULL"
@@ -354,6 +377,139 @@ def _insert_quarters(bounds: Sequence[Bounds]) -> int:
     return rows
 
 
+# --- Coaching rollups ------------------------------------------------------------------------
+#
+# Day rows from the raw rows of whole agent-days: "after a long call" and "late in the shift"
+# are relative to the agent's own day, so a day row is never a sum of 15-minute rows.
+
+LONG_CALL_QUANTILE = 0.75
+"""A long call: talk + hold ranked above the agent's 75th percentile of that site day."""
+LATE_AFTER_HOURS = 6
+"""Late in the shift: ended more than 6 h after the agent's first interaction that day."""
+
+_COACHING_KEYS = ("agent_id", "team_id", "channel", "wrap_up_code")
+_COACHING_SUMS = (
+    "durations",
+    "duration_sum",
+    "duration_squares",
+    "acw_squares",
+    "long_count",
+    "long_seconds",
+    "long_squares",
+    "late_count",
+    "late_seconds",
+    "late_squares",
+)
+COACHING_MEASURES = (*MEASURES, *_COACHING_SUMS)
+"""The summed columns of ``CoachingRollup``, in the order ``coaching_day_sql`` selects them."""
+
+
+def _coaching_sums() -> list[str]:
+    """The coaching sums over ended interactions ``i``, their ACW ``a`` and the closed ACW's
+    place in the agent's day ``w`` (``rank``: percent rank of talk + hold; ``shift_start``)."""
+    closed = f"{_CLOSED} AND a.duration_seconds IS NOT NULL"
+    whole = _sql("whole_seconds", "a.duration_seconds")
+    seconds = "COALESCE(a.duration_seconds, 0)"
+    is_long = f"w.rank > {LONG_CALL_QUANTILE}"
+    is_late = _sql("late", "i.ended_at", "w.shift_start", str(LATE_AFTER_HOURS))
+
+    def where(condition: str, value: str) -> str:
+        return f"SUM(CASE WHEN {condition} THEN {value} ELSE 0 END)"
+
+    return [
+        where(closed, "1"),
+        where(closed, f"CAST({whole} AS FLOAT)"),
+        where(closed, f"CAST({whole} AS FLOAT) * {whole}"),
+        where(_CLOSED, f"{seconds} * {seconds}"),
+        where(is_long, "1"),
+        where(is_long, seconds),
+        where(is_long, f"{seconds} * {seconds}"),
+        where(is_late, "1"),
+        where(is_late, seconds),
+        where(is_late, f"{seconds} * {seconds}"),
+    ]
+
+
+def coaching_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
+    """SELECT of the ``CoachingRollup`` day rows of ``bounds`` (whole site days, of every agent
+    or of one agent each) from the raw rows: ``b_start, b_end``, the keys, then
+    ``COACHING_MEASURES``. Window functions place each closed ACW in its agent's day."""
+    calendar, params = _calendar(bounds, "i.ended_at")
+    join = calendar.format(_table(Interaction))
+    span = _span(bounds)
+    length = "i.talk_seconds + i.hold_seconds"
+    day = "i.agent_id, c.b_start"
+    placed = (
+        f"SELECT i.id, PERCENT_RANK() OVER (PARTITION BY {day} ORDER BY {length}) AS rank, "
+        f"MIN(i.ended_at) OVER (PARTITION BY {day}) AS shift_start FROM {join} "
+        f"JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
+        f"WHERE {_CLOSED} AND i.ended_at >= %s AND i.ended_at < %s"
+    )
+    keys = "c.b_start, c.b_end, i.agent_id, i.team_id, i.channel, COALESCE(a.wrap_up_code, '')"
+    sums = ", ".join([*_RAW_SUMS.values(), *_coaching_sums()])
+    sql = (
+        f"SELECT {keys}, {sums} FROM {join} "
+        f"LEFT JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
+        f"LEFT JOIN ({placed}) w ON w.id = i.id "
+        f"WHERE i.ended_at >= %s AND i.ended_at < %s GROUP BY {keys}"
+    )
+    return sql, [*params, *params, *span, *span]
+
+
+def checklist_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
+    """SELECT of the ``ChecklistRollup`` rows of ``bounds`` from the raw rows: ``b_start,
+    b_end, agent_id, team_id, channel, step, ticked, ticked_seconds`` (each ticked step of a
+    closed ACW, unnested in the database)."""
+    calendar, params = _calendar(bounds, "i.ended_at")
+    join = calendar.format(_table(Interaction))
+    keys = "c.b_start, c.b_end, i.agent_id, i.team_id, i.channel, e.value"
+    sql = (
+        f"SELECT {keys}, COUNT(*), SUM(COALESCE(a.duration_seconds, 0)) FROM {join} "
+        f"JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
+        f"{_sql('unnest', 'a.checklist')} "
+        f"WHERE {_CLOSED} AND {_sql('is_array', 'a.checklist')} "
+        f"AND i.ended_at >= %s AND i.ended_at < %s GROUP BY {keys}"
+    )
+    return sql, [*params, *_span(bounds)]
+
+
+def _insert_coaching_days(bounds: Sequence[Bounds]) -> None:
+    """Both coaching tables' day rows of ``bounds`` (site days) from the raw rows."""
+    if not bounds:
+        return
+    columns = ", ".join(("bucket_start", "bucket_end", *_COACHING_KEYS, *COACHING_MEASURES))
+    sql, params = coaching_day_sql(bounds)
+    _execute(
+        f"INSERT INTO {_table(CoachingRollup)} (grain, computed_at, {columns}) "
+        f"SELECT %s, %s, g.* FROM ({sql}) g",
+        [Grain.DAY, _db(timezone.now()), *params],
+    )
+    sql, params = checklist_day_sql(bounds)
+    _execute(
+        f"INSERT INTO {_table(ChecklistRollup)} (bucket_start, bucket_end, agent_id, team_id, "
+        f"channel, step, ticked, ticked_seconds) {sql}",
+        params,
+    )
+
+
+def _insert_coaching_months(bounds: Sequence[Bounds]) -> None:
+    """``CoachingRollup`` month rows of ``bounds`` as sums of their day rows."""
+    if not bounds:
+        return
+    calendar, calendar_params = _calendar(bounds, "k.bucket_start")
+    keys = ", ".join(f"k.{key}" for key in _COACHING_KEYS)
+    sums = ", ".join(f"SUM(k.{name})" for name in COACHING_MEASURES)
+    _execute(
+        f"INSERT INTO {_table(CoachingRollup)} (grain, computed_at, bucket_start, bucket_end, "
+        f"{', '.join(_COACHING_KEYS)}, {', '.join(COACHING_MEASURES)}) "
+        f"SELECT %s, %s, c.b_start, c.b_end, {keys}, {sums} "
+        f"FROM {calendar.format(_table(CoachingRollup))} "
+        "WHERE k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s "
+        f"GROUP BY c.b_start, c.b_end, {keys}",
+        [Grain.MONTH, _db(timezone.now()), *calendar_params, Grain.DAY, *_span(bounds)],
+    )
+
+
 def _insert_sums(
     source: str, target: str, bounds: Sequence[Bounds], *, agents: bool = True
 ) -> None:
@@ -426,19 +582,24 @@ def rebuild_range(first: date, last: date, *, months: bool = True) -> int:
     with transaction.atomic():
         for model in (KpiRollup, AcwDurationRollup):
             model._default_manager.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY]).delete()
+        CoachingRollup.objects.filter(in_range, grain=Grain.DAY).delete()
+        ChecklistRollup.objects.filter(in_range).delete()
         rows = _insert_quarters([(start, end)])
         # Each step reads what the one before wrote: statistics first (they may say "empty").
         analyze(KpiRollup, AcwDurationRollup)
         _insert_sums(Grain.QUARTER, Grain.DAY, days)
+        _insert_coaching_days(days)
+        analyze(CoachingRollup, ChecklistRollup)
         month_bounds = _month_bounds(first, last) if months else []
         if month_bounds:
             in_months = Q(
                 bucket_start__gte=month_bounds[0][0], bucket_start__lt=month_bounds[-1][1]
             )
-            for model in (KpiRollup, AcwDurationRollup):
-                model._default_manager.filter(in_months, grain=Grain.MONTH).delete()
+            for table in (KpiRollup, AcwDurationRollup, CoachingRollup):
+                table._default_manager.filter(in_months, grain=Grain.MONTH).delete()
             _insert_sums(Grain.DAY, Grain.MONTH, month_bounds)
-        analyze(KpiRollup, AcwDurationRollup)
+            _insert_coaching_months(month_bounds)
+        analyze(KpiRollup, AcwDurationRollup, CoachingRollup)
         _rebuild_team_rows(start, end, days, month_bounds)
     analyze(*_ROLLUP_TABLES)
     return rows
@@ -497,9 +658,10 @@ def refresh_stale_buckets(now: datetime | None = None) -> int:
             if g == Grain.MONTH
         ]
         for month in months:
-            for model in (KpiRollup, AcwDurationRollup, TeamKpiRollup):
+            for model in (KpiRollup, AcwDurationRollup, TeamKpiRollup, CoachingRollup):
                 model._default_manager.filter(grain=Grain.MONTH, bucket_start=month[0]).delete()
             _insert_sums(Grain.DAY, Grain.MONTH, [month])
+            _insert_coaching_months([month])
             _insert_sums(Grain.MONTH, Grain.MONTH, [month], agents=False)
         StaleBucket.objects.filter(pk__in=[pk for pk, *_ in stale]).delete()
     return len(stale)
@@ -526,7 +688,14 @@ def analyze(*tables: type[models.Model]) -> None:
             cursor.execute(f"ANALYZE {_table(model)}")
 
 
-_ROLLUP_TABLES = (KpiRollup, AcwDurationRollup, TeamKpiRollup, TeamIntervalRollup)
+_ROLLUP_TABLES = (
+    KpiRollup,
+    AcwDurationRollup,
+    TeamKpiRollup,
+    TeamIntervalRollup,
+    CoachingRollup,
+    ChecklistRollup,
+)
 
 
 def close_day(day: date | None = None) -> int:

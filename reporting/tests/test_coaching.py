@@ -200,6 +200,21 @@ def test_acw_that_grows_after_long_calls_is_a_reason(manager_maria: Any, alice: 
     assert "grows_late_in_shift" not in [r["code"] for r in entry["reasons"]]
 
 
+def test_a_long_call_is_long_for_its_own_day(manager_maria: Any, alice: Agent) -> None:
+    # Yesterday: 30 calls of 60 s with 30 s of ACW, 10 of 300 s with 60 s: the 300 s calls rank
+    # 30 ÷ 39 = 0.77 > 0.75 among that day's calls, so they are long. Today: 40 calls of 600 s
+    # with 30 s, all of one length, so none is long (over the two days together the 300 s calls
+    # would rank 30 ÷ 79 = 0.38, and the 600 s ones 40 ÷ 79 = 0.51: no long call at all).
+    calls("alice", [30] * 30, talk=60, start=_at(8, days_ago=1))
+    calls("alice", [60] * 10, talk=300, every=6, start=_at(10, days_ago=1))
+    calls("alice", [30] * 40, talk=600, every=12, start=_at(6))
+    period = {"from": str(site_today() - timedelta(days=1)), "to": str(site_today())}
+    (entry,) = client_for(manager_maria).get("/api/v1/coaching", period).json()["entries"]
+    (reason,) = [r for r in entry["reasons"] if r["code"] == "grows_after_long_calls"]
+    assert reason["value"] == 2.0  # 60 ÷ 30: the 10 long calls against 30 + 40 others
+    assert "(10 long calls, last 2 days)" in reason["message"]
+
+
 def test_acw_that_grows_late_in_the_shift_is_a_reason(manager_maria: Any, alice: Agent) -> None:
     calls("alice", [30] * 20, start=_at(7))
     calls("alice", [50] * 10, start=_at(13, 30))  # more than 6 h after the first call

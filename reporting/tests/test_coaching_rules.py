@@ -89,14 +89,15 @@ def test_acw_grows_in_a_group_when_welch_says_so() -> None:
 
 def test_long_calls_and_late_acws_are_compared_when_both_sides_have_ten() -> None:
     agent = RecentAgent()
-    # 10 ACWs after long calls: 600 s in all, squares 36 000 (all 60 s); 30 others of 40 s.
-    agent.shapes[(True, False)] = (10, 600.0, 36000.0)
-    agent.shapes[(False, False)] = (30, 1200.0, 48000.0)
+    # 10 ACWs after long calls: 600 s in all, squares 36 000 (all 60 s); 30 others of 40 s:
+    # 40 ACWs, 1 800 s, squares 84 000 in all.
+    agent.add((40, 1800.0, 84000.0), (10, 600.0, 36000.0), (0, 0.0, 0.0))
     flagged, others = agent.split(by_long=True) or (None, None)
     assert flagged == Stats(10, 60.0, 0.0) and others == Stats(30, 40.0, 0.0)
     assert agent.split(by_long=False) is None, "no late ACW at all"
-    agent.shapes[(True, False)] = (9, 540.0, 32400.0)
-    assert agent.split(by_long=True) is None, "9 long calls"
+    nine = RecentAgent()
+    nine.add((39, 1740.0, 80400.0), (9, 540.0, 32400.0), (0, 0.0, 0.0))
+    assert nine.split(by_long=True) is None, "9 long calls"
 
 
 def test_norms_prefer_admin_then_learned_then_the_site_mean() -> None:

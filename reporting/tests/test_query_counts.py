@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
@@ -113,3 +114,29 @@ def test_seeded_rollups_equal_the_raw_rows(history: None) -> None:
             for name in SUMMED:
                 assert getattr(a, name) == pytest.approx(getattr(b, name)), (a.key, name)
     assert acw_distribution(**span) == acw_distribution_raw(**span)
+
+
+# The coaching list (docs/coaching.md §7): the reads above for its norms, the period and the
+# baseline per agent × code × channel, the recent window per team × agent, the checklist ticks,
+# the agents and teams, plus the page's own (session, user, filters).
+MAX_COACHING_QUERIES = 22
+
+
+def test_the_coaching_list_makes_the_same_number_of_queries_for_any_period(
+    api: APIClient, client: Client, manager_maria: Any, history: None
+) -> None:
+    last = site_today() - timedelta(days=1)
+    client.force_login(manager_maria)
+    counts: dict[str, list[int]] = {}
+    for url, reader in (("/api/v1/coaching", api), ("/kpis/coaching/", client)):
+        for days in (1, 7, 35):
+            params = {"from": str(last - timedelta(days=days - 1)), "to": str(last)}
+            reader.get(url, params)  # the learned norms are cached per period end
+            with CaptureQueriesContext(connection) as captured:
+                assert reader.get(url, params).status_code == 200
+            sql = [q["sql"] for q in captured.captured_queries]
+            counts.setdefault(url, []).append(len(sql))
+            # With the rollups up to date, nothing is summed from raw interactions.
+            assert [q for q in sql if 'FROM "agents_interaction"' in q and "GROUP BY" in q] == []
+        assert len(set(counts[url])) == 1, counts
+        assert counts[url][0] <= MAX_COACHING_QUERIES, counts

@@ -4,7 +4,9 @@ Random event streams for a few agents (valid contract events), shuffled and part
 go through ``ingest_event``, with rollup runs in between; before and after a final run,
 ``kpi_rows`` (rollups + dirty intervals + open ACWs) must equal ``kpi_rows_raw`` to the second,
 in every grouping, with every field (timeouts, extensions, too-short ACWs ...), unfiltered and
-filtered; and ``acw_distribution`` (duration rollups) must equal ``acw_distribution_raw``. The
+filtered; ``acw_distribution`` (duration rollups) must equal ``acw_distribution_raw``; and the
+coaching sums (``signals.period_cells`` / ``recent_sums``: the coaching rollups, whose day rows
+place each ACW in its agent's day) must equal their raw recomputation. The
 same holds after a set-based ``rebuild_range`` of the days, and for the team tables (read by every
 grouping but ``agent`` once no bucket is dirty).
 """
@@ -23,14 +25,16 @@ from hypothesis import strategies as st
 from agents import services as agent_services
 from agents.models import AcwPolicy, Department, Team, WrapUpCode
 from agents.tests.factories import event
-from reporting import rollups
+from reporting import rollups, signals
 from reporting.queries import (
     GROUP_BYS,
     SUMMED,
+    KpiFilter,
     acw_distribution,
     acw_distribution_raw,
     kpi_rows,
     kpi_rows_raw,
+    site_day,
 )
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +55,7 @@ call = st.tuples(
     st.integers(min_value=1, max_value=240),  # ACW length (or time until the next step)
     st.sampled_from(["phone", "chat", "email"]),
     st.sampled_from(["", "sale", "info"]),
+    st.sampled_from([[], [1], [1, 2]]),  # checklist steps ticked
 )
 pause = st.tuples(
     st.sampled_from(["break", "logout"]), gap, st.integers(min_value=1, max_value=1800)
@@ -78,7 +83,7 @@ def _events(agent: str, steps: list[tuple[Any, ...]], ids: Any) -> list[dict[str
         kind, wait = step[0], timedelta(seconds=step[1])
         t += wait
         if kind == "call":
-            _, _, talk, hold, acw, acw_len, channel, code = step
+            _, _, talk, hold, acw, acw_len, channel, code, ticked = step
             cid = {"interaction_id": f"{agent}-c{n}"}
             add("interaction.started", t, channel=channel, **cid)
             if hold:
@@ -88,7 +93,12 @@ def _events(agent: str, steps: list[tuple[Any, ...]], ids: Any) -> list[dict[str
             add("interaction.ended", end, **cid)
             done = end + timedelta(seconds=acw_len)
             if acw == "ended":
-                add("acw.ended", done, **({"wrap_up_code": code} if code else {}))
+                add(
+                    "acw.ended",
+                    done,
+                    checklist=ticked,
+                    **({"wrap_up_code": code} if code else {}),
+                )
             elif acw == "extended":
                 add("acw.extended", end + timedelta(seconds=acw_len / 2), seconds=25)
             elif acw == "not_ready":
@@ -136,6 +146,7 @@ def _assert_rollups_match_raw(
                             name,
                         )
                     assert a.norm_acw_seconds == b.norm_acw_seconds
+            _assert_coaching_rollups_match_raw(KpiFilter.of(team_ids, **where), start, end)
             for bin_seconds in (1, 45):
                 assert acw_distribution(
                     **span, bin_seconds=bin_seconds, now=NOW
@@ -145,6 +156,25 @@ def _assert_rollups_match_raw(
                     where,
                     bin_seconds,
                 )
+
+
+def _assert_coaching_rollups_match_raw(where: KpiFilter, start: datetime, end: datetime) -> None:
+    """The coaching sums (reporting/signals.py) of the site days in [start, end) equal their
+    recomputation from the raw rows, per agent × code × channel and per team × agent."""
+    first, last = site_day(start), site_day(end - timedelta(microseconds=1))
+    rolled = signals.period_cells(where, first, last, NOW)
+    raw = signals.period_cells_raw(where, first, last, NOW)
+    assert rolled.keys() == raw.keys(), (first, last, where)
+    for key, values in rolled.items():
+        assert values == pytest.approx(raw[key], abs=1e-6), (first, last, where, key)
+    recent = signals.recent_sums(where, first, last, NOW)
+    recent_raw = signals.recent_sums_raw(where, first, last)
+    assert recent.closed.keys() == recent_raw.closed.keys(), (first, last, where)
+    for team_agent, values in recent.closed.items():
+        assert values == pytest.approx(recent_raw.closed[team_agent], abs=1e-6), team_agent
+    assert recent.ticks.keys() == recent_raw.ticks.keys(), (first, last, where)
+    for step, values in recent.ticks.items():
+        assert values == pytest.approx(recent_raw.ticks[step], abs=1e-6), step
 
 
 @settings(
