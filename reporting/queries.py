@@ -164,9 +164,18 @@ class KpiRow:
         return self.too_short / self.acw_count if self.acw_count else 0.0
 
     def add(self, other: KpiRow) -> None:
-        """Add ``other``'s stored measures to this row (the ratios follow from them)."""
-        for name in (*SUMMED, "expected_acw_total", "expected_interactions"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Add ``other``'s stored measures (``SUMMED`` and the expected ACW's two sums) to this
+        row; the ratios follow from them. Spelled out: it runs once per group and code."""
+        self.interactions += other.interactions
+        self.talk_seconds += other.talk_seconds
+        self.hold_seconds += other.hold_seconds
+        self.acw_seconds += other.acw_seconds
+        self.acw_count += other.acw_count
+        self.timeouts += other.timeouts
+        self.extended += other.extended
+        self.too_short += other.too_short
+        self.expected_acw_total += other.expected_acw_total
+        self.expected_interactions += other.expected_interactions
 
     @classmethod
     def total(cls, rows: Iterable[KpiRow], key: str = "total", name: str = "Total") -> KpiRow:

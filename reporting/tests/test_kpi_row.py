@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.renderers import JSONRenderer
 
-from reporting.queries import KpiRow, row_fields, rows_json
+from reporting.queries import SUMMED, KpiRow, row_fields, rows_json
 
 
 def test_a_total_sums_the_figures_and_computes_the_ratios_from_the_sums() -> None:
@@ -51,3 +51,12 @@ def test_the_json_text_of_rows_is_what_the_api_renderer_writes_for_their_dicts(
     assert rows_json(rows, group_by) == expected
     assert rows_json([], group_by) == JSONRenderer().render({"rows": []})
     assert list(rows[0].as_dict(norm=norm)) == row_fields(group_by)
+
+
+def test_adding_a_row_adds_every_stored_measure() -> None:
+    names = (*SUMMED, "expected_acw_total", "expected_interactions")
+    one = KpiRow("a", "A", **dict.fromkeys(names, 1))
+    row = KpiRow("b", "B")
+    row.add(one)
+    row.add(one)
+    assert {name: getattr(row, name) for name in names} == dict.fromkeys(names, 2)
