@@ -115,7 +115,7 @@ def test_seeded_rollups_equal_the_raw_rows(history: None) -> None:
     assert acw_distribution(**span) == acw_distribution_raw(**span)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_seeding_in_worker_processes_writes_the_same_history() -> None:
     """Each day has its own random stream: two worker processes write what one process does,
     and the live state is each agent's after its newest day."""
