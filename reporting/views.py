@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -173,14 +174,19 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
         return scope
     rows = pages.kpi(scope, scope.group_by, index=True)
     total = KpiRow.total(rows)
+    table, sort = pages.table_page(rows, request.GET.get("sort", ""), request.GET.get("page"))
     before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous(), index=True))
     title = _overview_title(scope)
     context = {
         **_filter_options(request, scope),
         "title": title,
-        "rows": rows,
+        "rows": table.object_list,
         "total": total,
-        "links": _links(rows, scope.group_by, scope),
+        "table": table,
+        "sort": sort,
+        "sorts": _sort_links(scope, sort, pages.TABLE_SORTS),
+        "pager": _page_links(scope, table, sort),
+        "links": _links(table.object_list, scope.group_by, scope),
         "table_query": scope.api_query(scope.group_by, format="csv"),
         "group_label": pages.TABLE_HEADINGS.get(scope.group_by, scope.group_by),
         "group_key_label": pages.TABLE_GROUPS.get(scope.group_by, scope.group_by),
@@ -291,8 +297,10 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         ],
         "total": total,
         "sort": sort,
-        "sorts": _sort_links(scope, sort),
-        "spark_per": _("hour") if scope.period.is_one_day else _("day"),
+        "sorts": _sort_links(scope, sort, team=None),
+        "spark_per": {"hour": _("hour"), "day": _("day"), "week": _("week")}[
+            pages.sparkline_step(scope.period)
+        ],
         "cards": pages.headline_cards(total, before),
         "previous": scope.period.previous(),
         "alerts": pages.recent_alerts(scope.team_ids),
@@ -349,10 +357,16 @@ def kpi_coaching(request: HttpRequest) -> HttpResponse:
     return render(request, "reporting/coaching.html", context)
 
 
-def _sort_links(scope: Scope, current: str) -> dict[str, dict[str, str]]:
-    """Per column: the query that sorts by it (descending first, except names) and its state."""
+def _sort_links(
+    scope: Scope,
+    current: str,
+    columns: dict[str, tuple[Any, Any]] = pages.SORTS,
+    **changes: str | None,
+) -> dict[str, dict[str, str]]:
+    """Per column: the query that sorts by it (descending first, except names), back on the
+    first page, and its state; ``changes`` to the page's query (e.g. ``team=None``)."""
     out = {}
-    for column, (label, _key) in pages.SORTS.items():
+    for column, (label, _key) in columns.items():
         if current == column:
             target, state = f"-{column}", "ascending"
         elif current == f"-{column}":
@@ -361,10 +375,28 @@ def _sort_links(scope: Scope, current: str) -> dict[str, dict[str, str]]:
             target, state = (column if column == "name" else f"-{column}"), "none"
         out[column] = {
             "label": str(label),
-            "query": urlencode(scope.query(team=None, sort=target)),
+            "query": urlencode(scope.query(**changes, sort=target)),
             "state": state,
+            "title": str(pages.COLUMN_TITLES.get(column, "")),
         }
     return out
+
+
+def _page_links(scope: Scope, table: Page, sort: str) -> dict[str, Any]:
+    """The table's page links (first, last and the pages around the current one), each
+    keeping the period, the filters, the grouping and the sort."""
+
+    def query(number: int) -> str:
+        return urlencode(scope.query(sort=sort or None, page=str(number) if number > 1 else None))
+
+    around = table.paginator.get_elided_page_range(table.number, on_each_side=2, on_ends=1)
+    return {
+        "pages": [
+            {"number": n, "query": "" if n == Paginator.ELLIPSIS else query(int(n))} for n in around
+        ],
+        "previous": query(table.previous_page_number()) if table.has_previous() else "",
+        "next": query(table.next_page_number()) if table.has_next() else "",
+    }
 
 
 # --- Page-level CSV (tables the API does not serve) ----------------------------------------

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from rest_framework.renderers import JSONRenderer
 
-from reporting.queries import KpiRow
+from reporting.queries import SUMMED, KpiRow, row_fields, rows_json
 
 
 def test_a_total_sums_the_figures_and_computes_the_ratios_from_the_sums() -> None:
@@ -34,3 +35,28 @@ def test_the_total_of_no_rows_is_zero() -> None:
         0.0,
         0.0,
     )
+
+
+@pytest.mark.parametrize("group_by", ["agent", "wrap_up_code", "interval"])
+def test_the_json_text_of_rows_is_what_the_api_renderer_writes_for_their_dicts(
+    group_by: str,
+) -> None:
+    rows = [
+        KpiRow("a", 'Zoë \u2028 "quoted" \\ ✓', 3, 100.1234, 0.0, 61.00049, 2, 1, 1, 0),
+        KpiRow("b", "", 0, norm_acw_seconds=45.0),
+        KpiRow("", "No wrap-up code", 7, 10, 20, 30, 7, 0, 3, 2, None, 90.5, 7),
+    ]
+    norm = group_by == "wrap_up_code"
+    expected = JSONRenderer().render({"rows": [row.as_dict(norm=norm) for row in rows]})
+    assert rows_json(rows, group_by) == expected
+    assert rows_json([], group_by) == JSONRenderer().render({"rows": []})
+    assert list(rows[0].as_dict(norm=norm)) == row_fields(group_by)
+
+
+def test_adding_a_row_adds_every_stored_measure() -> None:
+    names = (*SUMMED, "expected_acw_total", "expected_interactions")
+    one = KpiRow("a", "A", **dict.fromkeys(names, 1))
+    row = KpiRow("b", "B")
+    row.add(one)
+    row.add(one)
+    assert {name: getattr(row, name) for name in names} == dict.fromkeys(names, 2)

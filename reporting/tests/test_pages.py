@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from agents.models import AcwPolicy, Agent, ChecklistItem, Department, Team
 from agents.services import provision_agent
+from reporting import pages
 from reporting.alerts import evaluate_alerts
 from reporting.queries import site_today, site_tz
 from reporting.rollups import compute_rollups
@@ -304,3 +305,61 @@ def test_each_page_costs_the_same_number_of_queries_for_more_agents_and_days(
         assert len(after) == len(before) <= 45, (page, after)
         # With the rollups up to date, no query aggregates raw interactions.
         assert [q for q in after if 'FROM "agents_interaction"' in q and "GROUP BY" in q] == []
+
+
+def test_the_overview_table_pages_and_sorts_every_row_keeping_the_filters(
+    client: Client, manager_maria: Any, alice: Agent, bob: Agent, north: Team, monkeypatch: Any
+) -> None:
+    provision_agent("dora", name="Dora Lind", team_name="North")
+    start = _today_at(9)
+    ingest(
+        *call("alice", "a1", start, talk=60, acw=20),
+        *call("bob", "b1", start, talk=60, acw=90),
+        *call("dora", "d1", start, talk=60, acw=50),
+    )
+    monkeypatch.setattr("reporting.pages.TABLE_PAGE_SIZE", 2)
+    client.force_login(manager_maria)
+    names = lambda page: re.findall(r'<th scope="row"><a href="[^"]+">([^<]+)</a>', page)  # noqa: E731
+    url = "/kpis/?period=today&channel=phone"
+    first = client.get(url + "&sort=-avg_acw").content.decode()
+    assert names(first) == ["Bob Jansen", "Dora Lind"]
+    assert 'aria-sort="descending"' in first
+    # The total counts every row, not the page's.
+    assert re.search(r"Total</th>\s*<td class=\"num\">3<", first)
+    # The next page keeps the period, the filter and the sort; the sort links go to page 1.
+    assert 'href="?period=today&amp;channel=phone&amp;sort=-avg_acw&amp;page=2"' in first
+    assert 'href="?period=today&amp;channel=phone&amp;sort=avg_acw"' in first
+    assert '<input type="hidden" name="sort" value="-avg_acw">' in first
+    second = client.get(url + "&sort=-avg_acw&page=2").content.decode()
+    assert names(second) == ["Alice Martin"]
+    assert "Rows 3–3 of 3" in _text(client.get(url + "&sort=-avg_acw&page=2"))
+    # Without a sort, the API's order (by external id); a page out of range is the last one.
+    assert names(client.get(url).content.decode()) == ["Alice Martin", "Bob Jansen"]
+    assert names(client.get(url + "&page=9").content.decode()) == ["Dora Lind"]
+    assert names(client.get(url + "&page=x&sort=nonsense").content.decode()) == [
+        "Alice Martin",
+        "Bob Jansen",
+    ]
+
+
+def test_the_team_page_draws_a_point_per_week_over_a_long_period(
+    client: Client, manager_maria: Any, alice: Agent, north: Team
+) -> None:
+    today = site_today()
+    for back, acw in ((1, 10), (8, 80), (9, 90), (40, 30)):
+        start = datetime.combine(today - timedelta(days=back), time(10), site_tz())
+        ingest(*call("alice", f"a{back}", start, talk=60, acw=acw))
+    compute_rollups()
+    user_scope = pages.parse_scope(
+        manager_maria, {"from": str(today - timedelta(days=69)), "to": str(today)}, team=north
+    )
+    assert pages.sparkline_step(user_scope.period) == "week"
+    points = pages.agent_sparklines(user_scope)["alice"]
+    # 70 days: 10 weeks from the first day. Yesterday is day 68 (week 9), 8 and 9 days ago
+    # days 61 and 60 (week 8), 40 days ago day 29 (week 4).
+    assert len(points) == 10
+    assert points[9] == 10 and points[8] == pytest.approx((80 + 90) / 2) and points[4] == 30
+    assert [i for i, p in enumerate(points) if p is not None] == [4, 8, 9]
+    client.force_login(manager_maria)
+    page = client.get(f"/kpis/teams/{north.pk}/?from={today - timedelta(days=69)}&to={today}")
+    assert "Avg ACW per week" in page.content.decode()

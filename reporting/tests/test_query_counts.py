@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from agents import services
-from agents.models import AcwSession, Agent, Event, Interaction
+from agents.models import AcwSession, Agent, AgentState, Event, Interaction
 from reporting.queries import (
     GROUP_BYS,
     SUMMED,
@@ -140,3 +140,32 @@ def test_the_coaching_list_makes_the_same_number_of_queries_for_any_period(
             assert [q for q in sql if 'FROM "agents_interaction"' in q and "GROUP BY" in q] == []
         assert len(set(counts[url])) == 1, counts
         assert counts[url][0] <= MAX_COACHING_QUERIES, counts
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_seeding_in_worker_processes_writes_the_same_history() -> None:
+    """Each day has its own random stream: two worker processes write what one process does,
+    and the live state is each agent's after its newest day."""
+    for prefix, jobs in (("one", 1), ("two", 2)):
+        call_command(
+            "seed_history", agents=3, days=4, team_size=2, calls=4, prefix=prefix, jobs=jobs
+        )
+
+    def history(prefix: str) -> list[Any]:
+        return sorted(
+            Interaction.objects.filter(agent__external_id__startswith=f"{prefix}-").values_list(
+                "ended_at", "talk_seconds", "hold_seconds", "acw__duration_seconds"
+            )
+        )
+
+    assert len(history("one")) > 30
+    assert history("two") == history("one")
+    last_events = [
+        sorted(
+            AgentState.objects.filter(agent__external_id__startswith=prefix).values_list(
+                "last_event_at", "state"
+            )
+        )
+        for prefix in ("one-", "two-")
+    ]
+    assert last_events[0] == last_events[1] and None not in {at for at, _ in last_events[0]}

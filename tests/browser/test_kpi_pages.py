@@ -211,3 +211,46 @@ def test_a_table_downloads_as_csv_with_the_apis_numbers(
     lines = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
     assert len(lines) == page.locator("#interactions-table tbody tr").count()
     assert {line["acw_ended_by"] for line in lines} >= {"agent", "timeout"}
+
+
+def test_a_manager_pages_through_a_long_agent_table_sorted_and_filtered(
+    live_server_up: Server, new_page: Any, floor: dict[str, Any]
+) -> None:
+    """60 more agents in the same department as the first team: the table shows 50 rows a
+    page, sorted over every page, and the page links keep the filter and the sort."""
+    call_command(
+        "seed_history",
+        agents=60,
+        days=2,
+        team_size=20,
+        departments=1,
+        calls=6,
+        prefix="many",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    server = live_server_up
+    page = new_page(*LAPTOP)
+    department = floor["mine"].department.name
+    log_in(page, server, "maria", "pw-maria", then="/kpis/?period=last_7_days")
+    page.goto(f"{server.url}/kpis/?period=last_7_days&department={department}")
+    assert page.locator("#kpi-table tbody tr").count() == 50
+    page.click("#kpi-table th a:has-text('Avg ACW')")
+    page.wait_for_url("**sort=-avg_acw**")
+    first = page.locator("#kpi-table tbody th").all_inner_texts()
+    page.click(".pager a:has-text('2')")
+    page.wait_for_url("**page=2**")
+    assert f"department={department.replace(' ', '+')}" in page.url and "sort=-avg_acw" in page.url
+    assert page.input_value("select[name=department]") == department
+    second = page.locator("#kpi-table tbody th").all_inner_texts()
+    assert page.locator(".pager a[aria-current=page]").inner_text() == "2"
+    rows = _api(
+        page,
+        server,
+        f"group_by=agent&department={department}&from={page.input_value('input[name=from]')}"
+        f"&to={page.input_value('input[name=to]')}",
+    )
+    assert len(first) == 50 and len(first) + len(second) == len(rows) > 60
+    assert first + second == [r["name"] for r in sorted(rows, key=lambda r: -r["avg_acw_seconds"])]
+    assert _fits_the_width(page, LAPTOP[0])
+    assert page.js_errors == []

@@ -15,16 +15,18 @@ site day, ids reserved from the tables' sequences so the site may keep running. 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import multiprocessing
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, models, transaction
+from django.db import connection, connections, models, transaction
 from django.utils import timezone
 
 from acw_site import locks
@@ -57,6 +59,10 @@ CODES = (
 )
 # (channel, share, mean talk seconds)
 CHANNELS = (("phone", 0.6, 300), ("chat", 0.25, 480), ("email", 0.15, 240))
+
+
+Finals = dict[int, tuple[AgentProjection, int, datetime]]
+"""Per agent: its projection after its last event of a day, that event's id and time."""
 
 
 @dataclass
@@ -174,10 +180,16 @@ class Command(BaseCommand):
         )
         parser.add_argument("--prefix", default="hist", help="Prefix of the agents' ids.")
         parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            help="Worker processes, each writing whole site days (PostgreSQL only).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["agents"] < 1 or options["days"] < 1 or options["team_size"] < 1:
-            raise CommandError("--agents, --days and --team-size must be at least 1")
+        if min(options["agents"], options["days"], options["team_size"], options["jobs"]) < 1:
+            raise CommandError("--agents, --days, --team-size and --jobs must be at least 1")
         prefix = options["prefix"]
         if Event.objects.filter(agent__external_id__startswith=f"{prefix}-").exists():
             raise CommandError(f"Agents {prefix}-* already have history: choose another --prefix")
@@ -185,25 +197,21 @@ class Command(BaseCommand):
             agents = self._set_up(
                 prefix, options["agents"], options["team_size"], options["departments"]
             )
-        rng = random.Random(options["seed"])
-        policies = Policies.load().spec
         last = site_today() - timedelta(days=1)
         # Newest day first: an interrupted run leaves the most recent days complete.
         days = [last - timedelta(days=n) for n in range(options["days"])]
-        finals: dict[int, tuple[AgentProjection, int, datetime]] = {}
+        plan = _History(agents, options["calls"], Policies.load().spec, options["seed"])
         totals = {"events": 0, "interactions": 0}
+        finals: Finals = {}
         began = timezone.now()
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                # A bulk load: a crash may lose the last commits (run it again with another
-                # --prefix), so do not wait for each day's commit to reach the disk.
-                cursor.execute("SET synchronous_commit TO off")
+        jobs = options["jobs"] if connection.vendor == "postgresql" else 1
         with progress(
             self, options["verbosity"], total=len(days), unit="day", desc="History"
         ) as bar:
-            for day in days:
-                with transaction.atomic():
-                    counts = self._write_day(rng, agents, day, options["calls"], policies, finals)
+            for day, counts, day_finals in _written_days(plan, days, jobs):
+                if day == days[0]:
+                    # The newest day's end is the live state.
+                    finals = day_finals
                 for name in totals:
                     totals[name] += counts[name]
                 bar.update(1)
@@ -224,7 +232,8 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"History: {len(agents)} agents, {len(days)} days ({days[-1]} to {days[0]}), "
                 f"{totals['events']} events, {totals['interactions']} interactions "
-                f"in {elapsed:.0f} s (rollups: {(timezone.now() - loaded).total_seconds():.0f} s)."
+                f"in {elapsed:.0f} s with {jobs} job(s) (rollups: "
+                f"{(timezone.now() - loaded).total_seconds():.0f} s)."
             )
         )
 
@@ -255,182 +264,7 @@ class Command(BaseCommand):
             agents.append(_Agent(agent.pk, external_id, agent.team_id))
         return agents
 
-    # --- One day -----------------------------------------------------------------------------
-
-    def _write_day(
-        self,
-        rng: random.Random,
-        agents: list[_Agent],
-        day: date,
-        mean_calls: int,
-        policies: PolicyLookup,
-        finals: dict[int, tuple[AgentProjection, int, datetime]],
-    ) -> dict[str, int]:
-        shifts = [
-            (
-                agent,
-                shift_events(rng, agent, day, max(1, round(rng.gauss(mean_calls, 3))), policies),
-            )
-            for agent in agents
-        ]
-        event_ids = iter(_Ids(Event).take(sum(len(events) for _, events in shifts)))
-        received = timezone.now()
-        event_rows: list[tuple[Any, ...]] = []
-        all_rows: list[tuple[_Agent, Rows]] = []
-        for agent, events in shifts:
-            keyed = [
-                EventIn(next(event_ids), type_, at, agent.team_id, data)
-                for type_, at, data in events
-            ]
-            # Every shift starts logged out and ends with a logout: days are independent.
-            result = project(AgentProjection(), keyed, policies)
-            after = dict(result.after_each)
-            for e in keyed:
-                event_rows.append(
-                    (
-                        e.key,
-                        f"{agent.external_id}-{e.key}",
-                        agent.pk,
-                        agent.team_id,
-                        e.type,
-                        e.occurred_at,
-                        received,
-                        json.dumps(e.data),
-                        SOURCE,
-                        json.dumps(after[e.key].to_json()),
-                    )
-                )
-            # Days are written newest first: the newest day's end is the live state.
-            finals.setdefault(agent.pk, (result.final, keyed[-1].key, keyed[-1].occurred_at))
-            all_rows.append((agent, result.rows))
-        _write(
-            Event,
-            (
-                "id",
-                "event_id",
-                "agent_id",
-                "team_id",
-                "type",
-                "occurred_at",
-                "received_at",
-                "data",
-                "source",
-                "state_after",
-            ),
-            event_rows,
-        )
-        interactions = self._write_rows(all_rows)
-        return {"events": len(event_rows), "interactions": interactions}
-
-    def _write_rows(self, all_rows: Iterable[tuple[_Agent, Rows]]) -> int:
-        all_rows = list(all_rows)
-        n_interactions = sum(len(rows.interactions) for _, rows in all_rows)
-        interaction_ids = iter(_Ids(Interaction).take(n_interactions))
-        pk_of: dict[int, int] = {}
-        interactions, holds, acws = [], [], []
-        for agent, rows in all_rows:
-            for it in rows.interactions.values():
-                pk_of[it.key] = next(interaction_ids)
-                interactions.append(
-                    (
-                        pk_of[it.key],
-                        agent.pk,
-                        it.team_id,
-                        it.key,
-                        it.interaction_id,
-                        it.channel,
-                        it.direction,
-                        it.queue,
-                        it.started_at,
-                        it.ended_at,
-                        it.end_reason,
-                        it.talk_seconds,
-                        it.hold_seconds,
-                    )
-                )
-            for hold in rows.holds.values():
-                holds.append(
-                    (pk_of[hold.interaction_key], hold.key, hold.started_at, hold.ended_at)
-                )
-            for acw in rows.acws.values():
-                acws.append(
-                    (
-                        agent.pk,
-                        acw.team_id,
-                        pk_of.get(acw.interaction_key) if acw.interaction_key else None,
-                        acw.key,
-                        acw.channel,
-                        acw.mode,
-                        acw.started_at,
-                        acw.deadline,
-                        acw.ended_at,
-                        acw.end_reason,
-                        acw.extensions,
-                        acw.extended_seconds,
-                        acw.wrap_up_code,
-                        acw.note,
-                        json.dumps(acw.checklist),
-                        acw.duration_seconds,
-                        acw.too_short,
-                        acw.overrun,
-                        acw.policy_violation,
-                    )
-                )
-        _write(
-            Interaction,
-            (
-                "id",
-                "agent_id",
-                "team_id",
-                "start_event_id",
-                "interaction_id",
-                "channel",
-                "direction",
-                "queue",
-                "started_at",
-                "ended_at",
-                "end_reason",
-                "talk_seconds",
-                "hold_seconds",
-            ),
-            interactions,
-        )
-        hold_ids = iter(_Ids(HoldPeriod).take(len(holds)))
-        _write(
-            HoldPeriod,
-            ("id", "interaction_id", "start_event_id", "started_at", "ended_at"),
-            [(next(hold_ids), *row) for row in holds],
-        )
-        acw_ids = iter(_Ids(AcwSession).take(len(acws)))
-        _write(
-            AcwSession,
-            (
-                "id",
-                "agent_id",
-                "team_id",
-                "interaction_id",
-                "start_event_id",
-                "channel",
-                "mode",
-                "started_at",
-                "deadline",
-                "ended_at",
-                "end_reason",
-                "extensions",
-                "extended_seconds",
-                "wrap_up_code",
-                "note",
-                "checklist",
-                "duration_seconds",
-                "too_short",
-                "overrun",
-                "policy_violation",
-            ),
-            [(next(acw_ids), *row) for row in acws],
-        )
-        return len(interactions)
-
-    def _store_live(self, finals: dict[int, tuple[AgentProjection, int, datetime]]) -> None:
+    def _store_live(self, finals: Finals) -> None:
         """Each agent's live state after its last seeded event (logged out), so that live
         events continue from it."""
         for agent_id, (projection, last_key, last_at) in finals.items():
@@ -448,3 +282,229 @@ class Command(BaseCommand):
                 last_event_seq=last_key,
                 projection=projection.to_json(),
             )
+
+
+# --- Site days ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _History:
+    """What every site day of a run is written from: its agents, the mean interactions per
+    agent and day, the policies and the run's seed."""
+
+    agents: list[_Agent]
+    mean_calls: int
+    policies: PolicyLookup
+    seed: int
+
+    def rng(self, day: date) -> random.Random:
+        """The day's own random stream: a day comes out the same whichever process writes it,
+        in whatever order."""
+        return random.Random(f"{self.seed}:{day.isoformat()}")
+
+
+def _written_days(
+    plan: _History, days: list[date], jobs: int
+) -> Iterator[tuple[date, dict[str, int], Finals]]:
+    """Write ``days`` (one transaction each), in this process or in ``jobs`` worker processes
+    that each take the next day left; yields each day as it is committed.
+
+    Days are independent (every shift starts and ends logged out) and their row ids come from
+    the tables' sequences, so workers never wait for each other: the state machine's CPU time,
+    most of a day's cost, is spread over the cores.
+    """
+    if jobs == 1:
+        _bulk_session()
+        for day in days:
+            yield (day, *_commit_day(plan, day))
+        return
+    # Forked workers must not share the parent's connections or its pool: each opens its own.
+    connections.close_all()
+    connection.close_pool()  # type: ignore[attr-defined]
+    context = multiprocessing.get_context("fork")
+    with context.Pool(jobs, initializer=_bulk_session) as pool:
+        for day, result in zip(
+            days, pool.imap(functools.partial(_commit_day, plan), days), strict=True
+        ):
+            yield (day, *result)
+
+
+def _bulk_session() -> None:
+    """A bulk load: a crash may lose the last commits (run it again with another --prefix), so
+    do not wait for each day's commit to reach the disk."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+
+
+def _commit_day(plan: _History, day: date) -> tuple[dict[str, int], Finals]:
+    with transaction.atomic():
+        return _write_day(plan, day)
+
+
+def _write_day(plan: _History, day: date) -> tuple[dict[str, int], Finals]:
+    """Write one site day of every agent in one transaction; its counts and finals."""
+    rng = plan.rng(day)
+    shifts = [
+        (
+            agent,
+            shift_events(
+                rng, agent, day, max(1, round(rng.gauss(plan.mean_calls, 3))), plan.policies
+            ),
+        )
+        for agent in plan.agents
+    ]
+    event_ids = iter(_Ids(Event).take(sum(len(events) for _, events in shifts)))
+    received = timezone.now()
+    event_rows: list[tuple[Any, ...]] = []
+    all_rows: list[tuple[_Agent, Rows]] = []
+    finals: Finals = {}
+    for agent, events in shifts:
+        keyed = [
+            EventIn(next(event_ids), type_, at, agent.team_id, data) for type_, at, data in events
+        ]
+        # Every shift starts logged out and ends with a logout: days are independent.
+        result = project(AgentProjection(), keyed, plan.policies)
+        after = dict(result.after_each)
+        for e in keyed:
+            event_rows.append(
+                (
+                    e.key,
+                    f"{agent.external_id}-{e.key}",
+                    agent.pk,
+                    agent.team_id,
+                    e.type,
+                    e.occurred_at,
+                    received,
+                    json.dumps(e.data),
+                    SOURCE,
+                    json.dumps(after[e.key].to_json()),
+                )
+            )
+        finals[agent.pk] = (result.final, keyed[-1].key, keyed[-1].occurred_at)
+        all_rows.append((agent, result.rows))
+    _write(
+        Event,
+        (
+            "id",
+            "event_id",
+            "agent_id",
+            "team_id",
+            "type",
+            "occurred_at",
+            "received_at",
+            "data",
+            "source",
+            "state_after",
+        ),
+        event_rows,
+    )
+    interactions = _write_rows(all_rows)
+    return {"events": len(event_rows), "interactions": interactions}, finals
+
+
+def _write_rows(all_rows: Iterable[tuple[_Agent, Rows]]) -> int:
+    all_rows = list(all_rows)
+    n_interactions = sum(len(rows.interactions) for _, rows in all_rows)
+    interaction_ids = iter(_Ids(Interaction).take(n_interactions))
+    pk_of: dict[int, int] = {}
+    interactions, holds, acws = [], [], []
+    for agent, rows in all_rows:
+        for it in rows.interactions.values():
+            pk_of[it.key] = next(interaction_ids)
+            interactions.append(
+                (
+                    pk_of[it.key],
+                    agent.pk,
+                    it.team_id,
+                    it.key,
+                    it.interaction_id,
+                    it.channel,
+                    it.direction,
+                    it.queue,
+                    it.started_at,
+                    it.ended_at,
+                    it.end_reason,
+                    it.talk_seconds,
+                    it.hold_seconds,
+                )
+            )
+        for hold in rows.holds.values():
+            holds.append((pk_of[hold.interaction_key], hold.key, hold.started_at, hold.ended_at))
+        for acw in rows.acws.values():
+            acws.append(
+                (
+                    agent.pk,
+                    acw.team_id,
+                    pk_of.get(acw.interaction_key) if acw.interaction_key else None,
+                    acw.key,
+                    acw.channel,
+                    acw.mode,
+                    acw.started_at,
+                    acw.deadline,
+                    acw.ended_at,
+                    acw.end_reason,
+                    acw.extensions,
+                    acw.extended_seconds,
+                    acw.wrap_up_code,
+                    acw.note,
+                    json.dumps(acw.checklist),
+                    acw.duration_seconds,
+                    acw.too_short,
+                    acw.overrun,
+                    acw.policy_violation,
+                )
+            )
+    _write(
+        Interaction,
+        (
+            "id",
+            "agent_id",
+            "team_id",
+            "start_event_id",
+            "interaction_id",
+            "channel",
+            "direction",
+            "queue",
+            "started_at",
+            "ended_at",
+            "end_reason",
+            "talk_seconds",
+            "hold_seconds",
+        ),
+        interactions,
+    )
+    hold_ids = iter(_Ids(HoldPeriod).take(len(holds)))
+    _write(
+        HoldPeriod,
+        ("id", "interaction_id", "start_event_id", "started_at", "ended_at"),
+        [(next(hold_ids), *row) for row in holds],
+    )
+    acw_ids = iter(_Ids(AcwSession).take(len(acws)))
+    _write(
+        AcwSession,
+        (
+            "id",
+            "agent_id",
+            "team_id",
+            "interaction_id",
+            "start_event_id",
+            "channel",
+            "mode",
+            "started_at",
+            "deadline",
+            "ended_at",
+            "end_reason",
+            "extensions",
+            "extended_seconds",
+            "wrap_up_code",
+            "note",
+            "checklist",
+            "duration_seconds",
+            "too_short",
+            "overrun",
+            "policy_violation",
+        ),
+        [(next(acw_ids), *row) for row in acws],
+    )
+    return len(interactions)
