@@ -58,6 +58,11 @@ def _test_settings(settings: Any) -> None:
     from django.core.cache import cache
 
     cache.clear()
+    # Each test starts in the site's default language: a request made earlier in this thread
+    # (LocaleMiddleware, a user's saved language) leaves its language active.
+    from django.utils import translation
+
+    translation.deactivate()
 
 
 @pytest.fixture

@@ -12,7 +12,10 @@ from django.contrib.auth import get_user_model
 from acw_site.ws_auth import WebSocketAuthStack
 from agents.tests.test_consumers import session_cookie
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 class Recorder:
