@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 from asgiref.sync import async_to_sync
@@ -83,7 +83,8 @@ def team_seqs(team_ids: Iterable[int]) -> dict[int, int]:
 def _pubsub_channel(group: str) -> str:
     """The Redis channel on which the pub/sub layer's subscribers receive ``group``'s messages
     (channels_redis: the layer's prefix, ``__group__``, the group)."""
-    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi")
+    config = cast(dict[str, Any], settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    prefix = config.get("prefix", "asgi")
     return f"{prefix}__group__{group}"
 
 
