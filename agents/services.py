@@ -435,9 +435,10 @@ def _derived_table(
     an INSERT or UPDATE: its SQL, parameters and quoted column names (the table's columns are
     named and ordered as ``names``), rows in input order.
 
-    On PostgreSQL one array per column (``unnest``): a few parameters however many rows (the
-    driver's handling of thousands of parameters cost more than the statement); elsewhere a
-    VALUES list.
+    On PostgreSQL all the rows are one parameter, a JSON array of arrays, taken apart by
+    ``json_array_elements``: psycopg's client-side binding (Django's default) quotes every
+    element of an array parameter in Python, which was a fifth of a batch's time, where one
+    JSON text is encoded and escaped once, in C. Elsewhere a VALUES list.
     """
     fields = [cast(Field, model._meta.get_field(name)) for name in names]
     quote = connection.ops.quote_name
@@ -452,24 +453,36 @@ def _derived_table(
         all_rows = ", ".join([one_row] * len(rows))
         named = ", ".join(f"column{n} AS {column}" for n, column in enumerate(columns, 1))
         return f"(SELECT {named} FROM (VALUES {all_rows})) AS v", params, columns
-    arrays, selected = [], []
+    selected = []
     for index, (field, column) in enumerate(zip(fields, columns, strict=True)):
-        values = [row[index] for row in rows]
         if field.get_internal_type() == "JSONField":
-            encoder = field.encoder  # type: ignore[attr-defined]
-            arrays.append(("text[]", [json.dumps(value, cls=encoder) for value in values]))
-            selected.append(f"v.{column}::jsonb AS {column}")
+            selected.append(f"(x.r -> {index})::jsonb AS {column}")
         else:
-            array_type = f"{field.cast_db_type(connection)}[]"  # type: ignore[attr-defined]
-            prepared = [field.get_db_prep_save(value, connection) for value in values]
-            arrays.append((array_type, prepared))
-            selected.append(f"v.{column}")
-    unnest = ", ".join(f"%s::{array_type}" for array_type, _ in arrays)
+            db_type = field.cast_db_type(connection)  # type: ignore[attr-defined]
+            selected.append(f"(x.r ->> {index})::{db_type} AS {column}")
+    encoded = json.dumps(
+        [
+            [
+                value if field.get_internal_type() == "JSONField"
+                else field.get_db_prep_save(value, connection)
+                for field, value in zip(fields, row, strict=True)
+            ]
+            for row in rows
+        ],
+        default=_json_instant,
+    )  # fmt: skip
     sql = (
-        f"(SELECT {', '.join(selected)} FROM unnest({unnest}) WITH ORDINALITY "
-        f"AS v ({', '.join(columns)}, n) ORDER BY n) AS v"
+        f"(SELECT {', '.join(selected)} FROM json_array_elements(%s::json) WITH ORDINALITY "
+        f"AS x (r, n) ORDER BY x.n) AS v"
     )
-    return sql, [values for _, values in arrays], columns
+    return sql, [encoded], columns
+
+
+def _json_instant(value: Any) -> str:
+    """Instants in the JSON of ``_derived_table``, to the microsecond, with their offset."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _answer_the_others(
@@ -912,18 +925,18 @@ def _upsert_sql(
 def _dirty_marks_sql(buckets: set[tuple[int, datetime]]) -> tuple[str | None, list[Any]]:
     """One ``INSERT ... ON CONFLICT DO NOTHING`` of the rollup marks ``(agent id, interval
     start)``; ``None`` for none."""
-    from reporting.models import DirtyInterval  # at call time: reporting builds on agents
+    from reporting import rollups  # at call time: reporting builds on agents
 
     if not buckets:
         return None, []
     now = timezone.now()
     source_sql, params, columns = _derived_table(
-        DirtyInterval,
+        rollups.DirtyInterval,
         ("agent", "bucket_start", "marked_at"),
         [(agent_id, start, now) for agent_id, start in sorted(buckets)],
     )
     sql = (
-        f"INSERT INTO {connection.ops.quote_name(DirtyInterval._meta.db_table)} "
+        f"INSERT INTO {connection.ops.quote_name(rollups.DirtyInterval._meta.db_table)} "
         f"({', '.join(columns)}) SELECT * FROM {source_sql} WHERE true ON CONFLICT DO NOTHING"
     )
     return sql, params
