@@ -2,11 +2,16 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "acw_site.settings")
-# Django must be set up before the routing imports models.
-django_asgi_app = get_asgi_application()
+# Django must be set up before the handler loads the middleware and the routing imports models.
+django.setup(set_prefix=False)
+
+from .asgi_handler import SyncChainASGIHandler  # noqa: E402
+
+# The middleware chain and the view in one thread hop (asgi_handler.py).
+django_asgi_app = SyncChainASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

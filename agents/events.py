@@ -16,18 +16,14 @@ something and sends its browser a fresh snapshot.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import threading
 from collections.abc import Iterable
-from concurrent.futures import TimeoutError as FutureTimeout
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 from asgiref.sync import async_to_sync
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import transaction
@@ -44,9 +40,6 @@ logger = logging.getLogger(__name__)
 # Under the deployment's Redis prefix (a deploy-time setting, read once).
 TEAM_SEQ_KEY = redis_key("team-seq", "{team_id}")
 PUBLISH_FAILURES_KEY = "publish_failures"
-# A publish that takes longer than this is abandoned (and counted): the caller is a request or
-# a task that has already committed, and walls recover lost messages by resync.
-PUBLISH_TIMEOUT_SECONDS = 2.0
 _counters: dict[str, int] = {PUBLISH_FAILURES_KEY: 0}
 
 Message = dict[str, Any]
@@ -64,6 +57,8 @@ def user_group(user_id: int) -> str:
 
 @lru_cache(maxsize=1)
 def _redis() -> redis.Redis:
+    # A publish that takes longer than the timeout is abandoned (and counted): the caller is a
+    # request or a task that has already committed, and walls recover lost messages by resync.
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
@@ -85,57 +80,30 @@ def team_seqs(team_ids: Iterable[int]) -> dict[int, int]:
     return {team_id: int(value or 0) for team_id, value in zip(ids, values, strict=True)}
 
 
-class _PublisherLoop:
-    """One long-lived event loop per process for sending to the channel layer from sync code.
-
-    ``async_to_sync(layer.group_send)`` called from a plain thread (a Celery worker, the
-    simulator, a management command) runs in a new event loop each time, and the pub/sub layer
-    keeps its Redis connection per loop: every publish paid for a new connection (measured:
-    1.5 ms per publish and one TCP connection each). A daemon thread running one loop keeps one
-    connection for the life of the process. Re-created after a fork (Celery's prefork pool).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            alive = self._thread is not None and self._thread.is_alive()
-            if self._loop is None or self._pid != os.getpid() or not alive:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="wall-publisher", daemon=True
-                )
-                thread.start()
-                self._loop, self._thread, self._pid = loop, thread, os.getpid()
-            assert self._loop is not None
-            return self._loop
-
-    def group_send(self, layer: BaseChannelLayer, sends: list[tuple[str, Message]]) -> None:
-        async def send_all() -> None:
-            for group, message in sends:
-                await layer.group_send(group, message)
-
-        future = asyncio.run_coroutine_threadsafe(send_all(), self._running_loop())
-        try:
-            future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
-        except FutureTimeout:
-            future.cancel()
-            raise
-
-
-_publisher = _PublisherLoop()
+def _pubsub_channel(group: str) -> str:
+    """The Redis channel on which the pub/sub layer's subscribers receive ``group``'s messages
+    (channels_redis: the layer's prefix, ``__group__``, the group)."""
+    config = cast(dict[str, Any], settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    prefix = config.get("prefix", "asgi")
+    return f"{prefix}__group__{group}"
 
 
 def _group_send(sends: list[tuple[str, Message]]) -> None:
+    """Send each ``(group, message)``, in order.
+
+    On the pub/sub layer (production), every message is published through this process's
+    synchronous Redis client, all of them in one pipelined round trip, serialised as the layer
+    does: the layer's own ``group_send`` awaits one PUBLISH after the other, and from sync code
+    it needs an event loop to run on, each call a hop to another thread and back.
+    """
     layer = get_channel_layer()
     if layer is None:
         return
     if isinstance(layer, RedisPubSubChannelLayer):
-        _publisher.group_send(layer, sends)
+        pipe = _redis().pipeline(transaction=False)
+        for group, message in sends:
+            pipe.publish(_pubsub_channel(group), layer.serialize(message))
+        pipe.execute()
         return
 
     # Other layers (the in-memory one in tests) are bound to the caller's event loop: when

@@ -1,8 +1,8 @@
 """KPI rollups: the write side of the rollup tables.
 
-``agents.services`` calls ``mark_dirty_rows()`` / ``mark_dirty_before_replay()`` in the
-transaction that writes an agent's interactions and ACWs, under that agent's live-state row
-lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
+``agents.services`` marks the intervals of the rows it writes (``dirty_buckets_of_rows()``)
+and calls ``mark_dirty_before_replay()`` in the transaction that writes an agent's interactions
+and ACWs, under that agent's live-state row lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
 ``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
 recomputes exactly those intervals and their days (their months once ended); ``rebuild_range()`` recomputes
 whole site days (and their months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
@@ -76,11 +76,9 @@ def mark_dirty(agent_id: int, moments: Iterable[datetime | None]) -> None:
 
 
 def _mark_dirty_many(marks: Iterable[tuple[int, datetime | None]]) -> None:
-    """Called on every raw write, so it is one ``INSERT ... ON CONFLICT DO NOTHING`` at most
+    """Called on raw writes, so it is one ``INSERT ... ON CONFLICT DO NOTHING`` at most
     (for any number of agents), and no query when nothing ended."""
-    buckets = {
-        (agent_id, quarter_start(moment)) for agent_id, moment in marks if moment is not None
-    }
+    buckets = _buckets(marks)
     if buckets:
         DirtyInterval.objects.bulk_create(
             [
@@ -91,18 +89,19 @@ def _mark_dirty_many(marks: Iterable[tuple[int, datetime | None]]) -> None:
         )
 
 
-def mark_dirty_rows(agent_id: int, rows: Rows) -> None:
-    """The intervals of the interactions that ended and the ACWs a projection wrote."""
-    mark_dirty_rows_of([(agent_id, rows)])
+def _buckets(marks: Iterable[tuple[int, datetime | None]]) -> set[tuple[int, datetime]]:
+    return {(agent_id, quarter_start(moment)) for agent_id, moment in marks if moment is not None}
 
 
-def mark_dirty_rows_of(touched: Iterable[tuple[int, Rows]]) -> None:
-    """``mark_dirty_rows`` for several agents' rows in one statement (a batch of events).
+def dirty_buckets_of_rows(touched: Iterable[tuple[int, Rows]]) -> set[tuple[int, datetime]]:
+    """The intervals ``(agent id, start)`` that several agents' rows written by a projection
+    count in, to be marked dirty by the writer in the same transaction (``agents.services``
+    writes them with its other rows, ``DirtyInterval``'s ``marked_at`` set).
 
     An interaction counts in the interval it ended in, and its ACW (which starts at that end)
     counts there too.
     """
-    _mark_dirty_many(
+    return _buckets(
         (agent_id, moment)
         for agent_id, rows in touched
         for moment in (
@@ -119,7 +118,7 @@ def mark_dirty_before_replay(
 
     A replay from time t can only move interaction ends that are at or after t, so marking every
     interval of the agent's interactions that ended since t covers the rows it deletes and the
-    ones whose end it moves; the rewritten rows are marked by ``mark_dirty_rows``. A replay that
+    ones whose end it moves; the rewritten rows are marked by ``dirty_buckets_of_rows``. A replay that
     stopped where the history converged (``until``: agent id -> that event's time) changes only
     rows that were closed by then (the ones open there are kept), so the marks stop there too.
     """

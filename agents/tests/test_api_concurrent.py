@@ -16,10 +16,16 @@ from agents.models import AcwSession, Agent, AgentState, Event, Interaction
 from agents.tests import factories
 
 URL = "/api/v1/events"
-# Near now, so that no ACW reaches its deadline (the site default: 30 s) while a test runs.
+# Near now, so that no ACW reaches its deadline (the site default: 30 s) while a test runs:
+# set again when each test starts (a whole suite takes minutes after this module is imported).
 BASE = timezone.now().replace(microsecond=0)
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def base_near_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(globals(), "BASE", timezone.now().replace(microsecond=0))
 
 
 def event(type_: str, offset: float, agent: str = "alice", **fields: Any) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""Served over ASGI, a request enters the synchronous middleware chain and the view once.
+
+Django's own handler went back to the event loop in the middle of the chain (for the one
+async-capable middleware) and then to a thread again for the view: each crossing waits for the
+other side to be scheduled (docs/design.md, traps of the stack).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+from asgiref.sync import AsyncToSync
+from channels.testing import HttpCommunicator
+
+from acw_site.middleware import RequestIdMiddleware
+from agents import api
+from agents.tests.factories import event
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_an_event_request_runs_its_middleware_and_view_in_one_thread(
+    api_token: str, alice: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acw_site.asgi import application
+
+    threads: dict[str, int] = {}
+    back_to_the_loop: list[Any] = []
+    outermost, view = RequestIdMiddleware.__call__, api.EventsView.post
+
+    def outermost_recorded(self: RequestIdMiddleware, request: Any) -> Any:
+        threads["middleware"] = threading.get_ident()
+        return outermost(self, request)
+
+    def view_recorded(self: api.EventsView, request: Any) -> Any:
+        threads["view"] = threading.get_ident()
+        return view(self, request)
+
+    def no_way_back(self: AsyncToSync, *args: Any, **kwargs: Any) -> Any:
+        back_to_the_loop.append(self.awaitable)
+        raise AssertionError("the request went back to the event loop")
+
+    monkeypatch.setattr(RequestIdMiddleware, "__call__", outermost_recorded)
+    monkeypatch.setattr(api.EventsView, "post", view_recorded)
+    monkeypatch.setattr(AsyncToSync, "__call__", no_way_back)
+    request = HttpCommunicator(
+        application,
+        "POST",
+        "/api/v1/events",
+        body=json.dumps(event("alice", "agent.logged_in")).encode(),
+        headers=[
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"x-forwarded-proto", b"https"),
+            (b"authorization", f"Bearer {api_token}".encode()),
+        ],
+    )
+    response = await request.get_response(timeout=10)
+    assert response["status"] == 201, response["body"]
+    assert back_to_the_loop == []
+    assert threads["middleware"] == threads["view"] != threading.get_ident()
