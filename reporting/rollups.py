@@ -700,8 +700,10 @@ def _write_rollups(span: _Span) -> int:
     from the raw rows, each coarser grain from the one below it (the same sums the incremental
     runs write), then the team rows from the agent rows. Returns the 15-minute rows."""
     rows = _insert_quarters([(span.start, span.end)])
+    _analyze_fresh(KpiRollup, AcwDurationRollup)
     _insert_sums(Grain.QUARTER, Grain.DAY, span.days)
     _insert_coaching_days(span.days)
+    _analyze_fresh(KpiRollup, AcwDurationRollup, CoachingRollup)
     _insert_sums(Grain.DAY, Grain.MONTH, span.months)
     _insert_coaching_months(span.months)
     _insert_team_intervals(
@@ -710,6 +712,14 @@ def _write_rollups(span: _Span) -> int:
     _insert_sums(Grain.DAY, Grain.DAY, span.days, agents=False)
     _insert_sums(Grain.MONTH, Grain.MONTH, span.months, agents=False)
     return rows
+
+
+def _analyze_fresh(*models: type[models.Model]) -> None:
+    """Statistics of the fresh tables being filled, for the next step that reads them: a table
+    never analysed passes for nearly empty, and its million rows are then joined in a nested
+    loop. Tables rewritten in place keep usable statistics (one ``ANALYZE`` at the end)."""
+    if _fresh_tables.get():
+        analyze(*models)
 
 
 @contextmanager
@@ -812,11 +822,24 @@ def _swap_in(fresh: Mapping[type[models.Model], str], renames: Sequence[Sequence
                 [_quote(name), _quote(table)],
             )
             old_sequence, sequence = cursor.fetchone()
+            _check_foreign_keys_now(cursor, name)
             cursor.execute(f"DROP TABLE {_quote(name)}")
             cursor.execute(f"ALTER TABLE {_quote(table)} RENAME TO {_quote(name)}")
             for statement in statements:
                 cursor.execute(statement)
             cursor.execute(f"ALTER SEQUENCE {sequence} RENAME TO {_unqualified(old_sequence)}")
+
+
+def _check_foreign_keys_now(cursor: Any, table: str) -> None:
+    """Run the foreign-key checks still queued for ``table`` (rows an enclosing transaction
+    wrote; they would run at the commit): a table with queued checks cannot be dropped."""
+    cursor.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+        [_quote(table)],
+    )
+    names = [_quote(name) for (name,) in cursor.fetchall()]
+    if names:
+        cursor.execute(f"SET CONSTRAINTS {', '.join(names)} IMMEDIATE")
 
 
 def _quote(name: str) -> str:
