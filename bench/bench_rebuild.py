@@ -3,6 +3,7 @@ and the incremental run with the open interval of every agent dirty, on an alrea
 database (``manage.py seed_history``; a year takes half an hour to seed, so it is not redone).
 
     DATABASE_URL=postgres://.../bench_db python -m bench.bench_rebuild [--runs 3] [--from DATE]
+        [--dirty AGENTS]
 
 Unlike the other benchmarks this one works on the database DATABASE_URL names: it rewrites its
 rollups (the same rows) and runs one incremental rollup, nothing else. Each run times the plain
@@ -60,15 +61,15 @@ def rebuild_against_aggregate(first: date, last: date, *, full: bool) -> str:
     )
 
 
-def incremental_with_every_agent_dirty(moment: datetime) -> str:
-    """``compute_rollups`` after every agent's interval holding ``moment`` was marked dirty (the
-    open interval at the end of a busy minute)."""
+def incremental_with_agents_dirty(moment: datetime, agents: int | None = None) -> str:
+    """``compute_rollups`` after the interval holding ``moment`` was marked dirty for every
+    agent, or for the ``agents`` added last (the open interval at the end of a busy minute)."""
     from agents.models import Agent
     from reporting import rollups
     from reporting.queries import quarter_start
 
     bucket = quarter_start(moment)
-    agent_ids = list(Agent.objects.values_list("pk", flat=True))
+    agent_ids = list(Agent.objects.order_by("-pk").values_list("pk", flat=True)[:agents])
     for agent_id in agent_ids:
         rollups.mark_dirty(agent_id, [bucket])
     t0 = time.perf_counter()
@@ -86,6 +87,9 @@ def _load() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--dirty", type=int, help="Agents dirty in the incremental run (default: all of them)."
+    )
     parser.add_argument(
         "--from",
         dest="first",
@@ -106,7 +110,7 @@ def main() -> None:
     for _ in range(args.runs):
         print(rebuild_against_aggregate(first, last, full=args.first is None), flush=True)
     busy = site_day_bounds(last - timedelta(days=1), last - timedelta(days=1))[1]
-    print(incremental_with_every_agent_dirty(busy - timedelta(hours=8)), flush=True)
+    print(incremental_with_agents_dirty(busy - timedelta(hours=8), args.dirty), flush=True)
 
 
 if __name__ == "__main__":
