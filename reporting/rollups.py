@@ -6,8 +6,9 @@ and ACWs, under that agent's live-state row lock, so every change to the raw row
 ``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
 recomputes exactly those intervals and their days (their months once ended); ``rebuild_range()`` recomputes
 whole site days (and their months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
-GROUP BY``: the daily close, ``manage.py rebuild_rollups``, ``manage.py seed_history``). All are
-idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums) and
+GROUP BY``: the daily close, ``manage.py rebuild_rollups --from``), and ``rebuild_all()`` every
+day into fresh tables swapped in (``manage.py rebuild_rollups``, ``manage.py seed_history``). All
+are idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums) and
 ``AcwDurationRollup`` (how many ACWs lasted each whole number of seconds).
 
 The team tables (``TeamKpiRollup``: days and months per team, channel and code;
@@ -374,7 +375,8 @@ def _sums_calendar(source: str, target: str, bounds: Sequence[Bounds]) -> tuple[
         for start, end, *_ in bounds
         for inner in _inner_starts(source, target, start, end)
     ]
-    table = "unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) AS c(b_source, b_start, b_end)"
+    arrays = ", ".join(["%s::timestamptz[]"] * 3)
+    table = f"unnest({arrays}) AS c(b_source, b_start, b_end)"
     params: list[Any] = [list(values) for values in zip(*rows, strict=True)]
     return f"{table} JOIN {{}} k ON k.bucket_start = c.b_source", params
 
