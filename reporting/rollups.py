@@ -705,7 +705,8 @@ def rebuild_all() -> int:
 def _write_rollups(span: _Span) -> int:
     """Every rollup row of ``span``, into tables holding none of them: the agent 15-minute rows
     from the raw rows, each coarser grain from the one below it (the same sums the incremental
-    runs write), then the team rows from the agent rows. Returns the 15-minute rows."""
+    runs write), the coaching day rows from the raw rows of whole days and their months from
+    them, then the team rows from the agent rows. Returns the 15-minute rows."""
     rows = _insert_quarters([(span.start, span.end)])
     _analyze_fresh(KpiRollup, AcwDurationRollup)
     _insert_sums(Grain.QUARTER, Grain.DAY, span.days)
