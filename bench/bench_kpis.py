@@ -150,45 +150,14 @@ def measure(client: Any, url: str, repeat: int) -> tuple[list[float], int, int]:
 
 
 def rollup_jobs(first: date, last: date) -> None:
-    """The full rebuild next to the plain aggregate, and the incremental run."""
-    from django.core.management import call_command
-    from django.db import connection
+    """The full rebuild next to the plain aggregate, and the incremental run
+    (``bench.bench_rebuild``)."""
+    from bench.bench_rebuild import incremental_with_agents_dirty, rebuild_against_aggregate
+    from reporting.queries import site_day_bounds
 
-    from agents.models import Agent
-    from reporting import rollups
-    from reporting.queries import quarter_start, site_day_bounds
-
-    start, end = site_day_bounds(first, last)
-    with connection.cursor() as cursor:
-        t0 = time.perf_counter()
-        cursor.execute(
-            "SELECT count(*) FROM (SELECT to_timestamp(floor(extract(epoch FROM i.ended_at) "
-            "/ 900) * 900), i.agent_id, i.team_id, i.channel, COALESCE(a.wrap_up_code, ''), "
-            "count(*), sum(i.talk_seconds), sum(i.hold_seconds), sum(a.duration_seconds) "
-            "FROM agents_interaction i LEFT JOIN agents_acwsession a ON a.interaction_id = i.id "
-            "WHERE i.ended_at >= %s AND i.ended_at < %s GROUP BY 1, 2, 3, 4, 5) g",
-            [start, end],
-        )
-        groups = cursor.fetchone()[0]
-        plain = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    call_command("rebuild_rollups", "--from", first.isoformat(), verbosity=0)
-    rebuild = time.perf_counter() - t0
-    print(
-        f"rebuild_rollups {first}..today: {rebuild:.1f} s; plain SQL aggregate "
-        f"({groups} 15-minute groups): {plain:.1f} s; ratio {rebuild / plain:.1f}×"
-    )
+    print(rebuild_against_aggregate(first, last, full=False))
     # Every agent's last busy interval of the last day, dirty at once (a live minute).
-    moment = quarter_start(end - timedelta(hours=8))
-    agent_ids = list(Agent.objects.values_list("pk", flat=True))
-    for agent_id in agent_ids:
-        rollups.mark_dirty(agent_id, [moment])
-    t0 = time.perf_counter()
-    done = rollups.compute_rollups()
-    print(
-        f"compute_rollups: {done} dirty intervals of {len(agent_ids)} agents in "
-        f"{time.perf_counter() - t0:.2f} s"
-    )
+    print(incremental_with_agents_dirty(site_day_bounds(first, last)[1] - timedelta(hours=8)))
 
 
 def _load() -> str:

@@ -6,8 +6,9 @@ and ACWs, under that agent's live-state row lock, so every change to the raw row
 ``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
 recomputes exactly those intervals and their days (their months once ended); ``rebuild_range()`` recomputes
 whole site days (and their months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
-GROUP BY``: the daily close, ``manage.py rebuild_rollups``, ``manage.py seed_history``). All are
-idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums) and
+GROUP BY``: the daily close, ``manage.py rebuild_rollups --from``), and ``rebuild_all()`` every
+day into fresh tables swapped in (``manage.py rebuild_rollups``, ``manage.py seed_history``). All
+are idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums) and
 ``AcwDurationRollup`` (how many ACWs lasted each whole number of seconds).
 
 The team tables (``TeamKpiRollup``: days and months per team, channel and code;
@@ -28,9 +29,14 @@ agent's whole day (docs/coaching.md).
 from __future__ import annotations
 
 import logging
+import math
 import operator
+import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache, reduce
 from typing import Any
@@ -57,6 +63,7 @@ from .models import (
 from .queries import (
     MEASURES,
     QUARTER,
+    quarter_ceil,
     quarter_start,
     site_day,
     site_day_bounds,
@@ -255,7 +262,9 @@ def _mark_team_stale(buckets: Iterable[tuple[str, datetime]]) -> None:
 #
 # What one ended interaction adds (``queries.Measures.add_interaction``, the reference the
 # property tests compare with), summed by the database: a year of a whole site, or the open
-# interval of every agent, is a few statements instead of a Python loop per row.
+# interval of every agent, is a few statements instead of a Python loop per row. Rows go in
+# in the order of their table's unique key: the indexes of a fresh table (``rebuild_all``) are
+# then built from sorted rows, three times as fast, and a period's rows lie together on disk.
 
 _VENDOR_SQL = {
     "postgresql": {
@@ -299,8 +308,17 @@ _RAW_SUMS = {
 assert tuple(_RAW_SUMS) == MEASURES
 
 
+# While ``rebuild_all`` writes into fresh tables: model -> the name of its fresh table.
+_fresh_tables: ContextVar[Mapping[type[models.Model], str] | None] = ContextVar(
+    "fresh_rollup_tables", default=None
+)
+
+
 def _table(model: type[models.Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
+    """The quoted table the SQL of this module reads and writes for ``model``: its fresh copy
+    while ``rebuild_all`` fills one, so every step of a rebuild works unchanged on either."""
+    fresh = _fresh_tables.get() or {}
+    return connection.ops.quote_name(fresh.get(model, model._meta.db_table))
 
 
 def _db(moment: datetime) -> Any:
@@ -341,6 +359,39 @@ def _calendar(bounds: Sequence[Bounds], column: str) -> tuple[str, list[Any]]:
     return f"{table} JOIN {{}} {alias} ON {on}", params
 
 
+def _sums_calendar(source: str, target: str, bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
+    """``_calendar`` for summing ``source`` rows (``k``) into the ``target`` buckets ``bounds``.
+
+    Site-wide buckets on PostgreSQL list every ``source`` bucket start inside them
+    (``c.b_source``), so rows join their bucket by equality, a hash join: the only plan for a
+    range join is a nested loop comparing every row with every bucket, which a rebuild of a year
+    (35,000 quarters into 365 days, in tables that have no index yet) cannot afford. Per-agent
+    buckets keep the range join, which the agent indexes serve.
+    """
+    if len(bounds[0]) == 3 or connection.vendor != "postgresql":
+        return _calendar(bounds, "k.bucket_start")
+    rows = [
+        (inner, start, end)
+        for start, end, *_ in bounds
+        for inner in _inner_starts(source, target, start, end)
+    ]
+    arrays = ", ".join(["%s::timestamptz[]"] * 3)
+    table = f"unnest({arrays}) AS c(b_source, b_start, b_end)"
+    params: list[Any] = [list(values) for values in zip(*rows, strict=True)]
+    return f"{table} JOIN {{}} k ON k.bucket_start = c.b_source", params
+
+
+def _inner_starts(source: str, target: str, start: datetime, end: datetime) -> list[datetime]:
+    """The starts of the ``source`` grain's buckets inside the ``target`` bucket [start, end)."""
+    if source == target:
+        return [start]
+    if source == Grain.QUARTER:
+        first = quarter_ceil(start)
+        return [first + n * QUARTER for n in range(math.ceil((end - first) / QUARTER))]
+    assert (source, target) == (Grain.DAY, Grain.MONTH)
+    return [day for day, _ in _day_bounds(site_day(start), site_day(end) - timedelta(days=1))]
+
+
 def _span(bounds: Sequence[Bounds]) -> list[Any]:
     """[first start, last end) of ``bounds``: a plain range the indexes serve."""
     return [_db(min(b[0] for b in bounds)), _db(max(b[1] for b in bounds))]
@@ -360,7 +411,7 @@ def _insert_quarters(bounds: Sequence[Bounds]) -> int:
         f"INSERT INTO {_table(KpiRollup)} (grain, bucket_start, agent_id, team_id, channel, "
         f"wrap_up_code, {', '.join(MEASURES)}, bucket_end, computed_at) "
         f"SELECT %s, {keys}, {code}, {measures}, {_sql('plus_quarter', bucket)}, %s "
-        f"FROM {join} {acw} WHERE {where} GROUP BY {keys}, {code}",
+        f"FROM {join} {acw} WHERE {where} GROUP BY {keys}, {code} ORDER BY {keys}, {code}",
         [Grain.QUARTER, _db(timezone.now()), *params, *_span(bounds)],
     )
     seconds = _sql("whole_seconds", "a.duration_seconds")
@@ -370,7 +421,7 @@ def _insert_quarters(bounds: Sequence[Bounds]) -> int:
         f"SELECT %s, {keys}, {seconds}, COUNT(*), {_sql('plus_quarter', bucket)} "
         f"FROM {join} {acw} WHERE {where} "
         "AND a.ended_at IS NOT NULL AND a.duration_seconds IS NOT NULL "
-        f"GROUP BY {keys}, {seconds}",
+        f"GROUP BY {keys}, {seconds} ORDER BY {keys}, {seconds}",
         [Grain.QUARTER, *params, *_span(bounds)],
     )
     return rows
@@ -516,7 +567,7 @@ def _insert_sums(
     inside them: of both agent tables, or (``agents=False``) of the team day/month table."""
     if not bounds:
         return
-    calendar, calendar_params = _calendar(bounds, "k.bucket_start")
+    calendar, calendar_params = _sums_calendar(source, target, bounds)
     where = "k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s"
     params = [*calendar_params, source, *_span(bounds)]
     sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
@@ -527,7 +578,8 @@ def _insert_sums(
         f"wrap_up_code, {', '.join(MEASURES)}, computed_at) "
         f"SELECT %s, c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code, {sums}, %s "
         f"FROM {calendar.format(_table(KpiRollup))} WHERE {where} "
-        f"GROUP BY c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code",
+        f"GROUP BY c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code "
+        f"ORDER BY c.b_start, {who}, k.channel, k.wrap_up_code",
         [target, _db(timezone.now()), *params],
     )
     if agents:
@@ -536,7 +588,8 @@ def _insert_sums(
             "agent_id, team_id, channel, seconds, count) "
             "SELECT %s, c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds, "
             f"SUM(k.count) FROM {calendar.format(_table(AcwDurationRollup))} WHERE {where} "
-            "GROUP BY c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds",
+            "GROUP BY c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds "
+            "ORDER BY c.b_start, k.agent_id, k.team_id, k.channel, k.seconds",
             [target, *params],
         )
 
@@ -547,7 +600,8 @@ def _insert_team_intervals(where: str, params: Sequence[Any]) -> None:
         f"INSERT INTO {_table(TeamIntervalRollup)} (bucket_start, team_id, channel, "
         f"{', '.join(MEASURES)}, computed_at) "
         f"SELECT k.bucket_start, k.team_id, k.channel, {sums}, %s FROM {_table(KpiRollup)} k "
-        f"WHERE k.grain = %s AND {where} GROUP BY k.bucket_start, k.team_id, k.channel",
+        f"WHERE k.grain = %s AND {where} GROUP BY k.bucket_start, k.team_id, k.channel "
+        "ORDER BY k.bucket_start, k.team_id, k.channel",
         [_db(timezone.now()), Grain.QUARTER, *params],
     )
 
@@ -566,6 +620,36 @@ def _month_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
     return out
 
 
+@dataclass(frozen=True)
+class _Span:
+    """What a rebuild of the site days ``first`` to ``last`` rewrites: their 15-minute and day
+    buckets, and (``months``) the months they touch."""
+
+    start: datetime
+    end: datetime
+    days: list[tuple[datetime, datetime]]
+    months: list[tuple[datetime, datetime]]
+
+    @classmethod
+    def of(cls, first: date, last: date, *, months: bool) -> _Span:
+        return cls(
+            *site_day_bounds(first, last),
+            _day_bounds(first, last),
+            _month_bounds(first, last) if months else [],
+        )
+
+    def rows(self, model: type[models.Model]) -> Q:
+        """The rows of ``model`` (a rollup table or ``StaleBucket``) that it rewrites."""
+        in_days = Q(bucket_start__gte=self.start, bucket_start__lt=self.end)
+        if not any(field.name == "grain" for field in model._meta.get_fields()):
+            return in_days
+        rows = in_days & ~Q(grain=Grain.MONTH)
+        if self.months:
+            start, end = self.months[0][0], self.months[-1][1]
+            rows |= Q(grain=Grain.MONTH, bucket_start__gte=start, bucket_start__lt=end)
+        return rows
+
+
 def rebuild_range(first: date, last: date, *, months: bool = True) -> int:
     """Recompute every rollup of the site days ``first`` to ``last`` from the raw rows, and
     (``months``) the month rows of the months they touch (sums of their day rows); returns the
@@ -575,53 +659,204 @@ def rebuild_range(first: date, last: date, *, months: bool = True) -> int:
     deletes marks), so the next ``compute_rollups()`` corrects whatever this wrote too early.
     Callers keep it from overlapping ``compute_rollups()`` (the ``rollups`` lock).
     """
-    start, end = site_day_bounds(first, last)
-    days = _day_bounds(first, last)
-    in_range = Q(bucket_start__gte=start, bucket_start__lt=end)
-    with transaction.atomic():
-        for model in (KpiRollup, AcwDurationRollup):
-            model._default_manager.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY]).delete()
-        CoachingRollup.objects.filter(in_range, grain=Grain.DAY).delete()
-        ChecklistRollup.objects.filter(in_range).delete()
-        rows = _insert_quarters([(start, end)])
-        # Each step reads what the one before wrote: statistics first (they may say "empty").
-        analyze(KpiRollup, AcwDurationRollup)
-        _insert_sums(Grain.QUARTER, Grain.DAY, days)
-        _insert_coaching_days(days)
-        analyze(CoachingRollup, ChecklistRollup)
-        month_bounds = _month_bounds(first, last) if months else []
-        if month_bounds:
-            in_months = Q(
-                bucket_start__gte=month_bounds[0][0], bucket_start__lt=month_bounds[-1][1]
-            )
-            for table in (KpiRollup, AcwDurationRollup, CoachingRollup):
-                table._default_manager.filter(in_months, grain=Grain.MONTH).delete()
-            _insert_sums(Grain.DAY, Grain.MONTH, month_bounds)
-            _insert_coaching_months(month_bounds)
-        analyze(KpiRollup, AcwDurationRollup, CoachingRollup)
-        _rebuild_team_rows(start, end, days, month_bounds)
+    span = _Span.of(first, last, months=months)
+    with _bulk_transaction():
+        for model in _ROLLUP_TABLES:
+            model._default_manager.filter(span.rows(model)).delete()
+        rows = _write_rollups(span)
+        StaleBucket.objects.filter(span.rows(StaleBucket)).delete()
     analyze(*_ROLLUP_TABLES)
     return rows
 
 
-def _rebuild_team_rows(
-    start: datetime,
-    end: datetime,
-    days: Sequence[tuple[datetime, datetime]],
-    months: Sequence[tuple[datetime, datetime]],
-) -> None:
-    in_range = Q(bucket_start__gte=start, bucket_start__lt=end)
-    TeamIntervalRollup.objects.filter(in_range).delete()
-    _insert_team_intervals("k.bucket_start >= %s AND k.bucket_start < %s", [_db(start), _db(end)])
-    TeamKpiRollup.objects.filter(in_range, grain=Grain.DAY).delete()
-    _insert_sums(Grain.DAY, Grain.DAY, days, agents=False)
-    stale = StaleBucket.objects.filter(in_range, grain__in=[Grain.QUARTER, Grain.DAY])
-    if months:
-        in_months = Q(bucket_start__gte=months[0][0], bucket_start__lt=months[-1][1])
-        TeamKpiRollup.objects.filter(in_months, grain=Grain.MONTH).delete()
-        _insert_sums(Grain.MONTH, Grain.MONTH, months, agents=False)
-        stale |= StaleBucket.objects.filter(in_months, grain=Grain.MONTH)
-    stale.delete()
+def rebuild_all() -> int:
+    """``rebuild_range`` of every site day from the first one with activity to today, written
+    (on PostgreSQL) into fresh tables that then replace the rollup tables; returns the
+    15-minute rows written, 0 if there are no interactions.
+
+    Rewriting most rows of a table in place is slow three times over: each row updates six
+    indexes one entry at a time, queues two foreign-key checks, and meets the dead row it
+    replaces in the unique index. Here each fresh table is filled without indexes or foreign
+    keys (``_fresh_tables``), which are then built in one pass each, and swapped in at the end of
+    the same transaction (``_swap_in``): readers see the old rows until the commit, never an
+    empty table, and wait only for the swap itself. Rows outside those days (none, since every
+    rollup row comes from an interaction) are not carried over.
+    """
+    first = first_activity_day()
+    if first is None:
+        return 0
+    last = max(first, site_today())
+    if connection.vendor != "postgresql":
+        return rebuild_range(first, last)
+    span = _Span.of(first, last, months=True)
+    with _bulk_transaction():
+        fresh: dict[type[models.Model], str] = {
+            model: _create_fresh_table(model) for model in _ROLLUP_TABLES
+        }
+        with _writing_into(fresh):
+            rows = _write_rollups(span)
+            analyze(*fresh)
+        renames = [_index_fresh_table(model, table) for model, table in fresh.items()]
+        _swap_in(fresh, renames)
+        StaleBucket.objects.filter(span.rows(StaleBucket)).delete()
+    return rows
+
+
+def _write_rollups(span: _Span) -> int:
+    """Every rollup row of ``span``, into tables holding none of them: the agent 15-minute rows
+    from the raw rows, each coarser grain from the one below it (the same sums the incremental
+    runs write), the coaching day rows from the raw rows of whole days and their months from
+    them, then the team rows from the agent rows. Returns the 15-minute rows."""
+    rows = _insert_quarters([(span.start, span.end)])
+    _analyze_fresh(KpiRollup, AcwDurationRollup)
+    _insert_sums(Grain.QUARTER, Grain.DAY, span.days)
+    _insert_coaching_days(span.days)
+    _analyze_fresh(KpiRollup, AcwDurationRollup, CoachingRollup)
+    _insert_sums(Grain.DAY, Grain.MONTH, span.months)
+    _insert_coaching_months(span.months)
+    _insert_team_intervals(
+        "k.bucket_start >= %s AND k.bucket_start < %s", [_db(span.start), _db(span.end)]
+    )
+    _insert_sums(Grain.DAY, Grain.DAY, span.days, agents=False)
+    _insert_sums(Grain.MONTH, Grain.MONTH, span.months, agents=False)
+    return rows
+
+
+def _analyze_fresh(*models: type[models.Model]) -> None:
+    """Statistics of the fresh tables being filled, for the next step that reads them: a table
+    never analysed passes for nearly empty, and its million rows are then joined in a nested
+    loop. Tables rewritten in place keep usable statistics (one ``ANALYZE`` at the end)."""
+    if _fresh_tables.get():
+        analyze(*models)
+
+
+@contextmanager
+def _bulk_transaction() -> Iterator[None]:
+    """A transaction for a bulk rewrite. On PostgreSQL: no wait for the commit to reach the
+    disk (a crash loses at most a rebuild, which is run again), and memory for the large
+    GROUP BYs and index builds instead of sorting on disk."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SET LOCAL synchronous_commit = off; SET LOCAL work_mem = '128MB'; "
+                    "SET LOCAL maintenance_work_mem = '256MB'"
+                )
+        yield
+
+
+# --- Fresh tables (PostgreSQL) --------------------------------------------------------------
+
+
+@contextmanager
+def _writing_into(fresh: Mapping[type[models.Model], str]) -> Iterator[None]:
+    """Point this module's SQL (``_table``) at the fresh tables ``fresh`` names."""
+    token = _fresh_tables.set(fresh)
+    try:
+        yield
+    finally:
+        _fresh_tables.reset(token)
+
+
+def _create_fresh_table(model: type[models.Model]) -> str:
+    """An empty copy of ``model``'s table (columns, defaults, identity, checks) without its
+    indexes and foreign keys; returns its name."""
+    table = model._meta.db_table
+    fresh = f"{table}_fresh"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE {_quote(fresh)} (LIKE {_quote(table)} INCLUDING ALL EXCLUDING INDEXES)"
+        )
+    return fresh
+
+
+def _index_fresh_table(model: type[models.Model], fresh: str) -> list[str]:
+    """Build on ``fresh`` the indexes and key constraints of ``model``'s table, under
+    temporary names; returns the statements that give them the table's own names (once the
+    table is gone)."""
+    table = model._meta.db_table
+    renames = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'x', 'f') "
+            "ORDER BY contype = 'f', conname",
+            [table],
+        )
+        constraints = cursor.fetchall()
+        cursor.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+            "ORDER BY c.relname",
+            [table],
+        )
+        indexes = cursor.fetchall()
+        for n, (name, definition) in enumerate(constraints):
+            temporary = f"{fresh}_{n}"
+            cursor.execute(
+                f"ALTER TABLE {_quote(fresh)} ADD CONSTRAINT {_quote(temporary)} {definition}"
+            )
+            renames.append(
+                f"ALTER TABLE {_quote(table)} RENAME CONSTRAINT {_quote(temporary)} "
+                f"TO {_quote(name)}"
+            )
+        for n, (name, definition) in enumerate(indexes, start=len(constraints)):
+            temporary = f"{fresh}_{n}"
+            head = _INDEX_HEAD.match(definition)
+            assert head, definition
+            cursor.execute(
+                f"{head[1]}{_quote(temporary)} ON {_quote(fresh)}{definition[head.end() :]}"
+            )
+            renames.append(f"ALTER INDEX {_quote(temporary)} RENAME TO {_quote(name)}")
+    return renames
+
+
+# "CREATE [UNIQUE] INDEX name ON [ONLY] schema.table" of ``pg_get_indexdef``.
+_INDEX_HEAD = re.compile(r"^(CREATE (?:UNIQUE )?INDEX )\S+ ON (?:ONLY )?\S+")
+
+
+def _swap_in(fresh: Mapping[type[models.Model], str], renames: Sequence[Sequence[str]]) -> None:
+    """Replace each model's table with its fresh one, giving the fresh one the table's name, its
+    indexes' and constraints' names (``renames``) and its identity sequence's name. The tables
+    are locked in one statement first: a reader waits for the commit, then reads the new table.
+    """
+    names = [model._meta.db_table for model in fresh]
+    with connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {', '.join(map(_quote, names))} IN ACCESS EXCLUSIVE MODE")
+        for name, table, statements in zip(names, fresh.values(), renames, strict=True):
+            cursor.execute(
+                "SELECT pg_get_serial_sequence(%s, 'id'), pg_get_serial_sequence(%s, 'id')",
+                [_quote(name), _quote(table)],
+            )
+            old_sequence, sequence = cursor.fetchone()
+            _check_foreign_keys_now(cursor, name)
+            cursor.execute(f"DROP TABLE {_quote(name)}")
+            cursor.execute(f"ALTER TABLE {_quote(table)} RENAME TO {_quote(name)}")
+            for statement in statements:
+                cursor.execute(statement)
+            cursor.execute(f"ALTER SEQUENCE {sequence} RENAME TO {_unqualified(old_sequence)}")
+
+
+def _check_foreign_keys_now(cursor: Any, table: str) -> None:
+    """Run the foreign-key checks still queued for ``table`` (rows an enclosing transaction
+    wrote; they would run at the commit): a table with queued checks cannot be dropped."""
+    cursor.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+        [_quote(table)],
+    )
+    names = [_quote(name) for (name,) in cursor.fetchall()]
+    if names:
+        cursor.execute(f"SET CONSTRAINTS {', '.join(names)} IMMEDIATE")
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _unqualified(sequence: str) -> str:
+    """``schema.name`` (as ``pg_get_serial_sequence`` gives it) without its schema."""
+    return sequence.rsplit(".", 1)[-1]
 
 
 def refresh_stale_buckets(now: datetime | None = None) -> int:

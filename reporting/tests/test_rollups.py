@@ -8,10 +8,14 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from agents.models import AcwPolicy, Agent, Team
 from reporting import rollups
 from reporting.models import (
+    AcwDurationRollup,
+    ChecklistRollup,
+    CoachingRollup,
     DirtyInterval,
     Grain,
     KpiRollup,
@@ -286,32 +290,93 @@ def test_a_month_is_read_as_days_until_its_rows_are_summed(alice: Agent) -> None
         assert rolled == raw and rolled[0]["talk_seconds"] == 10, group_by
 
 
-def test_a_set_based_rebuild_writes_what_the_incremental_runs_wrote(
-    alice: Agent, bob: Agent
+def _every_rollup_row() -> list[list[dict[str, Any]]]:
+    """Every row of every rollup table, but for the row ids and ``computed_at`` (a rebuild
+    writes new ones), in a stable order."""
+    tables = (
+        KpiRollup,
+        AcwDurationRollup,
+        TeamKpiRollup,
+        TeamIntervalRollup,
+        CoachingRollup,
+        ChecklistRollup,
+    )
+    return [
+        sorted(
+            (
+                {k: v for k, v in row.items() if k not in ("id", "computed_at")}
+                for row in model.objects.values()
+            ),
+            key=lambda row: sorted(row.items()),
+        )
+        for model in tables
+    ]
+
+
+REBUILDS = {
+    "range": lambda day: rollups.rebuild_range(day - timedelta(days=1), day + timedelta(days=2)),
+    "all": lambda day: rollups.rebuild_all(),
+}
+
+
+@pytest.mark.parametrize("rebuild", REBUILDS)
+@pytest.mark.parametrize(
+    ("time_zone", "noon"),
+    [
+        ("UTC", NOON),
+        # The day the clocks go back: 25 hours, 100 quarters.
+        ("Europe/Brussels", datetime(2026, 10, 25, 11, tzinfo=UTC)),
+    ],
+)
+def test_a_set_based_rebuild_writes_exactly_what_the_incremental_runs_wrote(
+    settings: Any, alice: Agent, bob: Agent, rebuild: str, time_zone: str, noon: datetime
 ) -> None:
+    settings.TIME_ZONE = time_zone
     for n in range(6):
-        at = NOON + timedelta(hours=n * 7, minutes=n)
-        ingest(*call("alice", f"a{n}", at, talk=10 + n, acw=n + 1, code=["", "sale"][n % 2]))
+        at = noon + timedelta(hours=n * 7, minutes=n) - timedelta(hours=11)
+        ingest(*call("alice", f"a{n}", at, talk=10.25 + n, acw=n + 1, code=["", "sale"][n % 2]))
         ingest(*call("bob", f"b{n}", at, talk=20 + n, acw=None if n == 5 else n + 0.5))
     rollups.compute_rollups()
-    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))  # November's rows
+    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))  # ended months
+    incremental = _every_rollup_row()
+    assert all(incremental[:5])  # (no checklists ticked)
+    KpiRollup.objects.update(talk_seconds=999)  # damaged by hand
+    REBUILDS[rebuild](noon.date())
+    assert _every_rollup_row() == incremental
 
-    def everything() -> list[Any]:
-        return [
-            sorted(
-                model.objects.values_list(*fields, "interactions", "talk_seconds", "acw_seconds")
-            )
-            for model, fields in (
-                (KpiRollup, ("grain", "bucket_start", "bucket_end", "agent_id", "wrap_up_code")),
-                (TeamKpiRollup, ("grain", "bucket_start", "bucket_end", "team_id", "wrap_up_code")),
-                (TeamIntervalRollup, ("bucket_start", "team_id", "channel")),
-            )
-        ]
 
-    incremental = everything()
-    assert incremental[0]
-    rollups.rebuild_range(DAY.date() - timedelta(days=1), DAY.date() + timedelta(days=2))
-    assert everything() == incremental
+def test_a_full_rebuild_leaves_the_tables_as_the_migrations_made_them(alice: Agent) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("fresh tables are swapped in on PostgreSQL only")
+    ingest(*call("alice", "c1", NOON, talk=10, acw=1))
+    rollups.compute_rollups()
+    before = _schema()
+    assert rollups.rebuild_all() == 1
+    assert _schema() == before
+    assert KpiRollup.objects.filter(grain=Grain.QUARTER, talk_seconds=10).count() == 1
+    # The identity goes on from the new rows.
+    rollups.compute_rollups()
+    DirtyInterval.objects.create(agent=alice, bucket_start=NOON)
+    assert rollups.compute_rollups() == 1
+
+
+def _schema() -> list[Any]:
+    """Tables, columns, indexes, constraints and sequences of the rollup tables, by name."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.relkind, "
+            "ARRAY(SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || "
+            "  ' ' || a.attnotnull || ' ' || a.attidentity::text FROM pg_attribute a "
+            "  WHERE a.attrelid = c.oid AND a.attnum > 0 ORDER BY a.attnum), "
+            "ARRAY(SELECT k.conname || ' ' || pg_get_constraintdef(k.oid) FROM pg_constraint k "
+            "  WHERE k.conrelid = c.oid ORDER BY k.conname), "
+            "ARRAY(SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "  WHERE i.indrelid = c.oid ORDER BY 1), "
+            "pg_get_serial_sequence(c.relname, 'id') "
+            "FROM pg_class c WHERE c.relname LIKE 'reporting_%%rollup' AND c.relkind = 'r' "
+            "ORDER BY c.relname"
+        )
+        return cursor.fetchall()
 
 
 def test_the_daily_close_recomputes_yesterday(alice: Agent) -> None:

@@ -29,8 +29,8 @@ def month_chunks(first: date, last: date) -> list[tuple[date, date]]:
 class Command(BaseCommand):
     help = (
         "Recompute the KPI rollups (15-minute, daily and monthly, per agent and per team) from "
-        "the raw interactions and ACWs, a month at a time, from --from (default: the first day "
-        "with activity) to today."
+        "the raw interactions and ACWs: all of them at once (into fresh tables, swapped in), or "
+        "from --from to today a month at a time."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -42,18 +42,41 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, first: date | None = None, **options: Any) -> None:
-        first = first or rollups.first_activity_day()
+        start = rollups.first_activity_day()
         today = site_today()
-        if first is None:
+        if start is None:
             self.stdout.write("No interactions yet: nothing to rebuild.")
             return
-        if first > today:
+        if first is not None and first > today:
             raise CommandError("--from: must not be after today")
         began = time.perf_counter()
+        if first is None or first <= start:
+            rows = self._everything()
+        else:
+            rows = self._by_month(first, today, options["verbosity"])
+        first = min(first or start, start)
+        days = (today - first).days + 1
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Rebuilt {days} day(s) from {first} to {today}: {rows} 15-minute rollup rows "
+                f"in {time.perf_counter() - began:.1f} s."
+            )
+        )
+
+    def _everything(self) -> int:
+        """Every day with activity at once, into fresh tables (``rollups.rebuild_all``): the
+        minute run waits for it, as it would for the months one after the other."""
+        with locks.exclusive("rollups", ttl=3600, wait=120) as held:
+            if not held:
+                raise CommandError("another rollup run has held the lock for 2 minutes")
+            return rollups.rebuild_all()
+
+    def _by_month(self, first: date, today: date, verbosity: int) -> int:
+        """Part of the history, rewritten in place a month at a time."""
         rows = 0
         chunks = month_chunks(first, today)
         # A bar on a terminal; nothing but the summary line in a pipe or a log.
-        quiet = options["verbosity"] == 0 or not self.stderr.isatty()
+        quiet = verbosity == 0 or not self.stderr.isatty()
         progress = tqdm(chunks, unit="month", disable=quiet, file=self.stderr)
         for chunk_first, chunk_last in progress:
             progress.set_postfix_str(f"{chunk_first:%Y-%m}")
@@ -62,10 +85,4 @@ class Command(BaseCommand):
                 if not held:
                     raise CommandError("another rollup run has held the lock for 2 minutes")
                 rows += rollups.rebuild_range(chunk_first, chunk_last)
-        days = (today - first).days + 1
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Rebuilt {days} day(s) from {first} to {today}: {rows} 15-minute rollup rows "
-                f"in {time.perf_counter() - began:.1f} s."
-            )
-        )
+        return rows

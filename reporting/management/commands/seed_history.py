@@ -5,8 +5,8 @@ departments) for the ``--days`` site days before today: a shift a day with calls
 e-mails, holds, ACWs ended by the agent, extended or left to time out, with wrap-up codes. The
 rows those events imply (interactions, holds, ACW sessions, live state) come from the same pure
 state machine as live ingestion (``agents.states.project``), so ``replay_events`` would rebuild
-exactly what is written here; the rollups of the whole period are then built at once by
-``rollups.rebuild_range`` (set-based SQL).
+exactly what is written here; then every rollup is rebuilt at once by ``rollups.rebuild_all``
+(set-based SQL into fresh tables).
 
 Speed: rows go in with PostgreSQL's COPY (``bulk_create`` on SQLite), one transaction per
 site day, ids reserved from the tables' sequences so the site may keep running. 200 agents ×
@@ -218,13 +218,13 @@ class Command(BaseCommand):
                 bar.set_postfix_str(f"{totals['interactions']} interactions")
         self._store_live(finals)
         loaded = timezone.now()
-        # Fresh planner statistics, then every rollup of the period in a few set-based
-        # statements (the rows of other agents on those days are recomputed too: same sums).
+        # Fresh planner statistics, then every rollup in a few set-based statements (those of
+        # other agents and days are recomputed too: the same sums).
         rollups.analyze()
         with locks.exclusive("rollups", ttl=3600, wait=120) as held:
             if not held:
                 raise CommandError("another rollup run has held the lock for 2 minutes")
-            rollups.rebuild_range(days[-1], days[0])  # (and fresh statistics of its tables)
+            rollups.rebuild_all()  # (and fresh statistics of its tables)
         elapsed = (timezone.now() - began).total_seconds()
         if not options["verbosity"]:
             return
