@@ -141,12 +141,12 @@ def agent_figures(
 
     The period's and the baseline's cells (``period_cells_sql``) are joined and summed in the
     database: a large site has tens of thousands of cells but a few thousand agents."""
-    norm_rows = ["SELECT %s AS code, CAST(%s AS FLOAT) AS expected" for _ in norms] or [
-        "SELECT '' AS code, CAST(NULL AS FLOAT) AS expected WHERE 1 = 0"
-    ]
     sums = ", ".join(f"SUM(p.{name})" for name in PERIOD_COLUMNS)
     moments = ("durations", "duration_sum", "duration_squares")
-    norm = "COALESCE(nm.expected, CAST(%s AS FLOAT))"
+    # Each code's norm written into the statement: a join on a handful of codes was planned
+    # as a nested loop over every cell.
+    whens = " ".join(["WHEN %s THEN CAST(%s AS FLOAT)"] * len(norms))
+    norm = f"CASE p.wrap_up_code {whens} ELSE CAST(%s AS FLOAT) END"
     sql = (
         "WITH cells AS ({cells}), before AS ({before}), "
         f"placed AS (SELECT c.*, COALESCE(a.team_id, 0) AS team FROM cells c "
@@ -155,8 +155,7 @@ def agent_figures(
         "SUM(acw_seconds) AS acw FROM placed GROUP BY team, wrap_up_code, channel), "
         "own AS (SELECT agent_id, SUM(interactions) AS n, SUM(acw_seconds) AS acw, "
         + ", ".join(f"SUM({name}) AS {name}" for name in moments)
-        + " FROM before GROUP BY agent_id), "
-        f"norms AS ({' UNION ALL '.join(norm_rows)}) "
+        + " FROM before GROUP BY agent_id) "
         f"SELECT p.agent_id, {sums}, "
         f"COALESCE(SUM(p.interactions * {norm}), 0), "
         f"SUM(CASE WHEN {norm} IS NULL THEN 0 ELSE p.interactions END), "
@@ -169,17 +168,17 @@ def agent_figures(
         "LEFT JOIN before b ON b.agent_id = p.agent_id AND b.wrap_up_code = p.wrap_up_code "
         "AND b.channel = p.channel "
         "LEFT JOIN own o ON o.agent_id = p.agent_id "
-        "LEFT JOIN norms nm ON nm.code = p.wrap_up_code "
         "GROUP BY p.agent_id"
     )
-    norm_params = [value for code, expected in norms.items() for value in (code, expected)]
+    norm_params: list[Any] = [v for code, expected in norms.items() for v in (code, expected)]
+    norm_params.append(fallback)
     with queries.consistent_read():
         cells, cells_params = period_cells_sql(where, *period, now)
         before, before_params = period_cells_sql(where, *baseline, now)
         with connection.cursor() as cursor:
             cursor.execute(
                 sql.format(cells=cells, before=before),
-                [*cells_params, *before_params, *norm_params, fallback, fallback],
+                [*cells_params, *before_params, *norm_params, *norm_params],
             )
             return cursor.fetchall()
 
