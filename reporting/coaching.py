@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import operator
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -560,76 +558,35 @@ class Figures:
     stats_before: dict[int, Stats] = field(default_factory=dict)
 
 
-_N = signals.PERIOD_COLUMNS.index("interactions")
-_ACW = signals.PERIOD_COLUMNS.index("acw_seconds")
-_MOMENTS = slice(signals.PERIOD_COLUMNS.index("durations"), None)
+_MOMENTS = slice(signals.PERIOD_COLUMNS.index("durations"), len(signals.PERIOD_COLUMNS))
 assert signals.PERIOD_COLUMNS[: len(SUMMED)] == SUMMED
 
 
-def _fold(
-    cells: dict[signals.Cell, list[float]],
-    before: dict[signals.Cell, list[float]],
-    team_of: dict[int, int],
-    norms: Norms,
-) -> Figures:
-    """The agents' figures from their cells (agent × code × channel) of the period and of the
-    baseline, in a few passes over plain lists (tens of thousands of cells on a large site)."""
+def _figures(where: KpiFilter, first: date, last: date, norms: Norms, now: datetime) -> Figures:
+    """The agents' figures for the period and the ``BASELINE_DAYS`` before it, summed per
+    agent in the database (``signals.agent_figures``)."""
+    baseline = (first - timedelta(days=BASELINE_DAYS), first - timedelta(days=1))
+    set_norms = {**norms.learned, **norms.admin}
+    rows = signals.agent_figures(where, (first, last), baseline, set_norms, norms.fallback, now)
     out = Figures()
-    totals: dict[int, list[float]] = {}
-    norm_of: dict[str, float | None] = {}
-    expected: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
-    teams: dict[tuple[int, str, str], list[float]] = defaultdict(lambda: [0, 0.0])
-    for (agent, code, channel), values in cells.items():
-        had = totals.get(agent)
-        totals[agent] = values.copy() if had is None else list(map(operator.add, had, values))
-        if code not in norm_of:
-            norm_of[code] = norms.expected(code)
-        norm = norm_of[code]
-        if norm is not None:
-            mix = expected[agent]
-            mix[0] += values[_N] * norm
-            mix[1] += values[_N]
-        team = teams[(team_of.get(agent, 0), code, channel)]
-        team[0] += values[_N]
-        team[1] += values[_ACW]
-    team_total: dict[int, float] = defaultdict(float)
-    own_total: dict[int, float] = defaultdict(float)
-    own = _totals(before)
-    for (agent, code, channel), values in cells.items():
-        n, acw = teams[(team_of.get(agent, 0), code, channel)]
-        team_total[agent] += values[_N] * (acw / n if n else 0.0)
-        if agent in own and own[agent][_N]:
-            cell = before.get((agent, code, channel))
-            base = cell if cell and cell[_N] else own[agent]
-            own_total[agent] += values[_N] * base[_ACW] / base[_N]
-    for agent, values in totals.items():
+    width = len(signals.PERIOD_COLUMNS)
+    for agent, *values in rows:
+        sums, (expected, with_norm, team_total, own_total, *before) = values[:width], values[width:]
         row = KpiRow("", "")
-        for name, value in zip(SUMMED, values, strict=False):
+        for name, value in zip(SUMMED, sums, strict=False):
             setattr(row, name, value)
-        row.expected_acw_total, row.expected_interactions = (
-            expected[agent][0],
-            int(expected[agent][1]),
-        )
+        row.expected_acw_total, row.expected_interactions = expected, int(with_norm)
         out.rows[agent] = row
-        out.stats[agent] = _stats(values)
-        out.team_expected[agent] = team_total[agent] / row.interactions if row.interactions else 0
-        if agent in own and own[agent][_N] and row.interactions:
-            out.own_expected[agent] = own_total[agent] / row.interactions
-            out.stats_before[agent] = _stats(own[agent])
+        out.stats[agent] = _stats(sums[_MOMENTS])
+        out.team_expected[agent] = team_total / row.interactions if row.interactions else 0
+        if own_total is not None and row.interactions:
+            out.own_expected[agent] = own_total / row.interactions
+            out.stats_before[agent] = _stats(before[1:])
     return out
 
 
-def _totals(cells: dict[signals.Cell, list[float]]) -> dict[int, list[float]]:
-    """Each agent's cells summed."""
-    out: dict[int, list[float]] = {}
-    for (agent, *_code_channel), values in cells.items():
-        had = out.get(agent)
-        out[agent] = list(values) if had is None else list(map(operator.add, had, values))
-    return out
-
-
-def _stats(values: list[float]) -> Stats:
-    n, total, squares = values[_MOMENTS]
+def _stats(moments: list[float]) -> Stats:
+    n, total, squares = moments
     return Stats.from_moments((int(n), total, squares))
 
 
@@ -644,20 +601,16 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
     """
     now = now or timezone.now()
     norms = site_norms(last, now)
-    cells = signals.period_cells(where, first, last, now)
-    before = signals.period_cells(
-        where, first - timedelta(days=BASELINE_DAYS), first - timedelta(days=1), now
-    )
+    figures = _figures(where, first, last, norms, now)
     recent = recent_signals(where, first, last, now)
     # In external id order: entries that sort alike keep it.
-    agents_with_figures = Agent.objects.filter(pk__in={cell[0] for cell in cells})
+    agents_with_figures = Agent.objects.filter(pk__in=figures.rows)
     agent_info = {
         a["pk"]: a
         for a in agents_with_figures.order_by("external_id").values(
             "pk", "external_id", "name", "team_id", "team__name"
         )
     }
-    figures = _fold(cells, before, {pk: a["team_id"] for pk, a in agent_info.items()}, norms)
 
     window = _("last %(days)d days") % {"days": (recent.last - recent.first).days + 1}
     entries = []

@@ -636,6 +636,14 @@ def table_page(rows: list[KpiRow], sort: str, number: str | None) -> tuple[Page,
     return Paginator(rows, TABLE_PAGE_SIZE).get_page(number), sort
 
 
+def coaching_page(entries: list[coaching.Entry], number: str | None) -> Page:
+    """The coaching page's ``number`` (1 when missing or out of range) of ``TABLE_PAGE_SIZE``
+    entries, the agents who meet the most rules first (in the list's order among equals): a
+    large site has a thousand entries, which the API and the CSV give in full."""
+    worst_first = sorted(entries, key=lambda entry: -len(entry.reasons))
+    return Paginator(worst_first, TABLE_PAGE_SIZE).get_page(number)
+
+
 # Beyond this many days a sparkline has a point per week: a year is 53 points, not 365.
 WEEKLY_SPARKLINE_DAYS = 62
 

@@ -483,7 +483,8 @@ def _coaching_sums() -> list[str]:
 def coaching_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
     """SELECT of the ``CoachingRollup`` day rows of ``bounds`` (whole site days, of every agent
     or of one agent each) from the raw rows: ``b_start, b_end``, the keys, then
-    ``COACHING_MEASURES``. Window functions place each closed ACW in its agent's day."""
+    ``COACHING_MEASURES``, each column named as in the table. Window functions place each
+    closed ACW in its agent's day."""
     calendar, params = _calendar(bounds, "i.ended_at")
     join = calendar.format(_table(Interaction))
     span = _span(bounds)
@@ -495,13 +496,22 @@ def coaching_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
         f"JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
         f"WHERE {_CLOSED} AND i.ended_at >= %s AND i.ended_at < %s"
     )
-    keys = "c.b_start, c.b_end, i.agent_id, i.team_id, i.channel, COALESCE(a.wrap_up_code, '')"
-    sums = ", ".join([*_RAW_SUMS.values(), *_coaching_sums()])
+    keys = dict(
+        zip(
+            ("b_start", "b_end", *_COACHING_KEYS),
+            ("c.b_start", "c.b_end", "i.agent_id", "i.team_id", "i.channel"),
+            strict=False,
+        ),
+        wrap_up_code="COALESCE(a.wrap_up_code, '')",
+    )
+    sums = zip(COACHING_MEASURES, [*_RAW_SUMS.values(), *_coaching_sums()], strict=True)
+    columns = ", ".join(f"{value} AS {name}" for name, value in [*keys.items(), *sums])
+    group = ", ".join(keys.values())
     sql = (
-        f"SELECT {keys}, {sums} FROM {join} "
+        f"SELECT {columns} FROM {join} "
         f"LEFT JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
         f"LEFT JOIN ({placed}) w ON w.id = i.id "
-        f"WHERE i.ended_at >= %s AND i.ended_at < %s GROUP BY {keys}"
+        f"WHERE i.ended_at >= %s AND i.ended_at < %s GROUP BY {group}"
     )
     return sql, [*params, *params, *span, *span]
 

@@ -4,7 +4,9 @@ Exact up to ``now`` like ``queries.kpi_rows``: rollup rows where they are up to 
 that writes them (``rollups.coaching_day_sql`` / ``checklist_day_sql``) run on the raw rows of
 the agent-days marked dirty, and the ACWs still open (period figures only: the recent-window
 signals count closed ACWs). A bounded number of queries whatever the period or the number of
-agents; the sums come back per agent × code × channel (period) or team × agent (recent window).
+agents. The period's cells (agent × code × channel) are folded in the database into one row per
+agent with what the coaching rules weigh (``agent_figures``); the recent window comes back per
+team × agent.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet, Sum
+from django.db.models import FloatField, QuerySet, Sum
 
-from agents.models import AcwSession, Interaction, Team
+from agents.models import AcwSession, Agent, Interaction, Team
 
 from . import queries, rollups
 from .models import ChecklistRollup, CoachingRollup
@@ -66,24 +68,119 @@ class RecentSums:
     ticks: dict[tuple[int, int, str], list[float]] = field(default_factory=dict)
 
 
+CELL_KEYS = ("agent_id", "wrap_up_code", "channel")
+"""The columns that name a cell in ``period_cells_sql``."""
+
+
 def period_cells(
     where: KpiFilter, first: date, last: date, now: datetime
 ) -> dict[Cell, list[float]]:
     """``PERIOD_COLUMNS`` per agent × wrap-up code × channel for the interactions that ended on
     the site days ``first`` to ``last``; an ACW still open counts as in ``kpi_rows``."""
-    start, end = site_day_bounds(first, last)
     with queries.consistent_read():
-        segments, dirty = queries.day_rollups(CoachingRollup, where, start, end, now)
-        keys = ("agent_id", "wrap_up_code", "channel")
-        cells: dict[Cell, list[float]] = {
-            (agent, code, channel): values
-            for agent, code, channel, *values in _summed(segments, keys, PERIOD_COLUMNS)
-        }
-        positions = [rollups.COACHING_MEASURES.index(name) for name in PERIOD_COLUMNS]
-        for _, _team, agent, channel, code, measures in _raw_coaching(where, dirty):
-            _add(cells, (agent, code, channel), [measures[i] for i in positions])
-        _add_open_acws(cells, where, start, end, now)
-    return cells
+        sql, params = period_cells_sql(where, first, last, now)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {(agent, code, channel): values for agent, code, channel, *values in cursor}
+
+
+def period_cells_sql(
+    where: KpiFilter, first: date, last: date, now: datetime
+) -> tuple[str, list[Any]]:
+    """SELECT of ``period_cells``: ``CELL_KEYS`` then ``PERIOD_COLUMNS``, one row per cell, so
+    that the coaching list can fold the cells in the database (``agent_figures``). The rollup
+    rows that are up to date, the dirty agent-days' rows computed from the raw rows and the
+    open ACWs are summed in one statement; call inside ``consistent_read()``."""
+    start, end = site_day_bounds(first, last)
+    segments, dirty = queries.day_rollups(CoachingRollup, where, start, end, now)
+    columns = ", ".join((*CELL_KEYS, *PERIOD_COLUMNS))
+    # The first part names and types the columns; an open ACW's part is not a cell of its own.
+    parts = [f"SELECT {columns}, 1 AS counted FROM {_table(CoachingRollup)} WHERE 1 = 0"]
+    params: list[Any] = []
+    for rows in segments:
+        sql, part_params = rows.values_list(*CELL_KEYS, *PERIOD_COLUMNS).query.sql_with_params()
+        parts.append(f"SELECT {columns}, 1 FROM ({sql}) s")
+        params += part_params
+    if dirty:
+        raw, raw_params = rollups.coaching_day_sql(_dirty_days(dirty))
+        scope, scope_params = _scope_sql(where)
+        parts.append(f"SELECT {columns}, 1 FROM ({raw}) r WHERE {scope}")
+        params += [*raw_params, *scope_params]
+    for row in _open_acws(where, start, end, now):
+        parts.append(f"SELECT {', '.join(['%s'] * len(row))}, 0")
+        params += row
+    sums = ", ".join(f"{_sum_as_column(name)} AS {name}" for name in PERIOD_COLUMNS)
+    keys = ", ".join(f"u.{key}" for key in CELL_KEYS)
+    union = " UNION ALL ".join(parts)
+    sql = f"SELECT {keys}, {sums} FROM ({union}) u GROUP BY {keys} HAVING MAX(u.counted) = 1"
+    return sql, params
+
+
+def _sum_as_column(name: str) -> str:
+    """``SUM(u.name)`` typed as the column: PostgreSQL sums integers into ``bigint`` and sums
+    of those into ``numeric``, which the driver would return as ``Decimal``."""
+    kind = "FLOAT" if isinstance(CoachingRollup._meta.get_field(name), FloatField) else "INTEGER"
+    return f"CAST(SUM(u.{name}) AS {kind})"
+
+
+def agent_figures(
+    where: KpiFilter,
+    period: tuple[date, date],
+    baseline: tuple[date, date],
+    norms: dict[str, float],
+    fallback: float | None,
+    now: datetime,
+) -> list[tuple[Any, ...]]:
+    """What the coaching rules weigh, one row per agent with figures in ``period``: the agent
+    id; the sums of ``PERIOD_COLUMNS``; the expected ACW of the agent's mix (Σ interactions ×
+    the code's norm, and the interactions of codes with a norm: ``norms``, else ``fallback``);
+    Σ interactions × the team's average ACW in the same code and channel (the team: the
+    agent's team now); Σ interactions × the agent's own average in ``baseline`` in the same
+    code and channel (else over all of the baseline; None without a baseline); and the
+    baseline's interactions and duration moments.
+
+    The period's and the baseline's cells (``period_cells_sql``) are joined and summed in the
+    database: a large site has tens of thousands of cells but a few thousand agents."""
+    sums = ", ".join(f"SUM(p.{name})" for name in PERIOD_COLUMNS)
+    moments = ("durations", "duration_sum", "duration_squares")
+    # Each code's norm written into the statement: a join on a handful of codes was planned
+    # as a nested loop over every cell.
+    whens = " ".join(["WHEN %s THEN CAST(%s AS FLOAT)"] * len(norms))
+    norm = f"CASE p.wrap_up_code {whens} ELSE CAST(%s AS FLOAT) END"
+    sql = (
+        "WITH cells AS ({cells}), before AS ({before}), "
+        f"placed AS (SELECT c.*, COALESCE(a.team_id, 0) AS team FROM cells c "
+        f"LEFT JOIN {_table(Agent)} a ON a.id = c.agent_id), "
+        "team_cells AS (SELECT team, wrap_up_code, channel, SUM(interactions) AS n, "
+        "SUM(acw_seconds) AS acw FROM placed GROUP BY team, wrap_up_code, channel), "
+        "own AS (SELECT agent_id, SUM(interactions) AS n, SUM(acw_seconds) AS acw, "
+        + ", ".join(f"SUM({name}) AS {name}" for name in moments)
+        + " FROM before GROUP BY agent_id) "
+        f"SELECT p.agent_id, {sums}, "
+        f"COALESCE(SUM(p.interactions * {norm}), 0), "
+        f"SUM(CASE WHEN {norm} IS NULL THEN 0 ELSE p.interactions END), "
+        "SUM(p.interactions * CASE WHEN t.n > 0 THEN t.acw / t.n ELSE 0 END), "
+        "CASE WHEN MAX(o.n) > 0 THEN SUM(p.interactions * CASE WHEN b.interactions > 0 "
+        "THEN b.acw_seconds / b.interactions ELSE o.acw / o.n END) END, "
+        "MAX(o.n), " + ", ".join(f"MAX(o.{name})" for name in moments) + " FROM placed p "
+        "JOIN team_cells t ON t.team = p.team AND t.wrap_up_code = p.wrap_up_code "
+        "AND t.channel = p.channel "
+        "LEFT JOIN before b ON b.agent_id = p.agent_id AND b.wrap_up_code = p.wrap_up_code "
+        "AND b.channel = p.channel "
+        "LEFT JOIN own o ON o.agent_id = p.agent_id "
+        "GROUP BY p.agent_id"
+    )
+    norm_params: list[Any] = [v for code, expected in norms.items() for v in (code, expected)]
+    norm_params.append(fallback)
+    with queries.consistent_read():
+        cells, cells_params = period_cells_sql(where, *period, now)
+        before, before_params = period_cells_sql(where, *baseline, now)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql.format(cells=cells, before=before),
+                [*cells_params, *before_params, *norm_params, *norm_params],
+            )
+            return cursor.fetchall()
 
 
 def recent_sums(where: KpiFilter, first: date, last: date, now: datetime) -> RecentSums:
@@ -133,6 +230,10 @@ def _summed(
         return cursor.fetchall()
 
 
+def _table(model: type[Any]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
 def _add(into: dict[Any, list[float]], key: Any, values: Iterable[Any]) -> None:
     had = into.get(key)
     if had is None:
@@ -160,9 +261,8 @@ def _dirty_days(dirty: list[DirtyRange]) -> list[tuple[datetime, datetime, int]]
     return out
 
 
-def _in_scope(where: KpiFilter) -> Any:
-    """Whether a raw row's (team, agent, channel) matches ``where`` (its filters on the
-    interaction's columns, and the department of its team)."""
+def _teams_in_scope(where: KpiFilter) -> set[int]:
+    """The teams of ``where`` in its departments."""
     teams = set(where.team_ids)
     if where.department_ids is not None:
         teams &= set(
@@ -170,6 +270,13 @@ def _in_scope(where: KpiFilter) -> Any:
                 "pk", flat=True
             )
         )
+    return teams
+
+
+def _in_scope(where: KpiFilter) -> Any:
+    """Whether a raw row's (team, agent, channel) matches ``where`` (its filters on the
+    interaction's columns, and the department of its team)."""
+    teams = _teams_in_scope(where)
     agents = None if where.agent_ids is None else set(where.agent_ids)
     channels = None if where.channels is None else set(where.channels)
 
@@ -215,11 +322,10 @@ def _raw_checklist(
                 yield team, agent, step, [ticked, seconds]
 
 
-def _add_open_acws(
-    cells: dict[Cell, list[float]], where: KpiFilter, start: datetime, end: datetime, now: datetime
-) -> None:
+def _open_acws(where: KpiFilter, start: datetime, end: datetime, now: datetime) -> list[list[Any]]:
     """An ACW still open counts in its interaction's cell with the time elapsed so far, as one
-    ACW, extended if it was (``queries.kpi_rows`` does the same)."""
+    ACW, extended if it was (``queries.kpi_rows`` does the same): ``CELL_KEYS`` then
+    ``PERIOD_COLUMNS`` of each open ACW of the interactions that ended in [start, end)."""
     still_open = AcwSession.objects.filter(
         where.q("interaction__"),
         ended_at__isnull=True,
@@ -233,16 +339,44 @@ def _add_open_acws(
         "deadline",
         "extensions",
     )
-    acw = PERIOD_COLUMNS.index("acw_seconds")
-    count = PERIOD_COLUMNS.index("acw_count")
-    extended = PERIOD_COLUMNS.index("extended")
+    out = []
     for agent, code, channel, started_at, deadline, extensions in still_open:
-        cell = cells.get((agent, code or "", channel))
+        values: dict[str, float] = dict.fromkeys(PERIOD_COLUMNS, 0)
+        values.update(
+            acw_seconds=open_acw_elapsed(started_at, deadline, now),
+            acw_count=1,
+            extended=int(bool(extensions)),
+        )
+        out.append([agent, code or "", channel, *values.values()])
+    return out
+
+
+def _add_open_acws(
+    cells: dict[Cell, list[float]], where: KpiFilter, start: datetime, end: datetime, now: datetime
+) -> None:
+    """``_open_acws`` added to ``cells``."""
+    for agent, code, channel, *values in _open_acws(where, start, end, now):
         # A cell is missing only if its interaction ended after the rows were read.
-        if cell is not None:
-            cell[acw] += open_acw_elapsed(started_at, deadline, now)
-            cell[count] += 1
-            cell[extended] += bool(extensions)
+        if (agent, code, channel) in cells:
+            _add(cells, (agent, code, channel), values)
+
+
+def _scope_sql(where: KpiFilter) -> tuple[str, list[Any]]:
+    """``_in_scope`` as SQL on the columns ``team_id``, ``agent_id`` and ``channel``."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    scopes: list[tuple[str, Iterable[Any] | None]] = [
+        ("team_id", _teams_in_scope(where)),
+        ("agent_id", where.agent_ids),
+        ("channel", where.channels),
+    ]
+    for column, allowed in scopes:
+        if allowed is not None:
+            values = list(allowed)
+            marks = ", ".join(["%s"] * len(values))
+            conditions.append(f"{column} IN ({marks})" if values else "1 = 0")
+            params += values
+    return " AND ".join(conditions), params
 
 
 # --- The reference: the same sums from the raw rows, in Python ------------------------------

@@ -339,15 +339,20 @@ def kpi_coaching(request: HttpRequest) -> HttpResponse:
             _filter_options(request, scope),
         )
     keep = urlencode(scope.query(team=None, department=None, group_by=None))
-    agent_links = {
-        e.agent: reverse("kpi-agent", args=[e.agent]) + (f"?{keep}" if keep else "")
-        for e in result.entries
-    }
+    table = pages.coaching_page(result.entries, request.GET.get("page"))
     context = {
         **_filter_options(request, scope),
         "crumbs": [{"label": _("Coaching")}],
         "title": f"{_overview_title(scope)}",
-        "entries": [{"entry": e, "link": agent_links[e.agent]} for e in result.entries],
+        "entries": [
+            {
+                "entry": e,
+                "link": reverse("kpi-agent", args=[e.agent]) + (f"?{keep}" if keep else ""),
+            }
+            for e in table.object_list
+        ],
+        "table": table,
+        "pager": _page_links(scope, table, ""),
         "checklist_teams": [row for row in checklist if not row["agent"]],
         "checklist_agents": [row for row in checklist if row["agent"]],
         "recent": result.recent,

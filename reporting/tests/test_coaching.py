@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -243,6 +244,30 @@ def test_a_supervisor_sees_only_their_teams_on_the_coaching_page_and_api(
     assert [e["agent"] for e in api.get("/api/v1/coaching").json()["entries"]] == ["alice"]
     assert api.get("/api/v1/coaching", {"team": "South"}).status_code == 400
     assert api.get("/api/v1/coaching", {"from": "2020-13-01"}).status_code == 400
+
+
+def test_the_coaching_page_lists_the_worst_first_a_page_at_a_time_keeping_the_filters(
+    client: Client, manager_maria: Any, alice: Agent, carol: Agent, monkeypatch: Any
+) -> None:
+    calls("alice", [5] * 20)  # too short: one rule
+    calls("carol", [30] * 20, start=_at(9, days_ago=10))
+    # Against her own 30 s and the site's learned (100 + 600 + 1800) ÷ 60 s: two rules.
+    calls("carol", [90] * 20)
+    api = client_for(manager_maria).get("/api/v1/coaching").json()["entries"]
+    assert [(e["agent"], len(e["reasons"])) for e in api] == [("alice", 1), ("carol", 2)]
+    monkeypatch.setattr("reporting.pages.TABLE_PAGE_SIZE", 1)
+    client.force_login(manager_maria)
+    url = "/kpis/coaching/?period=today&channel=phone"
+    first = client.get(url).content.decode()
+    assert re.findall(r'<tr data-key="([^"]+)"', first) == ["carol"]
+    assert 'href="?period=today&amp;channel=phone&amp;page=2"' in first
+    second = client.get(url + "&page=2").content.decode()
+    assert re.findall(r'<tr data-key="([^"]+)"', second) == ["alice"]
+    assert "Rows 2–2 of 2" in second
+    # The CSV has every entry, in the API's order.
+    export = client.get(url + "&csv=coaching")
+    rows = csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode()))
+    assert [r["agent"] for r in rows] == ["alice", "carol"]
 
 
 def test_agent_users_may_not_open_the_coaching_page(client: Client, agent_user_alice: Any) -> None:

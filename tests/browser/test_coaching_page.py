@@ -71,11 +71,11 @@ def floor(supervisor_sam: Any, manager_maria: Any, live_server_up: Server) -> An
     return {"mine": mine}
 
 
-def _entries(page: Any, server: Server) -> dict[str, Any]:
-    """The API's entries for the period the page shows."""
+def _entries(page: Any, server: Server, filters: str = "") -> dict[str, Any]:
+    """The API's entries for the period the page shows (and ``filters``, a query string)."""
     first = page.input_value("input[name=from]")
     last = page.input_value("input[name=to]")
-    response = page.request.get(f"{server.url}/api/v1/coaching?from={first}&to={last}")
+    response = page.request.get(f"{server.url}/api/v1/coaching?from={first}&to={last}&{filters}")
     assert response.ok, response.text()
     return {e["agent"]: e for e in response.json()["entries"]}
 
@@ -117,3 +117,41 @@ def test_a_supervisor_sees_only_their_teams_coaching_list(
     response = page.goto(f"{server.url}/kpis/coaching/?team=Kpi%2002")
     assert response is not None and response.status == 400
     assert "team:" in page.inner_text("[role=alert]")
+
+
+def test_a_manager_pages_through_a_long_coaching_list_worst_first(
+    live_server_up: Server, new_page: Any, floor: dict[str, Any]
+) -> None:
+    """60 more agents: the page shows 50 entries, those meeting the most rules first; the next
+    page keeps the period and the channel, and the two pages hold the API's entries."""
+    call_command(
+        "seed_history",
+        agents=60,
+        days=10,
+        team_size=20,
+        calls=14,
+        prefix="many",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    server = live_server_up
+    page = new_page(*LAPTOP)
+    log_in(page, server, "maria", "pw-maria", then=f"/kpis/coaching/?{PERIOD}")
+    page.goto(f"{server.url}/kpis/coaching/?{PERIOD}&channel=phone")
+    api = _entries(page, server, "channel=phone")
+    rows = page.locator("#coaching-table tbody tr")
+    assert len(api) > 50 and rows.count() == 50
+
+    def shown() -> list[tuple[str, int]]:
+        keys = rows.evaluate_all("rows => rows.map(r => r.dataset.key)")
+        return [(key, len(api[key]["reasons"])) for key in keys]
+
+    first = shown()
+    page.click(".pager a[rel=next]")
+    page.wait_for_url("**page=2**")
+    assert "channel=phone" in page.url and PERIOD in page.url
+    second = shown()
+    assert len(second) == len(api) - 50
+    assert {key for key, _ in first + second} == set(api)
+    reasons = [n for _, n in first + second]
+    assert reasons == sorted(reasons, reverse=True)
