@@ -146,7 +146,10 @@ def agent_figures(
     # Each code's norm written into the statement: a join on a handful of codes was planned
     # as a nested loop over every cell.
     whens = " ".join(["WHEN %s THEN CAST(%s AS FLOAT)"] * len(norms))
-    norm = f"CASE p.wrap_up_code {whens} ELSE CAST(%s AS FLOAT) END"
+    # With no code's norm known yet, every cell takes the fallback (a CASE needs one WHEN).
+    norm = (
+        f"CASE p.wrap_up_code {whens} ELSE CAST(%s AS FLOAT) END" if norms else "CAST(%s AS FLOAT)"
+    )
     sql = (
         "WITH cells AS ({cells}), before AS ({before}), "
         f"placed AS (SELECT c.*, COALESCE(a.team_id, 0) AS team FROM cells c "

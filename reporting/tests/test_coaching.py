@@ -122,6 +122,17 @@ def test_the_kpi_csv_has_the_added_columns_after_the_contracts(
 # --- The coaching list ------------------------------------------------------------------------
 
 
+def test_a_site_with_no_norm_yet_gets_an_empty_list_not_an_error(
+    manager_maria: Any, client: Client
+) -> None:
+    """No wrap-up code has a norm (none set, nothing to learn from): the figures statement
+    takes the fallback for every cell, and the list is simply empty."""
+    body = client_for(manager_maria).get("/api/v1/coaching", {"to": ""})
+    assert body.status_code == 200 and body.json()["entries"] == []
+    client.force_login(manager_maria)
+    assert client.get("/kpis/coaching/").status_code == 200
+
+
 def test_a_persistently_long_acw_puts_the_agent_on_the_list_with_the_numbers(
     manager_maria: Any, alice: Agent, bob: Agent
 ) -> None:
