@@ -39,7 +39,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache, reduce
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -355,7 +355,8 @@ def _calendar(bounds: Sequence[Bounds], column: str) -> tuple[str, list[Any]]:
             # indexes, not every agent's rows of the span (a busy site's day, for the dirty
             # open interval of a third of its agents).
             on += f" AND {alias}.agent_id = ANY(%s::bigint[])"
-            params.append(sorted({bucket[2] for bucket in bounds}))
+            per_agent_bounds = cast(Sequence[tuple[datetime, datetime, int]], bounds)
+            params.append(sorted({agent_id for _, _, agent_id in per_agent_bounds}))
     return f"{table} JOIN {{}} {alias} ON {on}", params
 
 
@@ -595,22 +596,27 @@ def _write_rows(
     keys = _unique_key(model)
     values = [column for column in columns if column not in keys]
     sums = [column for column in values if column != "computed_at"]
-    same_key = " AND ".join(f"n.{key} = k.{key}" for key in keys)
-    day_rows = "k.bucket_start = d.b_start AND k.agent_id = d.b_agent"
-    grain = []
+    key = [column for column in keys if column != "grain"]
+    starts, agents = zip(*((start, agent_id) for agent_id, start in replacing), strict=True)
+    # The pairs, and the same agents and days as a list and a range the indexes serve.
+    day_rows = (
+        "k.bucket_start = d.b_start AND k.agent_id = d.b_agent "
+        "AND k.agent_id = ANY(%s::bigint[]) AND k.bucket_start >= %s AND k.bucket_start <= %s"
+    )
+    narrow: list[Any] = [sorted(set(agents)), _db(min(starts)), _db(max(starts))]
     if _has_grain(model):
         day_rows += " AND k.grain = %s"
-        grain = [Grain.DAY]
-    starts, agents = zip(*((start, agent_id) for agent_id, start in replacing), strict=True)
+        narrow.append(Grain.DAY)
     return _execute(
         f"WITH n ({names}) AS ({select}), gone AS (DELETE FROM {table} k "
         "USING unnest(%s::timestamptz[], %s::bigint[]) AS d(b_start, b_agent) "
-        f"WHERE {day_rows} AND NOT EXISTS (SELECT 1 FROM n WHERE {same_key})) "
+        f"WHERE {day_rows} AND ({', '.join(f'k.{c}' for c in key)}) "
+        f"NOT IN (SELECT {', '.join(key)} FROM n)) "
         f"INSERT INTO {table} AS k ({names}) SELECT * FROM n ON CONFLICT ({', '.join(keys)}) "
         f"DO UPDATE SET {', '.join(f'{v} = EXCLUDED.{v}' for v in values)} "
         f"WHERE ({', '.join(f'k.{v}' for v in sums)}) "
         f"IS DISTINCT FROM ({', '.join(f'EXCLUDED.{v}' for v in sums)})",
-        [*params, list(starts), list(agents), *grain],
+        [*params, list(starts), list(agents), *narrow],
     )
 
 
