@@ -39,7 +39,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache, reduce
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -200,8 +200,9 @@ def compute_rollups() -> int:
 
 
 def _recompute(quarters: list[AgentBucket]) -> None:
-    """The agent rows of these 15-minute intervals from the raw rows, then of their days and
-    months from the rows below them; their team buckets are marked stale."""
+    """The agent rows of these 15-minute intervals from the raw rows, then of their days from
+    the rows below them (rows whose sums did not change are left as they are,
+    ``_write_rows``); their team buckets, and their months, are marked stale."""
     if not quarters:
         return
     days = sorted({(agent_id, _day_start(bucket)) for agent_id, bucket in quarters})
@@ -212,14 +213,14 @@ def _recompute(quarters: list[AgentBucket]) -> None:
     for grain, buckets in ((Grain.QUARTER, quarters), (Grain.DAY, days)):
         for n in range(0, len(buckets), MARKS_PER_STATEMENT):
             chunk = buckets[n : n + MARKS_PER_STATEMENT]
-            for model in (KpiRollup, AcwDurationRollup):
-                model._default_manager.filter(_agent_buckets_q(chunk), grain=grain).delete()
             bounds = [(start, bucket_end(grain, start), agent_id) for agent_id, start in chunk]
             if grain == Grain.QUARTER:
+                for model in (KpiRollup, AcwDurationRollup):
+                    model._default_manager.filter(_agent_buckets_q(chunk), grain=grain).delete()
                 _insert_quarters(bounds)
             else:
-                _insert_sums(Grain.QUARTER, Grain.DAY, bounds)
-                _recompute_coaching_days(chunk, bounds)
+                _insert_sums(Grain.QUARTER, Grain.DAY, bounds, replacing=chunk)
+                _insert_coaching_days(bounds, replacing=chunk)
     _mark_team_stale(
         {
             (grain, start)
@@ -231,13 +232,6 @@ def _recompute(quarters: list[AgentBucket]) -> None:
             for _, start in buckets
         }
     )
-
-
-def _recompute_coaching_days(days: Sequence[AgentBucket], bounds: Sequence[Bounds]) -> None:
-    """The coaching rows of these agent-days, from the raw rows of each whole day."""
-    CoachingRollup.objects.filter(_agent_buckets_q(days), grain=Grain.DAY).delete()
-    ChecklistRollup.objects.filter(_agent_buckets_q(days)).delete()
-    _insert_coaching_days(bounds)
 
 
 def _agent_buckets_q(buckets: Sequence[AgentBucket]) -> Q:
@@ -356,6 +350,13 @@ def _calendar(bounds: Sequence[Bounds], column: str) -> tuple[str, list[Any]]:
     on = f"{column} >= c.b_start AND {column} < c.b_end"
     if per_agent:
         on += f" AND {alias}.agent_id = c.b_agent"
+        if connection.vendor == "postgresql":
+            # The same agents as a plain list: the rows are then read through the agent
+            # indexes, not every agent's rows of the span (a busy site's day, for the dirty
+            # open interval of a third of its agents).
+            on += f" AND {alias}.agent_id = ANY(%s::bigint[])"
+            per_agent_bounds = cast(Sequence[tuple[datetime, datetime, int]], bounds)
+            params.append(sorted({agent_id for _, _, agent_id in per_agent_bounds}))
     return f"{table} JOIN {{}} {alias} ON {on}", params
 
 
@@ -533,23 +534,101 @@ def checklist_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
     return sql, [*params, *_span(bounds)]
 
 
-def _insert_coaching_days(bounds: Sequence[Bounds]) -> None:
-    """Both coaching tables' day rows of ``bounds`` (site days) from the raw rows."""
+def _insert_coaching_days(
+    bounds: Sequence[Bounds], *, replacing: Sequence[AgentBucket] | None = None
+) -> None:
+    """Both coaching tables' day rows of ``bounds`` (site days) from the raw rows, in place of
+    the rows of the agent-days ``replacing`` (``_write_rows``)."""
     if not bounds:
         return
-    columns = ", ".join(("bucket_start", "bucket_end", *_COACHING_KEYS, *COACHING_MEASURES))
+    columns = ("bucket_start", "bucket_end", *_COACHING_KEYS, *COACHING_MEASURES)
     sql, params = coaching_day_sql(bounds)
-    _execute(
-        f"INSERT INTO {_table(CoachingRollup)} (grain, computed_at, {columns}) "
+    _write_rows(
+        CoachingRollup,
+        ("grain", "computed_at", *columns),
         f"SELECT %s, %s, g.* FROM ({sql}) g",
         [Grain.DAY, _db(timezone.now()), *params],
+        replacing,
     )
     sql, params = checklist_day_sql(bounds)
-    _execute(
-        f"INSERT INTO {_table(ChecklistRollup)} (bucket_start, bucket_end, agent_id, team_id, "
-        f"channel, step, ticked, ticked_seconds) {sql}",
+    _write_rows(
+        ChecklistRollup,
+        (
+            "bucket_start",
+            "bucket_end",
+            "agent_id",
+            "team_id",
+            "channel",
+            "step",
+            "ticked",
+            "ticked_seconds",
+        ),
+        sql,
         params,
+        replacing,
     )
+
+
+def _write_rows(
+    model: type[models.Model],
+    columns: Sequence[str],
+    select: str,
+    params: Sequence[Any],
+    replacing: Sequence[AgentBucket] | None = None,
+) -> int:
+    """Insert the rows of ``select`` (its columns named by ``columns``) into ``model``'s table;
+    with ``replacing``, in place of the day rows of those agent-days; returns the rows written.
+
+    Replacing on PostgreSQL is one statement that updates the rows whose key is still there,
+    but only where a sum changed, inserts the new keys and deletes the keys that are gone:
+    when the open interval of every agent is recomputed, most of their day rows are unchanged,
+    and deleting and inserting them again rewrote every one of them and its index entries.
+    """
+    table = _table(model)
+    names = ", ".join(columns)
+    if replacing is not None and connection.vendor != "postgresql":
+        rows = model._default_manager.filter(_agent_buckets_q(replacing))
+        if _has_grain(model):
+            rows = rows.filter(grain=Grain.DAY)
+        rows.delete()
+    if replacing is None or connection.vendor != "postgresql":
+        return _execute(f"INSERT INTO {table} ({names}) {select}", params)
+    keys = _unique_key(model)
+    values = [column for column in columns if column not in keys]
+    sums = [column for column in values if column != "computed_at"]
+    key = [column for column in keys if column != "grain"]
+    starts, agents = zip(*((start, agent_id) for agent_id, start in replacing), strict=True)
+    # The pairs, and the same agents and days as a list and a range the indexes serve.
+    day_rows = (
+        "k.bucket_start = d.b_start AND k.agent_id = d.b_agent "
+        "AND k.agent_id = ANY(%s::bigint[]) AND k.bucket_start >= %s AND k.bucket_start <= %s"
+    )
+    narrow: list[Any] = [sorted(set(agents)), _db(min(starts)), _db(max(starts))]
+    if _has_grain(model):
+        day_rows += " AND k.grain = %s"
+        narrow.append(Grain.DAY)
+    return _execute(
+        f"WITH n ({names}) AS ({select}), gone AS (DELETE FROM {table} k "
+        "USING unnest(%s::timestamptz[], %s::bigint[]) AS d(b_start, b_agent) "
+        f"WHERE {day_rows} AND ({', '.join(f'k.{c}' for c in key)}) "
+        f"NOT IN (SELECT {', '.join(key)} FROM n)) "
+        f"INSERT INTO {table} AS k ({names}) SELECT * FROM n ON CONFLICT ({', '.join(keys)}) "
+        f"DO UPDATE SET {', '.join(f'{v} = EXCLUDED.{v}' for v in values)} "
+        f"WHERE ({', '.join(f'k.{v}' for v in sums)}) "
+        f"IS DISTINCT FROM ({', '.join(f'EXCLUDED.{v}' for v in sums)})",
+        [*params, list(starts), list(agents), *narrow],
+    )
+
+
+def _has_grain(model: type[models.Model]) -> bool:
+    return any(field.name == "grain" for field in model._meta.get_fields())
+
+
+def _unique_key(model: type[models.Model]) -> list[str]:
+    """The columns of ``model``'s unique key (its one ``UniqueConstraint``)."""
+    (key,) = [c for c in model._meta.constraints if isinstance(c, models.UniqueConstraint)]
+    fields = [model._meta.get_field(name) for name in key.fields]
+    return [field.column for field in fields if isinstance(field, models.Field)]
 
 
 def _insert_coaching_months(bounds: Sequence[Bounds]) -> None:
@@ -571,10 +650,16 @@ def _insert_coaching_months(bounds: Sequence[Bounds]) -> None:
 
 
 def _insert_sums(
-    source: str, target: str, bounds: Sequence[Bounds], *, agents: bool = True
+    source: str,
+    target: str,
+    bounds: Sequence[Bounds],
+    *,
+    agents: bool = True,
+    replacing: Sequence[AgentBucket] | None = None,
 ) -> None:
     """The ``target`` grain rows of ``bounds`` (buckets), as sums of the ``source`` grain rows
-    inside them: of both agent tables, or (``agents=False``) of the team day/month table."""
+    inside them: of both agent tables, or (``agents=False``) of the team day/month table; in
+    place of the day rows of the agent-days ``replacing`` (``_write_rows``)."""
     if not bounds:
         return
     calendar, calendar_params = _sums_calendar(source, target, bounds)
@@ -582,25 +667,44 @@ def _insert_sums(
     params = [*calendar_params, source, *_span(bounds)]
     sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
     who = "k.agent_id, k.team_id" if agents else "k.team_id"
-    out = _table(KpiRollup if agents else TeamKpiRollup)
-    _execute(
-        f"INSERT INTO {out} (grain, bucket_start, bucket_end, {who.replace('k.', '')}, channel, "
-        f"wrap_up_code, {', '.join(MEASURES)}, computed_at) "
+    _write_rows(
+        KpiRollup if agents else TeamKpiRollup,
+        (
+            "grain",
+            "bucket_start",
+            "bucket_end",
+            *who.replace("k.", "").split(", "),
+            "channel",
+            "wrap_up_code",
+            *MEASURES,
+            "computed_at",
+        ),
         f"SELECT %s, c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code, {sums}, %s "
         f"FROM {calendar.format(_table(KpiRollup))} WHERE {where} "
         f"GROUP BY c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code "
         f"ORDER BY c.b_start, {who}, k.channel, k.wrap_up_code",
         [target, _db(timezone.now()), *params],
+        replacing,
     )
     if agents:
-        _execute(
-            f"INSERT INTO {_table(AcwDurationRollup)} (grain, bucket_start, bucket_end, "
-            "agent_id, team_id, channel, seconds, count) "
+        _write_rows(
+            AcwDurationRollup,
+            (
+                "grain",
+                "bucket_start",
+                "bucket_end",
+                "agent_id",
+                "team_id",
+                "channel",
+                "seconds",
+                "count",
+            ),
             "SELECT %s, c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds, "
             f"SUM(k.count) FROM {calendar.format(_table(AcwDurationRollup))} WHERE {where} "
             "GROUP BY c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds "
             "ORDER BY c.b_start, k.agent_id, k.team_id, k.channel, k.seconds",
             [target, *params],
+            replacing,
         )
 
 

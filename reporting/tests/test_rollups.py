@@ -118,6 +118,24 @@ def test_a_late_end_moves_an_interaction_to_another_interval_and_its_old_row_goe
     assert rolled == raw
 
 
+def test_day_rows_whose_keys_are_gone_are_removed_and_the_others_rewritten(alice: Agent) -> None:
+    ingest(*call("alice", "c0", NOON - timedelta(hours=2), talk=30, acw=5))
+    ingest(*call("alice", "c1", NOON, talk=60, acw=10, code="sale"))
+    rollups.compute_rollups()
+    day_rows = {"grain": Grain.DAY, "wrap_up_code": "sale"}
+    assert KpiRollup.objects.filter(**day_rows).exists()
+    assert CoachingRollup.objects.filter(**day_rows).exists()
+    # The agent had logged out 30 s into the call: no ACW, no code, the same day.
+    ingest(event("alice", "agent.logged_out", NOON + timedelta(seconds=30)))
+    rollups.compute_rollups()
+    assert not KpiRollup.objects.filter(**day_rows).exists()
+    assert not CoachingRollup.objects.filter(**day_rows).exists()
+    assert not AcwDurationRollup.objects.filter(grain=Grain.DAY, seconds=10).exists()
+    incremental = _every_rollup_row()
+    rollups.rebuild_range(DAY.date(), DAY.date(), months=False)
+    assert _every_rollup_row() == incremental
+
+
 def test_an_open_acw_counts_its_elapsed_time_until_its_deadline(alice: Agent) -> None:
     AcwPolicy.objects.create(team=alice.team, mode="manual", seconds=0, max_seconds=0)
     start = NOON
