@@ -28,19 +28,7 @@ from . import queries, rollups
 from .models import ChecklistRollup, CoachingRollup
 from .queries import DirtyRange, KpiFilter, open_acw_elapsed, site_day, site_day_bounds
 
-PERIOD_COLUMNS = (
-    "interactions",
-    "talk_seconds",
-    "hold_seconds",
-    "acw_seconds",
-    "acw_count",
-    "timeouts",
-    "extended",
-    "too_short",
-    "durations",
-    "duration_sum",
-    "duration_squares",
-)
+PERIOD_COLUMNS = (*queries.SUMMED, "durations", "duration_sum", "duration_squares")
 """What ``period_cells`` sums per cell, in this order."""
 RECENT_COLUMNS = (
     "acw_count",
