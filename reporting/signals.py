@@ -73,20 +73,25 @@ def period_cells(
 
 
 def period_cells_sql(
-    where: KpiFilter, first: date, last: date, now: datetime
+    where: KpiFilter,
+    first: date,
+    last: date,
+    now: datetime,
+    summed: tuple[str, ...] = PERIOD_COLUMNS,
 ) -> tuple[str, list[Any]]:
-    """SELECT of ``period_cells``: ``CELL_KEYS`` then ``PERIOD_COLUMNS``, one row per cell, so
-    that the coaching list can fold the cells in the database (``agent_figures``). The rollup
-    rows that are up to date, the dirty agent-days' rows computed from the raw rows and the
-    open ACWs are summed in one statement; call inside ``consistent_read()``."""
+    """SELECT of ``period_cells``: ``CELL_KEYS`` then ``summed`` (``PERIOD_COLUMNS`` or some of
+    them, in that order), one row per cell, so that the coaching list can fold the cells in the
+    database (``agent_figures``). The rollup rows that are up to date, the dirty agent-days'
+    rows computed from the raw rows and the open ACWs are summed in one statement; call inside
+    ``consistent_read()``."""
     start, end = site_day_bounds(first, last)
     segments, dirty = queries.day_rollups(CoachingRollup, where, start, end, now)
-    columns = ", ".join((*CELL_KEYS, *PERIOD_COLUMNS))
+    columns = ", ".join((*CELL_KEYS, *summed))
     # The first part names and types the columns; an open ACW's part is not a cell of its own.
     parts = [f"SELECT {columns}, 1 AS counted FROM {_table(CoachingRollup)} WHERE 1 = 0"]
     params: list[Any] = []
     for rows in segments:
-        sql, part_params = rows.values_list(*CELL_KEYS, *PERIOD_COLUMNS).query.sql_with_params()
+        sql, part_params = rows.values_list(*CELL_KEYS, *summed).query.sql_with_params()
         parts.append(f"SELECT {columns}, 1 FROM ({sql}) s")
         params += part_params
     if dirty:
@@ -94,10 +99,11 @@ def period_cells_sql(
         scope, scope_params = _scope_sql(where)
         parts.append(f"SELECT {columns}, 1 FROM ({raw}) r WHERE {scope}")
         params += [*raw_params, *scope_params]
+    kept = [*range(len(CELL_KEYS)), *(len(CELL_KEYS) + PERIOD_COLUMNS.index(n) for n in summed)]
     for row in _open_acws(where, start, end, now):
-        parts.append(f"SELECT {', '.join(['%s'] * len(row))}, 0")
-        params += row
-    sums = ", ".join(f"{_sum_as_column(name)} AS {name}" for name in PERIOD_COLUMNS)
+        parts.append(f"SELECT {', '.join(['%s'] * len(kept))}, 0")
+        params += [row[i] for i in kept]
+    sums = ", ".join(f"{_sum_as_column(name)} AS {name}" for name in summed)
     keys = ", ".join(f"u.{key}" for key in CELL_KEYS)
     union = " UNION ALL ".join(parts)
     sql = f"SELECT {keys}, {sums} FROM ({union}) u GROUP BY {keys} HAVING MAX(u.counted) = 1"
@@ -128,8 +134,9 @@ def agent_figures(
     baseline's interactions and duration moments.
 
     The period's and the baseline's cells (``period_cells_sql``) are joined and summed in the
-    database: a large site has tens of thousands of cells but a few thousand agents."""
-    sums = ", ".join(f"SUM(p.{name})" for name in PERIOD_COLUMNS)
+    database: a large site has tens of thousands of cells but a few thousand agents. Only the
+    columns the joins need go through them (the agents' sums are taken from the cells
+    directly), and the baseline sums only what the rules read of it."""
     moments = ("durations", "duration_sum", "duration_squares")
     # Each code's norm written into the statement: a join on a handful of codes was planned
     # as a nested loop over every cell.
@@ -140,32 +147,42 @@ def agent_figures(
     )
     sql = (
         "WITH cells AS ({cells}), before AS ({before}), "
-        f"placed AS (SELECT c.*, COALESCE(a.team_id, 0) AS team FROM cells c "
+        "placed AS (SELECT c.agent_id, c.wrap_up_code, c.channel, c.interactions, "
+        f"c.acw_seconds, COALESCE(a.team_id, 0) AS team FROM cells c "
         f"LEFT JOIN {_table(Agent)} a ON a.id = c.agent_id), "
         "team_cells AS (SELECT team, wrap_up_code, channel, SUM(interactions) AS n, "
         "SUM(acw_seconds) AS acw FROM placed GROUP BY team, wrap_up_code, channel), "
         "own AS (SELECT agent_id, SUM(interactions) AS n, SUM(acw_seconds) AS acw, "
         + ", ".join(f"SUM({name}) AS {name}" for name in moments)
-        + " FROM before GROUP BY agent_id) "
-        f"SELECT p.agent_id, {sums}, "
-        f"COALESCE(SUM(p.interactions * {norm}), 0), "
-        f"SUM(CASE WHEN {norm} IS NULL THEN 0 ELSE p.interactions END), "
-        "SUM(p.interactions * CASE WHEN t.n > 0 THEN t.acw / t.n ELSE 0 END), "
+        + " FROM before GROUP BY agent_id), "
+        "weighed AS (SELECT p.agent_id, "
+        f"COALESCE(SUM(p.interactions * {norm}), 0) AS expected, "
+        f"SUM(CASE WHEN {norm} IS NULL THEN 0 ELSE p.interactions END) AS with_norm, "
+        "SUM(p.interactions * CASE WHEN t.n > 0 THEN t.acw / t.n ELSE 0 END) AS team_total, "
         "CASE WHEN MAX(o.n) > 0 THEN SUM(p.interactions * CASE WHEN b.interactions > 0 "
-        "THEN b.acw_seconds / b.interactions ELSE o.acw / o.n END) END, "
-        "MAX(o.n), " + ", ".join(f"MAX(o.{name})" for name in moments) + " FROM placed p "
+        "THEN b.acw_seconds / b.interactions ELSE o.acw / o.n END) END AS own_total "
+        "FROM placed p "
         "JOIN team_cells t ON t.team = p.team AND t.wrap_up_code = p.wrap_up_code "
         "AND t.channel = p.channel "
         "LEFT JOIN before b ON b.agent_id = p.agent_id AND b.wrap_up_code = p.wrap_up_code "
         "AND b.channel = p.channel "
         "LEFT JOIN own o ON o.agent_id = p.agent_id "
-        "GROUP BY p.agent_id"
+        "GROUP BY p.agent_id), "
+        "totals AS (SELECT agent_id, "
+        + ", ".join(f"SUM({name}) AS {name}" for name in PERIOD_COLUMNS)
+        + " FROM cells GROUP BY agent_id) "
+        "SELECT s.*, w.expected, w.with_norm, w.team_total, w.own_total, o.n, "
+        + ", ".join(f"o.{name}" for name in moments)
+        + " FROM totals s JOIN weighed w ON w.agent_id = s.agent_id "
+        "LEFT JOIN own o ON o.agent_id = s.agent_id"
     )
     norm_params: list[Any] = [v for code, expected in norms.items() for v in (code, expected)]
     norm_params.append(fallback)
     with queries.consistent_read():
         cells, cells_params = period_cells_sql(where, *period, now)
-        before, before_params = period_cells_sql(where, *baseline, now)
+        before, before_params = period_cells_sql(
+            where, *baseline, now, ("interactions", "acw_seconds", *moments)
+        )
         with connection.cursor() as cursor:
             cursor.execute(
                 sql.format(cells=cells, before=before),
