@@ -71,10 +71,27 @@ def _translated(language: str | None, message: str) -> str:
     return gettext(message)
 
 
-def _(message: str) -> str:
-    """``gettext``, remembered per language: the coaching list words the same few sentences
-    for every agent, thousands of times on a large site."""
-    return _translated(get_language(), message)
+@lru_cache(maxsize=1024)
+def _percent(language: str | None, percent: int) -> str:
+    return format_percent(percent / 100, digits=0)
+
+
+class Words:
+    """``gettext`` and whole percents in the language active when made, remembered per
+    language: the coaching list words the same few sentences and numbers for every agent,
+    thousands of times on a large site, and looking up the active language costs more than
+    the sentence. ``coaching`` names one ``_``, so the sentences are still marked for
+    translation where they are written."""
+
+    def __init__(self) -> None:
+        self.language = get_language()
+
+    def __call__(self, message: str) -> str:
+        return _translated(self.language, message)
+
+    def percent(self, share: float) -> str:
+        """``format_percent(share, digits=0)``."""
+        return _percent(self.language, round(share * 100))
 
 
 # --- Statistics -----------------------------------------------------------------------------
@@ -491,6 +508,15 @@ class Reason:
     value: float
     threshold: float
 
+    def as_dict(self) -> dict[str, Any]:
+        """``dataclasses.asdict`` without its deep copy of every value (plain ones here)."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "value": self.value,
+            "threshold": self.threshold,
+        }
+
 
 @dataclass
 class Entry:
@@ -527,10 +553,6 @@ ENTRY_FIELDS = list(Entry("", "", "", KpiRow("", "")).as_dict())
 
 def _s(seconds: float) -> str:
     return format_duration(seconds)
-
-
-def _pct(share: float) -> str:
-    return format_percent(share, digits=0)
 
 
 @dataclass
@@ -612,6 +634,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
         )
     }
 
+    _ = Words()
     window = _("last %(days)d days") % {"days": (recent.last - recent.first).days + 1}
     entries = []
     for agent_id, info in agent_info.items():
@@ -654,7 +677,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                     % {
                         "avg": _s(row.avg_acw_seconds),
                         "team": _s(team_expected),
-                        "pct": _pct(row.avg_acw_seconds / team_expected - 1),
+                        "pct": _.percent(row.avg_acw_seconds / team_expected - 1),
                     },
                     round(row.avg_acw_seconds / team_expected, 3),
                     HIGH_INDEX,
@@ -677,7 +700,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                             "avg": _s(row.avg_acw_seconds),
                             "own": _s(own_expected),
                             "days": BASELINE_DAYS,
-                            "pct": _pct(row.avg_acw_seconds / own_expected - 1),
+                            "pct": _.percent(row.avg_acw_seconds / own_expected - 1),
                         },
                         round(row.avg_acw_seconds / own_expected, 3),
                         1 + MIN_CHANGE,
@@ -687,7 +710,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
         completion = recent_agent.checklist_completion if recent_agent else None
         if rate_is_high(row.too_short, row.acw_count, TOO_SHORT_RATE):
             checklist = (
-                _(" Checklist completion %(done)s.") % {"done": _pct(completion)}
+                _(" Checklist completion %(done)s.") % {"done": _.percent(completion)}
                 if completion is not None
                 else ""
             )
@@ -698,7 +721,11 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                         "%(k)d of %(n)d ACWs shorter than the policy's minimum (%(rate)s): "
                         "a documentation risk."
                     )
-                    % {"k": row.too_short, "n": row.acw_count, "rate": _pct(row.too_short_share)}
+                    % {
+                        "k": row.too_short,
+                        "n": row.acw_count,
+                        "rate": _.percent(row.too_short_share),
+                    }
                     + checklist,
                     round(row.too_short_share, 4),
                     TOO_SHORT_RATE,
@@ -715,10 +742,10 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
         for code, k, text in often:
             if rate_is_high(k, row.acw_count, OFTEN_RATE):
                 share = k / row.acw_count
-                message = text % {"k": k, "n": row.acw_count, "rate": _pct(share)}
+                message = text % {"k": k, "n": row.acw_count, "rate": _.percent(share)}
                 reasons.append(Reason(code, message, round(share, 4), OFTEN_RATE))
         if recent_agent is not None:
-            reasons += _recent_reasons(recent_agent, window)
+            reasons += _recent_reasons(recent_agent, window, _)
         if reasons:
             entries.append(
                 Entry(agent_key, info["name"], info["team__name"], row, reasons, completion)
@@ -729,7 +756,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
     return Coaching(entries, recent, agents, teams)
 
 
-def _recent_reasons(agent: RecentAgent, window: str) -> list[Reason]:
+def _recent_reasons(agent: RecentAgent, window: str, _: Words) -> list[Reason]:
     """The long-call and late-in-the-shift reasons; ``window`` names the recent window."""
     out = []
     long_calls = agent.split(by_long=True)
