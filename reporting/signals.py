@@ -130,8 +130,9 @@ def agent_figures(
     the code's norm, and the interactions of codes with a norm: ``norms``, else ``fallback``);
     Σ interactions × the team's average ACW in the same code and channel (the team: the
     agent's team now); Σ interactions × the agent's own average in ``baseline`` in the same
-    code and channel (else over all of the baseline; None without a baseline); and the
-    baseline's interactions and duration moments.
+    code and channel (else over all of the baseline; None without a baseline); the
+    baseline's interactions and duration moments; and the agent's external id, name and team
+    name. In external id order.
 
     The period's and the baseline's cells (``period_cells_sql``) are joined and summed in the
     database: a large site has tens of thousands of cells but a few thousand agents. Only the
@@ -173,8 +174,12 @@ def agent_figures(
         + " FROM cells GROUP BY agent_id) "
         "SELECT s.*, w.expected, w.with_norm, w.team_total, w.own_total, o.n, "
         + ", ".join(f"o.{name}" for name in moments)
-        + " FROM totals s JOIN weighed w ON w.agent_id = s.agent_id "
-        "LEFT JOIN own o ON o.agent_id = s.agent_id"
+        + ", a.external_id, a.name, t.name FROM totals s "
+        "JOIN weighed w ON w.agent_id = s.agent_id "
+        "LEFT JOIN own o ON o.agent_id = s.agent_id "
+        f"JOIN {_table(Agent)} a ON a.id = s.agent_id "
+        f"LEFT JOIN {_table(Team)} t ON t.id = a.team_id "
+        "ORDER BY a.external_id"
     )
     norm_params: list[Any] = [v for code, expected in norms.items() for v in (code, expected)]
     norm_params.append(fallback)
