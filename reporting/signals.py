@@ -135,9 +135,11 @@ def agent_figures(
     name. In external id order.
 
     The period's and the baseline's cells (``period_cells_sql``) are joined and summed in the
-    database: a large site has tens of thousands of cells but a few thousand agents. Only the
-    columns the joins need go through them (the agents' sums are taken from the cells
-    directly), and the baseline sums only what the rules read of it."""
+    database, in one grouping (the planner cannot count the rows of a CTE: joining two groups
+    of them was planned as a nested loop over every agent twice); a large site has tens of
+    thousands of cells but a few thousand agents. The baseline sums only what the rules read
+    of it."""
+    sums = ", ".join(f"SUM(p.{name})" for name in PERIOD_COLUMNS)
     moments = ("durations", "duration_sum", "duration_squares")
     # Each code's norm written into the statement: a join on a handful of codes was planned
     # as a nested loop over every cell.
@@ -148,38 +150,29 @@ def agent_figures(
     )
     sql = (
         "WITH cells AS ({cells}), before AS ({before}), "
-        "placed AS (SELECT c.agent_id, c.wrap_up_code, c.channel, c.interactions, "
-        f"c.acw_seconds, COALESCE(a.team_id, 0) AS team FROM cells c "
+        f"placed AS (SELECT c.*, COALESCE(a.team_id, 0) AS team FROM cells c "
         f"LEFT JOIN {_table(Agent)} a ON a.id = c.agent_id), "
         "team_cells AS (SELECT team, wrap_up_code, channel, SUM(interactions) AS n, "
         "SUM(acw_seconds) AS acw FROM placed GROUP BY team, wrap_up_code, channel), "
         "own AS (SELECT agent_id, SUM(interactions) AS n, SUM(acw_seconds) AS acw, "
         + ", ".join(f"SUM({name}) AS {name}" for name in moments)
         + " FROM before GROUP BY agent_id), "
-        "weighed AS (SELECT p.agent_id, "
-        f"COALESCE(SUM(p.interactions * {norm}), 0) AS expected, "
-        f"SUM(CASE WHEN {norm} IS NULL THEN 0 ELSE p.interactions END) AS with_norm, "
-        "SUM(p.interactions * CASE WHEN t.n > 0 THEN t.acw / t.n ELSE 0 END) AS team_total, "
+        f"agents AS (SELECT p.agent_id, {sums}, "
+        f"COALESCE(SUM(p.interactions * {norm}), 0), "
+        f"SUM(CASE WHEN {norm} IS NULL THEN 0 ELSE p.interactions END), "
+        "SUM(p.interactions * CASE WHEN t.n > 0 THEN t.acw / t.n ELSE 0 END), "
         "CASE WHEN MAX(o.n) > 0 THEN SUM(p.interactions * CASE WHEN b.interactions > 0 "
-        "THEN b.acw_seconds / b.interactions ELSE o.acw / o.n END) END AS own_total "
-        "FROM placed p "
+        "THEN b.acw_seconds / b.interactions ELSE o.acw / o.n END) END, "
+        "MAX(o.n), " + ", ".join(f"MAX(o.{name})" for name in moments) + " FROM placed p "
         "JOIN team_cells t ON t.team = p.team AND t.wrap_up_code = p.wrap_up_code "
         "AND t.channel = p.channel "
         "LEFT JOIN before b ON b.agent_id = p.agent_id AND b.wrap_up_code = p.wrap_up_code "
         "AND b.channel = p.channel "
         "LEFT JOIN own o ON o.agent_id = p.agent_id "
-        "GROUP BY p.agent_id), "
-        "totals AS (SELECT agent_id, "
-        + ", ".join(f"SUM({name}) AS {name}" for name in PERIOD_COLUMNS)
-        + " FROM cells GROUP BY agent_id) "
-        "SELECT s.*, w.expected, w.with_norm, w.team_total, w.own_total, o.n, "
-        + ", ".join(f"o.{name}" for name in moments)
-        + ", a.external_id, a.name, t.name FROM totals s "
-        "JOIN weighed w ON w.agent_id = s.agent_id "
-        "LEFT JOIN own o ON o.agent_id = s.agent_id "
+        "GROUP BY p.agent_id) "
+        "SELECT s.*, a.external_id, a.name, m.name FROM agents s "
         f"JOIN {_table(Agent)} a ON a.id = s.agent_id "
-        f"LEFT JOIN {_table(Team)} t ON t.id = a.team_id "
-        "ORDER BY a.external_id"
+        f"LEFT JOIN {_table(Team)} m ON m.id = a.team_id ORDER BY a.external_id"
     )
     norm_params: list[Any] = [v for code, expected in norms.items() for v in (code, expected)]
     norm_params.append(fallback)
