@@ -18,6 +18,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from .overload import OverloadLimiter  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
 from .security import SameOriginValidator  # noqa: E402
+from .startup import freeze_loaded_objects  # noqa: E402
 from .ws_auth import WebSocketAuthStack  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -29,3 +30,5 @@ application = ProtocolTypeRouter(
         "websocket": SameOriginValidator(WebSocketAuthStack(URLRouter(websocket_urlpatterns))),
     }
 )
+# Last: what is loaded now lives as long as the process (startup.py).
+freeze_loaded_objects()

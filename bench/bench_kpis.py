@@ -170,6 +170,7 @@ def run(args: argparse.Namespace) -> None:
     from django.db import connection
     from django.test import Client
 
+    from acw_site.startup import freeze_loaded_objects
     from agents.models import Agent, Department, Team
     from reporting.queries import site_day_bounds, site_today
 
@@ -191,6 +192,8 @@ def run(args: argparse.Namespace) -> None:
     department = Department.objects.order_by("name").first()
     agent = Agent.objects.filter(external_id__startswith="hist-").order_by("external_id").first()
     assert team and department and agent, "no seeded history"
+    # As a server process does before its first request (acw_site/asgi.py).
+    freeze_loaded_objects()
     print(f"load average: {_load()}")
     print(
         f"{'days':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>7} {'bytes':>9} "

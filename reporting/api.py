@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict
 from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -253,7 +252,7 @@ class CoachingView(APIView):
         entries = []
         for entry in result.entries:
             body = entry.as_dict()
-            body["reasons"] = [asdict(reason) for reason in entry.reasons]
+            body["reasons"] = [reason.as_dict() for reason in entry.reasons]
             del body["why"]
             entries.append(body)
         return Response({"entries": entries})
@@ -264,7 +263,10 @@ def coaching_csv_response(result: Coaching, first: Any, last: Any) -> Any:
     return csv_response(
         f"acw-coaching-{first}-to-{last}.csv",
         ENTRY_FIELDS,
-        ({**e.as_dict(), "reasons": "; ".join(e.as_dict()["reasons"])} for e in result.entries),
+        (
+            {**row, "reasons": "; ".join(row["reasons"])}
+            for row in (entry.as_dict() for entry in result.entries)
+        ),
     )
 
 

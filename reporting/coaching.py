@@ -25,7 +25,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import get_language, gettext
 
-from agents.models import Agent, ChecklistItem, Team, WrapUpCode
+from agents.models import ChecklistItem, Team, WrapUpCode
 
 from . import queries, signals
 from .queries import (
@@ -71,10 +71,27 @@ def _translated(language: str | None, message: str) -> str:
     return gettext(message)
 
 
-def _(message: str) -> str:
-    """``gettext``, remembered per language: the coaching list words the same few sentences
-    for every agent, thousands of times on a large site."""
-    return _translated(get_language(), message)
+@lru_cache(maxsize=1024)
+def _percent(language: str | None, percent: int) -> str:
+    return format_percent(percent / 100, digits=0)
+
+
+class Words:
+    """``gettext`` and whole percents in the language active when made, remembered per
+    language: the coaching list words the same few sentences and numbers for every agent,
+    thousands of times on a large site, and looking up the active language costs more than
+    the sentence. ``coaching`` names one ``_``, so the sentences are still marked for
+    translation where they are written."""
+
+    def __init__(self) -> None:
+        self.language = get_language()
+
+    def __call__(self, message: str) -> str:
+        return _translated(self.language, message)
+
+    def percent(self, share: float) -> str:
+        """``format_percent(share, digits=0)``."""
+        return _percent(self.language, round(share * 100))
 
 
 # --- Statistics -----------------------------------------------------------------------------
@@ -381,10 +398,10 @@ class RecentAgent:
         """(Stats of the ACWs after long calls, or late in the shift; Stats of the others),
         when both sides have ``MIN_GROUP`` ACWs."""
         flagged = self.long if by_long else self.late
+        if int(flagged[0]) < MIN_GROUP or int(self.closed[0] - flagged[0]) < MIN_GROUP:
+            return None
         others = tuple(a - b for a, b in zip(self.closed, flagged, strict=True))
         sides = [Stats.from_moments((int(m[0]), m[1], m[2])) for m in (flagged, others)]
-        if sides[0].n < MIN_GROUP or sides[1].n < MIN_GROUP:
-            return None
         return sides[0], sides[1]
 
     @property
@@ -491,6 +508,15 @@ class Reason:
     value: float
     threshold: float
 
+    def as_dict(self) -> dict[str, Any]:
+        """``dataclasses.asdict`` without its deep copy of every value (plain ones here)."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "value": self.value,
+            "threshold": self.threshold,
+        }
+
 
 @dataclass
 class Entry:
@@ -529,10 +555,6 @@ def _s(seconds: float) -> str:
     return format_duration(seconds)
 
 
-def _pct(share: float) -> str:
-    return format_percent(share, digits=0)
-
-
 @dataclass
 class Coaching:
     """The coaching list of a scope, and the checklist analysis behind it."""
@@ -549,8 +571,10 @@ class Figures:
     """Per agent id, what the rules weigh: the period's row (with the expected ACW for the
     agent's mix), the spread of their ACWs, the team's and their own baseline's ACW for the same
     codes and channels (``own_expected`` only for agents with a baseline), the baseline's
-    spread."""
+    spread; and who they are (``agents``: external id, name, team name, in external id
+    order)."""
 
+    agents: dict[int, tuple[str, str, str]] = field(default_factory=dict)
     rows: dict[int, KpiRow] = field(default_factory=dict)
     stats: dict[int, Stats] = field(default_factory=dict)
     team_expected: dict[int, float] = field(default_factory=dict)
@@ -572,9 +596,9 @@ def _figures(where: KpiFilter, first: date, last: date, norms: Norms, now: datet
     width = len(signals.PERIOD_COLUMNS)
     for agent, *values in rows:
         sums, (expected, with_norm, team_total, own_total, *before) = values[:width], values[width:]
-        row = KpiRow("", "")
-        for name, value in zip(SUMMED, sums, strict=False):
-            setattr(row, name, value)
+        *before, external_id, name, team = before
+        out.agents[agent] = (external_id, name, team)
+        row = KpiRow(external_id, name, **dict(zip(SUMMED, sums, strict=False)))
         row.expected_acw_total, row.expected_interactions = expected, int(with_norm)
         out.rows[agent] = row
         out.stats[agent] = _stats(sums[_MOMENTS])
@@ -603,21 +627,13 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
     norms = site_norms(last, now)
     figures = _figures(where, first, last, norms, now)
     recent = recent_signals(where, first, last, now)
-    # In external id order: entries that sort alike keep it.
-    agents_with_figures = Agent.objects.filter(pk__in=figures.rows)
-    agent_info = {
-        a["pk"]: a
-        for a in agents_with_figures.order_by("external_id").values(
-            "pk", "external_id", "name", "team_id", "team__name"
-        )
-    }
 
+    _ = Words()
     window = _("last %(days)d days") % {"days": (recent.last - recent.first).days + 1}
     entries = []
-    for agent_id, info in agent_info.items():
-        agent_key = info["external_id"]
+    # In external id order: entries that sort alike keep it.
+    for agent_id, (agent_key, name, team) in figures.agents.items():
         row = figures.rows[agent_id]
-        row.key, row.name = agent_key, info["name"]
         reasons: list[Reason] = []
         stats = figures.stats[agent_id]
         index = row.acw_index
@@ -654,7 +670,7 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                     % {
                         "avg": _s(row.avg_acw_seconds),
                         "team": _s(team_expected),
-                        "pct": _pct(row.avg_acw_seconds / team_expected - 1),
+                        "pct": _.percent(row.avg_acw_seconds / team_expected - 1),
                     },
                     round(row.avg_acw_seconds / team_expected, 3),
                     HIGH_INDEX,
@@ -677,17 +693,17 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                             "avg": _s(row.avg_acw_seconds),
                             "own": _s(own_expected),
                             "days": BASELINE_DAYS,
-                            "pct": _pct(row.avg_acw_seconds / own_expected - 1),
+                            "pct": _.percent(row.avg_acw_seconds / own_expected - 1),
                         },
                         round(row.avg_acw_seconds / own_expected, 3),
                         1 + MIN_CHANGE,
                     )
                 )
-        recent_agent = recent.agents.get(info["pk"])
+        recent_agent = recent.agents.get(agent_id)
         completion = recent_agent.checklist_completion if recent_agent else None
         if rate_is_high(row.too_short, row.acw_count, TOO_SHORT_RATE):
             checklist = (
-                _(" Checklist completion %(done)s.") % {"done": _pct(completion)}
+                _(" Checklist completion %(done)s.") % {"done": _.percent(completion)}
                 if completion is not None
                 else ""
             )
@@ -698,7 +714,11 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
                         "%(k)d of %(n)d ACWs shorter than the policy's minimum (%(rate)s): "
                         "a documentation risk."
                     )
-                    % {"k": row.too_short, "n": row.acw_count, "rate": _pct(row.too_short_share)}
+                    % {
+                        "k": row.too_short,
+                        "n": row.acw_count,
+                        "rate": _.percent(row.too_short_share),
+                    }
                     + checklist,
                     round(row.too_short_share, 4),
                     TOO_SHORT_RATE,
@@ -715,21 +735,18 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
         for code, k, text in often:
             if rate_is_high(k, row.acw_count, OFTEN_RATE):
                 share = k / row.acw_count
-                message = text % {"k": k, "n": row.acw_count, "rate": _pct(share)}
+                message = text % {"k": k, "n": row.acw_count, "rate": _.percent(share)}
                 reasons.append(Reason(code, message, round(share, 4), OFTEN_RATE))
         if recent_agent is not None:
-            reasons += _recent_reasons(recent_agent, window)
+            reasons += _recent_reasons(recent_agent, window, _)
         if reasons:
-            entries.append(
-                Entry(agent_key, info["name"], info["team__name"], row, reasons, completion)
-            )
+            entries.append(Entry(agent_key, name, team, row, reasons, completion))
     entries.sort(key=lambda e: (e.team, -len(e.reasons), e.name))
-    agents = {a["pk"]: (a["external_id"], a["name"], a["team__name"]) for a in agent_info.values()}
     teams = dict(Team.objects.filter(pk__in=where.team_ids).values_list("pk", "name"))
-    return Coaching(entries, recent, agents, teams)
+    return Coaching(entries, recent, figures.agents, teams)
 
 
-def _recent_reasons(agent: RecentAgent, window: str) -> list[Reason]:
+def _recent_reasons(agent: RecentAgent, window: str, _: Words) -> list[Reason]:
     """The long-call and late-in-the-shift reasons; ``window`` names the recent window."""
     out = []
     long_calls = agent.split(by_long=True)

@@ -73,20 +73,25 @@ def period_cells(
 
 
 def period_cells_sql(
-    where: KpiFilter, first: date, last: date, now: datetime
+    where: KpiFilter,
+    first: date,
+    last: date,
+    now: datetime,
+    summed: tuple[str, ...] = PERIOD_COLUMNS,
 ) -> tuple[str, list[Any]]:
-    """SELECT of ``period_cells``: ``CELL_KEYS`` then ``PERIOD_COLUMNS``, one row per cell, so
-    that the coaching list can fold the cells in the database (``agent_figures``). The rollup
-    rows that are up to date, the dirty agent-days' rows computed from the raw rows and the
-    open ACWs are summed in one statement; call inside ``consistent_read()``."""
+    """SELECT of ``period_cells``: ``CELL_KEYS`` then ``summed`` (``PERIOD_COLUMNS`` or some of
+    them, in that order), one row per cell, so that the coaching list can fold the cells in the
+    database (``agent_figures``). The rollup rows that are up to date, the dirty agent-days'
+    rows computed from the raw rows and the open ACWs are summed in one statement; call inside
+    ``consistent_read()``."""
     start, end = site_day_bounds(first, last)
     segments, dirty = queries.day_rollups(CoachingRollup, where, start, end, now)
-    columns = ", ".join((*CELL_KEYS, *PERIOD_COLUMNS))
+    columns = ", ".join((*CELL_KEYS, *summed))
     # The first part names and types the columns; an open ACW's part is not a cell of its own.
     parts = [f"SELECT {columns}, 1 AS counted FROM {_table(CoachingRollup)} WHERE 1 = 0"]
     params: list[Any] = []
     for rows in segments:
-        sql, part_params = rows.values_list(*CELL_KEYS, *PERIOD_COLUMNS).query.sql_with_params()
+        sql, part_params = rows.values_list(*CELL_KEYS, *summed).query.sql_with_params()
         parts.append(f"SELECT {columns}, 1 FROM ({sql}) s")
         params += part_params
     if dirty:
@@ -94,10 +99,11 @@ def period_cells_sql(
         scope, scope_params = _scope_sql(where)
         parts.append(f"SELECT {columns}, 1 FROM ({raw}) r WHERE {scope}")
         params += [*raw_params, *scope_params]
+    kept = [*range(len(CELL_KEYS)), *(len(CELL_KEYS) + PERIOD_COLUMNS.index(n) for n in summed)]
     for row in _open_acws(where, start, end, now):
-        parts.append(f"SELECT {', '.join(['%s'] * len(row))}, 0")
-        params += row
-    sums = ", ".join(f"{_sum_as_column(name)} AS {name}" for name in PERIOD_COLUMNS)
+        parts.append(f"SELECT {', '.join(['%s'] * len(kept))}, 0")
+        params += [row[i] for i in kept]
+    sums = ", ".join(f"{_sum_as_column(name)} AS {name}" for name in summed)
     keys = ", ".join(f"u.{key}" for key in CELL_KEYS)
     union = " UNION ALL ".join(parts)
     sql = f"SELECT {keys}, {sums} FROM ({union}) u GROUP BY {keys} HAVING MAX(u.counted) = 1"
@@ -124,11 +130,15 @@ def agent_figures(
     the code's norm, and the interactions of codes with a norm: ``norms``, else ``fallback``);
     Σ interactions × the team's average ACW in the same code and channel (the team: the
     agent's team now); Σ interactions × the agent's own average in ``baseline`` in the same
-    code and channel (else over all of the baseline; None without a baseline); and the
-    baseline's interactions and duration moments.
+    code and channel (else over all of the baseline; None without a baseline); the
+    baseline's interactions and duration moments; and the agent's external id, name and team
+    name. In external id order.
 
     The period's and the baseline's cells (``period_cells_sql``) are joined and summed in the
-    database: a large site has tens of thousands of cells but a few thousand agents."""
+    database, in one grouping (the planner cannot count the rows of a CTE: joining two groups
+    of them was planned as a nested loop over every agent twice); a large site has tens of
+    thousands of cells but a few thousand agents. The baseline sums only what the rules read
+    of it."""
     sums = ", ".join(f"SUM(p.{name})" for name in PERIOD_COLUMNS)
     moments = ("durations", "duration_sum", "duration_squares")
     # Each code's norm written into the statement: a join on a handful of codes was planned
@@ -146,8 +156,8 @@ def agent_figures(
         "SUM(acw_seconds) AS acw FROM placed GROUP BY team, wrap_up_code, channel), "
         "own AS (SELECT agent_id, SUM(interactions) AS n, SUM(acw_seconds) AS acw, "
         + ", ".join(f"SUM({name}) AS {name}" for name in moments)
-        + " FROM before GROUP BY agent_id) "
-        f"SELECT p.agent_id, {sums}, "
+        + " FROM before GROUP BY agent_id), "
+        f"agents AS (SELECT p.agent_id, {sums}, "
         f"COALESCE(SUM(p.interactions * {norm}), 0), "
         f"SUM(CASE WHEN {norm} IS NULL THEN 0 ELSE p.interactions END), "
         "SUM(p.interactions * CASE WHEN t.n > 0 THEN t.acw / t.n ELSE 0 END), "
@@ -159,13 +169,18 @@ def agent_figures(
         "LEFT JOIN before b ON b.agent_id = p.agent_id AND b.wrap_up_code = p.wrap_up_code "
         "AND b.channel = p.channel "
         "LEFT JOIN own o ON o.agent_id = p.agent_id "
-        "GROUP BY p.agent_id"
+        "GROUP BY p.agent_id) "
+        "SELECT s.*, a.external_id, a.name, m.name FROM agents s "
+        f"JOIN {_table(Agent)} a ON a.id = s.agent_id "
+        f"LEFT JOIN {_table(Team)} m ON m.id = a.team_id ORDER BY a.external_id"
     )
     norm_params: list[Any] = [v for code, expected in norms.items() for v in (code, expected)]
     norm_params.append(fallback)
     with queries.consistent_read():
         cells, cells_params = period_cells_sql(where, *period, now)
-        before, before_params = period_cells_sql(where, *baseline, now)
+        before, before_params = period_cells_sql(
+            where, *baseline, now, ("interactions", "acw_seconds", *moments)
+        )
         with connection.cursor() as cursor:
             cursor.execute(
                 sql.format(cells=cells, before=before),

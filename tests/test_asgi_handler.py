@@ -7,6 +7,7 @@ other side to be scheduled (docs/design.md, traps of the stack).
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from typing import Any
@@ -62,3 +63,15 @@ async def test_an_event_request_runs_its_middleware_and_view_in_one_thread(
     assert response["status"] == 201, response["body"]
     assert back_to_the_loop == []
     assert threads["middleware"] == threads["view"] != threading.get_ident()
+
+
+def test_the_server_process_freezes_what_it_loaded_before_its_first_request() -> None:
+    """The objects loaded at start (the views among them) are out of the collector's reach, so
+    a full collection no longer walks them (acw_site/startup.py)."""
+    from acw_site import asgi
+
+    try:
+        collected = {id(o) for o in gc.get_objects()}  # every generation but the frozen one
+        assert id(asgi.application) not in collected and id(api.EventsView) not in collected
+    finally:
+        gc.unfreeze()

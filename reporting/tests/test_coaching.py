@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 import time_machine
 from django.test import Client
+from django.utils import translation
 
 from agents.models import AcwPolicy, Agent, ChecklistItem, WrapUpCode
 from agents.tests.factories import by_key, client_for
 from reporting.alerts import current_conditions
+from reporting.coaching import coaching
 from reporting.models import AlertKind
-from reporting.queries import site_today, site_tz
+from reporting.queries import KpiFilter, site_today, site_tz
 
 from .factories import call, event, ingest
 
@@ -159,6 +161,20 @@ def test_too_short_acws_are_a_documentation_risk_with_the_checklist_completion(
     assert entry["too_short_rate"] == 1.0 and entry["checklist_completion"] == 0.25
     (reason,) = [r for r in entry["reasons"] if r["code"] == "too_short"]
     assert "20 of 20 ACWs" in reason["message"] and "25 %" in reason["message"]
+
+
+def test_the_list_is_worded_in_the_language_active_for_each_list(alice: Agent) -> None:
+    calls("alice", [5] * 20)
+    where, today = KpiFilter.of([alice.team_id]), site_today()
+    for language, words in (
+        ("fr", "20 ACW sur 20 plus courts"),
+        ("en", "20 of 20 ACWs shorter"),
+        ("fr", "20 ACW sur 20 plus courts"),
+    ):
+        with translation.override(language):
+            (entry,) = coaching(where, today, today).entries
+        (reason,) = [r for r in entry.reasons if r.code == "too_short"]
+        assert words in reason.message and "(100 %)" in reason.message, language
 
 
 def test_an_agent_above_their_own_last_30_days_is_flagged(manager_maria: Any, alice: Agent) -> None:

@@ -117,10 +117,10 @@ def test_seeded_rollups_equal_the_raw_rows(history: None) -> None:
 
 
 # The coaching list (docs/coaching.md §7): the reads above for its norms, the period's and the
-# baseline's rollup plans, their cells folded per agent in one statement, the recent window per
-# team × agent, the checklist ticks, the agents and teams, plus the page's own (session, user,
-# filters).
-MAX_COACHING_QUERIES = 21
+# baseline's rollup plans, their cells folded per agent in one statement (with who the agents
+# are), the recent window per team × agent, the checklist ticks, the teams, plus the page's own
+# (session, user, filters).
+MAX_COACHING_QUERIES = 20
 
 
 def test_the_coaching_list_makes_the_same_number_of_queries_for_any_period_and_page(
