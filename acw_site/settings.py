@@ -292,8 +292,9 @@ API_RATE_TOKEN = _rate("API_RATE_TOKEN", "6000/min")
 API_RATE_USER = _rate("API_RATE_USER", "600/min")
 API_RATE_ANON = _rate("API_RATE_ANON", "60/min")
 
-# How long a web process reuses the integration tokens and ACW policies it read (ingestion reads
-# neither per event; a change made through the ORM in the same process clears them at once).
+# How long a web process reuses the integration tokens it read, and a worker the ACW policies of
+# the timeouts (event requests read the policies with the agent's lock); a change made through
+# the ORM in the same process clears them at once.
 API_CACHE_SECONDS = env_float("API_CACHE_SECONDS", 0.0)
 # Overload push-back (acw_site.overload): requests to /api/ that one web process lets into Django
 # at once, how many more may wait for their turn and for how long (seconds); beyond either bound

@@ -12,20 +12,24 @@ disagree about which row applies.
 
 ``Policies.load()`` reads the rows once (one query); resolving is then a few dictionary
 look-ups. Load it once per request, event or evaluation and pass it on: a policy edited in
-admin is picked up by the next load. Ingestion reads ``Policies.current()`` instead: every
-policy, kept by the process for ``API_CACHE_SECONDS`` (0 by default: read afresh) and dropped at once when a policy is
-saved or deleted through the ORM in this process (docs/api.md, "Caches of the event API").
+admin is picked up by the next load. Ingestion reads every policy in the round trip that locks
+the agents (``all_policies_sql()``, ``Policies.from_rows()``). ``Policies.current()`` is every
+policy, kept by the process for ``API_CACHE_SECONDS`` (0 by default: read afresh) and dropped at
+once when a policy is saved or deleted through the ORM in this process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 
+from . import sql_rows
 from .models import AcwPolicy, AgentState, State
 from .states import PolicySpec, raw_open_acws
 from .ttl_cache import TtlCache
@@ -51,6 +55,12 @@ class Policies:
         return cls(rows)
 
     @classmethod
+    def from_rows(cls, rows: Iterable[Sequence[Any]]) -> Policies:
+        """The policies of the rows ``all_policies_sql()`` selected."""
+        reader = sql_rows.row_reader(AcwPolicy, "p")
+        return cls(reader.instance(row) for row in rows)
+
+    @classmethod
     def current(cls) -> Policies:
         """Every policy, as this process read them at most ``API_CACHE_SECONDS`` ago."""
         return _current.get(None, cls.load)
@@ -70,6 +80,14 @@ class Policies:
         if spec is None:
             spec = self._specs[key] = self.resolve(team_id, channel).as_spec()
         return spec
+
+
+@functools.cache
+def all_policies_sql() -> str:
+    """Every policy row, for ``Policies.from_rows()``: written once, to be sent in the same
+    round trip as another statement."""
+    table = connection.ops.quote_name(AcwPolicy._meta.db_table)
+    return f"SELECT {sql_rows.row_reader(AcwPolicy, 'p').columns} FROM {table} AS p"
 
 
 _current: TtlCache[Policies] = TtlCache()

@@ -51,7 +51,7 @@ from .models import (
     Interaction,
     Team,
 )
-from .policies import Policies
+from .policies import Policies, all_policies_sql
 from .states import AgentProjection, EventIn, Rows, advance, project
 from .validation import EventRejected, ParsedEvent, parse_event, printable
 
@@ -203,7 +203,6 @@ def ingest_events(
     ``CHUNK_SIZE`` consecutive events (``_ingest_chunk``).
     """
     checked = [_validated(raw) for raw in raw_events]
-    policies = Policies.current()
     results = list(checked)
     for start in range(0, len(checked), CHUNK_SIZE):
         positions = [
@@ -215,7 +214,7 @@ def ingest_events(
             continue
         chunk = [cast(ParsedEvent, checked[index]) for index in positions]
         for index, result in zip(
-            positions, _ingest_chunk(chunk, source, actor_id, policies), strict=True
+            positions, _ingest_chunk(chunk, source, actor_id, None), strict=True
         ):
             results[index] = result
     return cast(list[IngestResult], results)
@@ -238,7 +237,7 @@ def ingest_event(
     checked = _validated(raw)
     if not isinstance(checked, ParsedEvent):
         return checked
-    return _ingest_chunk([checked], source, actor_id, policies or Policies.current())[0]
+    return _ingest_chunk([checked], source, actor_id, policies)[0]
 
 
 def _validated(raw: Any) -> ParsedEvent | IngestResult:
@@ -261,17 +260,17 @@ def _validated(raw: Any) -> ParsedEvent | IngestResult:
 
 
 def _ingest_chunk(
-    items: list[ParsedEvent], source: str, actor_id: int | None, policies: Policies
+    items: list[ParsedEvent], source: str, actor_id: int | None, policies: Policies | None
 ) -> list[IngestResult]:
     """Store and apply valid events in one transaction; their results in the same order.
 
     Every agent of the chunk is locked once (its live-state row, in agent order, so that two
     chunks never wait for each other in a circle), its new events stored in one statement and
-    projected once.
+    projected once. Without ``policies``, the ACW policies are read with the lock.
     """
     agents = {parsed.agent for parsed in items}
     with transaction.atomic():
-        lives = _locked_live_states(agents)
+        lives, policies = _locked_live_states(agents, policies)
         if lives.keys() >= agents:
             return _store_and_apply(items, lives, source, actor_id, policies)
     # New agents: created first, each on its own (never under other agents' locks), and only
@@ -286,22 +285,34 @@ def _ingest_chunk(
     for external_id in sorted({p.agent for p in items if p.event_id not in stored} & unknown):
         get_or_create_agent(external_id)
     with transaction.atomic():
-        return _store_and_apply(items, _locked_live_states(agents), source, actor_id, policies)
+        lives, policies = _locked_live_states(agents, policies)
+        return _store_and_apply(items, lives, source, actor_id, policies)
 
 
-def _locked_live_states(external_ids: Iterable[str]) -> dict[str, AgentState]:
+def _locked_live_states(
+    external_ids: Iterable[str], policies: Policies | None
+) -> tuple[dict[str, AgentState], Policies]:
     """The agents' live-state rows by external id, locked for this transaction in agent order
-    (agent and team loaded).
+    (agent and team loaded), and ``policies``, else every ACW policy as of now.
 
     The row lock serialises every write for one agent: events, timeouts, replays. The
-    statement is written once per process (``agents.sql_rows``): compiling its queryset on
-    every event cost more than running it.
+    statements are written once per process (``agents.sql_rows``): compiling their querysets
+    on every event cost more than running them. On PostgreSQL the policies are read in the
+    lock's round trip, a second statement of the same query.
     """
     wanted = sorted(external_ids)
     live_rows, agent_rows, team_rows = _lock_readers()
     with connection.cursor() as cursor:
-        cursor.execute(_lock_sql(len(wanted)), wanted)
-        rows = cursor.fetchall()
+        if policies is None and connection.vendor == "postgresql":
+            cursor.execute(f"{_lock_sql(len(wanted))}; {all_policies_sql()}", wanted)
+            rows = cursor.fetchall()
+            cursor.nextset()
+            policies = Policies.from_rows(cursor.fetchall())
+        else:
+            cursor.execute(_lock_sql(len(wanted)), wanted)
+            rows = cursor.fetchall()
+    if policies is None:
+        policies = Policies.load()
     lives = {}
     agent_end = live_rows.width + agent_rows.width
     for row in rows:
@@ -310,7 +321,7 @@ def _locked_live_states(external_ids: Iterable[str]) -> dict[str, AgentState]:
         agent.team = team_rows.instance(row[agent_end:])
         live.agent = agent
         lives[agent.external_id] = live
-    return lives
+    return lives, policies
 
 
 def _lock_readers() -> tuple[sql_rows.RowReader, sql_rows.RowReader, sql_rows.RowReader]:
@@ -552,12 +563,13 @@ def _answer_the_others(
 ) -> None:
     """Duplicates and conflicts: against the stored event, or the chunk's first of that id."""
     open_ids = {items[i].event_id for i, result in enumerate(results) if result is None}
-    stored = {
-        row[0]: row[1:]
-        for row in Event.objects.filter(
-            event_id__in=[e for e in open_ids if first_of[e] not in accepted]
-        ).values_list("event_id", "type", "agent__external_id", "occurred_at", "data")
-    }
+    to_read = [e for e in open_ids if first_of[e] not in accepted]
+    stored: dict[str, tuple[Any, ...]] = {}
+    if to_read:  # nothing when every event was stored (the common case): not even a query built
+        rows = Event.objects.filter(event_id__in=to_read).values_list(
+            "event_id", "type", "agent__external_id", "occurred_at", "data"
+        )
+        stored = {row[0]: row[1:] for row in rows}
     for index, parsed in enumerate(items):
         if results[index] is not None:
             continue
