@@ -28,7 +28,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
@@ -941,11 +941,11 @@ def _write_rows(statements: _Statements, touched: list[tuple[int, Rows, set[int]
         for hold in rows.holds.values():
             holds[hold.key] = (hold.key, hold.interaction_key, hold.started_at, hold.ended_at)
         for acw in rows.acws.values():
-            data = asdict(acw)
             acws[acw.key] = (
                 acw.key,
                 agent_id,
-                *(data[name] for name in ACW_FIELDS),
+                # Read field by field: dataclasses.asdict deep-copies the whole row first.
+                *(getattr(acw, name) for name in ACW_FIELDS),
                 acw.duration_seconds,
                 acw.interaction_key,
             )
