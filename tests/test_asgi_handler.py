@@ -62,3 +62,44 @@ async def test_an_event_request_runs_its_middleware_and_view_in_one_thread(
     assert response["status"] == 201, response["body"]
     assert back_to_the_loop == []
     assert threads["middleware"] == threads["view"] != threading.get_ident()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_requests_one_after_the_other_are_served_in_one_kept_thread(
+    api_token: str, alice: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acw_site.asgi import application
+
+    threads: list[threading.Thread] = []  # the objects: a new thread may reuse an old one's id
+    view = api.EventsView.post
+
+    def view_recorded(self: api.EventsView, request: Any) -> Any:
+        threads.append(threading.current_thread())
+        return view(self, request)
+
+    monkeypatch.setattr(api.EventsView, "post", view_recorded)
+    for type_ in ("agent.logged_in", "agent.available", "agent.logged_out"):
+        response = await _post(application, event("alice", type_), api_token)
+        assert response["status"] == 201, response["body"]
+    # Each request waits until the previous one's thread is idle again, so all three reuse it.
+    assert len(threads) == 3
+    assert threads[0] is threads[1] is threads[2]
+
+
+async def _post(application: Any, body: dict[str, Any], token: str) -> dict[str, Any]:
+    request = HttpCommunicator(
+        application,
+        "POST",
+        "/api/v1/events",
+        body=json.dumps(body).encode(),
+        headers=[
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"x-forwarded-proto", b"https"),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+    )
+    response = await request.get_response(timeout=10)
+    await request.wait(timeout=10)  # the application's end, after the answer
+    return response
