@@ -15,14 +15,14 @@ answer stay Django's.
 Django starts a new thread for every request and stops it after; under load, starting and
 joining them was a tenth of the web process's CPU (py-spy). Here a request borrows an idle
 thread (one at a time on it, as before: ``ThreadSensitiveContext`` with its own executor) and
-gives it back once everything it left there has run.
+gives it back once everything it left there has run: at once, normally, with no further hop.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -33,9 +33,9 @@ class SyncChainASGIHandler(ASGIHandler):
     _middleware_chain: Any
 
     def __init__(self) -> None:
-        # Single-thread executors of requests served before, idle: at most as many as requests
-        # were ever served at once.
-        self._idle_threads: deque[ThreadPoolExecutor] = deque()
+        # Threads of requests served before, idle: at most as many as requests ever served at
+        # once.
+        self._idle_threads: deque[_RequestThread] = deque()
         super().__init__()
 
     def load_middleware(self, is_async: bool = False) -> None:
@@ -48,12 +48,37 @@ class SyncChainASGIHandler(ASGIHandler):
         try:
             thread = self._idle_threads.popleft()
         except IndexError:
-            thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+            thread = _RequestThread()
         try:
             async with ThreadSensitiveContext(executor=thread):
                 await self.handle(scope, receive, send)
         finally:
-            # Idle again once what the request left running there (a view whose client went
-            # away goes on to its end) has finished: queued behind it, and waited for, as
-            # Django waits for its thread to stop.
-            await asyncio.wrap_future(thread.submit(self._idle_threads.append, thread))
+            if thread.idle:
+                self._idle_threads.append(thread)
+            else:
+                # A view whose client went away goes on to its end: idle after it.
+                thread.submit(self._idle_threads.append, thread)
+
+
+class _RequestThread(ThreadPoolExecutor):
+    """One thread, given the calls of one request at a time, that tells whether all it was
+    given has run (each count is written by one thread only: no lock)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="request")
+        self._given = 0  # by the event loop's thread
+        self._done = 0  # by this executor's thread
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self._given += 1
+        return super().submit(self._run, fn, *args, **kwargs)
+
+    def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._done += 1
+
+    @property
+    def idle(self) -> bool:
+        return self._done == self._given
