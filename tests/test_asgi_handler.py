@@ -46,19 +46,7 @@ async def test_an_event_request_runs_its_middleware_and_view_in_one_thread(
     monkeypatch.setattr(RequestIdMiddleware, "__call__", outermost_recorded)
     monkeypatch.setattr(api.EventsView, "post", view_recorded)
     monkeypatch.setattr(AsyncToSync, "__call__", no_way_back)
-    request = HttpCommunicator(
-        application,
-        "POST",
-        "/api/v1/events",
-        body=json.dumps(event("alice", "agent.logged_in")).encode(),
-        headers=[
-            (b"host", b"127.0.0.1"),
-            (b"content-type", b"application/json"),
-            (b"x-forwarded-proto", b"https"),
-            (b"authorization", f"Bearer {api_token}".encode()),
-        ],
-    )
-    response = await request.get_response(timeout=10)
+    response = await _post(application, event("alice", "agent.logged_in"), api_token)
     assert response["status"] == 201, response["body"]
     assert back_to_the_loop == []
     assert threads["middleware"] == threads["view"] != threading.get_ident()
