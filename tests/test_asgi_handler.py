@@ -91,3 +91,16 @@ async def _post(application: Any, body: dict[str, Any], token: str) -> dict[str,
     response = await request.get_response(timeout=10)
     await request.wait(timeout=10)  # the application's end, after the answer
     return response
+
+
+def test_a_request_thread_is_idle_only_once_all_it_was_given_has_run() -> None:
+    from acw_site.asgi_handler import _RequestThread
+
+    thread = _RequestThread()
+    release = threading.Event()
+    running = thread.submit(release.wait)  # a view whose client went away, still running
+    assert not thread.idle
+    release.set()
+    running.result(timeout=10)
+    assert thread.idle
+    thread.shutdown()
