@@ -54,10 +54,13 @@ def _test_settings(settings: Any) -> None:
     from acw_site.celery import app
 
     app.conf.task_always_eager = True
-    # API rate-limit counters live in the process's cache: each test starts with none.
+    # API rate-limit counters live in the process's cache and memory: each test starts with none.
     from django.core.cache import cache
 
+    from agents.api_throttle import HISTORIES
+
     cache.clear()
+    HISTORIES.clear()
     # Each test starts in the site's default language: a request made earlier in this thread
     # (LocaleMiddleware, a user's saved language) leaves its language active.
     from django.utils import translation

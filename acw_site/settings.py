@@ -78,7 +78,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's MessageMiddleware, for the pages only (the API shows no messages).
+    "acw_site.middleware.PageMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "acw_site.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
@@ -292,8 +293,9 @@ API_RATE_TOKEN = _rate("API_RATE_TOKEN", "6000/min")
 API_RATE_USER = _rate("API_RATE_USER", "600/min")
 API_RATE_ANON = _rate("API_RATE_ANON", "60/min")
 
-# How long a web process reuses the integration tokens and ACW policies it read (ingestion reads
-# neither per event; a change made through the ORM in the same process clears them at once).
+# How long a web process reuses the integration tokens it read, and a worker the ACW policies of
+# the timeouts (event requests read the policies with the agent's lock); a change made through
+# the ORM in the same process clears them at once.
 API_CACHE_SECONDS = env_float("API_CACHE_SECONDS", 0.0)
 # Overload push-back (acw_site.overload): requests to /api/ that one web process lets into Django
 # at once, how many more may wait for their turn and for how long (seconds); beyond either bound

@@ -5,7 +5,6 @@ Views parse, authorise, call one service or selector, and render.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -27,6 +26,7 @@ from .serializers import (
     BatchResultSerializer,
     ErrorSerializer,
     EventResultSerializer,
+    event_result,
 )
 from .validation import EVENT_SCHEMA, StrictCharField
 
@@ -152,18 +152,19 @@ def _json_body(request: Request) -> Any:
 
 
 def _result(result: services.IngestResult, shown: services.Status) -> dict[str, Any]:
-    return EventResultSerializer(replace(result, status=shown)).data
+    return event_result(result.event_id, shown, result.error)
 
 
 def _batch_summary(results: list[services.IngestResult]) -> dict[str, Any]:
-    """Counts and per-event results in input order; a conflict shows as ``rejected``."""
+    """Counts and per-event results in input order (``BatchResultSerializer``); a conflict
+    shows as ``rejected``."""
     counts = {"accepted": 0, "duplicates": 0, "rejected": 0}
     shown_results = []
     for result in results:
         shown: services.Status = "rejected" if result.status == "conflict" else result.status
         counts["duplicates" if shown == "duplicate" else shown] += 1
-        shown_results.append(replace(result, status=shown))
-    return BatchResultSerializer({**counts, "results": shown_results}).data
+        shown_results.append(_result(result, shown))
+    return {**counts, "results": shown_results}
 
 
 EXTERNAL_ID = StrictCharField(max_length=100, trim_whitespace=False)

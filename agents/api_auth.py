@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from django.db import connection
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -11,6 +13,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from . import sql_rows
 from .access import IntegrationUser
 from .models import ApiToken
 from .ttl_cache import TtlCache
@@ -23,7 +26,21 @@ post_delete.connect(_tokens.clear, sender=ApiToken, dispatch_uid="api-token-cach
 
 
 def _active_token(token_hash: str) -> ApiToken | None:
-    return ApiToken.objects.filter(token_hash=token_hash, active=True).first()
+    # The statement written once (agents.sql_rows): building the queryset on every request
+    # cost several times its round trip.
+    with connection.cursor() as cursor:
+        cursor.execute(_active_token_sql(), [token_hash])
+        row = cursor.fetchone()
+    return sql_rows.row_reader(ApiToken, "k").instance(row) if row is not None else None
+
+
+@functools.cache
+def _active_token_sql() -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT {sql_rows.row_reader(ApiToken, 'k').columns} "
+        f"FROM {quote(ApiToken._meta.db_table)} AS k WHERE k.token_hash = %s AND k.active"
+    )
 
 
 class BearerTokenAuthentication(BaseAuthentication):

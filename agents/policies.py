@@ -12,20 +12,24 @@ disagree about which row applies.
 
 ``Policies.load()`` reads the rows once (one query); resolving is then a few dictionary
 look-ups. Load it once per request, event or evaluation and pass it on: a policy edited in
-admin is picked up by the next load. Ingestion reads ``Policies.current()`` instead: every
-policy, kept by the process for ``API_CACHE_SECONDS`` (0 by default: read afresh) and dropped at once when a policy is
-saved or deleted through the ORM in this process (docs/api.md, "Caches of the event API").
+admin is picked up by the next load. Ingestion reads every policy in the round trip that locks
+the agents (``all_policies_sql()``, ``Policies.from_rows()``). ``Policies.current()`` is every
+policy, kept by the process for ``API_CACHE_SECONDS`` (0 by default: read afresh) and dropped at
+once when a policy is saved or deleted through the ORM in this process.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 
+from . import sql_rows
 from .models import AcwPolicy, AgentState, State
 from .states import PolicySpec, raw_open_acws
 from .ttl_cache import TtlCache
@@ -51,6 +55,22 @@ class Policies:
         return cls(rows)
 
     @classmethod
+    def from_rows(cls, rows: list[tuple[Any, ...]]) -> Policies:
+        """The policies of the rows ``all_policies_sql()`` selected.
+
+        Rows equal to those of the previous call give the same object back (it is only read):
+        the policies rarely change, and building them again for every event was a fiftieth of
+        its time."""
+        global _last_from_rows
+        previous = _last_from_rows
+        if previous is not None and previous[0] == rows:
+            return previous[1]
+        reader = sql_rows.row_reader(AcwPolicy, "p")
+        policies = cls(reader.instance(row) for row in rows)
+        _last_from_rows = (rows, policies)
+        return policies
+
+    @classmethod
     def current(cls) -> Policies:
         """Every policy, as this process read them at most ``API_CACHE_SECONDS`` ago."""
         return _current.get(None, cls.load)
@@ -72,6 +92,17 @@ class Policies:
         return spec
 
 
+@functools.cache
+def all_policies_sql() -> str:
+    """Every policy row, for ``Policies.from_rows()``: written once, to be sent in the same
+    round trip as another statement."""
+    table = connection.ops.quote_name(AcwPolicy._meta.db_table)
+    return f"SELECT {sql_rows.row_reader(AcwPolicy, 'p').columns} FROM {table} AS p"
+
+
+# The rows of the last ``Policies.from_rows()`` and what was built of them (shared by the
+# process's threads: one assignment replaces both together).
+_last_from_rows: tuple[list[tuple[Any, ...]], Policies] | None = None
 _current: TtlCache[Policies] = TtlCache()
 post_save.connect(_current.clear, sender=AcwPolicy, dispatch_uid="policies-cache-save")
 post_delete.connect(_current.clear, sender=AcwPolicy, dispatch_uid="policies-cache-delete")

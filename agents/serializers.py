@@ -154,6 +154,16 @@ class EventResultSerializer(serializers.Serializer):
         return data
 
 
+def event_result(event_id: str | None, status: str, error: str | None) -> dict[str, Any]:
+    """One event's result as ``EventResultSerializer`` renders it, built directly: every
+    posted event is answered with one, and the serializer cost more than the rest of the
+    answer."""
+    result: dict[str, Any] = {"event_id": event_id, "status": status}
+    if error is not None:
+        result["error"] = error
+    return result
+
+
 class BatchResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()

@@ -1,7 +1,8 @@
 """A process-wide cache whose entries are read again once older than ``API_CACHE_SECONDS``.
 
-For what every event request would otherwise read from the database: the integration token
-(``agents.api_auth``) and the ACW policies (``agents.policies``). A change saved or deleted
+For what would otherwise be read from the database every time: the integration token of every
+API request (``agents.api_auth``) and the ACW policies of the timeouts (``agents.policies``;
+event requests read them with the agent's lock). A change saved or deleted
 through the ORM in this process clears the cache at once (signal receivers); any other change
 (another process, a queryset ``update()``, SQL) is seen within ``API_CACHE_SECONDS``
 (docs/api.md, "Caches of the event API"). ``API_CACHE_SECONDS=0`` reads every time.

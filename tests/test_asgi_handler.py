@@ -47,22 +47,64 @@ async def test_an_event_request_runs_its_middleware_and_view_in_one_thread(
     monkeypatch.setattr(RequestIdMiddleware, "__call__", outermost_recorded)
     monkeypatch.setattr(api.EventsView, "post", view_recorded)
     monkeypatch.setattr(AsyncToSync, "__call__", no_way_back)
+    response = await _post(application, event("alice", "agent.logged_in"), api_token)
+    assert response["status"] == 201, response["body"]
+    assert back_to_the_loop == []
+    assert threads["middleware"] == threads["view"] != threading.get_ident()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_requests_one_after_the_other_are_served_in_one_kept_thread(
+    api_token: str, alice: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acw_site.asgi import application
+
+    threads: list[threading.Thread] = []  # the objects: a new thread may reuse an old one's id
+    view = api.EventsView.post
+
+    def view_recorded(self: api.EventsView, request: Any) -> Any:
+        threads.append(threading.current_thread())
+        return view(self, request)
+
+    monkeypatch.setattr(api.EventsView, "post", view_recorded)
+    for type_ in ("agent.logged_in", "agent.available", "agent.logged_out"):
+        response = await _post(application, event("alice", type_), api_token)
+        assert response["status"] == 201, response["body"]
+    # Each request waits until the previous one's thread is idle again, so all three reuse it.
+    assert len(threads) == 3
+    assert threads[0] is threads[1] is threads[2]
+
+
+async def _post(application: Any, body: dict[str, Any], token: str) -> dict[str, Any]:
     request = HttpCommunicator(
         application,
         "POST",
         "/api/v1/events",
-        body=json.dumps(event("alice", "agent.logged_in")).encode(),
+        body=json.dumps(body).encode(),
         headers=[
             (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
             (b"x-forwarded-proto", b"https"),
-            (b"authorization", f"Bearer {api_token}".encode()),
+            (b"authorization", f"Bearer {token}".encode()),
         ],
     )
     response = await request.get_response(timeout=10)
-    assert response["status"] == 201, response["body"]
-    assert back_to_the_loop == []
-    assert threads["middleware"] == threads["view"] != threading.get_ident()
+    await request.wait(timeout=10)  # the application's end, after the answer
+    return response
+
+
+def test_a_request_thread_is_idle_only_once_all_it_was_given_has_run() -> None:
+    from acw_site.asgi_handler import _RequestThread
+
+    thread = _RequestThread()
+    release = threading.Event()
+    running = thread.submit(release.wait)  # a view whose client went away, still running
+    assert not thread.idle
+    release.set()
+    running.result(timeout=10)
+    assert thread.idle
+    thread.shutdown()
 
 
 def test_the_server_process_freezes_what_it_loaded_before_its_first_request() -> None:

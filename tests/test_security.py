@@ -14,6 +14,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from acw_site.asgi import application
+from agents.api_throttle import HISTORIES
 from agents.tests.test_api_events import event
 from agents.tests.test_consumers import session_cookie
 
@@ -66,6 +67,7 @@ def low_rates(settings: Any) -> None:
     settings.API_RATE_TOKEN = "3/min"
     settings.API_RATE_USER = "2/min"
     cache.clear()
+    HISTORIES.clear()
 
 
 def test_a_token_over_its_rate_gets_429_with_retry_after(api: APIClient, low_rates: None) -> None:
@@ -76,6 +78,15 @@ def test_a_token_over_its_rate_gets_429_with_retry_after(api: APIClient, low_rat
     assert refused.status_code == 429
     assert 0 < int(refused["Retry-After"]) <= 60
     assert "throttled" in refused.json()["error"]
+
+
+def test_a_tokens_request_times_are_kept_unpickled_in_the_process(
+    api: APIClient, low_rates: None
+) -> None:
+    # Not in the default cache, which would pickle the whole window's history per request.
+    api.post("/api/v1/events", json.dumps(event()), content_type="application/json")
+    assert cache.get("throttle_token_1") is None
+    assert [len(times) for times in HISTORIES._lists.values()] == [1]
 
 
 def test_the_rate_is_per_token(api: APIClient, low_rates: None) -> None:

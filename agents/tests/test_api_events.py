@@ -16,6 +16,8 @@ from rest_framework.test import APIClient
 
 from agents import events as wall_events
 from agents.models import Agent, AgentState, ApiToken, Event
+from agents.serializers import EventResultSerializer, event_result
+from agents.services import IngestResult
 from agents.tests import factories
 
 URL = "/api/v1/events"
@@ -629,3 +631,20 @@ def test_a_database_outage_is_503_with_retry_after(api: APIClient, database_down
     batch = post(api, {"events": [event(agent="dora", offset=1)]})
     assert batch.status_code == 503
     assert int(batch["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        IngestResult("e-1", "accepted"),
+        IngestResult("e-1", "duplicate"),
+        IngestResult(
+            "e-1", "conflict", "event_id: already used by an event with different content"
+        ),
+        IngestResult(None, "rejected", "body: not valid JSON"),
+    ],
+)
+def test_an_event_result_is_written_as_its_serializer_renders_it(result: IngestResult) -> None:
+    # The answers are built without the serializer (on the hot path), which stays their schema.
+    written = event_result(result.event_id, result.status, result.error)
+    assert written == EventResultSerializer(result).data

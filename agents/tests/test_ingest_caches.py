@@ -55,6 +55,19 @@ def test_an_event_in_order_costs_a_pinned_number_of_queries(
 
 
 @pytest.mark.postgres
+def test_without_the_caches_an_event_reads_only_its_token_more(
+    api: APIClient, alice: Agent, settings: Any, django_assert_num_queries: Any
+) -> None:
+    settings.API_CACHE_SECONDS = 0.0
+    assert post(api, event("alice", "agent.logged_in", 100)).status_code == 201
+    # The token, then as above: the ACW policies are read in the lock's round trip (a second
+    # statement of the same query), the only way they are read on this path.
+    with django_assert_num_queries(6):
+        started = post(api, event("alice", "interaction.started", 90, interaction_id="c1", channel="phone"))  # fmt: skip
+    assert started.status_code == 201
+
+
+@pytest.mark.postgres
 def test_a_batch_of_1000_events_of_50_agents_costs_a_pinned_number_of_queries(
     api: APIClient, north: Any, django_assert_num_queries: Any
 ) -> None:
