@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
+    BigIntegerField,
     Case,
     ExpressionWrapper,
     F,
@@ -46,7 +47,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, ExtractHour, ExtractIsoWeekDay
+from django.db.models.functions import Cast, Extract, ExtractHour, ExtractIsoWeekDay
 from django.utils import timezone
 
 from agents.models import AcwSession, Channel, Interaction, WrapUpCode
@@ -507,16 +508,21 @@ def group_key(group_by: str, values: Sequence[Any], tz: ZoneInfo | None = None) 
         return first or "", first or NO_DEPARTMENT
     if group_by == "wrap_up_code":
         return first or "", first or NO_CODE
-    # A time: the interaction's end, or the start of the rollup interval holding it. Sliced
-    # from the ISO text rather than formatted again: a year has 35,000 intervals.
+    # A time: the interaction's end, or the start of the rollup interval holding it.
     if group_by == "interval":
-        key = quarter_start(first).astimezone(tz or site_tz()).isoformat()
-        return key, f"{key[:10]} {key[11:16]}"
+        return interval_key(quarter_start(first).astimezone(tz or site_tz()))
     local = first.astimezone(tz or site_tz())
     if group_by == "day":
         day = local.date().isoformat()
         return day, day
     return weekday_hour_key(local.isoweekday(), local.hour)
+
+
+def interval_key(start: datetime) -> tuple[str, str]:
+    """(key, name) of a 15-minute interval from its start in the site time zone: the ISO text,
+    and its date and time sliced from it rather than formatted again."""
+    key = start.isoformat()
+    return key, f"{key[:10]} {key[11:16]}"
 
 
 def weekday_hour_key(weekday: int, hour: int) -> tuple[str, str]:
@@ -598,6 +604,16 @@ def _add_rollup_sums(
         sums = cells.values("c_weekday", "c_hour").annotate(**_ROLLUP_SUMS)
         for weekday, hour, *r in sums.values_list("c_weekday", "c_hour", *_ROLLUP_SUMS):
             key, name = weekday_hour_key(weekday, hour)
+            _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
+        return
+    if group_by == "interval":
+        # The database gives each interval's start as seconds since the epoch: parsing a year
+        # of 35,000 timestamps cost more than keying and summing their rows.
+        epoch = Cast(Extract("bucket_start", "epoch", tzinfo=UTC), BigIntegerField())
+        tz = site_tz()
+        starts = rollups.values(i_start=epoch).annotate(**_ROLLUP_SUMS)
+        for seconds, *r in starts.values_list("i_start", *_ROLLUP_SUMS):
+            key, name = interval_key(datetime.fromtimestamp(seconds, tz))
             _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
         return
     columns = group_fields(group_by)
