@@ -37,9 +37,11 @@ from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
     Case,
+    DateTimeField,
     ExpressionWrapper,
     F,
     FloatField,
+    Func,
     IntegerField,
     Q,
     QuerySet,
@@ -47,7 +49,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Extract, ExtractHour, ExtractIsoWeekDay
+from django.db.models.functions import Cast, Extract
 from django.utils import timezone
 
 from agents.models import AcwSession, Channel, Interaction, WrapUpCode
@@ -598,20 +600,19 @@ def _add_rollup_sums(
         # Summed per cell by the database: a year of 15-minute rows is 168 cells.
         tz = site_tz()
         cells = rollups.annotate(
-            c_weekday=ExtractIsoWeekDay("bucket_start", tzinfo=tz),
-            c_hour=ExtractHour("bucket_start", tzinfo=tz),
+            c_weekday=_bucket_part("isodow", tz), c_hour=_bucket_part("hour", tz)
         )
         sums = cells.values("c_weekday", "c_hour").annotate(**_ROLLUP_SUMS)
         for weekday, hour, *r in sums.values_list("c_weekday", "c_hour", *_ROLLUP_SUMS):
             key, name = weekday_hour_key(weekday, hour)
             _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
         return
-    if group_by == "interval":
+    if group_by == "interval" and connection.vendor == "postgresql":
         # The database gives each interval's start as seconds since the epoch: parsing a year
         # of 35,000 timestamps cost more than keying and summing their rows.
-        epoch = Cast(Extract("bucket_start", "epoch", tzinfo=UTC), BigIntegerField())
         tz = site_tz()
-        starts = rollups.values(i_start=epoch).annotate(**_ROLLUP_SUMS)
+        starts = rollups.values(i_start=_bucket_part("epoch", ZoneInfo("UTC")))
+        starts = starts.annotate(**_ROLLUP_SUMS)
         for seconds, *r in starts.values_list("i_start", *_ROLLUP_SUMS):
             key, name = interval_key(datetime.fromtimestamp(seconds, tz))
             _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
@@ -629,6 +630,26 @@ def _add_rollup_sums(
             expected_total, expected_interactions = r[end:]
             row.expected_acw_total += expected_total or 0.0
             row.expected_interactions += expected_interactions or 0
+
+
+# The parts ``_bucket_part`` reads, as Django's ``Extract`` names them (other databases).
+_EXTRACT_PARTS = {"isodow": "iso_week_day", "hour": "hour"}
+
+
+def _bucket_part(part: Literal["isodow", "hour", "epoch"], tz: ZoneInfo) -> Any:
+    """A part of a rollup row's ``bucket_start`` in ``tz``, as an integer computed by the
+    database. On PostgreSQL with ``date_part``: the ``EXTRACT`` that Django's ``Extract``
+    writes returns a numeric there, which made a year's heat map (380,000 15-minute team rows
+    put in their cells) about a third slower. ``epoch`` (in UTC): PostgreSQL only."""
+    if connection.vendor != "postgresql":
+        return Extract("bucket_start", _EXTRACT_PARTS[part], tzinfo=tz)
+    local = Func(
+        Value(tz.key), F("bucket_start"), function="timezone", output_field=DateTimeField()
+    )
+    return Cast(
+        Func(Value(part), local, function="date_part", output_field=FloatField()),
+        BigIntegerField(),
+    )
 
 
 def _expected_sums(norms: Norms) -> dict[str, Any]:
