@@ -100,8 +100,9 @@ class KpiRow:
     - ``too_short``: closed ACWs shorter than their policy's minimum, where it sets one.
     - ``norm_acw_seconds``: wrap-up code rows only: the code's expected ACW (None if not set).
     - ``expected_acw_total`` / ``expected_interactions``: the sum of the interactions' expected
-      ACW for their codes, and how many interactions had one (``reporting.coaching``, which
-      sets them; 0 elsewhere): the mix-adjusted expected ACW and the ACW index follow.
+      ACW for their codes, and how many interactions had one (``kpi_rows`` given the norms of
+      ``reporting.coaching``; 0 elsewhere): the mix-adjusted expected ACW and the ACW index
+      follow.
     """
 
     key: str
