@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -33,9 +33,8 @@ from .queries import (
     GroupBy,
     KpiFilter,
     KpiRow,
-    composite,
+    Norms,
     site_day_bounds,
-    split_key,
 )
 from .rollups import LATE_AFTER_HOURS
 from .templatetags.kpi_format import format_duration, format_percent
@@ -167,30 +166,6 @@ def change_is_real(now: Stats, expected: float, before: Stats) -> bool:
 # --- Norms and the ACW index ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Norms:
-    """The expected ACW per interaction for each wrap-up code ("" = no code given).
-
-    ``admin``: set on the code in admin; ``learned``: the site's mean ACW per interaction of
-    that code over the last ``NORM_DAYS`` days (acw_seconds ÷ interactions, like the average
-    ACW); ``fallback``: the site's mean over all codes in that window, for a code with neither.
-    """
-
-    admin: dict[str, float] = field(default_factory=dict)
-    learned: dict[str, float] = field(default_factory=dict)
-    fallback: float | None = None
-
-    def expected(self, code: str) -> float | None:
-        if code in self.admin:
-            return self.admin[code]
-        return self.learned.get(code, self.fallback)
-
-    def source(self, code: str) -> str:
-        if code in self.admin:
-            return "admin"
-        return "learned" if code in self.learned else "site"
-
-
 def site_norms(last_day: date, now: datetime | None = None) -> Norms:
     """The norms for a period ending on ``last_day``: admin-set ones (read every time, so an
     edit shows at once), else learned from every team's interactions of the ``NORM_DAYS`` site
@@ -222,42 +197,14 @@ def site_norms(last_day: date, now: datetime | None = None) -> Norms:
     return Norms(admin, learned, fallback)
 
 
-def add_expected(row: KpiRow, code: str, interactions: int, norms: Norms) -> None:
-    """Count ``interactions`` of ``code`` into ``row``'s expected ACW."""
-    expected = norms.expected(code)
-    if expected is not None:
-        row.expected_acw_total += interactions * expected
-        row.expected_interactions += interactions
-
-
-def fold_by_code(rows: Iterable[KpiRow], norms: Norms) -> Iterator[KpiRow]:
-    """Rows of a ``group+wrap_up_code`` grouping (in key order) folded into one row per group,
-    with the expected ACW of each group's call mix."""
-    current: KpiRow | None = None
-    for row in rows:
-        key, code = split_key(row.key)[0], split_key(row.key)[-1]
-        if current is None or current.key != key:
-            if current is not None:
-                yield current
-            current = KpiRow(key, row.name)
-        current.add(row)
-        add_expected(current, code, row.interactions, norms)
-    if current is not None:
-        yield current
-
-
-def with_index(rows: Iterable[KpiRow], norms: Norms) -> list[KpiRow]:
-    """``group_by=wrap_up_code`` rows with each code's own expected ACW."""
-    out = list(rows)
-    for row in out:
-        add_expected(row, row.key, row.interactions, norms)
-    return out
-
-
 # Groupings by time of day: their rows come from the 15-minute rollups, which do not keep the
-# wrap-up code (a split per code would read every agent's 15-minute rows instead of the team
+# wrap-up code (the expected ACW would read every agent's 15-minute rows instead of the team
 # tables); their rows carry no expected ACW and no index (docs/coaching.md).
 WITHOUT_INDEX = ("interval", "weekday_hour")
+
+
+def _index_norms(group_by: GroupBy, norms: Norms) -> Norms | None:
+    return None if group_by in WITHOUT_INDEX else norms
 
 
 def indexed_rows(
@@ -269,31 +216,17 @@ def indexed_rows(
     norms: Norms,
     now: datetime | None = None,
 ) -> list[KpiRow]:
-    """``queries.kpi_rows`` with ``expected_acw_seconds`` and ``acw_index`` on every row: the
-    same rows, read per wrap-up code inside each group (one read) and folded."""
-    filters = _filters(where)
-    if group_by in WITHOUT_INDEX:
-        return queries.kpi_rows(group_by=group_by, start=start, end=end, now=now, **filters)
-    if group_by == "wrap_up_code":
-        rows = queries.kpi_rows(group_by=group_by, start=start, end=end, now=now, **filters)
-        return with_index(rows, norms)
-    split = queries.kpi_rows(
-        group_by=composite(group_by, "wrap_up_code"), start=start, end=end, now=now, **filters
+    """``queries.kpi_rows`` with ``expected_acw_seconds`` and ``acw_index`` on every row
+    (except ``WITHOUT_INDEX``): the expected ACW is summed with the other figures, in the
+    same read."""
+    return queries.kpi_rows(
+        group_by=group_by,
+        start=start,
+        end=end,
+        now=now,
+        norms=_index_norms(group_by, norms),
+        **_filters(where),
     )
-    folded = fold_by_code(queries.order_rows(split, "wrap_up_code"), norms)
-    return queries.order_rows(_by_group(folded), group_by)
-
-
-def _by_group(rows: Iterable[KpiRow]) -> list[KpiRow]:
-    """Merge rows of the same key (the split rows sort by code inside a group only when the
-    group's keys sort alike; this makes the fold independent of that)."""
-    merged: dict[str, KpiRow] = {}
-    for row in rows:
-        if row.key in merged:
-            merged[row.key].add(row)
-        else:
-            merged[row.key] = row
-    return list(merged.values())
 
 
 def iter_indexed_rows(
@@ -306,27 +239,14 @@ def iter_indexed_rows(
     now: datetime | None = None,
 ) -> Iterator[KpiRow]:
     """``queries.iter_kpi_rows`` with the ACW index (exports): read in the same chunks."""
-    filters = _filters(where)
-    if group_by in WITHOUT_INDEX:
-        yield from queries.iter_kpi_rows(
-            group_by=group_by, first=first, last=last, now=now, **filters
-        )
-        return
-    if group_by == "wrap_up_code":
-        rows = queries.iter_kpi_rows(group_by=group_by, first=first, last=last, now=now, **filters)
-        yield from with_index(rows, norms)
-        return
-    chunks = queries.iter_kpi_rows(
-        group_by=composite(group_by, "wrap_up_code"), first=first, last=last, now=now, **filters
+    return queries.iter_kpi_rows(
+        group_by=group_by,
+        first=first,
+        last=last,
+        now=now,
+        norms=_index_norms(group_by, norms),
+        **_filters(where),
     )
-    # Rows of one group are adjacent within a chunk, and no time group spans two chunks.
-    buffer: list[KpiRow] = []
-    for row in chunks:
-        if buffer and split_key(buffer[-1].key)[0] != split_key(row.key)[0]:
-            yield from fold_by_code(buffer, norms)
-            buffer = []
-        buffer.append(row)
-    yield from fold_by_code(buffer, norms)
 
 
 def _filters(where: KpiFilter) -> dict[str, Any]:

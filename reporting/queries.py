@@ -25,17 +25,31 @@ import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
 from json.encoder import encode_basestring
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet, Sum
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Extract
 from django.utils import timezone
 
 from agents.models import AcwSession, Channel, Interaction, WrapUpCode
@@ -58,7 +72,6 @@ TIME_GROUPS = frozenset({"day", "interval", "weekday_hour"})
 """Groupings whose key is a time: rows of different keys never share an interaction."""
 
 QUARTER = timedelta(minutes=15)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Beyond this many distinct raw ranges (a long backlog of dirty intervals, e.g. after the
 # worker was down), one raw query over the whole period is cheaper than a huge OR of ranges.
@@ -87,8 +100,9 @@ class KpiRow:
     - ``too_short``: closed ACWs shorter than their policy's minimum, where it sets one.
     - ``norm_acw_seconds``: wrap-up code rows only: the code's expected ACW (None if not set).
     - ``expected_acw_total`` / ``expected_interactions``: the sum of the interactions' expected
-      ACW for their codes, and how many interactions had one (``reporting.coaching``, which
-      sets them; 0 elsewhere): the mix-adjusted expected ACW and the ACW index follow.
+      ACW for their codes, and how many interactions had one (``kpi_rows`` given the norms of
+      ``reporting.coaching``; 0 elsewhere): the mix-adjusted expected ACW and the ACW index
+      follow.
     """
 
     key: str
@@ -383,8 +397,10 @@ def quarter_start(moment: datetime) -> datetime:
     Every real time-zone offset is a multiple of 15 minutes, so these intervals also tile each
     site day exactly, and day rollups are sums of 15-minute ones.
     """
-    seconds = (moment - _EPOCH).total_seconds()
-    return _EPOCH + timedelta(seconds=seconds - seconds % QUARTER.total_seconds())
+    utc = moment.astimezone(UTC)
+    # UTC minutes 0, 15, 30 and 45 are the epoch's quarters (no float arithmetic: a year of
+    # 15-minute rows keys 35,000 of them).
+    return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
 
 
 def quarter_ceil(moment: datetime) -> datetime:
@@ -477,40 +493,15 @@ NO_DEPARTMENT = "No department"
 NO_CODE = "No wrap-up code"
 
 
-# A composite grouping ("agent+wrap_up_code"): rows per combination of its parts, for
-# figures that need a breakdown inside each group (the ACW index weighs each code). Internal
-# only (the API's group_by is one of GROUP_BYS); the key joins the parts' keys with KEY_SEP.
-KEY_SEP = "\x1f"
-
-
-def composite(*parts: GroupBy) -> GroupBy:
-    """The grouping by all of ``parts`` together (not a time grouping)."""
-    return cast(GroupBy, "+".join(parts))
-
-
-def split_key(key: str) -> list[str]:
-    """The parts' keys of a composite row's key."""
-    return key.split(KEY_SEP)
-
-
 def group_fields(group_by: str, *, raw: bool = False) -> tuple[str, ...]:
     """The columns a group's key comes from, on the rollups or (``raw``) on interactions."""
-    table = _RAW_GROUP_FIELDS if raw else _ROLLUP_GROUP_FIELDS
-    return tuple(f for part in group_by.split("+") for f in table[part])
+    return (_RAW_GROUP_FIELDS if raw else _ROLLUP_GROUP_FIELDS)[group_by]
 
 
-def group_key(group_by: str, values: Sequence[Any]) -> tuple[str, str]:
-    """(key, name) of the group of an interaction or rollup row, from its group columns."""
-    if "+" in group_by:
-        # The name is the first part's: the others are for the caller's breakdown.
-        keys, names, at = [], [], 0
-        for part in group_by.split("+"):
-            width = len(_ROLLUP_GROUP_FIELDS[part])
-            key, name = group_key(part, values[at : at + width])
-            keys.append(key)
-            names.append(name)
-            at += width
-        return KEY_SEP.join(keys), names[0]
+def group_key(group_by: str, values: Sequence[Any], tz: ZoneInfo | None = None) -> tuple[str, str]:
+    """(key, name) of the group of an interaction or rollup row, from its group columns;
+    ``tz``: the site time zone, from a caller that keys many rows (reading the setting costs
+    more than the rest of an interval's key)."""
     first = values[0]
     if group_by == "agent":
         return first, values[1]
@@ -520,26 +511,26 @@ def group_key(group_by: str, values: Sequence[Any]) -> tuple[str, str]:
         return first or "", first or NO_DEPARTMENT
     if group_by == "wrap_up_code":
         return first or "", first or NO_CODE
-    # A time: the interaction's end, or the start of the rollup interval holding it. Sliced
-    # from the ISO text rather than formatted again: a year has 35,000 intervals.
+    # A time: the interaction's end, or the start of the rollup interval holding it.
     if group_by == "interval":
-        key = quarter_start(first).astimezone(site_tz()).isoformat()
-        return key, f"{key[:10]} {key[11:16]}"
-    local = first.astimezone(site_tz())
+        return interval_key(quarter_start(first).astimezone(tz or site_tz()))
+    local = first.astimezone(tz or site_tz())
     if group_by == "day":
         day = local.date().isoformat()
         return day, day
     return weekday_hour_key(local.isoweekday(), local.hour)
 
 
+def interval_key(start: datetime) -> tuple[str, str]:
+    """(key, name) of a 15-minute interval from its start in the site time zone: the ISO text,
+    and its date and time sliced from it rather than formatted again."""
+    key = start.isoformat()
+    return key, f"{key[:10]} {key[11:16]}"
+
+
 def weekday_hour_key(weekday: int, hour: int) -> tuple[str, str]:
     """(key, name) of a heat-map cell: ISO weekday 1-7 and hour 0-23 of the site time zone."""
     return f"{weekday}-{hour:02d}", f"{_WEEKDAYS[weekday - 1]} {hour:02d}:00"
-
-
-def order_rows(rows: Iterable[KpiRow], group_by: str) -> list[KpiRow]:
-    """``rows`` in the order of the API (by key; intervals by their instant)."""
-    return sorted(rows, key=_sort_key(group_by))
 
 
 def _sort_key(group_by: str) -> Any:
@@ -549,8 +540,8 @@ def _sort_key(group_by: str) -> Any:
     return lambda row: row.key
 
 
-def _row(rows: dict[str, KpiRow], group_by: str, values: Sequence[Any]) -> KpiRow:
-    key, name = group_key(group_by, values)
+def _row(rows: dict[str, KpiRow], group_by: str, values: Sequence[Any], tz: ZoneInfo) -> KpiRow:
+    key, name = group_key(group_by, values, tz)
     row = rows.get(key)
     if row is None:
         row = rows[key] = KpiRow(key, name)
@@ -558,6 +549,36 @@ def _row(rows: dict[str, KpiRow], group_by: str, values: Sequence[Any]) -> KpiRo
 
 
 # --- KPI rows -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Norms:
+    """The expected ACW per interaction for each wrap-up code ("" = no code given).
+
+    ``admin``: set on the code in admin; ``learned``: the site's mean ACW per interaction of
+    that code over its last days (acw_seconds ÷ interactions, like the average ACW;
+    ``reporting.coaching.site_norms``); ``fallback``: the site's mean over all codes in that
+    window, for a code with neither.
+    """
+
+    admin: dict[str, float] = field(default_factory=dict)
+    learned: dict[str, float] = field(default_factory=dict)
+    fallback: float | None = None
+
+    def expected(self, code: str) -> float | None:
+        if code in self.admin:
+            return self.admin[code]
+        return self.learned.get(code, self.fallback)
+
+    def per_code(self) -> dict[str, float]:
+        """The expected ACW of every code that has its own (admin or learned)."""
+        return {**self.learned, **self.admin}
+
+    def source(self, code: str) -> str:
+        if code in self.admin:
+            return "admin"
+        return "learned" if code in self.learned else "site"
+
 
 _ROLLUP_SUMS = {
     "s_interactions": Sum("interactions"),
@@ -571,25 +592,98 @@ _ROLLUP_SUMS = {
 }
 
 
-def _add_rollup_sums(rows: dict[str, KpiRow], group_by: str, rollups: QuerySet[Any]) -> None:
-    """Add the sums of ``rollups`` (rows of any rollup table) per group of ``group_by``."""
+def _add_rollup_sums(
+    rows: dict[str, KpiRow], group_by: str, rollups: QuerySet[Any], norms: Norms | None = None
+) -> None:
+    """Add the sums of ``rollups`` (rows of any rollup table) per group of ``group_by``, and
+    with ``norms`` the expected ACW's two sums (``_expected_sums``)."""
     if group_by == "weekday_hour":
         # Summed per cell by the database: a year of 15-minute rows is 168 cells.
         tz = site_tz()
         cells = rollups.annotate(
-            c_weekday=ExtractIsoWeekDay("bucket_start", tzinfo=tz),
-            c_hour=ExtractHour("bucket_start", tzinfo=tz),
+            c_weekday=_bucket_part("isodow", tz), c_hour=_bucket_part("hour", tz)
         )
         sums = cells.values("c_weekday", "c_hour").annotate(**_ROLLUP_SUMS)
         for weekday, hour, *r in sums.values_list("c_weekday", "c_hour", *_ROLLUP_SUMS):
             key, name = weekday_hour_key(weekday, hour)
             _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
         return
+    if group_by == "interval" and connection.vendor == "postgresql":
+        # The database gives each interval's start as seconds since the epoch: parsing a year
+        # of 35,000 timestamps cost more than keying and summing their rows.
+        tz = site_tz()
+        starts = rollups.values(i_start=_bucket_part("epoch", ZoneInfo("UTC")))
+        starts = starts.annotate(**_ROLLUP_SUMS)
+        for seconds, *r in starts.values_list("i_start", *_ROLLUP_SUMS):
+            key, name = interval_key(datetime.fromtimestamp(seconds, tz))
+            _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
+        return
     columns = group_fields(group_by)
     width = len(columns)
-    sums = rollups.values(*columns).annotate(**_ROLLUP_SUMS)
-    for r in sums.values_list(*columns, *_ROLLUP_SUMS):
-        _add_sums(_row(rows, group_by, r[:width]), r[width:])
+    sums = {**_ROLLUP_SUMS, **(_expected_sums(norms) if norms else {})}
+    end = width + len(_ROLLUP_SUMS)
+    grouped = rollups.values(*columns).annotate(**sums)
+    tz = site_tz()
+    for r in grouped.values_list(*columns, *sums):
+        row = _row(rows, group_by, r[:width], tz)
+        _add_sums(row, r[width:end])
+        if norms:
+            expected_total, expected_interactions = r[end:]
+            row.expected_acw_total += expected_total or 0.0
+            row.expected_interactions += expected_interactions or 0
+
+
+# The parts ``_bucket_part`` reads, as Django's ``Extract`` names them (other databases).
+_EXTRACT_PARTS = {"isodow": "iso_week_day", "hour": "hour"}
+
+
+def _bucket_part(part: Literal["isodow", "hour", "epoch"], tz: ZoneInfo) -> Any:
+    """A part of a rollup row's ``bucket_start`` in ``tz``, as an integer computed by the
+    database. On PostgreSQL with ``date_part``: the ``EXTRACT`` that Django's ``Extract``
+    writes returns a numeric there, which made a year's heat map (380,000 15-minute team rows
+    put in their cells) about a third slower. ``epoch`` (in UTC): PostgreSQL only."""
+    if connection.vendor != "postgresql":
+        return Extract("bucket_start", _EXTRACT_PARTS[part], tzinfo=tz)
+    local = Func(
+        Value(tz.key), F("bucket_start"), function="timezone", output_field=DateTimeField()
+    )
+    return Cast(
+        Func(Value(part), local, function="date_part", output_field=FloatField()),
+        BigIntegerField(),
+    )
+
+
+def _expected_sums(norms: Norms) -> dict[str, Any]:
+    """The aggregates of ``KpiRow.expected_acw_total`` and ``expected_interactions`` over
+    rollup rows: each row's interactions × its code's expected ACW, the norms written into
+    the statement as a ``CASE`` (one row back per group, not one per group and code)."""
+    per_code = norms.per_code()
+    otherwise = Cast(Value(norms.fallback), FloatField())
+    norm = (
+        Case(
+            *(
+                When(wrap_up_code=code, then=Cast(Value(v), FloatField()))
+                for code, v in per_code.items()
+            ),
+            default=otherwise,
+            output_field=FloatField(),
+        )
+        if per_code
+        else otherwise
+    )
+    counted: Any = F("interactions")
+    if norms.fallback is None:
+        counted = Case(
+            When(wrap_up_code__in=list(per_code), then=F("interactions")),
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+    return {
+        "s_expected_total": Sum(
+            ExpressionWrapper(F("interactions") * norm, output_field=FloatField())
+        ),
+        "s_expected_interactions": Sum(counted),
+    }
 
 
 def _add_sums(row: KpiRow, r: Sequence[Any]) -> None:
@@ -605,17 +699,34 @@ def _add_sums(row: KpiRow, r: Sequence[Any]) -> None:
     row.too_short += too_short or 0
 
 
-def _add_raw(rows: dict[str, KpiRow], group_by: str, interactions: QuerySet[Interaction]) -> None:
+def _add_raw(
+    rows: dict[str, KpiRow],
+    group_by: str,
+    interactions: QuerySet[Interaction],
+    norms: Norms | None = None,
+) -> None:
     """Add ended ``interactions`` one by one, with ``Measures.add_interaction`` as the rollups
-    do (so both paths count exactly alike)."""
+    do (so both paths count exactly alike); with ``norms``, their expected ACW per code."""
     columns = group_fields(group_by, raw=True)
     measures: dict[tuple[Any, ...], Measures] = defaultdict(Measures)
     names = list(dict.fromkeys((*columns, *RAW_FIELDS)))
     for r in interactions.filter(ended_at__isnull=False).values(*names).iterator():
-        measures[tuple(r[f] for f in columns)].add_interaction(r)
-    for group, m in measures.items():
-        row = _row(rows, group_by, group)
+        code = (r["acw__wrap_up_code"] or "") if norms else ""
+        measures[(*(r[f] for f in columns), code)].add_interaction(r)
+    tz = site_tz()
+    for (*group, code), m in measures.items():
+        row = _row(rows, group_by, group, tz)
         row.add(KpiRow("", "", **{name: getattr(m, name) for name in SUMMED}))
+        if norms:
+            add_expected(row, code, m.interactions, norms)
+
+
+def add_expected(row: KpiRow, code: str, interactions: int, norms: Norms) -> None:
+    """Count ``interactions`` of ``code`` into ``row``'s expected ACW."""
+    expected = norms.expected(code)
+    if expected is not None:
+        row.expected_acw_total += interactions * expected
+        row.expected_interactions += interactions
 
 
 def _add_open_acws(
@@ -683,13 +794,15 @@ def kpi_rows_raw(
     agent_ids: Iterable[int] | None = None,
     channels: Iterable[str] | None = None,
     department_ids: Iterable[int] | None = None,
+    norms: Norms | None = None,
 ) -> list[KpiRow]:
-    """KPIs per group for interactions that ended in [start, end), from raw rows only."""
+    """KPIs per group for interactions that ended in [start, end), from raw rows only (with
+    ``norms``: and their expected ACW)."""
     now = now or timezone.now()
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
     ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
     rows: dict[str, KpiRow] = {}
-    _add_raw(rows, group_by, ended)
+    _add_raw(rows, group_by, ended, norms)
     _add_open_acws(rows, group_by, where, start, end, now)
     return _finish(rows, group_by)
 
@@ -827,17 +940,18 @@ def day_rollups(
 
 def _team_level(group_by: str, where: KpiFilter) -> bool:
     """Whether the team tables answer: groups and filters that do not name agents."""
-    return "agent" not in group_by.split("+") and where.agent_ids is None
+    return group_by != "agent" and where.agent_ids is None
 
 
 def _team_rollups(
-    group_by: str, grain: str, segment: tuple[datetime, datetime], where: KpiFilter
+    by_code: bool, grain: str, segment: tuple[datetime, datetime], where: KpiFilter
 ) -> QuerySet[Any] | None:
     """The team rows of ``grain`` in ``segment``, or None where no team table has them
-    (15-minute rows have no wrap-up code)."""
+    (15-minute team rows have no wrap-up code: ``by_code``, rows per code or with the expected
+    ACW, read the agent rows there)."""
     in_segment = Q(where.q(), bucket_start__gte=segment[0], bucket_start__lt=segment[1])
     if grain == Grain.QUARTER:
-        if "wrap_up_code" in group_by.split("+"):
+        if by_code:
             return None
         return TeamIntervalRollup.objects.filter(in_segment).order_by()
     return TeamKpiRollup.objects.filter(in_segment, grain=grain).order_by()
@@ -901,9 +1015,12 @@ def kpi_rows(
     agent_ids: Iterable[int] | None = None,
     channels: Iterable[str] | None = None,
     department_ids: Iterable[int] | None = None,
+    norms: Norms | None = None,
 ) -> list[KpiRow]:
     """KPIs per group (``group_by``) for interactions that ended in [start, end) and match the
-    filters, exact up to ``now``; ordered by key (intervals by their instant).
+    filters, exact up to ``now``; ordered by key (intervals by their instant). With ``norms``,
+    each row's expected ACW too (``KpiRow.expected_acw_seconds``; not for groupings by time of
+    day, whose 15-minute team rows have no wrap-up code).
 
     Same figures as ``kpi_rows_raw``, read mostly from the rollups (see the module docstring):
     a bounded number of queries whatever the length of the period.
@@ -917,7 +1034,7 @@ def kpi_rows(
             start,
             end,
             now,
-            finest=_FINEST.get(group_by.split("+")[0], Grain.MONTH),
+            finest=_FINEST.get(group_by, Grain.MONTH),
             stale_months=_months(stale),
         )
         dirty = _dirty_ranges(plan, start, end)
@@ -931,26 +1048,28 @@ def kpi_rows(
                 agent_ids=where.agent_ids,
                 channels=where.channels,
                 department_ids=where.department_ids,
+                norms=norms,
             )
         team_level = _team_level(group_by, where)
         for grain, segment in plan.segments():
             agent_rows = _rollups(KpiRollup, grain, segment, where, dirty)
-            team_rows = _team_rollups(group_by, grain, segment, where) if team_level else None
+            by_code = group_by == "wrap_up_code" or norms is not None
+            team_rows = _team_rollups(by_code, grain, segment, where) if team_level else None
             if team_rows is not None:
                 # Buckets whose team rows may lag behind: their agent rows (and raw rows).
                 busy = sorted(
                     {s for _, s, _ in dirty if segment[0] <= s < segment[1]}
                     | {s for g, s in stale if g == grain and segment[0] <= s < segment[1]}
                 )
-                _add_rollup_sums(rows, group_by, team_rows.exclude(bucket_start__in=busy))
+                _add_rollup_sums(rows, group_by, team_rows.exclude(bucket_start__in=busy), norms)
                 if not busy:
                     continue
                 agent_rows = agent_rows.filter(bucket_start__in=busy)
-            _add_rollup_sums(rows, group_by, agent_rows)
+            _add_rollup_sums(rows, group_by, agent_rows, norms)
         filtered = Interaction.objects.filter(where.q())
         raw = _raw_ranges(plan, dirty)
         if raw is not None:
-            _add_raw(rows, group_by, filtered.filter(raw))
+            _add_raw(rows, group_by, filtered.filter(raw), norms)
         _add_open_acws(rows, group_by, where, start, end, now)
     return _finish(rows, group_by)
 
@@ -969,6 +1088,7 @@ def iter_kpi_rows(
     agent_ids: Iterable[int] | None = None,
     channels: Iterable[str] | None = None,
     department_ids: Iterable[int] | None = None,
+    norms: Norms | None = None,
 ) -> Iterator[KpiRow]:
     """``kpi_rows`` for the site days ``first`` to ``last``, yielded in order, for exports.
 
@@ -982,8 +1102,9 @@ def iter_kpi_rows(
         "agent_ids": agent_ids,
         "channels": channels,
         "department_ids": department_ids,
+        "norms": norms,
     }
-    per_time = group_by.split("+")[0] in ("day", "interval")
+    per_time = group_by in ("day", "interval")
     chunk = CHUNK_DAYS if per_time else (last - first).days + 1
     day = first
     while day <= last:

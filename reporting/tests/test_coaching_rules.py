@@ -12,13 +12,12 @@ from reporting.coaching import (
     RecentAgent,
     Stats,
     change_is_real,
-    fold_by_code,
     grows,
     high_index,
     rate_is_high,
     wilson_lower,
 )
-from reporting.queries import KEY_SEP
+from reporting.queries import add_expected
 
 
 def test_stats_from_moments_are_the_sample_mean_and_standard_deviation() -> None:
@@ -110,22 +109,17 @@ def test_norms_prefer_admin_then_learned_then_the_site_mean() -> None:
 def test_the_acw_index_weighs_each_code_by_its_interactions() -> None:
     # alice: 2 "sale" (norm 20, admin) with 60 s of ACW, 1 without a code (learned 40) with 30 s.
     # Expected (2 × 20 + 1 × 40) ÷ 3 = 26.67 s; average 90 ÷ 3 = 30 s; index 1.125.
-    rows = [
-        KpiRow(f"alice{KEY_SEP}", "Alice", interactions=1, acw_seconds=30.0, acw_count=1),
-        KpiRow(f"alice{KEY_SEP}sale", "Alice", interactions=2, acw_seconds=60.0, acw_count=2),
-        KpiRow(f"bob{KEY_SEP}sale", "Bob", interactions=1, acw_seconds=10.0, acw_count=1),
-    ]
     norms = Norms(admin={"sale": 20.0}, learned={"": 40.0})
-    alice, bob = fold_by_code(rows, norms)
-    assert (alice.key, alice.interactions, alice.acw_seconds) == ("alice", 3, 90.0)
+    alice = KpiRow("alice", "Alice", interactions=3, acw_seconds=90.0, acw_count=3)
+    add_expected(alice, "", 1, norms)
+    add_expected(alice, "sale", 2, norms)
     assert alice.expected_acw_seconds == pytest.approx(80 / 3)
     assert alice.acw_index == pytest.approx(1.125)
-    assert bob.acw_index == pytest.approx(0.5)
     assert alice.as_dict()["acw_index"] == 1.125
 
 
 def test_no_index_when_a_code_has_no_norm_at_all() -> None:
-    rows = [KpiRow(f"alice{KEY_SEP}odd", "Alice", interactions=1, acw_seconds=30.0)]
-    (alice,) = fold_by_code(rows, Norms())
+    alice = KpiRow("alice", "Alice", interactions=1, acw_seconds=30.0)
+    add_expected(alice, "odd", 1, Norms())
     assert alice.expected_acw_seconds is None and alice.acw_index is None
     assert alice.as_dict()["expected_acw_seconds"] is None

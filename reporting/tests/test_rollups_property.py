@@ -26,10 +26,13 @@ from agents import services as agent_services
 from agents.models import AcwPolicy, Department, Team, WrapUpCode
 from agents.tests.factories import event
 from reporting import rollups, signals
+from reporting.coaching import WITHOUT_INDEX
 from reporting.queries import (
     GROUP_BYS,
     SUMMED,
     KpiFilter,
+    KpiRow,
+    Norms,
     acw_distribution,
     acw_distribution_raw,
     kpi_rows,
@@ -44,6 +47,8 @@ BASE = datetime(2026, 11, 19, 18, 0, tzinfo=UTC)
 # In December: November is a closed month, read from month rollups over a long range.
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 AGENTS = [("p0", "North"), ("p1", "North"), ("p2", "South")]
+# Norms for two of the three codes ("info" has none): rows with "info" have no expected ACW.
+NORMS = Norms(admin={"sale": 40.0}, learned={"": 25.5})
 
 gap = st.integers(min_value=0, max_value=900)
 call = st.tuples(
@@ -132,20 +137,11 @@ def _assert_rollups_match_raw(
         for where, group_bys in filters:
             span = {"team_ids": team_ids, "start": start, "end": end, **where}
             for group_by in group_bys:
-                rolled = kpi_rows(**span, group_by=group_by, now=NOW)
-                raw = kpi_rows_raw(**span, group_by=group_by, now=NOW)
-                where_ = (start, end, group_by, where)
-                assert [(r.key, r.name, r.interactions) for r in rolled] == [
-                    (r.key, r.name, r.interactions) for r in raw
-                ], where_
-                for a, b in zip(rolled, raw, strict=True):
-                    for name in SUMMED:
-                        assert getattr(a, name) == pytest.approx(getattr(b, name), abs=1e-6), (
-                            *where_,
-                            a.key,
-                            name,
-                        )
-                    assert a.norm_acw_seconds == b.norm_acw_seconds
+                # With the norms, each row's expected ACW too (summed in SQL from the rollups).
+                for norms in (None, NORMS) if group_by not in WITHOUT_INDEX else (None,):
+                    rolled = kpi_rows(**span, group_by=group_by, now=NOW, norms=norms)
+                    raw = kpi_rows_raw(**span, group_by=group_by, now=NOW, norms=norms)
+                    _assert_same_rows(rolled, raw, (start, end, group_by, where, norms))
             _assert_coaching_rollups_match_raw(KpiFilter.of(team_ids, **where), start, end)
             for bin_seconds in (1, 45):
                 assert acw_distribution(
@@ -156,6 +152,21 @@ def _assert_rollups_match_raw(
                     where,
                     bin_seconds,
                 )
+
+
+def _assert_same_rows(rolled: list[KpiRow], raw: list[KpiRow], where: tuple[Any, ...]) -> None:
+    assert [(r.key, r.name, r.interactions) for r in rolled] == [
+        (r.key, r.name, r.interactions) for r in raw
+    ], where
+    for a, b in zip(rolled, raw, strict=True):
+        for name in (*SUMMED, "expected_acw_total"):
+            assert getattr(a, name) == pytest.approx(getattr(b, name), abs=1e-6), (
+                *where,
+                a.key,
+                name,
+            )
+        assert a.expected_interactions == b.expected_interactions, (*where, a.key)
+        assert a.norm_acw_seconds == b.norm_acw_seconds
 
 
 def _assert_coaching_rollups_match_raw(where: KpiFilter, start: datetime, end: datetime) -> None:
