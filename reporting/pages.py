@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
-from django.db.models import DateField, ExpressionWrapper, IntegerField, Sum, Value
-from django.db.models.functions import ExtractDay, ExtractHour, TruncDate
+from django.db.models import ExpressionWrapper, Func, IntegerField, Sum, Value
+from django.db.models.functions import ExtractHour, TruncDate
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -655,6 +655,24 @@ def sparkline_step(period: Period) -> Literal["hour", "day", "week"]:
     return "week" if period.days > WEEKLY_SPARKLINE_DAYS else "day"
 
 
+class DaysSince(Func):
+    """Whole days from the date ``first`` (the second expression) to the date of the first:
+    PostgreSQL subtracts dates into days; SQLite has no date type, so through Julian days."""
+
+    arg_joiner = " - "
+    template = "(%(expressions)s)"
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(julianday(%(expressions)s) AS INTEGER)",
+            arg_joiner=") - julianday(",
+            **extra,
+        )
+
+
 def agent_sparklines(scope: Scope) -> dict[str, list[float | None]]:
     """Average ACW per agent per hour (one day), day or week (``sparkline_step``): weeks
     counted from the period's first day, the last one possibly shorter.
@@ -678,10 +696,10 @@ def agent_sparklines(scope: Scope) -> dict[str, list[float | None]]:
     if step == "hour":
         size, point = 24, ExtractHour("bucket_start", tzinfo=tz)
     else:
-        days = TruncDate("bucket_start", tzinfo=tz) - Value(scope.period.first, DateField())
+        days = DaysSince(TruncDate("bucket_start", tzinfo=tz), Value(scope.period.first))
         per = 7 if step == "week" else 1
         size = -(-scope.period.days // per)
-        point = ExpressionWrapper(ExtractDay(days) / per, output_field=IntegerField())
+        point = ExpressionWrapper(days / per, output_field=IntegerField())
     sums: dict[str, list[list[float]]] = {}
     for key, slot, n, acw in (
         rollups.annotate(point=point)
