@@ -269,6 +269,7 @@ _VENDOR_SQL = {
         "unnest": "CROSS JOIN LATERAL jsonb_array_elements_text("
         "CASE WHEN jsonb_typeof({0}) = 'array' THEN {0} END) AS e(value)",
         "is_array": "jsonb_typeof({0}) = 'array'",
+        "step": "e.value",
     },
     "sqlite": {
         "quarter": "datetime((CAST(strftime('%%s', {0}) AS INTEGER) / 900) * 900, 'unixepoch')",
@@ -277,6 +278,7 @@ _VENDOR_SQL = {
         "late": "{0} > strftime('%%Y-%%m-%%d %%H:%%M:%%f', {1}, '+{2} hours')",
         "unnest": ", json_each({0}) AS e",
         "is_array": "json_type({0}) = 'array'",
+        "step": "CAST(e.value AS TEXT)",  # json_each gives a number as a number
     },
 }
 
@@ -523,7 +525,7 @@ def checklist_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
     closed ACW, unnested in the database)."""
     calendar, params = _calendar(bounds, "i.ended_at")
     join = calendar.format(_table(Interaction))
-    keys = "c.b_start, c.b_end, i.agent_id, i.team_id, i.channel, e.value"
+    keys = f"c.b_start, c.b_end, i.agent_id, i.team_id, i.channel, {_sql('step')}"
     sql = (
         f"SELECT {keys}, COUNT(*), SUM(COALESCE(a.duration_seconds, 0)) FROM {join} "
         f"JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
