@@ -20,6 +20,8 @@ Rows are grouped by one of ``GROUP_BYS`` (see ``KpiRow.key``) and filtered by ``
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import operator
 from collections import defaultdict
@@ -609,14 +611,12 @@ def _add_rollup_sums(
             _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
         return
     if group_by == "interval" and connection.vendor == "postgresql":
-        # The database gives each interval's start as seconds since the epoch: parsing a year
-        # of 35,000 timestamps cost more than keying and summing their rows.
-        tz = site_tz()
-        starts = rollups.values(i_start=_bucket_part("epoch", ZoneInfo("UTC")))
-        starts = starts.annotate(**_ROLLUP_SUMS)
-        for seconds, *r in starts.values_list("i_start", *_ROLLUP_SUMS):
-            key, name = interval_key(datetime.fromtimestamp(seconds, tz))
-            _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
+        for _, summed in _interval_sums(rollups):
+            row = rows.get(summed.key)
+            if row is None:
+                rows[summed.key] = summed
+            else:
+                row.add(summed)
         return
     columns = group_fields(group_by)
     width = len(columns)
@@ -631,6 +631,24 @@ def _add_rollup_sums(
             expected_total, expected_interactions = r[end:]
             row.expected_acw_total += expected_total or 0.0
             row.expected_interactions += expected_interactions or 0
+
+
+# Rows fetched at a time from a streamed statement (``_interval_sums``).
+STREAM_CHUNK_ROWS = 2000
+
+
+def _interval_sums(rollups: QuerySet[Any]) -> Iterator[tuple[int, KpiRow]]:
+    """The sums of ``rollups`` (PostgreSQL) per 15-minute interval, in order, each with its
+    start in seconds since the epoch, streamed through a server-side cursor: a year is 15,000
+    to 35,000 rows. The database gives the epoch seconds: parsing a year of timestamps cost
+    more than keying and summing their rows."""
+    tz = site_tz()
+    starts = rollups.values(i_start=_bucket_part("epoch", ZoneInfo("UTC")))
+    starts = starts.annotate(**_ROLLUP_SUMS).order_by("i_start")
+    for seconds, *r in starts.values_list("i_start", *_ROLLUP_SUMS).iterator(STREAM_CHUNK_ROWS):
+        row = KpiRow(*interval_key(datetime.fromtimestamp(seconds, tz)))
+        _add_sums(row, r)
+        yield seconds, row
 
 
 # The parts ``_bucket_part`` reads, as Django's ``Extract`` names them (other databases).
@@ -738,6 +756,23 @@ def _add_open_acws(
     now: datetime,
 ) -> None:
     """An ACW still open counts in its interaction's row with the time elapsed so far."""
+    for key, elapsed, extensions in _open_acws(group_by, where, start, end, now):
+        # A row is missing only if its interaction ended after the rows were read.
+        if key in rows:
+            _add_open_acw(rows[key], elapsed, extensions)
+
+
+def _add_open_acw(row: KpiRow, elapsed: float, extensions: int) -> None:
+    row.acw_seconds += elapsed
+    row.acw_count += 1
+    row.extended += bool(extensions)
+
+
+def _open_acws(
+    group_by: str, where: KpiFilter, start: datetime, end: datetime, now: datetime
+) -> Iterator[tuple[str, float, int]]:
+    """(key of its row, time elapsed so far, extensions) of each ACW still open whose
+    interaction ended in [start, end)."""
     columns = [
         "wrap_up_code" if f == "acw__wrap_up_code" else f"interaction__{f}"
         for f in group_fields(group_by, raw=True)
@@ -751,13 +786,7 @@ def _add_open_acws(
         interaction__ended_at__lt=end,
     ).values_list("started_at", "deadline", "extensions", *columns)
     for started_at, deadline, extensions, *group in still_open:
-        key, _ = group_key(group_by, group)
-        # A row is missing only if its interaction ended after the rows were read.
-        if key in rows:
-            row = rows[key]
-            row.acw_seconds += open_acw_elapsed(started_at, deadline, now)
-            row.acw_count += 1
-            row.extended += bool(extensions)
+        yield group_key(group_by, group)[0], open_acw_elapsed(started_at, deadline, now), extensions
 
 
 def _add_code_norms(rows: dict[str, KpiRow]) -> None:
@@ -1029,16 +1058,8 @@ def kpi_rows(
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
     rows: dict[str, KpiRow] = {}
     with consistent_read():
-        stale = _stale_buckets(start, end)
-        plan = _plan(
-            start,
-            end,
-            now,
-            finest=_FINEST.get(group_by, Grain.MONTH),
-            stale_months=_months(stale),
-        )
-        dirty = _dirty_ranges(plan, start, end)
-        if len(dirty_by_range(dirty)) > MAX_RAW_RANGES:
+        read = _Read.of(group_by, start, end, now)
+        if read.too_dirty:
             return kpi_rows_raw(
                 team_ids=where.team_ids,
                 group_by=group_by,
@@ -1050,28 +1071,115 @@ def kpi_rows(
                 department_ids=where.department_ids,
                 norms=norms,
             )
-        team_level = _team_level(group_by, where)
-        for grain, segment in plan.segments():
-            agent_rows = _rollups(KpiRollup, grain, segment, where, dirty)
-            by_code = group_by == "wrap_up_code" or norms is not None
-            team_rows = _team_rollups(by_code, grain, segment, where) if team_level else None
-            if team_rows is not None:
-                # Buckets whose team rows may lag behind: their agent rows (and raw rows).
-                busy = sorted(
-                    {s for _, s, _ in dirty if segment[0] <= s < segment[1]}
-                    | {s for g, s in stale if g == grain and segment[0] <= s < segment[1]}
-                )
-                _add_rollup_sums(rows, group_by, team_rows.exclude(bucket_start__in=busy), norms)
-                if not busy:
-                    continue
-                agent_rows = agent_rows.filter(bucket_start__in=busy)
-            _add_rollup_sums(rows, group_by, agent_rows, norms)
-        filtered = Interaction.objects.filter(where.q())
-        raw = _raw_ranges(plan, dirty)
-        if raw is not None:
-            _add_raw(rows, group_by, filtered.filter(raw), norms)
+        if group_by == "interval" and connection.vendor == "postgresql":
+            return list(_interval_rows(where, read, start, end, now, norms))
+        for grain, segment in read.plan.segments():
+            for rollups in _segment_rollups(group_by, where, grain, segment, read, norms):
+                _add_rollup_sums(rows, group_by, rollups, norms)
+        _add_raw_ranges(rows, group_by, where, read, norms)
         _add_open_acws(rows, group_by, where, start, end, now)
     return _finish(rows, group_by)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """How ``kpi_rows`` reads [start, end): its plan, the buckets whose sums lag
+    (``_stale_buckets``) and the ranges the raw rows answer (``_dirty_ranges``), read in the
+    query's snapshot."""
+
+    plan: _Plan
+    stale: set[tuple[str, datetime]]
+    dirty: list[DirtyRange]
+
+    @classmethod
+    def of(cls, group_by: str, start: datetime, end: datetime, now: datetime) -> _Read:
+        stale = _stale_buckets(start, end)
+        finest = _FINEST.get(group_by, Grain.MONTH)
+        plan = _plan(start, end, now, finest=finest, stale_months=_months(stale))
+        return cls(plan, stale, _dirty_ranges(plan, start, end))
+
+    @property
+    def too_dirty(self) -> bool:
+        """Whether one raw query over the period is cheaper (``MAX_RAW_RANGES``)."""
+        return len(dirty_by_range(self.dirty)) > MAX_RAW_RANGES
+
+
+def _segment_rollups(
+    group_by: str,
+    where: KpiFilter,
+    grain: str,
+    segment: tuple[datetime, datetime],
+    read: _Read,
+    norms: Norms | None,
+) -> list[QuerySet[Any]]:
+    """The rollup rows that answer ``segment`` of a ``kpi_rows`` plan: its team rows where a
+    team table has them, and the agent rows of the buckets whose team rows may lag behind (all
+    of them elsewhere). The first is the long one."""
+    agent_rows = _rollups(KpiRollup, grain, segment, where, read.dirty)
+    by_code = group_by == "wrap_up_code" or norms is not None
+    team_level = _team_level(group_by, where)
+    team_rows = _team_rollups(by_code, grain, segment, where) if team_level else None
+    if team_rows is None:
+        return [agent_rows]
+    # Buckets whose team rows may lag behind: their agent rows (and raw rows).
+    busy = sorted(
+        {s for _, s, _ in read.dirty if segment[0] <= s < segment[1]}
+        | {s for g, s in read.stale if g == grain and segment[0] <= s < segment[1]}
+    )
+    team_rows = team_rows.exclude(bucket_start__in=busy)
+    return [team_rows, agent_rows.filter(bucket_start__in=busy)] if busy else [team_rows]
+
+
+def _add_raw_ranges(
+    rows: dict[str, KpiRow],
+    group_by: str,
+    where: KpiFilter,
+    read: _Read,
+    norms: Norms | None,
+) -> None:
+    """Add the raw rows of what the rollups of ``read`` cannot answer (``_raw_ranges``)."""
+    raw = _raw_ranges(read.plan, read.dirty)
+    if raw is not None:
+        _add_raw(rows, group_by, Interaction.objects.filter(where.q()).filter(raw), norms)
+
+
+def _interval_rows(
+    where: KpiFilter,
+    read: _Read,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    norms: Norms | None,
+) -> Iterator[KpiRow]:
+    """``kpi_rows(group_by="interval")`` yielded in order without holding the period's rows
+    (PostgreSQL): the long statement of each rollup segment streamed (``_interval_sums``) and
+    merged in order with the few other rows (busy buckets, raw rows), the open ACWs added on
+    the way. Call inside ``consistent_read()``."""
+    streams: list[Iterable[tuple[float, KpiRow]]] = []
+    others: dict[str, KpiRow] = {}
+    for grain, segment in read.plan.segments():
+        long, *short = _segment_rollups("interval", where, grain, segment, read, norms)
+        streams.append(_interval_sums(long))
+        for rollups in short:
+            _add_rollup_sums(others, "interval", rollups, norms)
+    _add_raw_ranges(others, "interval", where, read, norms)
+    by_instant = operator.itemgetter(0)
+    streams.append(sorted(((_instant(row), row) for row in others.values()), key=by_instant))
+    open_acws: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for key, elapsed, extensions in _open_acws("interval", where, start, end, now):
+        open_acws[key].append((elapsed, extensions))
+    for _, same in itertools.groupby(heapq.merge(*streams, key=by_instant), key=by_instant):
+        (_, row), *more = same
+        for _, other in more:
+            row.add(other)
+        for elapsed, extensions in open_acws.get(row.key, ()):
+            _add_open_acw(row, elapsed, extensions)
+        yield row
+
+
+def _instant(row: KpiRow) -> float:
+    """Seconds since the epoch of an interval row's start (the order of ``_interval_sums``)."""
+    return datetime.fromisoformat(row.key).timestamp()
 
 
 # How much of a period one query of ``iter_kpi_rows`` reads when rows are per time.
@@ -1092,9 +1200,11 @@ def iter_kpi_rows(
 ) -> Iterator[KpiRow]:
     """``kpi_rows`` for the site days ``first`` to ``last``, yielded in order, for exports.
 
-    Rows per day or 15-minute interval are read a month at a time (no interaction counts in two
-    such rows, so the chunks add up to the whole): a year of 15-minute rows never sits in memory
-    at once. Other groupings have at most one row per agent, team, code ... and come in one read.
+    Rows per day or 15-minute interval are never all in memory at once: 15-minute rows come
+    from one statement streamed through a server-side cursor (``_interval_rows``; PostgreSQL),
+    day rows (and 15-minute rows elsewhere, or when the raw rows answer the period) are read a
+    month at a time (no interaction counts in two such rows, so the chunks add up to the whole).
+    Other groupings have at most one row per agent, team, code ... and come in one read.
     """
     filters: dict[str, Any] = {
         "team_ids": list(team_ids),
@@ -1104,6 +1214,14 @@ def iter_kpi_rows(
         "department_ids": department_ids,
         "norms": norms,
     }
+    if group_by == "interval" and connection.vendor == "postgresql":
+        start, end = site_day_bounds(first, last)
+        where = _as_filter(filters["team_ids"], agent_ids, channels, department_ids)
+        with consistent_read():
+            read = _Read.of(group_by, start, end, filters["now"])
+            if not read.too_dirty:
+                yield from _interval_rows(where, read, start, end, filters["now"], norms)
+                return
     per_time = group_by in ("day", "interval")
     chunk = CHUNK_DAYS if per_time else (last - first).days + 1
     day = first
