@@ -54,13 +54,14 @@ from django.db.models import (
 from django.db.models.functions import Cast, Extract
 from django.utils import timezone
 
-from agents.models import AcwSession, Channel, Interaction, WrapUpCode
+from agents.models import AcwSession, Channel, Interaction, Team, WrapUpCode
 
 from .models import (
     AcwDurationRollup,
     DirtyInterval,
     Grain,
     KpiRollup,
+    SiteIntervalRollup,
     StaleBucket,
     TeamIntervalRollup,
     TeamKpiRollup,
@@ -1001,6 +1002,14 @@ def _team_level(group_by: str, where: KpiFilter) -> bool:
     return group_by != "agent" and where.agent_ids is None
 
 
+def _whole_site(where: KpiFilter) -> bool:
+    """Whether ``where`` reads every interaction: every team, no other filter (the site rows
+    answer, ``SiteIntervalRollup``)."""
+    if (where.agent_ids, where.channels, where.department_ids) != (None, None, None):
+        return False
+    return not Team.objects.exclude(pk__in=where.team_ids).exists()
+
+
 def _team_rollups(
     by_code: bool, grain: str, segment: tuple[datetime, datetime], where: KpiFilter
 ) -> QuerySet[Any] | None:
@@ -1150,6 +1159,10 @@ def _segment_rollups(
     team_rows = _team_rollups(by_code, grain, segment, where) if team_level else None
     if team_rows is None:
         return [agent_rows]
+    if group_by == "interval" and grain == Grain.QUARTER and _whole_site(where):
+        team_rows = SiteIntervalRollup.objects.filter(
+            bucket_start__gte=segment[0], bucket_start__lt=segment[1]
+        ).order_by()
     # Buckets whose team rows may lag behind: their agent rows (and raw rows).
     busy = sorted(
         {s for _, s, _ in read.dirty if segment[0] <= s < segment[1]}
