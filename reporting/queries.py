@@ -243,10 +243,40 @@ class KpiRow:
             _json_number(index),
         )
 
+    def as_csv(self, *, norm: bool = False) -> str:
+        """``values`` as a CSV line (None as an empty cell), exactly as ``csv.writer`` writes
+        it, with one ``%``-format: only the key and the name may need quotes."""
+        key, name, *numbers, expected, index = self.values(norm=norm)
+        if norm:
+            numbers[-1] = _csv_number(numbers[-1])
+        return _ROW_CSV[norm] % (
+            _csv_text(key),
+            _csv_text(name),
+            *numbers,
+            _csv_number(expected),
+            _csv_number(index),
+        )
+
 
 def _json_number(value: float | None) -> float | str:
     """A value that may be null, for a ``%s`` slot of ``_ROW_JSON``."""
     return "null" if value is None else value
+
+
+def _csv_number(value: float | None) -> float | str:
+    return "" if value is None else value
+
+
+# What makes ``csv.writer`` (the excel dialect, minimal quoting) quote a text.
+_CSV_SPECIAL = frozenset(',"\r\n')
+
+
+def _csv_text(text: str) -> str:
+    """A text cell as ``csv.writer`` writes it: in quotes, its quotes doubled, when it holds a
+    comma, a quote or a line break."""
+    if _CSV_SPECIAL.isdisjoint(text):
+        return text
+    return '"' + text.replace('"', '""') + '"'
 
 
 SUMMED = (
@@ -290,6 +320,10 @@ _ROW_JSON = {
     norm: "{" + ",".join(f'"{name}":%s' for name in names) + "}"
     for norm, names in _ROW_FIELDS.items()
 }
+
+
+# A row's CSV line: a ``%s`` slot per value (see ``_ROW_JSON``), the excel dialect's "\r\n".
+_ROW_CSV = {norm: ",".join(["%s"] * len(names)) + "\r\n" for norm, names in _ROW_FIELDS.items()}
 
 
 def row_fields(group_by: str) -> list[str]:
