@@ -134,14 +134,22 @@ def csv_value_lines(header: list[str], rows: Iterable[Sequence[Any]]) -> Iterato
     """The CSV lines of ``rows`` (values in ``header``'s order; None is empty), in chunks of
     ``CSV_CHUNK_LINES``: only the current chunk is held in memory."""
     writer = csv.writer(_Line())
-    lines = [writer.writerow(header)]
-    for row in rows:
-        lines.append(writer.writerow(["" if value is None else value for value in row]))
-        if len(lines) >= CSV_CHUNK_LINES:
-            yield "".join(lines)
-            lines = []
-    if lines:
-        yield "".join(lines)
+    return _csv_chunks(
+        header,
+        (writer.writerow(["" if value is None else value for value in row]) for row in rows),
+    )
+
+
+def _csv_chunks(header: list[str], lines: Iterable[str]) -> Iterator[str]:
+    """The header line, then ``lines`` (CSV text), joined ``CSV_CHUNK_LINES`` at a time."""
+    chunk = [csv.writer(_Line()).writerow(header)]
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= CSV_CHUNK_LINES:
+            yield "".join(chunk)
+            chunk = []
+    if chunk:
+        yield "".join(chunk)
 
 
 def csv_response(filename: str, header: list[str], rows: Iterable[dict[str, Any]]) -> Any:
@@ -161,12 +169,12 @@ def kpi_csv_filename(group_by: str, first: Any, last: Any) -> str:
 
 
 def kpi_csv_response(query: Any) -> Any:
-    """The CSV of a ``params.KpiQuery``: the API's rows, field for field."""
+    """The CSV of a ``params.KpiQuery``: the API's rows, field for field (``KpiRow.as_csv``)."""
     norm = query.group_by == "wrap_up_code"
     rows: Iterator[KpiRow] = query.iter_rows()
     return _csv_download(
         kpi_csv_filename(query.group_by, query.first, query.last),
-        csv_value_lines(row_fields(query.group_by), (row.values(norm=norm) for row in rows)),
+        _csv_chunks(row_fields(query.group_by), (row.as_csv(norm=norm) for row in rows)),
     )
 
 

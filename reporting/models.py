@@ -154,12 +154,27 @@ class TeamIntervalRollup(RollupSums):
         return f"{self.bucket_start:%Y-%m-%d %H:%M} team {self.team_id}"
 
 
+class SiteIntervalRollup(RollupSums):
+    """``TeamIntervalRollup`` rows summed over the teams and channels: one row per 15-minute
+    interval, what the 15-minute trend of the whole site reads (a year is 35,000 rows instead
+    of 380,000 team rows; same refresh rules as the team rows, written with them)."""
+
+    bucket_start = models.DateTimeField(unique=True, verbose_name=_("bucket start"))
+
+    class Meta:
+        verbose_name = _("site interval rollup")
+        verbose_name_plural = _("site interval rollups")
+
+    def __str__(self) -> str:
+        return f"{self.bucket_start:%Y-%m-%d %H:%M}"
+
+
 class StaleBucket(models.Model):
     """A bucket whose sums lag behind the rows below it (never read while listed).
 
-    15-minute and day buckets: their team rows (``TeamIntervalRollup``, ``TeamKpiRollup``),
-    written in the transaction that rewrites the bucket's agent rows and removed when the team
-    rows are rewritten. Month buckets: the month rows of every agent and team; a month is summed
+    15-minute and day buckets: their team rows (``TeamIntervalRollup`` with its sums per site
+    ``SiteIntervalRollup``, ``TeamKpiRollup``), written in the transaction that rewrites the
+    bucket's agent rows and removed when the team rows are rewritten. Month buckets: the month rows of every agent and team; a month is summed
     from its days once it has ended (``reporting.rollups.refresh_stale_buckets``), and until then
     queries read its days.
     """

@@ -20,6 +20,8 @@ Rows are grouped by one of ``GROUP_BYS`` (see ``KpiRow.key``) and filtered by ``
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import operator
 from collections import defaultdict
@@ -52,13 +54,14 @@ from django.db.models import (
 from django.db.models.functions import Cast, Extract
 from django.utils import timezone
 
-from agents.models import AcwSession, Channel, Interaction, WrapUpCode
+from agents.models import AcwSession, Channel, Interaction, Team, WrapUpCode
 
 from .models import (
     AcwDurationRollup,
     DirtyInterval,
     Grain,
     KpiRollup,
+    SiteIntervalRollup,
     StaleBucket,
     TeamIntervalRollup,
     TeamKpiRollup,
@@ -229,12 +232,51 @@ class KpiRow:
     def as_json(self, *, norm: bool = False) -> str:
         """``as_dict`` as JSON text, exactly as the API's JSON renderer writes it (compact,
         UTF-8 kept), without the dict: a year of 15-minute rows is 35,000 of them."""
-        key, name, *numbers = self.values(norm=norm)
+        key, name, *numbers, expected, index = self.values(norm=norm)
+        if norm:
+            numbers[-1] = _json_number(numbers[-1])
         return _ROW_JSON[norm] % (
             encode_basestring(key),
             encode_basestring(name),
-            *("null" if n is None else repr(n) for n in numbers),
+            *numbers,
+            _json_number(expected),
+            _json_number(index),
         )
+
+    def as_csv(self, *, norm: bool = False) -> str:
+        """``values`` as a CSV line (None as an empty cell), exactly as ``csv.writer`` writes
+        it, with one ``%``-format: only the key and the name may need quotes."""
+        key, name, *numbers, expected, index = self.values(norm=norm)
+        if norm:
+            numbers[-1] = _csv_number(numbers[-1])
+        return _ROW_CSV[norm] % (
+            _csv_text(key),
+            _csv_text(name),
+            *numbers,
+            _csv_number(expected),
+            _csv_number(index),
+        )
+
+
+def _json_number(value: float | None) -> float | str:
+    """A value that may be null, for a ``%s`` slot of ``_ROW_JSON``."""
+    return "null" if value is None else value
+
+
+def _csv_number(value: float | None) -> float | str:
+    return "" if value is None else value
+
+
+# What makes ``csv.writer`` (the excel dialect, minimal quoting) quote a text.
+_CSV_SPECIAL = frozenset(',"\r\n')
+
+
+def _csv_text(text: str) -> str:
+    """A text cell as ``csv.writer`` writes it: in quotes, its quotes doubled, when it holds a
+    comma, a quote or a line break."""
+    if _CSV_SPECIAL.isdisjoint(text):
+        return text
+    return '"' + text.replace('"', '""') + '"'
 
 
 SUMMED = (
@@ -271,12 +313,17 @@ _ROW_FIELDS = {
     )
     for norm in (False, True)
 }
-# A row's JSON object with a slot per value: numbers as json.dumps writes them (repr), strings
-# and null filled in by ``KpiRow.as_json``.
+# A row's JSON object with a ``%s`` slot per value: numbers as json.dumps writes them (``%s``
+# of an int or a float is its repr), strings and null filled in by ``KpiRow.as_json``; only
+# the fields that may be null are looked at one by one.
 _ROW_JSON = {
     norm: "{" + ",".join(f'"{name}":%s' for name in names) + "}"
     for norm, names in _ROW_FIELDS.items()
 }
+
+
+# A row's CSV line: a ``%s`` slot per value (see ``_ROW_JSON``), the excel dialect's "\r\n".
+_ROW_CSV = {norm: ",".join(["%s"] * len(names)) + "\r\n" for norm, names in _ROW_FIELDS.items()}
 
 
 def row_fields(group_by: str) -> list[str]:
@@ -609,14 +656,12 @@ def _add_rollup_sums(
             _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
         return
     if group_by == "interval" and connection.vendor == "postgresql":
-        # The database gives each interval's start as seconds since the epoch: parsing a year
-        # of 35,000 timestamps cost more than keying and summing their rows.
-        tz = site_tz()
-        starts = rollups.values(i_start=_bucket_part("epoch", ZoneInfo("UTC")))
-        starts = starts.annotate(**_ROLLUP_SUMS)
-        for seconds, *r in starts.values_list("i_start", *_ROLLUP_SUMS):
-            key, name = interval_key(datetime.fromtimestamp(seconds, tz))
-            _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
+        for _, summed in _interval_sums(rollups):
+            row = rows.get(summed.key)
+            if row is None:
+                rows[summed.key] = summed
+            else:
+                row.add(summed)
         return
     columns = group_fields(group_by)
     width = len(columns)
@@ -633,15 +678,52 @@ def _add_rollup_sums(
             row.expected_interactions += expected_interactions or 0
 
 
+# Rows fetched at a time from a streamed statement (``_interval_sums``).
+STREAM_CHUNK_ROWS = 2000
+
+
+def _interval_sums(rollups: QuerySet[Any]) -> Iterator[tuple[int, KpiRow]]:
+    """The sums of ``rollups`` (PostgreSQL) per 15-minute interval, in order, each with its
+    start in seconds since the epoch, streamed: a year is 15,000 to 35,000 rows.
+
+    Grouped by the bucket column itself, and its epoch seconds taken of the groups: grouping by
+    the epoch computed for each of a year's 384,000 15-minute team rows made the statement a
+    quarter slower. The database gives the epoch seconds: parsing a year of timestamps cost
+    more than keying and summing their rows."""
+    tz = site_tz()
+    grouped = rollups.values("bucket_start").annotate(**_ROLLUP_SUMS).order_by()
+    sql, params = grouped.query.sql_with_params()
+    sums = ", ".join(f"g.{name}" for name in _ROLLUP_SUMS)
+    starts = (
+        f"SELECT date_part('epoch', g.bucket_start)::bigint, {sums} "
+        f"FROM ({sql}) g ORDER BY g.bucket_start"
+    )
+    for seconds, *r in _streamed(starts, params):
+        row = KpiRow(*interval_key(datetime.fromtimestamp(seconds, tz)))
+        _add_sums(row, r)
+        yield seconds, row
+
+
+def _streamed(sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``sql`` through a server-side cursor (PostgreSQL), ``STREAM_CHUNK_ROWS`` at
+    a time, as psycopg gives them: a sum of integers is a Python int, of floats a float, what
+    Django's converters (6 a row of sums, a third of the time of a year of 15-minute rows in
+    Python) would have made of them."""
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(STREAM_CHUNK_ROWS):
+            yield from chunk
+
+
 # The parts ``_bucket_part`` reads, as Django's ``Extract`` names them (other databases).
 _EXTRACT_PARTS = {"isodow": "iso_week_day", "hour": "hour"}
 
 
-def _bucket_part(part: Literal["isodow", "hour", "epoch"], tz: ZoneInfo) -> Any:
+def _bucket_part(part: Literal["isodow", "hour"], tz: ZoneInfo) -> Any:
     """A part of a rollup row's ``bucket_start`` in ``tz``, as an integer computed by the
     database. On PostgreSQL with ``date_part``: the ``EXTRACT`` that Django's ``Extract``
     writes returns a numeric there, which made a year's heat map (380,000 15-minute team rows
-    put in their cells) about a third slower. ``epoch`` (in UTC): PostgreSQL only."""
+    put in their cells) about a third slower."""
     if connection.vendor != "postgresql":
         return Extract("bucket_start", _EXTRACT_PARTS[part], tzinfo=tz)
     local = Func(
@@ -738,6 +820,23 @@ def _add_open_acws(
     now: datetime,
 ) -> None:
     """An ACW still open counts in its interaction's row with the time elapsed so far."""
+    for key, elapsed, extensions in _open_acws(group_by, where, start, end, now):
+        # A row is missing only if its interaction ended after the rows were read.
+        if key in rows:
+            _add_open_acw(rows[key], elapsed, extensions)
+
+
+def _add_open_acw(row: KpiRow, elapsed: float, extensions: int) -> None:
+    row.acw_seconds += elapsed
+    row.acw_count += 1
+    row.extended += bool(extensions)
+
+
+def _open_acws(
+    group_by: str, where: KpiFilter, start: datetime, end: datetime, now: datetime
+) -> Iterator[tuple[str, float, int]]:
+    """(key of its row, time elapsed so far, extensions) of each ACW still open whose
+    interaction ended in [start, end)."""
     columns = [
         "wrap_up_code" if f == "acw__wrap_up_code" else f"interaction__{f}"
         for f in group_fields(group_by, raw=True)
@@ -751,13 +850,7 @@ def _add_open_acws(
         interaction__ended_at__lt=end,
     ).values_list("started_at", "deadline", "extensions", *columns)
     for started_at, deadline, extensions, *group in still_open:
-        key, _ = group_key(group_by, group)
-        # A row is missing only if its interaction ended after the rows were read.
-        if key in rows:
-            row = rows[key]
-            row.acw_seconds += open_acw_elapsed(started_at, deadline, now)
-            row.acw_count += 1
-            row.extended += bool(extensions)
+        yield group_key(group_by, group)[0], open_acw_elapsed(started_at, deadline, now), extensions
 
 
 def _add_code_norms(rows: dict[str, KpiRow]) -> None:
@@ -943,6 +1036,14 @@ def _team_level(group_by: str, where: KpiFilter) -> bool:
     return group_by != "agent" and where.agent_ids is None
 
 
+def _whole_site(where: KpiFilter) -> bool:
+    """Whether ``where`` reads every interaction: every team, no other filter (the site rows
+    answer, ``SiteIntervalRollup``)."""
+    if (where.agent_ids, where.channels, where.department_ids) != (None, None, None):
+        return False
+    return not Team.objects.exclude(pk__in=where.team_ids).exists()
+
+
 def _team_rollups(
     by_code: bool, grain: str, segment: tuple[datetime, datetime], where: KpiFilter
 ) -> QuerySet[Any] | None:
@@ -1029,16 +1130,8 @@ def kpi_rows(
     where = _as_filter(team_ids, agent_ids, channels, department_ids)
     rows: dict[str, KpiRow] = {}
     with consistent_read():
-        stale = _stale_buckets(start, end)
-        plan = _plan(
-            start,
-            end,
-            now,
-            finest=_FINEST.get(group_by, Grain.MONTH),
-            stale_months=_months(stale),
-        )
-        dirty = _dirty_ranges(plan, start, end)
-        if len(dirty_by_range(dirty)) > MAX_RAW_RANGES:
+        read = _Read.of(group_by, start, end, now)
+        if read.too_dirty:
             return kpi_rows_raw(
                 team_ids=where.team_ids,
                 group_by=group_by,
@@ -1050,28 +1143,119 @@ def kpi_rows(
                 department_ids=where.department_ids,
                 norms=norms,
             )
-        team_level = _team_level(group_by, where)
-        for grain, segment in plan.segments():
-            agent_rows = _rollups(KpiRollup, grain, segment, where, dirty)
-            by_code = group_by == "wrap_up_code" or norms is not None
-            team_rows = _team_rollups(by_code, grain, segment, where) if team_level else None
-            if team_rows is not None:
-                # Buckets whose team rows may lag behind: their agent rows (and raw rows).
-                busy = sorted(
-                    {s for _, s, _ in dirty if segment[0] <= s < segment[1]}
-                    | {s for g, s in stale if g == grain and segment[0] <= s < segment[1]}
-                )
-                _add_rollup_sums(rows, group_by, team_rows.exclude(bucket_start__in=busy), norms)
-                if not busy:
-                    continue
-                agent_rows = agent_rows.filter(bucket_start__in=busy)
-            _add_rollup_sums(rows, group_by, agent_rows, norms)
-        filtered = Interaction.objects.filter(where.q())
-        raw = _raw_ranges(plan, dirty)
-        if raw is not None:
-            _add_raw(rows, group_by, filtered.filter(raw), norms)
+        if group_by == "interval" and connection.vendor == "postgresql":
+            return list(_interval_rows(where, read, start, end, now, norms))
+        for grain, segment in read.plan.segments():
+            for rollups in _segment_rollups(group_by, where, grain, segment, read, norms):
+                _add_rollup_sums(rows, group_by, rollups, norms)
+        _add_raw_ranges(rows, group_by, where, read, norms)
         _add_open_acws(rows, group_by, where, start, end, now)
     return _finish(rows, group_by)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """How ``kpi_rows`` reads [start, end): its plan, the buckets whose sums lag
+    (``_stale_buckets``) and the ranges the raw rows answer (``_dirty_ranges``), read in the
+    query's snapshot."""
+
+    plan: _Plan
+    stale: set[tuple[str, datetime]]
+    dirty: list[DirtyRange]
+
+    @classmethod
+    def of(cls, group_by: str, start: datetime, end: datetime, now: datetime) -> _Read:
+        stale = _stale_buckets(start, end)
+        finest = _FINEST.get(group_by, Grain.MONTH)
+        plan = _plan(start, end, now, finest=finest, stale_months=_months(stale))
+        return cls(plan, stale, _dirty_ranges(plan, start, end))
+
+    @property
+    def too_dirty(self) -> bool:
+        """Whether one raw query over the period is cheaper (``MAX_RAW_RANGES``)."""
+        return len(dirty_by_range(self.dirty)) > MAX_RAW_RANGES
+
+
+def _segment_rollups(
+    group_by: str,
+    where: KpiFilter,
+    grain: str,
+    segment: tuple[datetime, datetime],
+    read: _Read,
+    norms: Norms | None,
+) -> list[QuerySet[Any]]:
+    """The rollup rows that answer ``segment`` of a ``kpi_rows`` plan: its team rows where a
+    team table has them, and the agent rows of the buckets whose team rows may lag behind (all
+    of them elsewhere). The first is the long one."""
+    agent_rows = _rollups(KpiRollup, grain, segment, where, read.dirty)
+    by_code = group_by == "wrap_up_code" or norms is not None
+    team_level = _team_level(group_by, where)
+    team_rows = _team_rollups(by_code, grain, segment, where) if team_level else None
+    if team_rows is None:
+        return [agent_rows]
+    if group_by == "interval" and grain == Grain.QUARTER and _whole_site(where):
+        team_rows = SiteIntervalRollup.objects.filter(
+            bucket_start__gte=segment[0], bucket_start__lt=segment[1]
+        ).order_by()
+    # Buckets whose team rows may lag behind: their agent rows (and raw rows).
+    busy = sorted(
+        {s for _, s, _ in read.dirty if segment[0] <= s < segment[1]}
+        | {s for g, s in read.stale if g == grain and segment[0] <= s < segment[1]}
+    )
+    team_rows = team_rows.exclude(bucket_start__in=busy)
+    return [team_rows, agent_rows.filter(bucket_start__in=busy)] if busy else [team_rows]
+
+
+def _add_raw_ranges(
+    rows: dict[str, KpiRow],
+    group_by: str,
+    where: KpiFilter,
+    read: _Read,
+    norms: Norms | None,
+) -> None:
+    """Add the raw rows of what the rollups of ``read`` cannot answer (``_raw_ranges``)."""
+    raw = _raw_ranges(read.plan, read.dirty)
+    if raw is not None:
+        _add_raw(rows, group_by, Interaction.objects.filter(where.q()).filter(raw), norms)
+
+
+def _interval_rows(
+    where: KpiFilter,
+    read: _Read,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    norms: Norms | None,
+) -> Iterator[KpiRow]:
+    """``kpi_rows(group_by="interval")`` yielded in order without holding the period's rows
+    (PostgreSQL): the long statement of each rollup segment streamed (``_interval_sums``) and
+    merged in order with the few other rows (busy buckets, raw rows), the open ACWs added on
+    the way. Call inside ``consistent_read()``."""
+    streams: list[Iterable[tuple[float, KpiRow]]] = []
+    others: dict[str, KpiRow] = {}
+    for grain, segment in read.plan.segments():
+        long, *short = _segment_rollups("interval", where, grain, segment, read, norms)
+        streams.append(_interval_sums(long))
+        for rollups in short:
+            _add_rollup_sums(others, "interval", rollups, norms)
+    _add_raw_ranges(others, "interval", where, read, norms)
+    by_instant = operator.itemgetter(0)
+    streams.append(sorted(((_instant(row), row) for row in others.values()), key=by_instant))
+    open_acws: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for key, elapsed, extensions in _open_acws("interval", where, start, end, now):
+        open_acws[key].append((elapsed, extensions))
+    for _, same in itertools.groupby(heapq.merge(*streams, key=by_instant), key=by_instant):
+        (_, row), *more = same
+        for _, other in more:
+            row.add(other)
+        for elapsed, extensions in open_acws.get(row.key, ()):
+            _add_open_acw(row, elapsed, extensions)
+        yield row
+
+
+def _instant(row: KpiRow) -> float:
+    """Seconds since the epoch of an interval row's start (the order of ``_interval_sums``)."""
+    return datetime.fromisoformat(row.key).timestamp()
 
 
 # How much of a period one query of ``iter_kpi_rows`` reads when rows are per time.
@@ -1092,9 +1276,11 @@ def iter_kpi_rows(
 ) -> Iterator[KpiRow]:
     """``kpi_rows`` for the site days ``first`` to ``last``, yielded in order, for exports.
 
-    Rows per day or 15-minute interval are read a month at a time (no interaction counts in two
-    such rows, so the chunks add up to the whole): a year of 15-minute rows never sits in memory
-    at once. Other groupings have at most one row per agent, team, code ... and come in one read.
+    Rows per day or 15-minute interval are never all in memory at once: 15-minute rows come
+    from one statement streamed through a server-side cursor (``_interval_rows``; PostgreSQL),
+    day rows (and 15-minute rows elsewhere, or when the raw rows answer the period) are read a
+    month at a time (no interaction counts in two such rows, so the chunks add up to the whole).
+    Other groupings have at most one row per agent, team, code ... and come in one read.
     """
     filters: dict[str, Any] = {
         "team_ids": list(team_ids),
@@ -1104,6 +1290,14 @@ def iter_kpi_rows(
         "department_ids": department_ids,
         "norms": norms,
     }
+    if group_by == "interval" and connection.vendor == "postgresql":
+        start, end = site_day_bounds(first, last)
+        where = _as_filter(filters["team_ids"], agent_ids, channels, department_ids)
+        with consistent_read():
+            read = _Read.of(group_by, start, end, filters["now"])
+            if not read.too_dirty:
+                yield from _interval_rows(where, read, start, end, filters["now"], norms)
+                return
     per_time = group_by in ("day", "interval")
     chunk = CHUNK_DAYS if per_time else (last - first).days + 1
     day = first

@@ -12,10 +12,11 @@ are idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sum
 ``AcwDurationRollup`` (how many ACWs lasted each whole number of seconds).
 
 The team tables (``TeamKpiRollup``: days and months per team, channel and code;
-``TeamIntervalRollup``: 15 minutes per team and channel) are sums of the agent rows. Whatever
-rewrites agent rows marks their buckets in ``StaleBucket`` in the same transaction, and
-``refresh_stale_buckets()`` rewrites those team rows from the agent rows (at the end of every
-``compute_rollups()`` run); readers use a team bucket only when it is neither stale nor dirty.
+``TeamIntervalRollup``: 15 minutes per team and channel, and ``SiteIntervalRollup`` its sums
+per 15 minutes) are sums of the agent rows. Whatever rewrites agent rows marks their buckets
+in ``StaleBucket`` in the same transaction, and ``refresh_stale_buckets()`` rewrites those team
+rows from the agent rows (at the end of every ``compute_rollups()`` run); readers use a team
+bucket only when it is neither stale nor dirty.
 Month rows (agents and teams) are summed from the days once the month has ended; a stale month
 is read as days.
 
@@ -56,6 +57,7 @@ from .models import (
     DirtyInterval,
     Grain,
     KpiRollup,
+    SiteIntervalRollup,
     StaleBucket,
     TeamIntervalRollup,
     TeamKpiRollup,
@@ -711,14 +713,23 @@ def _insert_sums(
 
 
 def _insert_team_intervals(where: str, params: Sequence[Any]) -> None:
+    """The 15-minute team rows of the buckets ``where`` (on ``k.bucket_start``) from the agent
+    rows, then their site rows from the team rows."""
     sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
+    now = _db(timezone.now())
     _execute(
         f"INSERT INTO {_table(TeamIntervalRollup)} (bucket_start, team_id, channel, "
         f"{', '.join(MEASURES)}, computed_at) "
         f"SELECT k.bucket_start, k.team_id, k.channel, {sums}, %s FROM {_table(KpiRollup)} k "
         f"WHERE k.grain = %s AND {where} GROUP BY k.bucket_start, k.team_id, k.channel "
         "ORDER BY k.bucket_start, k.team_id, k.channel",
-        [_db(timezone.now()), Grain.QUARTER, *params],
+        [now, Grain.QUARTER, *params],
+    )
+    _execute(
+        f"INSERT INTO {_table(SiteIntervalRollup)} (bucket_start, {', '.join(MEASURES)}, "
+        f"computed_at) SELECT k.bucket_start, {sums}, %s FROM {_table(TeamIntervalRollup)} k "
+        f"WHERE {where} GROUP BY k.bucket_start ORDER BY k.bucket_start",
+        [now, *params],
     )
 
 
@@ -992,6 +1003,7 @@ def refresh_stale_buckets(now: datetime | None = None) -> int:
         quarters = [start for _, grain, start in stale if grain == Grain.QUARTER]
         if quarters:
             TeamIntervalRollup.objects.filter(bucket_start__in=quarters).delete()
+            SiteIntervalRollup.objects.filter(bucket_start__in=quarters).delete()
             holes = ", ".join(["%s"] * len(quarters))
             _insert_team_intervals(f"k.bucket_start IN ({holes})", [_db(q) for q in quarters])
         days = [
@@ -1043,6 +1055,7 @@ _ROLLUP_TABLES = (
     AcwDurationRollup,
     TeamKpiRollup,
     TeamIntervalRollup,
+    SiteIntervalRollup,
     CoachingRollup,
     ChecklistRollup,
 )

@@ -361,16 +361,19 @@ def test_csv_has_the_json_rows_field_for_field(
         assert line == ["" if v is None else str(v) for v in row.values()]
 
 
-def test_csv_of_a_long_period_per_interval_equals_the_json(
-    api: APIClient, analysis_day: None
-) -> None:
-    # Read a month at a time: the chunks must add up to exactly the JSON rows.
+def test_csv_of_a_long_period_per_interval_equals_the_json(api: APIClient, read_from: str) -> None:
+    # One streamed statement merged with the raw rows of the dirty intervals and an ACW still
+    # open (manual, North chat: 14:45 to now, 15:00): the same rows as the JSON, in order.
+    send("alice", "agent.logged_in", "14:30:00")
+    send("alice", "interaction.started", "14:35:00", interaction_id="a4", channel="chat")
+    send("alice", "interaction.ended", "14:45:00", interaction_id="a4")
     params = {"group_by": "interval", "from": "2026-09-01", "to": "2026-12-31"}
     rows = api.get(KPI_URL, params).json()["rows"]
-    assert len(rows) == 4
+    assert len(rows) == 5
+    assert rows[-1]["acw_seconds"] == pytest.approx(900)
     text = b"".join(api.get(KPI_URL, {**params, "format": "csv"}).streaming_content).decode()
     lines = list(csv.reader(io.StringIO(text)))
-    assert [line[0] for line in lines[1:]] == [row["key"] for row in rows]
+    assert lines[1:] == [["" if v is None else str(v) for v in row.values()] for row in rows]
 
 
 def test_the_distribution_downloads_as_csv(api: APIClient, analysis_day: None) -> None:

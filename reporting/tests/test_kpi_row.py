@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from rest_framework.renderers import JSONRenderer
 
@@ -51,6 +54,20 @@ def test_the_json_text_of_rows_is_what_the_api_renderer_writes_for_their_dicts(
     assert rows_json(rows, group_by) == expected
     assert rows_json([], group_by) == JSONRenderer().render({"rows": []})
     assert list(rows[0].as_dict(norm=norm)) == row_fields(group_by)
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_a_csv_line_is_what_the_csv_writer_writes_for_the_values(norm: bool) -> None:
+    rows = [
+        KpiRow("a,b", 'Zoë "quoted" \\ ✓', 3, 100.1234, 0.0, 61.00049, 2, 1, 1, 0),
+        KpiRow("line\nbreak", "carriage\rreturn", 0, norm_acw_seconds=45.0),
+        KpiRow("", "No wrap-up code", 7, 10, 20, 30, 7, 0, 3, 2, None, 90.5, 7),
+        KpiRow("2026-03-29T03:00:00+02:00", "2026-03-29 03:00", 1, 1e-05, 1e20, 2.5),
+    ]
+    for row in rows:
+        out = io.StringIO()
+        csv.writer(out).writerow(["" if v is None else v for v in row.values(norm=norm)])
+        assert row.as_csv(norm=norm) == out.getvalue(), row
 
 
 def test_adding_a_row_adds_every_stored_measure() -> None:

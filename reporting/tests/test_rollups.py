@@ -19,6 +19,7 @@ from reporting.models import (
     DirtyInterval,
     Grain,
     KpiRollup,
+    SiteIntervalRollup,
     StaleBucket,
     TeamIntervalRollup,
     TeamKpiRollup,
@@ -268,6 +269,12 @@ def test_team_rows_are_the_sums_of_the_agent_rows(alice: Agent, bob: Agent) -> N
         (NOON, 2),  # alice and bob (same team)
         (NOON + timedelta(minutes=15), 1),
     ]
+    # The site rows: the team rows summed per 15 minutes (every team).
+    site = SiteIntervalRollup.objects.order_by("bucket_start")
+    assert [(q.bucket_start, q.interactions, q.talk_seconds) for q in site] == [
+        (NOON, 2, 40),
+        (NOON + timedelta(minutes=15), 1, 20),
+    ]
     # November is summed into month rows once it has ended.
     rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))
     assert not StaleBucket.objects.exists()
@@ -294,6 +301,22 @@ def test_a_stale_team_bucket_is_read_from_the_agent_rows_until_refreshed(alice: 
     assert not StaleBucket.objects.exists()
 
 
+def test_a_stale_site_bucket_is_read_from_the_agent_rows_until_refreshed(alice: Agent) -> None:
+    ingest(*call("alice", "a1", NOON, talk=10, acw=5))
+    rollups.compute_rollups()
+    SiteIntervalRollup.objects.all().update(talk_seconds=999)  # behind the agent rows
+    StaleBucket.objects.create(grain=Grain.QUARTER, bucket_start=NOON)
+    start, end = site_day_bounds(DAY.date(), DAY.date())
+    every_team = list(Team.objects.values_list("pk", flat=True))  # the site rows answer
+    rolled, raw = kpis(every_team, start, end, "interval")
+    assert rolled == raw and rolled[0]["talk_seconds"] == 10
+    assert rollups.refresh_stale_buckets() == 1
+    assert list(SiteIntervalRollup.objects.values_list("talk_seconds", flat=True)) == [10]
+    SiteIntervalRollup.objects.all().update(talk_seconds=7)  # once fresh, they answer
+    assert kpis(every_team, start, end, "interval")[0][0]["talk_seconds"] == 7
+    assert kpis([alice.team_id], start, end, "interval")[0][0]["talk_seconds"] == 10
+
+
 def test_a_month_is_read_as_days_until_its_rows_are_summed(alice: Agent) -> None:
     ingest(*call("alice", "a1", NOON, talk=10, acw=5))
     rollups.compute_rollups()
@@ -316,6 +339,7 @@ def _every_rollup_row() -> list[list[dict[str, Any]]]:
         AcwDurationRollup,
         TeamKpiRollup,
         TeamIntervalRollup,
+        SiteIntervalRollup,
         CoachingRollup,
         ChecklistRollup,
     )
