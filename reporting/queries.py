@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import operator
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -60,6 +61,8 @@ from .models import (
     Grain,
     KpiRollup,
     StaleBucket,
+    TeamAcwDurationRollup,
+    TeamHourRollup,
     TeamIntervalRollup,
     TeamKpiRollup,
 )
@@ -603,10 +606,7 @@ def _add_rollup_sums(
         cells = rollups.annotate(
             c_weekday=_bucket_part("isodow", tz), c_hour=_bucket_part("hour", tz)
         )
-        sums = cells.values("c_weekday", "c_hour").annotate(**_ROLLUP_SUMS)
-        for weekday, hour, *r in sums.values_list("c_weekday", "c_hour", *_ROLLUP_SUMS):
-            key, name = weekday_hour_key(weekday, hour)
-            _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
+        _add_cell_sums(rows, cells, "c_weekday", "c_hour")
         return
     if group_by == "interval" and connection.vendor == "postgresql":
         # The database gives each interval's start as seconds since the epoch: parsing a year
@@ -631,6 +631,15 @@ def _add_rollup_sums(
             expected_total, expected_interactions = r[end:]
             row.expected_acw_total += expected_total or 0.0
             row.expected_interactions += expected_interactions or 0
+
+
+def _add_cell_sums(rows: dict[str, KpiRow], cells: QuerySet[Any], weekday: str, hour: str) -> None:
+    """Add the sums of rollup rows ``cells`` per heat-map cell, their ``weekday`` and ``hour``
+    (column or annotation names)."""
+    sums = cells.values(weekday, hour).annotate(**_ROLLUP_SUMS)
+    for cell_weekday, cell_hour, *r in sums.values_list(weekday, hour, *_ROLLUP_SUMS):
+        key, name = weekday_hour_key(cell_weekday, cell_hour)
+        _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
 
 
 # The parts ``_bucket_part`` reads, as Django's ``Extract`` names them (other databases).
@@ -957,6 +966,99 @@ def _team_rollups(
     return TeamKpiRollup.objects.filter(in_segment, grain=grain).order_by()
 
 
+def _busy(
+    grain: str,
+    segment: tuple[datetime, datetime],
+    dirty: list[DirtyRange],
+    stale: set[tuple[str, datetime]],
+) -> list[datetime]:
+    """The buckets of ``grain`` in ``segment`` whose team rows may lag behind the agent rows
+    (dirty or stale): read from their agent rows (and raw rows) instead."""
+    return sorted(
+        {s for _, s, _ in dirty if segment[0] <= s < segment[1]}
+        | {s for g, s in stale if g == grain and segment[0] <= s < segment[1]}
+    )
+
+
+def _team_hour_buckets(
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    stale: set[tuple[str, datetime]],
+    dirty: list[DirtyRange],
+) -> list[tuple[str, datetime, datetime]]:
+    """(grain, start, end) of the whole site days and months of [start, end) the hour rows
+    (``TeamHourRollup``) answer, in time order: the months and days of ``_plan``, but none
+    holding a dirty interval or a stale bucket of any grain (its 15-minute rows answer)."""
+    plan = _plan(start, end, now, stale_months=_months(stale))
+    buckets: list[tuple[str, datetime, datetime]] = []
+    if plan.months:
+        month = plan.months[0]
+        while month < plan.months[1]:
+            following = site_month_bounds(site_day(month))[1]
+            buckets.append((Grain.MONTH, month, following))
+            month = following
+    for day_start, day_end in plan.days:
+        for n in range((site_day(day_end) - site_day(day_start)).days):
+            day = site_day(day_start) + timedelta(days=n)
+            buckets.append((Grain.DAY, *site_day_bounds(day, day)))
+    busy = sorted({s for _, s, _ in dirty} | {s for _, s in stale})
+    return sorted((b for b in buckets if not _any_in(busy, b[1], b[2])), key=_bucket_start)
+
+
+def _bucket_start(bucket: tuple[str, datetime, datetime]) -> datetime:
+    return bucket[1]
+
+
+def _any_in(starts: list[datetime], start: datetime, end: datetime) -> bool:
+    """Whether one of the sorted ``starts`` lies in [start, end)."""
+    i = bisect_left(starts, start)
+    return i < len(starts) and starts[i] < end
+
+
+def _add_team_hours(
+    rows: dict[str, KpiRow], where: KpiFilter, buckets: list[tuple[str, datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """Add the heat-map cells of the hour rows of ``buckets`` (``_team_hour_buckets``, one
+    query); returns the time ranges they stand for, in order."""
+    ranges = _merged(buckets)
+    if ranges:
+        in_buckets = reduce(
+            operator.or_,
+            (Q(grain=g, bucket_start__gte=s, bucket_start__lt=e) for g, s, e in ranges),
+        )
+        hours = TeamHourRollup.objects.filter(where.q(), in_buckets).order_by()
+        _add_cell_sums(rows, hours, "weekday", "hour")
+    return [(s, e) for _, s, e in ranges]
+
+
+def _outside(segment: tuple[datetime, datetime], covered: list[tuple[datetime, datetime]]) -> Q:
+    """The rows of ``segment`` whose ``bucket_start`` is in none of the ``covered`` ranges
+    (in order, inside ``segment``): ranges the indexes serve, or none at all."""
+    gaps, start = [], segment[0]
+    for covered_start, covered_end in covered:
+        if start < covered_start:
+            gaps.append((start, covered_start))
+        start = max(start, covered_end)
+    if start < segment[1]:
+        gaps.append((start, segment[1]))
+    if not gaps:
+        return Q(pk__in=[])
+    return reduce(operator.or_, (Q(bucket_start__gte=s, bucket_start__lt=e) for s, e in gaps))
+
+
+def _merged(buckets: list[tuple[str, datetime, datetime]]) -> list[tuple[str, datetime, datetime]]:
+    """``buckets`` (in order) with adjacent ones of the same grain joined: a year of days is
+    one condition, not 365."""
+    out: list[tuple[str, datetime, datetime]] = []
+    for grain, start, end in buckets:
+        if out and out[-1][0] == grain and out[-1][2] == start:
+            out[-1] = (grain, out[-1][1], end)
+        else:
+            out.append((grain, start, end))
+    return out
+
+
 def _stale_buckets(start: datetime, end: datetime) -> set[tuple[str, datetime]]:
     """(grain, start) of the buckets in [start, end) whose sums lag (``StaleBucket``)."""
     stale = StaleBucket.objects.filter(bucket_start__gte=start, bucket_start__lt=end)
@@ -1051,17 +1153,22 @@ def kpi_rows(
                 norms=norms,
             )
         team_level = _team_level(group_by, where)
+        # The heat map's whole days and months from the hour rows, its other intervals below.
+        by_hour = None
+        if group_by == "weekday_hour" and team_level:
+            by_hour = _add_team_hours(
+                rows, where, _team_hour_buckets(start, end, now, stale, dirty)
+            )
         for grain, segment in plan.segments():
             agent_rows = _rollups(KpiRollup, grain, segment, where, dirty)
             by_code = group_by == "wrap_up_code" or norms is not None
             team_rows = _team_rollups(by_code, grain, segment, where) if team_level else None
             if team_rows is not None:
-                # Buckets whose team rows may lag behind: their agent rows (and raw rows).
-                busy = sorted(
-                    {s for _, s, _ in dirty if segment[0] <= s < segment[1]}
-                    | {s for g, s in stale if g == grain and segment[0] <= s < segment[1]}
-                )
-                _add_rollup_sums(rows, group_by, team_rows.exclude(bucket_start__in=busy), norms)
+                busy = _busy(grain, segment, dirty, stale)
+                team_rows = team_rows.exclude(bucket_start__in=busy)
+                if by_hour is not None:
+                    team_rows = team_rows.filter(_outside(segment, by_hour))
+                _add_rollup_sums(rows, group_by, team_rows, norms)
                 if not busy:
                     continue
                 agent_rows = agent_rows.filter(bucket_start__in=busy)
@@ -1214,7 +1321,8 @@ def acw_duration_counts(
 ) -> DurationCounts:
     """How many closed ACWs lasted each whole second, for the interactions that ended in
     [start, end), per group ``by`` (``"agent"`` or ``"team"``: keyed by external id or team
-    name) or all together (key ``""``). Read from the duration rollups like ``kpi_rows``."""
+    name) or all together (key ``""``). Read from the duration rollups like ``kpi_rows``: the
+    team rows where no agent is named."""
     counts: DurationCounts = defaultdict(dict)
     column = group_fields(by)[0] if by else None
     with consistent_read():
@@ -1225,17 +1333,33 @@ def acw_duration_counts(
             ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
             _add_raw_durations(counts, ended, by)
             return counts
+        team_level = _team_level(by or "", where)
         for grain, segment in plan.segments():
-            names = ("seconds", *([column] if column else []))
-            sums = (
-                _rollups(AcwDurationRollup, grain, segment, where, dirty)
-                .values(*names)
-                .annotate(n=Sum("count"))
-            )
-            for r in sums:
-                key = r[column] if column else ""
-                counts[key][r["seconds"]] = counts[key].get(r["seconds"], 0) + r["n"]
+            agent_rows = _rollups(AcwDurationRollup, grain, segment, where, dirty)
+            if team_level and grain != Grain.QUARTER:
+                busy = _busy(grain, segment, dirty, stale)
+                team_rows = TeamAcwDurationRollup.objects.filter(
+                    where.q(),
+                    grain=grain,
+                    bucket_start__gte=segment[0],
+                    bucket_start__lt=segment[1],
+                )
+                _add_duration_counts(counts, team_rows.exclude(bucket_start__in=busy), column)
+                if not busy:
+                    continue
+                agent_rows = agent_rows.filter(bucket_start__in=busy)
+            _add_duration_counts(counts, agent_rows, column)
         raw = _raw_ranges(plan, dirty)
         if raw is not None:
             _add_raw_durations(counts, Interaction.objects.filter(where.q()).filter(raw), by)
     return counts
+
+
+def _add_duration_counts(
+    counts: DurationCounts, rollups: QuerySet[Any], column: str | None
+) -> None:
+    """Add the counts of ``rollups`` (rows of a duration table) per whole second and group."""
+    names = ("seconds", *([column] if column else []))
+    for r in rollups.order_by().values(*names).annotate(n=Sum("count")):
+        key = r[column] if column else ""
+        counts[key][r["seconds"]] = counts[key].get(r["seconds"], 0) + r["n"]
