@@ -989,7 +989,8 @@ def _team_hour_buckets(
 ) -> list[tuple[str, datetime, datetime]]:
     """(grain, start, end) of the whole site days and months of [start, end) the hour rows
     (``TeamHourRollup``) answer, in time order: the months and days of ``_plan``, but none
-    holding a dirty interval or a stale bucket of any grain (its 15-minute rows answer)."""
+    holding a dirty interval or a stale day or interval (its 15-minute rows answer). A late
+    change to an ended month marks the month stale too, so its days answer until it is summed."""
     plan = _plan(start, end, now, stale_months=_months(stale))
     buckets: list[tuple[str, datetime, datetime]] = []
     if plan.months:
@@ -1002,7 +1003,8 @@ def _team_hour_buckets(
         for n in range((site_day(day_end) - site_day(day_start)).days):
             day = site_day(day_start) + timedelta(days=n)
             buckets.append((Grain.DAY, *site_day_bounds(day, day)))
-    busy = sorted({s for _, s, _ in dirty} | {s for _, s in stale})
+    # A stale month is not read as a month (``_plan``); its start does not hold back its first day.
+    busy = sorted({s for _, s, _ in dirty} | {s for g, s in stale if g != Grain.MONTH})
     return sorted((b for b in buckets if not _any_in(busy, b[1], b[2])), key=_bucket_start)
 
 
