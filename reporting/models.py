@@ -169,6 +169,42 @@ class SiteIntervalRollup(RollupSums):
         return f"{self.bucket_start:%Y-%m-%d %H:%M}"
 
 
+class TeamHourRollup(RollupSums):
+    """``TeamIntervalRollup`` rows summed per site day (and month), team, channel, and the ISO
+    weekday and hour of the site time zone their interval started in: what the weekday × hour
+    heat map reads over long periods (a year of a site is about 30,000 month rows instead of
+    380,000 15-minute rows). Day rows are rewritten with ``TeamKpiRollup``'s day rows and months
+    summed from them, under the same stale rules; the heat map reads a day or month here only
+    when none of its intervals is dirty or stale (``reporting.queries``).
+    """
+
+    grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))
+    bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="+", verbose_name=_("team")
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices, verbose_name=_("channel"))
+    weekday = models.PositiveSmallIntegerField(
+        help_text=_("ISO weekday (1 = Monday), site time zone."), verbose_name=_("weekday")
+    )
+    hour = models.PositiveSmallIntegerField(
+        help_text=_("Hour of the day (0-23), site time zone."), verbose_name=_("hour")
+    )
+
+    class Meta:
+        verbose_name = _("team hour rollup")
+        verbose_name_plural = _("team hour rollups")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "bucket_start", "team", "channel", "weekday", "hour"],
+                name="teamhourrollup_one_per_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket_start:%Y-%m-%d} team {self.team_id}"
+
+
 class StaleBucket(models.Model):
     """A bucket whose sums lag behind the rows below it (never read while listed).
 
@@ -195,21 +231,13 @@ class StaleBucket(models.Model):
         return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M}"
 
 
-class AcwDurationRollup(models.Model):
-    """How many closed ACWs lasted ``seconds`` (whole seconds, rounded down), per interval.
-
-    The ACW histogram and its percentiles for any period come from these counts. One-second
-    resolution lets any whole-second bin width be computed exactly: for an integer width b,
-    floor(floor(d) / b) == floor(d / b). Same intervals, grains and dirty rules as ``KpiRollup``
-    (no wrap-up code: nothing reads the histogram per code).
-    """
+class DurationCounts(models.Model):
+    """How many closed ACWs lasted ``seconds`` (whole seconds, rounded down), per bucket, team
+    and channel: what both duration tables hold."""
 
     grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))
     bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
     bucket_end = models.DateTimeField(verbose_name=_("bucket end"))
-    agent = models.ForeignKey(
-        Agent, on_delete=models.CASCADE, related_name="+", verbose_name=_("agent")
-    )
     team = models.ForeignKey(
         Team, on_delete=models.CASCADE, related_name="+", verbose_name=_("team")
     )
@@ -219,6 +247,23 @@ class AcwDurationRollup(models.Model):
         verbose_name=_("seconds"),
     )
     count = models.PositiveIntegerField(default=0, verbose_name=_("count"))
+
+    class Meta:
+        abstract = True
+
+
+class AcwDurationRollup(DurationCounts):
+    """How many closed ACWs lasted ``seconds`` (whole seconds, rounded down), per interval.
+
+    The ACW histogram and its percentiles for any period come from these counts. One-second
+    resolution lets any whole-second bin width be computed exactly: for an integer width b,
+    floor(floor(d) / b) == floor(d / b). Same intervals, grains and dirty rules as ``KpiRollup``
+    (no wrap-up code: nothing reads the histogram per code).
+    """
+
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="+", verbose_name=_("agent")
+    )
 
     class Meta:
         verbose_name = _("ACW duration rollup")
@@ -240,6 +285,25 @@ class AcwDurationRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} agent {self.agent_id}: {self.seconds} s"
+
+
+class TeamAcwDurationRollup(DurationCounts):
+    """``AcwDurationRollup`` day and month rows summed over the agents: per team and channel,
+    what the ACW histogram reads when no agent is named (same refresh and stale rules as
+    ``TeamKpiRollup``)."""
+
+    class Meta:
+        verbose_name = _("team ACW duration rollup")
+        verbose_name_plural = _("team ACW duration rollups")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "bucket_start", "team", "channel", "seconds"],
+                name="teamacwdurationrollup_one_per_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.bucket_start:%Y-%m-%d} team {self.team_id}: {self.seconds} s"
 
 
 class CoachingRollup(RollupSums):

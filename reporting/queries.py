@@ -24,6 +24,7 @@ import heapq
 import itertools
 import math
 import operator
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -63,6 +64,8 @@ from .models import (
     KpiRollup,
     SiteIntervalRollup,
     StaleBucket,
+    TeamAcwDurationRollup,
+    TeamHourRollup,
     TeamIntervalRollup,
     TeamKpiRollup,
 )
@@ -650,10 +653,7 @@ def _add_rollup_sums(
         cells = rollups.annotate(
             c_weekday=_bucket_part("isodow", tz), c_hour=_bucket_part("hour", tz)
         )
-        sums = cells.values("c_weekday", "c_hour").annotate(**_ROLLUP_SUMS)
-        for weekday, hour, *r in sums.values_list("c_weekday", "c_hour", *_ROLLUP_SUMS):
-            key, name = weekday_hour_key(weekday, hour)
-            _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
+        _add_cell_sums(rows, cells, "c_weekday", "c_hour")
         return
     if group_by == "interval" and connection.vendor == "postgresql":
         for _, summed in _interval_sums(rollups):
@@ -713,6 +713,15 @@ def _streamed(sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
         cursor.execute(sql, params)
         while chunk := cursor.fetchmany(STREAM_CHUNK_ROWS):
             yield from chunk
+
+
+def _add_cell_sums(rows: dict[str, KpiRow], cells: QuerySet[Any], weekday: str, hour: str) -> None:
+    """Add the sums of rollup rows ``cells`` per heat-map cell, their ``weekday`` and ``hour``
+    (column or annotation names)."""
+    sums = cells.values(weekday, hour).annotate(**_ROLLUP_SUMS)
+    for cell_weekday, cell_hour, *r in sums.values_list(weekday, hour, *_ROLLUP_SUMS):
+        key, name = weekday_hour_key(cell_weekday, cell_hour)
+        _add_sums(rows.setdefault(key, KpiRow(key, name)), r)
 
 
 # The parts ``_bucket_part`` reads, as Django's ``Extract`` names them (other databases).
@@ -1058,6 +1067,101 @@ def _team_rollups(
     return TeamKpiRollup.objects.filter(in_segment, grain=grain).order_by()
 
 
+def _busy(
+    grain: str,
+    segment: tuple[datetime, datetime],
+    dirty: list[DirtyRange],
+    stale: set[tuple[str, datetime]],
+) -> list[datetime]:
+    """The buckets of ``grain`` in ``segment`` whose team rows may lag behind the agent rows
+    (dirty or stale): read from their agent rows (and raw rows) instead."""
+    return sorted(
+        {s for _, s, _ in dirty if segment[0] <= s < segment[1]}
+        | {s for g, s in stale if g == grain and segment[0] <= s < segment[1]}
+    )
+
+
+def _team_hour_buckets(
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    stale: set[tuple[str, datetime]],
+    dirty: list[DirtyRange],
+) -> list[tuple[str, datetime, datetime]]:
+    """(grain, start, end) of the whole site days and months of [start, end) the hour rows
+    (``TeamHourRollup``) answer, in time order: the months and days of ``_plan``, but none
+    holding a dirty interval or a stale day or interval (its 15-minute rows answer). A late
+    change to an ended month marks the month stale too, so its days answer until it is summed."""
+    plan = _plan(start, end, now, stale_months=_months(stale))
+    buckets: list[tuple[str, datetime, datetime]] = []
+    if plan.months:
+        month = plan.months[0]
+        while month < plan.months[1]:
+            following = site_month_bounds(site_day(month))[1]
+            buckets.append((Grain.MONTH, month, following))
+            month = following
+    for day_start, day_end in plan.days:
+        for n in range((site_day(day_end) - site_day(day_start)).days):
+            day = site_day(day_start) + timedelta(days=n)
+            buckets.append((Grain.DAY, *site_day_bounds(day, day)))
+    # A stale month is not read as a month (``_plan``); its start does not hold back its first day.
+    busy = sorted({s for _, s, _ in dirty} | {s for g, s in stale if g != Grain.MONTH})
+    return sorted((b for b in buckets if not _any_in(busy, b[1], b[2])), key=_bucket_start)
+
+
+def _bucket_start(bucket: tuple[str, datetime, datetime]) -> datetime:
+    return bucket[1]
+
+
+def _any_in(starts: list[datetime], start: datetime, end: datetime) -> bool:
+    """Whether one of the sorted ``starts`` lies in [start, end)."""
+    i = bisect_left(starts, start)
+    return i < len(starts) and starts[i] < end
+
+
+def _add_team_hours(
+    rows: dict[str, KpiRow], where: KpiFilter, buckets: list[tuple[str, datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """Add the heat-map cells of the hour rows of ``buckets`` (``_team_hour_buckets``, one
+    query); returns the time ranges they stand for, in order."""
+    ranges = _merged(buckets)
+    if ranges:
+        in_buckets = reduce(
+            operator.or_,
+            (Q(grain=g, bucket_start__gte=s, bucket_start__lt=e) for g, s, e in ranges),
+        )
+        hours = TeamHourRollup.objects.filter(where.q(), in_buckets).order_by()
+        _add_cell_sums(rows, hours, "weekday", "hour")
+    return [(s, e) for _, s, e in ranges]
+
+
+def _outside(segment: tuple[datetime, datetime], covered: list[tuple[datetime, datetime]]) -> Q:
+    """The rows of ``segment`` whose ``bucket_start`` is in none of the ``covered`` ranges
+    (in order, inside ``segment``): ranges the indexes serve, or none at all."""
+    gaps, start = [], segment[0]
+    for covered_start, covered_end in covered:
+        if start < covered_start:
+            gaps.append((start, covered_start))
+        start = max(start, covered_end)
+    if start < segment[1]:
+        gaps.append((start, segment[1]))
+    if not gaps:
+        return Q(pk__in=[])
+    return reduce(operator.or_, (Q(bucket_start__gte=s, bucket_start__lt=e) for s, e in gaps))
+
+
+def _merged(buckets: list[tuple[str, datetime, datetime]]) -> list[tuple[str, datetime, datetime]]:
+    """``buckets`` (in order) with adjacent ones of the same grain joined: a year of days is
+    one condition, not 365."""
+    out: list[tuple[str, datetime, datetime]] = []
+    for grain, start, end in buckets:
+        if out and out[-1][0] == grain and out[-1][2] == start:
+            out[-1] = (grain, out[-1][1], end)
+        else:
+            out.append((grain, start, end))
+    return out
+
+
 def _stale_buckets(start: datetime, end: datetime) -> set[tuple[str, datetime]]:
     """(grain, start) of the buckets in [start, end) whose sums lag (``StaleBucket``)."""
     stale = StaleBucket.objects.filter(bucket_start__gte=start, bucket_start__lt=end)
@@ -1143,10 +1247,16 @@ def kpi_rows(
                 department_ids=where.department_ids,
                 norms=norms,
             )
+        # The heat map's whole days and months from the hour rows, its other intervals below.
+        by_hour = None
+        if group_by == "weekday_hour" and _team_level(group_by, where):
+            by_hour = _add_team_hours(
+                rows, where, _team_hour_buckets(start, end, now, read.stale, read.dirty)
+            )
         if group_by == "interval" and connection.vendor == "postgresql":
             return list(_interval_rows(where, read, start, end, now, norms))
         for grain, segment in read.plan.segments():
-            for rollups in _segment_rollups(group_by, where, grain, segment, read, norms):
+            for rollups in _segment_rollups(group_by, where, grain, segment, read, norms, by_hour):
                 _add_rollup_sums(rows, group_by, rollups, norms)
         _add_raw_ranges(rows, group_by, where, read, norms)
         _add_open_acws(rows, group_by, where, start, end, now)
@@ -1183,10 +1293,12 @@ def _segment_rollups(
     segment: tuple[datetime, datetime],
     read: _Read,
     norms: Norms | None,
+    by_hour: list[tuple[datetime, datetime]] | None = None,
 ) -> list[QuerySet[Any]]:
     """The rollup rows that answer ``segment`` of a ``kpi_rows`` plan: its team rows where a
     team table has them, and the agent rows of the buckets whose team rows may lag behind (all
-    of them elsewhere). The first is the long one."""
+    of them elsewhere). The first is the long one. Team rows inside ``by_hour`` (the spans the
+    heat map read from the hour rows) are left out."""
     agent_rows = _rollups(KpiRollup, grain, segment, where, read.dirty)
     by_code = group_by == "wrap_up_code" or norms is not None
     team_level = _team_level(group_by, where)
@@ -1197,12 +1309,10 @@ def _segment_rollups(
         team_rows = SiteIntervalRollup.objects.filter(
             bucket_start__gte=segment[0], bucket_start__lt=segment[1]
         ).order_by()
-    # Buckets whose team rows may lag behind: their agent rows (and raw rows).
-    busy = sorted(
-        {s for _, s, _ in read.dirty if segment[0] <= s < segment[1]}
-        | {s for g, s in read.stale if g == grain and segment[0] <= s < segment[1]}
-    )
+    busy = _busy(grain, segment, read.dirty, read.stale)
     team_rows = team_rows.exclude(bucket_start__in=busy)
+    if by_hour is not None:
+        team_rows = team_rows.filter(_outside(segment, by_hour))
     return [team_rows, agent_rows.filter(bucket_start__in=busy)] if busy else [team_rows]
 
 
@@ -1408,7 +1518,8 @@ def acw_duration_counts(
 ) -> DurationCounts:
     """How many closed ACWs lasted each whole second, for the interactions that ended in
     [start, end), per group ``by`` (``"agent"`` or ``"team"``: keyed by external id or team
-    name) or all together (key ``""``). Read from the duration rollups like ``kpi_rows``."""
+    name) or all together (key ``""``). Read from the duration rollups like ``kpi_rows``: the
+    team rows where no agent is named."""
     counts: DurationCounts = defaultdict(dict)
     column = group_fields(by)[0] if by else None
     with consistent_read():
@@ -1419,17 +1530,33 @@ def acw_duration_counts(
             ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
             _add_raw_durations(counts, ended, by)
             return counts
+        team_level = _team_level(by or "", where)
         for grain, segment in plan.segments():
-            names = ("seconds", *([column] if column else []))
-            sums = (
-                _rollups(AcwDurationRollup, grain, segment, where, dirty)
-                .values(*names)
-                .annotate(n=Sum("count"))
-            )
-            for r in sums:
-                key = r[column] if column else ""
-                counts[key][r["seconds"]] = counts[key].get(r["seconds"], 0) + r["n"]
+            agent_rows = _rollups(AcwDurationRollup, grain, segment, where, dirty)
+            if team_level and grain != Grain.QUARTER:
+                busy = _busy(grain, segment, dirty, stale)
+                team_rows = TeamAcwDurationRollup.objects.filter(
+                    where.q(),
+                    grain=grain,
+                    bucket_start__gte=segment[0],
+                    bucket_start__lt=segment[1],
+                )
+                _add_duration_counts(counts, team_rows.exclude(bucket_start__in=busy), column)
+                if not busy:
+                    continue
+                agent_rows = agent_rows.filter(bucket_start__in=busy)
+            _add_duration_counts(counts, agent_rows, column)
         raw = _raw_ranges(plan, dirty)
         if raw is not None:
             _add_raw_durations(counts, Interaction.objects.filter(where.q()).filter(raw), by)
     return counts
+
+
+def _add_duration_counts(
+    counts: DurationCounts, rollups: QuerySet[Any], column: str | None
+) -> None:
+    """Add the counts of ``rollups`` (rows of a duration table) per whole second and group."""
+    names = ("seconds", *([column] if column else []))
+    for r in rollups.order_by().values(*names).annotate(n=Sum("count")):
+        key = r[column] if column else ""
+        counts[key][r["seconds"]] = counts[key].get(r["seconds"], 0) + r["n"]

@@ -13,10 +13,12 @@ are idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sum
 
 The team tables (``TeamKpiRollup``: days and months per team, channel and code;
 ``TeamIntervalRollup``: 15 minutes per team and channel, and ``SiteIntervalRollup`` its sums
-per 15 minutes) are sums of the agent rows. Whatever rewrites agent rows marks their buckets
-in ``StaleBucket`` in the same transaction, and ``refresh_stale_buckets()`` rewrites those team
-rows from the agent rows (at the end of every ``compute_rollups()`` run); readers use a team
-bucket only when it is neither stale nor dirty.
+per 15 minutes; ``TeamAcwDurationRollup``: days and months of ACW durations per team and
+channel) are sums of the agent rows, and ``TeamHourRollup`` (days and months per team, channel,
+site weekday and hour) of the 15-minute team rows. Whatever rewrites agent rows marks their
+buckets in ``StaleBucket`` in the same transaction, and ``refresh_stale_buckets()`` rewrites
+those team rows from the agent rows (at the end of every ``compute_rollups()`` run); readers use
+a team bucket only when it is neither stale nor dirty.
 Month rows (agents and teams) are summed from the days once the month has ended; a stale month
 is read as days.
 
@@ -59,6 +61,8 @@ from .models import (
     KpiRollup,
     SiteIntervalRollup,
     StaleBucket,
+    TeamAcwDurationRollup,
+    TeamHourRollup,
     TeamIntervalRollup,
     TeamKpiRollup,
 )
@@ -71,6 +75,7 @@ from .queries import (
     site_day_bounds,
     site_month_bounds,
     site_today,
+    site_tz,
 )
 
 logger = logging.getLogger(__name__)
@@ -272,6 +277,8 @@ _VENDOR_SQL = {
         "CASE WHEN jsonb_typeof({0}) = 'array' THEN {0} END) AS e(value)",
         "is_array": "jsonb_typeof({0}) = 'array'",
         "step": "e.value",
+        "local_weekday": "date_part('isodow', timezone({1}, {0}))::integer",
+        "local_hour": "date_part('hour', timezone({1}, {0}))::integer",
     },
     "sqlite": {
         "quarter": "datetime((CAST(strftime('%%s', {0}) AS INTEGER) / 900) * 900, 'unixepoch')",
@@ -281,6 +288,8 @@ _VENDOR_SQL = {
         "unnest": ", json_each({0}) AS e",
         "is_array": "json_type({0}) = 'array'",
         "step": "CAST(e.value AS TEXT)",  # json_each gives a number as a number
+        "local_weekday": "django_datetime_extract('iso_week_day', {0}, {1}, 'UTC')",
+        "local_hour": "django_datetime_extract('hour', {0}, {1}, 'UTC')",
     },
 }
 
@@ -662,8 +671,8 @@ def _insert_sums(
     replacing: Sequence[AgentBucket] | None = None,
 ) -> None:
     """The ``target`` grain rows of ``bounds`` (buckets), as sums of the ``source`` grain rows
-    inside them: of both agent tables, or (``agents=False``) of the team day/month table; in
-    place of the day rows of the agent-days ``replacing`` (``_write_rows``)."""
+    inside them: of both agent tables, or (``agents=False``) of the team day/month tables of
+    KPIs and ACW durations; in place of the day rows of the agent-days ``replacing`` (``_write_rows``)."""
     if not bounds:
         return
     calendar, calendar_params = _sums_calendar(source, target, bounds)
@@ -690,7 +699,17 @@ def _insert_sums(
         [target, _db(timezone.now()), *params],
         replacing,
     )
-    if agents:
+    if not agents:
+        _write_rows(
+            TeamAcwDurationRollup,
+            ("grain", "bucket_start", "bucket_end", "team_id", "channel", "seconds", "count"),
+            "SELECT %s, c.b_start, c.b_end, k.team_id, k.channel, k.seconds, SUM(k.count) "
+            f"FROM {calendar.format(_table(AcwDurationRollup))} WHERE {where} "
+            "GROUP BY c.b_start, c.b_end, k.team_id, k.channel, k.seconds "
+            "ORDER BY c.b_start, k.team_id, k.channel, k.seconds",
+            [target, *params],
+        )
+    else:
         _write_rows(
             AcwDurationRollup,
             (
@@ -731,6 +750,44 @@ def _insert_team_intervals(where: str, params: Sequence[Any]) -> None:
         f"WHERE {where} GROUP BY k.bucket_start ORDER BY k.bucket_start",
         [now, *params],
     )
+
+
+def _insert_team_hours(grain: str, bounds: Sequence[Bounds]) -> None:
+    """``TeamHourRollup`` rows of the site days (``grain`` day: sums of their 15-minute team
+    rows, per weekday and hour of the site time zone) or months (sums of their day rows)."""
+    if not bounds:
+        return
+    source: type[models.Model]
+    if grain == Grain.DAY:
+        calendar, params = _sums_calendar(Grain.QUARTER, Grain.DAY, bounds)
+        source, where = TeamIntervalRollup, "k.bucket_start >= %s AND k.bucket_start < %s"
+        zone = _site_zone_literal()
+        weekday = _sql("local_weekday", "k.bucket_start", zone)
+        hour = _sql("local_hour", "k.bucket_start", zone)
+    else:
+        calendar, params = _sums_calendar(Grain.DAY, Grain.MONTH, bounds)
+        source, where = (
+            TeamHourRollup,
+            "k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s",
+        )
+        params.append(Grain.DAY)
+        weekday, hour = "k.weekday", "k.hour"
+    sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
+    keys = f"c.b_start, k.team_id, k.channel, {weekday}, {hour}"
+    _execute(
+        f"INSERT INTO {_table(TeamHourRollup)} (grain, computed_at, bucket_start, team_id, "
+        f"channel, weekday, hour, {', '.join(MEASURES)}) SELECT %s, %s, {keys}, {sums} "
+        f"FROM {calendar.format(_table(source))} WHERE {where} GROUP BY {keys} ORDER BY {keys}",
+        [grain, _db(timezone.now()), *params, *_span(bounds)],
+    )
+
+
+def _site_zone_literal() -> str:
+    """The site time zone's name as an SQL string literal (a zone key has no quote; written
+    into the statement because it appears in both its select list and its GROUP BY)."""
+    key = site_tz().key
+    assert re.fullmatch(r"[\w/+-]+", key), key
+    return f"'{key}'"
 
 
 def _day_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
@@ -833,7 +890,8 @@ def _write_rollups(span: _Span) -> int:
     """Every rollup row of ``span``, into tables holding none of them: the agent 15-minute rows
     from the raw rows, each coarser grain from the one below it (the same sums the incremental
     runs write), the coaching day rows from the raw rows of whole days and their months from
-    them, then the team rows from the agent rows. Returns the 15-minute rows."""
+    them, then the team rows from the agent rows (the hour rows from the 15-minute team rows).
+    Returns the 15-minute rows."""
     rows = _insert_quarters([(span.start, span.end)])
     _analyze_fresh(KpiRollup, AcwDurationRollup)
     _insert_sums(Grain.QUARTER, Grain.DAY, span.days)
@@ -846,6 +904,10 @@ def _write_rollups(span: _Span) -> int:
     )
     _insert_sums(Grain.DAY, Grain.DAY, span.days, agents=False)
     _insert_sums(Grain.MONTH, Grain.MONTH, span.months, agents=False)
+    _analyze_fresh(TeamIntervalRollup)
+    _insert_team_hours(Grain.DAY, span.days)
+    _analyze_fresh(TeamHourRollup)
+    _insert_team_hours(Grain.MONTH, span.months)
     return rows
 
 
@@ -1010,21 +1072,31 @@ def refresh_stale_buckets(now: datetime | None = None) -> int:
             (s, bucket_end(Grain.DAY, s)) for _, g, s in sorted(stale, key=_start) if g == Grain.DAY
         ]
         if days:
-            TeamKpiRollup.objects.filter(
-                grain=Grain.DAY, bucket_start__in=[s for s, _ in days]
-            ).delete()
+            for team_table in (TeamKpiRollup, TeamAcwDurationRollup, TeamHourRollup):
+                team_table._default_manager.filter(
+                    grain=Grain.DAY, bucket_start__in=[s for s, _ in days]
+                ).delete()
             _insert_sums(Grain.DAY, Grain.DAY, days, agents=False)
+            _insert_team_hours(Grain.DAY, days)
         months = [
             (s, bucket_end(Grain.MONTH, s))
             for _, g, s in sorted(stale, key=_start)
             if g == Grain.MONTH
         ]
         for month in months:
-            for model in (KpiRollup, AcwDurationRollup, TeamKpiRollup, CoachingRollup):
+            for model in (
+                KpiRollup,
+                AcwDurationRollup,
+                TeamKpiRollup,
+                TeamAcwDurationRollup,
+                TeamHourRollup,
+                CoachingRollup,
+            ):
                 model._default_manager.filter(grain=Grain.MONTH, bucket_start=month[0]).delete()
             _insert_sums(Grain.DAY, Grain.MONTH, [month])
             _insert_coaching_months([month])
             _insert_sums(Grain.MONTH, Grain.MONTH, [month], agents=False)
+            _insert_team_hours(Grain.MONTH, [month])
         StaleBucket.objects.filter(pk__in=[pk for pk, *_ in stale]).delete()
     return len(stale)
 
@@ -1054,8 +1126,10 @@ _ROLLUP_TABLES = (
     KpiRollup,
     AcwDurationRollup,
     TeamKpiRollup,
+    TeamAcwDurationRollup,
     TeamIntervalRollup,
     SiteIntervalRollup,
+    TeamHourRollup,
     CoachingRollup,
     ChecklistRollup,
 )

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from agents.models import AcwPolicy, Agent, Department, Team, WrapUpCode
 from agents.tests.factories import DAY, send
 from reporting import rollups
+from reporting.models import Grain, TeamHourRollup
 from reporting.tests.test_api_kpis import KPI_URL, by_key, client_for
 
 # Time stands still on the afternoon of DAY (the root conftest's frozen_now).
@@ -291,6 +292,37 @@ def test_a_dst_day_has_its_25_hours_in_the_site_time_zone(
         {"from": 0, "to": 10, "count": 0},
         {"from": 10, "to": 20, "count": 4},
     ]
+
+
+def test_the_hour_rows_of_a_dst_day_and_its_month_have_its_25_hours_in_the_site_time_zone(
+    api: APIClient, dst_day: None, frozen_now: time_machine.Traveller
+) -> None:
+    rollups.compute_rollups()
+    day_cells = TeamHourRollup.objects.filter(grain=Grain.DAY).values_list(
+        "bucket_start", "weekday", "hour", "interactions", "acw_seconds"
+    )
+    sunday = datetime.fromisoformat("2026-10-24T22:00:00+00:00")  # midnight CEST
+    monday = datetime.fromisoformat("2026-10-25T23:00:00+00:00")  # midnight CET
+    assert sorted(day_cells) == [
+        (sunday, 7, 0, 1, 10),
+        (sunday, 7, 2, 2, 20),  # 02:20 CEST and 02:20 CET
+        (sunday, 7, 23, 1, 10),
+        (monday, 1, 0, 1, 10),
+    ]
+    frozen_now.move_to(datetime.fromisoformat("2026-11-02T12:00:00+00:00"))
+    rollups.refresh_stale_buckets()  # October has ended: its month rows
+    month_cells = TeamHourRollup.objects.filter(grain=Grain.MONTH).values_list(
+        "weekday", "hour", "interactions"
+    )
+    assert sorted(month_cells) == [(1, 0, 1), (7, 0, 1), (7, 2, 2), (7, 23, 1)]
+    october = {"group_by": "weekday_hour", "from": "2026-10-01", "to": "2026-10-31"}
+    hours = by_key(api.get(KPI_URL, october))
+    assert {k: r["interactions"] for k, r in hours.items()} == {
+        "1-00": 1,
+        "7-00": 1,
+        "7-02": 2,
+        "7-23": 1,
+    }
 
 
 # --- Access and validation -------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 from typing import Any
 
@@ -21,10 +21,18 @@ from reporting.models import (
     KpiRollup,
     SiteIntervalRollup,
     StaleBucket,
+    TeamAcwDurationRollup,
+    TeamHourRollup,
     TeamIntervalRollup,
     TeamKpiRollup,
 )
-from reporting.queries import kpi_rows, kpi_rows_raw, site_day_bounds
+from reporting.queries import (
+    KpiFilter,
+    acw_duration_counts,
+    kpi_rows,
+    kpi_rows_raw,
+    site_day_bounds,
+)
 
 from .factories import call, event, ingest
 
@@ -331,6 +339,54 @@ def test_a_month_is_read_as_days_until_its_rows_are_summed(alice: Agent) -> None
         assert rolled == raw and rolled[0]["talk_seconds"] == 10, group_by
 
 
+def test_hour_and_duration_team_rows_are_sums_read_unless_a_bucket_lags(
+    alice: Agent, bob: Agent
+) -> None:
+    ingest(*call("alice", "a1", NOON, talk=10, acw=5))
+    ingest(*call("alice", "a2", NOON + timedelta(minutes=20), talk=20, acw=7))
+    ingest(*call("bob", "b1", NOON + timedelta(hours=2), talk=30, acw=5))
+    rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))
+    cells = TeamHourRollup.objects.values_list("grain", "weekday", "hour", "interactions")
+    # 2026-11-20 is a Friday (ISO 5); alice and bob are in the same team.
+    assert sorted(cells) == [
+        ("day", 5, 12, 2),
+        ("day", 5, 14, 1),
+        ("mon", 5, 12, 2),
+        ("mon", 5, 14, 1),
+    ]
+    durations = TeamAcwDurationRollup.objects.values_list("grain", "seconds", "count")
+    assert sorted(durations) == [("day", 5, 2), ("day", 7, 1), ("mon", 5, 2), ("mon", 7, 1)]
+    # Team rows behind the agent rows are read while their bucket is fine ...
+    TeamHourRollup.objects.update(interactions=99)
+    TeamAcwDurationRollup.objects.update(count=50)
+    team_ids = [alice.team_id]
+    start, end = site_day_bounds(DAY.date(), DAY.date())
+    rolled, raw = kpis(team_ids, start, end, "weekday_hour")
+    assert [r["interactions"] for r in rolled] == [99, 99]
+    counts = acw_duration_counts(KpiFilter.of(team_ids), start, end, NOON + timedelta(days=1))
+    assert counts[""] == {5: 50, 7: 50}
+    # ... and not once one of their intervals is stale: the 15-minute and agent rows answer.
+    StaleBucket.objects.create(grain=Grain.QUARTER, bucket_start=NOON)
+    StaleBucket.objects.create(grain=Grain.DAY, bucket_start=DAY)
+    rolled, raw = kpis(team_ids, start, end, "weekday_hour")
+    assert rolled == raw and [r["interactions"] for r in rolled] == [2, 1]
+    counts = acw_duration_counts(KpiFilter.of(team_ids), start, end, NOON + timedelta(days=1))
+    assert counts[""] == {5: 2, 7: 1}
+
+
+def test_a_heat_map_of_a_day_before_whole_months_counts_each_interval_once(alice: Agent) -> None:
+    ingest(*call("alice", "a1", datetime(2026, 10, 31, 10, tzinfo=UTC), talk=10, acw=5))
+    ingest(*call("alice", "a2", NOON, talk=20, acw=7))
+    rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))
+    # October 31st from its day rows, November from its month rows, nothing from both.
+    start, end = site_day_bounds(date(2026, 10, 31), date(2026, 11, 30))
+    now = datetime(2026, 12, 15, tzinfo=UTC)
+    rolled, raw = kpis([alice.team_id], start, end, "weekday_hour", now=now)
+    assert rolled == raw and sum(r["interactions"] for r in rolled) == 2
+
+
 def _every_rollup_row() -> list[list[dict[str, Any]]]:
     """Every row of every rollup table, but for the row ids and ``computed_at`` (a rebuild
     writes new ones), in a stable order."""
@@ -338,8 +394,10 @@ def _every_rollup_row() -> list[list[dict[str, Any]]]:
         KpiRollup,
         AcwDurationRollup,
         TeamKpiRollup,
+        TeamAcwDurationRollup,
         TeamIntervalRollup,
         SiteIntervalRollup,
+        TeamHourRollup,
         CoachingRollup,
         ChecklistRollup,
     )
@@ -381,7 +439,7 @@ def test_a_set_based_rebuild_writes_exactly_what_the_incremental_runs_wrote(
     rollups.compute_rollups()
     rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))  # ended months
     incremental = _every_rollup_row()
-    assert all(incremental[:5])  # (no checklists ticked)
+    assert all(incremental[:7])  # (no checklists ticked)
     KpiRollup.objects.update(talk_seconds=999)  # damaged by hand
     REBUILDS[rebuild](noon.date())
     assert _every_rollup_row() == incremental
