@@ -68,12 +68,15 @@ def test_a_kpi_request_makes_a_bounded_number_of_queries(api: APIClient, history
 def test_a_csv_export_of_intervals_is_one_read(api: APIClient, history: None) -> None:
     last = site_today() - timedelta(days=1)
     params = {"group_by": "interval", "from": str(last - timedelta(days=34)), "to": str(last)}
-    # Two months of 15-minute rows: one streamed read, as many queries as the JSON (the
-    # second request: the first also reads what the site caches).
+    # Two months of 15-minute rows: on PostgreSQL one streamed read, as many queries as the
+    # JSON (the second request: the first also reads what the site caches); elsewhere a month
+    # at a time, still bounded.
     _queries(api, "/api/v1/kpis", params)
     json_queries = _queries(api, "/api/v1/kpis", params)
-    assert _queries(api, "/api/v1/kpis", {**params, "format": "csv"}) == json_queries
-    assert json_queries <= MAX_QUERIES
+    csv_queries = _queries(api, "/api/v1/kpis", {**params, "format": "csv"})
+    if connection.vendor == "postgresql":
+        assert csv_queries == json_queries
+    assert max(json_queries, csv_queries) <= MAX_QUERIES
 
 
 def test_a_distribution_request_makes_a_bounded_number_of_queries(
