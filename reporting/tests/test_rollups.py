@@ -511,3 +511,19 @@ def test_many_dirty_agents_read_from_raw_rows_give_the_same_kpis(
         ("alice", 4, 26.0),
         ("bob", 4, 26.0),
     ]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="planner statistics: PostgreSQL")
+def test_fresh_statistics_cover_the_teams_and_agents_the_rollups_join(alice: Agent) -> None:
+    # A bulk load's teams, never analysed (autovacuum may be off), read as two rows to the
+    # planner: it then loops over every team through the team index.
+    with connection.cursor() as cursor:
+        rollups.analyze()
+        cursor.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relname IN (%s, %s, %s)",
+            [Team._meta.db_table, Agent._meta.db_table, "agents_department"],
+        )
+        estimates = dict(cursor.fetchall())
+    assert estimates[Team._meta.db_table] == Team.objects.count() > 0
+    assert estimates[Agent._meta.db_table] == Agent.objects.count() > 0
+    assert estimates["agents_department"] >= 0
