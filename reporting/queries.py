@@ -26,7 +26,7 @@ import math
 import operator
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
@@ -235,30 +235,27 @@ class KpiRow:
     def as_json(self, *, norm: bool = False) -> str:
         """``as_dict`` as JSON text, exactly as the API's JSON renderer writes it (compact,
         UTF-8 kept), without the dict: a year of 15-minute rows is 35,000 of them."""
-        key, name, *numbers, expected, index = self.values(norm=norm)
-        if norm:
-            numbers[-1] = _json_number(numbers[-1])
-        return _ROW_JSON[norm] % (
-            encode_basestring(key),
-            encode_basestring(name),
-            *numbers,
-            _json_number(expected),
-            _json_number(index),
-        )
+        return self._formatted(_ROW_JSON[norm], encode_basestring, _json_number, norm=norm)
 
     def as_csv(self, *, norm: bool = False) -> str:
         """``values`` as a CSV line (None as an empty cell), exactly as ``csv.writer`` writes
         it, with one ``%``-format: only the key and the name may need quotes."""
+        return self._formatted(_ROW_CSV[norm], _csv_text, _csv_number, norm=norm)
+
+    def _formatted(
+        self,
+        template: str,
+        text: Callable[[str], str],
+        number: Callable[[float | None], Any],
+        *,
+        norm: bool,
+    ) -> str:
+        """``values`` through one ``%``-format: the key and the name through ``text``, the
+        values that may be null through ``number``."""
         key, name, *numbers, expected, index = self.values(norm=norm)
         if norm:
-            numbers[-1] = _csv_number(numbers[-1])
-        return _ROW_CSV[norm] % (
-            _csv_text(key),
-            _csv_text(name),
-            *numbers,
-            _csv_number(expected),
-            _csv_number(index),
-        )
+            numbers[-1] = number(numbers[-1])
+        return template % (text(key), text(name), *numbers, number(expected), number(index))
 
 
 def _json_number(value: float | None) -> float | str:
