@@ -225,7 +225,7 @@ def indexed_rows(
         end=end,
         now=now,
         norms=_index_norms(group_by, norms),
-        **_filters(where),
+        **where.arguments(),
     )
 
 
@@ -245,17 +245,8 @@ def iter_indexed_rows(
         last=last,
         now=now,
         norms=_index_norms(group_by, norms),
-        **_filters(where),
+        **where.arguments(),
     )
-
-
-def _filters(where: KpiFilter) -> dict[str, Any]:
-    return {
-        "team_ids": where.team_ids,
-        "agent_ids": where.agent_ids,
-        "channels": where.channels,
-        "department_ids": where.department_ids,
-    }
 
 
 # --- Checklist and raw-row signals ----------------------------------------------------------

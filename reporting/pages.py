@@ -78,14 +78,6 @@ class Scope:
         """The teams counted: those the user may see, narrowed by a team filter."""
         return self.where.team_ids
 
-    def filters(self) -> dict[str, Any]:
-        """The query functions' narrowing filters besides ``team_ids``."""
-        return {
-            "agent_ids": self.where.agent_ids,
-            "channels": self.where.channels,
-            "department_ids": self.where.department_ids,
-        }
-
     @cached_property
     def norms(self) -> coaching.Norms:
         """The wrap-up code norms for the period (read once per page)."""
@@ -187,7 +179,11 @@ def default_scope(user: Any, *, team: Team | None = None, agent: Agent | None = 
     today = site_today()
     return Scope(
         Period(today, today, "today"),
-        KpiFilter.of(visible.values_list("pk", flat=True), [agent.pk] if agent else None),
+        KpiFilter.of(
+            visible.values_list("pk", flat=True),
+            [agent.pk] if agent else None,
+            every_team=team is None and access.sees_all_teams(user),
+        ),
         team=team.name if team else "",
         agent=agent,
     )
@@ -225,11 +221,10 @@ def kpi(
             norms=scope.norms,
         )
     return queries.kpi_rows(
-        team_ids=scope.team_ids,
         group_by=group_by,  # type: ignore[arg-type]
         start=start,
         end=end,
-        **scope.filters(),
+        **scope.where.arguments(),
     )
 
 
@@ -438,9 +433,7 @@ def band_policy(scope: Scope) -> PolicySpec:
 def distribution(scope: Scope) -> dict[str, Any]:
     """The API's ACW distribution for ``scope``."""
     start, end = scope.bounds()
-    return queries.acw_distribution(
-        team_ids=scope.team_ids, start=start, end=end, **scope.filters()
-    )
+    return queries.acw_distribution(start=start, end=end, **scope.where.arguments())
 
 
 # --- Raw rows: an agent's recent interactions, alerts ---------------------------------------

@@ -130,14 +130,6 @@ class KpiQuery:
         """[start of ``first``, start of the day after ``last``) in the site time zone."""
         return site_day_bounds(self.first, self.last)
 
-    def _filters(self) -> dict[str, Any]:
-        return {
-            "team_ids": self.where.team_ids,
-            "agent_ids": self.where.agent_ids,
-            "channels": self.where.channels,
-            "department_ids": self.where.department_ids,
-        }
-
     def rows(self, now: datetime | None = None) -> list[Any]:
         """``queries.kpi_rows`` for this query, with each row's expected ACW and ACW index
         (``reporting.coaching``)."""
@@ -166,7 +158,7 @@ class KpiQuery:
         """``queries.acw_distribution`` for this query."""
         start, end = self.bounds
         return acw_distribution(
-            start=start, end=end, bin_seconds=self.bin_seconds, **self._filters()
+            start=start, end=end, bin_seconds=self.bin_seconds, **self.where.arguments()
         )
 
 
@@ -210,7 +202,13 @@ def parse_kpi_query(
         group_by=params.get("group_by", "agent"),
         first=params["from"],
         last=params["to"],
-        where=KpiFilter.of(teams.values_list("pk", flat=True), agent_ids, channels, department_ids),
+        where=KpiFilter.of(
+            teams.values_list("pk", flat=True),
+            agent_ids,
+            channels,
+            department_ids,
+            every_team="team" not in params and access.sees_all_teams(user),
+        ),
         format=params.get("format", "json"),
         bin_seconds=params.get("bin_seconds", 10),
     )

@@ -488,6 +488,11 @@ class KpiFilter:
     agent_ids: tuple[int, ...] | None = None
     channels: tuple[str, ...] | None = None
     department_ids: tuple[int, ...] | None = None
+    every_team: bool = False
+    """``team_ids`` are every team (a reader who sees them all, no team chosen): the condition
+    on the team is then only that there is one, so the database reads a period's rows through
+    the indexes on the period instead of every team's rows through the team index
+    (docs/benchmarks.md)."""
 
     @classmethod
     def of(
@@ -496,18 +501,33 @@ class KpiFilter:
         agent_ids: Iterable[int] | None = None,
         channels: Iterable[str] | None = None,
         department_ids: Iterable[int] | None = None,
+        every_team: bool = False,
     ) -> KpiFilter:
         return cls(
             tuple(team_ids),
             tuple(agent_ids) if agent_ids is not None else None,
             tuple(channels) if channels is not None else None,
             tuple(department_ids) if department_ids is not None else None,
+            every_team,
         )
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``kpi_rows``, ``acw_distribution``, ... that read it."""
+        return {
+            "team_ids": self.team_ids,
+            "agent_ids": self.agent_ids,
+            "channels": self.channels,
+            "department_ids": self.department_ids,
+            "every_team": self.every_team,
+        }
 
     def q(self, prefix: str = "") -> Q:
         """The condition on ``Interaction``, ``KpiRollup`` or ``AcwDurationRollup`` (same names),
         or through a relation to one (``prefix``, e.g. ``"interaction__"``)."""
-        q = Q(**{f"{prefix}team_id__in": self.team_ids})
+        if self.every_team:
+            q = Q(**{f"{prefix}team_id__isnull": False})
+        else:
+            q = Q(**{f"{prefix}team_id__in": self.team_ids})
         if self.agent_ids is not None:
             q &= Q(**{f"{prefix}agent_id__in": self.agent_ids})
         if self.channels is not None:
@@ -879,8 +899,9 @@ def _as_filter(
     agent_ids: Iterable[int] | None,
     channels: Iterable[str] | None,
     department_ids: Iterable[int] | None,
+    every_team: bool = False,
 ) -> KpiFilter:
-    return KpiFilter.of(team_ids, agent_ids, channels, department_ids)
+    return KpiFilter.of(team_ids, agent_ids, channels, department_ids, every_team)
 
 
 def kpi_rows_raw(
@@ -893,12 +914,13 @@ def kpi_rows_raw(
     agent_ids: Iterable[int] | None = None,
     channels: Iterable[str] | None = None,
     department_ids: Iterable[int] | None = None,
+    every_team: bool = False,
     norms: Norms | None = None,
 ) -> list[KpiRow]:
     """KPIs per group for interactions that ended in [start, end), from raw rows only (with
     ``norms``: and their expected ACW)."""
     now = now or timezone.now()
-    where = _as_filter(team_ids, agent_ids, channels, department_ids)
+    where = _as_filter(team_ids, agent_ids, channels, department_ids, every_team)
     ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
     rows: dict[str, KpiRow] = {}
     _add_raw(rows, group_by, ended, norms)
@@ -1047,7 +1069,7 @@ def _whole_site(where: KpiFilter) -> bool:
     answer, ``SiteIntervalRollup``)."""
     if (where.agent_ids, where.channels, where.department_ids) != (None, None, None):
         return False
-    return not Team.objects.exclude(pk__in=where.team_ids).exists()
+    return where.every_team or not Team.objects.exclude(pk__in=where.team_ids).exists()
 
 
 def _team_rollups(
@@ -1217,6 +1239,7 @@ def kpi_rows(
     agent_ids: Iterable[int] | None = None,
     channels: Iterable[str] | None = None,
     department_ids: Iterable[int] | None = None,
+    every_team: bool = False,
     norms: Norms | None = None,
 ) -> list[KpiRow]:
     """KPIs per group (``group_by``) for interactions that ended in [start, end) and match the
@@ -1228,7 +1251,7 @@ def kpi_rows(
     a bounded number of queries whatever the length of the period.
     """
     now = now or timezone.now()
-    where = _as_filter(team_ids, agent_ids, channels, department_ids)
+    where = _as_filter(team_ids, agent_ids, channels, department_ids, every_team)
     rows: dict[str, KpiRow] = {}
     with consistent_read():
         read = _Read.of(group_by, start, end, now)
@@ -1242,6 +1265,7 @@ def kpi_rows(
                 agent_ids=where.agent_ids,
                 channels=where.channels,
                 department_ids=where.department_ids,
+                every_team=where.every_team,
                 norms=norms,
             )
         # The heat map's whole days and months from the hour rows, its other intervals below.
@@ -1379,6 +1403,7 @@ def iter_kpi_rows(
     agent_ids: Iterable[int] | None = None,
     channels: Iterable[str] | None = None,
     department_ids: Iterable[int] | None = None,
+    every_team: bool = False,
     norms: Norms | None = None,
 ) -> Iterator[KpiRow]:
     """``kpi_rows`` for the site days ``first`` to ``last``, yielded in order, for exports.
@@ -1395,11 +1420,12 @@ def iter_kpi_rows(
         "agent_ids": agent_ids,
         "channels": channels,
         "department_ids": department_ids,
+        "every_team": every_team,
         "norms": norms,
     }
     if group_by == "interval" and connection.vendor == "postgresql":
         start, end = site_day_bounds(first, last)
-        where = _as_filter(filters["team_ids"], agent_ids, channels, department_ids)
+        where = _as_filter(filters["team_ids"], agent_ids, channels, department_ids, every_team)
         with consistent_read():
             read = _Read.of(group_by, start, end, filters["now"])
             if not read.too_dirty:
@@ -1480,9 +1506,10 @@ def acw_distribution_raw(
     agent_ids: Iterable[int] | None = None,
     channels: Iterable[str] | None = None,
     department_ids: Iterable[int] | None = None,
+    every_team: bool = False,
 ) -> dict[str, Any]:
     """``acw_distribution`` from the raw rows only (the reference for the rollups)."""
-    where = _as_filter(team_ids, agent_ids, channels, department_ids)
+    where = _as_filter(team_ids, agent_ids, channels, department_ids, every_team)
     counts: DurationCounts = defaultdict(dict)
     ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
     _add_raw_durations(counts, ended)
@@ -1499,13 +1526,14 @@ def acw_distribution(
     agent_ids: Iterable[int] | None = None,
     channels: Iterable[str] | None = None,
     department_ids: Iterable[int] | None = None,
+    every_team: bool = False,
 ) -> dict[str, Any]:
     """The durations of the closed ACWs that followed interactions ended in [start, end)
     (docs/api.md): ``{"count", "bin_seconds", "bins": [{"from", "to", "count"}], "p50",
     "p90"}`` (see ``distribution_from_counts``). An ACW still open has no duration yet and is
     not counted. Read from the duration rollups like ``kpi_rows``.
     """
-    where = _as_filter(team_ids, agent_ids, channels, department_ids)
+    where = _as_filter(team_ids, agent_ids, channels, department_ids, every_team)
     counts = acw_duration_counts(where, start, end, now or timezone.now())
     return distribution_from_counts(counts.get("", {}), bin_seconds)
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from agents.models import AcwPolicy, Agent
@@ -175,6 +177,31 @@ def test_a_supervisor_gets_kpis_of_their_teams_only(supervisor_sam: Any, kpi_day
 def test_a_manager_gets_kpis_of_every_team(manager_maria: Any, kpi_day: None) -> None:
     teams = by_key(client_for(manager_maria).get(KPI_URL, {"group_by": "team", "from": DAY}))
     assert set(teams) == {"North", "South"}
+
+
+@pytest.mark.parametrize("group_by", ["agent", "channel", "weekday_hour", "interval"])
+def test_a_reader_of_every_team_reads_by_period_not_through_a_list_of_teams(
+    manager_maria: Any, supervisor_sam: Any, kpi_day: None, group_by: str
+) -> None:
+    """A manager with no team chosen is not narrowed to a list of every team id (which made
+    the database read a year through the team index); a supervisor, or a chosen team, is. The
+    figures are those of the teams added up."""
+    manager = client_for(manager_maria)
+    query = {"group_by": group_by, "from": DAY, "to": DAY}
+    with CaptureQueriesContext(connection) as every_team:
+        rows = by_key(manager.get(KPI_URL, query))
+    reads = [q["sql"] for q in every_team.captured_queries if '"team_id" IS NOT NULL' in q["sql"]]
+    assert reads
+    assert not any('"team_id" IN (' in sql for sql in reads)
+    with CaptureQueriesContext(connection) as listed:
+        supervised = by_key(client_for(supervisor_sam).get(KPI_URL, query))
+    assert any('"team_id" IN (' in q["sql"] for q in listed.captured_queries)
+    assert not any('"team_id" IS NOT NULL' in q["sql"] for q in listed.captured_queries)
+    south = by_key(manager.get(KPI_URL, {**query, "team": "South"}))
+    for key in set(rows) | set(supervised) | set(south):
+        parts = [part[key] for part in (supervised, south) if key in part]
+        for field in ("interactions", "talk_seconds", "hold_seconds", "acw_seconds"):
+            assert rows[key][field] == pytest.approx(sum(part[field] for part in parts))
 
 
 @pytest.mark.parametrize(
