@@ -7,16 +7,17 @@ rows a page reads are an agent's bounded list of recent interactions.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, reduce
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
-from django.db.models import ExpressionWrapper, Func, IntegerField, Sum, Value
-from django.db.models.functions import ExtractHour, TruncDate
+from django.db.models import ExpressionWrapper, Func, IntegerField, Q, Sum, Value
+from django.db.models.functions import ExtractHour, ExtractMonth, ExtractYear, TruncDate
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -637,15 +638,24 @@ def coaching_page(entries: list[coaching.Entry], number: str | None) -> Page:
     return Paginator(worst_first, TABLE_PAGE_SIZE).get_page(number)
 
 
-# Beyond this many days a sparkline has a point per week: a year is 53 points, not 365.
+# Beyond this many days a sparkline has a point per week: 70 days are 10 points, not 70.
 WEEKLY_SPARKLINE_DAYS = 62
+# Beyond this many, a point per calendar month: a year is 13 points (the first and last months
+# possibly partial) read from the month rows, instead of 53 weeks summed from 365 day rows.
+MONTHLY_SPARKLINE_DAYS = 183
 
 
-def sparkline_step(period: Period) -> Literal["hour", "day", "week"]:
+def sparkline_step(period: Period) -> Literal["hour", "day", "week", "month"]:
     """What one point of the team page's sparklines covers for ``period``."""
     if period.is_one_day:
         return "hour"
+    if period.days > MONTHLY_SPARKLINE_DAYS:
+        return "month"
     return "week" if period.days > WEEKLY_SPARKLINE_DAYS else "day"
+
+
+def _month_number(day: date) -> int:
+    return day.year * 12 + day.month
 
 
 class DaysSince(Func):
@@ -667,8 +677,9 @@ class DaysSince(Func):
 
 
 def agent_sparklines(scope: Scope) -> dict[str, list[float | None]]:
-    """Average ACW per agent per hour (one day), day or week (``sparkline_step``): weeks
-    counted from the period's first day, the last one possibly shorter.
+    """Average ACW per agent per hour (one day), day, week or month (``sparkline_step``):
+    weeks counted from the period's first day, the last one possibly shorter; calendar months
+    of the site, read from the month rows where a whole month has them.
 
     One query on the rollups, as of their last run (a minute old at most): a sparkline shows a
     shape, and the exact figures sit next to it in the table. The database sums each agent's
@@ -676,18 +687,35 @@ def agent_sparklines(scope: Scope) -> dict[str, list[float | None]]:
     """
     start, end = scope.bounds()
     step = sparkline_step(scope.period)
-    rollups = KpiRollup.objects.filter(
-        grain=Grain.QUARTER if step == "hour" else Grain.DAY,
-        bucket_start__gte=start,
-        bucket_start__lt=end,
-        team_id__in=scope.team_ids,
-    )
+    if step == "month":
+        in_period = reduce(
+            operator.or_,
+            (
+                Q(grain=grain, bucket_start__gte=s, bucket_start__lt=e)
+                for grain, (s, e) in queries.rollup_segments(start, end)
+            ),
+        )
+    else:
+        in_period = Q(
+            grain=Grain.QUARTER if step == "hour" else Grain.DAY,
+            bucket_start__gte=start,
+            bucket_start__lt=end,
+        )
+    rollups = KpiRollup.objects.filter(in_period, team_id__in=scope.team_ids)
     if scope.channel:
         rollups = rollups.filter(channel=scope.channel)
     tz = site_tz()
     point: Any
     if step == "hour":
         size, point = 24, ExtractHour("bucket_start", tzinfo=tz)
+    elif step == "month":
+        first, last = scope.period.first, scope.period.last
+        size = _month_number(last) - _month_number(first) + 1
+        point = (
+            ExtractYear("bucket_start", tzinfo=tz) * 12
+            + ExtractMonth("bucket_start", tzinfo=tz)
+            - _month_number(first)
+        )
     else:
         days = DaysSince(TruncDate("bucket_start", tzinfo=tz), Value(scope.period.first))
         per = 7 if step == "week" else 1

@@ -961,6 +961,15 @@ class _Plan:
         return out + [(Grain.QUARTER, segment) for segment in self.quarters]
 
 
+def rollup_segments(
+    start: datetime, end: datetime, now: datetime | None = None
+) -> list[tuple[str, tuple[datetime, datetime]]]:
+    """(grain, [start, end)) of the rollup rows that tile the site days [start, end), as
+    ``kpi_rows`` reads them: whole months that have ended and are summed, then days."""
+    stale = _stale_buckets(start, end)
+    return _plan(start, end, now or timezone.now(), stale_months=_months(stale)).segments()
+
+
 def _plan(
     start: datetime,
     end: datetime,

@@ -298,7 +298,7 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         "total": total,
         "sort": sort,
         "sorts": _sort_links(scope, sort, team=None),
-        "spark_per": {"hour": _("hour"), "day": _("day"), "week": _("week")}[
+        "spark_per": {"hour": _("hour"), "day": _("day"), "week": _("week"), "month": _("month")}[
             pages.sparkline_step(scope.period)
         ],
         "cards": pages.headline_cards(total, before),

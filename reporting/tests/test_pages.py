@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from agents.models import AcwPolicy, Agent, ChecklistItem, Department, Team
 from agents.services import provision_agent
 from reporting import pages
 from reporting.alerts import evaluate_alerts
+from reporting.models import Grain, KpiRollup
 from reporting.queries import site_today, site_tz
 from reporting.rollups import compute_rollups
 
@@ -340,6 +341,51 @@ def test_the_overview_table_pages_and_sorts_every_row_keeping_the_filters(
         "Alice Martin",
         "Bob Jansen",
     ]
+
+
+def test_the_team_page_draws_a_point_per_month_over_a_year(
+    client: Client, manager_maria: Any, alice: Agent, north: Team
+) -> None:
+    """A year's sparkline has a point per calendar month: ended months from their month rows,
+    the current month and the partial first month from day rows."""
+    today = site_today()
+    first = today - timedelta(days=364)
+    days = {
+        "first": (first, 20),
+        "m2a": (_month_start(first, 2) + timedelta(days=3), 40),
+        "m2b": (_month_start(first, 2) + timedelta(days=9), 60),
+        "last": (today - timedelta(days=1), 70),
+    }
+    for key, (day, acw) in days.items():
+        start = datetime.combine(day, time(10), site_tz())
+        ingest(*call("alice", key, start, talk=60, acw=acw))
+    compute_rollups()
+    user_scope = pages.parse_scope(
+        manager_maria, {"from": str(first), "to": str(today)}, team=north
+    )
+    assert pages.sparkline_step(user_scope.period) == "month"
+    points = pages.agent_sparklines(user_scope)["alice"]
+    months = (today.year - first.year) * 12 + today.month - first.month + 1
+    assert len(points) == months
+    assert points[0] == 20
+    assert points[2] == pytest.approx((40 + 60) / 2)
+    last = _month_number(today - timedelta(days=1)) - _month_number(first)
+    assert points[last] == 70
+    assert [i for i, p in enumerate(points) if p is not None] == [0, 2, last]
+    # The ended months have their month rows (the incremental run sums them).
+    assert KpiRollup.objects.filter(grain=Grain.MONTH, agent=alice).exists()
+    client.force_login(manager_maria)
+    page = client.get(f"/kpis/teams/{north.pk}/?from={first}&to={today}")
+    assert "Avg ACW per month" in page.content.decode()
+
+
+def _month_number(day: date) -> int:
+    return day.year * 12 + day.month
+
+
+def _month_start(day: date, months_later: int) -> date:
+    month = day.month - 1 + months_later
+    return date(day.year + month // 12, month % 12 + 1, 1)
 
 
 def test_the_team_page_draws_a_point_per_week_over_a_long_period(
