@@ -48,6 +48,8 @@ from reporting import rollups
 from reporting.queries import site_today, site_tz
 
 SOURCE = "seed_history"
+WORKER_CONNECTION_WAIT = 30.0
+"""Seconds a worker process (``--jobs``) waits for a database connection."""
 DEPARTMENT_NAMES = ("Sales", "Service", "Back office", "Digital", "Retention")
 # (code, label, expected ACW seconds, share of interactions); "" = no code given.
 CODES = (
@@ -314,31 +316,36 @@ def _written_days(
     most of a day's cost, is spread over the cores.
     """
     if jobs == 1:
-        _bulk_session()
         for day in days:
             yield (day, *_commit_day(plan, day))
         return
-    # Forked workers must not share the parent's connections or its pool: each opens its own.
+    # Forked workers must not share the parent's connections or its pool: each opens its own,
+    # and waits for it as long as a busy database takes to accept it (a web request's short
+    # wait, DB_POOL_TIMEOUT, is for pushing back on clients; under load a worker's first
+    # connection took over a second).
     connections.close_all()
     connection.close_pool()  # type: ignore[attr-defined]
+    pool = connection.settings_dict["OPTIONS"].get("pool")
+    if isinstance(pool, dict):
+        pool["timeout"] = max(pool.get("timeout", 0), WORKER_CONNECTION_WAIT)
     context = multiprocessing.get_context("fork")
-    with context.Pool(jobs, initializer=_bulk_session) as pool:
+    # No initializer that connects: one that fails (the database slow to accept a connection,
+    # or down) kills its worker before it takes a day, and the pool starts another for ever.
+    # A day that fails raises here instead.
+    with context.Pool(jobs) as pool:
         for day, result in zip(
             days, pool.imap(functools.partial(_commit_day, plan), days), strict=True
         ):
             yield (day, *result)
 
 
-def _bulk_session() -> None:
-    """A bulk load: a crash may lose the last commits (run it again with another --prefix), so
-    do not wait for each day's commit to reach the disk."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO off")
-
-
 def _commit_day(plan: _History, day: date) -> tuple[dict[str, int], Finals]:
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A bulk load: a crash may lose the last days (run it again with another
+            # --prefix), so the commit does not wait for the day to reach the disk.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO off")
         return _write_day(plan, day)
 
 
