@@ -387,9 +387,12 @@ def trend(scope: Scope) -> Trend:
             result.labels.append(f"{moment.astimezone(tz):%H:%M}")
             _add_bucket(result, row)
     else:
+        # "d M" as ``date_format`` writes it, with each month's name looked up once: a year of
+        # labels through ``date_format`` took longer than reading the year's rows.
+        months = {month: date_format(date(2000, month, 1), "M") for month in range(1, 13)}
         for i in range(scope.period.days):
             day = scope.period.first + timedelta(days=i)
-            result.labels.append(date_format(day, "d M"))
+            result.labels.append(f"{day.day:02d} {months[day.month]}")
             _add_bucket(result, by_key.get(day.isoformat()))
     return result
 

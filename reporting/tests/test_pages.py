@@ -14,6 +14,8 @@ import time_machine
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
+from django.utils.formats import date_format
 
 from agents.models import AcwPolicy, Agent, ChecklistItem, Department, Team
 from agents.services import provision_agent
@@ -341,6 +343,19 @@ def test_the_overview_table_pages_and_sorts_every_row_keeping_the_filters(
         "Alice Martin",
         "Bob Jansen",
     ]
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "nl"])
+def test_a_range_trend_labels_each_day_as_the_locale_writes_it(
+    manager_maria: Any, alice: Agent, language: str
+) -> None:
+    first = date(2025, 12, 25)
+    scope = pages.parse_scope(manager_maria, {"from": str(first), "to": "2026-03-05"})
+    with translation.override(language):
+        labels = pages.trend(scope).labels
+        expected = [date_format(first + timedelta(days=i), "d M") for i in range(scope.period.days)]
+    assert labels == expected
+    assert len(labels) == 71
 
 
 def test_the_team_page_draws_a_point_per_month_over_a_year(
