@@ -46,7 +46,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Min, Q
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from agents.models import (
@@ -591,55 +591,90 @@ def _insert_coaching_days(
     )
 
 
+@dataclass(frozen=True)
+class _TeamDays:
+    """Every team's day rows of the site days starting at ``starts``: what the refresh of stale
+    days replaces (``_write_rows``)."""
+
+    starts: Sequence[datetime]
+
+
+Replacing = Sequence[AgentBucket] | _TeamDays
+"""The day rows a write replaces: those of these agent-days, or every team's of these days."""
+
+
 def _write_rows(
     model: type[models.Model],
     columns: Sequence[str],
     select: str,
     params: Sequence[Any],
-    replacing: Sequence[AgentBucket] | None = None,
+    replacing: Replacing | None = None,
 ) -> int:
     """Insert the rows of ``select`` (its columns named by ``columns``) into ``model``'s table;
-    with ``replacing``, in place of the day rows of those agent-days; returns the rows written.
+    with ``replacing``, in place of those day rows; returns the rows written.
 
     Replacing on PostgreSQL is one statement that updates the rows whose key is still there,
     but only where a sum changed, inserts the new keys and deletes the keys that are gone:
-    when the open interval of every agent is recomputed, most of their day rows are unchanged,
-    and deleting and inserting them again rewrote every one of them and its index entries.
+    when the open interval of every agent is recomputed, most of their day rows, and of their
+    teams' day rows, are unchanged, and deleting and inserting them again rewrote every one of
+    them and its index entries (and checked its foreign keys again at the commit).
     """
     table = _table(model)
     names = ", ".join(columns)
     if replacing is not None and connection.vendor != "postgresql":
-        rows = model._default_manager.filter(_agent_buckets_q(replacing))
-        if _has_grain(model):
-            rows = rows.filter(grain=Grain.DAY)
-        rows.delete()
+        _replaced_rows(model, replacing).delete()
     if replacing is None or connection.vendor != "postgresql":
         return _execute(f"INSERT INTO {table} ({names}) {select}", params)
     keys = _unique_key(model)
     values = [column for column in columns if column not in keys]
     sums = [column for column in values if column != "computed_at"]
     key = [column for column in keys if column != "grain"]
-    starts, agents = zip(*((start, agent_id) for agent_id, start in replacing), strict=True)
-    # The pairs, and the same agents and days as a list and a range the indexes serve.
-    day_rows = (
-        "k.bucket_start = d.b_start AND k.agent_id = d.b_agent "
-        "AND k.agent_id = ANY(%s::bigint[]) AND k.bucket_start >= %s AND k.bucket_start <= %s"
-    )
-    narrow: list[Any] = [sorted(set(agents)), _db(min(starts)), _db(max(starts))]
-    if _has_grain(model):
-        day_rows += " AND k.grain = %s"
-        narrow.append(Grain.DAY)
+    replaced, narrow = _replaced_sql(model, replacing)
     return _execute(
-        f"WITH n ({names}) AS ({select}), gone AS (DELETE FROM {table} k "
-        "USING unnest(%s::timestamptz[], %s::bigint[]) AS d(b_start, b_agent) "
-        f"WHERE {day_rows} AND ({', '.join(f'k.{c}' for c in key)}) "
-        f"NOT IN (SELECT {', '.join(key)} FROM n)) "
+        f"WITH n ({names}) AS ({select}), gone AS (DELETE FROM {table} k {replaced} "
+        f"AND ({', '.join(f'k.{c}' for c in key)}) NOT IN (SELECT {', '.join(key)} FROM n)) "
         f"INSERT INTO {table} AS k ({names}) SELECT * FROM n ON CONFLICT ({', '.join(keys)}) "
         f"DO UPDATE SET {', '.join(f'{v} = EXCLUDED.{v}' for v in values)} "
         f"WHERE ({', '.join(f'k.{v}' for v in sums)}) "
         f"IS DISTINCT FROM ({', '.join(f'EXCLUDED.{v}' for v in sums)})",
-        [*params, list(starts), list(agents), *narrow],
+        [*params, *narrow],
     )
+
+
+def _replaced_rows(model: type[models.Model], replacing: Replacing) -> QuerySet[Any]:
+    """The day rows of ``model`` that ``replacing`` names."""
+    if isinstance(replacing, _TeamDays):
+        return model._default_manager.filter(grain=Grain.DAY, bucket_start__in=replacing.starts)
+    rows = model._default_manager.filter(_agent_buckets_q(replacing))
+    return rows.filter(grain=Grain.DAY) if _has_grain(model) else rows
+
+
+def _replaced_sql(model: type[models.Model], replacing: Replacing) -> tuple[str, list[Any]]:
+    """``[USING ...] WHERE ...`` of a DELETE of the day rows ``k`` of ``model`` that
+    ``replacing`` names, and its parameters."""
+    if isinstance(replacing, _TeamDays):
+        return "WHERE k.grain = %s AND k.bucket_start = ANY(%s::timestamptz[])", [
+            Grain.DAY,
+            list(replacing.starts),
+        ]
+    starts, agents = zip(*((start, agent_id) for agent_id, start in replacing), strict=True)
+    # The pairs, and the same agents and days as a list and a range the indexes serve.
+    sql = (
+        "USING unnest(%s::timestamptz[], %s::bigint[]) AS d(b_start, b_agent) "
+        "WHERE k.bucket_start = d.b_start AND k.agent_id = d.b_agent "
+        "AND k.agent_id = ANY(%s::bigint[]) AND k.bucket_start >= %s AND k.bucket_start <= %s"
+    )
+    params: list[Any] = [
+        list(starts),
+        list(agents),
+        sorted(set(agents)),
+        _db(min(starts)),
+        _db(max(starts)),
+    ]
+    if _has_grain(model):
+        sql += " AND k.grain = %s"
+        params.append(Grain.DAY)
+    return sql, params
 
 
 def _has_grain(model: type[models.Model]) -> bool:
@@ -677,11 +712,11 @@ def _insert_sums(
     bounds: Sequence[Bounds],
     *,
     agents: bool = True,
-    replacing: Sequence[AgentBucket] | None = None,
+    replacing: Replacing | None = None,
 ) -> None:
     """The ``target`` grain rows of ``bounds`` (buckets), as sums of the ``source`` grain rows
     inside them: of both agent tables, or (``agents=False``) of the team day/month tables of
-    KPIs and ACW durations; in place of the day rows of the agent-days ``replacing`` (``_write_rows``)."""
+    KPIs and ACW durations; in place of the day rows ``replacing`` (``_write_rows``)."""
     if not bounds:
         return
     calendar, calendar_params = _sums_calendar(source, target, bounds)
@@ -717,6 +752,7 @@ def _insert_sums(
             "GROUP BY c.b_start, c.b_end, k.team_id, k.channel, k.seconds "
             "ORDER BY c.b_start, k.team_id, k.channel, k.seconds",
             [target, *params],
+            replacing,
         )
     else:
         _write_rows(
@@ -761,9 +797,12 @@ def _insert_team_intervals(where: str, params: Sequence[Any]) -> None:
     )
 
 
-def _insert_team_hours(grain: str, bounds: Sequence[Bounds]) -> None:
+def _insert_team_hours(
+    grain: str, bounds: Sequence[Bounds], *, replacing: _TeamDays | None = None
+) -> None:
     """``TeamHourRollup`` rows of the site days (``grain`` day: sums of their 15-minute team
-    rows, per weekday and hour of the site time zone) or months (sums of their day rows)."""
+    rows, per weekday and hour of the site time zone) or months (sums of their day rows); in
+    place of the day rows ``replacing`` (``_write_rows``)."""
     if not bounds:
         return
     source: type[models.Model]
@@ -783,11 +822,22 @@ def _insert_team_hours(grain: str, bounds: Sequence[Bounds]) -> None:
         weekday, hour = "k.weekday", "k.hour"
     sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
     keys = f"c.b_start, k.team_id, k.channel, {weekday}, {hour}"
-    _execute(
-        f"INSERT INTO {_table(TeamHourRollup)} (grain, computed_at, bucket_start, team_id, "
-        f"channel, weekday, hour, {', '.join(MEASURES)}) SELECT %s, %s, {keys}, {sums} "
+    _write_rows(
+        TeamHourRollup,
+        (
+            "grain",
+            "computed_at",
+            "bucket_start",
+            "team_id",
+            "channel",
+            "weekday",
+            "hour",
+            *MEASURES,
+        ),
+        f"SELECT %s, %s, {keys}, {sums} "
         f"FROM {calendar.format(_table(source))} WHERE {where} GROUP BY {keys} ORDER BY {keys}",
         [grain, _db(timezone.now()), *params, *_span(bounds)],
+        replacing,
     )
 
 
@@ -1081,12 +1131,10 @@ def refresh_stale_buckets(now: datetime | None = None) -> int:
             (s, bucket_end(Grain.DAY, s)) for _, g, s in sorted(stale, key=_start) if g == Grain.DAY
         ]
         if days:
-            for team_table in (TeamKpiRollup, TeamAcwDurationRollup, TeamHourRollup):
-                team_table._default_manager.filter(
-                    grain=Grain.DAY, bucket_start__in=[s for s, _ in days]
-                ).delete()
-            _insert_sums(Grain.DAY, Grain.DAY, days, agents=False)
-            _insert_team_hours(Grain.DAY, days)
+            # In place: a day's team rows are mostly unchanged by the open interval.
+            replacing = _TeamDays([s for s, _ in days])
+            _insert_sums(Grain.DAY, Grain.DAY, days, agents=False, replacing=replacing)
+            _insert_team_hours(Grain.DAY, days, replacing=replacing)
         months = [
             (s, bucket_end(Grain.MONTH, s))
             for _, g, s in sorted(stale, key=_start)
