@@ -308,19 +308,21 @@ def _sql(name: str, *operands: str) -> str:
 
 
 _CLOSED = "a.ended_at IS NOT NULL"
-# Per measure: its sum over ended interactions ``i`` left-joined to their ACW ``a``.
-_RAW_SUMS = {
-    "interactions": "COUNT(*)",
-    "talk_seconds": "SUM(i.talk_seconds)",
-    "hold_seconds": "SUM(i.hold_seconds)",
-    "acw_seconds": f"SUM(CASE WHEN {_CLOSED} THEN COALESCE(a.duration_seconds, 0) ELSE 0 END)",
-    "acw_count": f"SUM(CASE WHEN {_CLOSED} THEN 1 ELSE 0 END)",
-    "extensions": f"SUM(CASE WHEN {_CLOSED} THEN COALESCE(a.extensions, 0) ELSE 0 END)",
-    "extended": f"SUM(CASE WHEN {_CLOSED} AND a.extensions > 0 THEN 1 ELSE 0 END)",
-    "timeouts": f"SUM(CASE WHEN {_CLOSED} AND a.end_reason = 'timeout' THEN 1 ELSE 0 END)",
-    "overruns": f"SUM(CASE WHEN {_CLOSED} AND a.overrun THEN 1 ELSE 0 END)",
-    "too_short": f"SUM(CASE WHEN {_CLOSED} AND a.too_short THEN 1 ELSE 0 END)",
+# Per measure: what one ended interaction ``i`` left-joined to its ACW ``a`` adds to it ...
+_RAW_VALUES = {
+    "interactions": "1",
+    "talk_seconds": "i.talk_seconds",
+    "hold_seconds": "i.hold_seconds",
+    "acw_seconds": f"CASE WHEN {_CLOSED} THEN COALESCE(a.duration_seconds, 0) ELSE 0 END",
+    "acw_count": f"CASE WHEN {_CLOSED} THEN 1 ELSE 0 END",
+    "extensions": f"CASE WHEN {_CLOSED} THEN COALESCE(a.extensions, 0) ELSE 0 END",
+    "extended": f"CASE WHEN {_CLOSED} AND a.extensions > 0 THEN 1 ELSE 0 END",
+    "timeouts": f"CASE WHEN {_CLOSED} AND a.end_reason = 'timeout' THEN 1 ELSE 0 END",
+    "overruns": f"CASE WHEN {_CLOSED} AND a.overrun THEN 1 ELSE 0 END",
+    "too_short": f"CASE WHEN {_CLOSED} AND a.too_short THEN 1 ELSE 0 END",
 }
+# ... and its sum over them.
+_RAW_SUMS = {name: f"SUM({value})" for name, value in _RAW_VALUES.items()}
 assert tuple(_RAW_SUMS) == MEASURES
 
 
@@ -477,17 +479,18 @@ COACHING_MEASURES = (*MEASURES, *_COACHING_SUMS)
 """The summed columns of ``CoachingRollup``, in the order ``coaching_day_sql`` selects them."""
 
 
-def _coaching_sums() -> list[str]:
-    """The coaching sums over ended interactions ``i``, their ACW ``a`` and the closed ACW's
-    place in the agent's day ``w`` (``rank``: percent rank of talk + hold; ``shift_start``)."""
+def _coaching_values(rank: str, shift_start: str) -> list[str]:
+    """What an ended interaction ``i`` and its ACW ``a`` add to each coaching sum, given the
+    closed ACW's place in the agent's day (``rank``: percent rank of talk + hold among the
+    day's closed ACWs; ``shift_start``: the first of their interactions' ends)."""
     closed = f"{_CLOSED} AND a.duration_seconds IS NOT NULL"
     whole = _sql("whole_seconds", "a.duration_seconds")
     seconds = "COALESCE(a.duration_seconds, 0)"
-    is_long = f"w.rank > {LONG_CALL_QUANTILE}"
-    is_late = _sql("late", "i.ended_at", "w.shift_start", str(LATE_AFTER_HOURS))
+    is_long = f"{_CLOSED} AND {rank} > {LONG_CALL_QUANTILE}"
+    is_late = f"{_CLOSED} AND " + _sql("late", "i.ended_at", shift_start, str(LATE_AFTER_HOURS))
 
     def where(condition: str, value: str) -> str:
-        return f"SUM(CASE WHEN {condition} THEN {value} ELSE 0 END)"
+        return f"CASE WHEN {condition} THEN {value} ELSE 0 END"
 
     return [
         where(closed, "1"),
@@ -507,18 +510,15 @@ def coaching_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
     """SELECT of the ``CoachingRollup`` day rows of ``bounds`` (whole site days, of every agent
     or of one agent each) from the raw rows: ``b_start, b_end``, the keys, then
     ``COACHING_MEASURES``, each column named as in the table. Window functions place each
-    closed ACW in its agent's day."""
+    closed ACW in its agent's day, in the same pass over the raw rows as the sums: each row's
+    values are computed first (the window functions cannot be summed where they are computed),
+    then summed."""
     calendar, params = _calendar(bounds, "i.ended_at")
     join = calendar.format(_table(Interaction))
-    span = _span(bounds)
-    length = "i.talk_seconds + i.hold_seconds"
-    day = "i.agent_id, c.b_start"
-    placed = (
-        f"SELECT i.id, PERCENT_RANK() OVER (PARTITION BY {day} ORDER BY {length}) AS rank, "
-        f"MIN(i.ended_at) OVER (PARTITION BY {day}) AS shift_start FROM {join} "
-        f"JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
-        f"WHERE {_CLOSED} AND i.ended_at >= %s AND i.ended_at < %s"
-    )
+    # The closed ACWs of an agent's day are one partition (the other rows' places are unused).
+    day = f"PARTITION BY i.agent_id, c.b_start, {_CLOSED}"
+    rank = f"PERCENT_RANK() OVER ({day} ORDER BY i.talk_seconds + i.hold_seconds)"
+    shift_start = f"MIN(i.ended_at) OVER ({day})"
     keys = dict(
         zip(
             ("b_start", "b_end", *_COACHING_KEYS),
@@ -527,16 +527,20 @@ def coaching_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
         ),
         wrap_up_code="COALESCE(a.wrap_up_code, '')",
     )
-    sums = zip(COACHING_MEASURES, [*_RAW_SUMS.values(), *_coaching_sums()], strict=True)
-    columns = ", ".join(f"{value} AS {name}" for name, value in [*keys.items(), *sums])
-    group = ", ".join(keys.values())
-    sql = (
-        f"SELECT {columns} FROM {join} "
-        f"LEFT JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
-        f"LEFT JOIN ({placed}) w ON w.id = i.id "
-        f"WHERE i.ended_at >= %s AND i.ended_at < %s GROUP BY {group}"
+    values = zip(
+        COACHING_MEASURES,
+        [*_RAW_VALUES.values(), *_coaching_values(rank, shift_start)],
+        strict=True,
     )
-    return sql, [*params, *params, *span, *span]
+    columns = ", ".join(f"{value} AS {name}" for name, value in [*keys.items(), *values])
+    group = ", ".join(keys)
+    sums = ", ".join(f"SUM({name}) AS {name}" for name in COACHING_MEASURES)
+    sql = (
+        f"SELECT {group}, {sums} FROM (SELECT {columns} FROM {join} "
+        f"LEFT JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
+        f"WHERE i.ended_at >= %s AND i.ended_at < %s) r GROUP BY {group}"
+    )
+    return sql, [*params, *_span(bounds)]
 
 
 def checklist_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
