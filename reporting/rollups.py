@@ -618,8 +618,10 @@ def _write_rows(
     with ``replacing``, in place of those day rows; returns the rows written.
 
     Replacing on PostgreSQL is one statement that updates the rows whose key is still there,
-    but only where a sum changed, inserts the new keys and deletes the keys that are gone:
-    when the open interval of every agent is recomputed, most of their day rows, and of their
+    but only where a sum changed, inserts the new keys and deletes the keys that are gone
+    (unchanged rows are left out before the ``INSERT``, where ``ON CONFLICT`` would lock each
+    one, a write to its page; the callers' locks keep other writers of these rows out): when
+    the open interval of every agent is recomputed, most of their day rows, and of their
     teams' day rows, are unchanged, and deleting and inserting them again rewrote every one of
     them and its index entries (and checked its foreign keys again at the commit).
     """
@@ -633,15 +635,22 @@ def _write_rows(
     values = [column for column in columns if column not in keys]
     sums = [column for column in values if column != "computed_at"]
     key = [column for column in keys if column != "grain"]
-    replaced, narrow = _replaced_sql(model, replacing)
+    replaced, replaced_params = _replaced_sql(model, replacing)
+    # The new and changed rows: the existing ones are read in one range (a hash join), not
+    # looked up one at a time.
+    within, within_params = _replaced_range(model, replacing)
+    changed = (
+        f"SELECT n.* FROM n LEFT JOIN (SELECT * FROM {table} k WHERE {within}) o "
+        f"ON {' AND '.join(f'o.{c} = n.{c}' for c in keys)} WHERE o.{keys[0]} IS NULL "
+        f"OR ({', '.join(f'o.{v}' for v in sums)}) IS DISTINCT FROM "
+        f"({', '.join(f'n.{v}' for v in sums)})"
+    )
     return _execute(
         f"WITH n ({names}) AS ({select}), gone AS (DELETE FROM {table} k {replaced} "
         f"AND ({', '.join(f'k.{c}' for c in key)}) NOT IN (SELECT {', '.join(key)} FROM n)) "
-        f"INSERT INTO {table} AS k ({names}) SELECT * FROM n ON CONFLICT ({', '.join(keys)}) "
-        f"DO UPDATE SET {', '.join(f'{v} = EXCLUDED.{v}' for v in values)} "
-        f"WHERE ({', '.join(f'k.{v}' for v in sums)}) "
-        f"IS DISTINCT FROM ({', '.join(f'EXCLUDED.{v}' for v in sums)})",
-        [*params, *narrow],
+        f"INSERT INTO {table} AS k ({names}) {changed} ON CONFLICT ({', '.join(keys)}) "
+        f"DO UPDATE SET {', '.join(f'{v} = EXCLUDED.{v}' for v in values)}",
+        [*params, *replaced_params, *within_params],
     )
 
 
@@ -656,22 +665,30 @@ def _replaced_rows(model: type[models.Model], replacing: Replacing) -> QuerySet[
 def _replaced_sql(model: type[models.Model], replacing: Replacing) -> tuple[str, list[Any]]:
     """``[USING ...] WHERE ...`` of a DELETE of the day rows ``k`` of ``model`` that
     ``replacing`` names, and its parameters."""
+    within, params = _replaced_range(model, replacing)
     if isinstance(replacing, _TeamDays):
-        return "WHERE k.grain = %s AND k.bucket_start = ANY(%s::timestamptz[])", [
+        return f"WHERE {within}", params
+    starts, agents = zip(*((start, agent_id) for agent_id, start in replacing), strict=True)
+    return (
+        "USING unnest(%s::timestamptz[], %s::bigint[]) AS d(b_start, b_agent) "
+        f"WHERE k.bucket_start = d.b_start AND k.agent_id = d.b_agent AND {within}",
+        [list(starts), list(agents), *params],
+    )
+
+
+def _replaced_range(model: type[models.Model], replacing: Replacing) -> tuple[str, list[Any]]:
+    """A condition on the rows ``k`` that holds for the day rows ``replacing`` names, and its
+    parameters: for agent-days, every pair of their agents and days (a list and a range the
+    indexes serve)."""
+    if isinstance(replacing, _TeamDays):
+        return "k.grain = %s AND k.bucket_start = ANY(%s::timestamptz[])", [
             Grain.DAY,
             list(replacing.starts),
         ]
-    starts, agents = zip(*((start, agent_id) for agent_id, start in replacing), strict=True)
-    # The pairs, and the same agents and days as a list and a range the indexes serve.
-    sql = (
-        "USING unnest(%s::timestamptz[], %s::bigint[]) AS d(b_start, b_agent) "
-        "WHERE k.bucket_start = d.b_start AND k.agent_id = d.b_agent "
-        "AND k.agent_id = ANY(%s::bigint[]) AND k.bucket_start >= %s AND k.bucket_start <= %s"
-    )
+    starts = [start for _, start in replacing]
+    sql = "k.agent_id = ANY(%s::bigint[]) AND k.bucket_start >= %s AND k.bucket_start <= %s"
     params: list[Any] = [
-        list(starts),
-        list(agents),
-        sorted(set(agents)),
+        sorted({agent_id for agent_id, _ in replacing}),
         _db(min(starts)),
         _db(max(starts)),
     ]
