@@ -46,7 +46,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Min, Q
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from agents.models import (
@@ -200,6 +200,10 @@ def compute_rollups() -> int:
     the buckets it changed (``refresh_stale_buckets``).
     """
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The day rows of a busy minute's agents are sorted and hashed by the ten thousand:
+            # at the default 4 MB the coaching rows' sort spilled to disk.
+            _execute("SET LOCAL work_mem = '32MB'", [])
         agent_ids = sorted(set(DirtyInterval.objects.values_list("agent_id", flat=True)))
         if agent_ids:
             locked = AgentState.objects.select_for_update().filter(agent_id__in=agent_ids)
@@ -308,19 +312,21 @@ def _sql(name: str, *operands: str) -> str:
 
 
 _CLOSED = "a.ended_at IS NOT NULL"
-# Per measure: its sum over ended interactions ``i`` left-joined to their ACW ``a``.
-_RAW_SUMS = {
-    "interactions": "COUNT(*)",
-    "talk_seconds": "SUM(i.talk_seconds)",
-    "hold_seconds": "SUM(i.hold_seconds)",
-    "acw_seconds": f"SUM(CASE WHEN {_CLOSED} THEN COALESCE(a.duration_seconds, 0) ELSE 0 END)",
-    "acw_count": f"SUM(CASE WHEN {_CLOSED} THEN 1 ELSE 0 END)",
-    "extensions": f"SUM(CASE WHEN {_CLOSED} THEN COALESCE(a.extensions, 0) ELSE 0 END)",
-    "extended": f"SUM(CASE WHEN {_CLOSED} AND a.extensions > 0 THEN 1 ELSE 0 END)",
-    "timeouts": f"SUM(CASE WHEN {_CLOSED} AND a.end_reason = 'timeout' THEN 1 ELSE 0 END)",
-    "overruns": f"SUM(CASE WHEN {_CLOSED} AND a.overrun THEN 1 ELSE 0 END)",
-    "too_short": f"SUM(CASE WHEN {_CLOSED} AND a.too_short THEN 1 ELSE 0 END)",
+# Per measure: what one ended interaction ``i`` left-joined to its ACW ``a`` adds to it ...
+_RAW_VALUES = {
+    "interactions": "1",
+    "talk_seconds": "i.talk_seconds",
+    "hold_seconds": "i.hold_seconds",
+    "acw_seconds": f"CASE WHEN {_CLOSED} THEN COALESCE(a.duration_seconds, 0) ELSE 0 END",
+    "acw_count": f"CASE WHEN {_CLOSED} THEN 1 ELSE 0 END",
+    "extensions": f"CASE WHEN {_CLOSED} THEN COALESCE(a.extensions, 0) ELSE 0 END",
+    "extended": f"CASE WHEN {_CLOSED} AND a.extensions > 0 THEN 1 ELSE 0 END",
+    "timeouts": f"CASE WHEN {_CLOSED} AND a.end_reason = 'timeout' THEN 1 ELSE 0 END",
+    "overruns": f"CASE WHEN {_CLOSED} AND a.overrun THEN 1 ELSE 0 END",
+    "too_short": f"CASE WHEN {_CLOSED} AND a.too_short THEN 1 ELSE 0 END",
 }
+# ... and its sum over them.
+_RAW_SUMS = {name: f"SUM({value})" for name, value in _RAW_VALUES.items()}
 assert tuple(_RAW_SUMS) == MEASURES
 
 
@@ -370,6 +376,8 @@ def _calendar(bounds: Sequence[Bounds], column: str) -> tuple[str, list[Any]]:
         params = [_db(v) if isinstance(v, datetime) else v for bucket in bounds for v in bucket]
     alias = column.split(".")[0]
     on = f"{column} >= c.b_start AND {column} < c.b_end"
+    if not per_agent and connection.vendor == "postgresql":
+        return _site_calendar(bounds, column)
     if per_agent:
         on += f" AND {alias}.agent_id = c.b_agent"
         if connection.vendor == "postgresql":
@@ -380,6 +388,26 @@ def _calendar(bounds: Sequence[Bounds], column: str) -> tuple[str, list[Any]]:
             per_agent_bounds = cast(Sequence[tuple[datetime, datetime, int]], bounds)
             params.append(sorted({agent_id for _, _, agent_id in per_agent_bounds}))
     return f"{table} JOIN {{}} {alias} ON {on}", params
+
+
+def _site_calendar(bounds: Sequence[Bounds], column: str) -> tuple[str, list[Any]]:
+    """``_calendar`` of site-wide buckets on PostgreSQL: each row's bucket is looked up, not
+    joined. ``width_bucket`` finds the last start at or before ``column`` in the sorted starts,
+    and the row is kept if it is before that bucket's end. A range join with the buckets is a
+    nested loop comparing every row with every bucket (a year of raw rows with 366 days: 74 s
+    for the checklist rows of a rebuild), and an equality join on the looked-up start is
+    estimated at a two-hundredth of the rows (then joined to their ACWs one index probe at a
+    time: 32 s instead of 13 s for a year's duration rows)."""
+    alias = column.split(".")[0]
+    ordered = sorted(bounds)
+    starts, ends = [b[0] for b in ordered], [b[1] for b in ordered]
+    bucket = (
+        "CROSS JOIN LATERAL (SELECT (%s::timestamptz[])[n] AS b_start, "
+        "(%s::timestamptz[])[n] AS b_end "
+        f"FROM (SELECT width_bucket({column}, %s::timestamptz[]) AS n) w "
+        f"WHERE {column} < (%s::timestamptz[])[n]) c"
+    )
+    return f"{{}} {alias} {bucket}", [starts, ends, starts, ends]
 
 
 def _sums_calendar(source: str, target: str, bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
@@ -477,17 +505,18 @@ COACHING_MEASURES = (*MEASURES, *_COACHING_SUMS)
 """The summed columns of ``CoachingRollup``, in the order ``coaching_day_sql`` selects them."""
 
 
-def _coaching_sums() -> list[str]:
-    """The coaching sums over ended interactions ``i``, their ACW ``a`` and the closed ACW's
-    place in the agent's day ``w`` (``rank``: percent rank of talk + hold; ``shift_start``)."""
+def _coaching_values(rank: str, shift_start: str) -> list[str]:
+    """What an ended interaction ``i`` and its ACW ``a`` add to each coaching sum, given the
+    closed ACW's place in the agent's day (``rank``: percent rank of talk + hold among the
+    day's closed ACWs; ``shift_start``: the first of their interactions' ends)."""
     closed = f"{_CLOSED} AND a.duration_seconds IS NOT NULL"
     whole = _sql("whole_seconds", "a.duration_seconds")
     seconds = "COALESCE(a.duration_seconds, 0)"
-    is_long = f"w.rank > {LONG_CALL_QUANTILE}"
-    is_late = _sql("late", "i.ended_at", "w.shift_start", str(LATE_AFTER_HOURS))
+    is_long = f"{_CLOSED} AND {rank} > {LONG_CALL_QUANTILE}"
+    is_late = f"{_CLOSED} AND " + _sql("late", "i.ended_at", shift_start, str(LATE_AFTER_HOURS))
 
     def where(condition: str, value: str) -> str:
-        return f"SUM(CASE WHEN {condition} THEN {value} ELSE 0 END)"
+        return f"CASE WHEN {condition} THEN {value} ELSE 0 END"
 
     return [
         where(closed, "1"),
@@ -507,18 +536,15 @@ def coaching_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
     """SELECT of the ``CoachingRollup`` day rows of ``bounds`` (whole site days, of every agent
     or of one agent each) from the raw rows: ``b_start, b_end``, the keys, then
     ``COACHING_MEASURES``, each column named as in the table. Window functions place each
-    closed ACW in its agent's day."""
+    closed ACW in its agent's day, in the same pass over the raw rows as the sums: each row's
+    values are computed first (the window functions cannot be summed where they are computed),
+    then summed."""
     calendar, params = _calendar(bounds, "i.ended_at")
     join = calendar.format(_table(Interaction))
-    span = _span(bounds)
-    length = "i.talk_seconds + i.hold_seconds"
-    day = "i.agent_id, c.b_start"
-    placed = (
-        f"SELECT i.id, PERCENT_RANK() OVER (PARTITION BY {day} ORDER BY {length}) AS rank, "
-        f"MIN(i.ended_at) OVER (PARTITION BY {day}) AS shift_start FROM {join} "
-        f"JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
-        f"WHERE {_CLOSED} AND i.ended_at >= %s AND i.ended_at < %s"
-    )
+    # The closed ACWs of an agent's day are one partition (the other rows' places are unused).
+    day = f"PARTITION BY i.agent_id, c.b_start, {_CLOSED}"
+    rank = f"PERCENT_RANK() OVER ({day} ORDER BY i.talk_seconds + i.hold_seconds)"
+    shift_start = f"MIN(i.ended_at) OVER ({day})"
     keys = dict(
         zip(
             ("b_start", "b_end", *_COACHING_KEYS),
@@ -527,16 +553,20 @@ def coaching_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
         ),
         wrap_up_code="COALESCE(a.wrap_up_code, '')",
     )
-    sums = zip(COACHING_MEASURES, [*_RAW_SUMS.values(), *_coaching_sums()], strict=True)
-    columns = ", ".join(f"{value} AS {name}" for name, value in [*keys.items(), *sums])
-    group = ", ".join(keys.values())
-    sql = (
-        f"SELECT {columns} FROM {join} "
-        f"LEFT JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
-        f"LEFT JOIN ({placed}) w ON w.id = i.id "
-        f"WHERE i.ended_at >= %s AND i.ended_at < %s GROUP BY {group}"
+    values = zip(
+        COACHING_MEASURES,
+        [*_RAW_VALUES.values(), *_coaching_values(rank, shift_start)],
+        strict=True,
     )
-    return sql, [*params, *params, *span, *span]
+    columns = ", ".join(f"{value} AS {name}" for name, value in [*keys.items(), *values])
+    group = ", ".join(keys)
+    sums = ", ".join(f"SUM({name}) AS {name}" for name in COACHING_MEASURES)
+    sql = (
+        f"SELECT {group}, {sums} FROM (SELECT {columns} FROM {join} "
+        f"LEFT JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
+        f"WHERE i.ended_at >= %s AND i.ended_at < %s) r GROUP BY {group}"
+    )
+    return sql, [*params, *_span(bounds)]
 
 
 def checklist_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
@@ -591,55 +621,108 @@ def _insert_coaching_days(
     )
 
 
+@dataclass(frozen=True)
+class _TeamDays:
+    """Every team's day rows of the site days starting at ``starts``: what the refresh of stale
+    days replaces (``_write_rows``)."""
+
+    starts: Sequence[datetime]
+
+
+Replacing = Sequence[AgentBucket] | _TeamDays
+"""The day rows a write replaces: those of these agent-days, or every team's of these days."""
+
+
 def _write_rows(
     model: type[models.Model],
     columns: Sequence[str],
     select: str,
     params: Sequence[Any],
-    replacing: Sequence[AgentBucket] | None = None,
+    replacing: Replacing | None = None,
 ) -> int:
     """Insert the rows of ``select`` (its columns named by ``columns``) into ``model``'s table;
-    with ``replacing``, in place of the day rows of those agent-days; returns the rows written.
+    with ``replacing``, in place of those day rows; returns the rows written.
 
     Replacing on PostgreSQL is one statement that updates the rows whose key is still there,
-    but only where a sum changed, inserts the new keys and deletes the keys that are gone:
-    when the open interval of every agent is recomputed, most of their day rows are unchanged,
-    and deleting and inserting them again rewrote every one of them and its index entries.
+    but only where a sum changed, inserts the new keys and deletes the keys that are gone
+    (unchanged rows are left out before the ``INSERT``, where ``ON CONFLICT`` would lock each
+    one, a write to its page; the callers' locks keep other writers of these rows out): when
+    the open interval of every agent is recomputed, most of their day rows, and of their
+    teams' day rows, are unchanged, and deleting and inserting them again rewrote every one of
+    them and its index entries (and checked its foreign keys again at the commit).
     """
     table = _table(model)
     names = ", ".join(columns)
     if replacing is not None and connection.vendor != "postgresql":
-        rows = model._default_manager.filter(_agent_buckets_q(replacing))
-        if _has_grain(model):
-            rows = rows.filter(grain=Grain.DAY)
-        rows.delete()
+        _replaced_rows(model, replacing).delete()
     if replacing is None or connection.vendor != "postgresql":
         return _execute(f"INSERT INTO {table} ({names}) {select}", params)
     keys = _unique_key(model)
     values = [column for column in columns if column not in keys]
     sums = [column for column in values if column != "computed_at"]
     key = [column for column in keys if column != "grain"]
-    starts, agents = zip(*((start, agent_id) for agent_id, start in replacing), strict=True)
-    # The pairs, and the same agents and days as a list and a range the indexes serve.
-    day_rows = (
-        "k.bucket_start = d.b_start AND k.agent_id = d.b_agent "
-        "AND k.agent_id = ANY(%s::bigint[]) AND k.bucket_start >= %s AND k.bucket_start <= %s"
+    replaced, replaced_params = _replaced_sql(model, replacing)
+    # The rows there now (``o``), read in one range and joined by hashing: the statement's
+    # rows are underestimated (a tenth), and a join with the table itself was planned as one
+    # index probe per row (18,005 probes, 0.4 s).
+    within, within_params = _replaced_range(model, replacing)
+    changed = (
+        f"SELECT n.* FROM n LEFT JOIN o ON {' AND '.join(f'o.{c} = n.{c}' for c in keys)} "
+        f"WHERE o.{keys[0]} IS NULL OR ({', '.join(f'o.{v}' for v in sums)}) "
+        f"IS DISTINCT FROM ({', '.join(f'n.{v}' for v in sums)})"
     )
-    narrow: list[Any] = [sorted(set(agents)), _db(min(starts)), _db(max(starts))]
-    if _has_grain(model):
-        day_rows += " AND k.grain = %s"
-        narrow.append(Grain.DAY)
     return _execute(
-        f"WITH n ({names}) AS ({select}), gone AS (DELETE FROM {table} k "
-        "USING unnest(%s::timestamptz[], %s::bigint[]) AS d(b_start, b_agent) "
-        f"WHERE {day_rows} AND ({', '.join(f'k.{c}' for c in key)}) "
-        f"NOT IN (SELECT {', '.join(key)} FROM n)) "
-        f"INSERT INTO {table} AS k ({names}) SELECT * FROM n ON CONFLICT ({', '.join(keys)}) "
-        f"DO UPDATE SET {', '.join(f'{v} = EXCLUDED.{v}' for v in values)} "
-        f"WHERE ({', '.join(f'k.{v}' for v in sums)}) "
-        f"IS DISTINCT FROM ({', '.join(f'EXCLUDED.{v}' for v in sums)})",
-        [*params, list(starts), list(agents), *narrow],
+        f"WITH n ({names}) AS ({select}), gone AS (DELETE FROM {table} k {replaced} "
+        f"AND ({', '.join(f'k.{c}' for c in key)}) NOT IN (SELECT {', '.join(key)} FROM n)), "
+        f"o AS MATERIALIZED (SELECT * FROM {table} k WHERE {within}) "
+        f"INSERT INTO {table} AS k ({names}) {changed} ON CONFLICT ({', '.join(keys)}) "
+        f"DO UPDATE SET {', '.join(f'{v} = EXCLUDED.{v}' for v in values)}",
+        [*params, *replaced_params, *within_params],
     )
+
+
+def _replaced_rows(model: type[models.Model], replacing: Replacing) -> QuerySet[Any]:
+    """The day rows of ``model`` that ``replacing`` names."""
+    if isinstance(replacing, _TeamDays):
+        return model._default_manager.filter(grain=Grain.DAY, bucket_start__in=replacing.starts)
+    rows = model._default_manager.filter(_agent_buckets_q(replacing))
+    return rows.filter(grain=Grain.DAY) if _has_grain(model) else rows
+
+
+def _replaced_sql(model: type[models.Model], replacing: Replacing) -> tuple[str, list[Any]]:
+    """``[USING ...] WHERE ...`` of a DELETE of the day rows ``k`` of ``model`` that
+    ``replacing`` names, and its parameters."""
+    within, params = _replaced_range(model, replacing)
+    if isinstance(replacing, _TeamDays):
+        return f"WHERE {within}", params
+    starts, agents = zip(*((start, agent_id) for agent_id, start in replacing), strict=True)
+    return (
+        "USING unnest(%s::timestamptz[], %s::bigint[]) AS d(b_start, b_agent) "
+        f"WHERE k.bucket_start = d.b_start AND k.agent_id = d.b_agent AND {within}",
+        [list(starts), list(agents), *params],
+    )
+
+
+def _replaced_range(model: type[models.Model], replacing: Replacing) -> tuple[str, list[Any]]:
+    """A condition on the rows ``k`` that holds for the day rows ``replacing`` names, and its
+    parameters: for agent-days, every pair of their agents and days (a list and a range the
+    indexes serve)."""
+    if isinstance(replacing, _TeamDays):
+        return "k.grain = %s AND k.bucket_start = ANY(%s::timestamptz[])", [
+            Grain.DAY,
+            list(replacing.starts),
+        ]
+    starts = [start for _, start in replacing]
+    sql = "k.agent_id = ANY(%s::bigint[]) AND k.bucket_start >= %s AND k.bucket_start <= %s"
+    params: list[Any] = [
+        sorted({agent_id for agent_id, _ in replacing}),
+        _db(min(starts)),
+        _db(max(starts)),
+    ]
+    if _has_grain(model):
+        sql += " AND k.grain = %s"
+        params.append(Grain.DAY)
+    return sql, params
 
 
 def _has_grain(model: type[models.Model]) -> bool:
@@ -677,11 +760,11 @@ def _insert_sums(
     bounds: Sequence[Bounds],
     *,
     agents: bool = True,
-    replacing: Sequence[AgentBucket] | None = None,
+    replacing: Replacing | None = None,
 ) -> None:
     """The ``target`` grain rows of ``bounds`` (buckets), as sums of the ``source`` grain rows
     inside them: of both agent tables, or (``agents=False``) of the team day/month tables of
-    KPIs and ACW durations; in place of the day rows of the agent-days ``replacing`` (``_write_rows``)."""
+    KPIs and ACW durations; in place of the day rows ``replacing`` (``_write_rows``)."""
     if not bounds:
         return
     calendar, calendar_params = _sums_calendar(source, target, bounds)
@@ -717,6 +800,7 @@ def _insert_sums(
             "GROUP BY c.b_start, c.b_end, k.team_id, k.channel, k.seconds "
             "ORDER BY c.b_start, k.team_id, k.channel, k.seconds",
             [target, *params],
+            replacing,
         )
     else:
         _write_rows(
@@ -761,9 +845,12 @@ def _insert_team_intervals(where: str, params: Sequence[Any]) -> None:
     )
 
 
-def _insert_team_hours(grain: str, bounds: Sequence[Bounds]) -> None:
+def _insert_team_hours(
+    grain: str, bounds: Sequence[Bounds], *, replacing: _TeamDays | None = None
+) -> None:
     """``TeamHourRollup`` rows of the site days (``grain`` day: sums of their 15-minute team
-    rows, per weekday and hour of the site time zone) or months (sums of their day rows)."""
+    rows, per weekday and hour of the site time zone) or months (sums of their day rows); in
+    place of the day rows ``replacing`` (``_write_rows``)."""
     if not bounds:
         return
     source: type[models.Model]
@@ -783,11 +870,22 @@ def _insert_team_hours(grain: str, bounds: Sequence[Bounds]) -> None:
         weekday, hour = "k.weekday", "k.hour"
     sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
     keys = f"c.b_start, k.team_id, k.channel, {weekday}, {hour}"
-    _execute(
-        f"INSERT INTO {_table(TeamHourRollup)} (grain, computed_at, bucket_start, team_id, "
-        f"channel, weekday, hour, {', '.join(MEASURES)}) SELECT %s, %s, {keys}, {sums} "
+    _write_rows(
+        TeamHourRollup,
+        (
+            "grain",
+            "computed_at",
+            "bucket_start",
+            "team_id",
+            "channel",
+            "weekday",
+            "hour",
+            *MEASURES,
+        ),
+        f"SELECT %s, %s, {keys}, {sums} "
         f"FROM {calendar.format(_table(source))} WHERE {where} GROUP BY {keys} ORDER BY {keys}",
         [grain, _db(timezone.now()), *params, *_span(bounds)],
+        replacing,
     )
 
 
@@ -1081,12 +1179,10 @@ def refresh_stale_buckets(now: datetime | None = None) -> int:
             (s, bucket_end(Grain.DAY, s)) for _, g, s in sorted(stale, key=_start) if g == Grain.DAY
         ]
         if days:
-            for team_table in (TeamKpiRollup, TeamAcwDurationRollup, TeamHourRollup):
-                team_table._default_manager.filter(
-                    grain=Grain.DAY, bucket_start__in=[s for s, _ in days]
-                ).delete()
-            _insert_sums(Grain.DAY, Grain.DAY, days, agents=False)
-            _insert_team_hours(Grain.DAY, days)
+            # In place: a day's team rows are mostly unchanged by the open interval.
+            replacing = _TeamDays([s for s, _ in days])
+            _insert_sums(Grain.DAY, Grain.DAY, days, agents=False, replacing=replacing)
+            _insert_team_hours(Grain.DAY, days, replacing=replacing)
         months = [
             (s, bucket_end(Grain.MONTH, s))
             for _, g, s in sorted(stale, key=_start)

@@ -140,6 +140,9 @@ def test_day_rows_whose_keys_are_gone_are_removed_and_the_others_rewritten(alice
     assert not KpiRollup.objects.filter(**day_rows).exists()
     assert not CoachingRollup.objects.filter(**day_rows).exists()
     assert not AcwDurationRollup.objects.filter(grain=Grain.DAY, seconds=10).exists()
+    # The team day rows too (replaced in place by the refresh of the stale day).
+    assert not TeamKpiRollup.objects.filter(**day_rows).exists()
+    assert not TeamAcwDurationRollup.objects.filter(grain=Grain.DAY, seconds=10).exists()
     incremental = _every_rollup_row()
     rollups.rebuild_range(DAY.date(), DAY.date(), months=False)
     assert _every_rollup_row() == incremental
@@ -373,6 +376,53 @@ def test_hour_and_duration_team_rows_are_sums_read_unless_a_bucket_lags(
     assert rolled == raw and [r["interactions"] for r in rolled] == [2, 1]
     counts = acw_duration_counts(KpiFilter.of(team_ids), start, end, NOON + timedelta(days=1))
     assert counts[""] == {5: 2, 7: 1}
+
+
+def _team_day_row_versions() -> dict[tuple[str, int, str, Any], str]:
+    """Each team day row's version: PostgreSQL's ``xmin``, the transaction that last wrote it,
+    keyed by table, team, channel and the column that tells the rows of these tests apart."""
+    versions = {}
+    with connection.cursor() as cursor:
+        for model, column in (
+            (TeamKpiRollup, "wrap_up_code"),
+            (TeamHourRollup, "hour"),
+            (TeamAcwDurationRollup, "seconds"),
+        ):
+            table = model._meta.db_table
+            cursor.execute(
+                f"SELECT team_id, channel, {column}, xmin::text FROM {table} WHERE grain = 'day'"
+            )
+            for team_id, channel, value, xmin in cursor.fetchall():
+                versions[(table, team_id, channel, value)] = xmin
+    return versions
+
+
+def test_a_run_rewrites_only_the_team_day_rows_whose_sums_changed(alice: Agent, bob: Agent) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("row versions (xmin) are PostgreSQL's")
+    ingest(*call("alice", "a1", NOON, talk=10, acw=5, code="sale"))
+    ingest(*call("bob", "b1", NOON + timedelta(hours=2), talk=30, acw=9))
+    rollups.compute_rollups()
+    before = _team_day_row_versions()
+    assert len(before) == 6
+    # The open interval recomputed with nothing new in it: no team day row is written.
+    DirtyInterval.objects.create(agent=alice, bucket_start=NOON)
+    DirtyInterval.objects.create(agent=bob, bucket_start=NOON + timedelta(hours=2))
+    assert rollups.compute_rollups() == 2
+    assert _team_day_row_versions() == before
+    # A new call of bob's (same team as alice's) changes its code's, hour's and ACW
+    # duration's rows only.
+    ingest(*call("bob", "b2", NOON + timedelta(hours=2, minutes=5), talk=40, acw=9))
+    rollups.compute_rollups()
+    after = _team_day_row_versions()
+    assert after.keys() == before.keys()
+    team = bob.team_id
+    assert {key for key in after if after[key] != before[key]} == {
+        ("reporting_teamkpirollup", team, "phone", ""),
+        ("reporting_teamhourrollup", team, "phone", 14),
+        ("reporting_teamacwdurationrollup", team, "phone", 9),
+    }
+    assert TeamAcwDurationRollup.objects.get(grain=Grain.DAY, seconds=9).count == 2
 
 
 def test_a_heat_map_of_a_day_before_whole_months_counts_each_interval_once(alice: Agent) -> None:
