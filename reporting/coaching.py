@@ -479,9 +479,9 @@ class Coaching:
 
 @dataclass
 class Figures:
-    """Per agent id, what the rules weigh: the period's row (with the expected ACW for the
-    agent's mix), the spread of their ACWs, the team's and their own baseline's ACW for the same
-    codes and channels (``own_expected`` only for agents with a baseline), the baseline's
+    """Per agent id, what the rules weigh: the period's row (with the expected ACW for the agent's
+    mix; without talk and hold time, which the list does not show), the spread of their ACWs,
+    the team's and their own baseline's ACW for the same codes and channels (``own_expected`` only for agents with a baseline), the baseline's
     spread; and who they are (``agents``: external id, name, team name, in external id
     order)."""
 
@@ -493,8 +493,10 @@ class Figures:
     stats_before: dict[int, Stats] = field(default_factory=dict)
 
 
-_MOMENTS = slice(signals.PERIOD_COLUMNS.index("durations"), len(signals.PERIOD_COLUMNS))
-assert signals.PERIOD_COLUMNS[: len(SUMMED)] == SUMMED
+_MOMENTS = slice(signals.FIGURE_COLUMNS.index("durations"), len(signals.FIGURE_COLUMNS))
+_ROW_SUMS = signals.FIGURE_COLUMNS[: _MOMENTS.start]
+"""The ``KpiRow`` sums among the figures (talk and hold are not summed: left at 0)."""
+assert set(_ROW_SUMS) <= set(SUMMED)
 
 
 def _figures(where: KpiFilter, first: date, last: date, norms: Norms, now: datetime) -> Figures:
@@ -504,12 +506,12 @@ def _figures(where: KpiFilter, first: date, last: date, norms: Norms, now: datet
     set_norms = {**norms.learned, **norms.admin}
     rows = signals.agent_figures(where, (first, last), baseline, set_norms, norms.fallback, now)
     out = Figures()
-    width = len(signals.PERIOD_COLUMNS)
+    width = len(signals.FIGURE_COLUMNS)
     for agent, *values in rows:
         sums, (expected, with_norm, team_total, own_total, *before) = values[:width], values[width:]
         *before, external_id, name, team = before
         out.agents[agent] = (external_id, name, team)
-        row = KpiRow(external_id, name, **dict(zip(SUMMED, sums, strict=False)))
+        row = KpiRow(external_id, name, **dict(zip(_ROW_SUMS, sums, strict=False)))
         row.expected_acw_total, row.expected_interactions = expected, int(with_norm)
         out.rows[agent] = row
         out.stats[agent] = _stats(sums[_MOMENTS])

@@ -30,6 +30,11 @@ from .queries import DirtyRange, KpiFilter, open_acw_elapsed, site_day, site_day
 
 PERIOD_COLUMNS = (*queries.SUMMED, "durations", "duration_sum", "duration_squares")
 """What ``period_cells`` sums per cell, in this order."""
+FIGURE_COLUMNS = tuple(
+    name for name in PERIOD_COLUMNS if name not in ("talk_seconds", "hold_seconds")
+)
+"""What ``agent_figures`` sums of the period, in this order: the coaching list shows no talk or
+hold time, and every column summed is work for each of the period's rows."""
 RECENT_COLUMNS = (
     "acw_count",
     "acw_seconds",
@@ -87,34 +92,63 @@ def period_cells_sql(
     start, end = site_day_bounds(first, last)
     segments, dirty = queries.day_rollups(CoachingRollup, where, start, end, now)
     columns = ", ".join((*CELL_KEYS, *summed))
-    # The first part names and types the columns; an open ACW's part is not a cell of its own.
-    parts = [f"SELECT {columns}, 1 AS counted FROM {_table(CoachingRollup)} WHERE 1 = 0"]
+    # The first part names and types the columns.
+    parts = [f"SELECT {columns} FROM {_table(CoachingRollup)} WHERE 1 = 0"]
     params: list[Any] = []
     for rows in segments:
         sql, part_params = rows.values_list(*CELL_KEYS, *summed).query.sql_with_params()
-        parts.append(f"SELECT {columns}, 1 FROM ({sql}) s")
+        parts.append(f"SELECT {columns} FROM ({sql}) s")
         params += part_params
     if dirty:
         raw, raw_params = rollups.coaching_day_sql(_dirty_days(dirty))
         scope, scope_params = _scope_sql(where)
-        parts.append(f"SELECT {columns}, 1 FROM ({raw}) r WHERE {scope}")
+        parts.append(f"SELECT {columns} FROM ({raw}) r WHERE {scope}")
         params += [*raw_params, *scope_params]
-    kept = [*range(len(CELL_KEYS)), *(len(CELL_KEYS) + PERIOD_COLUMNS.index(n) for n in summed)]
-    for row in _open_acws(where, start, end, now):
-        parts.append(f"SELECT {', '.join(['%s'] * len(kept))}, 0")
-        params += [row[i] for i in kept]
     sums = ", ".join(f"{_sum_as_column(name)} AS {name}" for name in summed)
     keys = ", ".join(f"u.{key}" for key in CELL_KEYS)
     union = " UNION ALL ".join(parts)
-    sql = f"SELECT {keys}, {sums} FROM ({union}) u GROUP BY {keys} HAVING MAX(u.counted) = 1"
-    return sql, params
+    sql = f"SELECT {keys}, {sums} FROM ({union}) u GROUP BY {keys}"
+    opened = _open_cells(where, start, end, now, summed)
+    if not opened:
+        return sql, params
+    # An open ACW adds to its interaction's cell, never makes one (its interaction may have
+    # ended after the rows were read). Joined rather than summed with a HAVING: PostgreSQL
+    # estimates a HAVING at a few groups of tens of thousands, and plans the joins of the
+    # coaching figures on that estimate as nested loops (seconds instead of milliseconds).
+    marks = ", ".join(["%s"] * (len(CELL_KEYS) + len(summed)))
+    values = ", ".join([f"({marks})"] * len(opened))
+    added = ", ".join(
+        f"{_as_column(name, f'c.{name} + COALESCE(o.{name}, 0)')} AS {name}" for name in summed
+    )
+    on = " AND ".join(f"o.{key} = c.{key}" for key in CELL_KEYS)
+    sql = (
+        f"SELECT {', '.join(f'c.{key}' for key in CELL_KEYS)}, {added} FROM ({sql}) c "
+        f"LEFT JOIN (VALUES {values}) AS o({columns}) ON {on}"
+    )
+    return sql, [*params, *(v for key, sums in opened.items() for v in (*key, *sums))]
+
+
+def _open_cells(
+    where: KpiFilter, start: datetime, end: datetime, now: datetime, summed: tuple[str, ...]
+) -> dict[Cell, list[float]]:
+    """``summed`` of the open ACWs (``_open_acws``) per cell."""
+    positions = [PERIOD_COLUMNS.index(name) for name in summed]
+    cells: dict[Cell, list[float]] = {}
+    for agent, code, channel, *values in _open_acws(where, start, end, now):
+        _add(cells, (agent, code, channel), [values[i] for i in positions])
+    return cells
 
 
 def _sum_as_column(name: str) -> str:
     """``SUM(u.name)`` typed as the column: PostgreSQL sums integers into ``bigint`` and sums
     of those into ``numeric``, which the driver would return as ``Decimal``."""
+    return _as_column(name, f"SUM(u.{name})")
+
+
+def _as_column(name: str, value: str) -> str:
+    """``value`` cast to the type of the column ``name``."""
     kind = "FLOAT" if isinstance(CoachingRollup._meta.get_field(name), FloatField) else "INTEGER"
-    return f"CAST(SUM(u.{name}) AS {kind})"
+    return f"CAST({value} AS {kind})"
 
 
 def agent_figures(
@@ -126,7 +160,7 @@ def agent_figures(
     now: datetime,
 ) -> list[tuple[Any, ...]]:
     """What the coaching rules weigh, one row per agent with figures in ``period``: the agent
-    id; the sums of ``PERIOD_COLUMNS``; the expected ACW of the agent's mix (Σ interactions ×
+    id; the sums of ``FIGURE_COLUMNS``; the expected ACW of the agent's mix (Σ interactions ×
     the code's norm, and the interactions of codes with a norm: ``norms``, else ``fallback``);
     Σ interactions × the team's average ACW in the same code and channel (the team: the
     agent's team now); Σ interactions × the agent's own average in ``baseline`` in the same
@@ -139,7 +173,7 @@ def agent_figures(
     of them was planned as a nested loop over every agent twice); a large site has tens of
     thousands of cells but a few thousand agents. The baseline sums only what the rules read
     of it."""
-    sums = ", ".join(f"SUM(p.{name})" for name in PERIOD_COLUMNS)
+    sums = ", ".join(f"SUM(p.{name})" for name in FIGURE_COLUMNS)
     moments = ("durations", "duration_sum", "duration_squares")
     # Each code's norm written into the statement: a join on a handful of codes was planned
     # as a nested loop over every cell.
@@ -157,27 +191,32 @@ def agent_figures(
         "own AS (SELECT agent_id, SUM(interactions) AS n, SUM(acw_seconds) AS acw, "
         + ", ".join(f"SUM({name}) AS {name}" for name in moments)
         + " FROM before GROUP BY agent_id), "
-        f"agents AS (SELECT p.agent_id, {sums}, "
-        f"COALESCE(SUM(p.interactions * {norm}), 0), "
-        f"SUM(CASE WHEN {norm} IS NULL THEN 0 ELSE p.interactions END), "
-        "SUM(p.interactions * CASE WHEN t.n > 0 THEN t.acw / t.n ELSE 0 END), "
+        f"sums AS (SELECT agent_id, {sums} FROM placed p GROUP BY agent_id), "
+        "weights AS (SELECT p.agent_id, "
+        f"COALESCE(SUM(p.interactions * {norm}), 0) AS expected, "
+        f"SUM(CASE WHEN {norm} IS NULL THEN 0 ELSE p.interactions END) AS with_norm, "
+        "SUM(p.interactions * CASE WHEN t.n > 0 THEN t.acw / t.n ELSE 0 END) AS team_total, "
         "CASE WHEN MAX(o.n) > 0 THEN SUM(p.interactions * CASE WHEN b.interactions > 0 "
-        "THEN b.acw_seconds / b.interactions ELSE o.acw / o.n END) END, "
-        "MAX(o.n), " + ", ".join(f"MAX(o.{name})" for name in moments) + " FROM placed p "
-        "JOIN team_cells t ON t.team = p.team AND t.wrap_up_code = p.wrap_up_code "
+        "THEN b.acw_seconds / b.interactions ELSE o.acw / o.n END) END AS own_total "
+        "FROM placed p "
+        "LEFT JOIN team_cells t ON t.team = p.team AND t.wrap_up_code = p.wrap_up_code "
         "AND t.channel = p.channel "
         "LEFT JOIN before b ON b.agent_id = p.agent_id AND b.wrap_up_code = p.wrap_up_code "
         "AND b.channel = p.channel "
         "LEFT JOIN own o ON o.agent_id = p.agent_id "
         "GROUP BY p.agent_id) "
-        "SELECT s.*, a.external_id, a.name, m.name FROM agents s "
+        "SELECT s.*, w.expected, w.with_norm, w.team_total, w.own_total, o.n, "
+        + ", ".join(f"o.{name}" for name in moments)
+        + ", a.external_id, a.name, m.name FROM sums s "
+        "JOIN weights w ON w.agent_id = s.agent_id "
+        "LEFT JOIN own o ON o.agent_id = s.agent_id "
         f"JOIN {_table(Agent)} a ON a.id = s.agent_id "
         f"LEFT JOIN {_table(Team)} m ON m.id = a.team_id ORDER BY a.external_id"
     )
     norm_params: list[Any] = [v for code, expected in norms.items() for v in (code, expected)]
     norm_params.append(fallback)
     with queries.consistent_read():
-        cells, cells_params = period_cells_sql(where, *period, now)
+        cells, cells_params = period_cells_sql(where, *period, now, FIGURE_COLUMNS)
         before, before_params = period_cells_sql(
             where, *baseline, now, ("interactions", "acw_seconds", *moments)
         )

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 import time_machine
 from django.test import Client
-from django.utils import translation
+from django.utils import timezone, translation
 
 from agents.models import AcwPolicy, Agent, ChecklistItem, WrapUpCode
 from agents.tests.factories import by_key, client_for
+from reporting import rollups, signals
 from reporting.alerts import current_conditions
 from reporting.coaching import coaching
 from reporting.models import AlertKind
@@ -316,6 +317,26 @@ def test_the_coaching_list_downloads_as_a_streamed_csv(
     ]
     api = client_for(manager_maria).get("/api/v1/coaching", {"format": "csv"})
     assert b"".join(api.streaming_content).decode().splitlines()[0].startswith("agent,name,team")
+
+
+def test_an_open_acw_counts_in_its_interactions_cell_with_the_time_so_far(alice: Agent) -> None:
+    calls("alice", [30, 50], code="sale")  # 8:00 and 8:03, closed: 80 s of ACW
+    # Ended at 14:59; its ACW is still open (no code yet: the cell of code "").
+    assert set(ingest(*call("alice", "alice-open", _at(14, 58), talk=60, acw=None))) == {"accepted"}
+    rollups.compute_rollups()
+    now = timezone.now()
+    where = KpiFilter.of([alice.team_id])
+    cells = signals.period_cells(where, site_today(), site_today(), now)
+    figures = {key: dict(zip(signals.PERIOD_COLUMNS, v, strict=True)) for key, v in cells.items()}
+    sale, still_open = figures[(alice.pk, "sale", "phone")], figures[(alice.pk, "", "phone")]
+    assert (sale["interactions"], sale["acw_count"], sale["acw_seconds"]) == (2, 2, 80)
+    assert (still_open["interactions"], still_open["acw_count"]) == (1, 1)
+    elapsed = (now - _at(14, 59)).total_seconds()
+    assert still_open["acw_seconds"] == pytest.approx(elapsed, abs=1)
+    raw = signals.period_cells_raw(where, site_today(), site_today(), now)
+    assert cells.keys() == raw.keys()
+    for key, values in cells.items():
+        assert values == pytest.approx(raw[key]), key
 
 
 # --- Checklist analysis -----------------------------------------------------------------------
