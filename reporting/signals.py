@@ -169,10 +169,14 @@ def agent_figures(
     name. In external id order.
 
     The period's and the baseline's cells (``period_cells_sql``) are joined and summed in the
-    database, in one grouping (the planner cannot count the rows of a CTE: joining two groups
-    of them was planned as a nested loop over every agent twice); a large site has tens of
-    thousands of cells but a few thousand agents. The baseline sums only what the rules read
-    of it."""
+    database: a large site has tens of thousands of cells but a few thousand agents. The
+    period's sums per agent are one grouping of the cells, the weights (expected, team, own)
+    another, of the cells' few columns they read joined to the team's and the baseline's
+    cells: the wide sums do not go through the joins. Every join is on estimates PostgreSQL can
+    make (the cells are plain groupings, ``period_cells_sql``; the team cells are a LEFT JOIN,
+    which keeps the estimate of the cells where an inner join on three keys was estimated at
+    one row): on an estimate of a few rows it plans nested loops that read a grouping once per
+    agent. The period sums only what the list shows, the baseline only what the rules read."""
     sums = ", ".join(f"SUM(p.{name})" for name in FIGURE_COLUMNS)
     moments = ("durations", "duration_sum", "duration_squares")
     # Each code's norm written into the statement: a join on a handful of codes was planned
