@@ -348,6 +348,22 @@ def test_two_concurrent_posts_of_one_event_give_one_accepted_one_duplicate(db: N
 
 @postgres_only
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_one_event_id_posted_for_two_agents_at_once_is_stored_once(db: None) -> None:
+    # Two agents' locks do not serialise the two posts: the unique index does.
+    services.provision_agent("ida", name="Ida", team_name="North")
+    services.provision_agent("jon", name="Jon", team_name="North")
+    for attempt in range(5):
+        twins = [
+            event(agent, "agent.not_ready", attempt, event_id=f"shared-{attempt}", reason="break")
+            for agent in ("ida", "jon")
+        ]
+        statuses = _in_threads([lambda raw=raw: services.ingest_event(raw).status for raw in twins])
+        assert sorted(statuses) == ["accepted", "conflict"]
+    assert Event.objects.filter(event_id__startswith="shared-").count() == 5
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_events_of_one_agent_give_the_in_order_history(db: None) -> None:
     services.provision_agent("erin", name="Erin", team_name="North")
     services.provision_agent("frank", name="Frank", team_name="North")
