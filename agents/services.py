@@ -317,44 +317,43 @@ def _lock_agents(
 ) -> _Locked:
     """The agents' live-state rows, locked for this transaction in agent order (agent and
     team loaded); ``policies``, else every ACW policy as of now; the events already stored
-    among ``event_ids``; and one id of the events' table for each of them.
+    among ``event_ids``; and an id of the events' table for each of the others.
 
     The row lock serialises every write for one agent: events, timeouts, replays. The
     statements are written once per process (``agents.sql_rows``): compiling their querysets
     on every event cost more than running them. On PostgreSQL everything is read in the
-    lock's round trip, a statement after it of the same query: the stored events as of when
-    the lock was granted (each statement reads what was committed when it started), and the
-    ids taken from the table's sequence, so that the events are projected before their INSERT
-    and stored with their projections.
+    lock's round trip, statements after it in the same query: the stored events as of when
+    the lock was granted (each statement reads what was committed when it started), and for
+    each new one an id from the table's sequence, so that the events are projected before
+    their INSERT and stored with their projections.
     """
     wanted = sorted(external_ids)
-    postgresql = connection.vendor == "postgresql"
-    read_policies = policies is None and postgresql
     with connection.cursor() as cursor:
-        if postgresql:
-            statements = [_lock_sql(len(wanted)), _stored_sql(len(event_ids)), _keys_sql()]
-            if read_policies:
-                statements.insert(1, all_policies_sql())
-            cursor.execute("; ".join(statements), [*wanted, *event_ids, len(event_ids)])
-            result_sets = [cursor.fetchall()]
-            while cursor.nextset():
-                result_sets.append(cursor.fetchall())
-            rows, stored_rows, key_rows = result_sets[0], result_sets[-2], result_sets[-1]
-            if read_policies:
-                policies = Policies.from_rows(result_sets[1])
-            keys = [key for (key,) in key_rows]
+        if connection.vendor == "postgresql":
+            statements = [_lock_sql(len(wanted)), _events_sql(len(event_ids))]
+            if policies is None:
+                statements.append(all_policies_sql())
+            cursor.execute("; ".join(statements), [*wanted, *event_ids])
+            rows = cursor.fetchall()
+            cursor.nextset()
+            event_rows = cursor.fetchall()
+            if policies is None:
+                cursor.nextset()
+                policies = Policies.from_rows(cursor.fetchall())
+            keys = [row[0] for row in event_rows if row[0] is not None]
         else:
             cursor.execute(_lock_sql(len(wanted)), wanted)
             rows = cursor.fetchall()
-            cursor.execute(_stored_sql(len(event_ids)), event_ids)
-            stored_rows = cursor.fetchall()
+            cursor.execute(_events_sql(len(event_ids)), event_ids)
+            event_rows = cursor.fetchall()
             # One writer at a time: SQLite has no concurrent transactions to race with.
             cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(Event._meta.db_table)}")
             (newest,) = cursor.fetchone()
-            keys = list(range((newest or 0) + 1, (newest or 0) + 1 + len(event_ids)))
+            first = (newest or 0) + 1
+            keys = list(range(first, first + len(event_ids)))
     if policies is None:
         policies = Policies.load()
-    return _Locked(_lives(rows), policies, _stored(stored_rows), sorted(keys))
+    return _Locked(_lives(rows), policies, _stored(event_rows), sorted(keys))
 
 
 def _lives(rows: list[tuple[Any, ...]]) -> dict[str, AgentState]:
@@ -371,12 +370,14 @@ def _lives(rows: list[tuple[Any, ...]]) -> dict[str, AgentState]:
 
 
 def _stored(rows: list[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
-    """What a duplicate or a conflict is compared with (``_stored_sql``'s rows)."""
+    """What a duplicate or a conflict is compared with, from ``_events_sql``'s rows."""
     reader = sql_rows.row_reader(Event, "e")
     stored = {}
     for row in rows:
-        event = reader.instance(row[: reader.width])
-        stored[event.event_id] = (event.type, row[reader.width], event.occurred_at, event.data)
+        if row[2] is None:
+            continue  # a new event
+        event = reader.instance(row[2 : 2 + reader.width])
+        stored[event.event_id] = (event.type, row[1], event.occurred_at, event.data)
     return stored
 
 
@@ -404,22 +405,26 @@ def _lock_sql(count: int) -> str:
 
 
 @functools.cache
-def _stored_sql(count: int) -> str:
-    """The stored events of ``count`` event ids, with their agent's external id."""
+def _events_sql(count: int) -> str:
+    """For each of ``count`` event ids: a new id of the events' table (PostgreSQL, taken from
+    its sequence only for an id not stored), the stored event's agent (its external id) and
+    the stored event (NULLs for an id not stored)."""
     quote = connection.ops.quote_name
+    table = quote(Event._meta.db_table)
+    if connection.vendor == "postgresql":
+        new_key = (
+            f"CASE WHEN e.id IS NULL THEN nextval(pg_get_serial_sequence('{table}', 'id')) END"
+        )
+        ids = f"(VALUES {', '.join(['(%s)'] * count)}) AS v (event_id)"
+    else:  # no column names for VALUES in SQLite
+        new_key = "NULL"
+        ids = f"({' UNION ALL '.join(['SELECT %s AS event_id'] * count)}) AS v"
     return (
-        f"SELECT {sql_rows.row_reader(Event, 'e').columns}, a.{quote('external_id')} "
-        f"FROM {quote(Event._meta.db_table)} AS e "
-        f"JOIN {quote(Agent._meta.db_table)} AS a ON a.id = e.agent_id "
-        f"WHERE e.{quote('event_id')} IN ({', '.join(['%s'] * count)})"
+        f"SELECT {new_key}, a.{quote('external_id')}, {sql_rows.row_reader(Event, 'e').columns} "
+        f"FROM {ids} "
+        f"LEFT JOIN {table} AS e ON e.{quote('event_id')} = v.event_id "
+        f"LEFT JOIN {quote(Agent._meta.db_table)} AS a ON a.id = e.agent_id"
     )
-
-
-@functools.cache
-def _keys_sql() -> str:
-    """As many new ids of the events' table as the parameter says (PostgreSQL)."""
-    table = connection.ops.quote_name(Event._meta.db_table)
-    return f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)"
 
 
 def _store_and_apply(
