@@ -287,10 +287,11 @@ def _ingest_chunk_once(
 ) -> list[IngestResult]:
     agents = {parsed.agent for parsed in items}
     event_ids = sorted({parsed.event_id for parsed in items})
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
         locked = _lock_agents(agents, policies, event_ids)
         if locked.lives.keys() >= agents:
-            return _store_and_apply(items, locked, source, actor_id)
+            return _store_and_apply(items, locked, source, actor_id, outermost)
     # New agents: created first, each on its own (never under other agents' locks), and only
     # for an event that will be stored: a duplicate or a conflict must not make a phantom
     # agent appear on the walls.
@@ -299,7 +300,8 @@ def _ingest_chunk_once(
     for external_id in sorted(new):
         get_or_create_agent(external_id)
     with transaction.atomic():
-        return _store_and_apply(items, _lock_agents(agents, policies, event_ids), source, actor_id)
+        locked = _lock_agents(agents, policies, event_ids)
+        return _store_and_apply(items, locked, source, actor_id, outermost)
 
 
 @dataclass(frozen=True)
@@ -428,9 +430,10 @@ def _events_sql(count: int) -> str:
 
 
 def _store_and_apply(
-    items: list[ParsedEvent], locked: _Locked, source: str, actor_id: int | None
+    items: list[ParsedEvent], locked: _Locked, source: str, actor_id: int | None, commit: bool
 ) -> list[IngestResult]:
-    """Under the agents' locks: de-duplicate, then apply and store the new events per agent."""
+    """Under the agents' locks: de-duplicate, then apply and store the new events per agent;
+    with ``commit`` (the transaction is the outermost one), commit with the write."""
     lives = locked.lives
     results: list[IngestResult | None] = [None] * len(items)
     first_of: dict[str, int] = {}  # event_id -> its first position in the chunk
@@ -479,7 +482,7 @@ def _store_and_apply(
             start, replay, stored_after = _replay_plan(live, new)
             ran = writes.replay(live, start, replay, stored_after, converge=True)
             new = [e for e in new if e.key not in ran]
-    writes.flush()
+    writes.flush(commit=commit)
     return cast(list[IngestResult], results)
 
 
@@ -907,7 +910,9 @@ class _Writes:
         if live.acw_deadline is not None:  # in acw, or on a contact while another one's ACW runs
             self.timeouts[live.agent_id] = live.acw_deadline
 
-    def flush(self) -> None:
+    def flush(self, *, commit: bool = False) -> None:
+        """Write it all; with ``commit``, commit the transaction in the same round trip (it
+        must be the connection's outermost one, ending with the caller's atomic block)."""
         if self.replayed:
             _delete_rows_opened_by(self.replayed, self.rewritten, self.stops)
         statements = _Statements()
@@ -940,7 +945,7 @@ class _Writes:
                 },
             )
         )
-        statements.run()
+        statements.run(commit=commit)
         events.broadcast_on_commit(self.messages)
         if self.timeouts:
             timeouts = dict(self.timeouts)
@@ -965,12 +970,18 @@ class _Statements:
             self._sql.append(sql)
             self._params.append(params)
 
-    def run(self) -> None:
+    def run(self, *, commit: bool = False) -> None:
+        """Run the statements; on PostgreSQL with ``commit``, the transaction's ``COMMIT`` as
+        the last of them: a round trip fewer. The atomic block's own commit then finds nothing
+        to commit (psycopg sends no ``COMMIT`` outside a transaction) and runs the on-commit
+        callbacks as usual; a statement that fails leaves the transaction to be rolled back
+        by the block, as before."""
         if not self._sql:
             return
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                cursor.execute("; ".join(self._sql), [p for params in self._params for p in params])
+                texts = [*self._sql, "COMMIT"] if commit else self._sql
+                cursor.execute("; ".join(texts), [p for params in self._params for p in params])
                 return
             for sql, params in zip(self._sql, self._params, strict=True):
                 cursor.execute(sql, params)

@@ -2,7 +2,9 @@
 
 The counts are the queries of one request through the whole stack (authentication, throttle,
 view, service). Each transaction counts 2 more here than in production: inside the test's own
-transaction, its BEGIN and COMMIT are a SAVEPOINT and its RELEASE, which are counted. A change that adds a query per event fails here: raise the pin only with a
+transaction, its BEGIN and COMMIT are a SAVEPOINT and its RELEASE, which are counted (in
+production the COMMIT of an event's write goes in the write's own round trip:
+``test_an_event_is_committed_by_its_write_unless_the_caller_holds_a_transaction``). A change that adds a query per event fails here: raise the pin only with a
 reason, as every query is paid at hundreds of events per second. The counts are PostgreSQL's
 (production); on the embedded SQLite the writes after the event's INSERT are one statement each.
 """
