@@ -3,14 +3,14 @@ through ``ingest_event()``; timeouts go through ``expire_acw()``; agents are cre
 ``provision_agent()``.
 
 ``ingest_event`` in one transaction: validate, lock the agent's live-state row (serialises
-concurrent events of one agent), store the event unless its ``event_id`` is taken (``INSERT ...
-ON CONFLICT DO NOTHING``: a duplicate or a conflict), run the pure state machine
-(``agents.states``) from the last event before it — normally the agent's newest event, so only
-the new event is applied; for a late event, the events after it are re-applied until the
-history converges with the stored one (``_Writes.replay``) — write the rows
-it implies, update the live state, and after commit publish to the walls and schedule the ACW
-timeout. ``ingest_events`` does the same for a batch, chunk by chunk: each agent of a chunk is
-locked and projected once, and every kind of row is written with one statement.
+concurrent events of one agent) and read whether its ``event_id`` is taken (a duplicate or a
+conflict: nothing more is done), run the pure state machine (``agents.states``) from the last
+event before it — normally the agent's newest event, so only the new event is applied; for a
+late event, the events after it are re-applied until the history converges with the stored one
+(``_Writes.replay``) — store the event with the projection after it, write the rows it implies,
+update the live state, and after commit publish to the walls and schedule the ACW timeout.
+``ingest_events`` does the same for a batch, chunk by chunk: each agent of a chunk is locked and
+projected once, and every kind of row is written with one statement.
 
 Every raw row written here also marks its rollup intervals dirty (``reporting.rollups``), in the
 same transaction and under the same lock. ``reporting`` builds on this app, so that module is
@@ -42,6 +42,7 @@ from audit.models import Action
 
 from . import events, retention, sql_rows
 from .models import (
+    EVENT_ID_UNIQUE,
     UNASSIGNED_TEAM,
     AcwSession,
     Agent,
@@ -265,54 +266,100 @@ def _ingest_chunk(
     """Store and apply valid events in one transaction; their results in the same order.
 
     Every agent of the chunk is locked once (its live-state row, in agent order, so that two
-    chunks never wait for each other in a circle), its new events stored in one statement and
-    projected once. Without ``policies``, the ACW policies are read with the lock.
+    chunks never wait for each other in a circle), its new events projected once and stored
+    with their projections. Without ``policies``, the ACW policies are read with the lock.
+
+    An id is new if it was not stored when the agents were locked. Stored meanwhile by a
+    request for another agent (a conflict, or a client posting one event twice under two
+    agents), it makes the INSERT fail on the unique ``event_id``: the chunk is tried again,
+    and then answers that id as a duplicate or a conflict.
     """
+    while True:
+        try:
+            return _ingest_chunk_once(items, source, actor_id, policies)
+        except IntegrityError as exc:
+            if EVENT_ID_UNIQUE not in str(exc):
+                raise
+
+
+def _ingest_chunk_once(
+    items: list[ParsedEvent], source: str, actor_id: int | None, policies: Policies | None
+) -> list[IngestResult]:
     agents = {parsed.agent for parsed in items}
+    event_ids = sorted({parsed.event_id for parsed in items})
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        lives, policies = _locked_live_states(agents, policies)
-        if lives.keys() >= agents:
-            return _store_and_apply(items, lives, source, actor_id, policies)
+        locked = _lock_agents(agents, policies, event_ids)
+        if locked.lives.keys() >= agents:
+            return _store_and_apply(items, locked, source, actor_id, outermost)
     # New agents: created first, each on its own (never under other agents' locks), and only
     # for an event that will be stored: a duplicate or a conflict must not make a phantom
     # agent appear on the walls.
-    unknown = agents - lives.keys()
-    stored = set(
-        Event.objects.filter(
-            event_id__in=[p.event_id for p in items if p.agent in unknown]
-        ).values_list("event_id", flat=True)
-    )
-    for external_id in sorted({p.agent for p in items if p.event_id not in stored} & unknown):
+    unknown = agents - locked.lives.keys()
+    new = {p.agent for p in items if p.event_id not in locked.stored} & unknown
+    for external_id in sorted(new):
         get_or_create_agent(external_id)
     with transaction.atomic():
-        lives, policies = _locked_live_states(agents, policies)
-        return _store_and_apply(items, lives, source, actor_id, policies)
+        locked = _lock_agents(agents, policies, event_ids)
+        return _store_and_apply(items, locked, source, actor_id, outermost)
 
 
-def _locked_live_states(
-    external_ids: Iterable[str], policies: Policies | None
-) -> tuple[dict[str, AgentState], Policies]:
-    """The agents' live-state rows by external id, locked for this transaction in agent order
-    (agent and team loaded), and ``policies``, else every ACW policy as of now.
+@dataclass(frozen=True)
+class _Locked:
+    """What the agents' lock reads in its round trip."""
+
+    lives: dict[str, AgentState]  # by external id: every one of the agents that exists
+    policies: Policies
+    stored: dict[str, tuple[Any, ...]]  # event id -> (type, agent, occurred_at, data)
+    keys: list[int]  # ids for the chunk's new events, ascending
+
+
+def _lock_agents(
+    external_ids: Iterable[str], policies: Policies | None, event_ids: list[str]
+) -> _Locked:
+    """The agents' live-state rows, locked for this transaction in agent order (agent and
+    team loaded); ``policies``, else every ACW policy as of now; the events already stored
+    among ``event_ids``; and an id of the events' table for each of the others.
 
     The row lock serialises every write for one agent: events, timeouts, replays. The
     statements are written once per process (``agents.sql_rows``): compiling their querysets
-    on every event cost more than running them. On PostgreSQL the policies are read in the
-    lock's round trip, a second statement of the same query.
+    on every event cost more than running them. On PostgreSQL everything is read in the
+    lock's round trip, statements after it in the same query: the stored events as of when
+    the lock was granted (each statement reads what was committed when it started), and for
+    each new one an id from the table's sequence, so that the events are projected before
+    their INSERT and stored with their projections.
     """
     wanted = sorted(external_ids)
-    live_rows, agent_rows, team_rows = _lock_readers()
     with connection.cursor() as cursor:
-        if policies is None and connection.vendor == "postgresql":
-            cursor.execute(f"{_lock_sql(len(wanted))}; {all_policies_sql()}", wanted)
+        if connection.vendor == "postgresql":
+            statements = [_lock_sql(len(wanted)), _events_sql(len(event_ids))]
+            if policies is None:
+                statements.append(all_policies_sql())
+            cursor.execute("; ".join(statements), [*wanted, *event_ids])
             rows = cursor.fetchall()
             cursor.nextset()
-            policies = Policies.from_rows(cursor.fetchall())
+            event_rows = cursor.fetchall()
+            if policies is None:
+                cursor.nextset()
+                policies = Policies.from_rows(cursor.fetchall())
+            keys = [row[0] for row in event_rows if row[0] is not None]
         else:
             cursor.execute(_lock_sql(len(wanted)), wanted)
             rows = cursor.fetchall()
+            cursor.execute(_events_sql(len(event_ids)), event_ids)
+            event_rows = cursor.fetchall()
+            # One writer at a time: SQLite has no concurrent transactions to race with.
+            cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(Event._meta.db_table)}")
+            (newest,) = cursor.fetchone()
+            first = (newest or 0) + 1
+            keys = list(range(first, first + len(event_ids)))
     if policies is None:
         policies = Policies.load()
+    return _Locked(_lives(rows), policies, _stored(event_rows), sorted(keys))
+
+
+def _lives(rows: list[tuple[Any, ...]]) -> dict[str, AgentState]:
+    live_rows, agent_rows, team_rows = _lock_readers()
     lives = {}
     agent_end = live_rows.width + agent_rows.width
     for row in rows:
@@ -321,7 +368,19 @@ def _locked_live_states(
         agent.team = team_rows.instance(row[agent_end:])
         live.agent = agent
         lives[agent.external_id] = live
-    return lives, policies
+    return lives
+
+
+def _stored(rows: list[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+    """What a duplicate or a conflict is compared with, from ``_events_sql``'s rows."""
+    reader = sql_rows.row_reader(Event, "e")
+    stored = {}
+    for row in rows:
+        if row[2] is None:
+            continue  # a new event
+        event = reader.instance(row[2 : 2 + reader.width])
+        stored[event.event_id] = (event.type, row[1], event.occurred_at, event.data)
+    return stored
 
 
 def _lock_readers() -> tuple[sql_rows.RowReader, sql_rows.RowReader, sql_rows.RowReader]:
@@ -334,7 +393,7 @@ def _lock_readers() -> tuple[sql_rows.RowReader, sql_rows.RowReader, sql_rows.Ro
 
 @functools.cache
 def _lock_sql(count: int) -> str:
-    """The lock of ``count`` agents' live states by external id (``_locked_live_states``)."""
+    """The lock of ``count`` agents' live states by external id (``_lock_agents``)."""
     live_rows, agent_rows, team_rows = _lock_readers()
     quote = connection.ops.quote_name
     lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
@@ -347,44 +406,67 @@ def _lock_sql(count: int) -> str:
     )
 
 
+@functools.cache
+def _events_sql(count: int) -> str:
+    """For each of ``count`` event ids: a new id of the events' table (PostgreSQL, taken from
+    its sequence only for an id not stored), the stored event's agent (its external id) and
+    the stored event (NULLs for an id not stored)."""
+    quote = connection.ops.quote_name
+    table = quote(Event._meta.db_table)
+    if connection.vendor == "postgresql":
+        new_key = (
+            f"CASE WHEN e.id IS NULL THEN nextval(pg_get_serial_sequence('{table}', 'id')) END"
+        )
+        ids = f"(VALUES {', '.join(['(%s)'] * count)}) AS v (event_id)"
+    else:  # no column names for VALUES in SQLite
+        new_key = "NULL"
+        ids = f"({' UNION ALL '.join(['SELECT %s AS event_id'] * count)}) AS v"
+    return (
+        f"SELECT {new_key}, a.{quote('external_id')}, {sql_rows.row_reader(Event, 'e').columns} "
+        f"FROM {ids} "
+        f"LEFT JOIN {table} AS e ON e.{quote('event_id')} = v.event_id "
+        f"LEFT JOIN {quote(Agent._meta.db_table)} AS a ON a.id = e.agent_id"
+    )
+
+
 def _store_and_apply(
-    items: list[ParsedEvent],
-    lives: dict[str, AgentState],
-    source: str,
-    actor_id: int | None,
-    policies: Policies,
+    items: list[ParsedEvent], locked: _Locked, source: str, actor_id: int | None, commit: bool
 ) -> list[IngestResult]:
-    """Under the agents' locks: de-duplicate, store, and apply the new events per agent."""
+    """Under the agents' locks: de-duplicate, then apply and store the new events per agent;
+    with ``commit`` (the transaction is the outermost one), commit with the write."""
+    lives = locked.lives
     results: list[IngestResult | None] = [None] * len(items)
     first_of: dict[str, int] = {}  # event_id -> its first position in the chunk
     anchors = _retention_anchors(items, lives)
-    candidates: list[int] = []
+    free_keys = iter(locked.keys)
+    keys: dict[str, int] = {}  # event_id -> the id it is stored with
     for index, parsed in enumerate(items):
         if parsed.event_id in first_of:
             continue  # the same id again in the chunk: answered from the first one, below
         first_of[parsed.event_id] = index
         live = lives.get(parsed.agent)
-        if live is None:
-            continue  # an unknown agent's event is stored already (or the agent was removed)
+        if live is None or parsed.event_id in locked.stored:
+            continue  # a duplicate or a conflict (or the agent was removed): answered below
         anchor = anchors.get(live.agent_id)
         if anchor is not None and parsed.occurred_at <= anchor:
             results[index] = IngestResult(parsed.event_id, "rejected", PURGED_HISTORY)
         else:
-            candidates.append(index)
-    keys = _insert_events([(items[i], lives[items[i].agent]) for i in candidates], source, actor_id)
-    accepted = [i for i in candidates if items[i].event_id in keys]
-    for index in accepted:
-        results[index] = IngestResult(items[index].event_id, "accepted")
-    _answer_the_others(items, results, first_of, set(accepted))
+            keys[parsed.event_id] = next(free_keys)  # ascending: in input order
+            results[index] = IngestResult(parsed.event_id, "accepted")
+    accepted = [first_of[event_id] for event_id in keys]
+    _answer_the_others(items, results, first_of, set(accepted), locked.stored)
 
+    writes = _Writes(locked.policies, source, actor_id)
     new_by_agent: dict[int, list[EventIn]] = defaultdict(list)
     by_agent_id = {live.agent_id: live for live in lives.values()}
     for index in accepted:
         parsed = items[index]
         live = lives[parsed.agent]
+        key = keys[parsed.event_id]
+        writes.new_events.append((key, parsed, live))
         new_by_agent[live.agent_id].append(
             EventIn(
-                key=keys[parsed.event_id],
+                key=key,
                 type=parsed.type,
                 occurred_at=parsed.occurred_at,
                 team_id=live.agent.team_id,
@@ -392,7 +474,6 @@ def _store_and_apply(
                 actor_id=actor_id,
             )
         )
-    writes = _Writes(policies)
     for agent_id, new in new_by_agent.items():
         live = by_agent_id[agent_id]
         # Late events far apart (a shuffled batch) replay one stretch each: a replay that
@@ -401,7 +482,7 @@ def _store_and_apply(
             start, replay, stored_after = _replay_plan(live, new)
             ran = writes.replay(live, start, replay, stored_after, converge=True)
             new = [e for e in new if e.key not in ran]
-    writes.flush()
+    writes.flush(commit=commit)
     return cast(list[IngestResult], results)
 
 
@@ -427,18 +508,18 @@ def _retention_anchors(items: list[ParsedEvent], lives: dict[str, AgentState]) -
     )
 
 
-def _insert_events(
-    rows: list[tuple[ParsedEvent, AgentState]], source: str, actor_id: int | None
-) -> dict[str, int]:
-    """Store the events whose id is new, in one ``INSERT ... ON CONFLICT DO NOTHING``, in input
-    order (ids ascend with arrival); returns the row id of each one stored, by ``event_id``.
-
-    An id already stored (by now, or at this moment by a request for another agent) is left
-    out, never an error: the caller answers it as a duplicate or a conflict.
-    """
+def _insert_sql(
+    rows: list[tuple[int, ParsedEvent, AgentState]],
+    state_after: dict[int, dict[str, Any]],
+    source: str,
+    actor_id: int | None,
+) -> tuple[str | None, list[Any]]:
+    """One INSERT of the new events ``(id, event, agent's live state)``, each with the
+    projection after it; ``None`` for none. No ``ON CONFLICT``: an id stored since the agents
+    were locked fails it (``_ingest_chunk`` tries the chunk again)."""
     if not rows:
-        return {}
-    names = ("event_id", "agent", "team", "type", "occurred_at", "received_at", "data",
+        return None, []
+    names = ("id", "event_id", "agent", "team", "type", "occurred_at", "received_at", "data",
              "source", "actor", "state_after", "history_anchor")  # fmt: skip
     now = timezone.now()
     source_sql, params, columns = _derived_table(
@@ -446,6 +527,7 @@ def _insert_events(
         names,
         [
             (
+                key,
                 parsed.event_id,
                 live.agent_id,
                 live.agent.team_id,
@@ -455,21 +537,14 @@ def _insert_events(
                 parsed.data,
                 source,
                 actor_id,
-                {},
+                state_after[key],
                 False,
             )
-            for parsed, live in rows
+            for key, parsed, live in rows
         ],
     )
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(columns)}) "
-        f"SELECT * FROM {source_sql} WHERE true "
-        f"ON CONFLICT ({quote('event_id')}) DO NOTHING RETURNING {quote('id')}, {quote('event_id')}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {event_id: pk for pk, event_id in cursor.fetchall()}
+    table = connection.ops.quote_name(Event._meta.db_table)
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {source_sql}", params
 
 
 def _derived_table(
@@ -560,16 +635,9 @@ def _answer_the_others(
     results: list[IngestResult | None],
     first_of: dict[str, int],
     accepted: set[int],
+    stored: dict[str, tuple[Any, ...]],
 ) -> None:
     """Duplicates and conflicts: against the stored event, or the chunk's first of that id."""
-    open_ids = {items[i].event_id for i, result in enumerate(results) if result is None}
-    to_read = [e for e in open_ids if first_of[e] not in accepted]
-    stored: dict[str, tuple[Any, ...]] = {}
-    if to_read:  # nothing when every event was stored (the common case): not even a query built
-        rows = Event.objects.filter(event_id__in=to_read).values_list(
-            "event_id", "type", "agent__external_id", "occurred_at", "data"
-        )
-        stored = {row[0]: row[1:] for row in rows}
     for index, parsed in enumerate(items):
         if results[index] is not None:
             continue
@@ -733,13 +801,17 @@ ACW_ROW_FIELDS = ("start_event", "agent", *ACW_FIELDS, "duration_seconds", "inte
 
 class _Writes:
     """What one transaction writes for the agents it projected, gathered and then written in
-    a few statements (``flush``): the event projections, the rows opened by replayed events
-    (deleted, then rewritten), the rows, their rollup marks and the live states; after commit,
-    one publication to the walls and the ACW timeouts."""
+    a few statements (``flush``): the new events with their projections, the projections of
+    replayed events, the rows opened by replayed events (deleted, then rewritten), the rows,
+    their rollup marks and the live states; after commit, one publication to the walls and
+    the ACW timeouts."""
 
-    def __init__(self, policies: Policies) -> None:
+    def __init__(self, policies: Policies, source: str = "api", actor_id: int | None = None):
         self.policies = policies
+        self.source, self.actor_id = source, actor_id  # of the new events
         self.now = timezone.now()
+        # (id, event, agent's live state): each one stored with the projection after it.
+        self.new_events: list[tuple[int, ParsedEvent, AgentState]] = []
         self.state_after: dict[int, dict[str, Any]] = {}
         self.replayed: list[int] = []  # stored events re-applied
         self.rewritten: list[int] = []  # those whose rows are deleted and written again
@@ -838,16 +910,26 @@ class _Writes:
         if live.acw_deadline is not None:  # in acw, or on a contact while another one's ACW runs
             self.timeouts[live.agent_id] = live.acw_deadline
 
-    def flush(self) -> None:
+    def flush(self, *, commit: bool = False) -> None:
+        """Write it all; with ``commit``, commit the transaction in the same round trip (it
+        must be the connection's outermost one, ending with the caller's atomic block)."""
         if self.replayed:
             _delete_rows_opened_by(self.replayed, self.rewritten, self.stops)
         statements = _Statements()
+        # Before the rows that name them: the INSERT of an event costs less than its UPDATE
+        # after it, which wrote a new entry in every index of the table when it was not HOT.
+        statements.add(*_insert_sql(self.new_events, self.state_after, self.source, self.actor_id))
         _write_rows(statements, self.rows)
+        new_keys = {key for key, _, _ in self.new_events}
         statements.add(
             *_update_sql(
                 Event,
                 "id",
-                {key: {"state_after": after} for key, after in self.state_after.items()},
+                {
+                    key: {"state_after": after}
+                    for key, after in self.state_after.items()
+                    if key not in new_keys
+                },
             )
         )
         statements.add(
@@ -863,7 +945,7 @@ class _Writes:
                 },
             )
         )
-        statements.run()
+        statements.run(commit=commit)
         events.broadcast_on_commit(self.messages)
         if self.timeouts:
             timeouts = dict(self.timeouts)
@@ -888,12 +970,18 @@ class _Statements:
             self._sql.append(sql)
             self._params.append(params)
 
-    def run(self) -> None:
+    def run(self, *, commit: bool = False) -> None:
+        """Run the statements; on PostgreSQL with ``commit``, the transaction's ``COMMIT`` as
+        the last of them: a round trip fewer. The atomic block's own commit then finds nothing
+        to commit (psycopg sends no ``COMMIT`` outside a transaction) and runs the on-commit
+        callbacks as usual; a statement that fails leaves the transaction to be rolled back
+        by the block, as before."""
         if not self._sql:
             return
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                cursor.execute("; ".join(self._sql), [p for params in self._params for p in params])
+                texts = [*self._sql, "COMMIT"] if commit else self._sql
+                cursor.execute("; ".join(texts), [p for params in self._params for p in params])
                 return
             for sql, params in zip(self._sql, self._params, strict=True):
                 cursor.execute(sql, params)

@@ -2,7 +2,9 @@
 
 The counts are the queries of one request through the whole stack (authentication, throttle,
 view, service). Each transaction counts 2 more here than in production: inside the test's own
-transaction, its BEGIN and COMMIT are a SAVEPOINT and its RELEASE, which are counted. A change that adds a query per event fails here: raise the pin only with a
+transaction, its BEGIN and COMMIT are a SAVEPOINT and its RELEASE, which are counted (in
+production the COMMIT of an event's write goes in the write's own round trip:
+``test_an_event_is_committed_by_its_write_unless_the_caller_holds_a_transaction``). A change that adds a query per event fails here: raise the pin only with a
 reason, as every query is paid at hundreds of events per second. The counts are PostgreSQL's
 (production); on the embedded SQLite the writes after the event's INSERT are one statement each.
 """
@@ -38,19 +40,20 @@ def test_an_event_in_order_costs_a_pinned_number_of_queries(
     api: APIClient, alice: Agent, django_assert_num_queries: Any
 ) -> None:
     assert post(api, event("alice", "agent.logged_in", 100)).status_code == 201  # caches filled
-    # Lock the agent, store the event, then one statement of statements: the interaction (new),
-    # the event's projection, the live state (+ 2: the transaction).
-    with django_assert_num_queries(5):
+    # Lock the agent (its round trip also reads whether the event is stored, and takes the
+    # event's id), then one statement of statements: the event with its projection, the
+    # interaction (new), the live state (+ 2: the transaction).
+    with django_assert_num_queries(4):
         started = post(api, event("alice", "interaction.started", 90, interaction_id="c1", channel="phone"))  # fmt: skip
     assert started.status_code == 201
-    # Lock, store, then in one: the rollup interval marks, the interaction (ended), the ACW
-    # (new, naming the interaction by the event that opened it), the event's projection, the
-    # live state (+ 2).
+    # Lock, then in one: the event with its projection, the rollup interval marks, the
+    # interaction (ended), the ACW (new, naming the interaction by the event that opened it),
+    # the live state (+ 2).
     ended = event("alice", "interaction.ended", 60, interaction_id="c1")
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         assert post(api, ended).status_code == 201
-    # A duplicate: lock, the insert that stores nothing, the stored event to compare (+ 2).
-    with django_assert_num_queries(5):
+    # A duplicate: the lock, whose round trip read the stored event to compare (+ 2).
+    with django_assert_num_queries(3):
         assert post(api, ended).status_code == 200
 
 
@@ -62,7 +65,7 @@ def test_without_the_caches_an_event_reads_only_its_token_more(
     assert post(api, event("alice", "agent.logged_in", 100)).status_code == 201
     # The token, then as above: the ACW policies are read in the lock's round trip (a second
     # statement of the same query), the only way they are read on this path.
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         started = post(api, event("alice", "interaction.started", 90, interaction_id="c1", channel="phone"))  # fmt: skip
     assert started.status_code == 201
 
@@ -84,12 +87,12 @@ def test_a_batch_of_1000_events_of_50_agents_costs_a_pinned_number_of_queries(
                 event(a, "interaction.ended", 470 - 90 * n, interaction_id=cid),
             ]
     assert len(batch) == 1000
-    # Five chunks of 200 events (one call per agent each), each chunk: lock the 50 agents,
-    # store the events, then one statement of statements (the rollup marks, the interactions,
-    # the holds, the ACWs, the events' projections, the live states; the ACWs of the previous
-    # calls that these calls close name their interactions by opening event, no read) (+ 2: the
-    # transaction).
-    with django_assert_num_queries(5 * 5):
+    # Five chunks of 200 events (one call per agent each), each chunk: lock the 50 agents
+    # (reading which events are stored, and taking their ids), then one statement of
+    # statements (the events with their projections, the rollup marks, the interactions, the
+    # holds, the ACWs, the live states; the ACWs of the previous calls that these calls close
+    # name their interactions by opening event, no read) (+ 2: the transaction).
+    with django_assert_num_queries(5 * 4):
         response = post(api, {"events": batch})
     assert response.json()["accepted"] == 1000
 

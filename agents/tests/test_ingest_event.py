@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from agents import services
@@ -344,6 +344,60 @@ def test_two_concurrent_posts_of_one_event_give_one_accepted_one_duplicate(db: N
         statuses = _in_threads([lambda raw=raw: services.ingest_event(raw).status] * 2)
         assert sorted(statuses) == ["accepted", "duplicate"]
     assert Event.objects.count() == 5
+
+
+def _transaction_status_after_each_statement(work: Any) -> list[str]:
+    statuses: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        statuses.append(connection.connection.info.transaction_status.name)
+        return result
+
+    with connection.execute_wrapper(record):
+        work()
+    return statuses
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_event_is_committed_by_its_write_unless_the_caller_holds_a_transaction(
+    db: None,
+) -> None:
+    services.provision_agent("kim", name="Kim", team_name="North")
+    raw = event("kim", "agent.not_ready", 10, reason="break")
+    # The lock, then the write, which ends the transaction: no COMMIT round trip of its own.
+    assert _transaction_status_after_each_statement(lambda: services.ingest_event(raw)) == [
+        "INTRANS",
+        "IDLE",
+    ]
+    assert Event.objects.filter(event_id=raw["event_id"]).exists()
+    assert AgentState.objects.get(agent__external_id="kim").state == "not_ready"
+
+    def in_a_transaction() -> None:
+        with transaction.atomic():
+            services.ingest_event(event("kim", "agent.available", 5))
+            transaction.set_rollback(True)
+
+    # Inside the caller's transaction the write commits nothing: the caller decides.
+    assert _transaction_status_after_each_statement(in_a_transaction)[-1] == "INTRANS"
+    assert AgentState.objects.get(agent__external_id="kim").state == "not_ready"
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_one_event_id_posted_for_two_agents_at_once_is_stored_once(db: None) -> None:
+    # Two agents' locks do not serialise the two posts: the unique index does.
+    services.provision_agent("ida", name="Ida", team_name="North")
+    services.provision_agent("jon", name="Jon", team_name="North")
+    for attempt in range(5):
+        twins = [
+            event(agent, "agent.not_ready", attempt, event_id=f"shared-{attempt}", reason="break")
+            for agent in ("ida", "jon")
+        ]
+        statuses = _in_threads([lambda raw=raw: services.ingest_event(raw).status for raw in twins])
+        assert sorted(statuses) == ["accepted", "conflict"]
+    assert Event.objects.filter(event_id__startswith="shared-").count() == 5
 
 
 @postgres_only

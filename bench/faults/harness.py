@@ -38,7 +38,8 @@ def _admin_url() -> str:
 class Stack:
     def __init__(self, scenario: str) -> None:
         self.scenario = scenario
-        self.db_name = f"faults_{scenario}"
+        # FAULTS_DATABASE: another name, so that two stacks can share one PostgreSQL server.
+        self.db_name = os.environ.get("FAULTS_DATABASE") or f"faults_{scenario}"
         admin = urlsplit(_admin_url())
         self.pg_host, self.pg_port = admin.hostname or "127.0.0.1", admin.port or 5432
         self.pg_user = admin.username or "postgres"
