@@ -538,7 +538,9 @@ def coaching_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
     ``COACHING_MEASURES``, each column named as in the table. Window functions place each
     closed ACW in its agent's day, in the same pass over the raw rows as the sums: each row's
     values are computed first (the window functions cannot be summed where they are computed),
-    then summed."""
+    then summed. In the order of the table's unique key (see the note on set-based SQL): the
+    window functions hand the rows over agent by agent, and a month's day rows read by a
+    coaching list would otherwise lie on three times as many pages."""
     calendar, params = _calendar(bounds, "i.ended_at")
     join = calendar.format(_table(Interaction))
     # The closed ACWs of an agent's day are one partition (the other rows' places are unused).
@@ -564,7 +566,7 @@ def coaching_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
     sql = (
         f"SELECT {group}, {sums} FROM (SELECT {columns} FROM {join} "
         f"LEFT JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
-        f"WHERE i.ended_at >= %s AND i.ended_at < %s) r GROUP BY {group}"
+        f"WHERE i.ended_at >= %s AND i.ended_at < %s) r GROUP BY {group} ORDER BY {group}"
     )
     return sql, [*params, *_span(bounds)]
 
@@ -581,7 +583,7 @@ def checklist_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
         f"JOIN {_table(AcwSession)} a ON a.interaction_id = i.id "
         f"{_sql('unnest', 'a.checklist')} "
         f"WHERE {_CLOSED} AND {_sql('is_array', 'a.checklist')} "
-        f"AND i.ended_at >= %s AND i.ended_at < %s GROUP BY {keys}"
+        f"AND i.ended_at >= %s AND i.ended_at < %s GROUP BY {keys} ORDER BY {keys}"
     )
     return sql, [*params, *_span(bounds)]
 

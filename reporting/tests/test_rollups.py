@@ -258,6 +258,26 @@ def test_rebuild_rollups_recomputes_history_from_a_date(alice: Agent) -> None:
     ) == [30]
 
 
+def test_the_rebuild_writes_coaching_day_rows_in_the_order_of_their_key(
+    alice: Agent, bob: Agent
+) -> None:
+    """Rows go in in the order of their table's unique key, so that a period's rows lie together
+    (a coaching list reads a month's day rows of every agent); the window functions of the
+    coaching statement hand them over agent by agent."""
+    for day in range(3):
+        for name in ("bob", "alice"):
+            ingest(*call(name, f"{name}{day}", NOON + timedelta(days=day), talk=10, acw=1))
+    if connection.vendor == "postgresql":
+        # As on a year of rows: grouped by hashing, not by sorting (which would order them).
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_sort TO off")  # until the test's rollback
+    call_command("rebuild_rollups", stdout=StringIO())
+    days = CoachingRollup.objects.filter(grain=Grain.DAY).order_by("id")
+    keys = list(days.values_list("bucket_start", "agent_id", "team_id", "channel", "wrap_up_code"))
+    assert len(keys) == 6
+    assert keys == sorted(keys)
+
+
 def test_rebuild_rollups_in_a_pipe_prints_one_summary_line_and_no_progress(alice: Agent) -> None:
     ingest(*call("alice", "c1", NOON, talk=10, acw=1))
     out, err = StringIO(), StringIO()
