@@ -643,8 +643,8 @@ def coaching_page(entries: list[coaching.Entry], number: str | None) -> Page:
 
 # Beyond this many days a sparkline has a point per week: 70 days are 10 points, not 70.
 WEEKLY_SPARKLINE_DAYS = 62
-# Beyond this many, a point per calendar month: a year is 13 points (the first and last months
-# possibly partial) read from the month rows, instead of 53 weeks summed from 365 day rows.
+# Beyond this many, a point per calendar month: a year is 12 or 13 points (the first and last
+# months possibly partial) read from the month rows, instead of 53 weeks summed from day rows.
 MONTHLY_SPARKLINE_DAYS = 183
 
 
