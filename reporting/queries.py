@@ -512,14 +512,9 @@ class KpiFilter:
         )
 
     def arguments(self) -> dict[str, Any]:
-        """The keyword arguments of ``kpi_rows``, ``acw_distribution``, ... that read it."""
-        return {
-            "team_ids": self.team_ids,
-            "agent_ids": self.agent_ids,
-            "channels": self.channels,
-            "department_ids": self.department_ids,
-            "every_team": self.every_team,
-        }
+        """The keyword arguments of ``kpi_rows``, ``acw_distribution``, ... that read it: its
+        fields, under their own names."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def q(self, prefix: str = "") -> Q:
         """The condition on ``Interaction``, ``KpiRollup`` or ``AcwDurationRollup`` (same names),
