@@ -69,6 +69,12 @@ class OffsetDateTimeField(serializers.Field):
             self.fail("invalid")
         if value.tzinfo is None or value.utcoffset() is None:
             self.fail("naive")
+        # The instant in UTC: ISO 8601 allows offsets up to ±23:59, PostgreSQL's timestamptz
+        # input only up to ±15:59, and ±19:12 reached it as a 500.
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+            self.fail("invalid")
         return value
 
     def to_representation(self, value: datetime) -> str:

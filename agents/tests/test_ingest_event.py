@@ -63,6 +63,12 @@ def test_a_duplicate_may_spell_the_same_instant_with_another_offset(alice: Agent
     assert ingest(first, again) == ["accepted", "duplicate"]
 
 
+def test_an_offset_beyond_what_the_database_reads_is_stored_as_its_instant(alice: Agent) -> None:
+    far = BASE.astimezone(timezone.get_fixed_timezone(19 * 60 + 12)).isoformat()
+    assert ingest(event("alice", "agent.logged_in", 0) | {"occurred_at": far}) == ["accepted"]
+    assert Event.objects.get(agent=alice).occurred_at == BASE
+
+
 def test_an_event_id_reused_with_other_content_is_a_conflict(alice: Agent) -> None:
     first = event("alice", "agent.not_ready", 0, reason="break")
     result = services.ingest_event({**first, "reason": "lunch"}) if ingest(first) else None

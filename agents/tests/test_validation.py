@@ -128,6 +128,7 @@ def test_acw_extended_seconds_is_a_positive_number() -> None:
         "2026-11-02T06:00:00-05:00",
         "2026-11-02T11:00:00.000+00:00",
         "2026-11-02T16:30:00+05:30",
+        "2026-11-03T06:12:00+19:12",
     ],
 )
 def test_occurred_at_spellings_of_one_instant_are_equal(stamp: str) -> None:
@@ -143,6 +144,12 @@ def test_occurred_at_up_to_5_minutes_ahead_is_accepted() -> None:
 
 def test_occurred_at_must_carry_an_offset() -> None:
     assert rejected(raw(occurred_at="2026-11-02T11:00:00")).startswith("occurred_at: must include")
+
+
+def test_occurred_at_is_read_as_its_instant_in_utc() -> None:
+    parsed = parse_event(raw(occurred_at="2026-11-03T06:12:00+19:12")).occurred_at
+    assert parsed.utcoffset() == timedelta(0)
+    assert rejected(raw(occurred_at="9999-12-31T23:00:00-05:00")).startswith("occurred_at:")
 
 
 def test_a_non_object_is_rejected_as_an_event() -> None:
