@@ -6,6 +6,8 @@ the event log implies, and its rollups are what the raw rows give).
 
 from __future__ import annotations
 
+import io
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +19,17 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from agents import services
-from agents.models import AcwSession, Agent, AgentState, Event, Interaction
+from agents.choices import AcwEndReason
+from agents.models import (
+    AcwSession,
+    Agent,
+    AgentState,
+    ChecklistItem,
+    Event,
+    Interaction,
+    WrapUpCode,
+)
+from reporting.management.commands.seed_history import CHECKLIST
 from reporting.queries import (
     GROUP_BYS,
     SUMMED,
@@ -121,6 +133,51 @@ def test_seeded_rollups_equal_the_raw_rows(history: None) -> None:
             for name in SUMMED:
                 assert getattr(a, name) == pytest.approx(getattr(b, name)), (a.key, name)
     assert acw_distribution(**span) == acw_distribution_raw(**span)
+
+
+def test_seeded_acws_tick_the_site_checklist_and_fewer_steps_when_hurried(
+    history: None,
+) -> None:
+    steps = list(ChecklistItem.objects.filter(team=None).order_by("position"))
+    assert [s.label for s in steps] == [label for label, _ in CHECKLIST]
+    ended = AcwSession.objects.filter(
+        end_reason=AcwEndReason.AGENT_READY, wrap_up_code__in=["sale", "info"]
+    )
+    norms = dict(WrapUpCode.objects.values_list("code", "expected_acw_seconds"))
+    ticks = {"unhurried": [0] * len(steps), "hurried": [0] * len(steps)}
+    totals = {"unhurried": 0, "hurried": 0}
+    for code, duration, checklist in ended.values_list(
+        "wrap_up_code", "duration_seconds", "checklist"
+    ):
+        assert set(checklist) <= {s.pk for s in steps}
+        kind = "hurried" if duration < norms[code] / 2 else "unhurried"
+        if duration < norms[code] / 2 or duration >= norms[code]:
+            totals[kind] += 1
+            for n, step in enumerate(steps):
+                ticks[kind][n] += step.pk in checklist
+    assert min(totals.values()) >= 20, totals
+    rates = {kind: [t / totals[kind] for t in ticks[kind]] for kind in ticks}
+    # Each step about as often as CHECKLIST says after an ACW of at least the norm (within
+    # three binomial standard deviations), the first step most often; after an ACW of less than
+    # half the norm, well under half as many steps ticked.
+    n = totals["unhurried"]
+    for (_, share), rate in zip(CHECKLIST, rates["unhurried"], strict=True):
+        assert rate == pytest.approx(share, abs=3 * math.sqrt(share * (1 - share) / n)), rates
+    assert rates["unhurried"][0] == max(rates["unhurried"])
+    assert sum(rates["hurried"]) < 0.5 * sum(rates["unhurried"]), rates
+    # An ACW that timed out was never ended by the agent: nothing was ticked.
+    assert (
+        not AcwSession.objects.filter(end_reason=AcwEndReason.TIMEOUT)
+        .exclude(checklist=[])
+        .exists()
+    )
+
+
+def test_seeding_without_a_checklist_ticks_nothing(db: None) -> None:
+    call_command("seed_history", agents=2, days=2, calls=5, checklist=0, stdout=io.StringIO())
+    assert AcwSession.objects.count() > 10
+    assert not AcwSession.objects.exclude(checklist=[]).exists()
+    assert not ChecklistItem.objects.exists()
 
 
 # The coaching list (docs/coaching.md §7): the reads above for its norms, the period's and the

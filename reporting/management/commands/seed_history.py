@@ -2,7 +2,8 @@
 
 Writes the event log of ``--agents`` agents (teams of ``--team-size`` in ``--departments``
 departments) for the ``--days`` site days before today: a shift a day with calls, chats and
-e-mails, holds, ACWs ended by the agent, extended or left to time out, with wrap-up codes. The
+e-mails, holds, ACWs ended by the agent, extended or left to time out, with wrap-up codes and
+the steps of a site-wide checklist ticked (``--checklist``; fewer when the ACW is hurried). The
 rows those events imply (interactions, holds, ACW sessions, live state) come from the same pure
 state machine as live ingestion (``agents.states.project``), so ``replay_events`` would rebuild
 exactly what is written here; then every rollup is rebuilt at once by ``rollups.rebuild_all``
@@ -21,7 +22,7 @@ import math
 import multiprocessing
 import random
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -35,6 +36,7 @@ from agents.models import (
     AcwSession,
     Agent,
     AgentState,
+    ChecklistItem,
     Department,
     Event,
     HoldPeriod,
@@ -61,6 +63,14 @@ CODES = (
 )
 # (channel, share, mean talk seconds)
 CHANNELS = (("phone", 0.6, 300), ("chat", 0.25, 480), ("email", 0.15, 240))
+# (step of every team's wrap-up checklist, how often an agent ticks it after an ACW of at least
+# the code's norm; a hurried ACW ticks fewer steps)
+CHECKLIST = (
+    ("Disposition set in the CRM", 0.95),
+    ("Case notes written", 0.8),
+    ("Customer details verified", 0.6),
+    ("Follow-up scheduled", 0.35),
+)
 
 
 Finals = dict[int, tuple[AgentProjection, int, datetime]]
@@ -72,6 +82,8 @@ class _Agent:
     pk: int
     external_id: str
     team_id: int
+    checklist: tuple[tuple[int, float], ...] = ()
+    """The checklist items this agent sees, each with how often it is ticked."""
 
 
 class _Ids:
@@ -162,7 +174,11 @@ def shift_events(
         if rng.random() < 0.85:
             # The agent ends it; past a deadline it had already timed out (the event is stored
             # and changes nothing, as in real traffic).
-            data = {"wrap_up_code": code} if code else {}
+            data: dict[str, Any] = {"wrap_up_code": code} if code else {}
+            hurry = min(1.0, acw / norm)
+            ticked = [pk for pk, share in agent.checklist if rng.random() < share * hurry]
+            if ticked:
+                data["checklist"] = ticked
             out.append(("acw.ended", end + timedelta(seconds=acw), data))
         t = end + timedelta(seconds=acw + rng.randint(2, 600))
     out.append(("agent.logged_out", t, {}))
@@ -183,6 +199,13 @@ class Command(BaseCommand):
         parser.add_argument("--prefix", default="hist", help="Prefix of the agents' ids.")
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument(
+            "--checklist",
+            type=int,
+            default=len(CHECKLIST),
+            choices=range(len(CHECKLIST) + 1),
+            help="Steps of the site-wide wrap-up checklist the agents tick (0: none).",
+        )
+        parser.add_argument(
             "--jobs",
             type=int,
             default=1,
@@ -199,6 +222,8 @@ class Command(BaseCommand):
             agents = self._set_up(
                 prefix, options["agents"], options["team_size"], options["departments"]
             )
+            checklist = self._checklist(options["checklist"])
+            agents = [replace(agent, checklist=checklist) for agent in agents]
         last = site_today() - timedelta(days=1)
         # Newest day first: an interrupted run leaves the most recent days complete.
         days = [last - timedelta(days=n) for n in range(options["days"])]
@@ -265,6 +290,17 @@ class Command(BaseCommand):
             AgentState.objects.get_or_create(agent=agent)
             agents.append(_Agent(agent.pk, external_id, agent.team_id))
         return agents
+
+    def _checklist(self, steps: int) -> tuple[tuple[int, float], ...]:
+        """The first ``steps`` of the site-wide checklist (created if missing), with how often
+        each is ticked."""
+        items = []
+        for position, (label, share) in enumerate(CHECKLIST[:steps], start=1):
+            item, _ = ChecklistItem.objects.get_or_create(
+                team=None, label=label, defaults={"position": position}
+            )
+            items.append((item.pk, share))
+        return tuple(items)
 
     def _store_live(self, finals: Finals) -> None:
         """Each agent's live state after its last seeded event (logged out), so that live
