@@ -165,12 +165,9 @@ def test_seeded_acws_tick_the_site_checklist_and_fewer_steps_when_hurried(
         assert rate == pytest.approx(share, abs=3 * math.sqrt(share * (1 - share) / n)), rates
     assert rates["unhurried"][0] == max(rates["unhurried"])
     assert sum(rates["hurried"]) < 0.5 * sum(rates["unhurried"]), rates
-    # An ACW that timed out was never ended by the agent: nothing was ticked.
-    assert (
-        not AcwSession.objects.filter(end_reason=AcwEndReason.TIMEOUT)
-        .exclude(checklist=[])
-        .exists()
-    )
+    # An ACW that timed out keeps the steps saved while it was open.
+    timed_out = AcwSession.objects.filter(end_reason=AcwEndReason.TIMEOUT)
+    assert timed_out.exclude(checklist=[]).count() > timed_out.count() / 4
 
 
 def test_seeding_without_a_checklist_ticks_nothing(db: None) -> None:

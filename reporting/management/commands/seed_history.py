@@ -3,7 +3,8 @@
 Writes the event log of ``--agents`` agents (teams of ``--team-size`` in ``--departments``
 departments) for the ``--days`` site days before today: a shift a day with calls, chats and
 e-mails, holds, ACWs ended by the agent, extended or left to time out, with wrap-up codes and
-the steps of a site-wide checklist ticked (``--checklist``; fewer when the ACW is hurried). The
+the steps of a site-wide checklist ticked (``--checklist``; fewer when the ACW is hurried, saved
+while the ACW is open where it then times out). The
 rows those events imply (interactions, holds, ACW sessions, live state) come from the same pure
 state machine as live ingestion (``agents.states.project``), so ``replay_events`` would rebuild
 exactly what is written here; then every rollup is rebuilt at once by ``rollups.rebuild_all``
@@ -168,15 +169,22 @@ def shift_events(
         out.append(("interaction.ended", end, cid))
         policy = policy_for(agent.team_id, channel)
         acw = max(1.0, round(_lognormal(rng, norm, 0.7)))
+        ended_by_agent = rng.random() < 0.85
+        # The steps ticked (fewer when the ACW is hurried); where the ACW times out before the
+        # agent would end it, they were saved as ticked (``acw.updated``) half-way through.
+        hurry = min(1.0, acw / norm)
+        ticked = [pk for pk, share in agent.checklist if rng.random() < share * hurry]
+        may_time_out = not ended_by_agent or (policy.is_timed and acw > policy.seconds)
+        if ticked and may_time_out:
+            saved = min(acw, policy.seconds if policy.is_timed else acw) / 2
+            out.append(("acw.updated", end + timedelta(seconds=saved), {"checklist": ticked}))
         if policy.is_timed and acw > policy.seconds and rng.random() < 0.5:
             # Asks for more time before the timer runs out (the policy caps the total).
             out.append(("acw.extended", end + timedelta(seconds=policy.seconds * 0.8), {}))
-        if rng.random() < 0.85:
+        if ended_by_agent:
             # The agent ends it; past a deadline it had already timed out (the event is stored
             # and changes nothing, as in real traffic).
             data: dict[str, Any] = {"wrap_up_code": code} if code else {}
-            hurry = min(1.0, acw / norm)
-            ticked = [pk for pk, share in agent.checklist if rng.random() < share * hurry]
             if ticked:
                 data["checklist"] = ticked
             out.append(("acw.ended", end + timedelta(seconds=acw), data))
