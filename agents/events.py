@@ -9,7 +9,7 @@ supervisors a state that never existed. A failed publish (Redis down) is logged 
 never raised — the event is already stored, and walls catch up by resync.
 
 Every message carries ``team_id`` and ``team_seq``, a per-team number from a Redis counter taken
-just before the message is sent. The layer may drop messages silently (pub/sub during a Redis
+as the message is sent (one Lua script numbers and publishes a batch in one round trip). The layer may drop messages silently (pub/sub during a Redis
 blip, a full channel): a wall consumer that sees a hole in a team's numbers knows it missed
 something and sends its browser a fresh snapshot.
 """
