@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import Field, Max, Model, Q, QuerySet
 from django.utils import timezone
 
@@ -331,7 +331,7 @@ def _lock_agents(
     """
     wanted = sorted(external_ids)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if cursor.db.vendor == "postgresql":
             statements = [_lock_sql(len(wanted)), _events_sql(len(event_ids))]
             if policies is None:
                 statements.append(all_policies_sql())
@@ -543,13 +543,12 @@ def _insert_sql(
             for key, parsed, live in rows
         ],
     )
-    table = connection.ops.quote_name(Event._meta.db_table)
-    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {source_sql}", params
+    return _insert_text(Event, source_sql, columns, ""), params
 
 
 def _derived_table(
     model: type[Model], names: tuple[str, ...], rows: list[tuple[Any, ...]]
-) -> tuple[str, list[Any], list[str]]:
+) -> tuple[str, list[Any], tuple[str, ...]]:
     """``rows`` (values in the order of ``names``, model fields) as a derived table ``v`` for
     an INSERT or UPDATE: its SQL, parameters and quoted column names (the table's columns are
     named and ordered as ``names``), rows in input order.
@@ -559,10 +558,10 @@ def _derived_table(
     element of an array parameter in Python, which was a fifth of a batch's time, where one
     JSON text is encoded and escaped once, in C. Elsewhere a VALUES list.
     """
-    shape = _table_shape(model, names, connection.vendor)
     # The connection itself, not the proxy: every attribute read through the proxy is a
     # look-up of the thread's connection, several per value.
-    db = connections[connection.alias]
+    db = connections[DEFAULT_DB_ALIAS]
+    shape = _table_shape(model, names, db.vendor)
     if db.vendor != "postgresql":
         one_row = "(" + ", ".join(["%s"] * len(shape.fields)) + ")"
         params = [
@@ -595,7 +594,7 @@ class _TableShape:
     columns, which are JSON, and the derived table's select list."""
 
     fields: list[Field]
-    columns: list[str]
+    columns: tuple[str, ...]
     json: list[bool]
     selected: str
 
@@ -606,7 +605,7 @@ def _table_shape(model: type[Model], names: tuple[str, ...], vendor: str) -> _Ta
     was a third of a single event's time in ``_derived_table``."""
     fields = [cast(Field, model._meta.get_field(name)) for name in names]
     quote = connection.ops.quote_name
-    columns = [quote(field.column) for field in fields]
+    columns = tuple(quote(field.column) for field in fields)
     json_fields = [field.get_internal_type() == "JSONField" for field in fields]
     if vendor != "postgresql":
         selected = ", ".join(f"column{n} AS {column}" for n, column in enumerate(columns, 1))
@@ -979,7 +978,7 @@ class _Statements:
         if not self._sql:
             return
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
+            if cursor.db.vendor == "postgresql":
                 texts = [*self._sql, "COMMIT"] if commit else self._sql
                 cursor.execute("; ".join(texts), [p for params in self._params for p in params])
                 return
@@ -1063,6 +1062,15 @@ def _upsert_sql(
     if not rows:
         return None, []
     source_sql, params, columns = _derived_table(model, names, rows)
+    return _upsert_text(model, names, source_sql, columns), params
+
+
+@functools.cache
+def _upsert_text(
+    model: type[Model], names: tuple[str, ...], source_sql: str, columns: tuple[str, ...]
+) -> str:
+    """``_upsert_sql``'s statement, written once per process and row source (one on
+    PostgreSQL, whatever the number of rows)."""
     quote = connection.ops.quote_name
     interactions = quote(Interaction._meta.db_table)
     opened_by = quote(cast(Field, Interaction._meta.get_field("start_event")).column)
@@ -1072,13 +1080,12 @@ def _upsert_sql(
         else f"v.{column}"
         for name, column in zip(names, columns, strict=True)
     ]
-    sql = (
+    return (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) "
         f"SELECT {', '.join(values)} FROM {source_sql} WHERE true "
         f"ON CONFLICT ({columns[0]}) DO UPDATE "
         f"SET {', '.join(f'{column} = EXCLUDED.{column}' for column in columns[1:])}"
     )
-    return sql, params
 
 
 def _dirty_marks_sql(buckets: set[tuple[int, datetime]]) -> tuple[str | None, list[Any]]:
@@ -1094,11 +1101,16 @@ def _dirty_marks_sql(buckets: set[tuple[int, datetime]]) -> tuple[str | None, li
         ("agent", "bucket_start", "marked_at"),
         [(agent_id, start, now) for agent_id, start in sorted(buckets)],
     )
-    sql = (
-        f"INSERT INTO {connection.ops.quote_name(rollups.DirtyInterval._meta.db_table)} "
-        f"({', '.join(columns)}) SELECT * FROM {source_sql} WHERE true ON CONFLICT DO NOTHING"
-    )
-    return sql, params
+    return _insert_text(
+        rollups.DirtyInterval, source_sql, columns, " ON CONFLICT DO NOTHING"
+    ), params
+
+
+@functools.cache
+def _insert_text(model: type[Model], source_sql: str, columns: tuple[str, ...], tail: str) -> str:
+    """An ``INSERT`` of a derived table's rows, written once per process and row source."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {source_sql} WHERE true{tail}"
 
 
 def _update_sql(
@@ -1117,12 +1129,17 @@ def _update_sql(
         (key, *names),
         [(row_key, *(values[name] for name in names)) for row_key, values in rows.items()],
     )
-    sql = (
+    return _update_text(model, source_sql, columns), params
+
+
+@functools.cache
+def _update_text(model: type[Model], source_sql: str, columns: tuple[str, ...]) -> str:
+    """``_update_sql``'s statement, written once per process and row source."""
+    return (
         f"UPDATE {connection.ops.quote_name(model._meta.db_table)} AS t "
         f"SET {', '.join(f'{column} = v.{column}' for column in columns[1:])} "
         f"FROM {source_sql} WHERE t.{columns[0]} = v.{columns[0]}"
     )
-    return sql, params
 
 
 def _store_live(live: AgentState, projection: AgentProjection, now: datetime) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 M = TypeVar("M", bound=Model)
@@ -35,10 +35,12 @@ class RowReader:
     def instance(self, values: Sequence[Any]) -> Any:
         """The instance of one row's values (``width`` of them, in ``columns`` order)."""
         row = list(values)
+        # The connection itself: each read through the proxy is a look-up of the thread's one.
+        db = connections[DEFAULT_DB_ALIAS]
         for position, converters, expression in self.converters:
             for converter in converters:
-                row[position] = converter(row[position], expression, connection)
-        return self.model.from_db(connection.alias, self.attnames, row)
+                row[position] = converter(row[position], expression, db)
+        return self.model.from_db(DEFAULT_DB_ALIAS, self.attnames, row)
 
 
 @functools.cache

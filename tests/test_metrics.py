@@ -98,6 +98,25 @@ def test_events_are_counted_by_source_and_result_and_timed(
     assert delta("acw_ingest_seconds_count", source="api") == 1
 
 
+def test_an_event_is_counted_under_the_source_it_was_given(alice: Any) -> None:
+    from agents import services
+
+    before = _value("acw_events_total", source="simulator", status="accepted")
+    api_before = _value("acw_events_total", source="api", status="accepted")
+    assert services.ingest_event(event("alice", "agent.logged_in", 60), source="simulator").status == "accepted"  # fmt: skip
+    assert services.ingest_event(event("alice", "agent.available", 50)).status == "accepted"
+    assert _value("acw_events_total", source="simulator", status="accepted") == before + 1
+    assert _value("acw_events_total", source="api", status="accepted") == api_before + 1
+
+
+def test_an_ingestion_function_must_take_its_source_by_keyword() -> None:
+    def positional(raw: Any, source: str = "api") -> Any:
+        return None
+
+    with pytest.raises(TypeError, match="keyword-only"):
+        metrics.observe_ingest(positional)
+
+
 def test_open_alerts_and_rollup_lag_are_read_from_the_database(
     admin_ada: Any, alice: Any, north: Any, frozen_now: Any
 ) -> None:

@@ -8,6 +8,8 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+import redis
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -105,6 +107,44 @@ def test_500_publishes_from_sync_code_share_one_connection_and_arrive_in_order(
     assert len(seqs) == 500
     assert seqs == list(range(seqs[0], seqs[0] + 500))
     print(f"\n499 publishes: {elapsed * 1000:.0f} ms ({elapsed / 499 * 1000:.2f} ms each)")
+
+
+@pytest.mark.parametrize("last", [0, 126, 127, 255, 65_535, 2**32 - 1, 2**32])
+def test_a_message_is_numbered_and_published_in_one_round_trip_as_the_layer_serialises_it(
+    last: int,
+) -> None:
+    # The script appends the number to the serialised message: each size of msgpack integer
+    # (one byte up to 127, then 0xcc, 0xcd, 0xce, 0xcf forms) must come out as the layer writes it.
+    layer = get_channel_layer()
+    team_id = 800_000 + int(time.time() * 1000) % 100_000
+    client = events._redis()
+    client.set(events.TEAM_SEQ_KEY.format(team_id=team_id), last)
+    subscriber = client.pubsub()
+    subscriber.subscribe(events._pubsub_channel(events.team_group(team_id)))
+    assert subscriber.get_message(timeout=2)["type"] == "subscribe"
+    message = {"type": "wall.agent", "agent": {"agent": "alice", "reason": None, "version": 3}}
+    calls = []
+    original = redis.Redis.execute_command
+
+    def counting(self: redis.Redis, *args: Any, **options: Any) -> Any:
+        calls.append(args[0])
+        return original(self, *args, **options)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(redis.Redis, "execute_command", counting)
+            events._publish_all([(team_id, message), (team_id, {"type": "wall.team_changed"})])
+        received = [subscriber.get_message(timeout=2) for _ in range(2)]
+        numbered = events.team_seqs({team_id})
+    finally:
+        subscriber.close()
+        client.delete(events.TEAM_SEQ_KEY.format(team_id=team_id))
+    assert calls == ["EVALSHA"] or calls == ["EVALSHA", "SCRIPT LOAD", "EVALSHA"]
+    assert [m["data"] for m in received] == [
+        layer.serialize({**message, "team_id": team_id, "team_seq": last + 1}),
+        layer.serialize({"type": "wall.team_changed", "team_id": team_id, "team_seq": last + 2}),
+    ]
+    assert numbered == {team_id: last + 2}
 
 
 # --- The colour points of an ACW tile (the page resolves no policy) -------------------------
