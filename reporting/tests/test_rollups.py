@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from agents.models import AcwPolicy, Agent, Team
 from reporting import rollups
@@ -528,6 +529,53 @@ def test_a_full_rebuild_leaves_the_tables_as_the_migrations_made_them(alice: Age
     rollups.compute_rollups()
     DirtyInterval.objects.create(agent=alice, bucket_start=NOON)
     assert rollups.compute_rollups() == 1
+
+
+def test_a_full_rebuild_joins_the_raw_rows_once_for_the_four_tables_written_from_them(
+    alice: Agent, bob: Agent
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the raw rows are read once on PostgreSQL only")
+    ingest(*call("alice", "c1", NOON, talk=10, acw=4, code="sale"))
+    ingest(*call("alice", "c2", NOON + timedelta(minutes=3), talk=20, acw=6, code="sale"))
+    ingest(*call("bob", "c3", NOON, talk=30, acw=8, channel="chat"))
+    with CaptureQueriesContext(connection) as captured:
+        assert rollups.rebuild_all() == 2
+    joins = [q["sql"] for q in captured if '"agents_acwsession"' in q["sql"]]
+    assert len(joins) == 1 and joins[0].startswith("CREATE TEMPORARY TABLE"), joins
+    from_raw = [q["sql"].split(" (")[0] for q in captured if "rollup_raw_rows i" in q["sql"]]
+    assert from_raw == [
+        f'INSERT INTO "reporting_{name}rollup_fresh"'
+        for name in ("kpi", "acwduration", "coaching", "checklist")
+    ]
+    quarter = KpiRollup.objects.get(grain=Grain.QUARTER, agent=alice)
+    assert (quarter.interactions, quarter.talk_seconds, quarter.acw_seconds) == (2, 30, 10)
+    assert (quarter.acw_count, quarter.wrap_up_code) == (2, "sale")
+    assert sorted(
+        AcwDurationRollup.objects.filter(grain=Grain.QUARTER).values_list("seconds", "count")
+    ) == [(4, 1), (6, 1), (8, 1)]
+    coaching = CoachingRollup.objects.get(grain=Grain.DAY, agent=alice)
+    # 4 and 6 s: a sum of 10, of squares 16 + 36.
+    assert (coaching.durations, coaching.duration_sum, coaching.duration_squares) == (2, 10, 52)
+    bob_day = CoachingRollup.objects.get(grain=Grain.DAY, agent=bob)
+    assert (bob_day.channel, bob_day.talk_seconds, bob_day.duration_sum) == ("chat", 30, 8)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('rollup_raw_rows')")
+        assert cursor.fetchone() == (None,)  # dropped once read
+
+
+def test_a_full_rebuild_keeps_the_sessions_statistics_target(alice: Agent) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    ingest(*call("alice", "c1", NOON, talk=10, acw=1))
+    with connection.cursor() as cursor:
+        cursor.execute("SET default_statistics_target = 77")
+        try:
+            rollups.rebuild_all()
+            cursor.execute("SHOW default_statistics_target")
+            assert cursor.fetchone() == ("77",)
+        finally:
+            cursor.execute("RESET default_statistics_target")
 
 
 def _schema() -> list[Any]:
