@@ -578,6 +578,28 @@ def test_a_full_rebuild_keeps_the_sessions_statistics_target(alice: Agent) -> No
             cursor.execute("RESET default_statistics_target")
 
 
+def test_every_rollup_foreign_key_leads_an_index(alice: Agent) -> None:
+    # A cascading delete of an agent or a team finds its rollup rows through an index: the
+    # agent's own index where the (agent, grain, bucket) one leads with it, else its own.
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL catalog")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k.conrelid::regclass::text, a.attname FROM pg_constraint k "
+            "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] "
+            "WHERE k.contype = 'f' AND k.conrelid::regclass::text LIKE 'reporting_%%rollup' "
+            "AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = k.conrelid "
+            "AND i.indkey[0] = k.conkey[1])"
+        )
+        assert cursor.fetchall() == []
+        cursor.execute(
+            "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = i.indkey[0] WHERE i.indrelid = 'reporting_kpirollup'::regclass "
+            "AND a.attname = 'agent_id'"
+        )
+        assert cursor.fetchone() == (1,)  # (agent, grain, bucket start) alone
+
+
 def _schema() -> list[Any]:
     """Tables, columns, indexes, constraints and sequences of the rollup tables, by name."""
     with connection.cursor() as cursor:
