@@ -45,7 +45,7 @@ _KEYS = "i.agent_id, i.team_id, i.channel, COALESCE(a.wrap_up_code, '')"
 def plain_aggregate(start: datetime, end: datetime) -> tuple[int, float]:
     """(15-minute groups, seconds) of the raw rows' GROUP BY that the 15-minute rollups hold,
     counted and not written."""
-    quarter = "to_timestamp(floor(extract(epoch FROM i.ended_at) / 900) * 900)"
+    quarter = "date_bin('15 minutes', i.ended_at, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
     return _count_groups(quarter, [start, end])
 
 

@@ -282,7 +282,10 @@ def _mark_team_stale(buckets: Iterable[tuple[str, datetime]]) -> None:
 
 _VENDOR_SQL = {
     "postgresql": {
-        "quarter": "to_timestamp(floor(extract(epoch FROM {0}) / 900) * 900)",
+        # Whole microseconds since 1970 rounded down to 15 minutes: the same buckets as
+        # ``floor(extract(epoch ...) / 900) * 900``, whose ``numeric`` arithmetic took 0.5 s
+        # per 650,000 rows (a rebuild computes it for every interaction, twice).
+        "quarter": "date_bin('15 minutes', {0}, TIMESTAMPTZ '1970-01-01 00:00:00+00')",
         "plus_quarter": "({0} + interval '15 minutes')",
         "whole_seconds": "GREATEST(0, floor({0}))::integer",
         "late": "{0} > {1} + interval '{2} hours'",

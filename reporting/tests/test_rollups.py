@@ -531,6 +531,20 @@ def test_a_full_rebuild_leaves_the_tables_as_the_migrations_made_them(alice: Age
     assert rollups.compute_rollups() == 1
 
 
+def test_an_interaction_ending_a_microsecond_before_a_quarter_counts_in_the_one_before(
+    alice: Agent, bob: Agent
+) -> None:
+    # 12:10 + 299.999999 s ends at 12:14:59.999999, 12:10 + 300 s at 12:15:00 exactly.
+    ingest(*call("alice", "c1", NOON + timedelta(minutes=10), talk=299.999999, acw=1))
+    ingest(*call("bob", "c2", NOON + timedelta(minutes=10), talk=300, acw=1))
+    for rebuild in (rollups.compute_rollups, rollups.rebuild_all):
+        rebuild()
+        starts = dict(
+            KpiRollup.objects.filter(grain=Grain.QUARTER).values_list("agent_id", "bucket_start")
+        )
+        assert starts == {alice.pk: NOON, bob.pk: NOON + timedelta(minutes=15)}
+
+
 def test_a_full_rebuild_joins_the_raw_rows_once_for_the_four_tables_written_from_them(
     alice: Agent, bob: Agent
 ) -> None:
