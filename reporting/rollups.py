@@ -396,8 +396,8 @@ def _raw_rows_read_once(start: datetime, end: datetime) -> Iterator[None]:
 
     A full rebuild writes four tables from the raw rows (the 15-minute KPI and duration rows,
     the coaching and checklist day rows), and each statement read the year's interactions and
-    ACWs and joined them by hashing, a hash table of every interaction built four times. The
-    temporary table is written once, without WAL, and read four times. Dropped at the end."""
+    ACWs and joined them: four joins of every interaction. The temporary table is written
+    once, without WAL, and read four times. Dropped at the end."""
     table = "rollup_raw_rows"
     interaction = ", ".join(f"i.{name}" for name in _RAW_INTERACTION_COLUMNS)
     acw = ", ".join(f"a.{name} AS a_{name}" for name in _RAW_ACW_COLUMNS)
@@ -1098,8 +1098,8 @@ def _write_rollups(span: _Span) -> int:
 
 def _analyze_fresh(*models: type[models.Model]) -> None:
     """Statistics of the fresh tables being filled, for the next step that reads them: without
-    them the month sums were planned as nested loops (the year's agent duration months 0.7 →
-    5 s). Tables rewritten in place keep usable statistics (one ``ANALYZE`` at the end)."""
+    them the month sums were planned as nested loops (120 days of agent duration months: 0.7
+    → 5 s). Tables rewritten in place keep usable statistics (one ``ANALYZE`` at the end)."""
     if _fresh_tables.get():
         _analyze_sample(*(_table(model) for model in models))
 
