@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from agents.models import AcwPolicy, Agent, Team
 from reporting import rollups
@@ -528,6 +529,91 @@ def test_a_full_rebuild_leaves_the_tables_as_the_migrations_made_them(alice: Age
     rollups.compute_rollups()
     DirtyInterval.objects.create(agent=alice, bucket_start=NOON)
     assert rollups.compute_rollups() == 1
+
+
+def test_an_interaction_ending_a_microsecond_before_a_quarter_counts_in_the_one_before(
+    alice: Agent, bob: Agent
+) -> None:
+    # 12:10 + 299.999999 s ends at 12:14:59.999999, 12:10 + 300 s at 12:15:00 exactly.
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's date functions round a time to the millisecond")
+    ingest(*call("alice", "c1", NOON + timedelta(minutes=10), talk=299.999999, acw=1))
+    ingest(*call("bob", "c2", NOON + timedelta(minutes=10), talk=300, acw=1))
+    for rebuild in (rollups.compute_rollups, rollups.rebuild_all):
+        rebuild()
+        starts = dict(
+            KpiRollup.objects.filter(grain=Grain.QUARTER).values_list("agent_id", "bucket_start")
+        )
+        assert starts == {alice.pk: NOON, bob.pk: NOON + timedelta(minutes=15)}
+
+
+def test_a_full_rebuild_joins_the_raw_rows_once_for_the_four_tables_written_from_them(
+    alice: Agent, bob: Agent
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the raw rows are read once on PostgreSQL only")
+    ingest(*call("alice", "c1", NOON, talk=10, acw=4, code="sale"))
+    ingest(*call("alice", "c2", NOON + timedelta(minutes=3), talk=20, acw=6, code="sale"))
+    ingest(*call("bob", "c3", NOON, talk=30, acw=8, channel="chat"))
+    with CaptureQueriesContext(connection) as captured:
+        assert rollups.rebuild_all() == 2
+    joins = [q["sql"] for q in captured if '"agents_acwsession"' in q["sql"]]
+    assert len(joins) == 1 and joins[0].startswith("CREATE TEMPORARY TABLE"), joins
+    from_raw = [q["sql"].split(" (")[0] for q in captured if "rollup_raw_rows i" in q["sql"]]
+    assert from_raw == [
+        f'INSERT INTO "reporting_{name}rollup_fresh"'
+        for name in ("kpi", "acwduration", "coaching", "checklist")
+    ]
+    quarter = KpiRollup.objects.get(grain=Grain.QUARTER, agent=alice)
+    assert (quarter.interactions, quarter.talk_seconds, quarter.acw_seconds) == (2, 30, 10)
+    assert (quarter.acw_count, quarter.wrap_up_code) == (2, "sale")
+    assert sorted(
+        AcwDurationRollup.objects.filter(grain=Grain.QUARTER).values_list("seconds", "count")
+    ) == [(4, 1), (6, 1), (8, 1)]
+    coaching = CoachingRollup.objects.get(grain=Grain.DAY, agent=alice)
+    # 4 and 6 s: a sum of 10, of squares 16 + 36.
+    assert (coaching.durations, coaching.duration_sum, coaching.duration_squares) == (2, 10, 52)
+    bob_day = CoachingRollup.objects.get(grain=Grain.DAY, agent=bob)
+    assert (bob_day.channel, bob_day.talk_seconds, bob_day.duration_sum) == ("chat", 30, 8)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('rollup_raw_rows')")
+        assert cursor.fetchone() == (None,)  # dropped once read
+
+
+def test_a_full_rebuild_keeps_the_sessions_statistics_target(alice: Agent) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    ingest(*call("alice", "c1", NOON, talk=10, acw=1))
+    with connection.cursor() as cursor:
+        cursor.execute("SET default_statistics_target = 77")
+        try:
+            rollups.rebuild_all()
+            cursor.execute("SHOW default_statistics_target")
+            assert cursor.fetchone() == ("77",)
+        finally:
+            cursor.execute("RESET default_statistics_target")
+
+
+def test_every_rollup_foreign_key_leads_an_index(alice: Agent) -> None:
+    # A cascading delete of an agent or a team finds its rollup rows through an index: the
+    # agent's own index where the (agent, grain, bucket) one leads with it, else its own.
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL catalog")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k.conrelid::regclass::text, a.attname FROM pg_constraint k "
+            "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] "
+            "WHERE k.contype = 'f' AND k.conrelid::regclass::text LIKE 'reporting_%%rollup' "
+            "AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = k.conrelid "
+            "AND i.indkey[0] = k.conkey[1])"
+        )
+        assert cursor.fetchall() == []
+        cursor.execute(
+            "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = i.indkey[0] WHERE i.indrelid = 'reporting_kpirollup'::regclass "
+            "AND a.attname = 'agent_id'"
+        )
+        assert cursor.fetchone() == (1,)  # (agent, grain, bucket start) alone
 
 
 def _schema() -> list[Any]:
