@@ -10,9 +10,10 @@ On a fresh test database (``test_<name>`` of DATABASE_URL, migrated by this chec
 with the site's Redis pub/sub layer (REDIS_URL): ``--agents`` agents are created up front, then
 ``--warmup`` events and ``--events`` measured ones go through ``ingest_event()`` one at a time,
 in order, as ``bench.bench_ingest``'s traffic (calls with ACW, round robin over the agents).
-Prints the process CPU (``time.process_time``) and the backend's (``/proc/<pid>/stat``, utime +
-stime) per measured event. ``--profile`` writes a cProfile of the measured events instead
-(timed by process CPU, so that waiting for PostgreSQL and Redis is not counted; the CPU
+Prints the process CPU (``time.process_time``, all its threads) and the backend's
+(``/proc/<pid>/stat``, utime + stime; not over HTTP, whose requests take the pool's
+connections) per measured event. ``--profile`` writes a cProfile of the measured events instead
+(timed by each thread's CPU, so that waiting for PostgreSQL and Redis is not counted; the CPU
 figures then include the profiler's cost).
 
 ``--http`` sends each event as ``POST /api/v1/events`` (a token, ``X-Forwarded-Proto: https``
@@ -177,11 +178,13 @@ def run(agents: int, events: int, warmup: int, profile: str | None, http: bool =
     if profile:
         _stop_profiling(profilers, profile)
     load = os.getloadavg()
+    # Over HTTP the requests use the pool's connections, not the one whose backend is read.
+    backend_cpu = "n/a" if http else f"{db / events * 1000:.2f} ms/event"
+    path = "POST /api/v1/events through the ASGI application" if http else "ingest_event()"
     print(
-        f"{events} events ({'POST /api/v1/events through the ASGI application' if http else 'ingest_event()'}, "
-        f"{agents} agents, after {warmup}), DEBUG={settings.DEBUG}: "
-        f"process {cpu / events * 1000:.2f} ms/event, PostgreSQL backend "
-        f"{db / events * 1000:.2f} ms/event, {events / elapsed:.0f} events/s wall clock; "
+        f"{events} events ({path}, {agents} agents, after {warmup}), DEBUG={settings.DEBUG}: "
+        f"process {cpu / events * 1000:.2f} ms/event, PostgreSQL backend {backend_cpu}, "
+        f"{events / elapsed:.0f} events/s wall clock; "
         f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
 
