@@ -68,7 +68,8 @@ MIDDLEWARE = [
     # Before the host check and the HTTPS redirect: a load balancer asks by address, over HTTP.
     "acw_site.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, with the site's policy built once (security.py).
+    "acw_site.security.SiteCSPMiddleware",
     "acw_site.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

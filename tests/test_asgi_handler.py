@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import threading
 from typing import Any
 
@@ -74,6 +75,75 @@ async def test_requests_one_after_the_other_are_served_in_one_kept_thread(
     # Each request waits until the previous one's thread is idle again, so all three reuse it.
     assert len(threads) == 3
     assert threads[0] is threads[1] is threads[2]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_a_request_crosses_to_its_thread_once_with_its_signals_around_the_view(
+    api_token: str, alice: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``request_started``, the view and ``request_finished`` in one crossing (Django's handler
+    crossed three times: the signal, the chain, ``close()``)."""
+    from django.core import signals
+
+    from acw_site.asgi import application
+    from acw_site.asgi_handler import _RequestThread
+
+    crossings: list[Any] = []
+    seen: list[tuple[str, int]] = []
+    submit, view = _RequestThread.submit, api.EventsView.post
+
+    def submit_counted(self: _RequestThread, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        crossings.append(fn)
+        return submit(self, fn, *args, **kwargs)
+
+    def view_recorded(self: api.EventsView, request: Any) -> Any:
+        seen.append(("view", threading.get_ident()))
+        return view(self, request)
+
+    def started(**kwargs: Any) -> None:
+        seen.append(("started", threading.get_ident()))
+
+    def finished(**kwargs: Any) -> None:
+        seen.append(("finished", threading.get_ident()))
+
+    monkeypatch.setattr(_RequestThread, "submit", submit_counted)
+    monkeypatch.setattr(api.EventsView, "post", view_recorded)
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        response = await _post(application, event("alice", "agent.logged_in"), api_token)
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert response["status"] == 201, response["body"]
+    assert len(crossings) == 1
+    assert [name for name, _ in seen] == ["started", "view", "finished"]
+    assert len({thread for _, thread in seen}) == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_a_refused_request_is_logged_with_its_id(api_token: str) -> None:
+    """Django logs a 4xx after the chain: the line carries the request's id (logs.py)."""
+    from acw_site import logs
+    from acw_site.asgi import application
+
+    lines: list[tuple[str, str]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append((record.getMessage(), logs.request_id.get()))
+
+    handler = Collect(logging.WARNING)
+    logging.getLogger("django.request").addHandler(handler)
+    try:
+        response = await _post(application, {"type": "agent.logged_in"}, "not-a-token")
+    finally:
+        logging.getLogger("django.request").removeHandler(handler)
+    assert response["status"] == 401
+    request_id = {k.lower(): v for k, v in response["headers"]}[b"x-request-id"].decode()
+    assert lines == [("Unauthorized: /api/v1/events", request_id)]
 
 
 async def _post(application: Any, body: dict[str, Any], token: str) -> dict[str, Any]:

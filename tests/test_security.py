@@ -130,6 +130,46 @@ def test_pages_carry_a_csp_without_inline_script_and_a_permissions_policy(
     assert "microphone=()" in response["Permissions-Policy"]
 
 
+def _csp_headers(middleware: Any, path: str, response: Any) -> dict[str, str]:
+    from django.test import RequestFactory
+
+    request = RequestFactory().get(path)
+    middleware.process_request(request)
+    answered = middleware.process_response(request, response)
+    return {k: v for k, v in answered.items() if k.startswith("Content-Security-Policy")}
+
+
+def test_the_site_policy_built_once_is_django_csps_own(settings: Any) -> None:
+    """Every response as django-csp answers it: the site's policy, a view's own (a decorator),
+    a report-only policy, an excluded prefix, after a settings change."""
+    from csp.decorators import csp_update
+    from csp.middleware import CSPMiddleware
+    from django.http import HttpRequest, HttpResponse
+
+    from acw_site.security import SiteCSPMiddleware
+
+    site, theirs = SiteCSPMiddleware(HttpResponse), CSPMiddleware(HttpResponse)
+
+    def both(path: str, make: Any) -> tuple[dict[str, str], dict[str, str]]:
+        return _csp_headers(site, path, make()), _csp_headers(theirs, path, make())
+
+    mine, expected = both("/api/v1/events", HttpResponse)
+    assert mine == expected
+    assert "script-src 'self'" in mine["Content-Security-Policy"]
+    with_update = csp_update({"style-src": ["'unsafe-inline'"]})(lambda request: HttpResponse())
+    mine, expected = both("/", lambda: with_update(HttpRequest()))
+    assert mine == expected and "unsafe-inline" in mine["Content-Security-Policy"]
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {
+        "EXCLUDE_URL_PREFIXES": ["/static/"],
+        "DIRECTIVES": {"default-src": ["'self'"], "report-uri": "/csp-report/"},
+    }
+    mine, expected = both("/", HttpResponse)
+    assert mine == expected
+    assert mine["Content-Security-Policy-Report-Only"].startswith("default-src 'self'")
+    mine, expected = both("/static/x.css", HttpResponse)
+    assert mine == expected and "Content-Security-Policy-Report-Only" not in mine
+
+
 def test_no_template_has_an_inline_script_handler_or_style() -> None:
     import re
     from pathlib import Path
