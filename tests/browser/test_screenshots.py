@@ -59,15 +59,19 @@ def test_the_wall_with_20_agents_and_the_agent_page(
     wall = new_page(*FULL_HD)
     log_in(wall, server, "sam", "pw-sam")
     wait_live(wall)
-    wall.wait_for_function("document.querySelectorAll('.tile').length === 20")
+    wall.wait_for_function("() => document.querySelectorAll('.tile').length === 20")
     wall.wait_for_timeout(1200)  # one tick of the clocks
     wall.screenshot(path=str(shots / "wall-20-agents.png"))
 
     me = new_page(1280, 900)
     log_in(me, server, "alice-login", "pw-alice-login", then="/me/")
     me.wait_for_selector("#me-form:not([hidden])")
-    me.check("input[name=checklist] >> nth=0")
-    me.select_option("#wrap-up-code", "callback")
+    # Each is saved as it is made: the test ends once both saves are answered, so that no
+    # write of the server is still running when the database is emptied for the next test.
+    with me.expect_response(lambda r: r.url.endswith("/me/wrap-up")):
+        me.check("input[name=checklist] >> nth=0")
+    with me.expect_response(lambda r: r.url.endswith("/me/wrap-up")):
+        me.select_option("#wrap-up-code", "callback")
     me.fill("#note", "Customer asked for a call back on Friday morning.")
     me.wait_for_timeout(300)
     me.screenshot(path=str(shots / "agent-wrap-up-page.png"), full_page=True)
@@ -83,7 +87,7 @@ def test_the_compact_wall_shows_500_agents_on_one_full_hd_screen(
     page = new_page(*FULL_HD)
     log_in(page, server, "maria", "pw-maria", then="/?density=compact")
     wait_live(page)
-    page.wait_for_function("document.querySelectorAll('.tile').length === 500")
+    page.wait_for_function("() => document.querySelectorAll('.tile').length === 500")
     page.wait_for_timeout(1200)
     fits = page.evaluate(
         """() => {

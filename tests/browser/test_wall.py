@@ -237,7 +237,7 @@ def test_filters_by_state_and_team_and_sorts_by_time_in_state_or_name(
     page = new_page()
     log_in(page, server, "maria", "pw-maria")
     wait_live(page)
-    page.wait_for_function("document.querySelectorAll('.tile').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('.tile').length === 3")
 
     def expect(order: list[str]) -> None:
         # Tiles are reordered on the next animation frame.
