@@ -25,7 +25,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import get_language, gettext
 
-from agents.models import ChecklistItem, Team, WrapUpCode
+from agents.models import Agent, ChecklistItem, Team, WrapUpCode
 
 from . import queries, signals
 from .queries import (
@@ -467,14 +467,21 @@ def _s(seconds: float) -> str:
 
 
 @dataclass
-class Coaching:
-    """The coaching list of a scope, and the checklist analysis behind it."""
+class Checklist:
+    """The checklist analysis of a scope: the recent window's figures, and who its agents and
+    teams are."""
 
-    entries: list[Entry]
     recent: Recent
     agents: dict[int, tuple[str, str, str]]
     """agent id → (external id, name, team name), for every agent with figures."""
     teams: dict[int, str]
+
+
+@dataclass
+class Coaching(Checklist):
+    """The coaching list of a scope, and the checklist analysis behind it."""
+
+    entries: list[Entry] = field(default_factory=list)
 
 
 @dataclass
@@ -655,8 +662,26 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
         if reasons:
             entries.append(Entry(agent_key, name, team, row, reasons, completion))
     entries.sort(key=lambda e: (e.team, -len(e.reasons), e.name))
-    teams = dict(Team.objects.filter(pk__in=where.team_ids).values_list("pk", "name"))
-    return Coaching(entries, recent, figures.agents, teams)
+    return Coaching(recent, figures.agents, _team_names(where), entries)
+
+
+def _team_names(where: KpiFilter) -> dict[int, str]:
+    return dict(Team.objects.filter(pk__in=where.team_ids).values_list("pk", "name"))
+
+
+def checklist(where: KpiFilter, first: date, last: date, now: datetime | None = None) -> Checklist:
+    """The checklist analysis alone (its CSV): the recent window and the names of the agents
+    in it, without the period's figures of every agent that the coaching list weighs (by far
+    the larger read). Every agent with closed ACWs in the recent window has figures in the
+    period, which holds the window, so the agents named are those ``coaching`` names."""
+    recent = recent_signals(where, first, last, now or timezone.now())
+    agents = {
+        pk: (external_id, name, team)
+        for pk, external_id, name, team in Agent.objects.filter(pk__in=recent.agents).values_list(
+            "pk", "external_id", "name", "team__name"
+        )
+    }
+    return Checklist(recent, agents, _team_names(where))
 
 
 def _recent_reasons(agent: RecentAgent, window: str, _: Words) -> list[Reason]:
@@ -720,8 +745,8 @@ CHECKLIST_FIELDS = [
 ]
 
 
-def checklist_rows(result: Coaching) -> list[dict[str, Any]]:
-    """The checklist analysis, per step: one row per team, then one per agent."""
+def checklist_rows(result: Checklist, *, per_agent: bool = True) -> list[dict[str, Any]]:
+    """The checklist analysis, per step: one row per team, then (``per_agent``) one per agent."""
     recent = result.recent
     out = []
 
@@ -740,15 +765,17 @@ def checklist_rows(result: Coaching) -> list[dict[str, Any]]:
             "avg_acw_without_seconds": (None if f.avg_without is None else round(f.avg_without, 3)),
         }
 
+    # Sorted once for every step (a step's rows keep this order).
+    by_team = sorted(recent.by_team.items(), key=lambda i: result.teams.get(i[0][0], ""))
+    by_agent = sorted(
+        recent.by_agent.items() if per_agent else (),
+        key=lambda i: result.agents.get(i[0][0], ("", "", ""))[1],
+    )
     for step in recent.steps:
-        for (team_id, step_id), figures in sorted(
-            recent.by_team.items(), key=lambda i: result.teams.get(i[0][0], "")
-        ):
+        for (team_id, step_id), figures in by_team:
             if step_id == step.pk:
                 out.append(line(step, result.teams.get(team_id, ""), ("", ""), figures))
-        for (agent_id, step_id), figures in sorted(
-            recent.by_agent.items(), key=lambda i: result.agents.get(i[0][0], ("", "", ""))[1]
-        ):
+        for (agent_id, step_id), figures in by_agent:
             if step_id == step.pk and agent_id in result.agents:
                 external_id, name, team = result.agents[agent_id]
                 out.append(line(step, team, (external_id, name), figures))
