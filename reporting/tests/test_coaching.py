@@ -337,6 +337,14 @@ def test_an_open_acw_counts_in_its_interactions_cell_with_the_time_so_far(alice:
     assert cells.keys() == raw.keys()
     for key, values in cells.items():
         assert values == pytest.approx(raw[key]), key
+    # The coaching list's figures count it too.
+    yesterday = site_today() - timedelta(days=1)
+    (row,) = signals.agent_figures(
+        where, (site_today(), site_today()), (yesterday, yesterday), {}, 60.0, now
+    )
+    sums = dict(zip(signals.FIGURE_COLUMNS, row[1:], strict=False))
+    assert (row[0], sums["interactions"], sums["acw_count"]) == (alice.pk, 3, 3)
+    assert sums["acw_seconds"] == pytest.approx(80 + elapsed, abs=1)
 
 
 # --- Checklist analysis -----------------------------------------------------------------------
