@@ -13,7 +13,6 @@ thresholds the docs state.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import get_language, gettext
 
-from agents.models import ChecklistItem, Team, WrapUpCode
+from agents.models import Agent, ChecklistItem, Team, WrapUpCode
 
 from . import queries, signals
 from .queries import (
@@ -275,12 +274,6 @@ class StepFigures:
         missed = self.acws - self.ticked
         return self.acw_without / missed if missed else None
 
-    def add(self, other: StepFigures) -> None:
-        self.acws += other.acws
-        self.ticked += other.ticked
-        self.acw_with += other.acw_with
-        self.acw_without += other.acw_without
-
 
 Moments = tuple[float, float, float]
 """(count, Σ seconds, Σ seconds²) of a set of ACWs."""
@@ -350,39 +343,73 @@ def recent_signals(where: KpiFilter, first: date, last: date, now: datetime) -> 
     recent = Recent(window_first, window_last)
     recent.steps = list(ChecklistItem.objects.filter(active=True).order_by("position", "pk"))
     sums = signals.recent_sums(where, window_first, window_last, now)
-    ticks: dict[tuple[int, int, int], list[float]] = {}
-    for (team_id, agent_id, step), values in sums.ticks.items():
-        with contextlib.suppress(TypeError, ValueError):
-            had = ticks.setdefault((team_id, agent_id, int(step)), [0, 0.0])
-            had[0] += values[0]
-            had[1] += values[1]
+    ticks = _ticks_per_step(sums.ticks)
+    applies: dict[int, list[int]] = {}
     for (team_id, agent_id), m in sums.closed.items():
         agent = recent.agents.setdefault(agent_id, RecentAgent())
         agent.add((m[0], m[1], m[2]), (m[3], m[4], m[5]), (m[6], m[7], m[8]))
-        _add_steps(recent, agent, team_id, agent_id, (int(m[0]), m[1]), ticks)
+        steps = applies.get(team_id)
+        if steps is None:
+            # A team's own steps apply to that team only.
+            steps = applies[team_id] = [
+                step.pk for step in recent.steps if step.team_id in (None, team_id)
+            ]
+        _add_steps(recent, agent, (team_id, agent_id), (int(m[0]), m[1]), steps, ticks)
     return recent
+
+
+def _ticks_per_step(
+    stored: dict[tuple[int, int, str], list[float]],
+) -> dict[tuple[int, int, int], list[float]]:
+    """The ticked steps per (team, agent, step id), of the steps as stored: a stored value that
+    is not a step id is left out (each distinct value converted once: a site has a handful
+    of steps, and thousands of team × agent × step sums)."""
+    ids: dict[str, int | None] = {}
+    ticks: dict[tuple[int, int, int], list[float]] = {}
+    for (team_id, agent_id, step), values in stored.items():
+        if step not in ids:
+            ids[step] = _step_id(step)
+        step_id = ids[step]
+        if step_id is not None:
+            had = ticks.setdefault((team_id, agent_id, step_id), [0, 0.0])
+            had[0] += values[0]
+            had[1] += values[1]
+    return ticks
+
+
+def _step_id(stored: Any) -> int | None:
+    try:
+        return int(stored)
+    except (TypeError, ValueError):
+        return None
 
 
 def _add_steps(
     recent: Recent,
     agent: RecentAgent,
-    team_id: int,
-    agent_id: int,
+    key: tuple[int, int],
     closed: tuple[int, float],
+    steps: list[int],
     ticks: dict[tuple[int, int, int], list[float]],
 ) -> None:
-    """Each step that applies to the team (a team's own steps apply to that team only) over
-    the agent's closed ACWs in it: how many had it ticked, ACW seconds with and without it."""
+    """Each of ``steps`` (those that apply to the team) over the agent's closed ACWs in the
+    team (``key``: team, agent): how many had it ticked, ACW seconds with and without it.
+    Added in place: thousands of agents × steps on a large site."""
+    team_id, agent_id = key
     n, total = closed
-    for step in recent.steps:
-        if step.team_id not in (None, team_id):
-            continue
-        done, with_seconds = ticks.get((team_id, agent_id, step.pk), (0, 0.0))
-        figures = StepFigures(n, int(done), with_seconds, total - with_seconds)
+    for step in steps:
+        done, with_seconds = ticks.get((team_id, agent_id, step), (0, 0.0))
+        ticked, without = int(done), total - with_seconds
         agent.steps_due += n
-        agent.steps_ticked += int(done)
-        recent.by_team.setdefault((team_id, step.pk), StepFigures()).add(figures)
-        recent.by_agent.setdefault((agent_id, step.pk), StepFigures()).add(figures)
+        agent.steps_ticked += ticked
+        for into, group in ((recent.by_team, (team_id, step)), (recent.by_agent, (agent_id, step))):
+            figures = into.get(group)
+            if figures is None:
+                figures = into[group] = StepFigures()
+            figures.acws += n
+            figures.ticked += ticked
+            figures.acw_with += with_seconds
+            figures.acw_without += without
 
 
 def grows(flagged: Stats, others: Stats) -> bool:
@@ -467,14 +494,21 @@ def _s(seconds: float) -> str:
 
 
 @dataclass
-class Coaching:
-    """The coaching list of a scope, and the checklist analysis behind it."""
+class Checklist:
+    """The checklist analysis of a scope: the recent window's figures, and who its agents and
+    teams are."""
 
-    entries: list[Entry]
     recent: Recent
     agents: dict[int, tuple[str, str, str]]
     """agent id → (external id, name, team name), for every agent with figures."""
     teams: dict[int, str]
+
+
+@dataclass
+class Coaching(Checklist):
+    """The coaching list of a scope, and the checklist analysis behind it."""
+
+    entries: list[Entry] = field(default_factory=list)
 
 
 @dataclass
@@ -655,8 +689,26 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
         if reasons:
             entries.append(Entry(agent_key, name, team, row, reasons, completion))
     entries.sort(key=lambda e: (e.team, -len(e.reasons), e.name))
-    teams = dict(Team.objects.filter(pk__in=where.team_ids).values_list("pk", "name"))
-    return Coaching(entries, recent, figures.agents, teams)
+    return Coaching(recent, figures.agents, _team_names(where), entries)
+
+
+def _team_names(where: KpiFilter) -> dict[int, str]:
+    return dict(Team.objects.filter(pk__in=where.team_ids).values_list("pk", "name"))
+
+
+def checklist(where: KpiFilter, first: date, last: date, now: datetime | None = None) -> Checklist:
+    """The checklist analysis alone (its CSV): the recent window and the names of the agents
+    in it, without the period's figures of every agent that the coaching list weighs (by far
+    the larger read). Every agent with closed ACWs in the recent window has figures in the
+    period, which holds the window, so the agents named are those ``coaching`` names."""
+    recent = recent_signals(where, first, last, now or timezone.now())
+    agents = {
+        pk: (external_id, name, team)
+        for pk, external_id, name, team in Agent.objects.filter(pk__in=recent.agents).values_list(
+            "pk", "external_id", "name", "team__name"
+        )
+    }
+    return Checklist(recent, agents, _team_names(where))
 
 
 def _recent_reasons(agent: RecentAgent, window: str, _: Words) -> list[Reason]:
@@ -720,8 +772,8 @@ CHECKLIST_FIELDS = [
 ]
 
 
-def checklist_rows(result: Coaching) -> list[dict[str, Any]]:
-    """The checklist analysis, per step: one row per team, then one per agent."""
+def checklist_rows(result: Checklist, *, per_agent: bool = True) -> list[dict[str, Any]]:
+    """The checklist analysis, per step: one row per team, then (``per_agent``) one per agent."""
     recent = result.recent
     out = []
 
@@ -740,15 +792,17 @@ def checklist_rows(result: Coaching) -> list[dict[str, Any]]:
             "avg_acw_without_seconds": (None if f.avg_without is None else round(f.avg_without, 3)),
         }
 
+    # Sorted once for every step (a step's rows keep this order).
+    by_team = sorted(recent.by_team.items(), key=lambda i: result.teams.get(i[0][0], ""))
+    by_agent = sorted(
+        recent.by_agent.items() if per_agent else (),
+        key=lambda i: result.agents.get(i[0][0], ("", "", ""))[1],
+    )
     for step in recent.steps:
-        for (team_id, step_id), figures in sorted(
-            recent.by_team.items(), key=lambda i: result.teams.get(i[0][0], "")
-        ):
+        for (team_id, step_id), figures in by_team:
             if step_id == step.pk:
                 out.append(line(step, result.teams.get(team_id, ""), ("", ""), figures))
-        for (agent_id, step_id), figures in sorted(
-            recent.by_agent.items(), key=lambda i: result.agents.get(i[0][0], ("", "", ""))[1]
-        ):
+        for (agent_id, step_id), figures in by_agent:
             if step_id == step.pk and agent_id in result.agents:
                 external_id, name, team = result.agents[agent_id]
                 out.append(line(step, team, (external_id, name), figures))

@@ -320,24 +320,28 @@ def kpi_coaching(request: HttpRequest) -> HttpResponse:
     scope = _scope_or_error_page(request, "reporting/coaching.html")
     if isinstance(scope, HttpResponse):
         return scope
-    result = coaching.coaching(scope.where, scope.period.first, scope.period.last)
     export = request.GET.get("csv")
-    if export == "coaching":
-        return coaching_csv_response(result, scope.period.first, scope.period.last)
-    checklist = coaching.checklist_rows(result)
     if export == "checklist":
+        analysis = coaching.checklist(scope.where, scope.period.first, scope.period.last)
         return csv_response(
             f"acw-checklist-{scope.period.first}-to-{scope.period.last}.csv",
             coaching.CHECKLIST_FIELDS,
-            checklist,
+            coaching.checklist_rows(analysis),
         )
-    if export:
+    if export and export != "coaching":
         return _error_page(
             request,
             "reporting/coaching.html",
             "csv: choose coaching or checklist.",
             _filter_options(request, scope),
         )
+    result = coaching.coaching(scope.where, scope.period.first, scope.period.last)
+    if export == "coaching":
+        return coaching_csv_response(result, scope.period.first, scope.period.last)
+    # Per agent for one team only: every agent's steps would make the page grow with the site
+    # (thousands of rows); the CSV has them all.
+    per_agent = len(scope.team_ids) == 1
+    checklist = coaching.checklist_rows(result, per_agent=per_agent)
     keep = urlencode(scope.query(team=None, department=None, group_by=None))
     table = pages.coaching_page(result.entries, request.GET.get("page"))
     context = {
@@ -354,7 +358,7 @@ def kpi_coaching(request: HttpRequest) -> HttpResponse:
         "table": table,
         "pager": _page_links(scope, table, ""),
         "checklist_teams": [row for row in checklist if not row["agent"]],
-        "checklist_agents": [row for row in checklist if row["agent"]],
+        "checklist_agents": [row for row in checklist if row["agent"]] if per_agent else None,
         "recent": result.recent,
         "rules": coaching,
         "csv_query": urlencode(scope.query(group_by=None)),

@@ -20,7 +20,7 @@ from agents.models import AcwPolicy, Agent, ChecklistItem, WrapUpCode
 from agents.tests.factories import by_key, client_for
 from reporting import rollups, signals
 from reporting.alerts import current_conditions
-from reporting.coaching import coaching
+from reporting.coaching import checklist, checklist_rows, coaching
 from reporting.models import AlertKind
 from reporting.queries import KpiFilter, site_today, site_tz
 
@@ -337,6 +337,14 @@ def test_an_open_acw_counts_in_its_interactions_cell_with_the_time_so_far(alice:
     assert cells.keys() == raw.keys()
     for key, values in cells.items():
         assert values == pytest.approx(raw[key]), key
+    # The coaching list's figures count it too.
+    yesterday = site_today() - timedelta(days=1)
+    (row,) = signals.agent_figures(
+        where, (site_today(), site_today()), (yesterday, yesterday), {}, 60.0, now
+    )
+    sums = dict(zip(signals.FIGURE_COLUMNS, row[1:], strict=False))
+    assert (row[0], sums["interactions"], sums["acw_count"]) == (alice.pk, 3, 3)
+    assert sums["acw_seconds"] == pytest.approx(80 + elapsed, abs=1)
 
 
 # --- Checklist analysis -----------------------------------------------------------------------
@@ -371,6 +379,31 @@ def test_the_checklist_analysis_counts_ticks_and_acw_with_and_without_each_step(
     assert got[("Book the callback", "North", "")]["ticked"] == "1"
     page = client.get("/kpis/coaching/").content.decode()
     assert "Update the CRM record" in page and "Book the callback" in page
+    # The CSV reads the recent window alone: its rows are those of the coaching list's analysis.
+    where = KpiFilter.of([alice.team_id, carol.team_id])
+    today = site_today()
+    whole = checklist_rows(coaching(where, today, today))
+    assert checklist_rows(checklist(where, today, today)) == whole
+    assert [(r["step"], r["team"], r["agent"], r["acws"]) for r in rows] == [
+        (r["step"], r["team"], r["agent"], str(r["acws"])) for r in whole
+    ]
+
+
+def test_the_page_lists_the_checklist_per_agent_for_one_team_only(
+    client: Client, manager_maria: Any, alice: Agent, carol: Agent
+) -> None:
+    crm = ChecklistItem.objects.create(label="Update the CRM record")
+    calls("alice", [40, 60], checklist=[[crm.pk], []])
+    calls("carol", [10, 10], checklist=[[crm.pk], [crm.pk]], start=_at(9))
+    client.force_login(manager_maria)
+    every_team = client.get("/kpis/coaching/").content.decode()
+    assert 'id="checklist-teams"' in every_team and 'id="checklist-agents"' not in every_team
+    assert 'id="checklist-agents-note"' in every_team
+    assert "Alice Martin" not in every_team  # on no list: only the team rows name no one
+    north = client.get("/kpis/coaching/", {"team": "North"}).content.decode()
+    assert 'id="checklist-agents"' in north and 'id="checklist-agents-note"' not in north
+    agents = north[north.index('id="checklist-agents"') :]
+    assert "Alice Martin" in agents and "Carol Dubois" not in agents
 
 
 # --- Too short everywhere, and the alert ------------------------------------------------------
