@@ -27,7 +27,7 @@ from agents import access
 from agents.api_errors import error_text
 from agents.models import Agent, Channel, Department, Team
 
-from . import alerts, charts, coaching, pages, selectors, staffing
+from . import alerts, charts, coaching, pages, queries, selectors, staffing
 from .api import coaching_csv_response, csv_response
 from .erlang import StaffingError
 from .models import AlertStatus
@@ -172,12 +172,19 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
     scope = _scope_or_error_page(request, "reporting/kpis.html")
     if isinstance(scope, HttpResponse):
         return scope
+    with queries.shared_reads():
+        context = _overview(request, scope)
+    return render(request, "reporting/kpis.html", context)
+
+
+def _overview(request: HttpRequest, scope: Scope) -> dict[str, Any]:
+    """What ``/kpis/`` shows for ``scope``: every figure read in one snapshot."""
     rows = pages.kpi(scope, scope.group_by, index=True)
     total = KpiRow.total(rows)
     table, sort = pages.table_page(rows, request.GET.get("sort", ""), request.GET.get("page"))
     before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous(), index=True))
     title = _overview_title(scope)
-    context = {
+    return {
         **_filter_options(request, scope),
         "title": title,
         "rows": table.object_list,
@@ -201,7 +208,6 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
         **_charts(scope, title),
         **_by_channel_and_code(scope, title),
     }
-    return render(request, "reporting/kpis.html", context)
 
 
 def _agent_or_404(request: HttpRequest, external_id: str) -> Agent:
