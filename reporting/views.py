@@ -236,11 +236,19 @@ def kpi_agent(request: HttpRequest, external_id: str) -> HttpResponse:
         return _alerts_csv(
             f"alerts-{agent.external_id}", pages.recent_alerts(scope.team_ids, agent)
         )
+    with queries.shared_reads():
+        context = _agent_page(request, agent, scope)
+    return render(request, "reporting/kpi_agent.html", context)
+
+
+def _agent_page(request: HttpRequest, agent: Agent, scope: Scope) -> dict[str, Any]:
+    """What ``/kpis/agents/<external id>/`` shows for ``scope``: every figure read in one
+    snapshot."""
     total = KpiRow.total(pages.kpi(scope, "channel", index=True))
     before = KpiRow.total(pages.kpi(scope, "channel", scope.period.previous(), index=True))
     title = f"{agent.name}, {scope.period.label}"
-    context = {
-        **base,
+    return {
+        "agent": agent,
         **_filter_options(request, scope),
         "title": title,
         "cards": pages.headline_cards(total, before),
@@ -261,7 +269,6 @@ def kpi_agent(request: HttpRequest, external_id: str) -> HttpResponse:
         **_charts(scope, title),
         **_by_channel_and_code(scope, title),
     }
-    return render(request, "reporting/kpi_agent.html", context)
 
 
 @login_required
@@ -278,16 +285,24 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         return scope
     if request.GET.get("csv") == "alerts":
         return _alerts_csv(f"alerts-team-{team.pk}", pages.recent_alerts(scope.team_ids))
+    with queries.shared_reads():
+        context = _team_page(request, team, scope)
+    return render(request, "reporting/kpi_team.html", context)
+
+
+def _team_page(request: HttpRequest, team: Team, scope: Scope) -> dict[str, Any]:
+    """What ``/kpis/teams/<id>/`` shows for ``scope``: every figure read in one snapshot."""
     rows, sort = pages.sort_rows(
         pages.kpi(scope, "agent", index=True), request.GET.get("sort", "name")
     )
     total = KpiRow.total(rows)
-    before = KpiRow.total(pages.kpi(scope, "agent", scope.period.previous(), index=True))
+    # The previous period's total only: from the team rows, not every agent's.
+    before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous(), index=True))
     title = f"team {team.name}, {scope.period.label}"
     sparklines = pages.agent_sparklines(scope)
     keep = urlencode(scope.query(team=None, group_by=None))
-    context = {
-        **base,
+    return {
+        "team": team,
         **_filter_options(request, scope),
         "crumbs": [{"label": team.name}],
         "title": title,
@@ -314,7 +329,6 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         "csv_query": urlencode(scope.query(team=None)),
         **_charts(scope, title),
     }
-    return render(request, "reporting/kpi_team.html", context)
 
 
 @login_required
