@@ -681,13 +681,13 @@ def _add_rollup_sums(
     width = len(columns)
     sums = {**_ROLLUP_SUMS, **(_expected_sums(norms) if norms else {})}
     end = width + len(_ROLLUP_SUMS)
-    summed: Iterable[Sequence[Any]]
+    groups: Iterable[Sequence[Any]]
     if group_by == "agent":
-        summed = _agent_sums(rollups, sums)
+        groups = _agent_sums(rollups, sums)
     else:
-        summed = rollups.values(*columns).annotate(**sums).values_list(*columns, *sums)
+        groups = rollups.values(*columns).annotate(**sums).values_list(*columns, *sums)
     tz = site_tz()
-    for r in summed:
+    for r in groups:
         row = _row(rows, group_by, r[:width], tz)
         _add_sums(row, r[width:end])
         if norms:
