@@ -247,7 +247,8 @@ def test_seeding_in_worker_processes_writes_the_same_history() -> None:
 # norms; in one snapshot, each period's stale buckets and dirty intervals read once (the
 # period and the previous one), the agent table, the open ACWs of each period, the previous
 # period's team rows, the heat map, the trend, the histogram and its policy, the channels,
-# the codes and their labels; the filters' departments and teams, and the page's own agent.
+# the codes and their labels; the filters' departments and teams, and the user's own agent
+# (the header). Outside a transaction the snapshot adds its SET TRANSACTION.
 OVERVIEW_QUERIES = 23
 
 
