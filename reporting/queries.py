@@ -698,9 +698,9 @@ def _add_rollup_sums(
 
 def _agent_sums(rollups: QuerySet[Any], sums: dict[str, Any]) -> list[tuple[Any, ...]]:
     """(external id, name, ``sums``...) of ``rollups`` per agent: summed per agent id, and the
-    agent's id and name joined to the sums. Grouping by the agent's two text columns joined to
-    every rollup row took a third longer (a month of 1,000 agents' day rows: 263,000 rows
-    through a hash join, then hashed on two strings; docs/benchmarks.md)."""
+    agent's external id and name joined to the sums. Grouping by the agent's two text columns
+    joined to every rollup row took 20-80 % longer (a month of 1,000 agents' day rows: 263,000
+    rows through a hash join, then hashed on two strings; docs/benchmarks.md)."""
     try:
         sql, params = rollups.values("agent_id").annotate(**sums).order_by().query.sql_with_params()
     except EmptyResultSet:
