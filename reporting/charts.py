@@ -234,13 +234,17 @@ def stacked_bars(
             continue
         x = _f(frame.left + slot * i + (slot - bar) / 2)
         base = 0.0
-        tip = _("%(bucket)s: AHT %(aht)s = ACW %(acw)s + hold %(hold)s + talk %(talk)s") % {
-            "bucket": name,
-            "aht": format_duration(sum(part)),
-            "acw": format_duration(part[0]),
-            "hold": format_duration(part[1]),
-            "talk": format_duration(part[2]),
-        }
+        # Escaped once for the bar's three segments: a year is 365 bars.
+        tip = escape(
+            _("%(bucket)s: AHT %(aht)s = ACW %(acw)s + hold %(hold)s + talk %(talk)s")
+            % {
+                "bucket": name,
+                "aht": format_duration(sum(part)),
+                "acw": format_duration(part[0]),
+                "hold": format_duration(part[1]),
+                "talk": format_duration(part[2]),
+            }
+        )
         for value, colour, css in zip(
             part, (ACW, HOLD, TALK), ("acw", "hold", "talk"), strict=True
         ):
@@ -249,7 +253,7 @@ def stacked_bars(
             y0, y1 = frame.y(base, top), frame.y(base + value, top)
             body.append(
                 f'<rect class="seg seg-{css}" x="{x}" y="{_f(y1)}" width="{_f(bar)}" '
-                f'height="{_f(y0 - y1)}" fill="{colour}"><title>{escape(tip)}</title></rect>'
+                f'height="{_f(y0 - y1)}" fill="{colour}"><title>{tip}</title></rect>'
             )
             base += value
     body += _x_labels(frame, labels, slot)

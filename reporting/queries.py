@@ -28,14 +28,16 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
 from json.encoder import encode_basestring
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
@@ -55,7 +57,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Extract
 from django.utils import timezone
 
-from agents.models import AcwSession, Channel, Interaction, Team, WrapUpCode
+from agents.models import AcwSession, Agent, Channel, Interaction, Team, WrapUpCode
 
 from .models import (
     AcwDurationRollup,
@@ -679,15 +681,39 @@ def _add_rollup_sums(
     width = len(columns)
     sums = {**_ROLLUP_SUMS, **(_expected_sums(norms) if norms else {})}
     end = width + len(_ROLLUP_SUMS)
-    grouped = rollups.values(*columns).annotate(**sums)
+    groups: Iterable[Sequence[Any]]
+    if group_by == "agent":
+        groups = _agent_sums(rollups, sums)
+    else:
+        groups = rollups.values(*columns).annotate(**sums).values_list(*columns, *sums)
     tz = site_tz()
-    for r in grouped.values_list(*columns, *sums):
+    for r in groups:
         row = _row(rows, group_by, r[:width], tz)
         _add_sums(row, r[width:end])
         if norms:
             expected_total, expected_interactions = r[end:]
             row.expected_acw_total += expected_total or 0.0
             row.expected_interactions += expected_interactions or 0
+
+
+def _agent_sums(rollups: QuerySet[Any], sums: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """(external id, name, ``sums``...) of ``rollups`` per agent: summed per agent id, and the
+    agent's external id and name joined to the sums. Grouping by the agent's two text columns
+    joined to every rollup row took 20-80 % longer (a month of 1,000 agents' day rows: 263,000
+    rows through a hash join, then hashed on two strings; docs/benchmarks.md)."""
+    try:
+        sql, params = rollups.values("agent_id").annotate(**sums).order_by().query.sql_with_params()
+    except EmptyResultSet:
+        return []
+    names = ", ".join(f"g.{name}" for name in sums)
+    agents = connection.ops.quote_name(Agent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT a.external_id, a.name, {names} FROM ({sql}) g "
+            f"JOIN {agents} a ON a.id = g.agent_id",
+            params,
+        )
+        return cursor.fetchall()
 
 
 # Rows fetched at a time from a streamed statement (``_interval_sums``).
@@ -857,21 +883,38 @@ def _open_acws(
     group_by: str, where: KpiFilter, start: datetime, end: datetime, now: datetime
 ) -> Iterator[tuple[str, float, int]]:
     """(key of its row, time elapsed so far, extensions) of each ACW still open whose
-    interaction ended in [start, end)."""
-    columns = [
+    interaction ended in [start, end). Inside ``shared_reads()`` read once for every
+    grouping (``_OPEN_ACW_COLUMNS``)."""
+    wanted = _open_acw_columns(group_by)
+    columns = _OPEN_ACW_COLUMNS if _shared.get() is not None else wanted
+
+    def read() -> list[tuple[Any, ...]]:
+        # From the few open ACWs to their interactions (a join), never the other way: a year
+        # of interactions is millions of rows.
+        still_open = AcwSession.objects.filter(
+            where.q("interaction__"),
+            ended_at__isnull=True,
+            interaction__ended_at__gte=start,
+            interaction__ended_at__lt=end,
+        )
+        return list(still_open.values_list("started_at", "deadline", "extensions", *columns))
+
+    at = [columns.index(column) for column in wanted]
+    for started_at, deadline, extensions, *values in _once(("open_acws", where, start, end), read):
+        key = group_key(group_by, [values[i] for i in at])[0]
+        yield key, open_acw_elapsed(started_at, deadline, now), extensions
+
+
+def _open_acw_columns(group_by: str) -> tuple[str, ...]:
+    """The columns of an open ACW (``AcwSession``) that key its row of ``group_by``."""
+    return tuple(
         "wrap_up_code" if f == "acw__wrap_up_code" else f"interaction__{f}"
         for f in group_fields(group_by, raw=True)
-    ]
-    # From the few open ACWs to their interactions (a join), never the other way: a year of
-    # interactions is millions of rows.
-    still_open = AcwSession.objects.filter(
-        where.q("interaction__"),
-        ended_at__isnull=True,
-        interaction__ended_at__gte=start,
-        interaction__ended_at__lt=end,
-    ).values_list("started_at", "deadline", "extensions", *columns)
-    for started_at, deadline, extensions, *group in still_open:
-        yield group_key(group_by, group)[0], open_acw_elapsed(started_at, deadline, now), extensions
+    )
+
+
+# Those of every grouping: what ``shared_reads()`` reads once.
+_OPEN_ACW_COLUMNS = tuple(dict.fromkeys(c for g in GROUP_BYS for c in _open_acw_columns(g)))
 
 
 def _add_code_norms(rows: dict[str, KpiRow]) -> None:
@@ -937,6 +980,43 @@ def consistent_read() -> Iterator[None]:
         with connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         yield
+
+
+_T = TypeVar("_T")
+# What the reads inside ``shared_reads()`` have read once, by (what, period, ...).
+_shared: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar(
+    "kpi_shared_reads", default=None
+)
+
+
+@contextmanager
+def shared_reads() -> Iterator[None]:
+    """One snapshot (``consistent_read``) for all the KPI reads inside, which read what the
+    reads of one period have in common only once: the buckets whose sums lag
+    (``StaleBucket``), the dirty intervals and the open ACWs. A page reads the same period
+    six or seven times (table, cards, trend, heat map, histogram, channels, codes), and each
+    read asked all three again in its own transaction (docs/benchmarks.md). For read-only
+    code: a write inside would not be seen by the reads after it."""
+    if _shared.get() is not None:
+        yield
+        return
+    with consistent_read():
+        token = _shared.set({})
+        try:
+            yield
+        finally:
+            _shared.reset(token)
+
+
+def _once(key: tuple[Any, ...], read: Callable[[], _T]) -> _T:
+    """``read()``, or inside ``shared_reads()`` what it gave the first time for ``key``."""
+    shared = _shared.get()
+    if shared is None:
+        return read()
+    if key not in shared:
+        shared[key] = read()
+    result: _T = shared[key]
+    return result
 
 
 @dataclass(frozen=True)
@@ -1187,8 +1267,12 @@ def _merged(buckets: list[tuple[str, datetime, datetime]]) -> list[tuple[str, da
 
 def _stale_buckets(start: datetime, end: datetime) -> set[tuple[str, datetime]]:
     """(grain, start) of the buckets in [start, end) whose sums lag (``StaleBucket``)."""
-    stale = StaleBucket.objects.filter(bucket_start__gte=start, bucket_start__lt=end)
-    return set(stale.values_list("grain", "bucket_start"))
+
+    def read() -> set[tuple[str, datetime]]:
+        stale = StaleBucket.objects.filter(bucket_start__gte=start, bucket_start__lt=end)
+        return set(stale.values_list("grain", "bucket_start"))
+
+    return _once(("stale", start, end), read)
 
 
 def _months(stale: set[tuple[str, datetime]]) -> list[datetime]:
@@ -1201,10 +1285,13 @@ def _dirty_ranges(
     """(agent, start, end) ranges the rollups cannot answer: dirty intervals, or their whole
     day or month where a day or month rollup would have been used."""
     ranges: set[tuple[int, datetime, datetime]] = set()
-    dirty = DirtyInterval.objects.filter(
-        bucket_start__gte=quarter_start(start), bucket_start__lt=end
-    ).values_list("agent_id", "bucket_start")
-    for agent_id, bucket in dirty:
+    first = quarter_start(start)
+
+    def read() -> list[tuple[int, datetime]]:
+        marks = DirtyInterval.objects.filter(bucket_start__gte=first, bucket_start__lt=end)
+        return list(marks.values_list("agent_id", "bucket_start"))
+
+    for agent_id, bucket in _once(("dirty", first, end), read):
         if plan.months and plan.months[0] <= bucket < plan.months[1]:
             ranges.add((agent_id, *site_month_bounds(site_day(bucket))))
         elif any(s <= bucket < e for s, e in plan.days):
@@ -1280,12 +1367,26 @@ def kpi_rows(
             )
         if group_by == "interval" and connection.vendor == "postgresql":
             return list(_interval_rows(where, read, start, end, now, norms))
-        for grain, segment in read.plan.segments():
-            for rollups in _segment_rollups(group_by, where, grain, segment, read, norms, by_hour):
-                _add_rollup_sums(rows, group_by, rollups, norms)
+        segments = [
+            rollups
+            for grain, segment in read.plan.segments()
+            for rollups in _segment_rollups(group_by, where, grain, segment, read, norms, by_hour)
+        ]
+        for rollups in _per_table(segments):
+            _add_rollup_sums(rows, group_by, rollups, norms)
         _add_raw_ranges(rows, group_by, where, read, norms)
         _add_open_acws(rows, group_by, where, start, end, now)
     return _finish(rows, group_by)
+
+
+def _per_table(reads: list[QuerySet[Any]]) -> list[QuerySet[Any]]:
+    """``reads`` of the same table as one statement, their conditions joined by OR: the
+    segments of a plan hold no row in common, and a year's months, days and the days before
+    the first month were three statements on each table, each grouping its rows again."""
+    tables: dict[type[Any], QuerySet[Any]] = {}
+    for rows in reads:
+        tables[rows.model] = tables[rows.model] | rows if rows.model in tables else rows
+    return list(tables.values())
 
 
 @dataclass(frozen=True)
@@ -1560,6 +1661,7 @@ def acw_duration_counts(
             _add_raw_durations(counts, ended, by)
             return counts
         team_level = _team_level(by or "", where)
+        reads = []
         for grain, segment in plan.segments():
             agent_rows = _rollups(AcwDurationRollup, grain, segment, where, dirty)
             if team_level and grain != Grain.QUARTER:
@@ -1570,11 +1672,13 @@ def acw_duration_counts(
                     bucket_start__gte=segment[0],
                     bucket_start__lt=segment[1],
                 )
-                _add_duration_counts(counts, team_rows.exclude(bucket_start__in=busy), column)
+                reads.append(team_rows.exclude(bucket_start__in=busy).order_by())
                 if not busy:
                     continue
                 agent_rows = agent_rows.filter(bucket_start__in=busy)
-            _add_duration_counts(counts, agent_rows, column)
+            reads.append(agent_rows)
+        for rollups in _per_table(reads):
+            _add_duration_counts(counts, rollups, column)
         raw = _raw_ranges(plan, dirty)
         if raw is not None:
             _add_raw_durations(counts, Interaction.objects.filter(where.q()).filter(raw), by)

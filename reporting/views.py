@@ -27,7 +27,7 @@ from agents import access
 from agents.api_errors import error_text
 from agents.models import Agent, Channel, Department, Team
 
-from . import alerts, charts, coaching, pages, selectors, staffing
+from . import alerts, charts, coaching, pages, queries, selectors, staffing
 from .api import coaching_csv_response, csv_response
 from .erlang import StaffingError
 from .models import AlertStatus
@@ -172,12 +172,19 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
     scope = _scope_or_error_page(request, "reporting/kpis.html")
     if isinstance(scope, HttpResponse):
         return scope
+    with queries.shared_reads():
+        context = _overview(request, scope)
+    return render(request, "reporting/kpis.html", context)
+
+
+def _overview(request: HttpRequest, scope: Scope) -> dict[str, Any]:
+    """What ``/kpis/`` shows for ``scope``: every figure read in one snapshot."""
     rows = pages.kpi(scope, scope.group_by, index=True)
     total = KpiRow.total(rows)
     table, sort = pages.table_page(rows, request.GET.get("sort", ""), request.GET.get("page"))
     before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous(), index=True))
     title = _overview_title(scope)
-    context = {
+    return {
         **_filter_options(request, scope),
         "title": title,
         "rows": table.object_list,
@@ -201,7 +208,6 @@ def kpi_overview(request: HttpRequest) -> HttpResponse:
         **_charts(scope, title),
         **_by_channel_and_code(scope, title),
     }
-    return render(request, "reporting/kpis.html", context)
 
 
 def _agent_or_404(request: HttpRequest, external_id: str) -> Agent:
@@ -230,11 +236,19 @@ def kpi_agent(request: HttpRequest, external_id: str) -> HttpResponse:
         return _alerts_csv(
             f"alerts-{agent.external_id}", pages.recent_alerts(scope.team_ids, agent)
         )
+    with queries.shared_reads():
+        context = _agent_page(request, agent, scope)
+    return render(request, "reporting/kpi_agent.html", context)
+
+
+def _agent_page(request: HttpRequest, agent: Agent, scope: Scope) -> dict[str, Any]:
+    """What ``/kpis/agents/<external id>/`` shows for ``scope``: every figure read in one
+    snapshot."""
     total = KpiRow.total(pages.kpi(scope, "channel", index=True))
     before = KpiRow.total(pages.kpi(scope, "channel", scope.period.previous(), index=True))
     title = f"{agent.name}, {scope.period.label}"
-    context = {
-        **base,
+    return {
+        "agent": agent,
         **_filter_options(request, scope),
         "title": title,
         "cards": pages.headline_cards(total, before),
@@ -255,7 +269,6 @@ def kpi_agent(request: HttpRequest, external_id: str) -> HttpResponse:
         **_charts(scope, title),
         **_by_channel_and_code(scope, title),
     }
-    return render(request, "reporting/kpi_agent.html", context)
 
 
 @login_required
@@ -272,16 +285,24 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         return scope
     if request.GET.get("csv") == "alerts":
         return _alerts_csv(f"alerts-team-{team.pk}", pages.recent_alerts(scope.team_ids))
+    with queries.shared_reads():
+        context = _team_page(request, team, scope)
+    return render(request, "reporting/kpi_team.html", context)
+
+
+def _team_page(request: HttpRequest, team: Team, scope: Scope) -> dict[str, Any]:
+    """What ``/kpis/teams/<id>/`` shows for ``scope``: every figure read in one snapshot."""
     rows, sort = pages.sort_rows(
         pages.kpi(scope, "agent", index=True), request.GET.get("sort", "name")
     )
     total = KpiRow.total(rows)
-    before = KpiRow.total(pages.kpi(scope, "agent", scope.period.previous(), index=True))
+    # The previous period's total only: from the team rows, not every agent's.
+    before = KpiRow.total(pages.kpi(scope, "team", scope.period.previous(), index=True))
     title = f"team {team.name}, {scope.period.label}"
     sparklines = pages.agent_sparklines(scope)
     keep = urlencode(scope.query(team=None, group_by=None))
-    context = {
-        **base,
+    return {
+        "team": team,
         **_filter_options(request, scope),
         "crumbs": [{"label": team.name}],
         "title": title,
@@ -308,7 +329,6 @@ def kpi_team(request: HttpRequest, team_id: int) -> HttpResponse:
         "csv_query": urlencode(scope.query(team=None)),
         **_charts(scope, title),
     }
-    return render(request, "reporting/kpi_team.html", context)
 
 
 @login_required

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents import services
@@ -27,9 +28,11 @@ from agents.models import (
     ChecklistItem,
     Event,
     Interaction,
+    Team,
     WrapUpCode,
 )
 from reporting.management.commands.seed_history import CHECKLIST
+from reporting.models import DirtyInterval
 from reporting.queries import (
     GROUP_BYS,
     SUMMED,
@@ -37,9 +40,12 @@ from reporting.queries import (
     acw_distribution_raw,
     kpi_rows,
     kpi_rows_raw,
+    shared_reads,
     site_day_bounds,
     site_today,
 )
+
+from .factories import call, ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -235,3 +241,73 @@ def test_seeding_in_worker_processes_writes_the_same_history() -> None:
         for prefix in ("one-", "two-")
     ]
     assert last_events[0] == last_events[1] and None not in {at for at, _ in last_events[0]}
+
+
+# The overview by agent: the session, the user, their groups and teams, the codes' admin
+# norms; in one snapshot, each period's stale buckets and dirty intervals read once (the
+# period and the previous one), the agent table, the open ACWs of each period, the previous
+# period's team rows, the heat map, the trend, the histogram and its policy, the channels,
+# the codes and their labels; the filters' departments and teams, and the user's own agent
+# (the header). Outside a transaction the snapshot adds its SET TRANSACTION.
+OVERVIEW_QUERIES = 23
+
+
+def _overview_queries(client: Client, params: dict[str, str]) -> list[str]:
+    client.get("/kpis/", params)  # the learned norms are cached per period end
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get("/kpis/", params).status_code == 200
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def test_the_overview_by_agent_reads_what_its_figures_share_once(
+    client: Client, manager_maria: Any, history: None
+) -> None:
+    last = site_today() - timedelta(days=1)
+    client.force_login(manager_maria)
+    counts = {}
+    for days in (1, 35, 365):
+        params = {"from": str(last - timedelta(days=days - 1)), "to": str(last)}
+        sql = _overview_queries(client, params)
+        counts[days] = len(sql)
+        # The period and the previous one: which buckets lag and which intervals are dirty,
+        # once each; a year's months and days of a table in one statement.
+        assert len([q for q in sql if 'FROM "reporting_stalebucket"' in q]) == 2, days
+        assert len([q for q in sql if 'FROM "reporting_dirtyinterval"' in q]) == 2, days
+        assert len([q for q in sql if '"reporting_kpirollup"' in q]) == 1, days
+        assert len([q for q in sql if 'FROM "reporting_teamacwdurationrollup"' in q]) == 1, days
+        assert [q for q in sql if 'FROM "agents_interaction"' in q and "GROUP BY" in q] == []
+    assert counts == dict.fromkeys(counts, OVERVIEW_QUERIES), counts
+
+
+def test_reads_sharing_a_snapshot_give_the_figures_of_separate_reads(
+    manager_maria: Any, history: None
+) -> None:
+    """Inside ``shared_reads()`` the stale buckets, dirty intervals and open ACWs are read once
+    for every grouping; the figures are those each read gets on its own."""
+    now = timezone.now()
+    # An ACW still open and a dirty interval (not rolled up yet), for two agents.
+    for agent in ("hist-0001", "hist-0003"):
+        done = call(agent, f"{agent}-now-1", now - timedelta(minutes=40), talk=90, acw=25)
+        open_acw = call(agent, f"{agent}-now-2", now - timedelta(seconds=50), talk=30, acw=None)
+        assert set(ingest(*done, *open_acw)) == {"accepted"}
+    assert DirtyInterval.objects.exists()
+    assert AcwSession.objects.filter(ended_at__isnull=True).count() >= 2
+    last = site_today()
+    team_ids = list(Team.objects.values_list("pk", flat=True))
+    periods = [site_day_bounds(last - timedelta(days=days - 1), last) for days in (1, 40, 400)]
+
+    def read_all() -> list[Any]:
+        out: list[Any] = []
+        for start, end in periods:
+            for group_by in GROUP_BYS:
+                span: dict[str, Any] = {"team_ids": team_ids, "start": start, "end": end}
+                rows = kpi_rows(**span, group_by=group_by, now=now)  # type: ignore[arg-type]
+                out.append([(r.key, r.name, *(getattr(r, f) for f in SUMMED)) for r in rows])
+            out.append(acw_distribution(team_ids=team_ids, start=start, end=end, now=now))
+        return out
+
+    apart = read_all()
+    with shared_reads():
+        together = read_all()
+    assert together == apart
+    assert "hist-0001" in [row[0] for row in apart[0]]  # today's rows, by agent
