@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import FloatField, QuerySet, Sum
+from django.db.models import FloatField, QuerySet
 
 from agents.models import AcwSession, Agent, Interaction, Team
 
@@ -245,8 +245,8 @@ def recent_sums(where: KpiFilter, first: date, last: date, now: datetime) -> Rec
         for _, team, agent, _, _, measures in _raw_coaching(where, dirty):
             _add(out.closed, (team, agent), [measures[i] for i in positions])
         ticks = _up_to_date(ChecklistRollup.objects.filter(where.q()), start, end, dirty)
-        for team, agent, step, *values in ticks.values_list("team_id", "agent_id", "step").annotate(
-            Sum("ticked"), Sum("ticked_seconds")
+        for team, agent, step, *values in _summed(
+            [ticks], ("team_id", "agent_id", "step"), ("ticked", "ticked_seconds")
         ):
             _add(out.ticks, (team, agent, step), values)
         for team, agent, step, values in _raw_checklist(where, dirty):
