@@ -20,8 +20,10 @@ from agents.models import Agent, Channel, Team
 class Grain(models.TextChoices):
     QUARTER = "15m", _("15 minutes")
     DAY = "day", _("Day (site time zone)")
-    # Sums of day rows: long periods read 12 rows per agent and year instead of 365.
+    # Sums of day rows: long periods read 12 rows per agent and year instead of 365, and the
+    # days outside whole months (a 30-day period, the current month) a row a week.
     MONTH = "mon", _("Month (site time zone)")
+    WEEK = "wk", _("Week (site time zone, Monday to Sunday)")
 
 
 class RollupSums(models.Model):

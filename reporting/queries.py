@@ -431,6 +431,12 @@ def site_month_bounds(day: date) -> tuple[datetime, datetime]:
     return site_day_bounds(first, following - timedelta(days=1))
 
 
+def site_week_bounds(day: date) -> tuple[datetime, datetime]:
+    """[start of the Monday of the site week holding ``day``, start of the next Monday)."""
+    monday = day - timedelta(days=day.weekday())
+    return site_day_bounds(monday, monday + timedelta(days=6))
+
+
 def site_today(now: datetime | None = None) -> date:
     return timezone.localdate(now or timezone.now(), site_tz())
 
@@ -1027,11 +1033,13 @@ class _Plan:
     days: list[tuple[datetime, datetime]]
     quarters: list[tuple[datetime, datetime]]
     raw_edges: list[tuple[datetime, datetime]]
+    weeks: list[tuple[datetime, datetime]] = field(default_factory=list)
 
     def segments(self) -> list[tuple[str, tuple[datetime, datetime]]]:
         out: list[tuple[str, tuple[datetime, datetime]]] = []
         if self.months:
             out.append((Grain.MONTH, self.months))
+        out += [(Grain.WEEK, segment) for segment in self.weeks]
         out += [(Grain.DAY, segment) for segment in self.days]
         return out + [(Grain.QUARTER, segment) for segment in self.quarters]
 
@@ -1040,9 +1048,10 @@ def rollup_segments(
     start: datetime, end: datetime, now: datetime | None = None
 ) -> list[tuple[str, tuple[datetime, datetime]]]:
     """(grain, [start, end)) of the rollup rows that tile the site days [start, end), as
-    ``kpi_rows`` reads them: whole months that have ended and are summed, then days."""
+    ``kpi_rows`` reads them: whole months that have ended and are summed, then whole weeks,
+    then days."""
     stale = _stale_buckets(start, end)
-    return _plan(start, end, now or timezone.now(), stale_months=_months(stale)).segments()
+    return _plan(start, end, now or timezone.now(), stale=stale).segments()
 
 
 def _plan(
@@ -1051,16 +1060,18 @@ def _plan(
     now: datetime,
     *,
     finest: str = Grain.MONTH,
-    stale_months: Iterable[datetime] = (),
+    stale: Iterable[tuple[str, datetime]] = (),
 ) -> _Plan:
-    """The coarsest rollups that tile [start, end): months inside, then days, then 15-minute
-    intervals, then raw rows at edges off a 15-minute boundary. ``finest``: the coarsest grain
-    a grouping may use (day keys cannot come from months, hours not from days).
+    """The coarsest rollups that tile [start, end): months inside, then weeks in what the
+    months leave, then days, then 15-minute intervals, then raw rows at edges off a 15-minute
+    boundary. ``finest``: the coarsest grain a grouping may use (day keys cannot come from
+    weeks or months, hours not from days).
 
-    Only months that ended before today are read as months: the current month's rows change
-    all day, and one dirty interval would send a whole agent-month to the raw rows. Months are
-    summed once they have ended (``stale_months`` until then).
+    Only months and weeks that ended before today are read as such: the current ones' rows
+    change all day, and one dirty interval would send a whole agent-month to the raw rows.
+    They are summed once they have ended (listed in ``stale`` until then, then read as days).
     """
+    stale_months = [s for grain, s in stale if grain == Grain.MONTH]
     first, last = quarter_ceil(start), quarter_start(end)
     if first >= last:
         return _Plan(None, [], [], [(start, end)])
@@ -1074,10 +1085,48 @@ def _plan(
     month_end = _last_month_start_at_or_before(min(day_end, site_day_bounds(today, today)[0]))
     # Nor months whose rows are not summed yet (``StaleBucket``): their days answer.
     month_end = min([month_end, *(s for s in stale_months if month_start <= s < month_end)])
-    if finest == Grain.DAY or month_start >= month_end:
+    if finest == Grain.DAY:
         return _Plan(None, [(day_start, day_end)], quarters, edges)
-    days = [r for r in ((day_start, month_start), (month_end, day_end)) if r[0] < r[1]]
-    return _Plan((month_start, month_end), days, quarters, edges)
+    months: tuple[datetime, datetime] | None = None
+    days = [(day_start, day_end)]
+    if month_start < month_end:
+        months = (month_start, month_end)
+        days = [r for r in ((day_start, month_start), (month_end, day_end)) if r[0] < r[1]]
+    today_start = site_day_bounds(today, today)[0]
+    stale_weeks = {s for grain, s in stale if grain == Grain.WEEK}
+    weeks, days = _weeks_of(days, today_start, stale_weeks)
+    return _Plan(months, days, quarters, edges, weeks)
+
+
+def _weeks_of(
+    days: list[tuple[datetime, datetime]], today_start: datetime, stale_weeks: set[datetime]
+) -> tuple[list[tuple[datetime, datetime]], list[tuple[datetime, datetime]]]:
+    """(weeks, days): the whole weeks inside the day segments ``days`` that ended by
+    ``today_start`` and are summed (not in ``stale_weeks``), adjacent ones joined, and the
+    days left around them."""
+    weeks: list[tuple[datetime, datetime]] = []
+    left: list[tuple[datetime, datetime]] = []
+    for start, end in days:
+        cursor = start
+        week_start, following = site_week_bounds(site_day(start))
+        if week_start != start:
+            week_start = following
+        while True:
+            week_end = site_week_bounds(site_day(week_start))[1]
+            if week_end > min(end, today_start):
+                break
+            if week_start not in stale_weeks:
+                if cursor < week_start:
+                    left.append((cursor, week_start))
+                if weeks and weeks[-1][1] == week_start:
+                    weeks[-1] = (weeks[-1][0], week_end)
+                else:
+                    weeks.append((week_start, week_end))
+                cursor = week_end
+            week_start = week_end
+        if cursor < end:
+            left.append((cursor, end))
+    return weeks, left
 
 
 def _first_month_start_at_or_after(midnight: datetime) -> datetime:
@@ -1133,9 +1182,7 @@ def day_rollups(
     ranges left to the raw rows: those holding a dirty interval. Same plan, stale-month and
     dirty rules as ``kpi_rows``; call inside ``consistent_read()``."""
     stale = _stale_buckets(start, end) if months else set()
-    plan = _plan(
-        start, end, now, finest=Grain.MONTH if months else Grain.DAY, stale_months=_months(stale)
-    )
+    plan = _plan(start, end, now, finest=Grain.MONTH if months else Grain.DAY, stale=stale)
     assert not plan.quarters and not plan.raw_edges, "whole site days only"
     dirty = _dirty_ranges(plan, start, end)
     return [
@@ -1191,11 +1238,12 @@ def _team_hour_buckets(
     stale: set[tuple[str, datetime]],
     dirty: list[DirtyRange],
 ) -> list[tuple[str, datetime, datetime]]:
-    """(grain, start, end) of the whole site days and months of [start, end) the hour rows
-    (``TeamHourRollup``) answer, in time order: the months and days of ``_plan``, but none
-    holding a dirty interval or a stale day or interval (its 15-minute rows answer). A late
-    change to an ended month marks the month stale too, so its days answer until it is summed."""
-    plan = _plan(start, end, now, stale_months=_months(stale))
+    """(grain, start, end) of the whole site days, weeks and months of [start, end) the hour
+    rows (``TeamHourRollup``) answer, in time order: the months, weeks and days of ``_plan``,
+    but none holding a dirty interval or a stale day or interval (its 15-minute rows answer).
+    A late change to an ended month or week marks it stale too, so its days answer until it is
+    summed."""
+    plan = _plan(start, end, now, stale=stale)
     buckets: list[tuple[str, datetime, datetime]] = []
     if plan.months:
         month = plan.months[0]
@@ -1203,12 +1251,20 @@ def _team_hour_buckets(
             following = site_month_bounds(site_day(month))[1]
             buckets.append((Grain.MONTH, month, following))
             month = following
+    for week_start, weeks_end in plan.weeks:
+        while week_start < weeks_end:
+            following = site_week_bounds(site_day(week_start))[1]
+            buckets.append((Grain.WEEK, week_start, following))
+            week_start = following
     for day_start, day_end in plan.days:
         for n in range((site_day(day_end) - site_day(day_start)).days):
             day = site_day(day_start) + timedelta(days=n)
             buckets.append((Grain.DAY, *site_day_bounds(day, day)))
-    # A stale month is not read as a month (``_plan``); its start does not hold back its first day.
-    busy = sorted({s for _, s, _ in dirty} | {s for g, s in stale if g != Grain.MONTH})
+    # A stale month or week is not read as such (``_plan``); its start does not hold back its
+    # first day.
+    busy = sorted(
+        {s for _, s, _ in dirty} | {s for g, s in stale if g not in (Grain.MONTH, Grain.WEEK)}
+    )
     return sorted((b for b in buckets if not _any_in(busy, b[1], b[2])), key=_bucket_start)
 
 
@@ -1275,15 +1331,11 @@ def _stale_buckets(start: datetime, end: datetime) -> set[tuple[str, datetime]]:
     return _once(("stale", start, end), read)
 
 
-def _months(stale: set[tuple[str, datetime]]) -> list[datetime]:
-    return [s for grain, s in stale if grain == Grain.MONTH]
-
-
 def _dirty_ranges(
     plan: _Plan, start: datetime, end: datetime
 ) -> list[tuple[int, datetime, datetime]]:
     """(agent, start, end) ranges the rollups cannot answer: dirty intervals, or their whole
-    day or month where a day or month rollup would have been used."""
+    day, week or month where a day, week or month rollup would have been used."""
     ranges: set[tuple[int, datetime, datetime]] = set()
     first = quarter_start(start)
 
@@ -1294,6 +1346,8 @@ def _dirty_ranges(
     for agent_id, bucket in _once(("dirty", first, end), read):
         if plan.months and plan.months[0] <= bucket < plan.months[1]:
             ranges.add((agent_id, *site_month_bounds(site_day(bucket))))
+        elif any(s <= bucket < e for s, e in plan.weeks):
+            ranges.add((agent_id, *site_week_bounds(site_day(bucket))))
         elif any(s <= bucket < e for s, e in plan.days):
             day = site_day(bucket)
             ranges.add((agent_id, *site_day_bounds(day, day)))
@@ -1403,7 +1457,7 @@ class _Read:
     def of(cls, group_by: str, start: datetime, end: datetime, now: datetime) -> _Read:
         stale = _stale_buckets(start, end)
         finest = _FINEST.get(group_by, Grain.MONTH)
-        plan = _plan(start, end, now, finest=finest, stale_months=_months(stale))
+        plan = _plan(start, end, now, finest=finest, stale=stale)
         return cls(plan, stale, _dirty_ranges(plan, start, end))
 
     @property
@@ -1654,7 +1708,7 @@ def acw_duration_counts(
     column = group_fields(by)[0] if by else None
     with consistent_read():
         stale = _stale_buckets(start, end)
-        plan = _plan(start, end, now or timezone.now(), stale_months=_months(stale))
+        plan = _plan(start, end, now or timezone.now(), stale=stale)
         dirty = _dirty_ranges(plan, start, end)
         if len(dirty_by_range(dirty)) > MAX_RAW_RANGES:
             ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)

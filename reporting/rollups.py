@@ -85,6 +85,7 @@ from .queries import (
     site_month_bounds,
     site_today,
     site_tz,
+    site_week_bounds,
 )
 
 logger = logging.getLogger(__name__)
@@ -166,6 +167,8 @@ def bucket_end(grain: str, start: datetime) -> datetime:
         return start + QUARTER
     if grain == Grain.MONTH:
         return site_month_bounds(site_day(start))[1]
+    if grain == Grain.WEEK:
+        return site_week_bounds(site_day(start))[1]
     day = site_day(start)
     return site_day_bounds(day, day)[1]
 
@@ -222,14 +225,15 @@ def compute_rollups() -> int:
 def _recompute(quarters: list[AgentBucket]) -> None:
     """The agent rows of these 15-minute intervals from the raw rows, then of their days from
     the rows below them (rows whose sums did not change are left as they are,
-    ``_write_rows``); their team buckets, and their months, are marked stale."""
+    ``_write_rows``); their team buckets, and their weeks and months, are marked stale."""
     if not quarters:
         return
     days = sorted({(agent_id, _day_start(bucket)) for agent_id, bucket in quarters})
     months = sorted({(agent_id, site_month_bounds(site_day(day))[0]) for agent_id, day in days})
-    # Months are summed from their days once they have ended (``refresh_stale_buckets``): no
-    # query reads the current month as a month, and summing it again every minute would cost
-    # more than the rest of the run.
+    weeks = sorted({(agent_id, site_week_bounds(site_day(day))[0]) for agent_id, day in days})
+    # Weeks and months are summed from their days once they have ended
+    # (``refresh_stale_buckets``): no query reads the current ones as such, and summing them
+    # again every minute would cost more than the rest of the run.
     for grain, buckets in ((Grain.QUARTER, quarters), (Grain.DAY, days)):
         for n in range(0, len(buckets), MARKS_PER_STATEMENT):
             chunk = buckets[n : n + MARKS_PER_STATEMENT]
@@ -247,6 +251,7 @@ def _recompute(quarters: list[AgentBucket]) -> None:
             for grain, buckets in (
                 (Grain.QUARTER, quarters),
                 (Grain.DAY, days),
+                (Grain.WEEK, weeks),
                 (Grain.MONTH, months),
             )
             for _, start in buckets
@@ -512,7 +517,7 @@ def _inner_starts(source: str, target: str, start: datetime, end: datetime) -> l
     if source == Grain.QUARTER:
         first = quarter_ceil(start)
         return [first + n * QUARTER for n in range(math.ceil((end - first) / QUARTER))]
-    assert (source, target) == (Grain.DAY, Grain.MONTH)
+    assert source == Grain.DAY and target in (Grain.WEEK, Grain.MONTH), (source, target)
     return [day for day, _ in _day_bounds(site_day(start), site_day(end) - timedelta(days=1))]
 
 
@@ -813,8 +818,9 @@ def _unique_key(model: type[models.Model]) -> list[str]:
     return [field.column for field in fields if isinstance(field, models.Field)]
 
 
-def _insert_coaching_months(bounds: Sequence[Bounds]) -> None:
-    """``CoachingRollup`` month rows of ``bounds`` as sums of their day rows."""
+def _insert_coaching_sums(grain: str, bounds: Sequence[Bounds]) -> None:
+    """``CoachingRollup`` week or month (``grain``) rows of ``bounds`` as sums of their day
+    rows."""
     if not bounds:
         return
     calendar, calendar_params = _calendar(bounds, "k.bucket_start")
@@ -827,7 +833,7 @@ def _insert_coaching_months(bounds: Sequence[Bounds]) -> None:
         f"FROM {calendar.format(_table(CoachingRollup))} "
         "WHERE k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s "
         f"GROUP BY c.b_start, c.b_end, {keys}",
-        [Grain.MONTH, _db(timezone.now()), *calendar_params, Grain.DAY, *_span(bounds)],
+        [grain, _db(timezone.now()), *calendar_params, Grain.DAY, *_span(bounds)],
     )
 
 
@@ -926,8 +932,8 @@ def _insert_team_hours(
     grain: str, bounds: Sequence[Bounds], *, replacing: _TeamDays | None = None
 ) -> None:
     """``TeamHourRollup`` rows of the site days (``grain`` day: sums of their 15-minute team
-    rows, per weekday and hour of the site time zone) or months (sums of their day rows); in
-    place of the day rows ``replacing`` (``_write_rows``)."""
+    rows, per weekday and hour of the site time zone), weeks or months (sums of their day
+    rows); in place of the day rows ``replacing`` (``_write_rows``)."""
     if not bounds:
         return
     source: type[models.Model]
@@ -938,7 +944,7 @@ def _insert_team_hours(
         weekday = _sql("local_weekday", "k.bucket_start", zone)
         hour = _sql("local_hour", "k.bucket_start", zone)
     else:
-        calendar, params = _sums_calendar(Grain.DAY, Grain.MONTH, bounds)
+        calendar, params = _sums_calendar(Grain.DAY, grain, bounds)
         source, where = (
             TeamHourRollup,
             "k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s",
@@ -981,6 +987,13 @@ def _day_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
     ]
 
 
+def _week_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
+    out = [site_week_bounds(first)]
+    while out[-1][1] < site_day_bounds(last, last)[1]:
+        out.append(site_week_bounds(site_day(out[-1][1])))
+    return out
+
+
 def _month_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
     out = [site_month_bounds(first)]
     while out[-1][1] < site_day_bounds(last, last)[1]:
@@ -991,12 +1004,13 @@ def _month_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
 @dataclass(frozen=True)
 class _Span:
     """What a rebuild of the site days ``first`` to ``last`` rewrites: their 15-minute and day
-    buckets, and (``months``) the months they touch."""
+    buckets, and (``months``) the weeks and months they touch."""
 
     start: datetime
     end: datetime
     days: list[tuple[datetime, datetime]]
     months: list[tuple[datetime, datetime]]
+    weeks: list[tuple[datetime, datetime]]
 
     @classmethod
     def of(cls, first: date, last: date, *, months: bool) -> _Span:
@@ -1004,6 +1018,7 @@ class _Span:
             *site_day_bounds(first, last),
             _day_bounds(first, last),
             _month_bounds(first, last) if months else [],
+            _week_bounds(first, last) if months else [],
         )
 
     def rows(self, model: type[models.Model]) -> Q:
@@ -1011,10 +1026,11 @@ class _Span:
         in_days = Q(bucket_start__gte=self.start, bucket_start__lt=self.end)
         if not any(field.name == "grain" for field in model._meta.get_fields()):
             return in_days
-        rows = in_days & ~Q(grain=Grain.MONTH)
-        if self.months:
-            start, end = self.months[0][0], self.months[-1][1]
-            rows |= Q(grain=Grain.MONTH, bucket_start__gte=start, bucket_start__lt=end)
+        rows = in_days & ~Q(grain__in=[Grain.MONTH, Grain.WEEK])
+        for grain, buckets in ((Grain.MONTH, self.months), (Grain.WEEK, self.weeks)):
+            if buckets:
+                start, end = buckets[0][0], buckets[-1][1]
+                rows |= Q(grain=grain, bucket_start__gte=start, bucket_start__lt=end)
         return rows
 
 
@@ -1074,25 +1090,28 @@ def rebuild_all() -> int:
 def _write_rollups(span: _Span) -> int:
     """Every rollup row of ``span``, into tables holding none of them: the agent 15-minute rows
     from the raw rows, each coarser grain from the one below it (the same sums the incremental
-    runs write), the coaching day rows from the raw rows of whole days and their months from
-    them, then the team rows from the agent rows (the hour rows from the 15-minute team rows).
-    Returns the 15-minute rows."""
+    runs write; weeks and months both from days), the coaching day rows from the raw rows of
+    whole days and their weeks and months from them, then the team rows from the agent rows
+    (the hour rows from the 15-minute team rows). Returns the 15-minute rows."""
     rows = _insert_quarters([(span.start, span.end)])
     _analyze_fresh(KpiRollup, AcwDurationRollup)
     _insert_sums(Grain.QUARTER, Grain.DAY, span.days)
     _insert_coaching_days(span.days)
     _analyze_fresh(KpiRollup, AcwDurationRollup, CoachingRollup)
-    _insert_sums(Grain.DAY, Grain.MONTH, span.months)
-    _insert_coaching_months(span.months)
+    for grain, buckets in ((Grain.MONTH, span.months), (Grain.WEEK, span.weeks)):
+        _insert_sums(Grain.DAY, grain, buckets)
+        _insert_coaching_sums(grain, buckets)
     _insert_team_intervals(
         "k.bucket_start >= %s AND k.bucket_start < %s", [_db(span.start), _db(span.end)]
     )
     _insert_sums(Grain.DAY, Grain.DAY, span.days, agents=False)
     _insert_sums(Grain.MONTH, Grain.MONTH, span.months, agents=False)
+    _insert_sums(Grain.WEEK, Grain.WEEK, span.weeks, agents=False)
     _analyze_fresh(TeamIntervalRollup)
     _insert_team_hours(Grain.DAY, span.days)
     _analyze_fresh(TeamHourRollup)
     _insert_team_hours(Grain.MONTH, span.months)
+    _insert_team_hours(Grain.WEEK, span.weeks)
     return rows
 
 
@@ -1256,15 +1275,16 @@ def _unqualified(sequence: str) -> str:
 
 def refresh_stale_buckets(now: datetime | None = None) -> int:
     """Rewrite what ``StaleBucket`` lists: the team rows of 15-minute and day buckets from the
-    agent rows, and the agent and team rows of months that have ended (by ``now``) from their
-    day rows; returns how many buckets. Callers hold the ``rollups`` lock (or are
+    agent rows, and the agent and team rows of weeks and months that have ended (by ``now``)
+    from their day rows; returns how many buckets. Callers hold the ``rollups`` lock (or are
     ``compute_rollups``)."""
     now = now or timezone.now()
+    summed = (Grain.WEEK, Grain.MONTH)
     with transaction.atomic():
         stale = [
             (pk, grain, start)
             for pk, grain, start in StaleBucket.objects.values_list("pk", "grain", "bucket_start")
-            if grain != Grain.MONTH or bucket_end(grain, start) <= now
+            if grain not in summed or bucket_end(grain, start) <= now
         ]
         if not stale:
             return 0
@@ -1282,12 +1302,8 @@ def refresh_stale_buckets(now: datetime | None = None) -> int:
             replacing = _TeamDays([s for s, _ in days])
             _insert_sums(Grain.DAY, Grain.DAY, days, agents=False, replacing=replacing)
             _insert_team_hours(Grain.DAY, days, replacing=replacing)
-        months = [
-            (s, bucket_end(Grain.MONTH, s))
-            for _, g, s in sorted(stale, key=_start)
-            if g == Grain.MONTH
-        ]
-        for month in months:
+        ended = [(g, (s, bucket_end(g, s))) for _, g, s in sorted(stale, key=_start) if g in summed]
+        for grain, bucket in ended:
             for model in (
                 KpiRollup,
                 AcwDurationRollup,
@@ -1296,11 +1312,11 @@ def refresh_stale_buckets(now: datetime | None = None) -> int:
                 TeamHourRollup,
                 CoachingRollup,
             ):
-                model._default_manager.filter(grain=Grain.MONTH, bucket_start=month[0]).delete()
-            _insert_sums(Grain.DAY, Grain.MONTH, [month])
-            _insert_coaching_months([month])
-            _insert_sums(Grain.MONTH, Grain.MONTH, [month], agents=False)
-            _insert_team_hours(Grain.MONTH, [month])
+                model._default_manager.filter(grain=grain, bucket_start=bucket[0]).delete()
+            _insert_sums(Grain.DAY, grain, [bucket])
+            _insert_coaching_sums(grain, [bucket])
+            _insert_sums(grain, grain, [bucket], agents=False)
+            _insert_team_hours(grain, [bucket])
         StaleBucket.objects.filter(pk__in=[pk for pk, *_ in stale]).delete()
     return len(stale)
 

@@ -32,6 +32,7 @@ from reporting.queries import (
     acw_duration_counts,
     kpi_rows,
     kpi_rows_raw,
+    rollup_segments,
     site_day_bounds,
 )
 
@@ -251,12 +252,13 @@ def test_rebuild_rollups_recomputes_history_from_a_date(alice: Agent) -> None:
     )
     assert talk == {DAY: 999, DAY + timedelta(days=1): 10, DAY + timedelta(days=2): 10}
     call_command("rebuild_rollups")
-    days = KpiRollup.objects.exclude(grain=Grain.MONTH)
+    days = KpiRollup.objects.exclude(grain__in=[Grain.MONTH, Grain.WEEK])
     assert set(days.values_list("talk_seconds", flat=True)) == {10}
-    # The month row is the sum of its (rebuilt) days.
-    assert list(
-        KpiRollup.objects.filter(grain=Grain.MONTH).values_list("talk_seconds", flat=True)
-    ) == [30]
+    # The week (Monday 16 to Sunday 22 November) and month rows are sums of their (rebuilt)
+    # days.
+    for grain in (Grain.WEEK, Grain.MONTH):
+        sums = KpiRollup.objects.filter(grain=grain).values_list("talk_seconds", flat=True)
+        assert list(sums) == [30], grain
 
 
 def test_the_rebuild_writes_coaching_day_rows_in_the_order_of_their_key(
@@ -321,14 +323,15 @@ def test_a_stale_team_bucket_is_read_from_the_agent_rows_until_refreshed(alice: 
     rollups.compute_rollups()
     TeamKpiRollup.objects.all().update(talk_seconds=999)  # team rows behind the agent rows
     StaleBucket.objects.create(grain=Grain.DAY, bucket_start=DAY)
-    StaleBucket.objects.get_or_create(
-        grain=Grain.MONTH, bucket_start=datetime(2026, 11, 1, tzinfo=UTC)
-    )
+    for grain, start in ((Grain.MONTH, 1), (Grain.WEEK, 16)):
+        StaleBucket.objects.get_or_create(
+            grain=grain, bucket_start=datetime(2026, 11, start, tzinfo=UTC)
+        )
     team_ids = [alice.team_id]
     start, end = site_day_bounds(DAY.date(), DAY.date())
     rolled, raw = kpis(team_ids, start, end, "team")
     assert rolled == raw and rolled[0]["talk_seconds"] == 10
-    assert rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC)) == 2
+    assert rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC)) == 3
     assert set(TeamKpiRollup.objects.values_list("talk_seconds", flat=True)) == {10}
     assert not StaleBucket.objects.exists()
 
@@ -374,13 +377,12 @@ def test_hour_and_duration_team_rows_are_sums_read_unless_a_bucket_lags(
     cells = TeamHourRollup.objects.values_list("grain", "weekday", "hour", "interactions")
     # 2026-11-20 is a Friday (ISO 5); alice and bob are in the same team.
     assert sorted(cells) == [
-        ("day", 5, 12, 2),
-        ("day", 5, 14, 1),
-        ("mon", 5, 12, 2),
-        ("mon", 5, 14, 1),
+        (grain, 5, hour, n) for grain in ("day", "mon", "wk") for hour, n in ((12, 2), (14, 1))
     ]
     durations = TeamAcwDurationRollup.objects.values_list("grain", "seconds", "count")
-    assert sorted(durations) == [("day", 5, 2), ("day", 7, 1), ("mon", 5, 2), ("mon", 7, 1)]
+    assert sorted(durations) == [
+        (grain, seconds, n) for grain in ("day", "mon", "wk") for seconds, n in ((5, 2), (7, 1))
+    ]
     # Team rows behind the agent rows are read while their bucket is fine ...
     TeamHourRollup.objects.update(interactions=99)
     TeamAcwDurationRollup.objects.update(count=50)
@@ -683,3 +685,85 @@ def test_fresh_statistics_cover_the_teams_and_agents_the_rollups_join(alice: Age
     assert estimates[Team._meta.db_table] == Team.objects.count() > 0
     assert estimates[Agent._meta.db_table] == Agent.objects.count() > 0
     assert estimates["agents_department"] >= 0
+
+
+# 2026-11-30 is a Monday: the weeks before it start on 2 November and every Monday after.
+MONDAY = datetime(2026, 11, 30, 12, tzinfo=UTC)
+
+
+def test_a_period_is_tiled_with_whole_ended_weeks_between_its_months_and_days(db: Any) -> None:
+    def tiles(first: date, last: date, **stale: int) -> list[tuple[str, date, date]]:
+        for grain, day in stale.items():
+            StaleBucket.objects.create(
+                grain=grain, bucket_start=datetime(2026, 11, day, tzinfo=UTC)
+            )
+        start, end = site_day_bounds(first, last)
+        out = [
+            (grain, s.date(), e.date()) for grain, (s, e) in rollup_segments(start, end, now=MONDAY)
+        ]
+        StaleBucket.objects.all().delete()
+        return out
+
+    nov = {n: date(2026, 11, n) for n in range(1, 31)}
+    # The last 30 days: Saturday 31 October and Sunday 1 November as days, then four weeks;
+    # November has not ended, so it is no month.
+    assert tiles(date(2026, 10, 31), nov[29]) == [
+        (Grain.WEEK, nov[2], nov[30]),
+        (Grain.DAY, date(2026, 10, 31), nov[2]),
+    ]
+    # A week listed as stale (not summed since a late change) is read as its days.
+    assert tiles(date(2026, 10, 31), nov[29], wk=16) == [
+        (Grain.WEEK, nov[2], nov[16]),
+        (Grain.WEEK, nov[23], nov[30]),
+        (Grain.DAY, date(2026, 10, 31), nov[2]),
+        (Grain.DAY, nov[16], nov[23]),
+    ]
+    # October as a month; the week from Monday 28 September straddles it, so its days
+    # before October are read as days; nor is the current week (from today) read as a week.
+    assert tiles(date(2026, 9, 28), nov[30]) == [
+        (Grain.MONTH, date(2026, 10, 1), nov[1]),
+        (Grain.WEEK, nov[2], nov[30]),
+        (Grain.DAY, date(2026, 9, 28), date(2026, 10, 1)),
+        (Grain.DAY, nov[1], nov[2]),
+        (Grain.DAY, nov[30], date(2026, 12, 1)),
+    ]
+
+
+def test_week_rows_are_sums_of_their_days_read_unless_stale_or_dirty(
+    alice: Agent, bob: Agent
+) -> None:
+    # Three weeks: Friday 13, Wednesday 18 and Monday 23 November, two agents.
+    for n, day in enumerate((13, 18, 23)):
+        noon = datetime(2026, 11, day, 12, tzinfo=UTC)
+        ingest(*call("alice", f"a{n}", noon, talk=10 + n, acw=5, code="sale"))
+        ingest(*call("bob", f"b{n}", noon + timedelta(hours=3), talk=20, acw=7 + n))
+    rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=MONDAY)
+    week = datetime(2026, 11, 16, tzinfo=UTC)
+    agent_week = KpiRollup.objects.get(grain=Grain.WEEK, bucket_start=week, agent=alice)
+    assert (agent_week.bucket_end, agent_week.talk_seconds) == (week + timedelta(days=7), 11)
+    for model in (TeamKpiRollup, TeamHourRollup, TeamAcwDurationRollup, CoachingRollup):
+        assert model.objects.filter(grain=Grain.WEEK, bucket_start=week).exists(), model
+    team_ids = [alice.team_id, bob.team_id]
+    start, end = site_day_bounds(date(2026, 11, 13), date(2026, 11, 29))
+    for group_by in ("agent", "team", "wrap_up_code", "weekday_hour"):
+        rolled, raw = kpis(team_ids, start, end, group_by, now=MONDAY)
+        assert rolled == raw, group_by
+    # The week rows are what is read ...
+    KpiRollup.objects.filter(grain=Grain.WEEK, bucket_start=week, agent=alice).update(
+        talk_seconds=999
+    )
+    rolled, raw = kpis(team_ids, start, end, "agent", now=MONDAY)
+    assert rolled[0]["talk_seconds"] == 999 + 10 + 12
+    # ... but not those of a week listed as stale, nor an agent-week holding a dirty interval.
+    StaleBucket.objects.create(grain=Grain.WEEK, bucket_start=week)
+    assert kpis(team_ids, start, end, "agent", now=MONDAY)[0] == raw
+    StaleBucket.objects.all().delete()
+    DirtyInterval.objects.create(agent=alice, bucket_start=week + timedelta(days=2, hours=12))
+    assert kpis(team_ids, start, end, "agent", now=MONDAY)[0] == raw
+    # The next run sums the week again from its days.
+    rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=MONDAY)
+    assert (
+        KpiRollup.objects.get(grain=Grain.WEEK, bucket_start=week, agent=alice).talk_seconds == 11
+    )
