@@ -1192,7 +1192,8 @@ def _fill_streams(
 ) -> tuple[int, dict[type[models.Model], list[str]]]:
     """Run ``_fill_stream`` of every ``_STREAMS`` entry in a thread of its own; returns the
     15-minute rows and the renames of each table's indexes and constraints. The first error
-    cancels the statement the other workers are running and is raised once they have ended."""
+    (or an interrupt of this thread) cancels the statement the other workers are running, and
+    is raised once they have ended."""
     backends: dict[int, int] = {}
     with ThreadPoolExecutor(len(_STREAMS), thread_name_prefix="rebuild_all") as pool:
         futures = [
@@ -1206,14 +1207,21 @@ def _fill_streams(
             )
             for n, stream in enumerate(_STREAMS)
         ]
-        done, running = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [future.exception() for future in futures if future in done]
-        error = next((e for e in failed if e is not None), None)
-        if error is not None:
+
+        def cancel_running() -> None:
             with connection.cursor() as cursor:
                 for n, future in enumerate(futures):
-                    if future in running and n in backends:
+                    if not future.done() and n in backends:
                         cursor.execute("SELECT pg_cancel_backend(%s)", [backends[n]])
+
+        try:
+            done, running = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:
+            cancel_running()
+            raise
+        error = next((f.exception() for f in futures if f in done and f.exception()), None)
+        if error is not None:
+            cancel_running()
             wait(running)
             raise error
     rows = 0

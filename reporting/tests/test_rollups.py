@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 from typing import Any
@@ -809,4 +810,34 @@ def test_a_worker_failing_leaves_the_old_tables_and_no_fresh_table(
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE reporting_kpirollup_fresh (x integer)")
     assert rollups.rebuild_all() == 12
+    assert _fresh_tables_left() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_failing_cancels_the_other_one(
+    alice: Agent, bob: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    _history()
+    rollups.compute_rollups()
+    before = _every_rollup_row()
+    sleeping = threading.Event()
+
+    def sleep(*args: Any) -> None:  # in the KPI stream
+        sleeping.set()
+        rollups._execute("SELECT pg_sleep(60)", [])
+
+    def fail(*args: Any, **kwargs: Any) -> None:  # in the coaching stream
+        assert sleeping.wait(30)
+        time.sleep(0.5)  # (into the statement)
+        raise RuntimeError("coaching months failed")
+
+    monkeypatch.setattr(rollups, "_insert_team_intervals", sleep)
+    monkeypatch.setattr(rollups, "_insert_coaching_months", fail)
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="coaching months failed"):
+        rollups.rebuild_all()
+    assert time.monotonic() - began < 30
+    assert _every_rollup_row() == before
     assert _fresh_tables_left() == []
