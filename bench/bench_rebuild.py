@@ -12,11 +12,13 @@ the issue's: the 15-minute GROUP BY of the raw rows and their day GROUP BY (per 
 day, team, channel and code, the day in the site time zone as the day rows have it), two
 statements timed together, nothing written; the rebuild should stay within 5× of them. Each
 line also gives the ratio to the 15-minute aggregate alone (the baseline until then) and the
-CPU seconds of the PostgreSQL backend during the rebuild (when the server runs on this
-machine: less blurred by the load than the duration; the plain aggregates are planned in
-parallel, so their backend's CPU is not their cost). ``--profile TOP`` times each statement of
-each rebuild (``connection.execute_wrapper``) and prints the TOP slowest, then the time per kind
-(insert, index, constraint, analyze). ``--runs 0`` times the incremental run alone.
+CPU seconds of the PostgreSQL backends during the rebuild, of its own connection and of those
+its worker threads open (when the server runs on this machine: less blurred by the load than
+the duration; the plain aggregates are planned in parallel, so their backend's CPU is not their
+cost). ``--profile TOP`` times each statement of each rebuild, on every connection
+(``connection.execute_wrapper``: their times add up to more than the rebuild's when they run
+at once), and prints the TOP slowest, then the time per kind (insert, index, constraint,
+analyze). ``--runs 0`` times the incremental run alone.
 ``bench.bench_kpis`` reports the same figures after seeding its own database.
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import threading
 import time
 from collections import defaultdict
 from contextlib import nullcontext
@@ -82,6 +85,7 @@ def rebuild_against_aggregate(
     ``profile``, the rebuild's statements are timed into it."""
     from django.core.management import call_command
     from django.db import connection
+    from django.db.backends.signals import connection_created
 
     from reporting.queries import site_day_bounds
 
@@ -90,13 +94,28 @@ def rebuild_against_aggregate(
     days, plain_days = plain_day_aggregate(*bounds)
     both = plain + plain_days
     options = [] if full else ["--from", first.isoformat()]
-    cpu, t0 = _backend_cpu(), time.perf_counter()
-    with connection.execute_wrapper(profile) if profile else nullcontext():
-        call_command("rebuild_rollups", *options, verbosity=0)
-    rebuild, rebuild_cpu = time.perf_counter() - t0, _backend_cpu() - cpu
+    # CPU seconds of each backend at its first statement of the rebuild: this connection's,
+    # and those of the connections opened meanwhile (``rebuild_all``'s worker threads).
+    started = {_backend_pid(connection): _backend_cpu(_backend_pid(connection))}
+
+    def opened(sender: Any, connection: Any, **kwargs: Any) -> None:
+        pid = _backend_pid(connection)
+        started.setdefault(pid, _backend_cpu(pid))
+        if profile:
+            connection.execute_wrappers.append(profile)
+
+    connection_created.connect(opened)
+    t0 = time.perf_counter()
+    try:
+        with connection.execute_wrapper(profile) if profile else nullcontext():
+            call_command("rebuild_rollups", *options, verbosity=0)
+    finally:
+        connection_created.disconnect(opened)
+    rebuild = time.perf_counter() - t0
+    rebuild_cpu = sum(_backend_cpu(pid) - cpu for pid, cpu in started.items())
     how = "(all)" if full else f"--from {first}"
     return (
-        f"rebuild_rollups {how}: {rebuild:.1f} s (backend CPU {rebuild_cpu:.1f} s); plain SQL "
+        f"rebuild_rollups {how}: {rebuild:.1f} s (backends' CPU {rebuild_cpu:.1f} s); plain SQL "
         f"aggregates of {first}..{last}: {both:.1f} s ({quarters} 15-minute groups "
         f"{plain:.1f} s + {days} day groups {plain_days:.1f} s); ratio {rebuild / both:.1f}× "
         f"(to the 15-minute one alone {rebuild / plain:.1f}×); load average {_load()}"
@@ -127,13 +146,16 @@ class StatementTimes:
 
     def __init__(self) -> None:
         self.times: dict[str, list[float]] = defaultdict(list)
+        self.threads: dict[int, float] = defaultdict(float)
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         t0 = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
-            self.times[statement_label(sql, params)].append(time.perf_counter() - t0)
+            seconds = time.perf_counter() - t0
+            self.times[statement_label(sql, params)].append(seconds)
+            self.threads[threading.get_ident()] += seconds
 
     def report(self, top: int) -> str:
         """The ``top`` statements by time, then the time per kind of statement."""
@@ -152,6 +174,11 @@ class StatementTimes:
             "  by kind: "
             + ", ".join(f"{kind} {seconds:.1f} s" for kind, seconds in sorted(kinds.items()))
         )
+        if len(self.threads) > 1:
+            lines.append(
+                "  by connection: "
+                + ", ".join(f"{seconds:.1f} s" for seconds in self.threads.values())
+            )
         return "\n".join(lines)
 
 
@@ -180,15 +207,16 @@ def statement_label(sql: str, params: Any) -> str:
     return f"other {text[:100]}"
 
 
-def _backend_cpu() -> float:
-    """CPU seconds (user + system) of this connection's PostgreSQL backend so far, when the
-    server runs on this machine (else 0): the rebuild's work, less blurred by the load than
-    its duration (parallel workers, if any, are not counted)."""
-    from django.db import connection
+def _backend_pid(connection: Any) -> int:
+    """The process id of the PostgreSQL backend of ``connection`` (a Django connection)."""
+    connection.ensure_connection()
+    return int(connection.connection.info.backend_pid)
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
+
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the PostgreSQL backend ``pid`` so far, when the server
+    runs on this machine (else 0): the rebuild's work, less blurred by the load than its
+    duration (parallel workers of a query, if any, are not counted)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:

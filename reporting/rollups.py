@@ -36,7 +36,8 @@ import math
 import operator
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -434,6 +435,14 @@ def _execute(sql: str, params: Sequence[Any]) -> int:
 Bounds = tuple[datetime, datetime] | tuple[datetime, datetime, int]
 """A bucket [start, end) of all agents, or of one agent (id last)."""
 
+Tables = Collection[type[models.Model]]
+"""The rollup tables a step of a rebuild writes (``into``): a stream of ``rebuild_all``'s."""
+
+
+def _writes(model: type[models.Model], into: Tables | None) -> bool:
+    """Whether a step writing ``into`` (every table if None) writes ``model``'s rows."""
+    return into is None or model in into
+
 
 def _calendar(bounds: Sequence[Bounds], column: str) -> tuple[str, list[Any]]:
     """A derived table ``c(b_start, b_end[, b_agent])`` of ``bounds`` (all of one shape), and
@@ -526,8 +535,9 @@ def _span(bounds: Sequence[Bounds]) -> list[Any]:
     return [_db(min(b[0] for b in bounds)), _db(max(b[1] for b in bounds))]
 
 
-def _insert_quarters(bounds: Sequence[Bounds]) -> int:
-    """Both agent tables' 15-minute rows of the interactions that ended in ``bounds``.
+def _insert_quarters(bounds: Sequence[Bounds], *, into: Tables | None = None) -> int:
+    """Both agent tables' 15-minute rows of the interactions that ended in ``bounds`` (or those
+    of the tables ``into`` names); returns the ``KpiRollup`` rows written.
 
     One site-wide span (a rebuild) is the range condition alone: looking each row's bucket up
     in a calendar of one bucket cost a third of a second per 650,000 rows for nothing."""
@@ -542,23 +552,26 @@ def _insert_quarters(bounds: Sequence[Bounds]) -> int:
     keys = f"{bucket}, i.agent_id, i.team_id, i.channel"
     code = "COALESCE(a.wrap_up_code, '')"
     measures = ", ".join(_RAW_SUMS.values())
-    rows = _execute(
-        f"INSERT INTO {_table(KpiRollup)} (grain, bucket_start, agent_id, team_id, channel, "
-        f"wrap_up_code, {', '.join(MEASURES)}, bucket_end, computed_at) "
-        f"SELECT %s, {keys}, {code}, {measures}, {_sql('plus_quarter', bucket)}, %s "
-        f"FROM {raw} WHERE {where} GROUP BY {keys}, {code} ORDER BY {keys}, {code}",
-        [Grain.QUARTER, _db(timezone.now()), *params, *_span(bounds)],
-    )
-    seconds = _sql("whole_seconds", "a.duration_seconds")
-    _execute(
-        f"INSERT INTO {_table(AcwDurationRollup)} (grain, bucket_start, agent_id, team_id, "
-        f"channel, seconds, count, bucket_end) "
-        f"SELECT %s, {keys}, {seconds}, COUNT(*), {_sql('plus_quarter', bucket)} "
-        f"FROM {raw} WHERE {where} "
-        "AND a.ended_at IS NOT NULL AND a.duration_seconds IS NOT NULL "
-        f"GROUP BY {keys}, {seconds} ORDER BY {keys}, {seconds}",
-        [Grain.QUARTER, *params, *_span(bounds)],
-    )
+    rows = 0
+    if _writes(KpiRollup, into):
+        rows = _execute(
+            f"INSERT INTO {_table(KpiRollup)} (grain, bucket_start, agent_id, team_id, channel, "
+            f"wrap_up_code, {', '.join(MEASURES)}, bucket_end, computed_at) "
+            f"SELECT %s, {keys}, {code}, {measures}, {_sql('plus_quarter', bucket)}, %s "
+            f"FROM {raw} WHERE {where} GROUP BY {keys}, {code} ORDER BY {keys}, {code}",
+            [Grain.QUARTER, _db(timezone.now()), *params, *_span(bounds)],
+        )
+    if _writes(AcwDurationRollup, into):
+        seconds = _sql("whole_seconds", "a.duration_seconds")
+        _execute(
+            f"INSERT INTO {_table(AcwDurationRollup)} (grain, bucket_start, agent_id, team_id, "
+            f"channel, seconds, count, bucket_end) "
+            f"SELECT %s, {keys}, {seconds}, COUNT(*), {_sql('plus_quarter', bucket)} "
+            f"FROM {raw} WHERE {where} "
+            "AND a.ended_at IS NOT NULL AND a.duration_seconds IS NOT NULL "
+            f"GROUP BY {keys}, {seconds} ORDER BY {keys}, {seconds}",
+            [Grain.QUARTER, *params, *_span(bounds)],
+        )
     return rows
 
 
@@ -669,21 +682,28 @@ def checklist_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
 
 
 def _insert_coaching_days(
-    bounds: Sequence[Bounds], *, replacing: Sequence[AgentBucket] | None = None
+    bounds: Sequence[Bounds],
+    *,
+    replacing: Sequence[AgentBucket] | None = None,
+    into: Tables | None = None,
 ) -> None:
-    """Both coaching tables' day rows of ``bounds`` (site days) from the raw rows, in place of
-    the rows of the agent-days ``replacing`` (``_write_rows``)."""
+    """Both coaching tables' day rows of ``bounds`` (site days) from the raw rows (or those of
+    the tables ``into`` names), in place of the rows of the agent-days ``replacing``
+    (``_write_rows``)."""
     if not bounds:
         return
-    columns = ("bucket_start", "bucket_end", *_COACHING_KEYS, *COACHING_MEASURES)
-    sql, params = coaching_day_sql(bounds)
-    _write_rows(
-        CoachingRollup,
-        ("grain", "computed_at", *columns),
-        f"SELECT %s, %s, g.* FROM ({sql}) g",
-        [Grain.DAY, _db(timezone.now()), *params],
-        replacing,
-    )
+    if _writes(CoachingRollup, into):
+        columns = ("bucket_start", "bucket_end", *_COACHING_KEYS, *COACHING_MEASURES)
+        sql, params = coaching_day_sql(bounds)
+        _write_rows(
+            CoachingRollup,
+            ("grain", "computed_at", *columns),
+            f"SELECT %s, %s, g.* FROM ({sql}) g",
+            [Grain.DAY, _db(timezone.now()), *params],
+            replacing,
+        )
+    if not _writes(ChecklistRollup, into):
+        return
     sql, params = checklist_day_sql(bounds)
     _write_rows(
         ChecklistRollup,
@@ -844,10 +864,12 @@ def _insert_sums(
     *,
     agents: bool = True,
     replacing: Replacing | None = None,
+    into: Tables | None = None,
 ) -> None:
     """The ``target`` grain rows of ``bounds`` (buckets), as sums of the ``source`` grain rows
     inside them: of both agent tables, or (``agents=False``) of the team day/month tables of
-    KPIs and ACW durations; in place of the day rows ``replacing`` (``_write_rows``)."""
+    KPIs and ACW durations (or of those of them ``into`` names); in place of the day rows
+    ``replacing`` (``_write_rows``)."""
     if not bounds:
         return
     calendar, calendar_params = _sums_calendar(source, target, bounds)
@@ -855,25 +877,31 @@ def _insert_sums(
     params = [*calendar_params, source, *_span(bounds)]
     sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
     who = "k.agent_id, k.team_id" if agents else "k.team_id"
-    _write_rows(
-        KpiRollup if agents else TeamKpiRollup,
-        (
-            "grain",
-            "bucket_start",
-            "bucket_end",
-            *who.replace("k.", "").split(", "),
-            "channel",
-            "wrap_up_code",
-            *MEASURES,
-            "computed_at",
-        ),
-        f"SELECT %s, c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code, {sums}, %s "
-        f"FROM {calendar.format(_table(KpiRollup))} WHERE {where} "
-        f"GROUP BY c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code "
-        f"ORDER BY c.b_start, {who}, k.channel, k.wrap_up_code",
-        [target, _db(timezone.now()), *params],
-        replacing,
+    kpis, durations = (
+        (KpiRollup, AcwDurationRollup) if agents else (TeamKpiRollup, TeamAcwDurationRollup)
     )
+    if _writes(kpis, into):
+        _write_rows(
+            kpis,
+            (
+                "grain",
+                "bucket_start",
+                "bucket_end",
+                *who.replace("k.", "").split(", "),
+                "channel",
+                "wrap_up_code",
+                *MEASURES,
+                "computed_at",
+            ),
+            f"SELECT %s, c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code, {sums}, %s "
+            f"FROM {calendar.format(_table(KpiRollup))} WHERE {where} "
+            f"GROUP BY c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code "
+            f"ORDER BY c.b_start, {who}, k.channel, k.wrap_up_code",
+            [target, _db(timezone.now()), *params],
+            replacing,
+        )
+    if not _writes(durations, into):
+        return
     if not agents:
         _write_rows(
             TeamAcwDurationRollup,
@@ -1001,6 +1029,19 @@ def _month_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
     return out
 
 
+_ROLLUP_TABLES = (
+    KpiRollup,
+    AcwDurationRollup,
+    TeamKpiRollup,
+    TeamAcwDurationRollup,
+    TeamIntervalRollup,
+    SiteIntervalRollup,
+    TeamHourRollup,
+    CoachingRollup,
+    ChecklistRollup,
+)
+
+
 @dataclass(frozen=True)
 class _Span:
     """What a rebuild of the site days ``first`` to ``last`` rewrites: their 15-minute and day
@@ -1062,9 +1103,19 @@ def rebuild_all() -> int:
     indexes one entry at a time, queues two foreign-key checks, and meets the dead row it
     replaces in the unique index. Here each fresh table is filled without indexes or foreign
     keys (``_fresh_tables``), which are then built in one pass each, and swapped in at the end of
-    the same transaction (``_swap_in``): readers see the old rows until the commit, never an
-    empty table, and wait only for the swap itself. Rows outside those days (none, since every
-    rollup row comes from an interaction) are not carried over.
+    one transaction (``_swap_in``): readers see the old rows until the commit, never an empty
+    table, and wait only for the swap itself. Rows outside those days (none, since every rollup
+    row comes from an interaction) are not carried over.
+
+    Called outside a transaction, the fresh tables are filled on two connections at once
+    (``_rebuild_in_streams``): a single ``INSERT ... SELECT`` runs on one core, and the
+    rebuild is a few dozen of them. Inside a transaction (whose uncommitted rows other
+    connections cannot see) it is one transaction on the caller's connection
+    (``_rebuild_in_one_transaction``). Either way it reads the raw rows as of one snapshot and
+    deletes no dirty mark: an interaction committed after that snapshot is left out of the
+    rebuilt rows but keeps its ``DirtyInterval``, so the next ``compute_rollups()`` adds it.
+    Callers keep ``compute_rollups()`` and ``refresh_stale_buckets()`` out until the swap
+    (the ``rollups`` lock): what they wrote into the old tables would be dropped with them.
     """
     first = first_activity_day()
     if first is None:
@@ -1073,6 +1124,15 @@ def rebuild_all() -> int:
     if connection.vendor != "postgresql":
         return rebuild_range(first, last)
     span = _Span.of(first, last, months=True)
+    if connection.in_atomic_block:
+        return _rebuild_in_one_transaction(span)
+    return _rebuild_in_streams(span)
+
+
+def _rebuild_in_one_transaction(span: _Span) -> int:
+    """``rebuild_all`` on the caller's connection, in one transaction: the fresh tables are
+    created, filled, indexed and swapped in by it (the raw rows are read once, by the first
+    statement that reads them: ``_raw_rows_read_once``)."""
     with _bulk_transaction():
         fresh: dict[type[models.Model], str] = {
             model: _create_fresh_table(model) for model in _ROLLUP_TABLES
@@ -1081,46 +1141,185 @@ def rebuild_all() -> int:
             with _raw_rows_read_once(span.start, span.end):
                 rows = _write_rollups(span)
             analyze(*fresh)
-        renames = [_index_fresh_table(model, table) for model, table in fresh.items()]
-        _swap_in(fresh, renames)
+        renames = _index_fresh_tables(fresh)
+        _swap_in(fresh, [renames[model] for model in fresh])
         StaleBucket.objects.filter(span.rows(StaleBucket)).delete()
     return rows
 
 
-def _write_rollups(span: _Span) -> int:
-    """Every rollup row of ``span``, into tables holding none of them: the agent 15-minute rows
-    from the raw rows, each coarser grain from the one below it (the same sums the incremental
-    runs write; weeks and months both from days), the coaching day rows from the raw rows of
-    whole days and their weeks and months from them, then the team rows from the agent rows
-    (the hour rows from the 15-minute team rows). Returns the 15-minute rows."""
-    rows = _insert_quarters([(span.start, span.end)])
-    _analyze_fresh(KpiRollup, AcwDurationRollup)
-    _insert_sums(Grain.QUARTER, Grain.DAY, span.days)
-    _insert_coaching_days(span.days)
-    _analyze_fresh(KpiRollup, AcwDurationRollup, CoachingRollup)
-    for grain, buckets in ((Grain.MONTH, span.months), (Grain.WEEK, span.weeks)):
-        _insert_sums(Grain.DAY, grain, buckets)
-        _insert_coaching_sums(grain, buckets)
-    _insert_team_intervals(
-        "k.bucket_start >= %s AND k.bucket_start < %s", [_db(span.start), _db(span.end)]
-    )
-    _insert_sums(Grain.DAY, Grain.DAY, span.days, agents=False)
-    _insert_sums(Grain.MONTH, Grain.MONTH, span.months, agents=False)
-    _insert_sums(Grain.WEEK, Grain.WEEK, span.weeks, agents=False)
-    _analyze_fresh(TeamIntervalRollup)
-    _insert_team_hours(Grain.DAY, span.days)
-    _analyze_fresh(TeamHourRollup)
-    _insert_team_hours(Grain.MONTH, span.months)
-    _insert_team_hours(Grain.WEEK, span.weeks)
+_STREAMS: tuple[Tables, ...] = (
+    (
+        KpiRollup,
+        TeamKpiRollup,
+        TeamIntervalRollup,
+        SiteIntervalRollup,
+        TeamHourRollup,
+        ChecklistRollup,
+    ),
+    (AcwDurationRollup, TeamAcwDurationRollup, CoachingRollup),
+)
+"""The tables ``_rebuild_in_streams`` fills on each of its connections. Each chain of sums
+stays on one connection (the agent KPI rows, the team and site rows summed from them and the
+team hour rows summed from those; the agent ACW duration rows and the team rows summed from
+them; the coaching day rows and their months), and the checklist rows (from the raw rows,
+summed into nothing) go with the KPI chain, so that both take about as long: of a year's
+425 s in the database, about 200 s each with their index builds (docs/benchmarks.md)."""
+
+
+def _rebuild_in_streams(span: _Span) -> int:
+    """``rebuild_all`` with the fresh tables filled on two connections at once, one per
+    ``_STREAMS`` entry, each reading the raw rows as of the same snapshot.
+
+    The fresh tables are created and committed first (the worker connections must see them;
+    any left by a run that crashed are dropped). The coordinating transaction (repeatable
+    read) exports its snapshot (``pg_export_snapshot``, as ``pg_dump -j`` does) and each
+    worker thread (Django gives each thread its own connection) imports it in a repeatable
+    read transaction of its own, fills its tables from its own temporary table of the raw rows
+    (``_raw_rows_read_once``: written by both at once, where one table written by one worker
+    and read by the other would be written before either could start), analyses them, builds
+    their indexes and keys and commits. The coordinating transaction then swaps every table in
+    and deletes the stale marks of its snapshot (a mark written since is kept). If a worker
+    fails, the other one is cancelled, the fresh tables are dropped and the error raised: the
+    old tables stay as they were."""
+    fresh: dict[type[models.Model], str] = {
+        model: f"{model._meta.db_table}_fresh" for model in _ROLLUP_TABLES
+    }
+    with transaction.atomic():
+        _drop_fresh_tables(fresh)
+        for model in fresh:
+            _create_fresh_table(model)
+    try:
+        with _bulk_transaction(repeatable_read=True):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_export_snapshot()")
+                (snapshot,) = cursor.fetchone()
+            rows, renames = _fill_streams(snapshot, span, fresh)
+            _swap_in(fresh, [renames[model] for model in fresh])
+            StaleBucket.objects.filter(span.rows(StaleBucket)).delete()
+    except BaseException:
+        with transaction.atomic():
+            _drop_fresh_tables(fresh)
+        raise
     return rows
 
 
-def _analyze_fresh(*models: type[models.Model]) -> None:
-    """Statistics of the fresh tables being filled, for the next step that reads them: without
-    them the month sums were planned as nested loops (120 days of agent duration months: 0.7
-    → 5 s). Tables rewritten in place keep usable statistics (one ``ANALYZE`` at the end)."""
+def _fill_streams(
+    snapshot: str, span: _Span, fresh: Mapping[type[models.Model], str]
+) -> tuple[int, dict[type[models.Model], list[str]]]:
+    """Run ``_fill_stream`` of every ``_STREAMS`` entry in a thread of its own; returns the
+    15-minute rows and the renames of each table's indexes and constraints. The first error
+    (or an interrupt of this thread) cancels the statement the other workers are running, and
+    is raised once they have ended."""
+    backends: dict[int, int] = {}
+    with ThreadPoolExecutor(len(_STREAMS), thread_name_prefix="rebuild_all") as pool:
+        futures = [
+            pool.submit(
+                _fill_stream,
+                snapshot,
+                span,
+                {model: fresh[model] for model in stream},
+                backends,
+                n,
+            )
+            for n, stream in enumerate(_STREAMS)
+        ]
+
+        def cancel_running() -> None:
+            with connection.cursor() as cursor:
+                for n, future in enumerate(futures):
+                    if not future.done() and n in backends:
+                        cursor.execute("SELECT pg_cancel_backend(%s)", [backends[n]])
+
+        try:
+            done, running = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:
+            cancel_running()
+            raise
+        error = next((f.exception() for f in futures if f in done and f.exception()), None)
+        if error is not None:
+            cancel_running()
+            wait(running)
+            raise error
+    rows = 0
+    renames: dict[type[models.Model], list[str]] = {}
+    for future in futures:
+        stream_rows, stream_renames = future.result()
+        rows += stream_rows
+        renames.update(stream_renames)
+    return rows, renames
+
+
+def _fill_stream(
+    snapshot: str,
+    span: _Span,
+    fresh: Mapping[type[models.Model], str],
+    backends: dict[int, int],
+    n: int,
+) -> tuple[int, dict[type[models.Model], list[str]]]:
+    """Fill, analyse and index the fresh tables ``fresh`` names, in one transaction on this
+    thread's connection reading the raw rows as of ``snapshot`` (its backend's process id is
+    left in ``backends[n]``, for a cancel); returns the 15-minute rows and the renames
+    (``_index_fresh_tables``). Closes the thread's connection."""
+    try:
+        with _bulk_transaction(snapshot=snapshot):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                (backends[n],) = cursor.fetchone()
+            with _writing_into(fresh):
+                with _raw_rows_read_once(span.start, span.end):
+                    rows = _write_rollups(span, into=tuple(fresh))
+                analyze(*fresh)
+            renames = _index_fresh_tables(fresh)
+        return rows, renames
+    finally:
+        connection.close()
+
+
+def _drop_fresh_tables(fresh: Mapping[type[models.Model], str]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {', '.join(map(_quote, fresh.values()))}")
+
+
+def _write_rollups(span: _Span, into: Tables = _ROLLUP_TABLES) -> int:
+    """Every rollup row of ``span`` (of the tables ``into`` names, which must hold every table
+    their rows are summed from), into tables holding none of them: the agent 15-minute rows
+    from the raw rows, each coarser grain from the one below it (the same sums the incremental
+    runs write; weeks and months both from days), the coaching day rows from the raw rows of
+    whole days and their weeks and months from them, then the team rows from the agent rows
+    (the hour rows from the 15-minute team rows). Returns the 15-minute ``KpiRollup`` rows."""
+    rows = _insert_quarters([(span.start, span.end)], into=into)
+    _analyze_fresh(into, KpiRollup, AcwDurationRollup)
+    _insert_sums(Grain.QUARTER, Grain.DAY, span.days, into=into)
+    _insert_coaching_days(span.days, into=into)
+    _analyze_fresh(into, KpiRollup, AcwDurationRollup, CoachingRollup)
+    summed = ((Grain.MONTH, span.months), (Grain.WEEK, span.weeks))
+    for grain, buckets in summed:
+        _insert_sums(Grain.DAY, grain, buckets, into=into)
+        if CoachingRollup in into:
+            _insert_coaching_sums(grain, buckets)
+    if TeamIntervalRollup in into:
+        _insert_team_intervals(
+            "k.bucket_start >= %s AND k.bucket_start < %s", [_db(span.start), _db(span.end)]
+        )
+    _insert_sums(Grain.DAY, Grain.DAY, span.days, agents=False, into=into)
+    for grain, buckets in summed:
+        _insert_sums(grain, grain, buckets, agents=False, into=into)
+    if TeamHourRollup in into:
+        _analyze_fresh(into, TeamIntervalRollup)
+        _insert_team_hours(Grain.DAY, span.days)
+        _analyze_fresh(into, TeamHourRollup)
+        for grain, buckets in summed:
+            _insert_team_hours(grain, buckets)
+    return rows
+
+
+def _analyze_fresh(into: Tables, *models: type[models.Model]) -> None:
+    """Statistics of the fresh tables being filled (of ``models``, those ``into`` names), for
+    the next step that reads them: without them the month sums were planned as nested loops
+    (120 days of agent duration months: 0.7 → 5 s). Tables rewritten in place keep usable
+    statistics (one ``ANALYZE`` at the end)."""
     if _fresh_tables.get():
-        _analyze_sample(*(_table(model) for model in models))
+        _analyze_sample(*(_table(model) for model in models if model in into))
 
 
 # Rows ``_analyze_sample`` reads per table: 300 × this statistics target.
@@ -1145,13 +1344,21 @@ def _analyze_sample(*tables: str) -> None:
 
 
 @contextmanager
-def _bulk_transaction() -> Iterator[None]:
+def _bulk_transaction(*, repeatable_read: bool = False, snapshot: str = "") -> Iterator[None]:
     """A transaction for a bulk rewrite. On PostgreSQL: no wait for the commit to reach the
     disk (a crash loses at most a rebuild, which is run again), and memory for the large
-    GROUP BYs and index builds instead of sorting on disk."""
+    GROUP BYs and index builds instead of sorting on disk; at the repeatable read isolation
+    level (``repeatable_read``: one snapshot for every statement), or reading as of the
+    ``snapshot`` another one exported (``pg_export_snapshot``)."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
+                if repeatable_read or snapshot:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                if snapshot:
+                    # A statement without parameters: the identifier is a literal.
+                    assert re.fullmatch(r"[0-9A-F-]+", snapshot), snapshot
+                    cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
                 cursor.execute(
                     "SET LOCAL synchronous_commit = off; SET LOCAL work_mem = '128MB'; "
                     "SET LOCAL maintenance_work_mem = '256MB'"
@@ -1184,46 +1391,84 @@ def _create_fresh_table(model: type[models.Model]) -> str:
     return fresh
 
 
-def _index_fresh_table(model: type[models.Model], fresh: str) -> list[str]:
-    """Build on ``fresh`` the indexes and key constraints of ``model``'s table, under
-    temporary names; returns the statements that give them the table's own names (once the
-    table is gone)."""
-    table = model._meta.db_table
-    renames = []
+def _index_fresh_tables(
+    fresh: Mapping[type[models.Model], str],
+) -> dict[type[models.Model], list[str]]:
+    """Build on each fresh table the indexes and key constraints of its model's table, under
+    temporary names; returns per model the statements that give them the table's own names
+    (once the table is gone).
+
+    The foreign keys come last, for every table at once, after locking the tables they
+    reference (``SHARE ROW EXCLUSIVE``, as adding one does, until the commit; in one statement,
+    in the same order on every connection): writes to the agents and teams wait for the
+    commit from the first foreign key on, so not during the index builds, and a second
+    connection of ``_rebuild_in_streams`` waits there for the first one's commit instead of
+    taking one of the locks before it and deadlocking."""
+    renames: dict[type[models.Model], list[str]] = {}
+    foreign_keys: list[tuple[str, str]] = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'x', 'f') "
-            "ORDER BY contype = 'f', conname",
-            [table],
-        )
-        constraints = cursor.fetchall()
-        cursor.execute(
-            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass "
-            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
-            "ORDER BY c.relname",
-            [table],
-        )
-        indexes = cursor.fetchall()
-        for n, (name, definition) in enumerate(constraints):
-            temporary = f"{fresh}_{n}"
-            cursor.execute(
-                f"ALTER TABLE {_quote(fresh)} ADD CONSTRAINT {_quote(temporary)} {definition}"
-            )
-            renames.append(
-                f"ALTER TABLE {_quote(table)} RENAME CONSTRAINT {_quote(temporary)} "
-                f"TO {_quote(name)}"
-            )
-        for n, (name, definition) in enumerate(indexes, start=len(constraints)):
-            temporary = f"{fresh}_{n}"
-            head = _INDEX_HEAD.match(definition)
-            assert head, definition
-            cursor.execute(
-                f"{head[1]}{_quote(temporary)} ON {_quote(fresh)}{definition[head.end() :]}"
-            )
-            renames.append(f"ALTER INDEX {_quote(temporary)} RENAME TO {_quote(name)}")
+        for model, table in fresh.items():
+            renames[model] = []
+            for statement, rename, referenced in _fresh_table_keys(cursor, model, table):
+                if referenced:
+                    foreign_keys.append((statement, referenced))
+                else:
+                    cursor.execute(statement)
+                renames[model].append(rename)
+        if foreign_keys:
+            referenced_tables = sorted({referenced for _, referenced in foreign_keys})
+            cursor.execute(f"LOCK TABLE {', '.join(referenced_tables)} IN SHARE ROW EXCLUSIVE MODE")
+        for statement, _ in foreign_keys:
+            cursor.execute(statement)
     return renames
+
+
+def _fresh_table_keys(
+    cursor: Any, model: type[models.Model], fresh: str
+) -> list[tuple[str, str, str]]:
+    """The statements that build on ``fresh`` the indexes and key constraints of ``model``'s
+    table under temporary names, each with the one that renames it once the table is gone and
+    (a foreign key) the table it references, else ``""``."""
+    table = model._meta.db_table
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid), "
+        "CASE WHEN contype = 'f' THEN confrelid::regclass::text ELSE '' END "
+        "FROM pg_constraint WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'x', 'f') "
+        "ORDER BY contype = 'f', conname",
+        [table],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+        "ORDER BY c.relname",
+        [table],
+    )
+    indexes = cursor.fetchall()
+    statements = []
+    for n, (name, definition, referenced) in enumerate(constraints):
+        temporary = f"{fresh}_{n}"
+        statements.append(
+            (
+                f"ALTER TABLE {_quote(fresh)} ADD CONSTRAINT {_quote(temporary)} {definition}",
+                f"ALTER TABLE {_quote(table)} RENAME CONSTRAINT {_quote(temporary)} "
+                f"TO {_quote(name)}",
+                referenced,
+            )
+        )
+    for n, (name, definition) in enumerate(indexes, start=len(constraints)):
+        temporary = f"{fresh}_{n}"
+        head = _INDEX_HEAD.match(definition)
+        assert head, definition
+        statements.append(
+            (
+                f"{head[1]}{_quote(temporary)} ON {_quote(fresh)}{definition[head.end() :]}",
+                f"ALTER INDEX {_quote(temporary)} RENAME TO {_quote(name)}",
+                "",
+            )
+        )
+    return statements
 
 
 # "CREATE [UNIQUE] INDEX name ON [ONLY] schema.table" of ``pg_get_indexdef``.
@@ -1342,19 +1587,6 @@ def analyze(*tables: type[models.Model]) -> None:
     with connection.cursor() as cursor:
         for model in tables or every:
             cursor.execute(f"ANALYZE {_table(model)}")
-
-
-_ROLLUP_TABLES = (
-    KpiRollup,
-    AcwDurationRollup,
-    TeamKpiRollup,
-    TeamAcwDurationRollup,
-    TeamIntervalRollup,
-    SiteIntervalRollup,
-    TeamHourRollup,
-    CoachingRollup,
-    ChecklistRollup,
-)
 
 
 def close_day(day: date | None = None) -> int:

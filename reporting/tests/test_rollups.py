@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from agents.models import AcwPolicy, Agent, Team
+from agents.models import AcwPolicy, AcwSession, Agent, Team
 from reporting import rollups
 from reporting.models import (
     AcwDurationRollup,
@@ -767,3 +769,159 @@ def test_week_rows_are_sums_of_their_days_read_unless_stale_or_dirty(
     assert (
         KpiRollup.objects.get(grain=Grain.WEEK, bucket_start=week, agent=alice).talk_seconds == 11
     )
+
+
+# --- The full rebuild on two connections (outside a transaction) ----------------------------
+
+
+def _history(*, n: int = 6) -> None:
+    """Two agents' calls over three days, some ACWs with checklist ticks."""
+    for k in range(n):
+        at = NOON + timedelta(hours=k * 7, minutes=k) - timedelta(hours=11)
+        ingest(*call("alice", f"a{k}", at, talk=10.25 + k, acw=k + 1, code=["", "sale"][k % 2]))
+        ingest(*call("bob", f"b{k}", at, talk=20 + k, acw=None if k == 5 else k + 0.5))
+    AcwSession.objects.filter(interaction__interaction_id__in=["a1", "b2"]).update(
+        checklist=["1", "3"]
+    )
+
+
+def _fresh_tables_left() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relname LIKE '%%\\_fresh'")
+        return [name for (name,) in cursor.fetchall()]
+
+
+def _in_a_thread(work: Any) -> None:
+    """``work()`` on another connection (committed by it), as another process would."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_rebuild_outside_a_transaction_fills_the_tables_on_two_connections_alike(
+    alice: Agent, bob: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    _history()
+    with transaction.atomic():  # the caller's transaction: one connection
+        assert rollups.rebuild_all() == 12
+    on_one = _every_rollup_row()
+    assert all(on_one)  # every table has rows
+    schema = _schema()
+    KpiRollup.objects.update(talk_seconds=999)  # damaged by hand
+    threads = set()
+    fill = rollups._fill_stream
+
+    def spy(*args: Any) -> Any:
+        threads.add(threading.get_ident())
+        return fill(*args)
+
+    monkeypatch.setattr(rollups, "_fill_stream", spy)
+    assert rollups.rebuild_all() == 12
+    assert len(threads - {threading.get_ident()}) == len(rollups._STREAMS) == 2
+    assert _every_rollup_row() == on_one
+    assert _schema() == schema
+    assert _fresh_tables_left() == []
+    # Every table is in exactly one stream.
+    assert sorted(m.__name__ for s in rollups._STREAMS for m in s) == sorted(
+        m.__name__ for m in rollups._ROLLUP_TABLES
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interaction_committed_after_the_snapshot_stays_dirty_and_is_rolled_up_next(
+    alice: Agent, bob: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    _history()
+    DirtyInterval.objects.all().delete()
+    StaleBucket.objects.create(grain=Grain.DAY, bucket_start=DAY)  # before the snapshot
+    late = NOON + timedelta(hours=2)
+    fill = rollups._fill_streams
+
+    def with_a_write_after_the_snapshot(*args: Any) -> Any:
+        _in_a_thread(lambda: ingest(*call("alice", "late", late, talk=42, acw=3)))
+        _in_a_thread(lambda: StaleBucket.objects.create(grain=Grain.QUARTER, bucket_start=late))
+        return fill(*args)
+
+    monkeypatch.setattr(rollups, "_fill_streams", with_a_write_after_the_snapshot)
+    assert rollups.rebuild_all() == 12  # without the late call
+    assert not KpiRollup.objects.filter(talk_seconds=42).exists()
+    assert DirtyInterval.objects.filter(agent=alice, bucket_start=late).exists()
+    # The stale mark of the snapshot is gone, the one written since kept.
+    assert list(StaleBucket.objects.values_list("grain", "bucket_start")) == [(Grain.QUARTER, late)]
+    rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))  # ended months
+    assert KpiRollup.objects.filter(grain=Grain.QUARTER, talk_seconds=42).count() == 1
+    incremental = _every_rollup_row()
+    with transaction.atomic():
+        assert rollups.rebuild_all() == 13
+    assert _every_rollup_row() == incremental
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_failing_leaves_the_old_tables_and_no_fresh_table(
+    alice: Agent, bob: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    _history()
+    rollups.compute_rollups()
+    before = _every_rollup_row()
+    schema = _schema()
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("coaching months failed")
+
+    monkeypatch.setattr(rollups, "_insert_coaching_sums", fail)
+    with pytest.raises(RuntimeError, match="coaching months failed"):
+        rollups.rebuild_all()
+    assert _every_rollup_row() == before
+    assert _schema() == schema
+    assert _fresh_tables_left() == []
+    # A fresh table left by a run that crashed is dropped by the next run.
+    monkeypatch.undo()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE reporting_kpirollup_fresh (x integer)")
+    assert rollups.rebuild_all() == 12
+    assert _fresh_tables_left() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_failing_cancels_the_other_one(
+    alice: Agent, bob: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    _history()
+    rollups.compute_rollups()
+    before = _every_rollup_row()
+    sleeping = threading.Event()
+
+    def sleep(*args: Any) -> None:  # in the KPI stream
+        sleeping.set()
+        rollups._execute("SELECT pg_sleep(60)", [])
+
+    def fail(*args: Any, **kwargs: Any) -> None:  # in the coaching stream
+        assert sleeping.wait(30)
+        time.sleep(0.5)  # (into the statement)
+        raise RuntimeError("coaching months failed")
+
+    monkeypatch.setattr(rollups, "_insert_team_intervals", sleep)
+    monkeypatch.setattr(rollups, "_insert_coaching_sums", fail)
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="coaching months failed"):
+        rollups.rebuild_all()
+    assert time.monotonic() - began < 30
+    assert _every_rollup_row() == before
+    assert _fresh_tables_left() == []

@@ -64,8 +64,10 @@ class Command(BaseCommand):
         )
 
     def _everything(self) -> int:
-        """Every day with activity at once, into fresh tables (``rollups.rebuild_all``): the
-        minute run waits for it, as it would for the months one after the other."""
+        """Every day with activity at once, into fresh tables filled on two database
+        connections (``rollups.rebuild_all``): the minute run waits for it, as it would for the
+        months one after the other (it must: what it wrote into the old tables meanwhile would
+        be dropped with them)."""
         with locks.exclusive("rollups", ttl=3600, wait=120) as held:
             if not held:
                 raise CommandError("another rollup run has held the lock for 2 minutes")
