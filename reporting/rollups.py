@@ -4,7 +4,7 @@
 and calls ``mark_dirty_before_replay()`` in the transaction that writes an agent's interactions
 and ACWs, under that agent's live-state row lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
 ``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
-recomputes exactly those intervals and their days (their months once ended); ``rebuild_range()`` recomputes
+recomputes exactly those intervals and their days (their weeks and months once ended); ``rebuild_range()`` recomputes
 whole site days (and their months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
 GROUP BY``: the daily close, ``manage.py rebuild_rollups --from``), and ``rebuild_all()`` every
 day into fresh tables swapped in (``manage.py rebuild_rollups``, ``manage.py seed_history``). All
@@ -19,8 +19,8 @@ site weekday and hour) of the 15-minute team rows. Whatever rewrites agent rows 
 buckets in ``StaleBucket`` in the same transaction, and ``refresh_stale_buckets()`` rewrites
 those team rows from the agent rows (at the end of every ``compute_rollups()`` run); readers use
 a team bucket only when it is neither stale nor dirty.
-Month rows (agents and teams) are summed from the days once the month has ended; a stale month
-is read as days.
+Week and month rows (agents and teams) are summed from the days once the week or month has
+ended; a stale week or month is read as days.
 
 The coaching tables (``CoachingRollup``: days and months per agent, team, channel and code;
 ``ChecklistRollup``: days per agent, team, channel and ticked step) follow the same marks, but
