@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
+from importlib import import_module
 from io import StringIO
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -925,3 +927,13 @@ def test_a_worker_failing_cancels_the_other_one(
     assert time.monotonic() - began < 30
     assert _every_rollup_row() == before
     assert _fresh_tables_left() == []
+
+
+def test_the_migration_marks_every_week_with_day_rows_stale(alice: Agent) -> None:
+    ingest(*call("alice", "a1", NOON, talk=10, acw=5))  # the week of Monday 16 November
+    ingest(*call("alice", "a2", NOON + timedelta(days=4), talk=10, acw=5))  # of 23 November
+    rollups.compute_rollups()
+    StaleBucket.objects.all().delete()
+    import_module("reporting.migrations.0014_week_rows").mark_weeks_stale(apps, None)
+    marks = StaleBucket.objects.values_list("grain", "bucket_start")
+    assert sorted(marks) == [(Grain.WEEK, datetime(2026, 11, day, tzinfo=UTC)) for day in (16, 23)]

@@ -212,6 +212,8 @@ def test_rollup_kpis_equal_raw_kpis_for_shuffled_duplicated_streams(
     start = BASE + timedelta(seconds=window[0])
     ranges = [
         (datetime(2026, 9, 30, 18, 30, tzinfo=UTC), NOW),  # October and November as months
+        # The last 30 days: November 9 to 29 as weeks (once summed), the rest as days.
+        (datetime(2026, 11, 2, 18, 30, tzinfo=UTC), datetime(2026, 12, 2, 18, 30, tzinfo=UTC)),
         (BASE - timedelta(days=1), BASE + timedelta(days=3)),  # whole site days
         (start, start + timedelta(seconds=window[1])),  # anywhere, any length
     ]
