@@ -28,7 +28,7 @@ def month_chunks(first: date, last: date) -> list[tuple[date, date]]:
 
 class Command(BaseCommand):
     help = (
-        "Recompute the KPI rollups (15-minute, daily and monthly, per agent and per team) from "
+        "Recompute the KPI rollups (15-minute, daily, weekly and monthly, per agent and per team) from "
         "the raw interactions and ACWs: all of them at once (into fresh tables, swapped in), or "
         "from --from to today a month at a time."
     )
