@@ -4,8 +4,8 @@
 and calls ``mark_dirty_before_replay()`` in the transaction that writes an agent's interactions
 and ACWs, under that agent's live-state row lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
 ``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
-recomputes exactly those intervals and their days (their weeks and months once ended); ``rebuild_range()`` recomputes
-whole site days (and their months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
+recomputes exactly those intervals and their days (their months once ended); ``rebuild_range()`` recomputes
+whole site days (and their weeks and months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
 GROUP BY``: the daily close, ``manage.py rebuild_rollups --from``), and ``rebuild_all()`` every
 day into fresh tables swapped in (``manage.py rebuild_rollups``, ``manage.py seed_history``). All
 are idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums) and
@@ -20,7 +20,7 @@ buckets in ``StaleBucket`` in the same transaction, and ``refresh_stale_buckets(
 those team rows from the agent rows (at the end of every ``compute_rollups()`` run); readers use
 a team bucket only when it is neither stale nor dirty.
 Week and month rows (agents and teams) are summed from the days once the week or month has
-ended; a stale week or month is read as days.
+ended (weeks by the daily close, months by the next run); a stale week or month is read as days.
 
 The coaching tables (``CoachingRollup``: days and months per agent, team, channel and code;
 ``ChecklistRollup``: days per agent, team, channel and ticked step) follow the same marks, but
