@@ -19,7 +19,6 @@ from agents.models import AcwPolicy, AcwSession, Agent, Team
 from reporting import rollups
 from reporting.models import (
     AcwDurationRollup,
-    ChecklistRollup,
     CoachingRollup,
     DirtyInterval,
     Grain,
@@ -467,17 +466,7 @@ def test_a_heat_map_of_a_day_before_whole_months_counts_each_interval_once(alice
 def _every_rollup_row() -> list[list[dict[str, Any]]]:
     """Every row of every rollup table, but for the row ids and ``computed_at`` (a rebuild
     writes new ones), in a stable order."""
-    tables = (
-        KpiRollup,
-        AcwDurationRollup,
-        TeamKpiRollup,
-        TeamAcwDurationRollup,
-        TeamIntervalRollup,
-        SiteIntervalRollup,
-        TeamHourRollup,
-        CoachingRollup,
-        ChecklistRollup,
-    )
+    tables = rollups._ROLLUP_TABLES  # every table a rebuild writes
     return [
         sorted(
             (
