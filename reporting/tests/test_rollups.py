@@ -796,7 +796,7 @@ def _in_a_thread(work: Any) -> None:
     thread.join()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_full_rebuild_outside_a_transaction_fills_the_tables_on_two_connections_alike(
     alice: Agent, bob: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -828,7 +828,7 @@ def test_a_full_rebuild_outside_a_transaction_fills_the_tables_on_two_connection
     )
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_interaction_committed_after_the_snapshot_stays_dirty_and_is_rolled_up_next(
     alice: Agent, bob: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -860,7 +860,7 @@ def test_an_interaction_committed_after_the_snapshot_stays_dirty_and_is_rolled_u
     assert _every_rollup_row() == incremental
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_worker_failing_leaves_the_old_tables_and_no_fresh_table(
     alice: Agent, bob: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -888,7 +888,7 @@ def test_a_worker_failing_leaves_the_old_tables_and_no_fresh_table(
     assert _fresh_tables_left() == []
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_worker_failing_cancels_the_other_one(
     alice: Agent, bob: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
