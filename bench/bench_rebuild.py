@@ -18,7 +18,7 @@ the duration; the plain aggregates are planned in parallel, so their backend's C
 cost). ``--profile TOP`` times each statement of each rebuild, on every connection
 (``connection.execute_wrapper``: their times add up to more than the rebuild's when they run
 at once), and prints the TOP slowest, then the time per kind (insert, index, constraint,
-analyze). ``--runs 0`` times the incremental run alone.
+analyze), and the same for the incremental run. ``--runs 0`` times the incremental run alone.
 ``bench.bench_kpis`` reports the same figures after seeding its own database.
 """
 
@@ -122,9 +122,14 @@ def rebuild_against_aggregate(
     )
 
 
-def incremental_with_agents_dirty(moment: datetime, agents: int | None = None) -> str:
+def incremental_with_agents_dirty(
+    moment: datetime, agents: int | None = None, profile: StatementTimes | None = None
+) -> str:
     """``compute_rollups`` after the interval holding ``moment`` was marked dirty for every
-    agent, or for the ``agents`` added last (the open interval at the end of a busy minute)."""
+    agent, or for the ``agents`` added last (the open interval at the end of a busy minute);
+    with ``profile``, each of its statements timed."""
+    from django.db import connection
+
     from agents.models import Agent
     from reporting import rollups
     from reporting.queries import quarter_start
@@ -134,7 +139,8 @@ def incremental_with_agents_dirty(moment: datetime, agents: int | None = None) -
     for agent_id in agent_ids:
         rollups.mark_dirty(agent_id, [bucket])
     t0 = time.perf_counter()
-    done = rollups.compute_rollups()
+    with connection.execute_wrapper(profile) if profile else nullcontext():
+        done = rollups.compute_rollups()
     return (
         f"compute_rollups: {done} dirty intervals of {len(agent_ids)} agents in "
         f"{time.perf_counter() - t0:.2f} s; load average {_load()}"
@@ -244,7 +250,7 @@ def main() -> None:
         "--profile",
         type=int,
         metavar="TOP",
-        help="Time each statement of each rebuild and print the TOP slowest after it.",
+        help="Time each statement of each rebuild and of the incremental run, and print the TOP slowest after each.",
     )
     parser.add_argument(
         "--no-incremental", action="store_true", help="Skip the incremental run at the end."
@@ -269,7 +275,10 @@ def main() -> None:
     if args.no_incremental:
         return
     busy = site_day_bounds(last - timedelta(days=1), last - timedelta(days=1))[1]
-    print(incremental_with_agents_dirty(busy - timedelta(hours=8), args.dirty), flush=True)
+    profile = StatementTimes() if args.profile else None
+    print(incremental_with_agents_dirty(busy - timedelta(hours=8), args.dirty, profile), flush=True)
+    if profile:
+        print(profile.report(args.profile), flush=True)
 
 
 if __name__ == "__main__":
