@@ -215,9 +215,10 @@ class StaleBucket(models.Model):
 
     15-minute and day buckets: their team rows (``TeamIntervalRollup`` with its sums per site
     ``SiteIntervalRollup``, ``TeamKpiRollup``), written in the transaction that rewrites the
-    bucket's agent rows and removed when the team rows are rewritten. Month buckets: the month rows of every agent and team; a month is summed
-    from its days once it has ended (``reporting.rollups.refresh_stale_buckets``), and until then
-    queries read its days.
+    bucket's agent rows and removed when the team rows are rewritten. Week and month buckets:
+    the week or month rows of every agent and team, summed from their days by the daily close
+    once the week or month has ended (``reporting.rollups.close_day``); until then queries read
+    its days.
     """
 
     grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))

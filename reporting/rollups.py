@@ -20,7 +20,7 @@ buckets in ``StaleBucket`` in the same transaction, and ``refresh_stale_buckets(
 those team rows from the agent rows (at the end of every ``compute_rollups()`` run); readers use
 a team bucket only when it is neither stale nor dirty.
 Week and month rows (agents and teams) are summed from the days once the week or month has
-ended (weeks by the daily close, months by the next run); a stale week or month is read as days.
+ended, by the daily close (``close_day``); a stale week or month is read as days.
 
 The coaching tables (``CoachingRollup``: days and months per agent, team, channel and code;
 ``ChecklistRollup``: days per agent, team, channel and ticked step) follow the same marks, but
@@ -219,7 +219,7 @@ def compute_rollups() -> int:
         )
         DirtyInterval.objects.filter(pk__in=[pk for pk, *_ in marks]).delete()
         _recompute(sorted({(agent_id, bucket) for _, agent_id, bucket in marks}))
-    refresh_stale_buckets(weeks=False)
+    refresh_stale_buckets(ended=False)
     return len(marks)
 
 
@@ -1518,18 +1518,19 @@ def _unqualified(sequence: str) -> str:
     return sequence.rsplit(".", 1)[-1]
 
 
-def refresh_stale_buckets(now: datetime | None = None, *, weeks: bool = True) -> int:
+def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) -> int:
     """Rewrite what ``StaleBucket`` lists: the team rows of 15-minute and day buckets from the
-    agent rows, and the agent and team rows of months and (``weeks``) weeks that have ended (by
+    agent rows, and (``ended``) the agent and team rows of weeks and months that have ended (by
     ``now``) from their day rows; returns how many buckets. Callers hold the ``rollups`` lock
     (or are ``compute_rollups``).
 
-    The minute run leaves the weeks to the daily close (``close_day``): a late change to the
-    week that just ended (an ACW closed after midnight on Sunday) would otherwise sum that
-    week again for every agent in every run that sees one, 7-12 s at 1,000 agents, where
-    the run must stay under a second. Until then the week is read as its days."""
+    The minute run leaves weeks and months to the daily close (``close_day``): a late change to
+    the week or month that just ended (an ACW closed after midnight) would otherwise sum it
+    again for every agent in every run that sees one: 7-12 s for a week, 12-18 s for a month at
+    1,000 agents, where the run must stay under a second. Until then they are read as their
+    days (and the weeks of a stale month as weeks)."""
     now = now or timezone.now()
-    summed = (Grain.WEEK, Grain.MONTH) if weeks else (Grain.MONTH,)
+    summed = (Grain.WEEK, Grain.MONTH) if ended else ()
     with transaction.atomic():
         stale = [
             (pk, grain, start)
@@ -1553,8 +1554,10 @@ def refresh_stale_buckets(now: datetime | None = None, *, weeks: bool = True) ->
             replacing = _TeamDays([s for s, _ in days])
             _insert_sums(Grain.DAY, Grain.DAY, days, agents=False, replacing=replacing)
             _insert_team_hours(Grain.DAY, days, replacing=replacing)
-        ended = [(g, (s, bucket_end(g, s))) for _, g, s in sorted(stale, key=_start) if g in summed]
-        for grain, bucket in ended:
+        closing = [
+            (g, (s, bucket_end(g, s))) for _, g, s in sorted(stale, key=_start) if g in summed
+        ]
+        for grain, bucket in closing:
             for model in (
                 KpiRollup,
                 AcwDurationRollup,

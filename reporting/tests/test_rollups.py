@@ -348,7 +348,7 @@ def test_a_stale_site_bucket_is_read_from_the_agent_rows_until_refreshed(alice: 
     every_team = list(Team.objects.values_list("pk", flat=True))  # the site rows answer
     rolled, raw = kpis(every_team, start, end, "interval")
     assert rolled == raw and rolled[0]["talk_seconds"] == 10
-    assert rollups.refresh_stale_buckets(weeks=False) == 1
+    assert rollups.refresh_stale_buckets(ended=False) == 1
     assert list(SiteIntervalRollup.objects.values_list("talk_seconds", flat=True)) == [10]
     SiteIntervalRollup.objects.all().update(talk_seconds=7)  # once fresh, they answer
     assert kpis(every_team, start, end, "interval")[0][0]["talk_seconds"] == 7
@@ -928,15 +928,18 @@ def test_the_migration_marks_every_week_with_day_rows_stale(alice: Agent) -> Non
     assert sorted(marks) == [(Grain.WEEK, datetime(2026, 11, day, tzinfo=UTC)) for day in (16, 23)]
 
 
-def test_the_minute_run_leaves_an_ended_week_to_the_daily_close(alice: Agent) -> None:
+def test_the_minute_run_leaves_an_ended_week_and_month_to_the_daily_close(alice: Agent) -> None:
     ingest(*call("alice", "a1", NOON, talk=10, acw=5))  # the week of Monday 16 November
-    rollups.compute_rollups()
-    week = datetime(2026, 11, 16, tzinfo=UTC)
-    assert StaleBucket.objects.filter(grain=Grain.WEEK, bucket_start=week).exists()
-    assert not KpiRollup.objects.filter(grain=Grain.WEEK).exists()
-    start, end = site_day_bounds(date(2026, 11, 16), date(2026, 11, 22))
-    rolled, raw = kpis([alice.team_id], start, end, "agent", now=MONDAY)
-    assert rolled == raw and rolled[0]["talk_seconds"] == 10  # read as its days meanwhile
+    rollups.compute_rollups()  # today November and that week have ended
+    week, month = datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    for grain, start in ((Grain.WEEK, week), (Grain.MONTH, month)):
+        assert StaleBucket.objects.filter(grain=grain, bucket_start=start).exists()
+        assert not KpiRollup.objects.filter(grain=grain).exists()
+    for first, last in ((date(2026, 11, 16), date(2026, 11, 22)), (DAY.date(), date(2026, 11, 30))):
+        start, end = site_day_bounds(first, last)
+        rolled, raw = kpis([alice.team_id], start, end, "agent", now=MONDAY)
+        assert rolled == raw and rolled[0]["talk_seconds"] == 10  # read as days meanwhile
     rollups.close_day(date(2026, 11, 29))
-    assert not StaleBucket.objects.filter(grain=Grain.WEEK, bucket_start=week).exists()
+    assert not StaleBucket.objects.filter(grain__in=[Grain.WEEK, Grain.MONTH]).exists()
     assert KpiRollup.objects.get(grain=Grain.WEEK, bucket_start=week).talk_seconds == 10
+    assert KpiRollup.objects.get(grain=Grain.MONTH, bucket_start=month).talk_seconds == 10
