@@ -1154,16 +1154,17 @@ _STREAMS: tuple[Tables, ...] = (
         TeamIntervalRollup,
         SiteIntervalRollup,
         TeamHourRollup,
-        ChecklistRollup,
+        CoachingRollup,
     ),
-    (AcwDurationRollup, TeamAcwDurationRollup, CoachingRollup),
+    (AcwDurationRollup, TeamAcwDurationRollup, ChecklistRollup),
 )
 """The tables ``_rebuild_in_streams`` fills on each of its connections. Each chain of sums
 stays on one connection (the agent KPI rows, the team and site rows summed from them and the
 team hour rows summed from those; the agent ACW duration rows and the team rows summed from
-them; the coaching day rows and their months), and the checklist rows (from the raw rows,
-summed into nothing) go with the KPI chain, so that both take about as long: of a year's
-425 s in the database, about 200 s each with their index builds (docs/benchmarks.md)."""
+them; the coaching day rows and their weeks and months), and the coaching rows go with the
+KPI chain and the checklist rows (from the raw rows, summed into nothing) with the duration
+chain, which holds the most rows (about four per ACW): so that both take about as long
+(docs/benchmarks.md)."""
 
 
 def _rebuild_in_streams(span: _Span) -> int:

@@ -903,15 +903,15 @@ def test_a_worker_failing_cancels_the_other_one(
         sleeping.set()
         rollups._execute("SELECT pg_sleep(60)", [])
 
-    def fail(*args: Any, **kwargs: Any) -> None:  # in the coaching stream
+    def fail(*args: Any, **kwargs: Any) -> None:  # in the duration stream
         assert sleeping.wait(30)
         time.sleep(0.5)  # (into the statement)
-        raise RuntimeError("coaching months failed")
+        raise RuntimeError("checklist rows failed")
 
     monkeypatch.setattr(rollups, "_insert_team_intervals", sleep)
-    monkeypatch.setattr(rollups, "_insert_coaching_sums", fail)
+    monkeypatch.setattr(rollups, "checklist_day_sql", fail)
     began = time.monotonic()
-    with pytest.raises(RuntimeError, match="coaching months failed"):
+    with pytest.raises(RuntimeError, match="checklist rows failed"):
         rollups.rebuild_all()
     assert time.monotonic() - began < 30
     assert _every_rollup_row() == before
