@@ -840,7 +840,9 @@ def _unique_key(model: type[models.Model]) -> list[str]:
 
 def _insert_coaching_sums(grain: str, bounds: Sequence[Bounds]) -> None:
     """``CoachingRollup`` week or month (``grain``) rows of ``bounds`` as sums of their day
-    rows."""
+    rows, in the order of the table's unique key: in the order the grouping happens to give,
+    each week's rows of a rebuild lay one to a page among the year's (a 30-day coaching
+    baseline read 40,710 pages for 41,294 week rows)."""
     if not bounds:
         return
     calendar, calendar_params = _calendar(bounds, "k.bucket_start")
@@ -852,7 +854,7 @@ def _insert_coaching_sums(grain: str, bounds: Sequence[Bounds]) -> None:
         f"SELECT %s, %s, c.b_start, c.b_end, {keys}, {sums} "
         f"FROM {calendar.format(_table(CoachingRollup))} "
         "WHERE k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s "
-        f"GROUP BY c.b_start, c.b_end, {keys}",
+        f"GROUP BY c.b_start, c.b_end, {keys} ORDER BY c.b_start, {keys}",
         [grain, _db(timezone.now()), *calendar_params, Grain.DAY, *_span(bounds)],
     )
 

@@ -264,13 +264,13 @@ def test_rebuild_rollups_recomputes_history_from_a_date(alice: Agent) -> None:
         assert list(sums) == [30], grain
 
 
-def test_the_rebuild_writes_coaching_day_rows_in_the_order_of_their_key(
+def test_the_rebuild_writes_coaching_rows_in_the_order_of_their_key(
     alice: Agent, bob: Agent
 ) -> None:
     """Rows go in in the order of their table's unique key, so that a period's rows lie together
-    (a coaching list reads a month's day rows of every agent); the window functions of the
-    coaching statement hand them over agent by agent."""
-    for day in range(3):
+    (a coaching list reads a month's day rows of every agent, and its baseline's weeks); the
+    window functions of the coaching statement hand them over agent by agent."""
+    for day in (0, 1, 4, 5):  # Friday 20 to Wednesday 25 November: two weeks
         for name in ("bob", "alice"):
             ingest(*call(name, f"{name}{day}", NOON + timedelta(days=day), talk=10, acw=1))
     if connection.vendor == "postgresql":
@@ -278,10 +278,13 @@ def test_the_rebuild_writes_coaching_day_rows_in_the_order_of_their_key(
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_sort TO off")  # until the test's rollback
     call_command("rebuild_rollups", stdout=StringIO())
-    days = CoachingRollup.objects.filter(grain=Grain.DAY).order_by("id")
-    keys = list(days.values_list("bucket_start", "agent_id", "team_id", "channel", "wrap_up_code"))
-    assert len(keys) == 6
-    assert keys == sorted(keys)
+    for grain, n in ((Grain.DAY, 8), (Grain.WEEK, 4), (Grain.MONTH, 2)):
+        rows = CoachingRollup.objects.filter(grain=grain).order_by("id")
+        keys = list(
+            rows.values_list("bucket_start", "agent_id", "team_id", "channel", "wrap_up_code")
+        )
+        assert len(keys) == n, grain
+        assert keys == sorted(keys), grain
 
 
 def test_rebuild_rollups_in_a_pipe_prints_one_summary_line_and_no_progress(alice: Agent) -> None:
