@@ -189,7 +189,7 @@ def _assert_coaching_rollups_match_raw(where: KpiFilter, start: datetime, end: d
 
 
 @settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
