@@ -1529,7 +1529,7 @@ def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) ->
 
     The minute run leaves weeks and months to the daily close (``close_day``): a late change to
     the week or month that just ended (an ACW closed after midnight) would otherwise sum it
-    again for every agent in every run that sees one: 7-12 s for a week, 12-18 s for a month at
+    again for every agent in every run that sees one: 7-12 s for a week, 8-18 s for a month at
     1,000 agents, where the run must stay under a second. Until then they are read as their
     days (and the weeks of a stale month as weeks)."""
     now = now or timezone.now()
