@@ -938,10 +938,15 @@ def test_the_minute_run_leaves_an_ended_week_and_month_to_the_daily_close(alice:
     for grain, start in ((Grain.WEEK, week), (Grain.MONTH, month)):
         assert StaleBucket.objects.filter(grain=grain, bucket_start=start).exists()
         assert not KpiRollup.objects.filter(grain=grain).exists()
-    for first, last in ((date(2026, 11, 16), date(2026, 11, 22)), (DAY.date(), date(2026, 11, 30))):
+    # Read after both have ended, the week alone and the whole month: as days meanwhile.
+    after = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    for first, last in (
+        (date(2026, 11, 16), date(2026, 11, 22)),
+        (month.date(), date(2026, 11, 30)),
+    ):
         start, end = site_day_bounds(first, last)
-        rolled, raw = kpis([alice.team_id], start, end, "agent", now=MONDAY)
-        assert rolled == raw and rolled[0]["talk_seconds"] == 10  # read as days meanwhile
+        rolled, raw = kpis([alice.team_id], start, end, "agent", now=after)
+        assert rolled == raw and rolled[0]["talk_seconds"] == 10
     rollups.close_day(date(2026, 11, 29))
     assert not StaleBucket.objects.filter(grain__in=[Grain.WEEK, Grain.MONTH]).exists()
     assert KpiRollup.objects.get(grain=Grain.WEEK, bucket_start=week).talk_seconds == 10
