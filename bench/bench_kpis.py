@@ -143,7 +143,7 @@ def measure(client: Any, url: str, repeat: int) -> tuple[list[float], list[float
     for _ in range(repeat):
         spent = [0.0, 0]
 
-        def timed_statement(execute: Any, *args: Any) -> Any:
+        def timed_statement(execute: Any, *args: Any, spent: list[float] = spent) -> Any:
             t0 = time.perf_counter()
             try:
                 return execute(*args)
