@@ -15,10 +15,11 @@ then:
 - the incremental run (``compute_rollups``) after every agent's last interval was marked dirty
   (the open interval at the end of a busy minute);
 - each URL ``--repeat`` times through Django's full request stack as a manager: p50 / p95 / max
-  server time (ms), the median time a request spends in its SQL statements (``sql ms``: the
-  rest is Python), the queries per request, and the p95 of the baseline, a hand-written SQL
-  statement that reads the same grouping from the rollup tables (agent rows, no dirty or open
-  ACW handling), with the ratio call / baseline.
+  server time (ms), the median time a request spends in the SQL statements of its own
+  connection (``sql ms``: the rest is Python, or waiting for a read run beside them on a
+  connection of its own), the statements per request on every connection, and the p95 of the
+  baseline, a hand-written SQL statement that reads the same grouping from the rollup tables
+  (agent rows, no dirty or open ACW handling), with the ratio call / baseline.
 
 ``--keepdb`` keeps the seeded database between runs (it is seeded only once); without it the
 database is dropped. ``--database-as-is`` reads DATABASE_URL's own database instead, as it is
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
 import time
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -132,34 +134,54 @@ def timed(run: Any, repeat: int) -> list[float]:
 
 
 def measure(client: Any, url: str, repeat: int) -> tuple[list[float], list[float], int, int]:
-    """Server times (ms), the time of each request spent in its SQL statements (ms), the
-    statements of a request and its response's bytes."""
+    """Server times (ms), the time of each request spent in the SQL statements of its own
+    connection (ms; a read run beside them on a connection of its own, as the coaching list's
+    recent window, overlaps them and is not added), the statements of a request on every
+    connection and its response's bytes."""
     from django.db import connection
+    from django.db.backends.signals import connection_created
 
     times: list[float] = []
     in_sql: list[float] = []
     size = 0
     statements = 0
-    for _ in range(repeat):
-        spent = [0.0, 0]
+    beside: list[int] = []
 
-        def timed_statement(execute: Any, *args: Any, spent: list[float] = spent) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return execute(*args)
-            finally:
-                spent[0] += time.perf_counter() - t0
-                spent[1] += 1
+    def counted(execute: Any, *args: Any) -> Any:
+        beside.append(1)
+        return execute(*args)
 
-        with connection.execute_wrapper(timed_statement):
-            t0 = time.perf_counter()
-            response = client.get(url)
-            body = b"".join(response.streaming_content) if response.streaming else response.content
-            times.append((time.perf_counter() - t0) * 1000)
-        assert response.status_code == 200, (url, response.status_code, body[:200])
-        in_sql.append(spent[0] * 1000)
-        statements = int(spent[1])
-        size = len(body)
+    def count_beside(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            connection.execute_wrappers.append(counted)
+
+    connection_created.connect(count_beside)
+    try:
+        for _ in range(repeat):
+            spent = [0.0, 0]
+            beside.clear()
+
+            def timed_statement(execute: Any, *args: Any, spent: list[float] = spent) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return execute(*args)
+                finally:
+                    spent[0] += time.perf_counter() - t0
+                    spent[1] += 1
+
+            with connection.execute_wrapper(timed_statement):
+                t0 = time.perf_counter()
+                response = client.get(url)
+                body = (
+                    b"".join(response.streaming_content) if response.streaming else response.content
+                )
+                times.append((time.perf_counter() - t0) * 1000)
+            assert response.status_code == 200, (url, response.status_code, body[:200])
+            in_sql.append(spent[0] * 1000)
+            statements = int(spent[1]) + len(beside)
+            size = len(body)
+    finally:
+        connection_created.disconnect(count_beside)
     return times, in_sql, statements, size
 
 

@@ -572,8 +572,10 @@ def coaching(where: KpiFilter, first: date, last: date, now: datetime | None = N
     """
     now = now or timezone.now()
     norms = site_norms(last, now)
-    figures = _figures(where, first, last, norms, now)
-    recent = recent_signals(where, first, last, now)
+    figures, recent = queries.side_by_side(
+        lambda: _figures(where, first, last, norms, now),
+        lambda: recent_signals(where, first, last, now),
+    )
 
     _ = Words()
     window = _("last %(days)d days") % {"days": (recent.last - recent.first).days + 1}

@@ -27,8 +27,9 @@ import operator
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
@@ -989,6 +990,32 @@ def consistent_read() -> Iterator[None]:
 
 
 _T = TypeVar("_T")
+_U = TypeVar("_U")
+
+
+def side_by_side(first: Callable[[], _T], second: Callable[[], _U]) -> tuple[_T, _U]:
+    """``(first(), second())`` for two reads that do not need one snapshot: ``second`` runs in
+    a thread on a connection of its own (from the pool, given back when it ends) while
+    ``first`` runs on this one, so that a request waits for the longer of them instead of
+    their sum (the coaching list's period figures and its recent window, docs/benchmarks.md).
+    One after the other where another connection would not see what this one sees: on SQLite,
+    and inside a transaction (a test's, or a caller's own reads). The thread runs in a copy of
+    this context (the active language and time zone). An error of either is raised once both
+    have ended."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return first(), second()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-read") as pool:
+        later = pool.submit(copy_context().run, _on_own_connection, second)
+        return first(), later.result()
+
+
+def _on_own_connection(read: Callable[[], _U]) -> _U:
+    try:
+        return read()
+    finally:
+        connection.close()
+
+
 # What the reads inside ``shared_reads()`` have read once, by (what, period, ...).
 _shared: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar(
     "kpi_shared_reads", default=None

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone, translation
 
@@ -21,7 +22,7 @@ from agents.tests.factories import by_key, client_for
 from reporting import rollups, signals
 from reporting.alerts import current_conditions
 from reporting.coaching import checklist, checklist_rows, coaching
-from reporting.models import AlertKind
+from reporting.models import AlertKind, ChecklistRollup
 from reporting.queries import KpiFilter, site_today, site_tz
 
 from .factories import call, event, ingest
@@ -345,6 +346,44 @@ def test_an_open_acw_counts_in_its_interactions_cell_with_the_time_so_far(alice:
     sums = dict(zip(signals.FIGURE_COLUMNS, row[1:], strict=False))
     assert (row[0], sums["interactions"], sums["acw_count"]) == (alice.pk, 3, 3)
     assert sums["acw_seconds"] == pytest.approx(80 + elapsed, abs=1)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_recent_window_is_read_on_a_connection_of_its_own_with_the_same_list(
+    alice: Agent, bob: Agent
+) -> None:
+    """Outside a transaction the coaching list reads its recent window (the checklist ticks,
+    the ACWs after long calls) on a second connection while the period's figures are read on
+    the request's; inside one it reads both on the request's. The lists are the same."""
+    step = ChecklistItem.objects.create(label="Update the CRM record")
+    calls("alice", [5] * 20, checklist=[[step.pk]] * 5 + [[]] * 15)
+    calls("bob", [30] * 30, talk=60, start=_at(9))
+    calls("bob", [60] * 10, talk=600, every=12, start=_at(11))
+    rollups.compute_rollups()
+    where, today, now = KpiFilter.of([alice.team_id, bob.team_id]), site_today(), timezone.now()
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, *args: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, *args)
+
+    def listed() -> list[dict[str, Any]]:
+        statements.clear()
+        with connection.execute_wrapper(record):
+            result = coaching(where, today, today, now)
+        return [entry.as_dict() for entry in result.entries]
+
+    beside = listed()
+    checklist_table = ChecklistRollup._meta.db_table
+    assert not any(checklist_table in sql for sql in statements), "read on this connection"
+    assert any("WITH cells AS" in sql for sql in statements)
+    with transaction.atomic():
+        alone = listed()
+    assert any(checklist_table in sql for sql in statements)
+    assert beside == alone
+    by_agent = {entry["agent"]: entry for entry in beside}
+    assert by_agent["alice"]["checklist_completion"] == 0.25
+    assert "grows_after_long_calls" in by_agent["bob"]["reasons"]
 
 
 # --- Checklist analysis -----------------------------------------------------------------------
