@@ -980,13 +980,19 @@ def consistent_read() -> Iterator[None]:
     Without it a rollup run committing between two reads could make an interval count twice
     or not at all; inside a caller's transaction the caller decides.
     """
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    if not _postgresql_outside_a_transaction():
         yield
         return
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         yield
+
+
+def _postgresql_outside_a_transaction() -> bool:
+    """This connection is PostgreSQL's and in no transaction: a read may open its own, and
+    another connection sees what this one sees."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
 _T = TypeVar("_T")
@@ -1002,7 +1008,7 @@ def side_by_side(first: Callable[[], _T], second: Callable[[], _U]) -> tuple[_T,
     and inside a transaction (a test's, or a caller's own reads). The thread runs in a copy of
     this context (the active language and time zone). An error of either is raised once both
     have ended."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    if not _postgresql_outside_a_transaction():
         return first(), second()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-read") as pool:
         later = pool.submit(copy_context().run, _on_own_connection, second)
