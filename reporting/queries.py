@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import (
     BigIntegerField,
     Case,
@@ -1005,18 +1005,32 @@ def side_by_side(first: Callable[[], _T], second: Callable[[], _U]) -> tuple[_T,
     ``first`` runs on this one, so that a request waits for the longer of them instead of
     their sum (the coaching list's period figures and its recent window, docs/benchmarks.md).
     One after the other where another connection would not see what this one sees: on SQLite,
-    and inside a transaction (a test's, or a caller's own reads). The thread runs in a copy of
-    this context (the active language and time zone). An error of either is raised once both
-    have ended."""
+    and inside a transaction (a test's, or a caller's own reads); and when the pool has no
+    second connection to give (every one busy, or a pool of one): then ``second`` runs on this
+    connection after ``first``. The thread runs in a copy of this context (the active language
+    and time zone). An error is raised once both have ended: ``first``'s, else ``second``'s."""
     if not _postgresql_outside_a_transaction():
         return first(), second()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-read") as pool:
         later = pool.submit(copy_context().run, _on_own_connection, second)
-        return first(), later.result()
+        result = first()
+        try:
+            return result, later.result()
+        except _NoConnection:
+            pass
+    return result, second()
+
+
+class _NoConnection(Exception):
+    """The thread of ``side_by_side`` could not have a connection of its own."""
 
 
 def _on_own_connection(read: Callable[[], _U]) -> _U:
     try:
+        try:
+            connection.ensure_connection()
+        except DatabaseError as error:
+            raise _NoConnection from error
         return read()
     finally:
         connection.close()

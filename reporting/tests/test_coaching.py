@@ -386,6 +386,37 @@ def test_the_recent_window_is_read_on_a_connection_of_its_own_with_the_same_list
     assert "grows_after_long_calls" in by_agent["bob"]["reasons"]
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_without_a_second_connection_to_be_had_the_list_reads_its_recent_window_on_its_own(
+    alice: Agent,
+) -> None:
+    """A pool with one connection (or every one busy): the recent window waits for a second
+    connection as long as the pool lets it, then is read on the request's, not lost."""
+    pool = connection.pool
+    if pool is None:
+        pytest.skip("needs PostgreSQL with a connection pool (DATABASE_URL)")
+    step = ChecklistItem.objects.create(label="Update the CRM record")
+    calls("alice", [5] * 20, checklist=[[step.pk]] * 5 + [[]] * 15)
+    rollups.compute_rollups()
+    where, today, now = KpiFilter.of([alice.team_id]), site_today(), timezone.now()
+    with transaction.atomic():
+        alone = [entry.as_dict() for entry in coaching(where, today, today, now).entries]
+    connection.close()
+    # Every idle connection taken, and room for one more: the request's.
+    held = [pool.getconn() for _ in range(pool.get_stats()["pool_available"])]
+    sizes = (pool.min_size, pool.max_size)
+    pool.resize(pool.min_size, pool.get_stats()["pool_size"] + 1)
+    try:
+        short = [entry.as_dict() for entry in coaching(where, today, today, now).entries]
+    finally:
+        connection.close()
+        for held_connection in held:
+            pool.putconn(held_connection)
+        pool.resize(*sizes)
+    assert short == alone
+    assert short[0]["checklist_completion"] == 0.25
+
+
 # --- Checklist analysis -----------------------------------------------------------------------
 
 
