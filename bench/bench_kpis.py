@@ -92,7 +92,8 @@ def urls(first: str, last: str, team: Any, department: str, agent: str) -> list[
 
 
 # The baseline: one hand-written statement per grouping on the agent rollups (day rows, or
-# 15-minute rows for the groupings by time of day), summed by the database.
+# 15-minute rows for the groupings by time of day; the team day rows for the histogram), summed
+# by the database.
 _BASELINE_GROUP = {
     "agent": "k.agent_id",
     "team": "k.team_id",
@@ -108,7 +109,7 @@ _BASELINE_GROUP = {
 def baseline_sql(group_by: str) -> str:
     if group_by == "distribution":
         return (
-            "SELECT k.seconds, SUM(k.count) FROM reporting_acwdurationrollup k "
+            "SELECT k.seconds, SUM(k.count) FROM reporting_teamacwdurationrollup k "
             "WHERE k.grain = 'day' AND k.bucket_start >= %s AND k.bucket_start < %s "
             "GROUP BY k.seconds"
         )

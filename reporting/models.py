@@ -237,9 +237,15 @@ class StaleBucket(models.Model):
         return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M}"
 
 
-class DurationCounts(models.Model):
-    """How many closed ACWs lasted ``seconds`` (whole seconds, rounded down), per bucket, team
-    and channel: what both duration tables hold."""
+class TeamAcwDurationRollup(models.Model):
+    """How many closed ACWs lasted ``seconds`` (whole seconds, rounded down), per site day, week
+    or month, team and channel: the ACW histogram and its percentiles for any period.
+
+    One-second resolution lets any whole-second bin width be computed exactly: for an integer
+    width b, floor(floor(d) / b) == floor(d / b). Day rows are counted from the raw rows, weeks
+    and months summed from their days; same stale rules as ``TeamKpiRollup``. There is no
+    agent table: one agent's histogram is read from the raw rows (docs/design.md).
+    """
 
     grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))
     bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
@@ -253,51 +259,6 @@ class DurationCounts(models.Model):
         verbose_name=_("seconds"),
     )
     count = models.PositiveIntegerField(default=0, verbose_name=_("count"))
-
-    class Meta:
-        abstract = True
-
-
-class AcwDurationRollup(DurationCounts):
-    """How many closed ACWs lasted ``seconds`` (whole seconds, rounded down), per interval.
-
-    The ACW histogram and its percentiles for any period come from these counts. One-second
-    resolution lets any whole-second bin width be computed exactly: for an integer width b,
-    floor(floor(d) / b) == floor(d / b). Same intervals, grains and dirty rules as ``KpiRollup``
-    (no wrap-up code: nothing reads the histogram per code).
-    """
-
-    # Indexed with its grain and bucket (``acwdurrollup_agent_start``), not alone.
-    agent = models.ForeignKey(
-        Agent, on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("agent")
-    )
-
-    class Meta:
-        verbose_name = _("ACW duration rollup")
-        verbose_name_plural = _("ACW duration rollups")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["grain", "bucket_start", "agent", "team", "channel", "seconds"],
-                name="acwdurationrollup_one_per_key",
-            ),
-        ]
-        indexes = [
-            models.Index(
-                fields=["grain", "bucket_start", "team"], name="acwdurrollup_grain_start_team"
-            ),
-            models.Index(
-                fields=["agent", "grain", "bucket_start"], name="acwdurrollup_agent_start"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.grain} {self.bucket_start:%Y-%m-%d %H:%M} agent {self.agent_id}: {self.seconds} s"
-
-
-class TeamAcwDurationRollup(DurationCounts):
-    """``AcwDurationRollup`` day and month rows summed over the agents: per team and channel,
-    what the ACW histogram reads when no agent is named (same refresh and stale rules as
-    ``TeamKpiRollup``)."""
 
     class Meta:
         verbose_name = _("team ACW duration rollup")

@@ -12,7 +12,7 @@ exactly (intervals marked dirty since their last rollup, and range edges that ar
 15-minute boundary), plus the open ACWs. ``kpi_rows_raw()`` computes the same figures from the
 raw rows alone; it is the reference the rollups are tested against. ``acw_distribution()`` and
 ``acw_distribution_raw()`` do the same for the histogram of ACW durations
-(``reporting.models.AcwDurationRollup``).
+(``reporting.models.TeamAcwDurationRollup``).
 
 Rows are grouped by one of ``GROUP_BYS`` (see ``KpiRow.key``) and filtered by ``KpiFilter``;
 ``reporting.params`` turns a request's query string into both, scoped to what the user may see.
@@ -43,6 +43,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import (
     BigIntegerField,
     Case,
+    Count,
     DateTimeField,
     ExpressionWrapper,
     F,
@@ -55,13 +56,12 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Extract
+from django.db.models.functions import Cast, Extract, Floor, Greatest
 from django.utils import timezone
 
 from agents.models import AcwSession, Agent, Channel, Interaction, Team, WrapUpCode
 
 from .models import (
-    AcwDurationRollup,
     DirtyInterval,
     Grain,
     KpiRollup,
@@ -417,6 +417,18 @@ def site_tz() -> ZoneInfo:
     return ZoneInfo(settings.TIME_ZONE)
 
 
+def bucket_end(grain: str, start: datetime) -> datetime:
+    """The end of the ``grain`` bucket starting at ``start``."""
+    if grain == Grain.QUARTER:
+        return start + QUARTER
+    if grain == Grain.MONTH:
+        return site_month_bounds(site_day(start))[1]
+    if grain == Grain.WEEK:
+        return site_week_bounds(site_day(start))[1]
+    day = site_day(start)
+    return site_day_bounds(day, day)[1]
+
+
 def site_day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     """[start of ``first``, start of the day after ``last``) in the site time zone."""
     tz = site_tz()
@@ -526,7 +538,7 @@ class KpiFilter:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def q(self, prefix: str = "") -> Q:
-        """The condition on ``Interaction``, ``KpiRollup`` or ``AcwDurationRollup`` (same names),
+        """The condition on ``Interaction`` or a rollup table (same names),
         or through a relation to one (``prefix``, e.g. ``"interaction__"``)."""
         if self.every_team:
             q = Q(**{f"{prefix}team_id__isnull": False})
@@ -1687,20 +1699,15 @@ def distribution_from_counts(counts: dict[int, int], bin_seconds: int) -> dict[s
     }
 
 
-DurationCounts = dict[str, dict[int, int]]
-"""{group key: {whole seconds: closed ACWs}}; the key is "" when not grouped."""
-
-
-def _add_raw_durations(
-    counts: DurationCounts, interactions: QuerySet[Interaction], by: str | None = None
-) -> None:
-    column = group_fields(by, raw=True)[0] if by else None
-    names = ("acw__ended_at", "acw__duration_seconds", *([column] if column else []))
-    for r in interactions.filter(ended_at__isnull=False, acw__isnull=False).values(*names):
+def _add_raw_durations(counts: dict[int, int], interactions: QuerySet[Interaction]) -> None:
+    """Add the closed ACWs of ``interactions`` to ``counts`` (``acw_whole_seconds``, in Python:
+    the reference)."""
+    for r in interactions.filter(ended_at__isnull=False, acw__isnull=False).values(
+        "acw__ended_at", "acw__duration_seconds"
+    ):
         seconds = acw_whole_seconds(r)
         if seconds is not None:
-            key = r[column] if column else ""
-            counts[key][seconds] = counts[key].get(seconds, 0) + 1
+            counts[seconds] = counts.get(seconds, 0) + 1
 
 
 def acw_distribution_raw(
@@ -1716,10 +1723,10 @@ def acw_distribution_raw(
 ) -> dict[str, Any]:
     """``acw_distribution`` from the raw rows only (the reference for the rollups)."""
     where = _as_filter(team_ids, agent_ids, channels, department_ids, every_team)
-    counts: DurationCounts = defaultdict(dict)
+    counts: dict[int, int] = {}
     ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
     _add_raw_durations(counts, ended)
-    return distribution_from_counts(counts.get("", {}), bin_seconds)
+    return distribution_from_counts(counts, bin_seconds)
 
 
 def acw_distribution(
@@ -1737,60 +1744,101 @@ def acw_distribution(
     """The durations of the closed ACWs that followed interactions ended in [start, end)
     (docs/api.md): ``{"count", "bin_seconds", "bins": [{"from", "to", "count"}], "p50",
     "p90"}`` (see ``distribution_from_counts``). An ACW still open has no duration yet and is
-    not counted. Read from the duration rollups like ``kpi_rows``.
+    not counted. Read from the team duration rollups (``acw_duration_counts``).
     """
     where = _as_filter(team_ids, agent_ids, channels, department_ids, every_team)
     counts = acw_duration_counts(where, start, end, now or timezone.now())
-    return distribution_from_counts(counts.get("", {}), bin_seconds)
+    return distribution_from_counts(counts, bin_seconds)
 
 
 def acw_duration_counts(
-    where: KpiFilter, start: datetime, end: datetime, now: datetime, by: GroupBy | None = None
-) -> DurationCounts:
+    where: KpiFilter, start: datetime, end: datetime, now: datetime
+) -> dict[int, int]:
     """How many closed ACWs lasted each whole second, for the interactions that ended in
-    [start, end), per group ``by`` (``"agent"`` or ``"team"``: keyed by external id or team
-    name) or all together (key ``""``). Read from the duration rollups like ``kpi_rows``: the
-    team rows where no agent is named."""
-    counts: DurationCounts = defaultdict(dict)
-    column = group_fields(by)[0] if by else None
+    [start, end) and match ``where``.
+
+    The team duration rows (``TeamAcwDurationRollup``) answer for the months, weeks and days of
+    the period whose rows are up to date: neither stale nor holding a dirty interval of any
+    agent (a lagging month or week is read as its weeks and days, ``_lagging_plan``). The raw
+    rows answer for the rest: the lagging days, the 15-minute intervals and edges off a site
+    day, and a filter that names agents (there are no agent duration rows: a year of one agent
+    is about 10,000 raw rows, read through its index). Both are grouped by the database.
+    """
+    counts: dict[int, int] = {}
     with consistent_read():
-        stale = _stale_buckets(start, end)
-        plan = _plan(start, end, now or timezone.now(), stale=stale)
-        dirty = _dirty_ranges(plan, start, end)
-        if len(dirty_by_range(dirty)) > MAX_RAW_RANGES:
-            ended = Interaction.objects.filter(where.q(), ended_at__gte=start, ended_at__lt=end)
-            _add_raw_durations(counts, ended, by)
-            return counts
-        team_level = _team_level(by or "", where)
-        reads = []
-        for grain, segment in plan.segments():
-            agent_rows = _rollups(AcwDurationRollup, grain, segment, where, dirty)
-            if team_level and grain != Grain.QUARTER:
-                busy = _busy(grain, segment, dirty, stale)
-                team_rows = TeamAcwDurationRollup.objects.filter(
-                    where.q(),
-                    grain=grain,
-                    bucket_start__gte=segment[0],
-                    bucket_start__lt=segment[1],
-                )
-                reads.append(team_rows.exclude(bucket_start__in=busy).order_by())
-                if not busy:
+        if where.agent_ids is not None:
+            raw = [(start, end)]
+        else:
+            plan, dirty, stale = _lagging_plan(start, end, now)
+            raw = [*plan.raw_edges, *plan.quarters]
+            reads = []
+            for grain, segment in plan.segments():
+                if grain == Grain.QUARTER:
                     continue
-                agent_rows = agent_rows.filter(bucket_start__in=busy)
-            reads.append(agent_rows)
-        for rollups in _per_table(reads):
-            _add_duration_counts(counts, rollups, column)
-        raw = _raw_ranges(plan, dirty)
-        if raw is not None:
-            _add_raw_durations(counts, Interaction.objects.filter(where.q()).filter(raw), by)
+                busy = _busy(grain, segment, dirty, stale)
+                raw += [(s, bucket_end(grain, s)) for s in busy]
+                reads.append(
+                    TeamAcwDurationRollup.objects.filter(
+                        where.q(),
+                        grain=grain,
+                        bucket_start__gte=segment[0],
+                        bucket_start__lt=segment[1],
+                    ).exclude(bucket_start__in=busy)
+                )
+            for rows in _per_table(reads):
+                for r in rows.order_by().values("seconds").annotate(n=Sum("count")):
+                    counts[r["seconds"]] = counts.get(r["seconds"], 0) + r["n"]
+        if raw:
+            ended = reduce(
+                operator.or_, [Q(ended_at__gte=s, ended_at__lt=e) for s, e in _joined(raw)]
+            )
+            _count_raw_durations(counts, Interaction.objects.filter(where.q(), ended))
     return counts
 
 
-def _add_duration_counts(
-    counts: DurationCounts, rollups: QuerySet[Any], column: str | None
-) -> None:
-    """Add the counts of ``rollups`` (rows of a duration table) per whole second and group."""
-    names = ("seconds", *([column] if column else []))
-    for r in rollups.order_by().values(*names).annotate(n=Sum("count")):
-        key = r[column] if column else ""
-        counts[key][r["seconds"]] = counts[key].get(r["seconds"], 0) + r["n"]
+def _lagging_plan(
+    start: datetime, end: datetime, now: datetime
+) -> tuple[_Plan, list[DirtyRange], set[tuple[str, datetime]]]:
+    """``_plan`` of [start, end) in which no month or week holds a dirty interval or is stale:
+    those are read as their weeks and days (a late change to an ended month leaves its other
+    days to the rollups); with its dirty ranges and the stale buckets."""
+    stale = _stale_buckets(start, end)
+    lagging = set(stale)
+    while True:
+        plan = _plan(start, end, now, stale=lagging)
+        dirty = _dirty_ranges(plan, start, end)
+        coarse = {
+            (grain, s)
+            for grain, segment in plan.segments()
+            if grain in (Grain.MONTH, Grain.WEEK)
+            for s in _busy(grain, segment, dirty, set())
+        }
+        if not coarse:
+            return plan, dirty, stale
+        lagging |= coarse
+
+
+def _joined(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """``ranges`` sorted, those that meet or overlap joined into one."""
+    out: list[tuple[datetime, datetime]] = []
+    for s, e in sorted(ranges):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(e, out[-1][1]))
+        else:
+            out.append((s, e))
+    return out
+
+
+def _count_raw_durations(counts: dict[int, int], interactions: QuerySet[Interaction]) -> None:
+    """Add the closed ACWs of ``interactions`` to ``counts``, grouped by the database: whole
+    seconds rounded down, never below 0 (``acw_whole_seconds``)."""
+    seconds = Greatest(
+        Value(0), Cast(Floor("acw__duration_seconds"), IntegerField()), output_field=IntegerField()
+    )
+    closed = interactions.filter(
+        ended_at__isnull=False,
+        acw__ended_at__isnull=False,
+        acw__duration_seconds__isnull=False,
+    )
+    for r in closed.order_by().values(s=seconds).annotate(n=Count("pk")):
+        counts[r["s"]] = counts.get(r["s"], 0) + r["n"]

@@ -8,17 +8,17 @@ recomputes exactly those intervals and their days (their months once ended); ``r
 whole site days (and their weeks and months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
 GROUP BY``: the daily close, ``manage.py rebuild_rollups --from``), and ``rebuild_all()`` every
 day into fresh tables swapped in (``manage.py rebuild_rollups``, ``manage.py seed_history``). All
-are idempotent. Two tables share the keys and grains: ``KpiRollup`` (the KPI sums) and
-``AcwDurationRollup`` (how many ACWs lasted each whole number of seconds).
+are idempotent. ``KpiRollup`` holds the KPI sums per agent.
 
 The team tables (``TeamKpiRollup``: days and months per team, channel and code;
 ``TeamIntervalRollup``: 15 minutes per team and channel, and ``SiteIntervalRollup`` its sums
-per 15 minutes; ``TeamAcwDurationRollup``: days and months of ACW durations per team and
-channel) are sums of the agent rows, and ``TeamHourRollup`` (days and months per team, channel,
-site weekday and hour) of the 15-minute team rows. Whatever rewrites agent rows marks their
-buckets in ``StaleBucket`` in the same transaction, and ``refresh_stale_buckets()`` rewrites
-those team rows from the agent rows (at the end of every ``compute_rollups()`` run); readers use
-a team bucket only when it is neither stale nor dirty.
+per 15 minutes) are sums of the agent rows, and ``TeamHourRollup`` (days and months per team,
+channel, site weekday and hour) of the 15-minute team rows. ``TeamAcwDurationRollup`` (days and
+months per team and channel: how many ACWs lasted each whole number of seconds) counts the raw
+rows of each site day, and sums its days into weeks and months; it has no agent table.
+Whatever rewrites agent rows marks their buckets in ``StaleBucket`` in the same transaction,
+and ``refresh_stale_buckets()`` rewrites those team rows (at the end of every
+``compute_rollups()`` run); readers use a team bucket only when it is neither stale nor dirty.
 Week and month rows (agents and teams) are summed from the days once the week or month has
 ended, by the daily close (``close_day``); a stale week or month is read as days.
 
@@ -63,7 +63,6 @@ from agents.models import (
 from agents.states import Rows
 
 from .models import (
-    AcwDurationRollup,
     ChecklistRollup,
     CoachingRollup,
     DirtyInterval,
@@ -79,6 +78,7 @@ from .models import (
 from .queries import (
     MEASURES,
     QUARTER,
+    bucket_end,
     quarter_ceil,
     quarter_start,
     site_day,
@@ -163,17 +163,6 @@ def mark_dirty_before_replay(
 # --- Rollups --------------------------------------------------------------------------------
 
 
-def bucket_end(grain: str, start: datetime) -> datetime:
-    if grain == Grain.QUARTER:
-        return start + QUARTER
-    if grain == Grain.MONTH:
-        return site_month_bounds(site_day(start))[1]
-    if grain == Grain.WEEK:
-        return site_week_bounds(site_day(start))[1]
-    day = site_day(start)
-    return site_day_bounds(day, day)[1]
-
-
 def _day_start(moment: datetime) -> datetime:
     return _day_start_in(moment, settings.TIME_ZONE)
 
@@ -240,8 +229,7 @@ def _recompute(quarters: list[AgentBucket]) -> None:
             chunk = buckets[n : n + MARKS_PER_STATEMENT]
             bounds = [(start, bucket_end(grain, start), agent_id) for agent_id, start in chunk]
             if grain == Grain.QUARTER:
-                for model in (KpiRollup, AcwDurationRollup):
-                    model._default_manager.filter(_agent_buckets_q(chunk), grain=grain).delete()
+                KpiRollup.objects.filter(_agent_buckets_q(chunk), grain=grain).delete()
                 _insert_quarters(bounds)
             else:
                 _insert_sums(Grain.QUARTER, Grain.DAY, bounds, replacing=chunk)
@@ -536,43 +524,75 @@ def _span(bounds: Sequence[Bounds]) -> list[Any]:
 
 
 def _insert_quarters(bounds: Sequence[Bounds], *, into: Tables | None = None) -> int:
-    """Both agent tables' 15-minute rows of the interactions that ended in ``bounds`` (or those
-    of the tables ``into`` names); returns the ``KpiRollup`` rows written.
+    """The agent 15-minute KPI rows of the interactions that ended in ``bounds`` (if ``into``
+    names their table); returns the rows written.
 
     One site-wide span (a rebuild) is the range condition alone: looking each row's bucket up
     in a calendar of one bucket cost a third of a second per 650,000 rows for nothing."""
+    if not _writes(KpiRollup, into):
+        return 0
     params: list[Any] = []
     if len(bounds) == 1 and len(bounds[0]) == 2:
         calendar = "{} i"
     else:
         calendar, params = _calendar(bounds, "i.ended_at")
-    raw = _raw_rows(calendar)
-    where = "i.ended_at >= %s AND i.ended_at < %s"
     bucket = _sql("quarter", "i.ended_at")
     keys = f"{bucket}, i.agent_id, i.team_id, i.channel"
     code = "COALESCE(a.wrap_up_code, '')"
     measures = ", ".join(_RAW_SUMS.values())
-    rows = 0
-    if _writes(KpiRollup, into):
-        rows = _execute(
-            f"INSERT INTO {_table(KpiRollup)} (grain, bucket_start, agent_id, team_id, channel, "
-            f"wrap_up_code, {', '.join(MEASURES)}, bucket_end, computed_at) "
-            f"SELECT %s, {keys}, {code}, {measures}, {_sql('plus_quarter', bucket)}, %s "
-            f"FROM {raw} WHERE {where} GROUP BY {keys}, {code} ORDER BY {keys}, {code}",
-            [Grain.QUARTER, _db(timezone.now()), *params, *_span(bounds)],
-        )
-    if _writes(AcwDurationRollup, into):
+    return _execute(
+        f"INSERT INTO {_table(KpiRollup)} (grain, bucket_start, agent_id, team_id, channel, "
+        f"wrap_up_code, {', '.join(MEASURES)}, bucket_end, computed_at) "
+        f"SELECT %s, {keys}, {code}, {measures}, {_sql('plus_quarter', bucket)}, %s "
+        f"FROM {_raw_rows(calendar)} WHERE i.ended_at >= %s AND i.ended_at < %s "
+        f"GROUP BY {keys}, {code} ORDER BY {keys}, {code}",
+        [Grain.QUARTER, _db(timezone.now()), *params, *_span(bounds)],
+    )
+
+
+def _insert_team_durations(
+    grain: str,
+    bounds: Sequence[Bounds],
+    *,
+    replacing: _TeamDays | None = None,
+    into: Tables | None = None,
+) -> None:
+    """``TeamAcwDurationRollup`` rows of ``bounds`` (if ``into`` names their table): of site
+    days (``grain`` day) counted from the raw rows, of weeks or months summed from their day
+    rows; in place of the day rows ``replacing`` (``_write_rows``).
+
+    There are no agent duration rows: at whole seconds they barely shrink from the raw ACWs
+    (an agent's 15-minute interval holds one ACW, a day a few dozen different lengths), so
+    they cost a rebuild as much as the raw rows again in every grain, and what asks for one
+    agent's histogram reads that agent's raw rows instead (``queries.acw_duration_counts``)."""
+    if not bounds or not _writes(TeamAcwDurationRollup, into):
+        return
+    if grain == Grain.DAY:
+        calendar, params = _calendar(bounds, "i.ended_at")
         seconds = _sql("whole_seconds", "a.duration_seconds")
-        _execute(
-            f"INSERT INTO {_table(AcwDurationRollup)} (grain, bucket_start, agent_id, team_id, "
-            f"channel, seconds, count, bucket_end) "
-            f"SELECT %s, {keys}, {seconds}, COUNT(*), {_sql('plus_quarter', bucket)} "
-            f"FROM {raw} WHERE {where} "
-            "AND a.ended_at IS NOT NULL AND a.duration_seconds IS NOT NULL "
-            f"GROUP BY {keys}, {seconds} ORDER BY {keys}, {seconds}",
-            [Grain.QUARTER, *params, *_span(bounds)],
+        keys = f"c.b_start, c.b_end, i.team_id, i.channel, {seconds}"
+        select = (
+            f"SELECT %s, {keys}, COUNT(*) FROM {_raw_rows(calendar, with_acw=True)} "
+            f"WHERE {_CLOSED} AND a.duration_seconds IS NOT NULL "
+            f"AND i.ended_at >= %s AND i.ended_at < %s GROUP BY {keys} ORDER BY {keys}"
         )
-    return rows
+    else:
+        calendar, params = _sums_calendar(Grain.DAY, grain, bounds)
+        keys = "c.b_start, c.b_end, k.team_id, k.channel, k.seconds"
+        select = (
+            f"SELECT %s, {keys}, SUM(k.count) "
+            f"FROM {calendar.format(_table(TeamAcwDurationRollup))} "
+            "WHERE k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s "
+            f"GROUP BY {keys} ORDER BY {keys}"
+        )
+        params.append(Grain.DAY)
+    _write_rows(
+        TeamAcwDurationRollup,
+        ("grain", "bucket_start", "bucket_end", "team_id", "channel", "seconds", "count"),
+        select,
+        [grain, *params, *_span(bounds)],
+        replacing,
+    )
 
 
 # --- Coaching rollups ------------------------------------------------------------------------
@@ -868,73 +888,36 @@ def _insert_sums(
     replacing: Replacing | None = None,
     into: Tables | None = None,
 ) -> None:
-    """The ``target`` grain rows of ``bounds`` (buckets), as sums of the ``source`` grain rows
-    inside them: of both agent tables, or (``agents=False``) of the team day/month tables of
-    KPIs and ACW durations (or of those of them ``into`` names); in place of the day rows
-    ``replacing`` (``_write_rows``)."""
-    if not bounds:
+    """The KPI rows of the ``target`` grain of ``bounds`` (buckets), as sums of the agent rows
+    of the ``source`` grain inside them: agent rows, or (``agents=False``) team day, week and
+    month rows (if ``into`` names their table); in place of the day rows ``replacing``
+    (``_write_rows``)."""
+    model = KpiRollup if agents else TeamKpiRollup
+    if not bounds or not _writes(model, into):
         return
     calendar, calendar_params = _sums_calendar(source, target, bounds)
-    where = "k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s"
-    params = [*calendar_params, source, *_span(bounds)]
     sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
     who = "k.agent_id, k.team_id" if agents else "k.team_id"
-    kpis, durations = (
-        (KpiRollup, AcwDurationRollup) if agents else (TeamKpiRollup, TeamAcwDurationRollup)
+    _write_rows(
+        model,
+        (
+            "grain",
+            "bucket_start",
+            "bucket_end",
+            *who.replace("k.", "").split(", "),
+            "channel",
+            "wrap_up_code",
+            *MEASURES,
+            "computed_at",
+        ),
+        f"SELECT %s, c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code, {sums}, %s "
+        f"FROM {calendar.format(_table(KpiRollup))} "
+        "WHERE k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s "
+        f"GROUP BY c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code "
+        f"ORDER BY c.b_start, {who}, k.channel, k.wrap_up_code",
+        [target, _db(timezone.now()), *calendar_params, source, *_span(bounds)],
+        replacing,
     )
-    if _writes(kpis, into):
-        _write_rows(
-            kpis,
-            (
-                "grain",
-                "bucket_start",
-                "bucket_end",
-                *who.replace("k.", "").split(", "),
-                "channel",
-                "wrap_up_code",
-                *MEASURES,
-                "computed_at",
-            ),
-            f"SELECT %s, c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code, {sums}, %s "
-            f"FROM {calendar.format(_table(KpiRollup))} WHERE {where} "
-            f"GROUP BY c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code "
-            f"ORDER BY c.b_start, {who}, k.channel, k.wrap_up_code",
-            [target, _db(timezone.now()), *params],
-            replacing,
-        )
-    if not _writes(durations, into):
-        return
-    if not agents:
-        _write_rows(
-            TeamAcwDurationRollup,
-            ("grain", "bucket_start", "bucket_end", "team_id", "channel", "seconds", "count"),
-            "SELECT %s, c.b_start, c.b_end, k.team_id, k.channel, k.seconds, SUM(k.count) "
-            f"FROM {calendar.format(_table(AcwDurationRollup))} WHERE {where} "
-            "GROUP BY c.b_start, c.b_end, k.team_id, k.channel, k.seconds "
-            "ORDER BY c.b_start, k.team_id, k.channel, k.seconds",
-            [target, *params],
-            replacing,
-        )
-    else:
-        _write_rows(
-            AcwDurationRollup,
-            (
-                "grain",
-                "bucket_start",
-                "bucket_end",
-                "agent_id",
-                "team_id",
-                "channel",
-                "seconds",
-                "count",
-            ),
-            "SELECT %s, c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds, "
-            f"SUM(k.count) FROM {calendar.format(_table(AcwDurationRollup))} WHERE {where} "
-            "GROUP BY c.b_start, c.b_end, k.agent_id, k.team_id, k.channel, k.seconds "
-            "ORDER BY c.b_start, k.agent_id, k.team_id, k.channel, k.seconds",
-            [target, *params],
-            replacing,
-        )
 
 
 def _insert_team_intervals(where: str, params: Sequence[Any]) -> None:
@@ -1033,7 +1016,6 @@ def _month_bounds(first: date, last: date) -> list[tuple[datetime, datetime]]:
 
 _ROLLUP_TABLES = (
     KpiRollup,
-    AcwDurationRollup,
     TeamKpiRollup,
     TeamAcwDurationRollup,
     TeamIntervalRollup,
@@ -1150,23 +1132,14 @@ def _rebuild_in_one_transaction(span: _Span) -> int:
 
 
 _STREAMS: tuple[Tables, ...] = (
-    (
-        KpiRollup,
-        TeamKpiRollup,
-        TeamIntervalRollup,
-        SiteIntervalRollup,
-        TeamHourRollup,
-        CoachingRollup,
-    ),
-    (AcwDurationRollup, TeamAcwDurationRollup, ChecklistRollup),
+    (KpiRollup, TeamKpiRollup, TeamIntervalRollup, SiteIntervalRollup, TeamHourRollup),
+    (TeamAcwDurationRollup, CoachingRollup, ChecklistRollup),
 )
 """The tables ``_rebuild_in_streams`` fills on each of its connections. Each chain of sums
-stays on one connection (the agent KPI rows, the team and site rows summed from them and the
-team hour rows summed from those; the agent ACW duration rows and the team rows summed from
-them; the coaching day rows and their weeks and months), and the coaching rows go with the
-KPI chain and the checklist rows (from the raw rows, summed into nothing) with the duration
-chain, which holds the most rows (about four per ACW): so that both take about as long
-(docs/benchmarks.md)."""
+stays on one connection: the agent KPI rows, the team and site rows summed from them and the
+team hour rows summed from those on one; the tables counted from the raw rows of whole days
+(team ACW durations, coaching, checklists) and the weeks and months summed from them on the
+other, so that both take about as long (docs/benchmarks.md)."""
 
 
 def _rebuild_in_streams(span: _Span) -> int:
@@ -1285,19 +1258,22 @@ def _drop_fresh_tables(fresh: Mapping[type[models.Model], str]) -> None:
 
 def _write_rollups(span: _Span, into: Tables = _ROLLUP_TABLES) -> int:
     """Every rollup row of ``span`` (of the tables ``into`` names, which must hold every table
-    their rows are summed from), into tables holding none of them: the agent 15-minute rows
+    their rows are summed from), into tables holding none of them: the agent 15-minute KPI rows
     from the raw rows, each coarser grain from the one below it (the same sums the incremental
-    runs write; weeks and months both from days), the coaching day rows from the raw rows of
-    whole days and their weeks and months from them, then the team rows from the agent rows
-    (the hour rows from the 15-minute team rows). Returns the 15-minute ``KpiRollup`` rows."""
+    runs write; weeks and months both from days), the coaching and team duration day rows from
+    the raw rows of whole days and their weeks and months from them, then the team KPI rows
+    from the agent rows (the hour rows from the 15-minute team rows). Returns the 15-minute
+    ``KpiRollup`` rows."""
     rows = _insert_quarters([(span.start, span.end)], into=into)
-    _analyze_fresh(into, KpiRollup, AcwDurationRollup)
+    _analyze_fresh(into, KpiRollup)
     _insert_sums(Grain.QUARTER, Grain.DAY, span.days, into=into)
+    _insert_team_durations(Grain.DAY, span.days, into=into)
     _insert_coaching_days(span.days, into=into)
-    _analyze_fresh(into, KpiRollup, AcwDurationRollup, CoachingRollup)
+    _analyze_fresh(into, KpiRollup, TeamAcwDurationRollup, CoachingRollup)
     summed = ((Grain.MONTH, span.months), (Grain.WEEK, span.weeks))
     for grain, buckets in summed:
         _insert_sums(Grain.DAY, grain, buckets, into=into)
+        _insert_team_durations(grain, buckets, into=into)
         if CoachingRollup in into:
             _insert_coaching_sums(grain, buckets)
     if TeamIntervalRollup in into:
@@ -1523,7 +1499,7 @@ def _unqualified(sequence: str) -> str:
 
 def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) -> int:
     """Rewrite what ``StaleBucket`` lists: the team rows of 15-minute and day buckets from the
-    agent rows, and (``ended``) the agent and team rows of weeks and months that have ended (by
+    agent rows (the duration rows from the raw rows), and (``ended``) the agent and team rows of weeks and months that have ended (by
     ``now``) from their day rows; returns how many buckets. Callers hold the ``rollups`` lock
     (or are ``compute_rollups``).
 
@@ -1556,6 +1532,7 @@ def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) ->
             # In place: a day's team rows are mostly unchanged by the open interval.
             replacing = _TeamDays([s for s, _ in days])
             _insert_sums(Grain.DAY, Grain.DAY, days, agents=False, replacing=replacing)
+            _insert_team_durations(Grain.DAY, days, replacing=replacing)
             _insert_team_hours(Grain.DAY, days, replacing=replacing)
         closing = [
             (g, (s, bucket_end(g, s))) for _, g, s in sorted(stale, key=_start) if g in summed
@@ -1563,7 +1540,6 @@ def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) ->
         for grain, bucket in closing:
             for model in (
                 KpiRollup,
-                AcwDurationRollup,
                 TeamKpiRollup,
                 TeamAcwDurationRollup,
                 TeamHourRollup,
@@ -1573,6 +1549,7 @@ def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) ->
             _insert_sums(Grain.DAY, grain, [bucket])
             _insert_coaching_sums(grain, [bucket])
             _insert_sums(grain, grain, [bucket], agents=False)
+            _insert_team_durations(grain, [bucket])
             _insert_team_hours(grain, [bucket])
         StaleBucket.objects.filter(pk__in=[pk for pk, *_ in stale]).delete()
     return len(stale)

@@ -306,8 +306,13 @@ def test_each_page_costs_the_same_number_of_queries_for_more_agents_and_days(
     big = [_queries(client, p.format(q="period=last_30_days", team=north.pk)) for p in PAGES]
     for page, before, after in zip(PAGES, small, big, strict=True):
         assert len(after) == len(before) <= 45, (page, after)
-        # With the rollups up to date, no query aggregates raw interactions.
-        assert [q for q in after if 'FROM "agents_interaction"' in q and "GROUP BY" in q] == []
+        # With the rollups up to date, no query aggregates raw interactions, but for one
+        # agent's ACW histogram (there are no agent duration rows: its own raw rows answer).
+        raw = [q for q in after if 'FROM "agents_interaction"' in q and "GROUP BY" in q]
+        if "/agents/" in page:
+            assert len(raw) == 1 and '"agents_interaction"."agent_id" IN' in raw[0], raw
+        else:
+            assert raw == [], (page, raw)
 
 
 def test_the_overview_table_pages_and_sorts_every_row_keeping_the_filters(

@@ -18,7 +18,6 @@ from django.test.utils import CaptureQueriesContext
 from agents.models import AcwPolicy, AcwSession, Agent, Team
 from reporting import rollups
 from reporting.models import (
-    AcwDurationRollup,
     CoachingRollup,
     DirtyInterval,
     Grain,
@@ -144,7 +143,6 @@ def test_day_rows_whose_keys_are_gone_are_removed_and_the_others_rewritten(alice
     rollups.compute_rollups()
     assert not KpiRollup.objects.filter(**day_rows).exists()
     assert not CoachingRollup.objects.filter(**day_rows).exists()
-    assert not AcwDurationRollup.objects.filter(grain=Grain.DAY, seconds=10).exists()
     # The team day rows too (replaced in place by the refresh of the stale day).
     assert not TeamKpiRollup.objects.filter(**day_rows).exists()
     assert not TeamAcwDurationRollup.objects.filter(grain=Grain.DAY, seconds=10).exists()
@@ -397,14 +395,54 @@ def test_hour_and_duration_team_rows_are_sums_read_unless_a_bucket_lags(
     rolled, raw = kpis(team_ids, start, end, "weekday_hour")
     assert [r["interactions"] for r in rolled] == [99, 99]
     counts = acw_duration_counts(KpiFilter.of(team_ids), start, end, NOON + timedelta(days=1))
-    assert counts[""] == {5: 50, 7: 50}
-    # ... and not once one of their intervals is stale: the 15-minute and agent rows answer.
+    assert counts == {5: 50, 7: 50}
+    # ... and not once one of their intervals is stale: the 15-minute and agent rows answer,
+    # and the raw rows for the durations.
     StaleBucket.objects.create(grain=Grain.QUARTER, bucket_start=NOON)
     StaleBucket.objects.create(grain=Grain.DAY, bucket_start=DAY)
     rolled, raw = kpis(team_ids, start, end, "weekday_hour")
     assert rolled == raw and [r["interactions"] for r in rolled] == [2, 1]
     counts = acw_duration_counts(KpiFilter.of(team_ids), start, end, NOON + timedelta(days=1))
-    assert counts[""] == {5: 2, 7: 1}
+    assert counts == {5: 2, 7: 1}
+
+
+def test_a_late_acw_in_an_ended_month_sends_its_day_alone_to_the_raw_rows(
+    alice: Agent, bob: Agent
+) -> None:
+    october = datetime(2026, 10, 5, 12, tzinfo=UTC)  # a Monday
+    for n, (days, acw) in enumerate(((0, 5), (7, 6), (21, 7))):
+        ingest(*call("alice", f"a{n}", october + timedelta(days=days), talk=10, acw=acw))
+    ingest(*call("bob", "b0", october, talk=10, acw=9))
+    rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=NOON)
+    assert TeamAcwDurationRollup.objects.filter(grain=Grain.MONTH).count() == 4
+    # bob's call of 19 October arrives late: its interval is dirty, the month's rows lag.
+    ingest(*call("bob", "late", october + timedelta(days=14), talk=10, acw=30))
+    # Team rows that answer show up ten times over.
+    TeamAcwDurationRollup.objects.update(count=10)
+    start, end = site_day_bounds(date(2026, 10, 1), date(2026, 10, 31))
+    counts = acw_duration_counts(KpiFilter.of([alice.team_id]), start, end, NOON)
+    # The month is read as its weeks and days, 19 October alone from the raw rows.
+    assert counts == {5: 10, 6: 10, 7: 10, 9: 10, 30: 1}
+    # Once rolled up, 19 October is counted again from the raw rows and the month summed from
+    # its days (the others as they were left); then the month answers.
+    rollups.compute_rollups()
+    rollups.refresh_stale_buckets(now=NOON)
+    month = TeamAcwDurationRollup.objects.filter(grain=Grain.MONTH)
+    assert sorted(month.values_list("seconds", "count")) == [
+        (5, 10),
+        (6, 10),
+        (7, 10),
+        (9, 10),
+        (30, 1),
+    ]
+    month.update(count=3)
+    counts = acw_duration_counts(KpiFilter.of([alice.team_id]), start, end, NOON)
+    assert counts == {5: 3, 6: 3, 7: 3, 9: 3, 30: 3}
+    # One agent's histogram is read from that agent's raw rows.
+    TeamAcwDurationRollup.objects.update(count=10)
+    only_bob = KpiFilter.of([alice.team_id], agent_ids=[bob.pk])
+    assert acw_duration_counts(only_bob, start, end, NOON) == {9: 1, 30: 1}
 
 
 def _team_day_row_versions() -> dict[tuple[str, int, str, Any], str]:
@@ -560,14 +598,17 @@ def test_a_full_rebuild_joins_the_raw_rows_once_for_the_four_tables_written_from
     from_raw = [q["sql"].split(" (")[0] for q in captured if "rollup_raw_rows i" in q["sql"]]
     assert from_raw == [
         f'INSERT INTO "reporting_{name}rollup_fresh"'
-        for name in ("kpi", "acwduration", "coaching", "checklist")
+        for name in ("kpi", "teamacwduration", "coaching", "checklist")
     ]
     quarter = KpiRollup.objects.get(grain=Grain.QUARTER, agent=alice)
     assert (quarter.interactions, quarter.talk_seconds, quarter.acw_seconds) == (2, 30, 10)
     assert (quarter.acw_count, quarter.wrap_up_code) == (2, "sale")
-    assert sorted(
-        AcwDurationRollup.objects.filter(grain=Grain.QUARTER).values_list("seconds", "count")
-    ) == [(4, 1), (6, 1), (8, 1)]
+    durations = TeamAcwDurationRollup.objects.filter(grain=Grain.DAY)
+    assert sorted(durations.values_list("channel", "seconds", "count")) == [
+        ("chat", 8, 1),
+        ("phone", 4, 1),
+        ("phone", 6, 1),
+    ]
     coaching = CoachingRollup.objects.get(grain=Grain.DAY, agent=alice)
     # 4 and 6 s: a sum of 10, of squares 16 + 36.
     assert (coaching.durations, coaching.duration_sum, coaching.duration_squares) == (2, 10, 52)
