@@ -383,15 +383,24 @@ def _raw_rows(calendar: str, *, with_acw: bool = False) -> str:
     return f"{calendar.format(table)} CROSS JOIN LATERAL (SELECT {columns}) a"
 
 
-@contextmanager
-def _raw_rows_read_once(start: datetime, end: datetime) -> Iterator[None]:
-    """The raw rows of [start, end) joined once into a temporary table that the statements on
-    the raw rows read instead (``_raw_rows``; PostgreSQL, in the rebuild's transaction).
+# The tables whose rows a rebuild counts from the raw rows (each in one statement).
+_FROM_RAW_ROWS = (KpiRollup, TeamAcwDurationRollup, CoachingRollup, ChecklistRollup)
 
-    A full rebuild writes four tables from the raw rows (the 15-minute KPI and duration rows,
-    the coaching and checklist day rows), and each statement read the year's interactions and
-    ACWs and joined them: four joins of every interaction. The temporary table is written
-    once, without WAL, and read four times. Dropped at the end."""
+
+@contextmanager
+def _raw_rows_read_once(start: datetime, end: datetime, into: Tables) -> Iterator[None]:
+    """The raw rows of [start, end) joined once into a temporary table that the statements on
+    the raw rows read instead (``_raw_rows``; PostgreSQL, in the rebuild's transaction), if
+    more than one of the tables ``into`` names is written from them.
+
+    A full rebuild writes four tables from the raw rows (the 15-minute KPI rows, the team
+    duration, coaching and checklist day rows), and each statement read the year's
+    interactions and ACWs and joined them: four joins of every interaction. The temporary table
+    is written once, without WAL, and read by each. Dropped at the end. For one statement it
+    would only add a write and a read of every row to the join (10 s of 1,000 agents' year)."""
+    if sum(model in into for model in _FROM_RAW_ROWS) < 2:
+        yield
+        return
     table = "rollup_raw_rows"
     interaction = ", ".join(f"i.{name}" for name in _RAW_INTERACTION_COLUMNS)
     acw = ", ".join(f"a.{name} AS a_{name}" for name in _RAW_ACW_COLUMNS)
@@ -1122,7 +1131,7 @@ def _rebuild_in_one_transaction(span: _Span) -> int:
             model: _create_fresh_table(model) for model in _ROLLUP_TABLES
         }
         with _writing_into(fresh):
-            with _raw_rows_read_once(span.start, span.end):
+            with _raw_rows_read_once(span.start, span.end, tuple(fresh)):
                 rows = _write_rollups(span)
             analyze(*fresh)
         renames = _index_fresh_tables(fresh)
@@ -1150,9 +1159,10 @@ def _rebuild_in_streams(span: _Span) -> int:
     any left by a run that crashed are dropped). The coordinating transaction (repeatable
     read) exports its snapshot (``pg_export_snapshot``, as ``pg_dump -j`` does) and each
     worker thread (Django gives each thread its own connection) imports it in a repeatable
-    read transaction of its own, fills its tables from its own temporary table of the raw rows
-    (``_raw_rows_read_once``: written by both at once, where one table written by one worker
-    and read by the other would be written before either could start), analyses them, builds
+    read transaction of its own, fills its tables (from its own temporary table of the raw rows
+    where more than one of them is counted from those, ``_raw_rows_read_once``: written by both
+    at once, where one table written by one worker and read by the other would be written
+    before either could start), analyses them, builds
     their indexes and keys and commits. The coordinating transaction then swaps every table in
     and deletes the stale marks of its snapshot (a mark written since is kept). If a worker
     fails, the other one is cancelled, the fresh tables are dropped and the error raised: the
@@ -1242,7 +1252,7 @@ def _fill_stream(
                 cursor.execute("SELECT pg_backend_pid()")
                 (backends[n],) = cursor.fetchone()
             with _writing_into(fresh):
-                with _raw_rows_read_once(span.start, span.end):
+                with _raw_rows_read_once(span.start, span.end, tuple(fresh)):
                     rows = _write_rollups(span, into=tuple(fresh))
                 analyze(*fresh)
             renames = _index_fresh_tables(fresh)

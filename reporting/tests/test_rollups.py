@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from importlib import import_module
 from io import StringIO
@@ -860,9 +861,22 @@ def test_a_full_rebuild_outside_a_transaction_fills_the_tables_on_two_connection
         threads.add(threading.get_ident())
         return fill(*args)
 
+    read_once = rollups._raw_rows_read_once
+    temporary: dict[str, bool] = {}
+
+    @contextmanager
+    def spy_read_once(start: datetime, end: datetime, into: Any) -> Any:
+        with read_once(start, end, into):
+            temporary[min(m.__name__ for m in into)] = rollups._raw_table.get() is not None
+            yield
+
     monkeypatch.setattr(rollups, "_fill_stream", spy)
+    monkeypatch.setattr(rollups, "_raw_rows_read_once", spy_read_once)
     assert rollups.rebuild_all() == 12
     assert len(threads - {threading.get_ident()}) == len(rollups._STREAMS) == 2
+    # The raw rows go into a temporary table only on the connection that reads them three
+    # times (team durations, coaching, checklists), not for the 15-minute KPI rows alone.
+    assert temporary == {"ChecklistRollup": True, "KpiRollup": False}
     assert _every_rollup_row() == on_one
     assert _schema() == schema
     assert _fresh_tables_left() == []
