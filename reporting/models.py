@@ -58,7 +58,18 @@ class RollupSums(models.Model):
 
 
 class KpiRollup(RollupSums):
-    """Interactions that ended in [bucket_start, bucket_end), per agent, team, channel, code."""
+    """Interactions that ended in [bucket_start, bucket_end), per site day, week or month,
+    agent, team, channel and code: the KPI sums, and what the coaching signals add up
+    (docs/coaching.md): over the closed ACWs, the moments the confidence bounds need and the
+    split after long calls and late in the shift.
+
+    Day rows are computed from the raw rows of the agent's whole site day (both splits are
+    relative to that day: the agent's 75th percentile of talk + hold, their first interaction);
+    weeks and months are sums of their days (``reporting.rollups``). There are no agent rows
+    per 15 minutes: at that grain they barely shrink from the raw rows (about one interaction
+    each), so the team rows (``TeamIntervalRollup``) answer intervals where no agent is named
+    and the raw rows elsewhere.
+    """
 
     grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))
     bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
@@ -77,6 +88,44 @@ class KpiRollup(RollupSums):
     wrap_up_code = models.CharField(
         max_length=100, blank=True, default="", verbose_name=_("wrap-up code")
     )
+    durations = models.PositiveIntegerField(
+        default=0,
+        help_text=_("Closed ACWs with a duration."),
+        verbose_name=_("durations"),
+    )
+    duration_sum = models.FloatField(
+        default=0,
+        help_text=_("Their durations in whole seconds (rounded down), summed."),
+        verbose_name=_("sum of whole seconds"),
+    )
+    duration_squares = models.FloatField(
+        default=0,
+        help_text=_("Their durations in whole seconds (rounded down), squared and summed."),
+        verbose_name=_("sum of squared whole seconds"),
+    )
+    acw_squares = models.FloatField(
+        default=0,
+        help_text=_("Closed ACWs: seconds squared and summed."),
+        verbose_name=_("ACW seconds squared"),
+    )
+    long_count = models.PositiveIntegerField(
+        default=0,
+        help_text=_("Closed ACWs after a call longer than the agent's 75th percentile that day."),
+        verbose_name=_("ACWs after long calls"),
+    )
+    long_seconds = models.FloatField(default=0, verbose_name=_("ACW seconds after long calls"))
+    long_squares = models.FloatField(
+        default=0, verbose_name=_("ACW seconds squared after long calls")
+    )
+    late_count = models.PositiveIntegerField(
+        default=0,
+        help_text=_("Closed ACWs more than 6 h after the agent's first interaction that day."),
+        verbose_name=_("ACWs late in the shift"),
+    )
+    late_seconds = models.FloatField(default=0, verbose_name=_("ACW seconds late in the shift"))
+    late_squares = models.FloatField(
+        default=0, verbose_name=_("ACW seconds squared late in the shift")
+    )
 
     class Meta:
         verbose_name = _("KPI rollup")
@@ -92,8 +141,7 @@ class KpiRollup(RollupSums):
                 fields=["grain", "bucket_start", "team"], name="kpirollup_grain_start_team"
             ),
             models.Index(fields=["agent", "grain", "bucket_start"], name="kpirollup_agent_start"),
-            # One team's day rows over a long period (the team page's sparklines): with the
-            # team alone the index also led to every 15-minute row of the team.
+            # One team's day rows over a long period (the team page's sparklines).
             models.Index(fields=["team", "grain", "bucket_start"], name="kpirollup_team_start"),
         ]
 
@@ -274,94 +322,10 @@ class TeamAcwDurationRollup(models.Model):
         return f"{self.grain} {self.bucket_start:%Y-%m-%d} team {self.team_id}: {self.seconds} s"
 
 
-class CoachingRollup(RollupSums):
-    """What the coaching signals add up, per site day (and month) × agent × team × channel ×
-    wrap-up code (docs/coaching.md): the KPI sums, and over the closed ACWs the moments the
-    confidence bounds need and the split after long calls and late in the shift.
-
-    Day rows are computed from the raw rows of the agent's whole site day (both splits are
-    relative to that day: the agent's 75th percentile of talk + hold, their first interaction),
-    never from 15-minute rows; months are sums of their days. Same dirty marks, rebuild and
-    month rules as ``KpiRollup`` (``reporting.rollups``).
-    """
-
-    grain = models.CharField(max_length=3, choices=Grain.choices, verbose_name=_("grain"))
-    bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
-    bucket_end = models.DateTimeField(verbose_name=_("bucket end"))
-    # Indexed with its grain and bucket (``coachrollup_agent_start``), not alone.
-    agent = models.ForeignKey(
-        Agent, on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("agent")
-    )
-    team = models.ForeignKey(
-        Team, on_delete=models.CASCADE, related_name="+", verbose_name=_("team")
-    )
-    channel = models.CharField(max_length=10, choices=Channel.choices, verbose_name=_("channel"))
-    wrap_up_code = models.CharField(
-        max_length=100, blank=True, default="", verbose_name=_("wrap-up code")
-    )
-    durations = models.PositiveIntegerField(
-        default=0,
-        help_text=_("Closed ACWs with a duration."),
-        verbose_name=_("durations"),
-    )
-    duration_sum = models.FloatField(
-        default=0,
-        help_text=_("Their durations in whole seconds (rounded down), summed."),
-        verbose_name=_("sum of whole seconds"),
-    )
-    duration_squares = models.FloatField(
-        default=0,
-        help_text=_("Their durations in whole seconds (rounded down), squared and summed."),
-        verbose_name=_("sum of squared whole seconds"),
-    )
-    acw_squares = models.FloatField(
-        default=0,
-        help_text=_("Closed ACWs: seconds squared and summed."),
-        verbose_name=_("ACW seconds squared"),
-    )
-    long_count = models.PositiveIntegerField(
-        default=0,
-        help_text=_("Closed ACWs after a call longer than the agent's 75th percentile that day."),
-        verbose_name=_("ACWs after long calls"),
-    )
-    long_seconds = models.FloatField(default=0, verbose_name=_("ACW seconds after long calls"))
-    long_squares = models.FloatField(
-        default=0, verbose_name=_("ACW seconds squared after long calls")
-    )
-    late_count = models.PositiveIntegerField(
-        default=0,
-        help_text=_("Closed ACWs more than 6 h after the agent's first interaction that day."),
-        verbose_name=_("ACWs late in the shift"),
-    )
-    late_seconds = models.FloatField(default=0, verbose_name=_("ACW seconds late in the shift"))
-    late_squares = models.FloatField(
-        default=0, verbose_name=_("ACW seconds squared late in the shift")
-    )
-
-    class Meta:
-        verbose_name = _("coaching rollup")
-        verbose_name_plural = _("coaching rollups")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["grain", "bucket_start", "agent", "team", "channel", "wrap_up_code"],
-                name="coachingrollup_one_per_key",
-            ),
-        ]
-        indexes = [
-            models.Index(
-                fields=["grain", "bucket_start", "team"], name="coachrollup_grain_start_team"
-            ),
-            models.Index(fields=["agent", "grain", "bucket_start"], name="coachrollup_agent_start"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.grain} {self.bucket_start:%Y-%m-%d} agent {self.agent_id}"
-
-
 class ChecklistRollup(models.Model):
     """Ticked checklist steps of closed ACWs per site day × agent × team × channel × step (the
     value stored in the ACW's ``checklist``), with those ACWs' seconds: the checklist analysis
-    (docs/coaching.md §5). Day rows only, from the raw rows, with the ``CoachingRollup`` days."""
+    (docs/coaching.md §5). Day rows only, from the raw rows, with the ``KpiRollup`` days."""
 
     bucket_start = models.DateTimeField(verbose_name=_("bucket start"))
     bucket_end = models.DateTimeField(verbose_name=_("bucket end"))

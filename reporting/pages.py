@@ -16,8 +16,25 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
-from django.db.models import ExpressionWrapper, Func, IntegerField, Q, Sum, Value
-from django.db.models.functions import ExtractHour, ExtractMonth, ExtractYear, TruncDate
+from django.db.models import (
+    Case,
+    Count,
+    ExpressionWrapper,
+    FloatField,
+    Func,
+    IntegerField,
+    Q,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import (
+    Coalesce,
+    ExtractHour,
+    ExtractMonth,
+    ExtractYear,
+    TruncDate,
+)
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -686,10 +703,14 @@ def agent_sparklines(scope: Scope) -> dict[str, list[float | None]]:
 
     One query on the rollups, as of their last run (a minute old at most): a sparkline shows a
     shape, and the exact figures sit next to it in the table. The database sums each agent's
-    points, so a year of day rows never reaches Python.
+    points, so a year of day rows never reaches Python. Hours come from the day's raw rows
+    (there are no agent rows per 15 minutes).
     """
     start, end = scope.bounds()
     step = sparkline_step(scope.period)
+    tz = site_tz()
+    if step == "hour":
+        return _hourly_sparklines(scope, start, end)
     if step == "month":
         in_period = reduce(
             operator.or_,
@@ -699,19 +720,12 @@ def agent_sparklines(scope: Scope) -> dict[str, list[float | None]]:
             ),
         )
     else:
-        in_period = Q(
-            grain=Grain.QUARTER if step == "hour" else Grain.DAY,
-            bucket_start__gte=start,
-            bucket_start__lt=end,
-        )
+        in_period = Q(grain=Grain.DAY, bucket_start__gte=start, bucket_start__lt=end)
     rollups = KpiRollup.objects.filter(in_period, team_id__in=scope.team_ids)
     if scope.channel:
         rollups = rollups.filter(channel=scope.channel)
-    tz = site_tz()
     point: Any
-    if step == "hour":
-        size, point = 24, ExtractHour("bucket_start", tzinfo=tz)
-    elif step == "month":
+    if step == "month":
         first, last = scope.period.first, scope.period.last
         size = _month_number(last) - _month_number(first) + 1
         point = (
@@ -724,13 +738,45 @@ def agent_sparklines(scope: Scope) -> dict[str, list[float | None]]:
         per = 7 if step == "week" else 1
         size = -(-scope.period.days // per)
         point = ExpressionWrapper(days / per, output_field=IntegerField())
-    sums: dict[str, list[list[float]]] = {}
-    for key, slot, n, acw in (
+    points = (
         rollups.annotate(point=point)
         .values_list("agent__external_id", "point")
         .annotate(n=Sum("interactions"), acw=Sum("acw_seconds"))
         .order_by()
-    ):
+    )
+    return _sparklines(points, size)
+
+
+def _hourly_sparklines(
+    scope: Scope, start: datetime, end: datetime
+) -> dict[str, list[float | None]]:
+    """``agent_sparklines`` per hour of one day, from its raw rows: the closed ACWs' seconds
+    per interaction, as the rollups count them."""
+    ended = Interaction.objects.filter(
+        team_id__in=scope.team_ids, ended_at__gte=start, ended_at__lt=end
+    )
+    if scope.channel:
+        ended = ended.filter(channel=scope.channel)
+    closed = Case(
+        When(acw__ended_at__isnull=False, then=Coalesce("acw__duration_seconds", Value(0.0))),
+        default=Value(0.0),
+        output_field=FloatField(),
+    )
+    points = (
+        ended.annotate(point=ExtractHour("ended_at", tzinfo=site_tz()))
+        .values_list("agent__external_id", "point")
+        .annotate(n=Count("pk"), acw=Sum(closed))
+        .order_by()
+    )
+    return _sparklines(points, 24)
+
+
+def _sparklines(
+    points: Iterable[tuple[str, int, int, float]], size: int
+) -> dict[str, list[float | None]]:
+    """Average ACW per agent and point from (agent, point, interactions, ACW seconds)."""
+    sums: dict[str, list[list[float]]] = {}
+    for key, slot, n, acw in points:
         cells = sums.setdefault(key, [[0, 0.0] for _ in range(size)])
         if 0 <= slot < size:
             cells[slot][0] += n

@@ -24,7 +24,7 @@ import heapq
 import itertools
 import math
 import operator
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -1425,12 +1425,29 @@ def dirty_by_range(
     return agents
 
 
-def _raw_ranges(plan: _Plan, dirty: list[tuple[int, datetime, datetime]]) -> Q | None:
-    raw = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in plan.raw_edges] + [
+def _raw_ranges(
+    plan: _Plan,
+    dirty: list[tuple[int, datetime, datetime]],
+    intervals: list[tuple[datetime, datetime]],
+) -> Q | None:
+    """The raw rows that answer for the edges of ``plan`` off a 15-minute boundary, its
+    15-minute ``intervals`` without rollup rows (every agent), and the agents' ``dirty``
+    ranges elsewhere (those in 15-minute segments are inside ``intervals``: an interval holding
+    a dirty one lags in the team rows)."""
+    in_quarters = [s for s, _ in plan.quarters], [e for _, e in plan.quarters]
+    raw = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in [*plan.raw_edges, *_joined(intervals)]]
+    raw += [
         Q(agent_id__in=agent_ids, ended_at__gte=s, ended_at__lt=e)
         for (s, e), agent_ids in dirty_by_range(dirty).items()
+        if not _inside(s, *in_quarters)
     ]
     return reduce(operator.or_, raw) if raw else None
+
+
+def _inside(moment: datetime, starts: list[datetime], ends: list[datetime]) -> bool:
+    """Whether ``moment`` lies in one of the ranges [starts[n], ends[n]) (in order)."""
+    n = bisect_right(starts, moment) - 1
+    return n >= 0 and moment < ends[n]
 
 
 def kpi_rows(
@@ -1480,14 +1497,15 @@ def kpi_rows(
             )
         if group_by == "interval" and connection.vendor == "postgresql":
             return list(_interval_rows(where, read, start, end, now, norms))
-        segments = [
-            rollups
-            for grain, segment in read.plan.segments()
-            for rollups in _segment_rollups(group_by, where, grain, segment, read, norms, by_hour)
-        ]
+        segments: list[QuerySet[Any]] = []
+        intervals: list[tuple[datetime, datetime]] = []
+        for grain, segment in read.plan.segments():
+            reads, raw = _segment_rollups(group_by, where, grain, segment, read, norms, by_hour)
+            segments += reads
+            intervals += raw
         for rollups in _per_table(segments):
             _add_rollup_sums(rows, group_by, rollups, norms)
-        _add_raw_ranges(rows, group_by, where, read, norms)
+        _add_raw_ranges(rows, group_by, where, read, norms, intervals)
         _add_open_acws(rows, group_by, where, start, end, now)
     return _finish(rows, group_by)
 
@@ -1533,17 +1551,21 @@ def _segment_rollups(
     read: _Read,
     norms: Norms | None,
     by_hour: list[tuple[datetime, datetime]] | None = None,
-) -> list[QuerySet[Any]]:
-    """The rollup rows that answer ``segment`` of a ``kpi_rows`` plan: its team rows where a
-    team table has them, and the agent rows of the buckets whose team rows may lag behind (all
-    of them elsewhere). The first is the long one. Team rows inside ``by_hour`` (the spans the
-    heat map read from the hour rows) are left out."""
-    agent_rows = _rollups(KpiRollup, grain, segment, where, read.dirty)
+) -> tuple[list[QuerySet[Any]], list[tuple[datetime, datetime]]]:
+    """The rollup rows that answer ``segment`` of a ``kpi_rows`` plan (its team rows where a
+    team table has them, and the agent rows of the buckets whose team rows may lag behind; all
+    agent rows elsewhere; the first is the long one), and the ranges of it the raw rows answer
+    for every agent: 15-minute intervals have no agent rows, so the raw rows answer for those
+    the team rows cannot (the whole segment where agents are named or codes grouped, else the
+    intervals whose team rows lag). Team rows inside ``by_hour`` (the spans the heat map read
+    from the hour rows) are left out."""
     by_code = group_by == "wrap_up_code" or norms is not None
     team_level = _team_level(group_by, where)
     team_rows = _team_rollups(by_code, grain, segment, where) if team_level else None
     if team_rows is None:
-        return [agent_rows]
+        if grain == Grain.QUARTER:
+            return [], [segment]
+        return [_rollups(KpiRollup, grain, segment, where, read.dirty)], []
     if group_by == "interval" and grain == Grain.QUARTER and _whole_site(where):
         team_rows = SiteIntervalRollup.objects.filter(
             bucket_start__gte=segment[0], bucket_start__lt=segment[1]
@@ -1552,7 +1574,12 @@ def _segment_rollups(
     team_rows = team_rows.exclude(bucket_start__in=busy)
     if by_hour is not None:
         team_rows = team_rows.filter(_outside(segment, by_hour))
-    return [team_rows, agent_rows.filter(bucket_start__in=busy)] if busy else [team_rows]
+    if not busy:
+        return [team_rows], []
+    if grain == Grain.QUARTER:
+        return [team_rows], [(start, start + QUARTER) for start in busy]
+    agent_rows = _rollups(KpiRollup, grain, segment, where, read.dirty)
+    return [team_rows, agent_rows.filter(bucket_start__in=busy)], []
 
 
 def _add_raw_ranges(
@@ -1561,9 +1588,11 @@ def _add_raw_ranges(
     where: KpiFilter,
     read: _Read,
     norms: Norms | None,
+    intervals: list[tuple[datetime, datetime]],
 ) -> None:
-    """Add the raw rows of what the rollups of ``read`` cannot answer (``_raw_ranges``)."""
-    raw = _raw_ranges(read.plan, read.dirty)
+    """Add the raw rows of what the rollups of ``read`` cannot answer (``_raw_ranges``), and
+    of the 15-minute ``intervals`` the team rows do not answer (``_segment_rollups``)."""
+    raw = _raw_ranges(read.plan, read.dirty, intervals)
     if raw is not None:
         _add_raw(rows, group_by, Interaction.objects.filter(where.q()).filter(raw), norms)
 
@@ -1582,12 +1611,16 @@ def _interval_rows(
     the way. Call inside ``consistent_read()``."""
     streams: list[Iterable[tuple[float, KpiRow]]] = []
     others: dict[str, KpiRow] = {}
+    intervals: list[tuple[datetime, datetime]] = []
     for grain, segment in read.plan.segments():
-        long, *short = _segment_rollups("interval", where, grain, segment, read, norms)
-        streams.append(_interval_sums(long))
-        for rollups in short:
-            _add_rollup_sums(others, "interval", rollups, norms)
-    _add_raw_ranges(others, "interval", where, read, norms)
+        reads, raw = _segment_rollups("interval", where, grain, segment, read, norms)
+        intervals += raw
+        if reads:
+            long, *short = reads
+            streams.append(_interval_sums(long))
+            for rollups in short:
+                _add_rollup_sums(others, "interval", rollups, norms)
+    _add_raw_ranges(others, "interval", where, read, norms, intervals)
     by_instant = operator.itemgetter(0)
     streams.append(sorted(((_instant(row), row) for row in others.values()), key=by_instant))
     open_acws: dict[str, list[tuple[float, int]]] = defaultdict(list)

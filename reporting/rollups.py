@@ -2,31 +2,31 @@
 
 ``agents.services`` marks the intervals of the rows it writes (``dirty_buckets_of_rows()``)
 and calls ``mark_dirty_before_replay()`` in the transaction that writes an agent's interactions
-and ACWs, under that agent's live-state row lock, so every change to the raw rows leaves a ``DirtyInterval`` (agent × 15 minutes) behind.
-``compute_rollups()`` (every minute) takes the same lock per agent, claims its marks and
-recomputes exactly those intervals and their days (their months once ended); ``rebuild_range()`` recomputes
-whole site days (and their weeks and months) from the raw rows with set-based SQL (``INSERT ... SELECT ...
-GROUP BY``: the daily close, ``manage.py rebuild_rollups --from``), and ``rebuild_all()`` every
-day into fresh tables swapped in (``manage.py rebuild_rollups``, ``manage.py seed_history``). All
-are idempotent. ``KpiRollup`` holds the KPI sums per agent.
+and ACWs, under that agent's live-state row lock, so every change to the raw rows leaves a
+``DirtyInterval`` (agent × 15 minutes) behind. ``compute_rollups()`` (every minute) takes the
+same lock per agent, claims its marks and recomputes the days holding those intervals (their
+weeks and months once ended); ``rebuild_range()`` recomputes whole site days (and their weeks
+and months) from the raw rows with set-based SQL (``INSERT ... SELECT ... GROUP BY``: the daily
+close, ``manage.py rebuild_rollups --from``), and ``rebuild_all()`` every day into fresh tables
+swapped in (``manage.py rebuild_rollups``, ``manage.py seed_history``). All are idempotent.
 
-The team tables (``TeamKpiRollup``: days and months per team, channel and code;
-``TeamIntervalRollup``: 15 minutes per team and channel, and ``SiteIntervalRollup`` its sums
-per 15 minutes) are sums of the agent rows, and ``TeamHourRollup`` (days and months per team,
-channel, site weekday and hour) of the 15-minute team rows. ``TeamAcwDurationRollup`` (days and
-months per team and channel: how many ACWs lasted each whole number of seconds) counts the raw
-rows of each site day, and sums its days into weeks and months; it has no agent table.
-Whatever rewrites agent rows marks their buckets in ``StaleBucket`` in the same transaction,
-and ``refresh_stale_buckets()`` rewrites those team rows (at the end of every
+``KpiRollup`` holds per site day, week and month, agent, team, channel and code the KPI sums
+and the coaching sums; ``ChecklistRollup`` the ticked checklist steps per day. Their day rows
+are computed from the raw rows of the whole agent-day whenever one of its intervals is dirty:
+whether an ACW followed a long call or came late in the shift depends on the agent's whole day
+(docs/coaching.md). There are no agent rows per 15 minutes (about one interaction each).
+
+The team tables (``TeamKpiRollup``: days, weeks and months per team, channel and code) are
+sums of the agent rows; ``TeamIntervalRollup`` (15 minutes per team and channel) counts the raw
+rows, ``SiteIntervalRollup`` sums it per 15 minutes and ``TeamHourRollup`` (days, weeks and
+months per team, channel, site weekday and hour) per hour. ``TeamAcwDurationRollup`` (days,
+weeks and months per team and channel: how many ACWs lasted each whole number of seconds)
+counts the raw rows of each site day, and sums its days into weeks and months; it has no agent
+table. Whatever rewrites agent rows marks their buckets in ``StaleBucket`` in the same
+transaction, and ``refresh_stale_buckets()`` rewrites those team rows (at the end of every
 ``compute_rollups()`` run); readers use a team bucket only when it is neither stale nor dirty.
 Week and month rows (agents and teams) are summed from the days once the week or month has
 ended, by the daily close (``close_day``); a stale week or month is read as days.
-
-The coaching tables (``CoachingRollup``: days and months per agent, team, channel and code;
-``ChecklistRollup``: days per agent, team, channel and ticked step) follow the same marks, but
-their day rows are recomputed from the raw rows of the whole agent-day whenever one of its
-intervals is dirty: whether an ACW followed a long call or came late in the shift depends on the
-agent's whole day (docs/coaching.md).
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ from agents.states import Rows
 
 from .models import (
     ChecklistRollup,
-    CoachingRollup,
     DirtyInterval,
     Grain,
     KpiRollup,
@@ -213,9 +212,9 @@ def compute_rollups() -> int:
 
 
 def _recompute(quarters: list[AgentBucket]) -> None:
-    """The agent rows of these 15-minute intervals from the raw rows, then of their days from
-    the rows below them (rows whose sums did not change are left as they are,
-    ``_write_rows``); their team buckets, and their weeks and months, are marked stale."""
+    """The agent day rows of these 15-minute intervals from the raw rows of their whole
+    agent-days (rows whose sums did not change are left as they are, ``_write_rows``); their
+    team buckets, and their weeks and months, are marked stale."""
     if not quarters:
         return
     days = sorted({(agent_id, _day_start(bucket)) for agent_id, bucket in quarters})
@@ -224,16 +223,10 @@ def _recompute(quarters: list[AgentBucket]) -> None:
     # Weeks and months are summed from their days once they have ended
     # (``refresh_stale_buckets``): no query reads the current ones as such, and summing them
     # again every minute would cost more than the rest of the run.
-    for grain, buckets in ((Grain.QUARTER, quarters), (Grain.DAY, days)):
-        for n in range(0, len(buckets), MARKS_PER_STATEMENT):
-            chunk = buckets[n : n + MARKS_PER_STATEMENT]
-            bounds = [(start, bucket_end(grain, start), agent_id) for agent_id, start in chunk]
-            if grain == Grain.QUARTER:
-                KpiRollup.objects.filter(_agent_buckets_q(chunk), grain=grain).delete()
-                _insert_quarters(bounds)
-            else:
-                _insert_sums(Grain.QUARTER, Grain.DAY, bounds, replacing=chunk)
-                _insert_coaching_days(bounds, replacing=chunk)
+    for n in range(0, len(days), MARKS_PER_STATEMENT):
+        chunk = days[n : n + MARKS_PER_STATEMENT]
+        bounds = [(start, bucket_end(Grain.DAY, start), agent_id) for agent_id, start in chunk]
+        _insert_days(bounds, replacing=chunk)
     _mark_team_stale(
         {
             (grain, start)
@@ -384,7 +377,7 @@ def _raw_rows(calendar: str, *, with_acw: bool = False) -> str:
 
 
 # The tables whose rows a rebuild counts from the raw rows (each in one statement).
-_FROM_RAW_ROWS = (KpiRollup, TeamAcwDurationRollup, CoachingRollup, ChecklistRollup)
+_FROM_RAW_ROWS = (KpiRollup, ChecklistRollup, TeamAcwDurationRollup, TeamIntervalRollup)
 
 
 @contextmanager
@@ -393,8 +386,8 @@ def _raw_rows_read_once(start: datetime, end: datetime, into: Tables) -> Iterato
     the raw rows read instead (``_raw_rows``; PostgreSQL, in the rebuild's transaction), if
     more than one of the tables ``into`` names is written from them.
 
-    A full rebuild writes four tables from the raw rows (the 15-minute KPI rows, the team
-    duration, coaching and checklist day rows), and each statement read the year's
+    A full rebuild writes four tables from the raw rows (the agent day rows, the checklist and
+    team duration day rows, the 15-minute team rows), and each statement read the year's
     interactions and ACWs and joined them: four joins of every interaction. The temporary table
     is written once, without WAL, and read by each. Dropped at the end. For one statement it
     would only add a write and a read of every row to the join (10 s of 1,000 agents' year)."""
@@ -532,33 +525,6 @@ def _span(bounds: Sequence[Bounds]) -> list[Any]:
     return [_db(min(b[0] for b in bounds)), _db(max(b[1] for b in bounds))]
 
 
-def _insert_quarters(bounds: Sequence[Bounds], *, into: Tables | None = None) -> int:
-    """The agent 15-minute KPI rows of the interactions that ended in ``bounds`` (if ``into``
-    names their table); returns the rows written.
-
-    One site-wide span (a rebuild) is the range condition alone: looking each row's bucket up
-    in a calendar of one bucket cost a third of a second per 650,000 rows for nothing."""
-    if not _writes(KpiRollup, into):
-        return 0
-    params: list[Any] = []
-    if len(bounds) == 1 and len(bounds[0]) == 2:
-        calendar = "{} i"
-    else:
-        calendar, params = _calendar(bounds, "i.ended_at")
-    bucket = _sql("quarter", "i.ended_at")
-    keys = f"{bucket}, i.agent_id, i.team_id, i.channel"
-    code = "COALESCE(a.wrap_up_code, '')"
-    measures = ", ".join(_RAW_SUMS.values())
-    return _execute(
-        f"INSERT INTO {_table(KpiRollup)} (grain, bucket_start, agent_id, team_id, channel, "
-        f"wrap_up_code, {', '.join(MEASURES)}, bucket_end, computed_at) "
-        f"SELECT %s, {keys}, {code}, {measures}, {_sql('plus_quarter', bucket)}, %s "
-        f"FROM {_raw_rows(calendar)} WHERE i.ended_at >= %s AND i.ended_at < %s "
-        f"GROUP BY {keys}, {code} ORDER BY {keys}, {code}",
-        [Grain.QUARTER, _db(timezone.now()), *params, *_span(bounds)],
-    )
-
-
 def _insert_team_durations(
     grain: str,
     bounds: Sequence[Bounds],
@@ -604,10 +570,10 @@ def _insert_team_durations(
     )
 
 
-# --- Coaching rollups ------------------------------------------------------------------------
+# --- Agent day rows ---------------------------------------------------------------------------
 #
-# Day rows from the raw rows of whole agent-days: "after a long call" and "late in the shift"
-# are relative to the agent's own day, so a day row is never a sum of 15-minute rows.
+# From the raw rows of whole agent-days: "after a long call" and "late in the shift" are
+# relative to the agent's own day, so a day row is never a sum of shorter buckets.
 
 LONG_CALL_QUANTILE = 0.75
 """A long call: talk + hold ranked above the agent's 75th percentile of that site day."""
@@ -628,7 +594,8 @@ _COACHING_SUMS = (
     "late_squares",
 )
 COACHING_MEASURES = (*MEASURES, *_COACHING_SUMS)
-"""The summed columns of ``CoachingRollup``, in the order ``coaching_day_sql`` selects them."""
+"""The summed columns of ``KpiRollup`` (the KPI sums, then the coaching sums), in the order
+``coaching_day_sql`` selects them."""
 
 
 def _coaching_values(rank: str, shift_start: str) -> list[str]:
@@ -659,7 +626,7 @@ def _coaching_values(rank: str, shift_start: str) -> list[str]:
 
 
 def coaching_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
-    """SELECT of the ``CoachingRollup`` day rows of ``bounds`` (whole site days, of every agent
+    """SELECT of the ``KpiRollup`` day rows of ``bounds`` (whole site days, of every agent
     or of one agent each) from the raw rows: ``b_start, b_end``, the keys, then
     ``COACHING_MEASURES``, each column named as in the table. Window functions place each
     closed ACW in its agent's day, in the same pass over the raw rows as the sums: each row's
@@ -710,29 +677,30 @@ def checklist_day_sql(bounds: Sequence[Bounds]) -> tuple[str, list[Any]]:
     return sql, [*params, *_span(bounds)]
 
 
-def _insert_coaching_days(
+def _insert_days(
     bounds: Sequence[Bounds],
     *,
     replacing: Sequence[AgentBucket] | None = None,
     into: Tables | None = None,
-) -> None:
-    """Both coaching tables' day rows of ``bounds`` (site days) from the raw rows (or those of
+) -> int:
+    """Both agent tables' day rows of ``bounds`` (site days) from the raw rows (or those of
     the tables ``into`` names), in place of the rows of the agent-days ``replacing``
-    (``_write_rows``)."""
+    (``_write_rows``); returns the ``KpiRollup`` rows written."""
     if not bounds:
-        return
-    if _writes(CoachingRollup, into):
+        return 0
+    rows = 0
+    if _writes(KpiRollup, into):
         columns = ("bucket_start", "bucket_end", *_COACHING_KEYS, *COACHING_MEASURES)
         sql, params = coaching_day_sql(bounds)
-        _write_rows(
-            CoachingRollup,
+        rows = _write_rows(
+            KpiRollup,
             ("grain", "computed_at", *columns),
             f"SELECT %s, %s, g.* FROM ({sql}) g",
             [Grain.DAY, _db(timezone.now()), *params],
             replacing,
         )
     if not _writes(ChecklistRollup, into):
-        return
+        return rows
     sql, params = checklist_day_sql(bounds)
     _write_rows(
         ChecklistRollup,
@@ -750,6 +718,7 @@ def _insert_coaching_days(
         params,
         replacing,
     )
+    return rows
 
 
 @dataclass(frozen=True)
@@ -867,29 +836,7 @@ def _unique_key(model: type[models.Model]) -> list[str]:
     return [field.column for field in fields if isinstance(field, models.Field)]
 
 
-def _insert_coaching_sums(grain: str, bounds: Sequence[Bounds]) -> None:
-    """``CoachingRollup`` week or month (``grain``) rows of ``bounds`` as sums of their day
-    rows, in the order of the table's unique key: in the order the grouping happens to give,
-    each week's rows of a rebuild lay one to a page among the year's (a 30-day coaching
-    baseline read 40,710 pages for 41,294 week rows)."""
-    if not bounds:
-        return
-    calendar, calendar_params = _calendar(bounds, "k.bucket_start")
-    keys = ", ".join(f"k.{key}" for key in _COACHING_KEYS)
-    sums = ", ".join(f"SUM(k.{name})" for name in COACHING_MEASURES)
-    _execute(
-        f"INSERT INTO {_table(CoachingRollup)} (grain, computed_at, bucket_start, bucket_end, "
-        f"{', '.join(_COACHING_KEYS)}, {', '.join(COACHING_MEASURES)}) "
-        f"SELECT %s, %s, c.b_start, c.b_end, {keys}, {sums} "
-        f"FROM {calendar.format(_table(CoachingRollup))} "
-        "WHERE k.grain = %s AND k.bucket_start >= %s AND k.bucket_start < %s "
-        f"GROUP BY c.b_start, c.b_end, {keys} ORDER BY c.b_start, {keys}",
-        [grain, _db(timezone.now()), *calendar_params, Grain.DAY, *_span(bounds)],
-    )
-
-
 def _insert_sums(
-    source: str,
     target: str,
     bounds: Sequence[Bounds],
     *,
@@ -897,15 +844,19 @@ def _insert_sums(
     replacing: Replacing | None = None,
     into: Tables | None = None,
 ) -> None:
-    """The KPI rows of the ``target`` grain of ``bounds`` (buckets), as sums of the agent rows
-    of the ``source`` grain inside them: agent rows, or (``agents=False``) team day, week and
-    month rows (if ``into`` names their table); in place of the day rows ``replacing``
-    (``_write_rows``)."""
+    """The ``target`` grain rows of ``bounds`` (buckets) as sums of the agent rows of the same
+    buckets (``target``) or, for agent rows, of the day rows inside them: agent week and month
+    rows (every column, in the order of the table's unique key: in the order the grouping
+    happens to give, each week's rows lay one to a page among the year's), or
+    (``agents=False``) team day, week and month rows of the KPI sums (if ``into`` names their
+    table); in place of the day rows ``replacing`` (``_write_rows``)."""
     model = KpiRollup if agents else TeamKpiRollup
     if not bounds or not _writes(model, into):
         return
+    source = Grain.DAY if agents else target
     calendar, calendar_params = _sums_calendar(source, target, bounds)
-    sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
+    measures = COACHING_MEASURES if agents else MEASURES
+    sums = ", ".join(f"SUM(k.{name})" for name in measures)
     who = "k.agent_id, k.team_id" if agents else "k.team_id"
     _write_rows(
         model,
@@ -916,7 +867,7 @@ def _insert_sums(
             *who.replace("k.", "").split(", "),
             "channel",
             "wrap_up_code",
-            *MEASURES,
+            *measures,
             "computed_at",
         ),
         f"SELECT %s, c.b_start, c.b_end, {who}, k.channel, k.wrap_up_code, {sums}, %s "
@@ -929,24 +880,29 @@ def _insert_sums(
     )
 
 
-def _insert_team_intervals(where: str, params: Sequence[Any]) -> None:
-    """The 15-minute team rows of the buckets ``where`` (on ``k.bucket_start``) from the agent
-    rows, then their site rows from the team rows."""
-    sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
+def _insert_team_intervals(ranges: Sequence[tuple[datetime, datetime]]) -> None:
+    """The 15-minute team rows of the interactions that ended in ``ranges`` (whole 15-minute
+    intervals) from the raw rows, then their site rows from the team rows."""
+    if not ranges:
+        return
+    within = " OR ".join(["(i.ended_at >= %s AND i.ended_at < %s)"] * len(ranges))
+    bucket = _sql("quarter", "i.ended_at")
+    keys = f"{bucket}, i.team_id, i.channel"
     now = _db(timezone.now())
     _execute(
         f"INSERT INTO {_table(TeamIntervalRollup)} (bucket_start, team_id, channel, "
         f"{', '.join(MEASURES)}, computed_at) "
-        f"SELECT k.bucket_start, k.team_id, k.channel, {sums}, %s FROM {_table(KpiRollup)} k "
-        f"WHERE k.grain = %s AND {where} GROUP BY k.bucket_start, k.team_id, k.channel "
-        "ORDER BY k.bucket_start, k.team_id, k.channel",
-        [now, Grain.QUARTER, *params],
+        f"SELECT {keys}, {', '.join(_RAW_SUMS.values())}, %s FROM {_raw_rows('{} i')} "
+        f"WHERE {within} GROUP BY {keys} ORDER BY {keys}",
+        [now, *(_db(moment) for bounds in ranges for moment in bounds)],
     )
+    within = " OR ".join(["(k.bucket_start >= %s AND k.bucket_start < %s)"] * len(ranges))
+    sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
     _execute(
         f"INSERT INTO {_table(SiteIntervalRollup)} (bucket_start, {', '.join(MEASURES)}, "
         f"computed_at) SELECT k.bucket_start, {sums}, %s FROM {_table(TeamIntervalRollup)} k "
-        f"WHERE {where} GROUP BY k.bucket_start ORDER BY k.bucket_start",
-        [now, *params],
+        f"WHERE {within} GROUP BY k.bucket_start ORDER BY k.bucket_start",
+        [now, *(_db(moment) for bounds in ranges for moment in bounds)],
     )
 
 
@@ -1030,7 +986,6 @@ _ROLLUP_TABLES = (
     TeamIntervalRollup,
     SiteIntervalRollup,
     TeamHourRollup,
-    CoachingRollup,
     ChecklistRollup,
 )
 
@@ -1071,7 +1026,7 @@ class _Span:
 def rebuild_range(first: date, last: date, *, months: bool = True) -> int:
     """Recompute every rollup of the site days ``first`` to ``last`` from the raw rows, and
     (``months``) the month rows of the months they touch (sums of their day rows); returns the
-    15-minute rows written. Set-based: a few statements whatever the length of the range.
+    agent day rows written. Set-based: a few statements whatever the length of the range.
 
     Reads without agent locks: an event ingested meanwhile leaves its dirty mark (nothing here
     deletes marks), so the next ``compute_rollups()`` corrects whatever this wrote too early.
@@ -1090,7 +1045,7 @@ def rebuild_range(first: date, last: date, *, months: bool = True) -> int:
 def rebuild_all() -> int:
     """``rebuild_range`` of every site day from the first one with activity to today, written
     (on PostgreSQL) into fresh tables that then replace the rollup tables; returns the
-    15-minute rows written, 0 if there are no interactions.
+    agent day rows written, 0 if there are no interactions.
 
     Rewriting most rows of a table in place is slow three times over: each row updates six
     indexes one entry at a time, queues two foreign-key checks, and meets the dead row it
@@ -1141,14 +1096,21 @@ def _rebuild_in_one_transaction(span: _Span) -> int:
 
 
 _STREAMS: tuple[Tables, ...] = (
-    (KpiRollup, TeamKpiRollup, TeamIntervalRollup, SiteIntervalRollup, TeamHourRollup),
-    (TeamAcwDurationRollup, CoachingRollup, ChecklistRollup),
+    (KpiRollup, TeamKpiRollup),
+    (
+        ChecklistRollup,
+        TeamAcwDurationRollup,
+        TeamIntervalRollup,
+        SiteIntervalRollup,
+        TeamHourRollup,
+    ),
 )
 """The tables ``_rebuild_in_streams`` fills on each of its connections. Each chain of sums
-stays on one connection: the agent KPI rows, the team and site rows summed from them and the
-team hour rows summed from those on one; the tables counted from the raw rows of whole days
-(team ACW durations, coaching, checklists) and the weeks and months summed from them on the
-other, so that both take about as long (docs/benchmarks.md)."""
+stays on one connection: the agent day rows (from the raw rows), their weeks and months and
+the team KPI rows summed from them on one; on the other the checklist rows, the team duration
+day rows and the 15-minute team rows (each from the raw rows), the duration weeks and months,
+and the site and hour rows summed from the 15-minute team rows: so that both take about as
+long (docs/benchmarks.md)."""
 
 
 def _rebuild_in_streams(span: _Span) -> int:
@@ -1193,7 +1155,7 @@ def _fill_streams(
     snapshot: str, span: _Span, fresh: Mapping[type[models.Model], str]
 ) -> tuple[int, dict[type[models.Model], list[str]]]:
     """Run ``_fill_stream`` of every ``_STREAMS`` entry in a thread of its own; returns the
-    15-minute rows and the renames of each table's indexes and constraints. The first error
+    agent day rows and the renames of each table's indexes and constraints. The first error
     (or an interrupt of this thread) cancels the statement the other workers are running, and
     is raised once they have ended."""
     backends: dict[int, int] = {}
@@ -1244,7 +1206,7 @@ def _fill_stream(
 ) -> tuple[int, dict[type[models.Model], list[str]]]:
     """Fill, analyse and index the fresh tables ``fresh`` names, in one transaction on this
     thread's connection reading the raw rows as of ``snapshot`` (its backend's process id is
-    left in ``backends[n]``, for a cancel); returns the 15-minute rows and the renames
+    left in ``backends[n]``, for a cancel); returns the agent day rows and the renames
     (``_index_fresh_tables``). Closes the thread's connection."""
     try:
         with _bulk_transaction(snapshot=snapshot):
@@ -1268,31 +1230,24 @@ def _drop_fresh_tables(fresh: Mapping[type[models.Model], str]) -> None:
 
 def _write_rollups(span: _Span, into: Tables = _ROLLUP_TABLES) -> int:
     """Every rollup row of ``span`` (of the tables ``into`` names, which must hold every table
-    their rows are summed from), into tables holding none of them: the agent 15-minute KPI rows
-    from the raw rows, each coarser grain from the one below it (the same sums the incremental
-    runs write; weeks and months both from days), the coaching and team duration day rows from
-    the raw rows of whole days and their weeks and months from them, then the team KPI rows
-    from the agent rows (the hour rows from the 15-minute team rows). Returns the 15-minute
-    ``KpiRollup`` rows."""
-    rows = _insert_quarters([(span.start, span.end)], into=into)
-    _analyze_fresh(into, KpiRollup)
-    _insert_sums(Grain.QUARTER, Grain.DAY, span.days, into=into)
+    their rows are summed from), into tables holding none of them: the agent day rows (and the
+    checklist rows) from the raw rows of whole days, their weeks and months summed from them
+    (the same statements the incremental runs use), the team duration day rows from the raw
+    rows and their weeks and months from them, the team KPI rows from the agent rows, the
+    15-minute team and site rows from the raw rows, and the team hour rows from the 15-minute
+    team rows. Returns the agent day rows."""
+    rows = _insert_days(span.days, into=into)
     _insert_team_durations(Grain.DAY, span.days, into=into)
-    _insert_coaching_days(span.days, into=into)
-    _analyze_fresh(into, KpiRollup, TeamAcwDurationRollup, CoachingRollup)
+    _analyze_fresh(into, KpiRollup, TeamAcwDurationRollup)
     summed = ((Grain.MONTH, span.months), (Grain.WEEK, span.weeks))
     for grain, buckets in summed:
-        _insert_sums(Grain.DAY, grain, buckets, into=into)
+        _insert_sums(grain, buckets, into=into)
         _insert_team_durations(grain, buckets, into=into)
-        if CoachingRollup in into:
-            _insert_coaching_sums(grain, buckets)
-    if TeamIntervalRollup in into:
-        _insert_team_intervals(
-            "k.bucket_start >= %s AND k.bucket_start < %s", [_db(span.start), _db(span.end)]
-        )
-    _insert_sums(Grain.DAY, Grain.DAY, span.days, agents=False, into=into)
+    _insert_sums(Grain.DAY, span.days, agents=False, into=into)
     for grain, buckets in summed:
-        _insert_sums(grain, grain, buckets, agents=False, into=into)
+        _insert_sums(grain, buckets, agents=False, into=into)
+    if TeamIntervalRollup in into:
+        _insert_team_intervals([(span.start, span.end)])
     if TeamHourRollup in into:
         _analyze_fresh(into, TeamIntervalRollup)
         _insert_team_hours(Grain.DAY, span.days)
@@ -1508,9 +1463,10 @@ def _unqualified(sequence: str) -> str:
 
 
 def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) -> int:
-    """Rewrite what ``StaleBucket`` lists: the team rows of 15-minute and day buckets from the
-    agent rows (the duration rows from the raw rows), and (``ended``) the agent and team rows of weeks and months that have ended (by
-    ``now``) from their day rows; returns how many buckets. Callers hold the ``rollups`` lock
+    """Rewrite what ``StaleBucket`` lists: the team rows of 15-minute buckets from the raw rows,
+    of day buckets from the agent rows (the duration rows from the raw rows), and (``ended``)
+    the agent and team rows of weeks and months that have ended (by ``now``) from their day
+    rows; returns how many buckets. Callers hold the ``rollups`` lock
     (or are ``compute_rollups``).
 
     The minute run leaves weeks and months to the daily close (``close_day``): a late change to
@@ -1533,32 +1489,24 @@ def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) ->
         if quarters:
             TeamIntervalRollup.objects.filter(bucket_start__in=quarters).delete()
             SiteIntervalRollup.objects.filter(bucket_start__in=quarters).delete()
-            holes = ", ".join(["%s"] * len(quarters))
-            _insert_team_intervals(f"k.bucket_start IN ({holes})", [_db(q) for q in quarters])
+            _insert_team_intervals(_joined_quarters(quarters))
         days = [
             (s, bucket_end(Grain.DAY, s)) for _, g, s in sorted(stale, key=_start) if g == Grain.DAY
         ]
         if days:
             # In place: a day's team rows are mostly unchanged by the open interval.
             replacing = _TeamDays([s for s, _ in days])
-            _insert_sums(Grain.DAY, Grain.DAY, days, agents=False, replacing=replacing)
+            _insert_sums(Grain.DAY, days, agents=False, replacing=replacing)
             _insert_team_durations(Grain.DAY, days, replacing=replacing)
             _insert_team_hours(Grain.DAY, days, replacing=replacing)
         closing = [
             (g, (s, bucket_end(g, s))) for _, g, s in sorted(stale, key=_start) if g in summed
         ]
         for grain, bucket in closing:
-            for model in (
-                KpiRollup,
-                TeamKpiRollup,
-                TeamAcwDurationRollup,
-                TeamHourRollup,
-                CoachingRollup,
-            ):
+            for model in (KpiRollup, TeamKpiRollup, TeamAcwDurationRollup, TeamHourRollup):
                 model._default_manager.filter(grain=grain, bucket_start=bucket[0]).delete()
-            _insert_sums(Grain.DAY, grain, [bucket])
-            _insert_coaching_sums(grain, [bucket])
-            _insert_sums(grain, grain, [bucket], agents=False)
+            _insert_sums(grain, [bucket])
+            _insert_sums(grain, [bucket], agents=False)
             _insert_team_durations(grain, [bucket])
             _insert_team_hours(grain, [bucket])
         StaleBucket.objects.filter(pk__in=[pk for pk, *_ in stale]).delete()
@@ -1567,6 +1515,17 @@ def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) ->
 
 def _start(stale: tuple[int, str, datetime]) -> datetime:
     return stale[2]
+
+
+def _joined_quarters(starts: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """The 15-minute intervals starting at ``starts`` as ranges, adjacent ones joined."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for start in sorted(set(starts)):
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], start + QUARTER)
+        else:
+            ranges.append((start, start + QUARTER))
+    return ranges
 
 
 def rebuild_day(day: date, *, month: bool = True) -> int:

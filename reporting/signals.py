@@ -1,4 +1,5 @@
-"""Reads of the coaching rollups (``CoachingRollup``, ``ChecklistRollup``) for the coaching list.
+"""Reads of the coaching rollups (the coaching sums of ``KpiRollup``, ``ChecklistRollup``) for the
+coaching list.
 
 Exact up to ``now`` like ``queries.kpi_rows``: rollup rows where they are up to date, the SQL
 that writes them (``rollups.coaching_day_sql`` / ``checklist_day_sql``) run on the raw rows of
@@ -25,7 +26,7 @@ from django.db.models import FloatField, QuerySet
 from agents.models import AcwSession, Agent, Interaction, Team
 
 from . import queries, rollups
-from .models import ChecklistRollup, CoachingRollup
+from .models import ChecklistRollup, KpiRollup
 from .queries import DirtyRange, KpiFilter, open_acw_elapsed, site_day, site_day_bounds
 
 PERIOD_COLUMNS = (*queries.SUMMED, "durations", "duration_sum", "duration_squares")
@@ -90,10 +91,10 @@ def period_cells_sql(
     rows computed from the raw rows and the open ACWs are summed in one statement; call inside
     ``consistent_read()``."""
     start, end = site_day_bounds(first, last)
-    segments, dirty = queries.day_rollups(CoachingRollup, where, start, end, now)
+    segments, dirty = queries.day_rollups(KpiRollup, where, start, end, now)
     columns = ", ".join((*CELL_KEYS, *summed))
     # The first part names and types the columns.
-    parts = [f"SELECT {columns} FROM {_table(CoachingRollup)} WHERE 1 = 0"]
+    parts = [f"SELECT {columns} FROM {_table(KpiRollup)} WHERE 1 = 0"]
     params: list[Any] = []
     for rows in segments:
         sql, part_params = rows.values_list(*CELL_KEYS, *summed).query.sql_with_params()
@@ -147,7 +148,7 @@ def _sum_as_column(name: str) -> str:
 
 def _as_column(name: str, value: str) -> str:
     """``value`` cast to the type of the column ``name``."""
-    kind = "FLOAT" if isinstance(CoachingRollup._meta.get_field(name), FloatField) else "INTEGER"
+    kind = "FLOAT" if isinstance(KpiRollup._meta.get_field(name), FloatField) else "INTEGER"
     return f"CAST({value} AS {kind})"
 
 
@@ -238,7 +239,7 @@ def recent_sums(where: KpiFilter, first: date, last: date, now: datetime) -> Rec
     start, end = site_day_bounds(first, last)
     out = RecentSums()
     with queries.consistent_read():
-        segments, dirty = queries.day_rollups(CoachingRollup, where, start, end, now, months=False)
+        segments, dirty = queries.day_rollups(KpiRollup, where, start, end, now, months=False)
         for team, agent, *values in _summed(segments, ("team_id", "agent_id"), RECENT_COLUMNS):
             out.closed[(team, agent)] = values
         positions = [rollups.COACHING_MEASURES.index(name) for name in RECENT_COLUMNS]

@@ -19,7 +19,6 @@ from django.test.utils import CaptureQueriesContext
 from agents.models import AcwPolicy, AcwSession, Agent, Team
 from reporting import rollups
 from reporting.models import (
-    CoachingRollup,
     DirtyInterval,
     Grain,
     KpiRollup,
@@ -56,14 +55,14 @@ def kpis(team_ids: list[int], start: datetime, end: datetime, group_by: Any = "a
 def test_an_interaction_counts_in_the_15_minute_interval_it_ended_in(alice: Agent) -> None:
     ingest(*call("alice", "c1", NOON + timedelta(minutes=10), talk=400, acw=20, code="sale"))
     rollups.compute_rollups()
-    row = KpiRollup.objects.get(grain=Grain.QUARTER)
+    row = TeamIntervalRollup.objects.get()
     # Started 12:10, ended 12:16:40: it belongs to 12:15–12:30.
     assert row.bucket_start == NOON + timedelta(minutes=15)
-    assert row.bucket_end == NOON + timedelta(minutes=30)
-    assert (row.team_id, row.channel, row.wrap_up_code) == (alice.team_id, "phone", "sale")
+    assert (row.team_id, row.channel) == (alice.team_id, "phone")
     assert (row.interactions, row.talk_seconds, row.acw_seconds, row.acw_count) == (1, 400, 20, 1)
     day = KpiRollup.objects.get(grain=Grain.DAY)
     assert (day.bucket_start, day.bucket_end) == (DAY, DAY + timedelta(days=1))
+    assert (day.agent_id, day.team_id, day.wrap_up_code) == (alice.pk, alice.team_id, "sale")
     assert (day.interactions, day.talk_seconds, day.acw_seconds) == (1, 400, 20)
 
 
@@ -76,7 +75,7 @@ def test_it_counts_timeouts_extensions_overruns_and_too_short_acws(alice: Agent)
     ingest(*extended, event("alice", "acw.extended", t + timedelta(seconds=70), seconds=30))
     ingest(event("alice", "agent.not_ready", t + timedelta(seconds=200), reason="break"))
     rollups.compute_rollups()
-    row = KpiRollup.objects.get(grain=Grain.QUARTER)
+    row = KpiRollup.objects.get(grain=Grain.DAY)
     assert (row.interactions, row.acw_count, row.too_short, row.timeouts) == (2, 2, 1, 1)
     assert (row.extensions, row.overruns) == (1, 1)
     assert row.acw_seconds == pytest.approx(4 + 60)  # the extended one timed out at 30 + 30 s
@@ -87,10 +86,12 @@ def test_it_keeps_channels_and_wrap_up_codes_apart(alice: Agent) -> None:
     ingest(*call("alice", "b", NOON + timedelta(minutes=1), talk=30, acw=5, channel="chat"))
     ingest(*call("alice", "c", NOON + timedelta(minutes=2), talk=30, acw=5, code="sale"))
     rollups.compute_rollups()
-    rows = KpiRollup.objects.filter(grain=Grain.QUARTER).values_list(
+    rows = KpiRollup.objects.filter(grain=Grain.DAY).values_list(
         "channel", "wrap_up_code", "interactions"
     )
     assert sorted(rows) == [("chat", "", 1), ("phone", "sale", 2)]
+    intervals = TeamIntervalRollup.objects.values_list("channel", "interactions")
+    assert sorted(intervals) == [("chat", 1), ("phone", 2)]
 
 
 def test_a_late_event_marks_its_interval_dirty_and_the_next_run_corrects_it(
@@ -108,8 +109,8 @@ def test_a_late_event_marks_its_interval_dirty_and_the_next_run_corrects_it(
     rolled, raw = kpis([alice.team_id], DAY, DAY + timedelta(days=1))
     assert rolled == raw and raw[0]["hold_seconds"] == 30
     assert rollups.compute_rollups() == 1
-    row = KpiRollup.objects.get(grain=Grain.QUARTER)
-    assert (row.talk_seconds, row.hold_seconds) == (70, 30)
+    for row in (KpiRollup.objects.get(grain=Grain.DAY), TeamIntervalRollup.objects.get()):
+        assert (row.talk_seconds, row.hold_seconds) == (70, 30)
     assert kpis([alice.team_id], DAY, DAY + timedelta(days=1)) == (raw, raw)
 
 
@@ -122,11 +123,11 @@ def test_a_late_end_moves_an_interaction_to_another_interval_and_its_old_row_goe
         event("alice", "interaction.ended", NOON + timedelta(minutes=20), **cid),
     )
     rollups.compute_rollups()
-    assert KpiRollup.objects.get(grain=Grain.QUARTER).bucket_start == NOON + timedelta(minutes=15)
+    assert TeamIntervalRollup.objects.get().bucket_start == NOON + timedelta(minutes=15)
     # The agent had actually logged out at 12:05, which ended the call then (no ACW).
     ingest(event("alice", "agent.logged_out", NOON + timedelta(minutes=5)))
     rollups.compute_rollups()
-    row = KpiRollup.objects.get(grain=Grain.QUARTER)
+    row = TeamIntervalRollup.objects.get()
     assert (row.bucket_start, row.interactions, row.acw_count) == (NOON, 1, 0)
     rolled, raw = kpis([alice.team_id], DAY, DAY + timedelta(days=1))
     assert rolled == raw
@@ -137,13 +138,11 @@ def test_day_rows_whose_keys_are_gone_are_removed_and_the_others_rewritten(alice
     ingest(*call("alice", "c1", NOON, talk=60, acw=10, code="sale"))
     rollups.compute_rollups()
     day_rows = {"grain": Grain.DAY, "wrap_up_code": "sale"}
-    assert KpiRollup.objects.filter(**day_rows).exists()
-    assert CoachingRollup.objects.filter(**day_rows).exists()
+    assert KpiRollup.objects.filter(**day_rows, durations=1).exists()
     # The agent had logged out 30 s into the call: no ACW, no code, the same day.
     ingest(event("alice", "agent.logged_out", NOON + timedelta(seconds=30)))
     rollups.compute_rollups()
     assert not KpiRollup.objects.filter(**day_rows).exists()
-    assert not CoachingRollup.objects.filter(**day_rows).exists()
     # The team day rows too (replaced in place by the refresh of the stale day).
     assert not TeamKpiRollup.objects.filter(**day_rows).exists()
     assert not TeamAcwDurationRollup.objects.filter(grain=Grain.DAY, seconds=10).exists()
@@ -162,7 +161,7 @@ def test_an_open_acw_counts_its_elapsed_time_until_its_deadline(alice: Agent) ->
         [alice.team_id], DAY, DAY + timedelta(days=1), now=end + timedelta(seconds=25)
     )
     assert rolled == raw and rolled[0]["acw_seconds"] == 25
-    assert KpiRollup.objects.get(grain=Grain.QUARTER).acw_seconds == 0  # open: never stored
+    assert KpiRollup.objects.get(grain=Grain.DAY).acw_seconds == 0  # open: never stored
 
 
 def test_kpis_read_day_rows_for_whole_days_and_quarters_for_the_rest(
@@ -263,9 +262,7 @@ def test_rebuild_rollups_recomputes_history_from_a_date(alice: Agent) -> None:
         assert list(sums) == [30], grain
 
 
-def test_the_rebuild_writes_coaching_rows_in_the_order_of_their_key(
-    alice: Agent, bob: Agent
-) -> None:
+def test_the_rebuild_writes_agent_rows_in_the_order_of_their_key(alice: Agent, bob: Agent) -> None:
     """Rows go in in the order of their table's unique key, so that a period's rows lie together
     (a coaching list reads a month's day rows of every agent, and its baseline's weeks); the
     window functions of the coaching statement hand them over agent by agent."""
@@ -278,7 +275,7 @@ def test_the_rebuild_writes_coaching_rows_in_the_order_of_their_key(
             cursor.execute("SET LOCAL enable_sort TO off")  # until the test's rollback
     call_command("rebuild_rollups", stdout=StringIO())
     for grain, n in ((Grain.DAY, 8), (Grain.WEEK, 4), (Grain.MONTH, 2)):
-        rows = CoachingRollup.objects.filter(grain=grain).order_by("id")
+        rows = KpiRollup.objects.filter(grain=grain).order_by("id")
         keys = list(
             rows.values_list("bucket_start", "agent_id", "team_id", "channel", "wrap_up_code")
         )
@@ -293,7 +290,7 @@ def test_rebuild_rollups_in_a_pipe_prints_one_summary_line_and_no_progress(alice
     assert err.getvalue() == ""
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Rebuilt "), lines
-    assert "1 15-minute rollup rows" in lines[0]
+    assert "1 agent day rollup rows" in lines[0]
 
 
 def test_team_rows_are_the_sums_of_the_agent_rows(alice: Agent, bob: Agent) -> None:
@@ -547,7 +544,7 @@ def test_a_set_based_rebuild_writes_exactly_what_the_incremental_runs_wrote(
     rollups.compute_rollups()
     rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))  # ended months
     incremental = _every_rollup_row()
-    assert all(incremental[:7])  # (no checklists ticked)
+    assert all(incremental[:6])  # (no checklists ticked)
     KpiRollup.objects.update(talk_seconds=999)  # damaged by hand
     REBUILDS[rebuild](noon.date())
     assert _every_rollup_row() == incremental
@@ -561,7 +558,7 @@ def test_a_full_rebuild_leaves_the_tables_as_the_migrations_made_them(alice: Age
     before = _schema()
     assert rollups.rebuild_all() == 1
     assert _schema() == before
-    assert KpiRollup.objects.filter(grain=Grain.QUARTER, talk_seconds=10).count() == 1
+    assert KpiRollup.objects.filter(grain=Grain.DAY, talk_seconds=10).count() == 1
     # The identity goes on from the new rows.
     rollups.compute_rollups()
     DirtyInterval.objects.create(agent=alice, bucket_start=NOON)
@@ -578,13 +575,11 @@ def test_an_interaction_ending_a_microsecond_before_a_quarter_counts_in_the_one_
     ingest(*call("bob", "c2", NOON + timedelta(minutes=10), talk=300, acw=1))
     for rebuild in (rollups.compute_rollups, rollups.rebuild_all):
         rebuild()
-        starts = dict(
-            KpiRollup.objects.filter(grain=Grain.QUARTER).values_list("agent_id", "bucket_start")
-        )
-        assert starts == {alice.pk: NOON, bob.pk: NOON + timedelta(minutes=15)}
+        starts = TeamIntervalRollup.objects.values_list("bucket_start", "interactions")
+        assert sorted(starts) == [(NOON, 1), (NOON + timedelta(minutes=15), 1)]
 
 
-def test_a_full_rebuild_joins_the_raw_rows_once_for_the_four_tables_written_from_them(
+def test_a_full_rebuild_joins_the_raw_rows_once_for_the_four_tables_counted_from_them(
     alice: Agent, bob: Agent
 ) -> None:
     if connection.vendor != "postgresql":
@@ -599,22 +594,23 @@ def test_a_full_rebuild_joins_the_raw_rows_once_for_the_four_tables_written_from
     from_raw = [q["sql"].split(" (")[0] for q in captured if "rollup_raw_rows i" in q["sql"]]
     assert from_raw == [
         f'INSERT INTO "reporting_{name}rollup_fresh"'
-        for name in ("kpi", "teamacwduration", "coaching", "checklist")
+        for name in ("kpi", "checklist", "teamacwduration", "teaminterval")
     ]
-    quarter = KpiRollup.objects.get(grain=Grain.QUARTER, agent=alice)
-    assert (quarter.interactions, quarter.talk_seconds, quarter.acw_seconds) == (2, 30, 10)
-    assert (quarter.acw_count, quarter.wrap_up_code) == (2, "sale")
+    day = KpiRollup.objects.get(grain=Grain.DAY, agent=alice)
+    assert (day.interactions, day.talk_seconds, day.acw_seconds) == (2, 30, 10)
+    assert (day.acw_count, day.wrap_up_code) == (2, "sale")
+    # 4 and 6 s: a sum of 10, of squares 16 + 36.
+    assert (day.durations, day.duration_sum, day.duration_squares) == (2, 10, 52)
+    bob_day = KpiRollup.objects.get(grain=Grain.DAY, agent=bob)
+    assert (bob_day.channel, bob_day.talk_seconds, bob_day.duration_sum) == ("chat", 30, 8)
+    intervals = TeamIntervalRollup.objects.values_list("channel", "interactions", "talk_seconds")
+    assert sorted(intervals) == [("chat", 1, 30), ("phone", 2, 30)]
     durations = TeamAcwDurationRollup.objects.filter(grain=Grain.DAY)
     assert sorted(durations.values_list("channel", "seconds", "count")) == [
         ("chat", 8, 1),
         ("phone", 4, 1),
         ("phone", 6, 1),
     ]
-    coaching = CoachingRollup.objects.get(grain=Grain.DAY, agent=alice)
-    # 4 and 6 s: a sum of 10, of squares 16 + 36.
-    assert (coaching.durations, coaching.duration_sum, coaching.duration_squares) == (2, 10, 52)
-    bob_day = CoachingRollup.objects.get(grain=Grain.DAY, agent=bob)
-    assert (bob_day.channel, bob_day.talk_seconds, bob_day.duration_sum) == ("chat", 30, 8)
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('rollup_raw_rows')")
         assert cursor.fetchone() == (None,)  # dropped once read
@@ -780,7 +776,7 @@ def test_week_rows_are_sums_of_their_days_read_unless_stale_or_dirty(
     week = datetime(2026, 11, 16, tzinfo=UTC)
     agent_week = KpiRollup.objects.get(grain=Grain.WEEK, bucket_start=week, agent=alice)
     assert (agent_week.bucket_end, agent_week.talk_seconds) == (week + timedelta(days=7), 11)
-    for model in (TeamKpiRollup, TeamHourRollup, TeamAcwDurationRollup, CoachingRollup):
+    for model in (TeamKpiRollup, TeamHourRollup, TeamAcwDurationRollup):
         assert model.objects.filter(grain=Grain.WEEK, bucket_start=week).exists(), model
     team_ids = [alice.team_id, bob.team_id]
     start, end = site_day_bounds(date(2026, 11, 13), date(2026, 11, 29))
@@ -849,7 +845,7 @@ def test_a_full_rebuild_outside_a_transaction_fills_the_tables_on_two_connection
         pytest.skip("PostgreSQL only")
     _history()
     with transaction.atomic():  # the caller's transaction: one connection
-        assert rollups.rebuild_all() == 12
+        assert rollups.rebuild_all() == 6
     on_one = _every_rollup_row()
     assert all(on_one)  # every table has rows
     schema = _schema()
@@ -872,10 +868,10 @@ def test_a_full_rebuild_outside_a_transaction_fills_the_tables_on_two_connection
 
     monkeypatch.setattr(rollups, "_fill_stream", spy)
     monkeypatch.setattr(rollups, "_raw_rows_read_once", spy_read_once)
-    assert rollups.rebuild_all() == 12
+    assert rollups.rebuild_all() == 6
     assert len(threads - {threading.get_ident()}) == len(rollups._STREAMS) == 2
     # The raw rows go into a temporary table only on the connection that reads them three
-    # times (team durations, coaching, checklists), not for the 15-minute KPI rows alone.
+    # times (checklists, team durations, team intervals), not for the agent day rows alone.
     assert temporary == {"ChecklistRollup": True, "KpiRollup": False}
     assert _every_rollup_row() == on_one
     assert _schema() == schema
@@ -904,17 +900,17 @@ def test_an_interaction_committed_after_the_snapshot_stays_dirty_and_is_rolled_u
         return fill(*args)
 
     monkeypatch.setattr(rollups, "_fill_streams", with_a_write_after_the_snapshot)
-    assert rollups.rebuild_all() == 12  # without the late call
+    assert rollups.rebuild_all() == 6  # without the late call
     assert not KpiRollup.objects.filter(talk_seconds=42).exists()
     assert DirtyInterval.objects.filter(agent=alice, bucket_start=late).exists()
     # The stale mark of the snapshot is gone, the one written since kept.
     assert list(StaleBucket.objects.values_list("grain", "bucket_start")) == [(Grain.QUARTER, late)]
     rollups.compute_rollups()
     rollups.refresh_stale_buckets(now=datetime(2026, 12, 1, 1, tzinfo=UTC))  # ended months
-    assert KpiRollup.objects.filter(grain=Grain.QUARTER, talk_seconds=42).count() == 1
+    assert TeamIntervalRollup.objects.filter(bucket_start=late, talk_seconds=42).count() == 1
     incremental = _every_rollup_row()
     with transaction.atomic():
-        assert rollups.rebuild_all() == 13
+        assert rollups.rebuild_all() == 6
     assert _every_rollup_row() == incremental
 
 
@@ -930,10 +926,10 @@ def test_a_worker_failing_leaves_the_old_tables_and_no_fresh_table(
     schema = _schema()
 
     def fail(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("coaching months failed")
+        raise RuntimeError("duration months failed")
 
-    monkeypatch.setattr(rollups, "_insert_coaching_sums", fail)
-    with pytest.raises(RuntimeError, match="coaching months failed"):
+    monkeypatch.setattr(rollups, "_insert_team_durations", fail)
+    with pytest.raises(RuntimeError, match="duration months failed"):
         rollups.rebuild_all()
     assert _every_rollup_row() == before
     assert _schema() == schema
@@ -942,7 +938,7 @@ def test_a_worker_failing_leaves_the_old_tables_and_no_fresh_table(
     monkeypatch.undo()
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE reporting_kpirollup_fresh (x integer)")
-    assert rollups.rebuild_all() == 12
+    assert rollups.rebuild_all() == 6
     assert _fresh_tables_left() == []
 
 
@@ -957,16 +953,16 @@ def test_a_worker_failing_cancels_the_other_one(
     before = _every_rollup_row()
     sleeping = threading.Event()
 
-    def sleep(*args: Any) -> None:  # in the KPI stream
+    def sleep(*args: Any, **kwargs: Any) -> None:  # in the KPI stream
         sleeping.set()
         rollups._execute("SELECT pg_sleep(60)", [])
 
-    def fail(*args: Any, **kwargs: Any) -> None:  # in the duration stream
+    def fail(*args: Any, **kwargs: Any) -> None:  # in the other stream
         assert sleeping.wait(30)
         time.sleep(0.5)  # (into the statement)
         raise RuntimeError("checklist rows failed")
 
-    monkeypatch.setattr(rollups, "_insert_team_intervals", sleep)
+    monkeypatch.setattr(rollups, "_insert_sums", sleep)
     monkeypatch.setattr(rollups, "checklist_day_sql", fail)
     began = time.monotonic()
     with pytest.raises(RuntimeError, match="checklist rows failed"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django_celery_beat.models import PeriodicTask
@@ -10,7 +10,7 @@ from django_celery_beat.models import PeriodicTask
 from acw_site import locks
 from agents.models import Agent
 from reporting import tasks
-from reporting.models import Grain, KpiRollup
+from reporting.models import Grain, KpiRollup, TeamIntervalRollup
 
 from .factories import call, ingest
 
@@ -55,7 +55,10 @@ def test_the_daily_close_task_recomputes_the_day_given(alice: Agent) -> None:
     day = datetime(2026, 11, 20, 12, tzinfo=UTC)
     ingest(*call("alice", "c1", day, talk=10, acw=1))
     assert tasks.close_day_task.delay("2026-11-20").get() == 1
-    assert KpiRollup.objects.filter(grain=Grain.QUARTER, bucket_start=day).exists()
+    assert TeamIntervalRollup.objects.filter(bucket_start=day).exists()
+    assert KpiRollup.objects.filter(
+        grain=Grain.DAY, bucket_start=day - timedelta(hours=12)
+    ).exists()
 
 
 def test_the_alert_task_evaluates_alerts(alice: Agent) -> None:

@@ -45,7 +45,7 @@ def test_the_worker_rolls_up_and_raises_an_alert(broker_tasks: Path) -> None:
 
     tasks.compute_rollups_task.delay()
     wait_for(lambda: KpiRollup.objects.filter(grain=Grain.DAY, agent=agent).exists(), 15)
-    row = KpiRollup.objects.get(grain=Grain.QUARTER, agent=agent)
+    row = KpiRollup.objects.get(grain=Grain.DAY, agent=agent)
     assert (row.interactions, row.channel) == (1, "phone")
     assert row.talk_seconds == pytest.approx(40, abs=0.01)
 

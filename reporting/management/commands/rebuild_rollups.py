@@ -58,7 +58,7 @@ class Command(BaseCommand):
         days = (today - first).days + 1
         self.stdout.write(
             self.style.SUCCESS(
-                f"Rebuilt {days} day(s) from {first} to {today}: {rows} 15-minute rollup rows "
+                f"Rebuilt {days} day(s) from {first} to {today}: {rows} agent day rollup rows "
                 f"in {time.perf_counter() - began:.1f} s."
             )
         )
