@@ -91,9 +91,9 @@ def urls(first: str, last: str, team: Any, department: str, agent: str) -> list[
     return out
 
 
-# The baseline: one hand-written statement per grouping on the agent rollups (day rows, or
-# 15-minute rows for the groupings by time of day; the team day rows for the histogram), summed
-# by the database.
+# The baseline: one hand-written statement per grouping on the agent day rollups (the 15-minute
+# team rows for the groupings by time of day, the team day rows for the histogram), summed by
+# the database.
 _BASELINE_GROUP = {
     "agent": "k.agent_id",
     "team": "k.team_id",
@@ -101,8 +101,6 @@ _BASELINE_GROUP = {
     "channel": "k.channel",
     "wrap_up_code": "k.wrap_up_code",
     "day": "k.bucket_start",
-    "interval": "k.bucket_start",
-    "weekday_hour": "k.bucket_start",
 }
 
 
@@ -113,14 +111,20 @@ def baseline_sql(group_by: str) -> str:
             "WHERE k.grain = 'day' AND k.bucket_start >= %s AND k.bucket_start < %s "
             "GROUP BY k.seconds"
         )
-    grain = "15m" if group_by in ("interval", "weekday_hour") else "day"
+    sums = (
+        "SUM(k.interactions), SUM(k.talk_seconds), SUM(k.hold_seconds), SUM(k.acw_seconds), "
+        "SUM(k.acw_count), SUM(k.timeouts), SUM(k.extended), SUM(k.too_short)"
+    )
+    if group_by in ("interval", "weekday_hour"):
+        return (
+            f"SELECT k.bucket_start, {sums} FROM reporting_teamintervalrollup k "
+            "WHERE k.bucket_start >= %s AND k.bucket_start < %s GROUP BY k.bucket_start"
+        )
     column = _BASELINE_GROUP[group_by]
     return (
-        f"SELECT {column}, SUM(k.interactions), SUM(k.talk_seconds), SUM(k.hold_seconds), "
-        "SUM(k.acw_seconds), SUM(k.acw_count), SUM(k.timeouts), SUM(k.extended), "
-        "SUM(k.too_short) FROM reporting_kpirollup k "
+        f"SELECT {column}, {sums} FROM reporting_kpirollup k "
         "JOIN agents_team t ON t.id = k.team_id "
-        f"WHERE k.grain = '{grain}' AND k.bucket_start >= %s AND k.bucket_start < %s "
+        "WHERE k.grain = 'day' AND k.bucket_start >= %s AND k.bucket_start < %s "
         f"GROUP BY {column}"
     )
 
