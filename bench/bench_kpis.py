@@ -67,6 +67,10 @@ def urls(first: str, last: str, team: Any, department: str, agent: str) -> list[
         (f"/api/v1/kpis?group_by=interval&{period}&format=csv", "interval"),
         (f"/api/v1/kpis/distribution?{period}", "distribution"),
         (f"/api/v1/kpis/distribution?{period}&team={team.name}&bin_seconds=5", "distribution"),
+        # One agent's intervals and histogram: that agent's raw rows (no agent rows per 15
+        # minutes, no agent duration rows).
+        (f"/api/v1/kpis?group_by=interval&{period}&agent={agent}", "interval"),
+        (f"/api/v1/kpis/distribution?{period}&agent={agent}", "distribution"),
         (f"/kpis/?{period}&group_by=agent", "agent"),
         (f"/kpis/?{period}&group_by=department", "department"),
         (f"/kpis/teams/{team.pk}/?{period}", "agent"),
