@@ -765,7 +765,7 @@ def _hourly_sparklines(
     points = (
         ended.annotate(point=ExtractHour("ended_at", tzinfo=site_tz()))
         .values_list("agent__external_id", "point")
-        .annotate(n=Count("pk"), acw=Sum(closed))
+        .annotate(n=Count("pk"), closed_seconds=Sum(closed))
         .order_by()
     )
     return _sparklines(points, 24)

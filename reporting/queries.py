@@ -26,7 +26,7 @@ import math
 import operator
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
@@ -402,7 +402,7 @@ class Measures:
 MEASURES = tuple(f.name for f in fields(Measures))
 
 
-def acw_whole_seconds(row: dict[str, Any]) -> int | None:
+def acw_whole_seconds(row: Mapping[str, Any]) -> int | None:
     """An interaction's ACW in the histogram: whole seconds rounded down; None while the ACW is
     open (its length is not known yet) or when there was none."""
     if row["acw__ended_at"] is None or row["acw__duration_seconds"] is None:

@@ -411,6 +411,23 @@ def _month_start(day: date, months_later: int) -> date:
     return date(day.year + month // 12, month % 12 + 1, 1)
 
 
+def test_the_team_page_draws_a_point_per_hour_of_one_day_from_its_raw_rows(
+    manager_maria: Any, alice: Agent, bob: Agent, north: Team
+) -> None:
+    ingest(
+        *call("alice", "a1", _today_at(9), talk=60, acw=20),
+        *call("alice", "a2", _today_at(9) + timedelta(minutes=30), talk=60, acw=40),
+        *call("bob", "b1", _today_at(14), talk=60, acw=90),
+    )
+    user_scope = pages.parse_scope(manager_maria, {"period": "today"}, team=north)
+    assert pages.sparkline_step(user_scope.period) == "hour"
+    # Before any rollup run: the hours come from the raw rows.
+    points = pages.agent_sparklines(user_scope)
+    assert len(points["alice"]) == 24
+    assert [(h, p) for h, p in enumerate(points["alice"]) if p is not None] == [(9, 30)]
+    assert [(h, p) for h, p in enumerate(points["bob"]) if p is not None] == [(14, 90)]
+
+
 def test_the_team_page_draws_a_point_per_week_over_a_long_period(
     client: Client, manager_maria: Any, alice: Agent, north: Team
 ) -> None:
