@@ -6,10 +6,11 @@ when it ended (``Interaction.team``). ``acw_seconds`` is the time from the inter
 the close of the ACW that followed it (``AcwSession.interaction``); an ACW still open counts the
 time elapsed so far (at most to its deadline, where the system closes it).
 
-``kpi_rows()`` reads the rollups (``reporting.models.KpiRollup``): day rows for whole site days in
-the range, 15-minute rows for the rest, the raw rows for whatever the rollups cannot answer
-exactly (intervals marked dirty since their last rollup, and range edges that are not on a
-15-minute boundary), plus the open ACWs. ``kpi_rows_raw()`` computes the same figures from the
+``kpi_rows()`` reads the rollups (``reporting.models.KpiRollup`` and the team tables): month,
+week and day rows for whole site days in the range, the 15-minute team rows for the rest, the
+raw rows for whatever the rollups cannot answer exactly (intervals marked dirty since their last
+rollup, 15-minute intervals where agents are named or codes grouped, and range edges that are
+not on a 15-minute boundary), plus the open ACWs. ``kpi_rows_raw()`` computes the same figures from the
 raw rows alone; it is the reference the rollups are tested against. ``acw_distribution()`` and
 ``acw_distribution_raw()`` do the same for the histogram of ACW durations
 (``reporting.models.TeamAcwDurationRollup``).
