@@ -194,7 +194,7 @@ def compute_rollups() -> int:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # The day rows of a busy minute's agents are sorted and hashed by the ten thousand:
-            # at the default 4 MB the coaching rows' sort spilled to disk.
+            # at the default 4 MB the sort of the day rows' statement spilled to disk.
             _execute("SET LOCAL work_mem = '32MB'", [])
         agent_ids = sorted(set(DirtyInterval.objects.values_list("agent_id", flat=True)))
         if agent_ids:
