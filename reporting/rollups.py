@@ -273,7 +273,6 @@ _VENDOR_SQL = {
         # ``floor(extract(epoch ...) / 900) * 900``, whose ``numeric`` arithmetic took 0.5 s
         # per 650,000 rows (a rebuild computes it for every interaction, twice).
         "quarter": "date_bin('15 minutes', {0}, TIMESTAMPTZ '1970-01-01 00:00:00+00')",
-        "plus_quarter": "({0} + interval '15 minutes')",
         "whole_seconds": "GREATEST(0, floor({0}))::integer",
         "late": "{0} > {1} + interval '{2} hours'",
         "unnest": "CROSS JOIN LATERAL jsonb_array_elements_text("
@@ -285,7 +284,6 @@ _VENDOR_SQL = {
     },
     "sqlite": {
         "quarter": "datetime((CAST(strftime('%%s', {0}) AS INTEGER) / 900) * 900, 'unixepoch')",
-        "plus_quarter": "datetime({0}, '+15 minutes')",
         "whole_seconds": "MAX(0, CAST({0} AS INTEGER))",
         "late": "{0} > strftime('%%Y-%%m-%%d %%H:%%M:%%f', {1}, '+{2} hours')",
         "unnest": ", json_each({0}) AS e",
