@@ -1436,7 +1436,9 @@ def _raw_ranges(
     ranges elsewhere (those in 15-minute segments are inside ``intervals``: an interval holding
     a dirty one lags in the team rows)."""
     in_quarters = [s for s, _ in plan.quarters], [e for _, e in plan.quarters]
-    raw = [Q(ended_at__gte=s, ended_at__lt=e) for s, e in [*plan.raw_edges, *_joined(intervals)]]
+    raw = [
+        Q(ended_at__gte=s, ended_at__lt=e) for s, e in [*plan.raw_edges, *joined_ranges(intervals)]
+    ]
     raw += [
         Q(agent_id__in=agent_ids, ended_at__gte=s, ended_at__lt=e)
         for (s, e), agent_ids in dirty_by_range(dirty).items()
@@ -1824,7 +1826,7 @@ def acw_duration_counts(
                     counts[r["seconds"]] = counts.get(r["seconds"], 0) + r["n"]
         if raw:
             ended = reduce(
-                operator.or_, [Q(ended_at__gte=s, ended_at__lt=e) for s, e in _joined(raw)]
+                operator.or_, [Q(ended_at__gte=s, ended_at__lt=e) for s, e in joined_ranges(raw)]
             )
             _count_raw_durations(counts, Interaction.objects.filter(where.q(), ended))
     return counts
@@ -1852,7 +1854,9 @@ def _lagging_plan(
         lagging |= coarse
 
 
-def _joined(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+def joined_ranges(
+    ranges: Iterable[tuple[datetime, datetime]],
+) -> list[tuple[datetime, datetime]]:
     """``ranges`` sorted, those that meet or overlap joined into one."""
     out: list[tuple[datetime, datetime]] = []
     for s, e in sorted(ranges):

@@ -78,6 +78,7 @@ from .queries import (
     MEASURES,
     QUARTER,
     bucket_end,
+    joined_ranges,
     quarter_ceil,
     quarter_start,
     site_day,
@@ -1487,7 +1488,7 @@ def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) ->
         if quarters:
             TeamIntervalRollup.objects.filter(bucket_start__in=quarters).delete()
             SiteIntervalRollup.objects.filter(bucket_start__in=quarters).delete()
-            _insert_team_intervals(_joined_quarters(quarters))
+            _insert_team_intervals(joined_ranges((q, q + QUARTER) for q in quarters))
         days = [
             (s, bucket_end(Grain.DAY, s)) for _, g, s in sorted(stale, key=_start) if g == Grain.DAY
         ]
@@ -1513,17 +1514,6 @@ def refresh_stale_buckets(now: datetime | None = None, *, ended: bool = True) ->
 
 def _start(stale: tuple[int, str, datetime]) -> datetime:
     return stale[2]
-
-
-def _joined_quarters(starts: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
-    """The 15-minute intervals starting at ``starts`` as ranges, adjacent ones joined."""
-    ranges: list[tuple[datetime, datetime]] = []
-    for start in sorted(set(starts)):
-        if ranges and ranges[-1][1] == start:
-            ranges[-1] = (ranges[-1][0], start + QUARTER)
-        else:
-            ranges.append((start, start + QUARTER))
-    return ranges
 
 
 def rebuild_day(day: date, *, month: bool = True) -> int:
