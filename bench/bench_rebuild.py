@@ -9,8 +9,8 @@ database (``manage.py seed_history``; a year takes half an hour to seed, so it i
 Unlike the other benchmarks this one works on the database DATABASE_URL names: it rewrites its
 rollups (the same rows) and runs one incremental rollup, nothing else. With ``BENCH_SHORT=1``
 (``make bench SHORT=1``) it seeds a test database of its own instead (``test_<name>``, dropped
-at the end) with 40 agents × 30 days, and rebuilds once: a quick check that it runs. Each run times the plain
-aggregates and then the rebuild, back to back, so that all see the same load. The baseline is
+at the end) with 40 agents × 30 days, and rebuilds once: a quick check that it runs. Each run
+times the plain aggregates and then the rebuild, back to back, so that all see the same load. The baseline is
 the issue's: the 15-minute GROUP BY of the raw rows and their day GROUP BY (per agent, site
 day, team, channel and code, the day in the site time zone as the day rows have it), two
 statements timed together, nothing written; the rebuild should stay within 5× of them. Each

@@ -25,7 +25,7 @@ import heapq
 import itertools
 import math
 import operator
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -1435,22 +1435,15 @@ def _raw_ranges(
     15-minute ``intervals`` without rollup rows (every agent), and the agents' ``dirty``
     ranges elsewhere (those in 15-minute segments are inside ``intervals``: an interval holding
     a dirty one lags in the team rows)."""
-    in_quarters = [s for s, _ in plan.quarters], [e for _, e in plan.quarters]
     raw = [
         Q(ended_at__gte=s, ended_at__lt=e) for s, e in [*plan.raw_edges, *joined_ranges(intervals)]
     ]
     raw += [
         Q(agent_id__in=agent_ids, ended_at__gte=s, ended_at__lt=e)
         for (s, e), agent_ids in dirty_by_range(dirty).items()
-        if not _inside(s, *in_quarters)
+        if not any(q_start <= s < q_end for q_start, q_end in plan.quarters)
     ]
     return reduce(operator.or_, raw) if raw else None
-
-
-def _inside(moment: datetime, starts: list[datetime], ends: list[datetime]) -> bool:
-    """Whether ``moment`` lies in one of the ranges [starts[n], ends[n]) (in order)."""
-    n = bisect_right(starts, moment) - 1
-    return n >= 0 and moment < ends[n]
 
 
 def kpi_rows(

@@ -884,24 +884,23 @@ def _insert_team_intervals(ranges: Sequence[tuple[datetime, datetime]]) -> None:
     intervals) from the raw rows, then their site rows from the team rows."""
     if not ranges:
         return
-    within = " OR ".join(["(i.ended_at >= %s AND i.ended_at < %s)"] * len(ranges))
-    bucket = _sql("quarter", "i.ended_at")
-    keys = f"{bucket}, i.team_id, i.channel"
-    now = _db(timezone.now())
+    within = " OR ".join(["({0} >= %s AND {0} < %s)"] * len(ranges))
+    params = [_db(timezone.now()), *(_db(moment) for bounds in ranges for moment in bounds)]
+    keys = f"{_sql('quarter', 'i.ended_at')}, i.team_id, i.channel"
     _execute(
         f"INSERT INTO {_table(TeamIntervalRollup)} (bucket_start, team_id, channel, "
         f"{', '.join(MEASURES)}, computed_at) "
         f"SELECT {keys}, {', '.join(_RAW_SUMS.values())}, %s FROM {_raw_rows('{} i')} "
-        f"WHERE {within} GROUP BY {keys} ORDER BY {keys}",
-        [now, *(_db(moment) for bounds in ranges for moment in bounds)],
+        f"WHERE {within.format('i.ended_at')} GROUP BY {keys} ORDER BY {keys}",
+        params,
     )
-    within = " OR ".join(["(k.bucket_start >= %s AND k.bucket_start < %s)"] * len(ranges))
     sums = ", ".join(f"SUM(k.{name})" for name in MEASURES)
     _execute(
         f"INSERT INTO {_table(SiteIntervalRollup)} (bucket_start, {', '.join(MEASURES)}, "
         f"computed_at) SELECT k.bucket_start, {sums}, %s FROM {_table(TeamIntervalRollup)} k "
-        f"WHERE {within} GROUP BY k.bucket_start ORDER BY k.bucket_start",
-        [now, *(_db(moment) for bounds in ranges for moment in bounds)],
+        f"WHERE {within.format('k.bucket_start')} GROUP BY k.bucket_start "
+        "ORDER BY k.bucket_start",
+        params,
     )
 
 
